@@ -1,0 +1,196 @@
+"""Runtime configuration: device, dtype, seeding, paths, and a fast hub-reachability check.
+
+Nothing here imports torch at module import time; torch is imported when a device or dtype
+is actually asked for.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+
+def data_dir() -> Path:
+    """The `data/` folder: $MMKIT_DATA if set, else the one beside the package (a source checkout)."""
+    return Path(os.environ.get("MMKIT_DATA", REPO_DIR / "data"))
+
+
+def models_dir() -> Path:
+    """Where the bundled checkpoints live (`data/models/<name>/`)."""
+    return data_dir() / "models"
+
+
+# ---------------------------------------------------------------------------------------------
+# device and dtype
+# ---------------------------------------------------------------------------------------------
+
+_DTYPES = {
+    "fp32": "float32", "float32": "float32", "float": "float32",
+    "fp16": "float16", "float16": "float16", "half": "float16",
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+}
+
+
+def get_device(device=None):
+    """Pick a torch.device: the argument, else $MMKIT_DEVICE, else cuda > mps > cpu."""
+    import torch
+
+    from .errors import InputError
+
+    choice = device if device is not None else os.environ.get("MMKIT_DEVICE") or None
+    if choice is not None and str(choice) != "auto":
+        try:
+            dev = torch.device(choice)
+        except (RuntimeError, TypeError) as e:
+            raise InputError(f"device {choice!r} is not a torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device {choice!r} was asked for but CUDA is not available here; use device='cpu'")
+        if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise InputError(f"device {choice!r} was asked for but MPS is not available here; use device='cpu'")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def get_dtype(device=None, dtype=None):
+    """Pick a torch dtype: the argument, else $MMKIT_DTYPE, else bf16/fp16 on GPU and fp32 on CPU."""
+    import torch
+
+    from .errors import InputError
+
+    choice = dtype if dtype is not None else os.environ.get("MMKIT_DTYPE") or None
+    if isinstance(choice, torch.dtype):
+        return choice
+    if choice is not None and str(choice) != "auto":
+        name = _DTYPES.get(str(choice).lower().replace("torch.", ""))
+        if name is None:
+            raise InputError(f"dtype {choice!r} is not understood; use 'fp32', 'fp16', 'bf16' or 'auto'")
+        return getattr(torch, name)
+    dev = get_device(device)
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dev.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed Python's, NumPy's and torch's generators (torch only if it is importable). Returns seed."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    if "torch" in sys.modules or _importable("torch"):
+        import torch
+
+        torch.manual_seed(seed)
+    return seed
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# hub reachability
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HubStatus:
+    """Whether the Hugging Face hub can be used from this process, and why."""
+
+    online: bool  # True when an HTTP request to the hub endpoint answered in time
+    reason: str   # one readable sentence
+    seconds: float  # how long the check took
+
+
+_HUB: HubStatus | None = None
+_HUB_LOCK = threading.Lock()
+_ANNOUNCED = False
+HUB_TIMEOUT_S = 1.5  # the whole reachability check never takes longer than this
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _probe(url: str, box: list) -> None:
+    try:
+        req = urllib.request.Request(url, method="HEAD")
+        urllib.request.urlopen(req, timeout=HUB_TIMEOUT_S)
+        box.append((True, "the hub answered"))
+    except urllib.error.HTTPError as e:  # any HTTP answer means the hub is reachable
+        box.append((True, f"the hub answered (HTTP {e.code})"))
+    except Exception as e:  # DNS failure, refused, TLS, timeout ...
+        box.append((False, f"{type(e).__name__}: {e}"))
+
+
+def hub_status(refresh: bool = False) -> HubStatus:
+    """Decide once per process whether the hub is reachable; never takes more than ~1.5 s.
+
+    When it is not, sets HF_HUB_OFFLINE=1 for this process (so later hub calls fail fast
+    instead of waiting ~30 s) and says so once on stderr.
+    """
+    global _HUB
+    with _HUB_LOCK:
+        if _HUB is not None and not refresh:
+            return _HUB
+        t0 = time.perf_counter()
+        if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
+            _HUB = HubStatus(False, "HF_HUB_OFFLINE is set", 0.0)
+            return _HUB
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        box: list = []
+        # a daemon thread, so a DNS lookup that hangs (socket timeouts do not cover it) cannot stall us
+        t = threading.Thread(target=_probe, args=(endpoint + "/api/models?limit=1", box), daemon=True)
+        t.start()
+        t.join(HUB_TIMEOUT_S)
+        online, reason = box[0] if box else (False, f"no answer from {endpoint} within {HUB_TIMEOUT_S:.1f} s")
+        _HUB = HubStatus(online, reason, time.perf_counter() - t0)
+        if not online:
+            go_offline(f"the Hugging Face hub is not reachable ({reason})")
+        return _HUB
+
+
+def go_offline(why: str = "") -> None:
+    """Put this process in hub-offline mode (HF_HUB_OFFLINE=1) and announce it once."""
+    global _ANNOUNCED
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub_consts = sys.modules.get("huggingface_hub.constants")
+    if hub_consts is not None:  # huggingface_hub reads the variable at import time
+        hub_consts.HF_HUB_OFFLINE = True
+    if not _ANNOUNCED:
+        _ANNOUNCED = True
+        msg = f"mmkit: working offline: {why}. " if why else "mmkit: working offline. "
+        print(msg + "Family names (e.g. 'blip-caption') use the bundled ShapesWorld models; "
+              "models already in your Hugging Face cache still load.", file=sys.stderr)
+
+
+def is_cached(repo_id: str) -> bool:
+    """True when a hub model's config is already in the local Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return False
+    try:
+        path = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:
+        return False
+    return isinstance(path, str) and os.path.exists(path)

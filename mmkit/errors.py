@@ -1,0 +1,26 @@
+"""Errors that mmkit raises on purpose, with a message that names the fix."""
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad user input: the message names the input, what is wrong, and how to fix it."""
+
+
+def describe(x: object, limit: int = 60) -> str:
+    """A short human description of an input, for error messages."""
+    import os
+
+    if isinstance(x, (str, os.PathLike)):
+        s = os.fspath(x)
+        return repr(s if len(s) <= limit else s[: limit - 3] + "...")
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return f"bytes input ({len(x)} bytes)"
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    if shape is not None:
+        return f"{type(x).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    size = getattr(x, "size", None)
+    mode = getattr(x, "mode", None)
+    if mode is not None and size is not None:
+        return f"PIL image ({mode}, {size[0]}x{size[1]})"
+    return f"{type(x).__name__} object"

@@ -1,0 +1,1 @@
+"""Small training utilities used by the notebooks and by the scripts that build data/models/."""
