@@ -5,7 +5,10 @@
 from . import config, data
 from .data import ShapesWorld, load_image
 from .errors import InputError
+from .models import Loaded, list_models, load_model
+from .tasks import answer, caption, embed_images, embed_texts, match, retrieve, zero_shot
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "load_image", "ShapesWorld", "config", "data"]
+__all__ = ["InputError", "Loaded", "ShapesWorld", "answer", "caption", "config", "data", "embed_images",
+           "embed_texts", "list_models", "load_image", "load_model", "match", "retrieve", "zero_shot"]

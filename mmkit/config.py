@@ -194,3 +194,24 @@ def is_cached(repo_id: str) -> bool:
     except Exception:
         return False
     return isinstance(path, str) and os.path.exists(path)
+
+
+def environment() -> dict[str, str]:
+    """What this machine runs: versions, device, default dtype, and whether the hub is reachable."""
+    import platform
+    from importlib import metadata
+
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    info = {"python": platform.python_version()}
+    info.update({pkg: version(pkg) for pkg in ("torch", "transformers", "ipywidgets", "matplotlib")})
+    dev = get_device()
+    info["device"] = str(dev)
+    info["dtype"] = str(get_dtype(dev)).replace("torch.", "")
+    hub = hub_status()
+    info["hub"] = "reachable" if hub.online else f"offline ({hub.reason})"
+    return info

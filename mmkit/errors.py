@@ -12,7 +12,7 @@ def describe(x: object, limit: int = 60) -> str:
 
     if isinstance(x, (str, os.PathLike)):
         s = os.fspath(x)
-        return repr(s if len(s) <= limit else s[: limit - 3] + "...")
+        return repr(s if len(s) <= limit else "..." + s[-(limit - 3):])  # keep the file name
     if isinstance(x, (bytes, bytearray, memoryview)):
         return f"bytes input ({len(x)} bytes)"
     shape = getattr(x, "shape", None)

@@ -154,7 +154,7 @@ def _mode_to_rgb(im: Image.Image) -> Image.Image:
 def _from_array(a: np.ndarray, name: str) -> Image.Image:
     if a.size == 0:
         raise InputError(f"{name} is empty; pass an HxW or HxWx3 array with at least one pixel")
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] > 4:
         a = a.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C): the torch layout, unambiguous here
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]

@@ -1,0 +1,116 @@
+"""Metrics: retrieval R@K, VQA accuracy, exact match, ROC AUC, and COCO caption scores.
+
+Caption scores come from pycocoevalcap (the COCO caption evaluation code), not re-implementations.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _as_numpy(sim) -> np.ndarray:
+    if hasattr(sim, "detach"):
+        sim = sim.detach().float().cpu().numpy()
+    a = np.asarray(sim, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] > a.shape[1]:
+        raise ValueError(f"sim must be a (queries, items) matrix with queries <= items, got shape {a.shape}")
+    return a
+
+
+def ranks(sim) -> np.ndarray:
+    """1-based rank of the correct item (the diagonal) for each query of a (Q, N) similarity matrix."""
+    a = _as_numpy(sim)
+    correct = a[np.arange(len(a)), np.arange(len(a))][:, None]  # (Q, 1)
+    return (a > correct).sum(axis=1) + 1  # ties count in the query's favour
+
+
+def recall_at_k(sim, k: int = 1) -> float:
+    """Share of queries whose correct item (on the diagonal of sim, shape (Q, N)) is in the top k."""
+    return float((ranks(sim) <= k).mean())
+
+
+def mean_rank(sim) -> float:
+    """Mean 1-based rank of the correct item over the queries of a (Q, N) similarity matrix."""
+    return float(ranks(sim).mean())
+
+
+def normalize_answer(s: str) -> str:
+    """Lower-case, strip punctuation and articles: the usual VQA answer normalisation (simplified)."""
+    s = re.sub(r"[^\w\s]", " ", str(s).lower())
+    return " ".join(w for w in s.split() if w not in {"a", "an", "the"})
+
+
+def vqa_accuracy(preds: Sequence[str], answers: Sequence) -> float:
+    """Mean VQA accuracy: with one reference, exact match; with a list of human answers, min(#agree / 3, 1)."""
+    if len(preds) != len(answers):
+        raise ValueError(f"{len(preds)} predictions but {len(answers)} answers")
+    if not preds:
+        return float("nan")
+    total = 0.0
+    for p, a in zip(preds, answers):
+        p = normalize_answer(p)
+        if isinstance(a, str):
+            total += float(p == normalize_answer(a))
+        else:
+            total += min(sum(p == normalize_answer(x) for x in a) / 3.0, 1.0)
+    return total / len(preds)
+
+
+def exact_match(hyps: Sequence[str], refs: Sequence) -> float:
+    """Share of hypotheses equal (after whitespace/case normalisation) to their reference (or any of them)."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    norm = lambda s: " ".join(str(s).lower().split())  # noqa: E731
+    hits = [norm(h) in ({norm(r)} if isinstance(r, str) else {norm(x) for x in r}) for h, r in zip(hyps, refs)]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def roc_auc(pos_scores, neg_scores) -> float:
+    """Area under the ROC curve: P(score of a random positive > that of a random negative), ties count 1/2."""
+    pos = np.asarray(pos_scores, dtype=np.float64).ravel()
+    neg = np.asarray(neg_scores, dtype=np.float64).ravel()
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("roc_auc needs at least one positive and one negative score")
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    r = np.empty(len(allv))
+    sorted_v = allv[order]
+    # average ranks for ties
+    i = 0
+    while i < len(sorted_v):
+        j = i
+        while j + 1 < len(sorted_v) and sorted_v[j + 1] == sorted_v[i]:
+            j += 1
+        r[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def caption_scores(hyps: Mapping, refs: Mapping) -> dict[str, float]:
+    """Corpus BLEU-1..4, ROUGE-L and CIDEr-D from pycocoevalcap.
+
+    Args:
+        hyps: {id: [hypothesis]} (one string per id; a bare string is accepted too).
+        refs: {id: [reference, ...]}, the same ids.
+    """
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+    except ImportError:
+        raise ImportError("caption_scores needs pycocoevalcap: pip install pycocoevalcap") from None
+    if set(hyps) != set(refs):
+        raise ValueError("hyps and refs must have the same ids")
+    if not hyps:
+        raise ValueError("caption_scores needs at least one caption")
+    tok = lambda s: " ".join(re.findall(r"[a-z0-9]+", str(s).lower()))  # noqa: E731  PTB-like, no Java
+    res = {k: [tok(v if isinstance(v, str) else v[0])] for k, v in hyps.items()}
+    gts = {k: [tok(r) for r in ([v] if isinstance(v, str) else v)] for k, v in refs.items()}
+    out: dict[str, float] = {}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    out.update({f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)})
+    out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
+    out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+    return out
