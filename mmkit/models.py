@@ -278,14 +278,14 @@ def load_model(name_or_path, device=None, dtype=None, attention: bool = False) -
     if isinstance(name_or_path, Loaded):
         return name_or_path
     spec = resolve(name_or_path)
+    if spec.source == "pretrained" and not config.is_cached(spec.repo) and not config.hub_status().online:
+        raise InputError(_offline_message(spec))  # decided before torch is even imported
     dev = config.get_device(device)
     dt = config.get_dtype(dev, dtype)
     key = (spec.repo, str(dev), str(dt), bool(attention))
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        if spec.source == "pretrained" and not config.is_cached(spec.repo) and not config.hub_status().online:
-            raise InputError(_offline_message(spec))
         loaded = _load(spec, dev, dt, attention)
         _CACHE[key] = loaded
         return loaded

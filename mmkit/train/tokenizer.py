@@ -58,3 +58,40 @@ def _rebuild_wordpiece(vocab: dict[str, int]):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     return tok
+
+
+CLIP_SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
+# CLIP's own pre-tokenizer: specials, contractions, letter runs, single digits, punctuation runs
+CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+
+
+def train_clip_bpe(texts: Iterable[str] | None = None, vocab_size: int = 600, model_max_length: int = 32):
+    """A CLIP-style byte-level BPE tokenizer (lower-cased, words end in '</w>') as a transformers CLIPTokenizer.
+
+    Ids: <|startoftext|> = 0, <|endoftext|> = 1 (also pad and unk, as in CLIP), then the 256 byte symbols,
+    the 256 byte symbols with '</w>', then the merges. Every byte string is encodable, so nothing is unknown.
+    """
+    import json
+
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    texts = list(texts) if texts is not None else shapes_corpus()
+    tok = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>", unk_token=CLIP_SPECIALS[1]))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(CLIP_SPLIT), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=CLIP_SPECIALS, initial_alphabet=alphabet,
+                                  end_of_word_suffix="</w>", min_frequency=1, show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    model = json.loads(tok.to_str())["model"]
+    learned = [w for w in sorted(model["vocab"], key=model["vocab"].get) if w not in CLIP_SPECIALS]
+    symbols = sorted(alphabet)
+    vocab: dict[str, int] = {}
+    for w in CLIP_SPECIALS + symbols + [s + "</w>" for s in symbols] + learned:
+        vocab.setdefault(w, len(vocab))
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)

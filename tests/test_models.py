@@ -1,0 +1,117 @@
+"""The registry and load_model: names, families, offline behaviour, caching, safety."""
+import json
+import shutil
+import time
+
+import pytest
+
+import mmkit
+from mmkit import InputError, models
+
+
+def test_list_models_has_every_kind_of_name():
+    table = mmkit.list_models()
+    names = table.names()
+    for n in ["clip", "blip-caption", "clip-b32", "clip-l14", "align-base", "vilt-b32-vqa", "vilt-itm",
+              "blip-caption-base", "blip-caption-large", "blip-vqa-base", "blip-itm-base", "blip2-opt-2.7b",
+              "shapes-clip", "shapes-align", "shapes-vilt-vqa", "shapes-blip-caption", "shapes-blip-vqa",
+              "shapes-blip-itm"]:
+        assert n in names
+    text = str(table)
+    assert "openai/clip-vit-base-patch32" in text and "8-bit" in text  # BLIP-2 memory guidance
+    assert {r[0] for r in mmkit.list_models("bundled")} == {"bundled"}
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(InputError, match="blip-caption"):
+        models.resolve("blip-captoin")
+    with pytest.raises(InputError, match="list_models"):
+        models.resolve("zzzz")
+
+
+def test_unreachable_hub_id_fails_fast_with_offline_advice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(mmkit.config, "_HUB", None)
+    import huggingface_hub  # noqa: F401  (one-time import cost is not what is measured)
+
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as e:
+        mmkit.load_model("blip-caption-base")
+    assert time.perf_counter() - t0 < 2.0
+    msg = str(e.value)
+    assert "shapes-blip-caption" in msg and "not reachable" in msg
+    with pytest.raises(InputError, match="not reachable|could not"):
+        mmkit.load_model("someone/some-model")
+
+
+def _fake_models_dir(tmp_path, monkeypatch, model_dirs, names=("shapes-clip",), family="clip"):
+    root = tmp_path / "models"
+    for n in names:
+        shutil.copytree(model_dirs(family), root / n)
+        (root / n / "mmkit.json").write_text(json.dumps({"family": family, "zero_shot_template": "a {}"}))
+    monkeypatch.setattr(mmkit.config, "models_dir", lambda: root)
+    return root
+
+
+def test_family_name_falls_back_to_bundled_offline_and_says_so(tmp_path, monkeypatch, model_dirs, capsys):
+    _fake_models_dir(tmp_path, monkeypatch, model_dirs)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(mmkit.config, "_HUB", None)
+    monkeypatch.setattr(models, "_ANNOUNCED", set())
+    m = mmkit.load_model("clip")
+    assert m.spec.name == "shapes-clip" and m.spec.source == "bundled"
+    assert "'clip' -> shapes-clip (bundled)" in capsys.readouterr().err
+    assert m.spec.zero_shot_template == "a {}"
+    assert mmkit.load_model("clip") is m  # cached per process
+    models.resolve("clip")
+    assert capsys.readouterr().err == ""  # announced once
+
+
+def test_family_name_prefers_a_cached_pretrained_model(monkeypatch):
+    monkeypatch.setattr(mmkit.config, "is_cached", lambda repo: repo == "openai/clip-vit-base-patch32")
+    spec = models.resolve("clip")
+    assert spec.name == "clip-b32" and spec.source == "pretrained" and "cache" in spec.chosen_by
+
+
+def test_missing_bundled_model_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(mmkit.config, "models_dir", lambda: tmp_path)
+    with pytest.raises(InputError, match="make models"):
+        mmkit.load_model("shapes-vilt-vqa")
+
+
+def test_path_loading_cache_and_eager_attention(model_dirs):
+    d = model_dirs("blip-caption")
+    a = mmkit.load_model(d)
+    assert a.spec.source == "path" and a.spec.family == "blip-caption"
+    assert mmkit.load_model(d) is a
+    b = mmkit.load_model(d, attention=True)
+    assert b is not a and b.attention
+    assert b.model.config._attn_implementation == "eager"
+    assert mmkit.load_model(a) is a
+
+
+def test_only_safetensors_are_loaded(tmp_path, model_dirs):
+    import torch
+    from safetensors.torch import load_file
+
+    d = tmp_path / "pickled"
+    shutil.copytree(model_dirs("vilt-vqa"), d)
+    torch.save(load_file(d / "model.safetensors"), d / "pytorch_model.bin")
+    (d / "model.safetensors").unlink()
+    with pytest.raises(InputError, match="safetensors"):
+        mmkit.load_model(str(d))
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        mmkit.load_model(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"]}))
+    with pytest.raises(InputError, match="supported classes"):
+        mmkit.load_model(str(tmp_path))
+
+
+def test_no_remote_code_anywhere():
+    import pathlib
+
+    for f in pathlib.Path(mmkit.__file__).parent.rglob("*.py"):
+        assert "trust_remote_code=True" not in f.read_text(), f
