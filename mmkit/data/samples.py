@@ -17,7 +17,6 @@ SAMPLES = {
     "cat": ("skimage", "data/chelsea.png", "Chelsea the cat"),
     "coffee": ("skimage", "data/coffee.png", "a cup of coffee on a saucer"),
     "rocket": ("skimage", "data/rocket.jpg", "a rocket on its launch pad"),
-    "motorcycle": ("skimage", "data/motorcycle_left.png", "a motorcycle in a workshop"),
     "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "Rear Admiral Grace Hopper"),
 }
 

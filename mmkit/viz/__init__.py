@@ -1,4 +1,4 @@
 """matplotlib figures for mmkit: every function returns a Figure and works headless (Agg)."""
-from .scenes import scene_card, scene_grid
+from .scenes import image_grid, scene_card, scene_grid
 
-__all__ = ["scene_card", "scene_grid"]
+__all__ = ["image_grid", "scene_card", "scene_grid"]

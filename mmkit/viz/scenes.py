@@ -19,23 +19,36 @@ def _draw_boxes(ax, objects, lw: float = 1.5):
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="black", lw=lw, ls="--"))
 
 
-def scene_grid(scenes, cols: int = 8, boxes: bool = False, captions: bool = True, ax=None):
-    """Show scenes in a grid with wrapped captions under each image. Returns the Figure."""
-    scenes = list(scenes)
-    cols = max(1, min(cols, len(scenes) or 1))
-    rows = max(1, -(-len(scenes) // cols))
-    fig = _new_figure((1.9 * cols, (2.3 if captions else 1.9) * rows))
+def image_grid(images, titles=None, cols: int = 8, size: float = 1.9, wrap: int = 22):
+    """Show images in a grid, each with an optional wrapped title. Returns the Figure.
+
+    Args:
+        images: a list of PIL images or arrays, or a dict {title: image}.
+        titles: one string per image (ignored for a dict).
+    """
+    if isinstance(images, dict):
+        titles, images = list(images), list(images.values())
+    images = list(images)
+    cols = max(1, min(cols, len(images) or 1))
+    rows = max(1, -(-len(images) // cols))
+    fig = _new_figure((size * cols, (size + (0.4 if titles else 0)) * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax_ in enumerate(axes.flat):
         ax_.axis("off")
-        if k >= len(scenes):
-            continue
-        s = scenes[k]
-        ax_.imshow(s.image)
-        if boxes:
+        if k < len(images):
+            ax_.imshow(images[k])
+            if titles:
+                ax_.set_title("\n".join(textwrap.wrap(str(titles[k]), wrap)), fontsize=7)
+    return fig
+
+
+def scene_grid(scenes, cols: int = 8, boxes: bool = False, captions: bool = True):
+    """Show scenes in a grid with wrapped captions under each image (and their boxes). Returns the Figure."""
+    scenes = list(scenes)
+    fig = image_grid([s.image for s in scenes], [s.caption for s in scenes] if captions else None, cols=cols)
+    if boxes:
+        for ax_, s in zip((a for a in fig.axes if a.images), scenes):
             _draw_boxes(ax_, s.objects, lw=1)
-        if captions:
-            ax_.set_title("\n".join(textwrap.wrap(s.caption, 22)), fontsize=7)
     return fig
 
 

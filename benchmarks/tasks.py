@@ -1,0 +1,173 @@
+"""Throughput of mmkit's task functions against two baselines, measured in one run.
+
+Baselines, for the same model, images and decoding settings:
+  pipeline: the transformers pipeline for the task ("image-text-to-text" for captioning,
+            "zero-shot-image-classification" for zero-shot), given the whole batch.
+  naive:    the pattern of loading the model and processor inside every call, one image per call.
+And for zero-shot over many labels: label-embedding caching (mmkit's default) against re-encoding
+the labels on every call, one image per call as an interactive panel does.
+
+Models: the bundled shapes-blip-caption / shapes-clip, and real-size random-init BLIP-base / CLIP ViT-B/32
+(the architectures of Salesforce/blip-image-captioning-base and openai/clip-vit-base-patch32).
+
+    python benchmarks/tasks.py            # full run, writes benchmarks/tasks_results.json
+    python benchmarks/tasks.py --quick    # small batches, for a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import torch  # noqa: E402
+from transformers import pipeline  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+import mmkit  # noqa: E402
+from mmkit.data import ShapesWorld  # noqa: E402
+from mmkit.models import clear_cache  # noqa: E402
+from mmkit.testing import random_model_dir  # noqa: E402
+
+hf_logging.set_verbosity_error()
+
+
+def timed(fn, repeats: int = 2) -> float:
+    """Median wall time of fn() over `repeats` runs, after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_caption(name: str, path: str, images, tokens: int, naive_n: int) -> dict:
+    n = len(images)
+    m = mmkit.load_model(path)
+    kw = dict(max_new_tokens=tokens, min_new_tokens=tokens)  # every method generates exactly `tokens` tokens
+    t_mmkit = timed(lambda: mmkit.caption(m, images, batch_size=n, **kw))
+    pipe = pipeline("image-text-to-text", model=path, dtype=torch.float32)
+    t_pipe = timed(lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw))
+
+    def naive():
+        for im in images[:naive_n]:
+            from transformers import AutoProcessor, BlipForConditionalGeneration
+
+            model = BlipForConditionalGeneration.from_pretrained(path).eval()
+            proc = AutoProcessor.from_pretrained(path)
+            with torch.inference_mode():
+                model.generate(**proc(images=im, return_tensors="pt"), **kw)
+
+    t_naive = timed(naive, repeats=1) * n / naive_n
+    return row("caption", name, n, t_mmkit, t_pipe, t_naive)
+
+
+def bench_zero_shot(name: str, path: str, images, labels, naive_n: int) -> dict:
+    n = len(images)
+    m = mmkit.load_model(path)
+    m.cache.clear()
+    t_mmkit = timed(lambda: mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n))
+    pipe = pipeline("zero-shot-image-classification", model=path, dtype=torch.float32)
+    t_pipe = timed(lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n))
+
+    def naive():
+        for im in images[:naive_n]:
+            from transformers import AutoProcessor, CLIPModel
+
+            model = CLIPModel.from_pretrained(path).eval()
+            proc = AutoProcessor.from_pretrained(path)
+            with torch.inference_mode():
+                model(**proc(images=im, text=[f"a {lab}" for lab in labels], return_tensors="pt", padding=True))
+
+    t_naive = timed(naive, repeats=1) * n / naive_n
+    return row("zero_shot", name, n, t_mmkit, t_pipe, t_naive)
+
+
+def bench_label_cache(name: str, path: str, images, n_labels: int) -> dict:
+    """Zero-shot one image per call over n_labels labels: cached label embeddings vs re-encoding them."""
+    m = mmkit.load_model(path)
+    labels = [f"label number {i}" for i in range(n_labels)]
+
+    def cached():
+        for im in images:
+            mmkit.zero_shot(m, im, labels)
+
+    def recompute():
+        for im in images:
+            m.cache.clear()
+            mmkit.zero_shot(m, im, labels)
+
+    t_cached, t_recompute = timed(cached), timed(recompute)
+    return {"task": f"zero_shot x{n_labels} labels, 1 image/call", "model": name, "images": len(images),
+            "cached_img_s": len(images) / t_cached, "recompute_img_s": len(images) / t_recompute,
+            "speedup": t_recompute / t_cached}
+
+
+def row(task, model, n, t_mmkit, t_pipe, t_naive) -> dict:
+    return {"task": task, "model": model, "images": n, "mmkit_img_s": n / t_mmkit, "pipeline_img_s": n / t_pipe,
+            "naive_img_s": n / t_naive, "vs_pipeline": t_pipe / t_mmkit, "vs_naive": t_naive / t_mmkit}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="8 images instead of 32")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--out", default=str(Path(__file__).with_name("tasks_results.json")))
+    args = ap.parse_args(argv)
+    n = 8 if args.quick else args.batch
+    images = ShapesWorld(n, seed=0, split="test").images
+    labels9 = [f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "triangle")]
+    tmp = Path(tempfile.mkdtemp(prefix="mmkit-bench-"))
+    clear_cache()
+    results = []
+    models = {"caption": [], "zero_shot": []}
+    for bundled, fam in (("shapes-blip-caption", "caption"), ("shapes-clip", "zero_shot")):
+        path = mmkit.config.models_dir() / bundled
+        if (path / "config.json").exists():
+            models[fam].append((bundled, str(path)))
+        else:
+            print(f"(skipping {bundled}: not built)")
+    models["caption"].append(("blip-base (random init)", str(random_model_dir("blip-caption", "base", tmp / "blip"))))
+    models["zero_shot"].append(("clip-b32 (random init)", str(random_model_dir("clip", "base", tmp / "clip"))))
+
+    for name, path in models["caption"]:
+        print(f"caption: {name} ...", flush=True)
+        results.append(bench_caption(name, path, images, tokens=10, naive_n=2 if args.quick else 4))
+    for name, path in models["zero_shot"]:
+        print(f"zero_shot: {name} ...", flush=True)
+        results.append(bench_zero_shot(name, path, images, labels9, naive_n=2 if args.quick else 4))
+    for name, path in models["zero_shot"]:
+        print(f"label cache: {name} ...", flush=True)
+        results.append(bench_label_cache(name, path, images[: min(n, 16)], 100))
+
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+              f"{torch.get_num_threads()} threads"
+    print(f"\nmachine: {machine}\n")
+    print("| task | model | images | mmkit img/s | pipeline img/s | naive img/s | x pipeline | x naive |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if "vs_pipeline" in r:
+            print(f"| {r['task']} | {r['model']} | {r['images']} | {r['mmkit_img_s']:.1f} | {r['pipeline_img_s']:.1f} "
+                  f"| {r['naive_img_s']:.2f} | {r['vs_pipeline']:.2f} | {r['vs_naive']:.1f} |")
+    print("\n| task | model | images | cached img/s | re-encoding img/s | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        if "speedup" in r:
+            print(f"| {r['task']} | {r['model']} | {r['images']} | {r['cached_img_s']:.1f} | "
+                  f"{r['recompute_img_s']:.1f} | {r['speedup']:.1f} |")
+    Path(args.out).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
