@@ -1,0 +1,58 @@
+"""Cross-modal attention maps for CLIP, ALIGN, ViLT and BLIP, on each model's true patch grid.
+
+`attention_maps(m, image, text=None)` returns an `AttentionMaps`; see `maps.py` for its helpers.
+"""
+from __future__ import annotations
+
+from ..data.images import load_image
+from ..errors import InputError
+from ..models import Loaded, load_model, require
+from .maps import AttentionMaps, merge_pieces, rollout, to_grid
+
+__all__ = ["AttentionMaps", "attention_maps", "merge_pieces", "rollout", "to_grid"]
+
+
+def _eager(m: Loaded) -> Loaded:
+    """Switch the model to eager attention (sdpa returns no attention weights); a no-op if it is."""
+    if not m.attention and getattr(m.model.config, "_attn_implementation", "eager") != "eager":
+        m.model.set_attn_implementation("eager")
+    m.attention = True
+    return m
+
+
+def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps:
+    """Cross-modal maps of one image and one text.
+
+    Args:
+        m: a Loaded model (or a name) of family clip, align, vilt-vqa, vilt-itm, blip-caption, blip-vqa, blip-itm.
+        image: anything load_image accepts.
+        text: the prompt (CLIP/ALIGN), question (VQA), caption (ITM, ViLT-ITM); for captioning models
+            None generates the caption first (kwargs go to generate), or give a caption to inspect.
+    """
+    from .cross import blip_caption_maps, blip_itm_maps, blip_vqa_maps, vilt_maps
+    from .dual import align_maps, clip_maps
+
+    m = load_model(m, attention=True) if isinstance(m, str) else m
+    require(m, "attention_maps")
+    if m.spec.family in ("blip2",):
+        raise InputError("attention maps for BLIP-2 are not implemented yet; use blip-caption or blip-vqa")
+    image = load_image(image)
+    fam = m.spec.family
+    if text is not None:
+        if not isinstance(text, str) or not text.replace("\x00", "").strip():
+            raise InputError("text is empty; type a prompt, a question or a caption")
+        text = " ".join(text.replace("\x00", "").split())
+    elif fam != "blip-caption":
+        raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
+    m = _eager(m)
+    if fam == "blip-caption":
+        return blip_caption_maps(m, image, text, **kwargs)
+    if fam == "blip-vqa":
+        return blip_vqa_maps(m, image, text, **kwargs)
+    if fam == "blip-itm":
+        return blip_itm_maps(m, image, text, **kwargs)
+    if fam.startswith("vilt"):
+        return vilt_maps(m, image, text)
+    if fam == "clip":
+        return clip_maps(m, image, text)
+    return align_maps(m, image, text)

@@ -1,0 +1,176 @@
+"""AttentionMaps: the cross-modal maps of one image and one text, on the model's true patch grid."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def merge_pieces(pieces: list[str]) -> tuple[list[str], list[list[int]]]:
+    """Merge sub-word pieces into readable words: WordPiece '##x' continues a word, BPE 'x</w>' ends one.
+
+    Returns (words, groups) where groups[i] lists the piece indices of words[i].
+    """
+    words: list[str] = []
+    groups: list[list[int]] = []
+    bpe = any(p.endswith("</w>") for p in pieces)
+    open_word = False  # the last word may still grow (a BPE piece without '</w>')
+    for i, p in enumerate(pieces):
+        bpe_end = p.endswith("</w>")
+        text = p[:-4] if bpe_end else p
+        if p.startswith("##") and words:
+            words[-1] += text[2:]
+            groups[-1].append(i)
+        elif open_word and words:
+            words[-1] += text
+            groups[-1].append(i)
+        else:
+            words.append(text.replace("Ġ", "").replace("▁", ""))
+            groups.append([i])
+        open_word = bpe and not bpe_end
+    return words, groups
+
+
+def _norm(w: str) -> str:
+    return re.sub(r"[^\w]", "", w.lower())
+
+
+@dataclass
+class AttentionMaps:
+    """Maps from text tokens (or queries) to image patches.
+
+    attn:  raw attention, (layers, heads, n_pieces, gh, gw), or None when the model has none (ALIGN).
+    extra: other methods, each (n_pieces, gh, gw): "rollout", "relevance", "gradcam", "similarity".
+    Words are readable (sub-words merged); `groups[i]` gives the pieces of word i.
+    """
+
+    image: object  # the RGB PIL image the maps belong to
+    words: list[str]
+    groups: list[list[int]]
+    pieces: list[str]
+    grid: tuple[int, int]  # (rows, cols) of the patch grid
+    attn: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    model: str = ""  # name of the model the maps come from
+    text: str = ""  # the caption / question / prompt
+    kind: str = "words"  # "words", or "queries" for BLIP-2 Q-Former queries
+    notes: dict = field(default_factory=dict)  # e.g. which layer a Grad-CAM used
+
+    @property
+    def tokens(self) -> list[str]:
+        """The readable words (or query labels) that have maps."""
+        return self.words
+
+    @property
+    def methods(self) -> list[str]:
+        """Available map methods: "attention" (raw) when present, then the extra ones."""
+        return (["attention"] if self.attn is not None else []) + list(self.extra)
+
+    @property
+    def layers(self) -> int:
+        return 0 if self.attn is None else self.attn.shape[0]
+
+    @property
+    def heads(self) -> int:
+        return 0 if self.attn is None else self.attn.shape[1]
+
+    def index(self, word) -> int:
+        """Word index of a word (case and punctuation ignored; first occurrence) or an int index."""
+        if isinstance(word, (int, np.integer)):
+            if not -len(self.words) <= word < len(self.words):
+                raise InputError(f"token index {word} out of range: there are {len(self.words)} tokens")
+            return int(word) % len(self.words)
+        key = _norm(str(word))
+        for i, w in enumerate(self.words):
+            if _norm(w) == key:
+                return i
+        raise InputError(f"{word!r} is not one of the tokens {self.words}; pass one of them or its index")
+
+    def for_token(self, word, layer: int | None = None, head: int | None = None, agg: str = "mean",
+                  size=None, method: str | None = None) -> np.ndarray:
+        """The map of one word, (gh, gw), or upsampled to size.
+
+        Args:
+            word: a word of the text (resolved to its sub-word pieces, averaged) or its index.
+            layer: a layer index (negative counts from the end); None averages all layers.
+            head: a head index; None aggregates the heads with agg.
+            agg: "mean" or "max" over heads, or "rollout" (attention rollout across layers).
+            size: None (the patch grid), "image" (the image's size) or (height, width).
+            method: "attention", "rollout", "relevance", "gradcam" or "similarity"; default: raw
+                attention when the model has it, else the first extra method.
+        """
+        pieces = self.groups[self.index(word)]
+        if agg == "rollout":
+            method = "rollout"
+        elif agg not in ("mean", "max"):
+            raise InputError(f"agg={agg!r}: use 'mean', 'max' or 'rollout'")
+        method = method or self.methods[0]
+        if method == "attention":
+            if self.attn is None:
+                raise InputError(f"{self.model} has no attention maps; use one of {self.methods}")
+            a = self.attn[:, :, pieces].mean(axis=2)  # (layers, heads, gh, gw)
+            a = a.mean(axis=0) if layer is None else a[self._check(layer, self.layers, "layer")]
+            if head is None:
+                m = a.mean(axis=0) if agg == "mean" else a.max(axis=0)
+            else:
+                m = a[self._check(head, self.heads, "head")]
+        elif method in self.extra:
+            m = self.extra[method][pieces].mean(axis=0)
+        else:
+            raise InputError(f"method {method!r} is not available for {self.model}; choose one of {self.methods}")
+        return self._resize(np.asarray(m, dtype=np.float32), size)
+
+    @staticmethod
+    def _check(i: int, n: int, what: str) -> int:
+        if not -n <= i < n:
+            raise InputError(f"{what} {i} out of range: the model has {n} {what}s")
+        return i
+
+    def _resize(self, m: np.ndarray, size) -> np.ndarray:
+        if size is None:
+            return m
+        if size == "image":
+            w, h = self.image.size
+        else:
+            h, w = size
+        import torch
+
+        t = torch.from_numpy(m)[None, None]  # (1, 1, gh, gw)
+        up = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+        return up[0, 0].numpy()
+
+    def __repr__(self) -> str:
+        return (f"AttentionMaps({self.model!r}, {len(self.words)} {self.kind}, grid={self.grid}, "
+                f"layers={self.layers}, heads={self.heads}, methods={self.methods})")
+
+
+def to_grid(values, index, grid) -> np.ndarray:
+    """Scatter per-patch values onto the grid: values (..., P), index (P, 2) of (row, col) -> (..., gh, gw).
+
+    Cells with no patch (dropped by the model) stay 0.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    out = np.zeros(values.shape[:-1] + tuple(grid), dtype=np.float32)
+    rows, cols = np.asarray(index)[:, 0], np.asarray(index)[:, 1]
+    out[..., rows, cols] = values
+    return out
+
+
+def rollout(self_attn: np.ndarray) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema): product over layers of (A + I) / 2, heads averaged.
+
+    Args:
+        self_attn: (layers, heads, L, L) self-attention.
+    Returns (L, L): how much each token draws on each input token through all layers.
+    """
+    n = self_attn.shape[-1]
+    r = np.eye(n, dtype=np.float64)
+    for a in self_attn:
+        a = a.mean(axis=0)  # (L, L) average heads
+        a = 0.5 * a + 0.5 * np.eye(n)
+        a = a / a.sum(axis=-1, keepdims=True)
+        r = a @ r
+    return r.astype(np.float32)

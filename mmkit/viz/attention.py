@@ -1,0 +1,86 @@
+"""Figures of attention maps: overlays, a caption strip, layer x head grids, and methods side by side.
+
+Every function takes `ax=None` where it draws one panel, returns a Figure, and needs no display.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .scenes import _draw_boxes, _new_figure
+
+
+def _fig_ax(ax, figsize):
+    if ax is not None:
+        return ax.figure, ax
+    fig = _new_figure(figsize)
+    return fig, fig.subplots()
+
+
+def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "jet", title: str | None = None,
+            colorbar: bool = True, boxes=None):
+    """A heatmap drawn over the image (stretched to the image's size), with a colour bar. Returns the Figure.
+
+    Args:
+        image: PIL image.
+        heat: (gh, gw) map on the patch grid, or (H, W).
+        boxes: optional ShapesWorld objects whose boxes are drawn dashed.
+    """
+    fig, ax = _fig_ax(ax, (3.2, 3))
+    w, h = image.size
+    ax.imshow(image)
+    im = ax.imshow(np.asarray(heat, dtype=np.float32), cmap=cmap, alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                   interpolation="bilinear")
+    if boxes:
+        _draw_boxes(ax, boxes)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    return fig
+
+
+def caption_strip(maps, words=None, method: str | None = None, layer=None, head=None, agg: str = "mean",
+                  alpha: float = 0.55, boxes=None):
+    """Each word of the text shown with its map, left to right. Returns the Figure."""
+    idx = [maps.index(w) for w in words] if words is not None else list(range(len(maps.words)))
+    fig = _new_figure((1.9 * max(1, len(idx)), 2.3))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(idx))))
+    for ax, i in zip(axes, idx):
+        heat = maps.for_token(i, layer=layer, head=head, agg=agg, method=method)
+        overlay(maps.image, heat, ax=ax, alpha=alpha, title=maps.words[i], colorbar=False, boxes=boxes)
+    fig.suptitle(f"{maps.model}: {method or maps.methods[0]}", fontsize=9)
+    return fig
+
+
+def layer_head_grid(maps, word, alpha: float = 0.55):
+    """One word's raw attention for every layer (rows) and head (columns). Returns the Figure."""
+    L, H = maps.layers, maps.heads
+    if L == 0:
+        raise ValueError(f"{maps.model} has no attention layers to show; use overlay() with its {maps.methods}")
+    fig = _new_figure((1.4 * H + 0.5, 1.4 * L + 0.4))
+    axes = np.array(fig.subplots(L, H, squeeze=False))
+    for l in range(L):
+        for h in range(H):
+            ax = axes[l, h]
+            overlay(maps.image, maps.for_token(word, layer=l, head=h), ax=ax, alpha=alpha, colorbar=False)
+            if l == 0:
+                ax.set_title(f"head {h}", fontsize=7)
+            if h == 0:
+                ax.text(-0.15, 0.5, f"layer {l}", transform=ax.transAxes, rotation=90, va="center", fontsize=7)
+    fig.suptitle(f"'{maps.words[maps.index(word)]}': attention by layer and head", fontsize=9)
+    return fig
+
+
+def compare_methods(maps, word, methods=None, alpha: float = 0.55, boxes=None):
+    """One word's map by each available method side by side (raw attention, rollout, relevance, ...)."""
+    methods = methods or maps.methods
+    fig = _new_figure((2.6 * len(methods), 2.6))
+    axes = np.atleast_1d(fig.subplots(1, len(methods)))
+    for ax, meth in zip(axes, methods):
+        overlay(maps.image, maps.for_token(word, method=meth), ax=ax, alpha=alpha, title=meth, colorbar=True,
+                boxes=boxes)
+    fig.suptitle(f"'{maps.words[maps.index(word)]}' ({maps.model})", fontsize=9)
+    return fig
