@@ -1,0 +1,151 @@
+"""Is an attention map right? Pointing game and attention mass inside the named object's box.
+
+ShapesWorld knows where every object is, so for each colour or shape word that names one object we
+check (1) whether the map's peak falls inside that object's box (pointing game) and (2) what share of
+the map's mass lies inside it, both against a uniform map (whose expected score is the box's share of
+the image). A sanity check re-initialises the model's weights: maps that still score well would be
+explaining the image, not the model.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.shapes import COLORS, SHAPES
+
+TARGET_WORDS = set(COLORS) | set(SHAPES)
+
+
+def pointing_hit(heat: np.ndarray, box) -> bool:
+    """True when the peak of an image-sized map lies inside box = (x0, y0, x1, y1)."""
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    x0, y0, x1, y1 = box
+    return bool(x0 <= x < x1 and y0 <= y < y1)
+
+
+def mass_in_box(heat: np.ndarray, box) -> float:
+    """Share of an image-sized map's (non-negative) mass inside box."""
+    h = np.clip(np.asarray(heat, dtype=np.float64), 0, None)
+    total = h.sum()
+    if total <= 0:
+        return 0.0
+    x0, y0, x1, y1 = box
+    return float(h[y0:y1, x0:x1].sum() / total)
+
+
+def box_share(box, size) -> float:
+    """The box's share of the image: the uniform map's expected pointing and mass score."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    return (x1 - x0) * (y1 - y0) / (w * h)
+
+
+def _target_objects(scene, words: list[str]) -> list[tuple[int, object]]:
+    """(word index, object) for colour/shape words that name exactly one object of the scene."""
+    out = []
+    for i, w in enumerate(words):
+        lw = w.lower().strip("?.,")
+        if lw not in TARGET_WORDS:
+            continue
+        # the object named by the phrase this word belongs to: the nearest following shape word decides
+        phrase = [x.lower().strip("?.,") for x in words[i:i + 3]]
+        shape = next((x for x in phrase if x in SHAPES), None)
+        color = lw if lw in COLORS else next((x.lower() for x in words[max(0, i - 2):i] if x.lower() in COLORS), None)
+        cands = [o for o in scene.objects if (shape is None or o.shape == shape) and (color is None or o.color == color)]
+        if len(cands) == 1:
+            out.append((i, cands[0]))
+    return out
+
+
+def _texts_for(family: str, scene) -> list[str]:
+    if family in ("blip-caption", "blip-itm", "vilt-itm"):
+        return [scene.caption]
+    if family in ("vilt-vqa", "blip-vqa"):
+        return [q.question for q in scene.qa if q.kind in ("color", "shape", "size")]
+    return [o.name for o in scene.objects]  # clip, align: "red circle"
+
+
+@dataclass
+class Score:
+    """Faithfulness of one model and method."""
+
+    model: str
+    method: str
+    words: int  # how many (word, object) pairs were scored
+    pointing: float  # share of maps whose peak lies in the object's box
+    mass: float  # mean share of map mass inside the box
+    baseline: float  # the uniform map's expected score (mean box share)
+
+
+def score_maps(m, scenes, method: str | None = None, randomized: bool = False) -> Score:
+    """Pointing game and mass-in-box of one model's maps on ShapesWorld scenes (text from the ground truth)."""
+    from . import attention_maps
+
+    hits, masses, shares = [], [], []
+    for scene in scenes:
+        for text in _texts_for(m.spec.family, scene):
+            maps = attention_maps(m, scene.image, text)
+            meth = method or maps.methods[0]
+            for i, obj in _target_objects(scene, maps.words):
+                heat = maps.for_token(i, method=meth, size="image")
+                hits.append(pointing_hit(heat, obj.box))
+                masses.append(mass_in_box(heat, obj.box))
+                shares.append(box_share(obj.box, scene.image.size))
+    name = m.spec.name + (" (re-initialised)" if randomized else "")
+    if not hits:
+        return Score(name, method or "?", 0, float("nan"), float("nan"), float("nan"))
+    return Score(name, method or maps.methods[0], len(hits), float(np.mean(hits)), float(np.mean(masses)),
+                 float(np.mean(shares)))
+
+
+def randomized_copy(m):
+    """A copy of a Loaded model with every weight re-initialised (the model-randomisation sanity check)."""
+    import torch
+
+    model = copy.deepcopy(m.model)
+    torch.manual_seed(0)
+    model.apply(model._init_weights)
+    init = getattr(model, "init_weights", None)
+    if callable(init):
+        init()
+    return type(m)(model, m.processor, m.spec, m.device, m.dtype, m.attention)
+
+
+class FaithfulnessTable(list):
+    """Rows of Score that print as a table."""
+
+    def __str__(self) -> str:
+        head = f"{'model':<34} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8}"
+        lines = [head] + [f"{s.model:<34} {s.method:<11} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
+                          f"{s.baseline:>8.1%}" for s in self]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+
+def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = True) -> FaithfulnessTable:
+    """Score every model and method on the scenes; with sanity=True also each model re-initialised.
+
+    Args:
+        models: Loaded models (or names).
+        scenes: ShapesWorld scenes (the ground truth).
+        methods: {family: [methods]}; default: every method the family's maps offer.
+    """
+    from ..models import load_model
+    from . import attention_maps
+
+    rows = FaithfulnessTable()
+    for m in models:
+        m = load_model(m, attention=True) if isinstance(m, str) else m
+        probe = attention_maps(m, scenes[0].image, _texts_for(m.spec.family, scenes[0])[0])
+        meths = (methods or {}).get(m.spec.family) or list(probe.methods)
+        if probe.notes.get("attention_is_text_independent"):  # CLIP: text-dependent methods first
+            meths = [x for x in meths if x not in ("attention", "rollout")] + [x for x in meths if x in ("attention", "rollout")]
+        for meth in meths:
+            rows.append(score_maps(m, scenes, meth))
+        if sanity:
+            rows.append(score_maps(randomized_copy(m), scenes, meths[0], randomized=True))
+    return rows
