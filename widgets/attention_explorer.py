@@ -1,0 +1,101 @@
+"""AttentionExplorer: click a word, see where the model looked; layer/head sliders, method, opacity.
+
+Core ipywidgets and matplotlib only (no custom JavaScript), so it works in Colab and offline.
+"""
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as W
+
+import mmkit
+
+
+def figure_png(fig) -> bytes:
+    """Render a matplotlib Figure to PNG bytes (no display needed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+class AttentionExplorer(W.VBox):
+    """Explore the cross-modal maps of one image and one text.
+
+    Args:
+        model: a Loaded model or a name (default "blip-caption": the caption is generated).
+        image: the image (anything mmkit.data.load_image takes); default a ShapesWorld scene.
+        text: prompt / question / caption; None lets a captioning model write its own.
+    """
+
+    def __init__(self, model="blip-caption", image=None, text: str | None = None):
+        self.model = mmkit.load_model(model, attention=True) if isinstance(model, str) else model
+        self.image = mmkit.load_image(image) if image is not None else mmkit.ShapesWorld(1, seed=0, split="test")[0].image
+        self.maps = None
+        self._quiet = False
+        self.text = W.Text(value=text or "", placeholder="prompt, question or caption (empty: generate a caption)",
+                           description="text", layout=W.Layout(width="420px"))
+        self.show_button = W.Button(description="Show maps", button_style="primary")
+        self.words = W.ToggleButtons(options=[], description="word")
+        self.method = W.ToggleButtons(options=[], description="method")
+        self.layer = W.IntSlider(value=-1, min=-1, max=0, description="layer", tooltip="-1: mean of all layers")
+        self.head = W.IntSlider(value=-1, min=-1, max=0, description="head", tooltip="-1: mean of all heads")
+        self.agg = W.ToggleButtons(options=["mean", "max"], description="heads")
+        self.opacity = W.FloatSlider(value=0.55, min=0.0, max=1.0, step=0.05, description="opacity")
+        self.picture = W.Image(format="png", layout=W.Layout(width="360px"))
+        self.message = W.HTML()
+        self.show_button.on_click(lambda _: self.compute())
+        for w in (self.words, self.method, self.layer, self.head, self.agg, self.opacity):
+            w.observe(lambda _: self.render(), names="value")
+        super().__init__([
+            W.HTML(f"<b>Attention explorer</b> &middot; {html.escape(self.model.spec.name)} "
+                   f"({html.escape(self.model.spec.family)}, {html.escape(self.model.spec.source)})"),
+            W.HBox([self.text, self.show_button]), self.words, self.method,
+            W.HBox([self.layer, self.head, self.agg]), self.opacity, self.picture, self.message])
+
+    def compute(self) -> None:
+        """Extract the maps for the current image and text, then show the first word."""
+        try:
+            text = self.text.value.strip() or None
+            self.message.value = "<i>computing...</i>"
+            self.maps = mmkit.attention_maps(self.model, self.image, text)
+        except (mmkit.InputError, ValueError) as e:
+            self.maps = None
+            self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            return
+        m = self.maps
+        self.message.value = html.escape(f"text: {m.text}" + (f"  |  answer: {m.notes['answer']}" if "answer" in m.notes else ""))
+        self._quiet = True  # set every control first, then draw once
+        try:
+            self.words.options = [(f"{w} ({i})" if m.words.count(w) > 1 else w, i) for i, w in enumerate(m.words)]
+            self.words.value = 0
+            self.method.options = m.methods
+            self.method.value = m.methods[0]
+            self.layer.max = max(0, m.layers - 1)
+            self.head.max = max(0, m.heads - 1)
+            self.layer.disabled = self.head.disabled = self.agg.disabled = m.attn is None
+        finally:
+            self._quiet = False
+        self.render()
+
+    def heat(self):
+        """The current map on the patch grid, for the selected word, method, layer and head."""
+        m = self.maps
+        method = self.method.value
+        raw = method == "attention"
+        return m.for_token(self.words.value, method=method,
+                           layer=self.layer.value if raw and self.layer.value >= 0 else None,
+                           head=self.head.value if raw and self.head.value >= 0 else None,
+                           agg=self.agg.value)
+
+    def render(self) -> None:
+        """Redraw the overlay for the current controls."""
+        if self._quiet or self.maps is None or self.words.value is None or self.method.value is None:
+            return
+        try:
+            word = self.maps.words[self.words.value]
+            fig = mmkit.viz.overlay(self.maps.image, self.heat(), alpha=self.opacity.value,
+                                    title=f"'{word}' · {self.method.value}")
+            self.picture.value = figure_png(fig)
+        except (mmkit.InputError, ValueError) as e:
+            self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
