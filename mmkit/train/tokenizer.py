@@ -25,23 +25,28 @@ def shapes_corpus(n: int = 2000, seed: int = 0) -> list[str]:
 def train_wordpiece(texts: Iterable[str] | None = None, vocab_size: int = 200):
     """A BERT-style WordPiece tokenizer (lower-cased, [CLS] ... [SEP]) as a transformers BertTokenizer.
 
-    Every ShapesWorld word is a whole token; other words split into characters, never [UNK].
+    The vocabulary is learned from the corpus deterministically: the special tokens, every character
+    (alone and as a '##' continuation), then the corpus's words by frequency (ties alphabetical) up to
+    vocab_size. With the default corpus every ShapesWorld word is one token; other words are spelled
+    out in characters, never [UNK]. (The `tokenizers` WordPiece trainer breaks frequency ties
+    differently from run to run, so it is not used here.)
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from collections import Counter
+
+    from tokenizers import decoders, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
-    texts = list(texts) if texts is not None else shapes_corpus()
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS,
-                                        initial_alphabet=ALPHABET, min_frequency=1)
-    tok.train_from_iterator(texts, trainer)
-    # continuation pieces for every letter, so unseen words are spelled out instead of becoming [UNK]
-    vocab = tok.get_vocab()
-    for c in string.ascii_lowercase + string.digits:
-        if "##" + c not in vocab:
-            vocab["##" + c] = len(vocab)
+    from ..data import ShapesWorld
+
+    texts = list(texts) if texts is not None else shapes_corpus() + ShapesWorld.vocabulary()
+    norm, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
+    chars = ALPHABET + ["##" + c for c in string.ascii_lowercase + string.digits]
+    vocab: dict[str, int] = {}
+    for w in BERT_SPECIALS + chars + [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]:
+        if len(vocab) >= max(vocab_size, len(BERT_SPECIALS) + len(chars)):
+            break
+        vocab.setdefault(w, len(vocab))
     tok = _rebuild_wordpiece(vocab)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
@@ -76,7 +81,10 @@ def train_clip_bpe(texts: Iterable[str] | None = None, vocab_size: int = 600, mo
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import CLIPTokenizer
 
-    texts = list(texts) if texts is not None else shapes_corpus()
+    from ..data import ShapesWorld
+
+    # the corpus plus every vocabulary word ("four", "it" never occur in it), so each is one token
+    texts = list(texts) if texts is not None else shapes_corpus() + ShapesWorld.vocabulary()
     tok = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>", unk_token=CLIP_SPECIALS[1]))
     tok.normalizer = normalizers.Sequence(
         [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
