@@ -9,14 +9,19 @@ STAMP  := $(VENV)/.mmkit-installed
 TORCH  ?= torch==2.13.0
 TEST_ENV := HF_HUB_OFFLINE=1 TQDM_DISABLE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
 PYTEST_ARGS ?=
+# a second environment with ipywidgets 7.7.1 (what Colab pins) for `make test-widgets7`; inside .venv, so ignored
+IPYW7  ?= $(VENV)/ipyw7
+VOILA_ARGS ?=
 
-.PHONY: help install lab test test-fast demo models clean
+.PHONY: help install lab test test-fast demo models clean app test-widgets7
 
 help:
 	@echo "make lab     open JupyterLab on notebooks/00_start_here.ipynb"
 	@echo "make test    run the tests and execute every notebook (offline)"
 	@echo "make demo    headless tour of the bundled models; results in out/"
 	@echo "make models  rebuild the bundled checkpoints in data/models/ (CPU, deterministic)"
+	@echo "make app     serve the captioning app (notebooks/11_caption_app.ipynb) as a web page with Voila"
+	@echo "make test-widgets7  run the widget tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +47,18 @@ demo: $(STAMP)
 
 models: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/build_models.py --out data/models
+
+app: $(STAMP)
+	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]"
+	MPLBACKEND=Agg $(VENV)/bin/voila notebooks/11_caption_app.ipynb $(VOILA_ARGS)
+
+test-widgets7: $(STAMP)
+	@test -x $(IPYW7)/bin/python || $(PY) -m venv $(IPYW7)
+	@$(IPYW7)/bin/python -c "import ipywidgets, torch, mmkit, pytest; assert ipywidgets.__version__ == '7.7.1'" 2>/dev/null || \
+	  { { $(IPYW7)/bin/python -m pip install -q "$(TORCH)" || $(IPYW7)/bin/python -m pip install -q torch; } && \
+	    $(IPYW7)/bin/python -m pip install -q -e . "ipywidgets==7.7.1" "pytest>=8"; }
+	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
+	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -187,8 +187,9 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
 
     m = _model(m, "zero_shot")
     labs, _ = _texts(labels, "label")
-    if isinstance(labels, str):
-        raise InputError("labels must be a list of at least two class names, e.g. ['cat', 'dog']")
+    if isinstance(labels, str) or len(labs) < 2:
+        raise InputError("labels must be a list of at least two class names, e.g. ['cat', 'dog'] "
+                         "(with one label the probability is always 1)")
     dup = sorted({x for x in labs if labs.count(x) > 1})
     if dup:
         raise InputError(f"duplicate labels {dup}: each class name must appear once")
@@ -330,6 +331,13 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
                           generate_kwargs)
     if prompt is not None:
         prompt = _text(prompt, "prompt")
+    room = _max_len(m) - (len(_tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
+    if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
+        if room < 1:
+            raise InputError(f"the prompt fills the model's {_max_len(m)}-token limit; shorten it")
+        warnings.warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is "
+                      f"{_max_len(m)} tokens", stacklevel=2)
+        kw["max_new_tokens"] = room
     if do_sample and seed is not None:
         torch.manual_seed(seed)
     tok = m.processor.tokenizer

@@ -106,7 +106,7 @@ def test_wrong_family_names_the_right_one(model_dirs, scenes):
 def test_bad_text_and_label_inputs(model_dirs, scenes):
     m = mmkit.load_model(model_dirs("clip"))
     im = scenes[0].image
-    for labels, words in [([], "non-empty list"), (["cat", "cat"], "duplicate"), (["cat", "  "], "empty"),
+    for labels, words in [([], "non-empty list"), (["cat"], "at least two"), (["cat", "cat"], "duplicate"), (["cat", "  "], "empty"),
                           ("cat", "list"), (["cat", 3], "string")]:
         with pytest.raises(InputError, match=words):
             mmkit.zero_shot(m, im, labels)
@@ -122,6 +122,12 @@ def test_bad_text_and_label_inputs(model_dirs, scenes):
         e = mmkit.embed_texts(m, ["red " * 5000])  # 20 kB of text: truncated with a warning
     assert e.shape[0] == 1
     assert mmkit.embed_texts(m, ["a red\x00 circle 🙂 مرحبا"]).shape[0] == 1
+
+
+def test_max_new_tokens_is_capped_at_the_decoder_limit(model_dirs, scenes):
+    m = mmkit.load_model(model_dirs("blip-caption"))  # 40 text positions
+    with pytest.warns(UserWarning, match="lowered to 38"):
+        assert isinstance(mmkit.caption(m, scenes[0].image, max_new_tokens=100), str)
 
 
 def test_bad_generation_options(model_dirs, scenes):

@@ -60,7 +60,8 @@ def blip_caption_maps(m, image, text: str | None = None, **generate_kwargs) -> A
             generate_kwargs.setdefault("max_new_tokens", 30)
             ids = model.generate(pixel_values=px, **generate_kwargs)[0]  # (T,) starts with BOS
         else:
-            ids = tok(text, return_tensors="pt")["input_ids"][0].to(m.device)
+            limit = model.config.text_config.max_position_embeddings
+            ids = tok(text, return_tensors="pt", truncation=True, max_length=limit)["input_ids"][0].to(m.device)
             ids[0] = model.config.text_config.bos_token_id  # BLIP's decoder starts from its BOS token
         ids = ids[None]  # (1, T)
         out = model.text_decoder(input_ids=ids, attention_mask=torch.ones_like(ids), encoder_hidden_states=vis,

@@ -1,0 +1,341 @@
+"""Widget panels driven from code: set values, click, read the outputs (no display needed).
+
+Plumbing tests run on tiny random-init models; known-answer tests use the bundled ShapesWorld models
+when data/models has them. Runs on ipywidgets 8 and 7.7 (`make test-widgets7`).
+"""
+import base64
+import csv
+import io
+import json
+import threading
+import time
+
+import pytest
+
+ipywidgets = pytest.importorskip("ipywidgets")
+
+import mmkit  # noqa: E402
+from mmkit.config import models_dir  # noqa: E402
+from widgets import CaptionApp, CaptionPanel, ImagePicker, RetrievalPanel, VQAPanel, ZeroShotPanel  # noqa: E402
+from widgets.base import Panel, esc, stop_criteria  # noqa: E402
+from widgets.picker import MAX_UPLOAD_MB, simulate_upload, uploaded_files  # noqa: E402
+
+XSS = "<img src=x onerror=alert(1)>"
+PNG_MAGIC = b"\x89PNG"
+
+
+def bundled(name: str) -> str:
+    if not (models_dir() / name / "config.json").exists():
+        pytest.skip(f"bundled model {name} is not in data/models (build it with `make models`)")
+    return name
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def png_bytes(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def assert_no_error(panel):
+    assert panel.error.value == "", panel.error.value
+
+
+# -- machinery ------------------------------------------------------------------------------------
+
+def test_escape_helper():
+    assert esc(XSS) == "&lt;img src=x onerror=alert(1)&gt;"
+    assert esc("'\"&") == "&#x27;&quot;&amp;"
+
+
+def test_background_run_stop_and_reuse():
+    panel = Panel([])
+    started, finished, done_calls = threading.Event(), threading.Event(), []
+
+    def work(job):
+        started.set()
+        while not job.cancelled:
+            time.sleep(0.01)
+        finished.set()
+        return "late"
+
+    panel.run(work, done_calls.append)
+    assert started.wait(5) and panel.busy and not panel.stop_button.disabled
+    panel.stop_button.click()
+    assert panel.status.value == "Stopped." and not panel.busy and panel.stop_button.disabled
+    assert finished.wait(5)
+    panel.wait(5)
+    assert done_calls == []  # a stopped job's result is discarded
+    panel.run(lambda job: 42, done_calls.append)  # the panel is usable again
+    panel.wait(5)
+    assert done_calls == [42] and panel.error.value == ""
+
+
+def test_unexpected_error_is_text_not_traceback():
+    panel = Panel([], background=False)
+    panel.run(lambda job: 1 / 0)
+    assert "ZeroDivisionError" in panel.error.value and "Traceback" not in panel.error.value
+    assert "Traceback" in panel.last_traceback
+
+
+def test_stop_ends_generation_early(model_dirs, scenes):
+    from widgets.base import Job
+
+    m = mmkit.load_model(model_dirs("blip-caption"))
+    job = Job(Panel([]))
+    full = mmkit.caption(m, scenes[0].image, max_new_tokens=12)
+    job.stop_event.set()
+    cut = mmkit.caption(m, scenes[0].image, max_new_tokens=12, stopping_criteria=stop_criteria(job))
+    tok = m.processor.tokenizer
+    assert len(tok(full)["input_ids"]) > len(tok(cut)["input_ids"])
+
+
+# -- picker -----------------------------------------------------------------------------------------
+
+def test_uploaded_files_both_formats():
+    v8 = ({"name": "a.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"), "last_modified": 0},)
+    v7 = {"a.png": {"metadata": {"name": "a.png", "type": "image/png", "size": 3}, "content": b"abc"}}
+    assert uploaded_files(v8) == uploaded_files(v7) == [("a.png", b"abc", 3)]
+    assert uploaded_files(()) == uploaded_files({}) == []
+
+
+def test_picker_upload_samples_and_scenes(scenes):
+    p = ImagePicker(source=None)
+    assert p.image is None
+    with pytest.raises(mmkit.InputError, match="no image chosen"):
+        p.require_image()
+    seen = []
+    p.on_change(lambda picker: seen.append(picker.label))
+    simulate_upload(p.upload, XSS + ".png", png_bytes(scenes[1].image))
+    assert p.image is not None and p.image.size == scenes[1].image.size and p.error.value == ""
+    assert p.preview.value[:4] == PNG_MAGIC
+    assert "<img src=x" not in p.caption.value and "&lt;img" in p.caption.value  # the file name is escaped
+    p.choose_sample("cat")
+    assert p.label == "sample photo: cat" and p.scene is None and p.image.size[0] > 100
+    p.choose_scene(3, split="test")
+    assert p.scene.caption == mmkit.ShapesWorld(4, split="test")[3].caption
+    simulate_upload(p.upload, XSS + ".png", png_bytes(scenes[1].image))  # the same file again is seen
+    assert p.scene is None and p.label == "upload: " + XSS + ".png"
+    p.samples.value = "cat"  # and the same sample again
+    assert p.label == "sample photo: cat"
+    assert len(seen) == 5
+
+
+def test_picker_rejects_big_and_broken_uploads(scenes):
+    p = ImagePicker(source="shapes")
+    before = p.image
+    simulate_upload(p.upload, "huge.png", b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1))
+    assert f"limit is {MAX_UPLOAD_MB} MB" in p.error.value and p.image is before
+    simulate_upload(p.upload, "notes.png", b"hello, this is text")
+    assert "Error" in p.error.value and "Traceback" not in p.error.value and p.image is before
+    simulate_upload(p.upload, "ok.png", png_bytes(scenes[0].image))  # still usable
+    assert p.error.value == "" and p.label == "upload: ok.png"
+
+
+# -- panels on tiny random-init models ------------------------------------------------------------------
+
+def test_caption_panel_decoding_and_errors(model_dirs):
+    panel = CaptionPanel(model_dirs("blip-caption"), background=False)
+    assert panel.model.info.value == ""  # nothing is loaded until the first click
+    d = panel.decoding
+    assert d.beams.disabled and d.temperature.disabled
+    for method in ("greedy", "beam", "sampling"):
+        d.method.value = method
+        panel.button.click()
+        assert_no_error(panel)
+        assert isinstance(panel.result, str) and esc(panel.result) in panel.output.value
+    assert "(path)" in panel.model.info.value  # which model answered
+    assert not d.temperature.disabled and d.beams.disabled
+    d.temperature.value, d.top_p.value, d.max_tokens.value, d.prompt.value = 0.7, 0.8, 5, "a small"
+    assert d.kwargs() == dict(max_new_tokens=5, num_beams=1, do_sample=True, temperature=0.7, top_p=0.8, seed=0,
+                              prompt="a small")
+    d.method.value = "beam"
+    assert d.kwargs()["num_beams"] == 3 and not d.kwargs()["do_sample"]
+    d.max_tokens.value = 60  # more than the tiny model's 40 positions: lowered instead of crashing
+    panel.button.click()
+    assert_no_error(panel)
+    assert panel.result.startswith("a small")
+
+
+def test_wrong_family_then_fixed(model_dirs):
+    panel = CaptionPanel(model_dirs("clip"), background=False)
+    panel.button.click()
+    assert "cannot caption" in panel.error.value and "blip-caption" in panel.error.value
+    assert panel.result is None
+    panel.model.name.value = model_dirs("blip-caption")
+    panel.button.click()
+    assert_no_error(panel)
+    assert isinstance(panel.result, str)
+
+
+def test_outputs_are_escaped(model_dirs, monkeypatch):
+    monkeypatch.setattr(mmkit, "caption", lambda *a, **k: XSS)
+    monkeypatch.setattr(mmkit, "answer", lambda *a, **k: XSS)
+    cap = CaptionPanel(model_dirs("blip-caption"), background=False)
+    cap.button.click()
+    assert cap.result == XSS and XSS not in cap.output.value and esc(XSS) in cap.output.value
+    vqa = VQAPanel(model_dirs("blip-vqa"), background=False)
+    vqa.ask(XSS + "?")
+    assert XSS not in vqa.output.value and esc(XSS) in vqa.output.value
+    zs = ZeroShotPanel(model_dirs("clip"), labels=(XSS, "blue square"), background=False)
+    zs.button.click()
+    assert XSS in zs.result and XSS not in zs.output.value + zs.error.value
+
+
+def test_vqa_panel(model_dirs):
+    panel = VQAPanel(model_dirs("blip-vqa"), background=False)
+    scene = panel.picker.scene
+    assert list(panel.suggestions.options)[1:] == list(dict.fromkeys(qa.question for qa in scene.qa))
+    assert panel.question.value == scene.qa[0].question
+    panel.question.value = "   "
+    panel.button.click()
+    assert "question is empty" in panel.error.value and panel.result is None
+    panel.suggestions.value = scene.qa[1].question
+    assert panel.question.value == scene.qa[1].question
+    panel.button.click()
+    assert_no_error(panel)
+    assert isinstance(panel.result, str) and "ground truth" in panel.output.value
+
+
+def test_zero_shot_panel(model_dirs):
+    panel = ZeroShotPanel(model_dirs("clip"), background=False)
+    panel.labels.value = "red circle, blue square, green triangle"
+    panel.templates.value = "a {}\na picture of a {}"
+    panel.button.click()
+    assert_no_error(panel)
+    assert list(panel.result) == ["red circle", "blue square", "green triangle"]
+    assert abs(sum(panel.result.values()) - 1) < 1e-4
+    assert panel.chart.value[:4] == PNG_MAGIC and "a picture of a {}" in panel.output.value
+    panel.labels.value = "only one"
+    panel.button.click()
+    assert "at least two labels" in panel.error.value
+    panel.labels.value = "cat\ndog"
+    panel.templates.value = "no placeholder here"
+    panel.button.click()
+    assert "{}" in panel.error.value
+    panel.templates.value = ""
+    panel.button.click()
+    assert_no_error(panel)
+    assert set(panel.result) == {"cat", "dog"}
+
+
+def test_retrieval_panel(model_dirs, scenes):
+    panel = RetrievalPanel(model_dirs("clip"), gallery_size=8, background=False)
+    panel.k.value = 3
+    panel.search("a red circle")
+    assert_no_error(panel)
+    hits = panel.result
+    assert len(hits) == 3 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert panel.grid.value[:4] == PNG_MAGIC and panel.progress.layout.visibility == "hidden"
+    panel.search("   ")
+    assert "query is empty" in panel.error.value
+    panel.set_gallery({f"scene {i}": s.image for i, s in enumerate(scenes)})
+    panel.k.value = 10
+    panel.search("a blue square")
+    assert_no_error(panel)
+    assert len(panel.result) == len(scenes) and "scene" in panel.output.value
+
+
+# -- the captioning app ------------------------------------------------------------------------------
+
+def test_caption_app_flow(model_dirs, scenes, tmp_path):
+    app = CaptionApp(model_dirs("blip-caption"), background=False)
+    app.decoding.max_tokens.value = 6
+    app.button.click()
+    assert not app.dialog_open and app.error.value == ""
+    assert app.maps is not None and [b.description for b in app.words.children] == app.maps.words
+    app.words.children[1].click()
+    assert app.selected == 1 and app.attention.value[:4] == PNG_MAGIC
+    assert app.words.children[1].button_style == "info" and app.words.children[0].button_style == ""
+    app.method.value = "rollout"  # redraws the selected word with the other method
+    assert app.selected == 1
+    app.picker.choose_scene(2)
+    app.decoding.method.value = "beam"
+    app.decoding.prompt.value = "=HYPERLINK"  # must not become a spreadsheet formula
+    app.button.click()
+    assert len(app.history) == 2 and app.history[1]["ground_truth"] == app.picker.scene.caption
+    records = json.loads(app.export_json(tmp_path / "h.json"))
+    assert records == app.history == json.loads((tmp_path / "h.json").read_text())
+    rows = list(csv.DictReader(io.StringIO(app.export_csv(tmp_path / "h.csv"))))
+    assert [r["caption"] for r in rows][0] == app.history[0]["caption"]
+    assert rows[1]["caption"].startswith("'=") and "beam search" in rows[1]["decoding"]
+    app.export_csv_button.click()
+    data = app.download.value.split("base64,")[1].split("'")[0]
+    assert base64.b64decode(data).decode() == app.export_csv()
+    app.clear_history()
+    assert app.history == [] and "no captions yet" in app.history_html.value
+    app.export_json_button.click()
+    assert app.dialog_open and "history is empty" in app.dialog_message.value
+
+
+def test_caption_app_errors_in_dialog(model_dirs, monkeypatch):
+    app = CaptionApp(model_dirs("blip-caption"), background=False)
+    simulate_upload(app.picker.upload, "x.png", b"not an image at all")
+    assert app.dialog_open and "not an image" in app.dialog_message.value
+    app.dialog_ok.click()
+    assert not app.dialog_open
+    app.model.name.value = "no-such-model"
+    app.button.click()
+    assert app.dialog_open and "unknown model" in app.dialog_message.value and "Traceback" not in app.dialog_message.value
+    app.model.name.value = model_dirs("blip-caption")
+    monkeypatch.setattr(mmkit, "caption", lambda *a, **k: XSS)
+    monkeypatch.setattr(mmkit, "attention_maps", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    app.button.click()
+    assert not app.dialog_open and app.result == XSS
+    assert "no attention map" in app.attention_note.value and app.words.children == ()
+    html = app.caption_html.value + app.history_html.value
+    assert XSS not in html and esc(XSS) in html
+
+
+# -- known answers on the bundled ShapesWorld models --------------------------------------------------
+
+def test_bundled_caption_app_matches_ground_truth():
+    app = CaptionApp(bundled("shapes-blip-caption"), background=False)
+    exact = 0
+    for i in range(8):
+        app.picker.choose_scene(i, split="test")
+        app.button.click()
+        exact += app.result == app.picker.scene.caption
+    assert exact >= 5, [h["caption"] for h in app.history]  # most of them (6/8 when this was written)
+    assert all(app.maps.words)
+
+
+@pytest.mark.parametrize("name", ["shapes-blip-vqa", "shapes-vilt-vqa"])
+def test_bundled_vqa_answers(name):
+    vqa = VQAPanel(bundled(name), background=False)
+    right = total = 0
+    for i in range(4):
+        vqa.picker.choose_scene(i, split="test")
+        for qa in vqa.picker.scene.qa[:3]:
+            vqa.ask(qa.question)
+            right, total = right + (vqa.result == qa.answer), total + 1
+    assert right >= 0.6 * total, f"{right}/{total}"
+
+
+def test_bundled_zero_shot_and_retrieval():
+    clip = bundled("shapes-clip")
+    zs = ZeroShotPanel(clip, background=False)
+    zs.labels.value = "\n".join(f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "triangle"))
+    right = 0
+    for scene in mmkit.ShapesWorld(12, split="test", objects=1):  # the protocol of scripts/build_clip.py
+        zs.picker.set_image(scene.image, "one object", scene=scene)
+        zs.button.click()
+        right += max(zs.result, key=zs.result.get) == scene.objects[0].name
+    assert right >= 7, f"{right}/12 zero-shot labels right (9/12 when written; chance is 1/9)"
+    ret = RetrievalPanel(clip, gallery_size=16, background=False)
+    gallery = mmkit.ShapesWorld(16, split="test")
+    ret.k.value = 5
+    found = 0
+    for i in (1, 3, 5, 7):
+        ret.search(gallery[i].caption)
+        found += i in [h.index for h in ret.result]
+    assert found >= 3, f"the described scene was in the top 5 of 16 for {found}/4 queries"

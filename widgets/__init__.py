@@ -1,0 +1,12 @@
+"""ipywidgets panels for mmkit (core widgets only; works on ipywidgets 7.7 and 8).
+
+Each panel is a VBox subclass: build it, display it, and drive it from code in tests.
+"""
+from .attention_explorer import AttentionExplorer
+from .caption_app import CaptionApp
+from .fusion_lab import FusionLab
+from .panels import CaptionPanel, RetrievalPanel, VQAPanel, ZeroShotPanel
+from .picker import ImagePicker
+
+__all__ = ["AttentionExplorer", "CaptionApp", "CaptionPanel", "FusionLab", "ImagePicker", "RetrievalPanel",
+           "VQAPanel", "ZeroShotPanel"]

@@ -1,0 +1,249 @@
+"""Shared panel machinery: errors shown inside the panel, a status line, background work with a Stop button.
+
+Every panel is a `Panel` (a VBox). Long work goes through `Panel.run(work, done)`: in a background
+thread (the notebook stays responsive; Stop discards the result and asks the work to end early) or,
+with `background=False`, in the calling thread, which is what tests use. Anything a model or a user
+wrote is HTML-escaped with `esc` before it goes into an HTML widget.
+"""
+from __future__ import annotations
+
+import html
+import io
+import threading
+import traceback
+
+import ipywidgets as w
+
+from mmkit.errors import InputError
+
+IPYWIDGETS_MAJOR = int(w.__version__.split(".")[0])  # 7 (Colab pins 7.7.1) or 8
+
+
+def esc(text) -> str:
+    """HTML-escape any text (model output, file names, user input) for an HTML widget."""
+    return html.escape(str(text), quote=True)
+
+
+def error_text(e: BaseException) -> str:
+    """A readable one-paragraph message: InputError as is, anything else prefixed with its type."""
+    msg = str(e).strip() or "no details"
+    return msg if isinstance(e, InputError) else f"{type(e).__name__}: {msg}"
+
+
+def error_html(e: BaseException | str) -> str:
+    """An error as escaped red text (never a traceback)."""
+    text = e if isinstance(e, str) else error_text(e)
+    return f"<div style='color:#b00020;white-space:pre-wrap'><b>Error:</b> {esc(text)}</div>"
+
+
+def png(x, dpi: int = 80) -> bytes:
+    """PNG bytes of a matplotlib Figure (closed afterwards) or a PIL image, for a `w.Image`."""
+    buf = io.BytesIO()
+    if hasattr(x, "savefig"):
+        x.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        if getattr(x.canvas, "manager", None) is not None:  # a pyplot figure: free it
+            import matplotlib.pyplot as plt
+
+            plt.close(x)
+    else:
+        x.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def preview_png(image, side: int = 256) -> bytes:
+    """PNG of an image scaled so its longer side is `side` pixels (small images are enlarged, pixelated)."""
+    from PIL import Image
+
+    w_, h_ = image.size
+    scale = side / max(w_, h_)
+    size = (max(1, round(w_ * scale)), max(1, round(h_ * scale)))
+    resample = Image.NEAREST if scale > 1 else Image.BILINEAR  # keep ShapesWorld's 64 px crisp
+    return png(image.resize(size, resample))
+
+
+class Cancelled(Exception):
+    """Raised inside work when the user pressed Stop."""
+
+
+class Job:
+    """Handle given to background work: report progress, and check whether Stop was pressed."""
+
+    def __init__(self, panel: "Panel"):
+        self.panel = panel
+        self.stop_event = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop_event.is_set()
+
+    def check(self) -> None:
+        """Raise Cancelled when Stop was pressed (call it between steps)."""
+        if self.cancelled:
+            raise Cancelled()
+
+    def progress(self, done: int, total: int, text: str = "") -> None:
+        """Show `done / total` on the panel's progress bar, with a status text."""
+        self.check()
+        bar = self.panel.progress
+        bar.max = max(1, int(total))
+        bar.value = min(int(done), bar.max)
+        if text:
+            self.panel.status.value = esc(text)
+
+
+class ModelChoice:
+    """A model given as a `Loaded` or a name, loaded on first use; the name is editable in `self.name`."""
+
+    def __init__(self, model, description: str = "model"):
+        from mmkit.models import Loaded
+
+        self.loaded = model if isinstance(model, Loaded) else None
+        value = model.spec.name if self.loaded is not None else str(model)
+        self.name = w.Text(value=value, description=description, layout=w.Layout(width="320px"))
+        self.info = w.HTML("")  # which model answered and why (a family name says what it picked)
+        self.box = w.HBox([self.name, self.info])
+
+    def get(self, task: str, attention: bool = False):
+        """The Loaded model for a task, or InputError naming a model that can do it."""
+        from mmkit.models import require
+
+        name = self.name.value.strip()
+        if self.loaded is not None and name == self.loaded.spec.name:
+            m = self.loaded
+        else:
+            if not name:
+                raise InputError("the model name is empty; type a name from mmkit.list_models(), e.g. 'blip-caption'")
+            m = _load_quietly(name, attention)
+        spec = m.spec
+        self.info.value = f"<span style='color:#666'>{esc(spec.chosen_by or f'{spec.name} ({spec.source})')}</span>"
+        require(m, task)
+        return m
+
+
+def _load_quietly(name: str, attention: bool):
+    """load_model without transformers' "Loading weights" bar, which would land in whatever cell runs now."""
+    import mmkit
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return mmkit.load_model(name, attention=attention)
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+class Panel(w.VBox):
+    """Base of every panel: a status line with a progress bar and a Stop button, an error box, and `run`.
+
+    Args:
+        children: the panel's own widgets (the status row and error box are appended below them).
+        background: run work in a thread (True, for people) or in the calling thread (False, for tests).
+    """
+
+    def __init__(self, children, background: bool = True, **kwargs):
+        self.background = background
+        self.status = w.HTML("")
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="160px", visibility="hidden"))
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning", disabled=True,
+                                    layout=w.Layout(width="80px"))
+        self.error = w.HTML("")  # the last error as readable text; empty when the last run succeeded
+        self.last_traceback = ""  # full traceback of the last unexpected error, for bug reports (not shown)
+        self.job: Job | None = None
+        self.thread: threading.Thread | None = None
+        self._busy_buttons: list[w.Button] = []  # disabled while work runs
+        self.stop_button.on_click(lambda _: self.stop())
+        super().__init__(list(children) + [w.HBox([self.progress, self.stop_button, self.status]), self.error],
+                         **kwargs)
+
+    @property
+    def busy(self) -> bool:
+        return (self.thread is not None and self.thread.is_alive() and self.job is not None
+                and not self.job.cancelled)
+
+    def show_error(self, e: BaseException | str) -> None:
+        """Put a readable error in the panel (a traceback is kept in last_traceback, not shown)."""
+        self.error.value = error_html(e)
+        self.status.value = ""
+
+    def clear_error(self) -> None:
+        self.error.value = ""
+
+    def run(self, work, done=None, label: str = "working...") -> None:
+        """Run `work(job)`, then `done(result)`; errors and Stop are shown in the panel.
+
+        Args:
+            work: function of a Job returning a result; long loops call job.check() / job.progress().
+            done: function of the result that updates the output widgets.
+            label: status text while the work runs.
+        """
+        if self.busy:
+            self.status.value = "Still working on the previous request; wait or press Stop."
+            return
+        self.clear_error()
+        self.job = job = Job(self)
+        self.status.value = esc(label)
+        self.progress.value, self.progress.max = 0, 1
+        self.progress.layout.visibility = "visible"
+        self._set_busy(True)
+        if self.background:
+            self.thread = threading.Thread(target=self._execute, args=(job, work, done), daemon=True)
+            self.thread.start()
+        else:
+            self._execute(job, work, done)
+
+    def _execute(self, job: Job, work, done) -> None:
+        try:
+            result = work(job)
+            job.check()
+            if done is not None:
+                done(result)
+            self.status.value = ""
+        except Cancelled:
+            self.status.value = "Stopped."
+        except Exception as e:  # shown in the panel, never dumped into the notebook
+            if job.cancelled:
+                self.status.value = "Stopped."
+            else:
+                if not isinstance(e, InputError):
+                    self.last_traceback = traceback.format_exc()
+                self.on_error(e)
+        finally:
+            if self.job is job:
+                self._set_busy(False)
+                self.progress.layout.visibility = "hidden"
+
+    def on_error(self, e: BaseException) -> None:
+        """How errors of `run` are shown; a subclass may show them elsewhere (e.g. a dialog)."""
+        self.show_error(e)
+
+    def stop(self) -> None:
+        """Ask the running work to stop; its result is discarded and the panel is usable at once."""
+        if self.job is not None and self.busy:
+            self.job.stop_event.set()
+            self.status.value = "Stopped."
+            self._set_busy(False)
+            self.progress.layout.visibility = "hidden"
+
+    def wait(self, timeout: float | None = 120) -> None:
+        """Block until background work ends (for scripts and notebook checks)."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.stop_button.disabled = not busy
+        for b in self._busy_buttons:
+            b.disabled = busy
+
+
+def stop_criteria(job: Job):
+    """A transformers StoppingCriteriaList that ends `generate` when Stop is pressed."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), job.cancelled, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Stop()])

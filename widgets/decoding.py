@@ -1,0 +1,77 @@
+"""DecodingControls: greedy / beam search / sampling, temperature, top-p, max tokens, seed and a prompt."""
+from __future__ import annotations
+
+import ipywidgets as w
+
+METHODS = ("greedy", "beam", "sampling")
+
+
+class DecodingControls(w.VBox):
+    """The decoding options of a captioning model; `kwargs()` gives the arguments of mmkit.caption.
+
+    Only the controls that the chosen method uses are enabled (beams for beam search; temperature,
+    top-p and seed for sampling).
+    """
+
+    def __init__(self, method: str = "greedy", max_new_tokens: int = 30):
+        style = {"description_width": "110px"}
+        self.method = w.ToggleButtons(options=list(METHODS), value=method, description="decoding", style=style)
+        self.beams = w.IntSlider(value=3, min=2, max=8, description="beams", style=style)
+        self.temperature = w.FloatSlider(value=1.0, min=0.1, max=2.0, step=0.1, description="temperature",
+                                         style=style)
+        self.top_p = w.FloatSlider(value=0.9, min=0.05, max=1.0, step=0.05, description="top-p", style=style)
+        self.max_tokens = w.IntSlider(value=max_new_tokens, min=1, max=60, description="max tokens", style=style)
+        self.seed = w.IntText(value=0, description="seed", style=style, layout=w.Layout(width="200px"))
+        self.prompt = w.Text(value="", description="prompt", placeholder="optional start, e.g. 'a photography of'",
+                             style=style, layout=w.Layout(width="420px"))
+        self.method.observe(lambda _: self._enable(), names="value")
+        self._enable()
+        super().__init__([self.method, w.HBox([self.beams, self.max_tokens]),
+                          w.HBox([self.temperature, self.top_p]), w.HBox([self.seed]), self.prompt])
+
+    def _enable(self) -> None:
+        m = self.method.value
+        self.beams.disabled = m != "beam"
+        for c in (self.temperature, self.top_p, self.seed):
+            c.disabled = m != "sampling"
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for mmkit.caption (prompt only when one is typed)."""
+        m = self.method.value
+        kw = dict(max_new_tokens=int(self.max_tokens.value), num_beams=int(self.beams.value) if m == "beam" else 1,
+                  do_sample=m == "sampling")
+        if m == "sampling":
+            kw.update(temperature=float(self.temperature.value), top_p=float(self.top_p.value),
+                      seed=int(self.seed.value))
+        prompt = self.prompt.value.strip()
+        if prompt:
+            kw["prompt"] = prompt
+        return kw
+
+    def fit(self, m, kwargs: dict) -> dict:
+        """Lower max_new_tokens to what the model's position table holds (longer captions crash BLIP)."""
+        cfg = getattr(m.model.config, "text_config", m.model.config)
+        limit = getattr(cfg, "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            return kwargs
+        used = 1  # the BOS token
+        if kwargs.get("prompt"):
+            used = len(m.processor.tokenizer(kwargs["prompt"])["input_ids"]) - 1  # generate drops the final [SEP]
+        room = max(1, limit - used)
+        if kwargs["max_new_tokens"] > room:
+            kwargs = dict(kwargs, max_new_tokens=room)
+        return kwargs
+
+    def describe(self) -> str:
+        """A short plain-text description of the settings, e.g. 'beam search (3 beams), max 30 tokens'."""
+        m = self.method.value
+        if m == "beam":
+            text = f"beam search ({self.beams.value} beams)"
+        elif m == "sampling":
+            text = f"sampling (T={self.temperature.value:.1f}, top-p={self.top_p.value:.2f}, seed {self.seed.value})"
+        else:
+            text = "greedy"
+        text += f", max {self.max_tokens.value} tokens"
+        if self.prompt.value.strip():
+            text += f", prompt {self.prompt.value.strip()!r}"
+        return text

@@ -1,0 +1,177 @@
+"""ImagePicker: choose an image by upload, from the bundled sample photos, or from the ShapesWorld generator."""
+from __future__ import annotations
+
+import ipywidgets as w
+
+from mmkit.errors import InputError
+
+from .base import IPYWIDGETS_MAJOR, error_html, esc, preview_png
+
+MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
+SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
+NONE = "(choose)"  # first entry of the samples list
+
+
+def uploaded_files(value) -> list[tuple[str, bytes, int]]:
+    """(name, content, declared size) of each file in a FileUpload value, on ipywidgets 7.7 or 8.
+
+    ipywidgets 8: a tuple of dicts with 'name', 'size' and 'content' (a memoryview).
+    ipywidgets 7.7: a dict name -> {'content': bytes, 'metadata': {'name', 'size', ...}}.
+    """
+    if not value:
+        return []
+    if isinstance(value, dict):  # 7.7
+        items = [(name, v.get("content", b""), (v.get("metadata") or {}).get("size")) for name, v in value.items()]
+    else:  # 8
+        items = [(v.get("name", "upload"), v.get("content", b""), v.get("size")) for v in value]
+    out = []
+    for name, content, size in items:
+        content = bytes(content) if content is not None else b""
+        out.append((str(name), content, int(size) if isinstance(size, (int, float)) else len(content)))
+    return out
+
+
+class ImagePicker(w.VBox):
+    """Upload an image, pick a bundled sample photo, or generate a ShapesWorld scene; shows a preview.
+
+    `image` is the chosen RGB PIL image (None until one is chosen), `label` says where it came from,
+    `scene` is the ShapesWorld Scene (ground truth) when the image came from the generator.
+    Functions registered with `on_change(fn)` are called with the picker when the image changes.
+
+    Args:
+        source: "shapes" (a held-out ShapesWorld scene is chosen at start), "sample" or None (nothing yet).
+        preview_size: the preview's longer side in pixels.
+    """
+
+    def __init__(self, source: str | None = "shapes", preview_size: int = 192):
+        from mmkit.data import SAMPLES
+
+        self.image = None
+        self.label = ""
+        self.scene = None
+        self.preview_size = preview_size
+        self._callbacks: list = []
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload")
+        self.samples = w.Dropdown(options=[NONE] + sorted(SAMPLES), value=NONE, description="sample photo")
+        self.split = w.Dropdown(options=list(SPLITS), value="test", description="split",
+                                layout=w.Layout(width="180px"))
+        self.index = w.BoundedIntText(value=0, min=0, max=9999, description="scene #", layout=w.Layout(width="160px"))
+        self.objects = w.Dropdown(options=[("1-2 objects", (1, 2)), ("1 object", (1, 1)), ("2 objects", (2, 2))],
+                                  value=(1, 2), description="objects", layout=w.Layout(width="200px"))
+        self.generate = w.Button(description="Generate", icon="random")
+        self.preview = w.Image(format="png", layout=w.Layout(width=f"{preview_size}px"))
+        self.caption = w.HTML("<i>no image yet</i>")  # where the image came from (escaped)
+        self.error = w.HTML("")
+        if IPYWIDGETS_MAJOR >= 8:
+            self.upload.observe(self._on_upload, names="value")
+        else:  # 7.7 rebuilds value on each _counter bump; a re-upload of the same file leaves value equal
+            self.upload.observe(lambda _: self._on_upload({"new": self.upload.value}), names="_counter")
+        self.samples.observe(self._on_sample, names="value")
+        self.generate.on_click(lambda _: self.choose_scene())
+        super().__init__([
+            w.HTML(f"<b>Image</b>: upload one (up to {MAX_UPLOAD_MB} MB), pick a sample photo, or generate a scene"),
+            w.HBox([self.upload, self.samples]),
+            w.HBox([self.split, self.index, self.objects, self.generate]),
+            self.preview, self.caption, self.error,
+        ])
+        if source == "shapes":
+            self.choose_scene()
+        elif source == "sample":
+            self.samples.value = sorted(SAMPLES)[0]
+
+    # -- public --------------------------------------------------------------------------------
+    def on_change(self, fn) -> None:
+        """Call fn(picker) whenever a new image is chosen."""
+        self._callbacks.append(fn)
+
+    def set_image(self, image, label: str = "image", scene=None) -> None:
+        """Use any image load_image accepts (path, bytes, PIL, array); errors show in the picker."""
+        from mmkit.data import load_image
+
+        try:
+            im = load_image(image)
+        except InputError as e:
+            self.error.value = error_html(e)
+            return
+        self.image, self.label, self.scene = im, label, scene
+        self.error.value = ""
+        if not label.startswith("sample photo: "):
+            self.samples.value = NONE  # so picking the same sample again counts as a change
+        self.preview.value = preview_png(im, self.preview_size)
+        text = f"{esc(label)} <span style='color:#666'>({im.size[0]}x{im.size[1]})</span>"
+        if scene is not None:
+            text += f"<br>ground truth: <i>{esc(scene.caption)}</i>"
+        self.caption.value = text
+        for fn in self._callbacks:
+            fn(self)
+
+    def choose_scene(self, index: int | None = None, split: str | None = None) -> None:
+        """Show ShapesWorld scene `index` of `split` (default: the widgets' values)."""
+        from mmkit.data import ShapesWorld
+
+        if index is not None:
+            self.index.value = index
+        if split is not None:
+            self.split.value = split
+        i = self.index.value
+        lo, hi = self.objects.value
+        scene = ShapesWorld(i + 1, seed=0, split=self.split.value, objects=(lo, hi))[i]
+        self.set_image(scene.image, f"ShapesWorld {self.split.value} #{i}", scene=scene)
+
+    def choose_sample(self, name: str) -> None:
+        """Show a bundled sample photo by name (see mmkit.data.SAMPLES)."""
+        if self.samples.value == name:
+            self._on_sample({"new": name})
+        else:
+            self.samples.value = name
+
+    def require_image(self):
+        """The chosen image, or InputError telling the user to choose one."""
+        if self.image is None:
+            raise InputError("no image chosen: upload one, pick a sample photo, or generate a scene")
+        return self.image
+
+    # -- events --------------------------------------------------------------------------------
+    def _on_upload(self, change) -> None:
+        files = uploaded_files(change["new"])
+        if not files:
+            return
+        if IPYWIDGETS_MAJOR >= 8:
+            self.upload.value = ()  # forget it, so uploading the same file again is seen as a change
+        name, content, size = files[-1]
+        if max(size, len(content)) > MAX_UPLOAD_MB * 1024 * 1024:
+            mb = max(size, len(content)) / 1024 / 1024
+            self.error.value = error_html(f"{name} is {mb:.1f} MB; the limit is {MAX_UPLOAD_MB} MB. "
+                                          "Resize the image or save it as JPEG, then upload it again.")
+            return
+        if not content:
+            self.error.value = error_html(f"{name} is empty (0 bytes); choose another file")
+            return
+        self.set_image(content, f"upload: {name}")
+
+    def _on_sample(self, change) -> None:
+        from mmkit.data import sample_path
+
+        name = change["new"]
+        if name == NONE:
+            return
+        try:
+            path = sample_path(name)
+        except InputError as e:
+            self.error.value = error_html(e)
+            return
+        self.set_image(path, f"sample photo: {name}")
+
+
+def simulate_upload(upload: w.FileUpload, name: str, content: bytes, mime: str = "image/png") -> None:
+    """Put a file into a FileUpload as the browser would (for tests and scripted demos), on 7.7 or 8."""
+    if IPYWIDGETS_MAJOR >= 8:
+        import datetime
+
+        stamp = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)  # a fixed, valid last_modified
+        upload.value = ({"name": name, "type": mime, "size": len(content), "content": memoryview(content),
+                         "last_modified": stamp},)
+    else:  # 7.7: the browser syncs metadata and data, then bumps _counter, which builds value
+        upload.metadata = [{"name": name, "type": mime, "size": len(content), "lastModified": 0}]
+        upload.data = [content]
+        upload._counter += 1
