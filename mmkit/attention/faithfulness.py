@@ -117,8 +117,8 @@ class FaithfulnessTable(list):
     """Rows of Score that print as a table."""
 
     def __str__(self) -> str:
-        head = f"{'model':<34} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8}"
-        lines = [head] + [f"{s.model:<34} {s.method:<11} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
+        head = f"{'model':<38} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8}"
+        lines = [head] + [f"{s.model:<38} {s.method:<11} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
                           f"{s.baseline:>8.1%}" for s in self]
         return "\n".join(lines)
 
