@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -306,7 +307,29 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+@contextmanager
+def _quiet_transformers():
+    """Hide transformers' per-load chatter (weight-loading bars, "torchvision missing: using the PIL
+    image processor" notices) while a model loads; real errors still raise."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _load(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
+    with _quiet_transformers():
+        return _load_quietly(spec, dev, dt, attention)
+
+
+def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
     import transformers
     from transformers import AutoConfig, AutoProcessor
 
