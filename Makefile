@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 # a second environment with ipywidgets 7.7.1 (what Colab pins) for `make test-widgets7`; inside .venv, so ignored
 IPYW7  ?= $(VENV)/ipyw7
 VOILA_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: help install lab test test-fast demo models clean app test-widgets7
 
@@ -33,7 +34,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb
+	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 test: $(STAMP)
 	@$(TEST_ENV) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS); \
