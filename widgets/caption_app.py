@@ -12,8 +12,9 @@ import json
 
 import ipywidgets as w
 
-from .base import ModelChoice, Panel, error_text, esc, png, stop_criteria
-from .decoding import DecodingControls
+from .base import ModelChoice, Panel, error_text, esc, png
+from .decoding import DecodingControls, caption_picked
+from .panels import truth_html
 from .picker import ImagePicker
 
 HISTORY_SHOWN = 20  # rows of the history table shown (the export has all of them)
@@ -110,12 +111,7 @@ class CaptionApp(Panel):
         self.close_dialog()
 
         def work(job):
-            image = self.picker.require_image()
-            kwargs = self.decoding.kwargs()
-            m = self.model.get("caption")
-            kwargs = self.decoding.fit(m, kwargs)
-            job.check()
-            text = mmkit.caption(m, image, stopping_criteria=stop_criteria(job), **kwargs)
+            m, image, text = caption_picked(self.picker, self.decoding, self.model, job)
             job.check()
             maps, note = None, ""
             if text:
@@ -134,10 +130,7 @@ class CaptionApp(Panel):
         truth = scene.caption if scene is not None else ""
         line = f"<div style='font-size:1.3em'>{esc(text) if text else '<i>(empty caption)</i>'}</div>"
         line += f"<div style='color:#666'>{esc(m.spec.name)}: {esc(self.decoding.describe())}</div>"
-        if truth:
-            same = " ".join(text.split()) == truth
-            line += (f"<div style='color:#555'>ground truth: <i>{esc(truth)}</i> "
-                     f"({'matches' if same else 'differs'})</div>")
+        line += truth_html(scene, text, truth or None)
         self.caption_html.value = line
         self.attention.value = b""
         self.attention_note.value = esc(note)

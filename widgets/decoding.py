@@ -75,3 +75,19 @@ class DecodingControls(w.VBox):
         if self.prompt.value.strip():
             text += f", prompt {self.prompt.value.strip()!r}"
         return text
+
+
+def caption_picked(picker, decoding: DecodingControls, choice, job):
+    """Caption the picker's image with the decoding controls' options: (model, image, caption).
+
+    Shared by CaptionPanel and CaptionApp; `choice` is their ModelChoice, `job` the running job.
+    """
+    import mmkit
+
+    from .base import stop_criteria
+
+    image = picker.require_image()
+    m = choice.get("caption")
+    kwargs = decoding.fit(m, decoding.kwargs())
+    job.check()
+    return m, image, mmkit.caption(m, image, stopping_criteria=stop_criteria(job), **kwargs)

@@ -10,12 +10,12 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import ModelChoice, Panel, esc, png, stop_criteria
-from .decoding import DecodingControls
+from .base import ModelChoice, Panel, esc, png
+from .decoding import DecodingControls, caption_picked
 from .picker import ImagePicker
 
 
-def _truth_html(scene, text: str, truth: str | None) -> str:
+def truth_html(scene, text: str, truth: str | None) -> str:
     """A ground-truth line for ShapesWorld scenes: the expected text and whether the result matches."""
     if scene is None or truth is None:
         return ""
@@ -46,22 +46,16 @@ class CaptionPanel(Panel):
 
     def caption(self) -> None:
         """Caption the picked image (the Caption button does this)."""
-        import mmkit
 
         def work(job):
-            image = self.picker.require_image()
-            kwargs = self.decoding.kwargs()
-            m = self.model.get("caption")
-            kwargs = self.decoding.fit(m, kwargs)
-            job.check()
-            return mmkit.caption(m, image, stopping_criteria=stop_criteria(job), **kwargs)
+            return caption_picked(self.picker, self.decoding, self.model, job)[2]
 
         def done(text):
             self.result = text
             scene = self.picker.scene
             self.output.value = (f"<div style='font-size:1.25em'>{esc(text) or '<i>(empty caption)</i>'}</div>"
                                  f"<div style='color:#666'>{esc(self.decoding.describe())}</div>"
-                                 + _truth_html(scene, text, scene.caption if scene is not None else None))
+                                 + truth_html(scene, text, scene.caption if scene is not None else None))
 
         self.run(work, done, "captioning...")
 
@@ -128,7 +122,7 @@ class VQAPanel(Panel):
             scene = self.picker.scene
             truth = next((qa.answer for qa in scene.qa if qa.question == q), None) if scene is not None else None
             self.output.value = (f"<div>Q: {esc(q)}</div><div style='font-size:1.25em'>A: <b>{esc(a)}</b></div>"
-                                 + _truth_html(scene, a, truth))
+                                 + truth_html(scene, a, truth))
 
         self.run(work, done, "answering...")
 
