@@ -22,7 +22,7 @@ help:
 	@echo "make demo    headless tour of the bundled models; results in out/"
 	@echo "make models  rebuild the bundled checkpoints in data/models/ (CPU, deterministic)"
 	@echo "make app     serve the captioning app (notebooks/11_caption_app.ipynb) as a web page with Voila"
-	@echo "make test-widgets7  run the widget tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
+	@echo "make test-widgets7  run the panel tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,7 +59,8 @@ test-widgets7: $(STAMP)
 	  { { $(IPYW7)/bin/python -m pip install -q "$(TORCH)" || $(IPYW7)/bin/python -m pip install -q torch; } && \
 	    $(IPYW7)/bin/python -m pip install -q -e . "ipywidgets==7.7.1" "pytest>=8"; }
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
-	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py -W ignore::DeprecationWarning $(PYTEST_ARGS)
+	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
+	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
