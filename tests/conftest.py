@@ -26,3 +26,14 @@ def scenes():
     from mmkit.data import ShapesWorld
 
     return ShapesWorld(4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one torch thread (tiny models: as fast, and it shares the CPU better)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

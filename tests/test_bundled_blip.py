@@ -18,14 +18,7 @@ NAMES = ("shapes-blip-caption", "shapes-blip-vqa", "shapes-blip-itm")
 TEST_SEED = 7  # the build script evaluates on seed 0; these scenes are fresh
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

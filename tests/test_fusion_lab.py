@@ -3,7 +3,6 @@ import time
 
 import ipywidgets as w
 import pytest
-import torch
 
 from mmkit.data import ANSWERS
 from mmkit.fusion.compare import Budget
@@ -12,12 +11,7 @@ from widgets import FusionLab
 TINY = Budget(n_train=300, n_test=60, steps=40, batch_size=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is as fast and shares the CPU better
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_panel_trains_compares_and_answers():

@@ -11,12 +11,7 @@ from mmkit.fusion.pointing import box_fraction, pointing_game
 BUDGET = Budget(n_train=1000, n_test=200)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is as fast and shares the CPU better
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
