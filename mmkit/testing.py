@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-FAMILIES = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm")
+FAMILIES = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm", "blip2")
 
 _TINY_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 _TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -113,6 +113,30 @@ def _blip(size: str, head: str):
     return model, tf.BlipProcessor(image_processor=ip, tokenizer=tok)
 
 
+def _blip2(size: str):
+    import transformers as tf
+
+    if size != "tiny":
+        raise ValueError("BLIP-2 is built tiny only: the real one (OPT-2.7B) has 3.9B parameters")
+    tok = _clip_bpe()  # a byte-level BPE stands in for OPT's GPT-2 tokenizer
+    ip = tf.BlipImageProcessor(size={"height": 32, "width": 32})
+    processor = tf.Blip2Processor(image_processor=ip, tokenizer=tok, num_query_tokens=32)  # adds <image>
+    image_id = tok.convert_tokens_to_ids("<image>")
+    # the real layout at toy width: 32 learned queries; cross-attention in every second Q-Former layer
+    cfg = tf.Blip2Config(vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT),
+                         qformer_config=dict(vocab_size=len(tok), encoder_hidden_size=32, cross_attention_frequency=2,
+                                             **dict(_TINY_TEXT, num_hidden_layers=4)),
+                         text_config=dict(model_type="opt", vocab_size=len(tok), hidden_size=32, ffn_dim=64,
+                                          num_hidden_layers=2, num_attention_heads=2, word_embed_proj_dim=32,
+                                          max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
+                         num_query_tokens=32, image_token_index=image_id)
+    model = tf.Blip2ForConditionalGeneration(cfg)
+    model.generation_config.update(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                   pad_token_id=tok.pad_token_id)
+    return model, processor
+
+
 def build_random(family: str, size: str = "tiny", seed: int = 0):
     """(model, processor) of the family's class with random weights; size is "tiny" or "base"."""
     import torch
@@ -126,6 +150,8 @@ def build_random(family: str, size: str = "tiny", seed: int = 0):
         return _align(size)
     if family.startswith("vilt"):
         return _vilt(size, family.split("-")[1])
+    if family == "blip2":
+        return _blip2(size)
     return _blip(size, family.split("-")[1])
 
 

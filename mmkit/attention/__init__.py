@@ -24,27 +24,29 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     """Cross-modal maps of one image and one text.
 
     Args:
-        m: a Loaded model (or a name) of family clip, align, vilt-vqa, vilt-itm, blip-caption, blip-vqa, blip-itm.
+        m: a Loaded model (or a name) of family clip, align, vilt-vqa, vilt-itm, blip-caption, blip-vqa, blip-itm or blip2.
         image: anything load_image accepts.
         text: the prompt (CLIP/ALIGN), question (VQA), caption (ITM, ViLT-ITM); for captioning models
-            None generates the caption first (kwargs go to generate), or give a caption to inspect.
+            (and BLIP-2, whose maps are per Q-Former query) None generates the caption first (kwargs go to generate), or give a caption to inspect.
     """
     from .cross import blip_caption_maps, blip_itm_maps, blip_vqa_maps, vilt_maps
     from .dual import align_maps, clip_maps
 
     m = load_model(m, attention=True) if isinstance(m, str) else m
     require(m, "attention_maps")
-    if m.spec.family in ("blip2",):
-        raise InputError("attention maps for BLIP-2 are not implemented yet; use blip-caption or blip-vqa")
     image = load_image(image)
     fam = m.spec.family
     if text is not None:
         if not isinstance(text, str) or not text.replace("\x00", "").strip():
             raise InputError("text is empty; type a prompt, a question or a caption")
         text = " ".join(text.replace("\x00", "").split())
-    elif fam != "blip-caption":
+    elif fam not in ("blip-caption", "blip2"):
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     m = _eager(m)
+    if fam == "blip2":
+        from .qformer import blip2_maps
+
+        return blip2_maps(m, image, text, **kwargs)
     if fam == "blip-caption":
         return blip_caption_maps(m, image, text, **kwargs)
     if fam == "blip-vqa":
