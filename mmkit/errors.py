@@ -24,3 +24,7 @@ def describe(x: object, limit: int = 60) -> str:
     if mode is not None and size is not None:
         return f"PIL image ({mode}, {size[0]}x{size[1]})"
     return f"{type(x).__name__} object"
+
+
+class ResourceError(RuntimeError):
+    """The machine ran out of a resource (GPU memory) even after retrying; the message names the fixes."""

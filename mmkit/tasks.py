@@ -13,6 +13,7 @@ from typing import NamedTuple
 from .data.images import load_image
 from .errors import InputError
 from .models import Loaded, load_model, require
+from .resources import run_batched
 
 BATCH_SIZE = 32  # images per forward pass
 
@@ -36,13 +37,23 @@ def _images(images) -> tuple[list, bool]:
     return [load_image(images)], True
 
 
-def _text(t, what: str = "text") -> str:
+def clean_text(t, what: str = "text") -> str:
+    """`t` stripped, with NUL bytes removed and broken unicode (lone surrogates) replaced by U+FFFD;
+    InputError when it is not a string or nothing is left."""
     if not isinstance(t, str):
         raise InputError(f"{what} must be a string, got {type(t).__name__}")
-    clean = t.replace("\x00", "").strip()
+    clean = t.replace("\x00", "")
+    try:
+        clean.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. half of an emoji pair cut off: tokenizers refuse it
+        clean = clean.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    clean = clean.strip()
     if not clean:
         raise InputError(f"{what} is empty; type a word or a sentence")
     return clean
+
+
+_text = clean_text
 
 
 def _texts(texts, what: str = "text") -> tuple[list[str], bool]:
@@ -67,12 +78,44 @@ def _tokenize(m: Loaded, texts: list[str]) -> dict:
     """Tokenize with padding and truncation to the model's limit, warning when text is cut."""
     tok = getattr(m.processor, "tokenizer", m.processor)
     limit = _max_len(m)
-    long = [t for t in texts if len(t) > limit and len(tok(t)["input_ids"]) > limit]
+    long = [t for t in texts if len(t) > limit and _n_tokens(tok, t, limit) > limit]
     if long:
         warnings.warn(f"{len(long)} text(s) longer than this model's limit of {limit} tokens were truncated "
                       f"(first: {long[0][:40]!r}...)", stacklevel=3)
     enc = tok(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
     return {k: v.to(m.device) for k, v in enc.items()}
+
+
+def _n_tokens(tok, text: str, limit: int) -> int:
+    """Token count of text, counted only up to limit + 1 (so no "sequence too long" chatter)."""
+    return len(tok(text, truncation=True, max_length=limit + 1)["input_ids"])
+
+
+def fit_text(m: Loaded, text: str, reserve: int = 0, what: str = "text") -> str:
+    """`text` cut at a word boundary to fit the model's token limit (minus `reserve`), with a warning."""
+    tok = getattr(m.processor, "tokenizer", m.processor)
+    limit = _max_len(m) - reserve
+    if limit < 3:
+        raise InputError(f"no room left for the {what} in this model's {_max_len(m)}-token limit")
+    if len(text) <= limit or _n_tokens(tok, text, limit) <= limit:
+        return text
+    words, lo, hi = text.split(), 0, len(text.split())
+    while lo < hi:  # the most leading words that fit
+        mid = (lo + hi + 1) // 2
+        if _n_tokens(tok, " ".join(words[:mid]), limit) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = " ".join(words[:lo])
+    if not cut:  # one enormous word: cut it by characters
+        lo, hi = 1, len(words[0])
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if _n_tokens(tok, words[0][:mid], limit) <= limit else (lo, mid - 1)
+        cut = words[0][:lo]
+    warnings.warn(f"the {what} is longer than this model's limit of {limit} tokens and was truncated to "
+                  f"{cut[:40]!r}...", stacklevel=3)
+    return cut
 
 
 def _pixels(m: Loaded, images: list) -> dict:
@@ -84,9 +127,22 @@ def _pixels(m: Loaded, images: list) -> dict:
     return out
 
 
-def _batches(n: int, size: int):
-    for i in range(0, n, size):
-        yield slice(i, min(i + size, n))
+def _batched(m: Loaded, n: int, batch_size: int, step, what: str) -> list:
+    """run_batched with the model's name, device and dtype in its messages (smaller batches on OOM)."""
+    return run_batched(n, _whole(batch_size, "batch_size"), step, f"{what} on {m.spec.name}", m.device, m.dtype)
+
+
+def _whole(x, what: str) -> int:
+    """x as an int >= 1, or InputError."""
+    import operator
+
+    try:
+        n = operator.index(x)  # int or numpy integer; not float, str or bool-like text
+    except TypeError:
+        n = None
+    if n is None or isinstance(x, bool) or n < 1:
+        raise InputError(f"{what}={x!r} must be a whole number of at least 1")
+    return n
 
 
 def _feature(out):
@@ -101,35 +157,37 @@ def _feature(out):
 def _embed_images(m: Loaded, images: list, batch_size: int):
     import torch
 
-    feats = []
+    def step(sl):
+        px = _pixels(m, images[sl])["pixel_values"]
+        if m.spec.family == "blip-itm":
+            h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
+            f = m.model.vision_proj(h[:, 0, :])  # (B, E) from the CLS token
+        else:
+            f = _feature(m.model.get_image_features(pixel_values=px))  # (B, E)
+        return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
+
     with torch.inference_mode():
-        for sl in _batches(len(images), batch_size):
-            px = _pixels(m, images[sl])["pixel_values"]
-            if m.spec.family == "blip-itm":
-                h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
-                f = m.model.vision_proj(h[:, 0, :])  # (B, E) from the CLS token
-            else:
-                f = _feature(m.model.get_image_features(pixel_values=px))  # (B, E)
-            feats.append(torch.nn.functional.normalize(f.float(), dim=-1).cpu())
-    return torch.cat(feats)
+        feats = _batched(m, len(images), batch_size, step, "image embedding")
+    return torch.cat(feats)  # outside inference mode: a normal tensor that autograd may use (Grad-CAM)
 
 
 def _embed_texts(m: Loaded, texts: list[str], batch_size: int = 256):
     import torch
 
-    feats = []
+    def step(sl):
+        enc = _tokenize(m, texts[sl])
+        if m.spec.family == "blip-itm":
+            h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            f = m.model.text_proj(h.last_hidden_state[:, 0, :])  # (B, E) from the CLS token
+        else:
+            if m.spec.family == "clip":
+                enc.pop("token_type_ids", None)  # CLIP's text tower takes no segment ids
+            f = _feature(m.model.get_text_features(**enc))  # (B, E)
+        return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
+
     with torch.inference_mode():
-        for sl in _batches(len(texts), batch_size):
-            enc = _tokenize(m, texts[sl])
-            if m.spec.family == "blip-itm":
-                h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-                f = m.model.text_proj(h.last_hidden_state[:, 0, :])  # (B, E) from the CLS token
-            else:
-                if m.spec.family == "clip":
-                    enc.pop("token_type_ids", None)  # CLIP's text tower takes no segment ids
-                f = _feature(m.model.get_text_features(**enc))  # (B, E)
-            feats.append(torch.nn.functional.normalize(f.float(), dim=-1).cpu())
-    return torch.cat(feats)
+        feats = _batched(m, len(texts), batch_size, step, "text embedding")
+    return torch.cat(feats)  # outside inference mode: a normal tensor that autograd may use (Grad-CAM)
 
 
 def embed_images(m, images, batch_size: int = BATCH_SIZE):
@@ -224,19 +282,20 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
         ie, te = _embed_images(m, ims, batch_size), _embed_texts(m, ts)
         return (ie * te).sum(-1) if paired else ie @ te.T
     pairs = list(zip(range(len(ims)), range(len(ts)))) if paired else [(i, j) for i in range(len(ims)) for j in range(len(ts))]
-    scores = []
+
+    def step(sl):
+        chunk = pairs[sl]
+        px = _pixels(m, [ims[i] for i, _ in chunk])
+        enc = _tokenize(m, [ts[j] for _, j in chunk])
+        if fam == "blip-itm":
+            out = m.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                          pixel_values=px["pixel_values"], use_itm_head=True)
+            return out.itm_score.float().softmax(-1)[:, 1].cpu()  # (B,) P(match)
+        out = m.model(**enc, **px)  # vilt-itm
+        return out.logits.float()[:, 0].sigmoid().cpu()  # (B,)
+
     with torch.inference_mode():
-        for sl in _batches(len(pairs), batch_size):
-            chunk = pairs[sl]
-            px = _pixels(m, [ims[i] for i, _ in chunk])
-            enc = _tokenize(m, [ts[j] for _, j in chunk])
-            if fam == "blip-itm":
-                out = m.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                              pixel_values=px["pixel_values"], use_itm_head=True)
-                scores.append(out.itm_score.float().softmax(-1)[:, 1].cpu())  # (B,) P(match)
-            else:  # vilt-itm
-                out = m.model(**enc, **px)
-                scores.append(out.logits.float()[:, 0].sigmoid().cpu())  # (B,)
+        scores = _batched(m, len(pairs), batch_size, step, "matching")
     s = torch.cat(scores)
     return s if paired else s.view(len(ims), len(ts))  # (N_images, N_texts)
 
@@ -260,6 +319,7 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     import torch
 
     m = _model(m, "retrieve")
+    k = _whole(k, "k")
     many = isinstance(query, (list, tuple))
     queries = list(query) if many else [query]
     if not queries:
@@ -272,6 +332,8 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
         if gallery.dim() != 2 or gallery.shape[1] != q_emb.shape[1]:
             raise InputError(f"gallery embeddings of shape {tuple(gallery.shape)} do not fit queries of width "
                              f"{q_emb.shape[1]}; compute them with embed_images/embed_texts of the same model")
+        if len(gallery) == 0 or not torch.isfinite(gallery).all():
+            raise InputError("the gallery embeddings are empty or contain NaN/inf; recompute them with embed_images")
         g_emb, items = torch.nn.functional.normalize(gallery.float().cpu(), dim=-1), [None] * len(gallery)
     else:
         if not isinstance(gallery, (list, tuple)) or not gallery:
@@ -283,8 +345,6 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
             g_emb = _embed_images(m, _images(items)[0], batch_size)
         else:
             g_emb = _embed_texts(m, _texts(items, "gallery text")[0])
-    if k < 1:
-        raise InputError(f"k={k} must be at least 1")
     sim = q_emb @ g_emb.T  # (Q, N)
     top = sim.topk(min(k, sim.shape[1]), dim=-1)
     res = [[Hit(int(i), float(s), items[int(i)]) for s, i in zip(vs, ix)] for vs, ix in zip(top.values, top.indices)]
@@ -341,15 +401,17 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     if do_sample and seed is not None:
         torch.manual_seed(seed)
     tok = m.processor.tokenizer
-    out: list[str] = []
+
+    def step(sl):
+        inputs = _pixels(m, ims[sl])
+        if prompt is not None:
+            enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
+            inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        ids = m.model.generate(**inputs, **kw)
+        return [" ".join(t.split()) for t in tok.batch_decode(ids, skip_special_tokens=True)]
+
     with torch.inference_mode():
-        for sl in _batches(len(ims), batch_size):
-            inputs = _pixels(m, ims[sl])
-            if prompt is not None:
-                enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
-                inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            ids = m.model.generate(**inputs, **kw)
-            out += [" ".join(t.split()) for t in tok.batch_decode(ids, skip_special_tokens=True)]
+        out = [c for batch in _batched(m, len(ims), batch_size, step, "captioning") for c in batch]
     return out[0] if single else out
 
 
@@ -371,21 +433,22 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
         raise InputError(f"{len(ims)} images but {len(qs)} questions; pass one question per image, "
                          "or one image / one question to share")
     fam = m.spec.family
-    out: list[str] = []
+
+    def step(sl):
+        px = _pixels(m, ims[sl])
+        if fam == "blip2":
+            enc = _tokenize(m, [f"Question: {q} Answer:" for q in qs[sl]])
+        else:
+            enc = _tokenize(m, qs[sl])
+        if fam == "vilt-vqa":
+            logits = m.model(**enc, **px).logits  # (B, num_answers)
+            return [m.model.config.id2label[int(i)] for i in logits.argmax(-1)]
+        ids = m.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                               max_new_tokens=max_new_tokens, **px)
+        if fam == "blip2":
+            ids = ids[:, enc["input_ids"].shape[1]:]
+        return [" ".join(t.split()) for t in m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
     with torch.inference_mode():
-        for sl in _batches(len(ims), batch_size):
-            px = _pixels(m, ims[sl])
-            if fam == "blip2":
-                enc = _tokenize(m, [f"Question: {q} Answer:" for q in qs[sl]])
-            else:
-                enc = _tokenize(m, qs[sl])
-            if fam == "vilt-vqa":
-                logits = m.model(**enc, **px).logits  # (B, num_answers)
-                out += [m.model.config.id2label[int(i)] for i in logits.argmax(-1)]
-            else:
-                ids = m.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                       max_new_tokens=max_new_tokens, **px)
-                if fam == "blip2":
-                    ids = ids[:, enc["input_ids"].shape[1]:]
-                out += [" ".join(t.split()) for t in m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        out = [a for batch in _batched(m, len(ims), batch_size, step, "question answering") for a in batch]
     return out[0] if (single_im and single_q) else out

@@ -32,14 +32,17 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     from .cross import blip_caption_maps, blip_itm_maps, blip_vqa_maps, vilt_maps
     from .dual import align_maps, clip_maps
 
+    from ..tasks import clean_text, fit_text
+
     m = load_model(m, attention=True) if isinstance(m, str) else m
     require(m, "attention_maps")
     image = load_image(image)
     fam = m.spec.family
     if text is not None:
-        if not isinstance(text, str) or not text.replace("\x00", "").strip():
+        if isinstance(text, str) and not text.replace("\x00", "").strip():
             raise InputError("text is empty; type a prompt, a question or a caption")
-        text = " ".join(text.replace("\x00", "").split())
+        text = " ".join(clean_text(text, "text").split())  # NUL bytes and broken unicode cleaned
+        text = fit_text(m, text, what="text")  # longer than the model's limit: cut, with a warning
     elif fam not in ("blip-caption", "blip2"):
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     m = _eager(m)

@@ -94,12 +94,21 @@ def _from_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{name} is too large to decode safely (decompression bomb guard); resize it first") from None
+    except Exception as e:  # PIL raises OSError, SyntaxError, struct.error, ... on a broken header
+        raise InputError(
+            f"{name} could not be opened ({type(e).__name__}: {e}); the file is truncated or corrupt: "
+            "re-save or re-upload it"
+        ) from None
     return _to_rgb(_first_frame(im), name, max_pixels)
 
 
 def _first_frame(im: Image.Image) -> Image.Image:
-    if getattr(im, "is_animated", False):
-        im.seek(0)
+    try:
+        if getattr(im, "is_animated", False):
+            im.seek(0)
+    except Exception as e:  # counting frames reads the file: a truncated animation fails here
+        raise InputError(f"{describe(im)}: its frames could not be read ({e}); the file is truncated or corrupt: "
+                         "re-save or re-upload it") from None
     return im
 
 
@@ -119,7 +128,9 @@ def _to_rgb(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
             im.load()
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = prev
-    except (OSError, SyntaxError, ValueError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{name} is too large to decode safely (decompression bomb guard); resize it first") from None
+    except Exception as e:  # OSError, SyntaxError, ValueError, struct.error, EOFError... from a broken file
         raise InputError(
             f"{name} could not be decoded ({e}); the file is truncated or corrupt: re-save or re-upload it"
         ) from None
@@ -127,7 +138,10 @@ def _to_rgb(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
         im = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block should not lose the picture
         pass
-    return _mode_to_rgb(im)
+    try:
+        return _mode_to_rgb(im)
+    except Exception as e:  # an exotic mode PIL cannot convert
+        raise InputError(f"{name} (mode {im.mode}) could not be converted to RGB ({e}); re-save it as PNG or JPEG") from None
 
 
 def _mode_to_rgb(im: Image.Image) -> Image.Image:
