@@ -2,11 +2,12 @@
 
 Each panel is a VBox subclass: build it, display it, and drive it from code in tests.
 """
+from .annotation import AnnotationPanel
 from .attention_explorer import AttentionExplorer
 from .caption_app import CaptionApp
 from .fusion_lab import FusionLab
 from .panels import CaptionPanel, RetrievalPanel, VQAPanel, ZeroShotPanel
 from .picker import ImagePicker
 
-__all__ = ["AttentionExplorer", "CaptionApp", "CaptionPanel", "FusionLab", "ImagePicker", "RetrievalPanel",
+__all__ = ["AnnotationPanel", "AttentionExplorer", "CaptionApp", "CaptionPanel", "FusionLab", "ImagePicker", "RetrievalPanel",
            "VQAPanel", "ZeroShotPanel"]

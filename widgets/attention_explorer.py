@@ -59,9 +59,10 @@ class AttentionExplorer(W.VBox):
             text = self.text.value.strip() or None
             self.message.value = "<i>computing...</i>"
             self.maps = mmkit.attention_maps(self.model, self.image, text)
-        except (mmkit.InputError, ValueError) as e:
+        except Exception as e:  # shown in the panel; the explorer stays usable
             self.maps = None
-            self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
+            self.message.value = f"<span style='color:#b00'>{html.escape(kind + str(e))}</span>"
             return
         m = self.maps
         self.message.value = html.escape(f"text: {m.text}" + (f"  |  answer: {m.notes['answer']}" if "answer" in m.notes else ""))
@@ -97,5 +98,5 @@ class AttentionExplorer(W.VBox):
             fig = mmkit.viz.overlay(self.maps.image, self.heat(), alpha=self.opacity.value,
                                     title=f"'{word}' · {self.method.value}")
             self.picture.value = figure_png(fig)
-        except (mmkit.InputError, ValueError) as e:
+        except Exception as e:  # a map that cannot be drawn is reported, the explorer goes on
             self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"

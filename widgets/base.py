@@ -202,6 +202,10 @@ class Panel(w.VBox):
             self.status.value = ""
         except Cancelled:
             self.status.value = "Stopped."
+        except KeyboardInterrupt:  # the kernel was interrupted mid-run: the panel stays usable
+            self.status.value = "Interrupted; ready for the next input."
+            if not self.background:
+                raise
         except Exception as e:  # shown in the panel, never dumped into the notebook
             if job.cancelled:
                 self.status.value = "Stopped."

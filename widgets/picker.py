@@ -41,11 +41,13 @@ class ImagePicker(w.VBox):
     Args:
         source: "shapes" (a held-out ShapesWorld scene is chosen at start), "sample" or None (nothing yet).
         preview_size: the preview's longer side in pixels.
+        max_upload_mb: larger uploads are refused with a message (uploads stay in memory, never on disk).
     """
 
-    def __init__(self, source: str | None = "shapes", preview_size: int = 192):
+    def __init__(self, source: str | None = "shapes", preview_size: int = 192, max_upload_mb: float = MAX_UPLOAD_MB):
         from mmkit.data import SAMPLES
 
+        self.max_upload_mb = max_upload_mb
         self.image = None
         self.label = ""
         self.scene = None
@@ -69,7 +71,7 @@ class ImagePicker(w.VBox):
         self.samples.observe(self._on_sample, names="value")
         self.generate.on_click(lambda _: self.choose_scene())
         super().__init__([
-            w.HTML(f"<b>Image</b>: upload one (up to {MAX_UPLOAD_MB} MB), pick a sample photo, or generate a scene"),
+            w.HTML(f"<b>Image</b>: upload one (up to {max_upload_mb:g} MB), pick a sample photo, or generate a scene"),
             w.HBox([self.upload, self.samples]),
             w.HBox([self.split, self.index, self.objects, self.generate]),
             self.preview, self.caption, self.error,
@@ -139,9 +141,9 @@ class ImagePicker(w.VBox):
         if IPYWIDGETS_MAJOR >= 8:
             self.upload.value = ()  # forget it, so uploading the same file again is seen as a change
         name, content, size = files[-1]
-        if max(size, len(content)) > MAX_UPLOAD_MB * 1024 * 1024:
+        if max(size, len(content)) > self.max_upload_mb * 1024 * 1024:
             mb = max(size, len(content)) / 1024 / 1024
-            self.error.value = error_html(f"{name} is {mb:.1f} MB; the limit is {MAX_UPLOAD_MB} MB. "
+            self.error.value = error_html(f"{name} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
                                           "Resize the image or save it as JPEG, then upload it again.")
             return
         if not content:
