@@ -113,6 +113,35 @@ def bench_label_cache(name: str, path: str, images, n_labels: int) -> dict:
             "speedup": t_recompute / t_cached}
 
 
+def bench_bf16(task: str, name: str, path: str, images, labels) -> dict:
+    """bfloat16 on the CPU: mmkit in bf16 against the pipeline in fp32 (its default) and in bf16, plus agreement."""
+    n = len(images)
+    m32 = mmkit.load_model(path, dtype="fp32")
+    m16 = mmkit.load_model(path, dtype="bf16")
+    if task == "caption":
+        kw = dict(max_new_tokens=10, min_new_tokens=10)
+        run = lambda m: mmkit.caption(m, images, batch_size=n, **kw)  # noqa: E731
+        pipe_task, pipe_kw = "image-text-to-text", dict(text=[""] * n, batch_size=n, generate_kwargs=kw)
+        agree = lambda a, b: sum(x == y for x, y in zip(a, b)) / n  # noqa: E731  identical captions
+    else:
+        run = lambda m: mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n)  # noqa: E731
+        pipe_task, pipe_kw = "zero-shot-image-classification", dict(candidate_labels=labels, hypothesis_template="a {}",
+                                                                    batch_size=n)
+        agree = lambda a, b: sum(max(x, key=x.get) == max(y, key=y.get) for x, y in zip(a, b)) / n  # noqa: E731
+    t16 = timed(lambda: run(m16))
+    t32 = timed(lambda: run(m32))
+    same = agree(run(m32), run(m16))
+    pipes = {}
+    for dt in (torch.float32, torch.bfloat16):
+        pipe = pipeline(pipe_task, model=path, dtype=dt)
+        call = (lambda: pipe(images=images, **pipe_kw)) if task == "caption" else (lambda: pipe(images, **pipe_kw))
+        pipes[dt] = timed(call)
+    return {"task": task, "model": name, "images": n, "mmkit_fp32_img_s": n / t32, "mmkit_bf16_img_s": n / t16,
+            "pipeline_fp32_img_s": n / pipes[torch.float32], "pipeline_bf16_img_s": n / pipes[torch.bfloat16],
+            "bf16_vs_fp32": t32 / t16, "bf16_vs_pipeline_fp32": pipes[torch.float32] / t16,
+            "bf16_vs_pipeline_bf16": pipes[torch.bfloat16] / t16, "agreement": same}
+
+
 def row(task, model, n, t_mmkit, t_pipe, t_naive) -> dict:
     return {"task": task, "model": model, "images": n, "mmkit_img_s": n / t_mmkit, "pipeline_img_s": n / t_pipe,
             "naive_img_s": n / t_naive, "vs_pipeline": t_pipe / t_mmkit, "vs_naive": t_naive / t_mmkit}
@@ -122,6 +151,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="8 images instead of 32")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--only-bf16", action="store_true", help="run only the bf16 table (real-size models)")
+    ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 table")
     ap.add_argument("--out", default=str(Path(__file__).with_name("tasks_results.json")))
     args = ap.parse_args(argv)
     n = 8 if args.quick else args.batch
@@ -140,15 +171,20 @@ def main(argv=None) -> int:
     models["caption"].append(("blip-base (random init)", str(random_model_dir("blip-caption", "base", tmp / "blip"))))
     models["zero_shot"].append(("clip-b32 (random init)", str(random_model_dir("clip", "base", tmp / "clip"))))
 
-    for name, path in models["caption"]:
+    for name, path in ([] if args.only_bf16 else models["caption"]):
         print(f"caption: {name} ...", flush=True)
         results.append(bench_caption(name, path, images, tokens=10, naive_n=2 if args.quick else 4))
-    for name, path in models["zero_shot"]:
+    for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"zero_shot: {name} ...", flush=True)
         results.append(bench_zero_shot(name, path, images, labels9, naive_n=2 if args.quick else 4))
-    for name, path in models["zero_shot"]:
+    for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"label cache: {name} ...", flush=True)
         results.append(bench_label_cache(name, path, images[: min(n, 16)], 100))
+    if not args.no_bf16:
+        for task in ("caption", "zero_shot"):
+            name, path = models[task][-1]  # the real-size model
+            print(f"bf16: {task} {name} ...", flush=True)
+            results.append(bench_bf16(task, name, path, images, labels9))
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
               f"{torch.get_num_threads()} threads"
@@ -165,6 +201,21 @@ def main(argv=None) -> int:
         if "speedup" in r:
             print(f"| {r['task']} | {r['model']} | {r['images']} | {r['cached_img_s']:.1f} | "
                   f"{r['recompute_img_s']:.1f} | {r['speedup']:.1f} |")
+    if any("agreement" in r for r in results):
+        print(f"\nbfloat16 on this CPU (native bf16 instructions: {mmkit.config.cpu_has_bf16()}):\n")
+        print("| task | model | images | mmkit fp32 img/s | mmkit bf16 img/s | pipeline fp32 img/s | pipeline bf16 img/s "
+              "| bf16 x fp32 | bf16 x pipeline fp32 | bf16 x pipeline bf16 | same result as fp32 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in results:
+            if "agreement" in r:
+                print(f"| {r['task']} | {r['model']} | {r['images']} | {r['mmkit_fp32_img_s']:.1f} | "
+                      f"{r['mmkit_bf16_img_s']:.1f} | {r['pipeline_fp32_img_s']:.1f} | {r['pipeline_bf16_img_s']:.1f} | "
+                      f"{r['bf16_vs_fp32']:.2f} | {r['bf16_vs_pipeline_fp32']:.2f} | {r['bf16_vs_pipeline_bf16']:.2f} | "
+                      f"{r['agreement']:.0%} |")
+    out = Path(args.out)
+    if args.only_bf16 and out.exists():  # keep the other tables of the last full run
+        old = json.loads(out.read_text())["results"]
+        results = [r for r in old if "agreement" not in r] + results
     Path(args.out).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     return 0
 

@@ -138,3 +138,14 @@ def test_no_ipywidgets_import_anywhere_in_the_library():
 def test_environment_report():
     env = config.environment()
     assert {"python", "torch", "transformers", "device", "dtype", "hub"} <= set(env)
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags(tmp_path):
+    from mmkit.config import cpu_has_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert cpu_has_bf16(str(info)) is False
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_bf16(str(info)) is True
+    assert cpu_has_bf16(str(tmp_path / "missing")) is False  # not Linux: assume emulated
