@@ -10,7 +10,7 @@ import warnings
 from collections import OrderedDict
 from typing import NamedTuple
 
-from .data.images import load_image
+from .data.images import fit_aspect, load_image
 from .errors import InputError
 from .models import Loaded, load_model, require
 from .resources import run_batched
@@ -119,6 +119,7 @@ def fit_text(m: Loaded, text: str, reserve: int = 0, what: str = "text") -> str:
 
 
 def _pixels(m: Loaded, images: list) -> dict:
+    images = [fit_aspect(im) for im in images]  # 1x5000 would be resized to zero pixels
     enc = m.processor.image_processor(images=images, return_tensors="pt")
     out = {}
     for k, v in enc.items():

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from ..data.images import load_image
+from ..data.images import fit_aspect, load_image
 from ..errors import InputError
 from ..models import Loaded, load_model, require
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid
@@ -36,7 +36,7 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
 
     m = load_model(m, attention=True) if isinstance(m, str) else m
     require(m, "attention_maps")
-    image = load_image(image)
+    image = fit_aspect(load_image(image))  # very thin images padded with white (see fit_aspect)
     fam = m.spec.family
     if text is not None:
         if isinstance(text, str) and not text.replace("\x00", "").strip():

@@ -18,6 +18,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from ..errors import InputError, describe
 
 MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs (8000x8000)
+MAX_ASPECT = 5  # models get thinner images padded with white to this width:height (or height:width) ratio
 _URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://")
 
 
@@ -51,6 +52,21 @@ def load_image(x, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
+    """Pad a very thin image (e.g. 1x5000) with white, centred, to at most max_ratio : 1.
+
+    Model processors resize the shorter side to a fixed size and cap the longer one, which would shrink
+    the short side of a thin image to zero pixels; tasks and attention_maps call this before them.
+    """
+    w, h = im.size
+    if max(w, h) <= max_ratio * min(w, h):
+        return im
+    size = (w, int(-(-w // max_ratio))) if w > h else (int(-(-h // max_ratio)), h)  # ceil: the short side grows
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    canvas.paste(im, ((size[0] - w) // 2, (size[1] - h) // 2))
+    return canvas
 
 
 def _from_path(x, max_pixels: int) -> Image.Image:
