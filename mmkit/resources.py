@@ -69,7 +69,7 @@ def run_batched(n: int, batch_size: int, step, what: str = "the model", device=N
             free_memory()
             if size == 1:
                 raise ResourceError(advice(what, device, dtype)) from None
-            size = max(1, size // 2)
+            size = max(1, (sl.stop - sl.start) // 2)  # half of the batch that failed
             warnings.warn(f"out of memory running {what}; retrying with batches of {size}", RuntimeWarning,
                           stacklevel=3)
             continue
