@@ -1,0 +1,163 @@
+"""Every notebook's setup cell, run in a simulated Colab: a fake `google.colab` module, `git clone` and pip
+intercepted at subprocess.run, and Colab's installed packages faked through importlib.metadata.
+
+Checks what would be installed: mmkit itself with --no-deps, then only what is missing; Colab's torch,
+transformers and ipywidgets are never named to pip. The cell and scripts/colab_setup.py use the standard
+library only, and the script is checked to parse as Python 3.10-3.13.
+"""
+import ast
+import importlib.metadata
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+URL = re.search(r'^Repository\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+# what a Colab runtime had when this was written (Python 3.13 runtime, ipywidgets pinned to 7.7.1)
+COLAB = {"torch": "2.8.0+cu126", "torchvision": "0.23.0+cu126", "transformers": "5.15.0", "ipywidgets": "7.7.1",
+         "numpy": "2.0.2", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.1", "huggingface-hub": "1.0.1",
+         "safetensors": "0.6.2", "tokenizers": "0.22.1", "scikit-image": "0.25.2", "packaging": "25.0"}
+PROTECTED = ("torch", "torchvision", "transformers", "ipywidgets")
+
+
+def setup_cell(path: Path) -> str:
+    cells = [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
+    assert cells[0].source.startswith("# Setup"), f"{path.name}: the first code cell is not the setup cell"
+    return cells[0].source
+
+
+class FakeColab:
+    """Intercepts subprocess.run: `git clone URL DIR` copies the files the setup needs; pip calls are recorded."""
+
+    def __init__(self, installed: dict):
+        self.installed = dict(installed)
+        self.calls: list[list[str]] = []
+
+    def run(self, cmd, *args, **kwargs):
+        cmd = [str(c) for c in cmd]
+        self.calls.append(cmd)
+        if cmd[:2] == ["git", "clone"]:
+            dest = Path(cmd[-1])
+            (dest / "scripts").mkdir(parents=True)
+            shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
+            shutil.copy(REPO / "scripts" / "colab_setup.py", dest / "scripts" / "colab_setup.py")
+        elif cmd[1:4] == ["-m", "pip", "install"]:
+            for a in cmd[4:]:
+                if a.startswith("-") or a.startswith("/") or a.startswith("."):
+                    continue
+                self.installed[re.match(r"[A-Za-z0-9._-]+", a).group(0)] = "9.9"
+            if "-e" in cmd:
+                self.installed["mmkit"] = "0.1.0"
+        else:
+            raise AssertionError(f"unexpected command on Colab: {cmd}")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    def version(self, name):
+        norm = lambda s: re.sub(r"[-_.]+", "-", s).lower()  # noqa: E731
+        for k, v in self.installed.items():
+            if norm(k) == norm(name):
+                return v
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    @property
+    def pip_calls(self):
+        return [c for c in self.calls if c[1:4] == ["-m", "pip", "install"]]
+
+
+@pytest.fixture
+def colab(monkeypatch, tmp_path):
+    """Run a setup cell as Colab would: returns run(source, installed) -> (FakeColab, printed text)."""
+    monkeypatch.chdir(tmp_path)  # Colab's /content
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.delenv("MMKIT_REPO", raising=False)
+    path_before = list(sys.path)
+
+    def run(source, installed=COLAB, capsys=None):
+        fake = FakeColab(installed)
+        monkeypatch.setattr(subprocess, "run", fake.run)
+        monkeypatch.setattr(importlib.metadata, "version", fake.version)
+        exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+        return fake
+
+    yield run
+    sys.path[:] = path_before
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_setup_cell_installs_only_what_colab_lacks(path, colab, capsys):
+    fake = colab(setup_cell(path))
+    clone = fake.calls[0]
+    assert clone[:2] == ["git", "clone"] and URL in clone and clone[-1] == "mmkit"
+    pip = fake.pip_calls
+    named = [a for c in pip for a in c[4:] if not a.startswith("-")]
+    for pkg in PROTECTED:
+        assert not any(re.match(rf"{pkg}\b", a) for a in named), f"{pkg} would be reinstalled: {pip}"
+    deps = [c for c in pip if "-e" not in c]
+    assert len(deps) == 1 and [a for a in deps[0][4:] if not a.startswith("-")] == ["pycocoevalcap>=1.2"], pip
+    editable = [c for c in pip if "-e" in c]
+    assert len(editable) == 1 and "--no-deps" in editable[0] and editable[0][-1].endswith("mmkit")
+    assert str(Path("mmkit").resolve()) in sys.path  # importable in this kernel without a restart
+    out = capsys.readouterr().out
+    assert "kept torch 2.8.0+cu126, transformers 5.15.0, ipywidgets 7.7.1" in out and "warning" not in out
+
+
+def test_setup_cell_is_a_no_op_outside_colab(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    for path in NOTEBOOKS:
+        exec(compile(setup_cell(path), path.name, "exec"), {})
+    assert calls == []
+
+
+def test_all_setup_cells_and_badges_agree_with_pyproject():
+    cells = {p.name: setup_cell(p) for p in NOTEBOOKS}
+    assert len(set(cells.values())) == 1, "setup cells differ between notebooks"
+    owner_repo = URL.split("github.com/")[1]
+    for p in NOTEBOOKS:
+        first = nbformat.read(p, 4).cells[0].source
+        badge = f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{p.name}"
+        assert badge in first, f"{p.name}: no Colab badge pointing at {badge}"
+
+
+def test_missing_light_dependency_is_installed_and_old_transformers_only_warned(colab, capsys):
+    installed = {k: v for k, v in COLAB.items() if k != "scikit-image"}
+    installed["transformers"] = "4.57.1"  # an older runtime
+    fake = colab(setup_cell(NOTEBOOKS[0]), installed)
+    named = [a for c in fake.pip_calls for a in c[4:] if not a.startswith("-")]
+    assert "scikit-image>=0.22" in named and not any(a.startswith("transformers") for a in named)
+    out = capsys.readouterr().out
+    assert "warning: transformers 4.57.1 is installed but mmkit wants <6,>=5.15" in out or \
+           "warning: transformers 4.57.1 is installed but mmkit wants >=5.15,<6" in out
+
+
+def test_second_run_after_a_restart_installs_nothing(colab):
+    source = setup_cell(NOTEBOOKS[0])
+    first = colab(source)
+    again = colab(source, first.installed)  # the clone exists and everything is installed now
+    assert again.calls == []
+
+
+def test_env_var_points_the_clone_at_a_fork(colab, monkeypatch):
+    monkeypatch.setenv("MMKIT_REPO", "https://github.com/someone/fork")
+    fake = colab(setup_cell(NOTEBOOKS[0]))
+    assert fake.calls[0][-2] == "https://github.com/someone/fork"
+
+
+def test_scripts_parse_on_python_310_to_313():
+    for path in (REPO / "scripts" / "colab_setup.py",):
+        src = path.read_text()
+        for minor in (10, 11, 12, 13):
+            ast.parse(src, feature_version=(3, minor))
+    for p in NOTEBOOKS:
+        for minor in (10, 13):
+            ast.parse(setup_cell(p), feature_version=(3, minor))
