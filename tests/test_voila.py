@@ -38,12 +38,12 @@ def get(url: str, timeout: float) -> str:
         return r.read().decode("utf-8", "replace")
 
 
-@pytest.fixture
-def voila_page(tmp_path):
-    """(html, server log) of the notebook served by Voila on a free local port."""
+def serve(notebook: Path, tmp_path: Path):
+    """(html, server log) of a notebook served by Voila on a free local port."""
     pytest.importorskip("voila", reason="voila is not installed: pip install -e '.[app]' (or `make app`)")
     if not (models_dir() / "shapes-blip-caption" / "config.json").exists():
         pytest.skip("bundled model shapes-blip-caption is not in data/models; the app notebook's checks need it")
+    NOTEBOOK = notebook  # noqa: N806 (the name the code below was written with)
     port = free_port()
     log = tmp_path / "voila.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", TQDM_DISABLE="1", JUPYTER_PLATFORM_DIRS="1")
@@ -66,7 +66,7 @@ def voila_page(tmp_path):
                     pytest.fail(f"voila did not answer within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.5)
         page = get(base + "/", RENDER_TIMEOUT)
-        yield page, log.read_text()
+        return page, log.read_text()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -74,6 +74,12 @@ def voila_page(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+@pytest.fixture
+def voila_page(tmp_path):
+    """(html, server log) of notebooks/11_caption_app.ipynb served by Voila."""
+    return serve(NOTEBOOK, tmp_path)
 
 
 def test_voila_renders_the_caption_app(voila_page):
@@ -86,3 +92,38 @@ def test_voila_renders_the_caption_app(voila_page):
     assert app_view, "the page has no CaptionApp widget view: the app was not displayed"
     assert "captions equal the ground truth" in text  # the check cells ran to the end
     assert "jupyter-widgets" in text  # the widget manager that draws the app is in the page
+
+
+XSS = "<img src=x onerror=alert(1)>"
+XSS_CELLS = [
+    f"import sys\nsys.path.insert(0, {str(REPO)!r})\nimport mmkit\nfrom widgets import CaptionApp\n"
+    f"XSS = {XSS!r}\nmmkit.caption = lambda *a, **k: XSS  # the model 'writes' markup",
+    "app = CaptionApp('shapes-blip-caption', background=False)\napp.picker.choose_scene(0, split='test')\n"
+    "app.caption()\napp.picker.set_image(XSS.encode())  # an upload whose bytes are markup\napp",
+    "from IPython.display import HTML, display\n"
+    "display(HTML(app.caption_html.value))  # exactly what the caption widget puts in the page\n"
+    "display(HTML(app.history_html.value))\ndisplay(HTML(app.dialog_message.value))",
+    "import ipywidgets\nstack, values = [app], []\nwhile stack:\n    w = stack.pop()\n"
+    "    if isinstance(w, ipywidgets.HTML):\n        values.append(w.value)\n"
+    "    stack.extend(getattr(w, 'children', ()) or ())\n"
+    "assert app.result == XSS and not [v for v in values if '<img' in v]\nprint('no raw markup in ' + str(len(values)) + ' HTML widgets')",
+]
+
+
+def test_voila_shows_markup_in_a_caption_as_text(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in XSS_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "nb" / "xss.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    page, log = serve(path, tmp_path)
+    bad = [m for m in ERROR_MARKERS if m in html.unescape(page)]
+    assert not bad, f"kernel error in the served page ({bad}):\n{page[-3000:]}\n--- log ---\n{log[-2000:]}"
+    assert "no raw markup in" in page  # the kernel-side check of every HTML widget ran
+    # Voila puts cell outputs in the page as JSON strings with <, >, & and ' as \\uXXXX escapes
+    for code, char in (("003c", "<"), ("003e", ">"), ("0026", "&"), ("0027", "'")):
+        page = page.replace("\\u" + code, char)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page  # the caption is in the page, as text
+    assert "<img src=x onerror" not in page  # and nowhere as markup
