@@ -13,8 +13,13 @@ PYTEST_ARGS ?=
 IPYW7  ?= $(VENV)/ipyw7
 VOILA_ARGS ?=
 LAB_ARGS ?=
+# `make student REPO=https://github.com/you/fork` points the student notebooks' Colab badges and setup cells at a fork
+REPO ?=
+# Debian's chromium for `make test-browser` (Playwright drives it; no browser download)
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install lab test test-fast demo models clean app test-widgets7
+.PHONY: help install lab test test-fast demo models clean app test-widgets7 student instructor test-browser
 
 help:
 	@echo "make lab     open JupyterLab on notebooks/00_start_here.ipynb"
@@ -23,6 +28,9 @@ help:
 	@echo "make models  rebuild the bundled checkpoints in data/models/ (CPU, deterministic)"
 	@echo "make app     serve the captioning app (notebooks/11_caption_app.ipynb) as a web page with Voila"
 	@echo "make test-widgets7  run the panel tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
+	@echo "make student        student notebooks (solutions removed) in build/student/; REPO=url for a fork"
+	@echo "make instructor     instructor notebooks (solutions shown, no markers) in build/instructor/"
+	@echo "make test-browser   real-browser tests (chromium + Playwright): JupyterLab runs 00, Voila app clicked through"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +69,17 @@ test-widgets7: $(STAMP)
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
 	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
+
+student: $(STAMP)
+	$(PY) scripts/make_student.py --out build/student $(if $(REPO),--repo $(REPO))
+
+instructor: $(STAMP)
+	$(PY) scripts/make_student.py --instructor --out build/instructor $(if $(REPO),--repo $(REPO))
+
+test-browser: $(STAMP)
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@$(PY) -c "import playwright, voila" 2>/dev/null || $(PY) -m pip install -q -e ".[browser,app]"
+	MMKIT_BROWSER_REQUIRED=1 MMKIT_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(PY) -m pytest -q tests_browser $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
