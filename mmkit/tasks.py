@@ -86,6 +86,26 @@ def _tokenize(m: Loaded, texts: list[str]) -> dict:
     return {k: v.to(m.device) for k, v in enc.items()}
 
 
+def _with_image_tokens(m: Loaded, texts: list[str]) -> dict:
+    """BLIP-2 prompts: left-padded text after the Q-Former's query placeholders, as its generate expects.
+
+    Without the placeholders BLIP-2's generate has nowhere to put the image and silently ignores it.
+    """
+    import torch
+
+    tok = m.processor.tokenizer
+    side, tok.padding_side = tok.padding_side, "left"  # decoder-only: pad before the prompt, not before new tokens
+    try:
+        enc = _tokenize(m, texts)
+    finally:
+        tok.padding_side = side
+    n = m.processor.num_query_tokens or m.model.config.num_query_tokens
+    image = torch.full((len(texts), n), m.model.config.image_token_id, dtype=enc["input_ids"].dtype,
+                       device=enc["input_ids"].device)  # (B, Q)
+    return {"input_ids": torch.cat([image, enc["input_ids"]], dim=1),  # (B, Q + T)
+            "attention_mask": torch.cat([torch.ones_like(image), enc["attention_mask"]], dim=1)}
+
+
 def _n_tokens(tok, text: str, limit: int) -> int:
     """Token count of text, counted only up to limit + 1 (so no "sequence too long" chatter)."""
     return len(tok(text, truncation=True, max_length=limit + 1)["input_ids"])
@@ -406,7 +426,10 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     def step(sl):
         inputs = _pixels(m, ims[sl])
         if prompt is not None:
-            enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
+            if m.spec.family == "blip2":
+                enc = _with_image_tokens(m, [prompt] * len(ims[sl]))
+            else:
+                enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
             inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         ids = m.model.generate(**inputs, **kw)
         return [" ".join(t.split()) for t in tok.batch_decode(ids, skip_special_tokens=True)]
@@ -438,7 +461,7 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     def step(sl):
         px = _pixels(m, ims[sl])
         if fam == "blip2":
-            enc = _tokenize(m, [f"Question: {q} Answer:" for q in qs[sl]])
+            enc = _with_image_tokens(m, [f"Question: {q} Answer:" for q in qs[sl]])
         else:
             enc = _tokenize(m, qs[sl])
         if fam == "vilt-vqa":

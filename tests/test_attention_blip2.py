@@ -65,3 +65,25 @@ def test_blip2_planted_query_attention_lands_on_its_patch(blip2, scenes, monkeyp
     for q, (r, c) in spots.items():
         heat = maps.for_token(f"q{q}")
         assert np.unravel_index(heat.argmax(), heat.shape) == (r, c)
+
+
+def test_blip2_prompts_carry_the_image_placeholders(blip2, scenes, monkeypatch):
+    """BLIP-2's generate puts the image where the <image> ids are; a prompt without them would ignore the image."""
+    seen = []
+    original = blip2.model.generate
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(blip2.model, "generate", spy)
+    image_id, n = blip2.model.config.image_token_id, blip2.model.config.num_query_tokens
+    mmkit.answer(blip2, [scenes[0].image, scenes[1].image], ["what colour is the small circle?", "how many?"],
+                 max_new_tokens=2)
+    mmkit.caption(blip2, scenes[0].image, prompt="a photo of", max_new_tokens=2)
+    assert len(seen) == 2
+    for ids, _ in seen:
+        assert ((ids == image_id).sum(dim=1) == n).all()  # every row carries all 32 query placeholders
+        assert (ids[:, :n] == image_id).all()  # first, before the (left-padded) prompt
+    mask = seen[0][1]
+    assert mask[1, n] == 0 and (mask[:, -1] == 1).all()  # the shorter question is padded on the left
