@@ -1,0 +1,15 @@
+"""Image captioning from scratch: three small captioners, one decoding routine, SCST, hallucination.
+
+    from mmkit.captioning import ShowAndTell, ShowAttendTell, TransformerCaptioner, FitConfig
+    model = TransformerCaptioner()
+    history = model.fit(images, captions, FitConfig(steps=600))
+    model.generate(images, num_beams=3)
+"""
+from .base import Captioner, CaptionerConfig, FitConfig, load_captioner, plot_losses
+from .decoding import beam_search, decode, greedy_or_sample
+from .rnn import AttendConfig, ShowAndTell, ShowAttendTell, ShowTellConfig
+from .transformer import TransformerCaptioner, TransformerConfig
+
+__all__ = ["Captioner", "CaptionerConfig", "FitConfig", "load_captioner", "plot_losses", "decode", "beam_search",
+           "greedy_or_sample", "ShowAndTell", "ShowTellConfig", "ShowAttendTell", "AttendConfig",
+           "TransformerCaptioner", "TransformerConfig"]
