@@ -32,8 +32,8 @@ class ShowAndTell(Captioner):
     kind = "show_and_tell"
     config_class = ShowTellConfig
 
-    def __init__(self, config: ShowTellConfig | None = None, tokenizer=None):
-        super().__init__(config, tokenizer)
+    def __init__(self, config: ShowTellConfig | None = None, tokenizer=None, **kwargs):
+        super().__init__(config, tokenizer, **kwargs)  # kwargs: seed, pretrain
         c = self.config
         cells = self.encoder.grid ** 2
         self.image_proj = nn.Linear(cells * c.dim, c.dim)  # flatten, not average: keeps where things are
@@ -85,8 +85,8 @@ class ShowAttendTell(Captioner):
     kind = "show_attend_tell"
     config_class = AttendConfig
 
-    def __init__(self, config: AttendConfig | None = None, tokenizer=None):
-        super().__init__(config, tokenizer)
+    def __init__(self, config: AttendConfig | None = None, tokenizer=None, **kwargs):
+        super().__init__(config, tokenizer, **kwargs)  # kwargs: seed, pretrain
         c = self.config
         self.embed = nn.Embedding(self.vocab_size, c.dim, padding_idx=self.pad_id)
         self.init_h, self.init_c = nn.Linear(c.dim, c.hidden), nn.Linear(c.dim, c.hidden)

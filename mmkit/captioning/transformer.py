@@ -30,10 +30,10 @@ class TransformerCaptioner(Captioner):
     kind = "transformer"
     config_class = TransformerConfig
 
-    def __init__(self, config: TransformerConfig | None = None, tokenizer=None):
+    def __init__(self, config: TransformerConfig | None = None, tokenizer=None, **kwargs):
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        super().__init__(config, tokenizer)
+        super().__init__(config, tokenizer, **kwargs)  # kwargs: seed, pretrain
         c = self.config
         gpt = GPT2Config(vocab_size=self.vocab_size, n_positions=c.max_len, n_embd=c.dim, n_layer=c.layers,
                          n_head=c.heads, n_inner=c.mlp, resid_pdrop=c.dropout, embd_pdrop=c.dropout,
