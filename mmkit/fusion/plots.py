@@ -8,10 +8,10 @@ import numpy as np
 
 
 def new_figure(figsize):
-    """A pyplot-free Figure with constrained layout."""
-    from matplotlib.figure import Figure
+    """A pyplot-free Figure with constrained layout (shown as PNG in a fresh IPython kernel too)."""
+    from ..viz.scenes import _new_figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    return _new_figure(figsize)
 
 
 def plot_results(results, kinds=None, title: str | None = None):

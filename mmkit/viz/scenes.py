@@ -5,9 +5,37 @@ import textwrap
 
 
 def _new_figure(figsize):
+    """A Figure with constrained layout, built without pyplot: no global state, no GUI backend needed."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")  # no pyplot: no global state, no GUI backend needed
+    _display_in_ipython()
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _display_in_ipython() -> None:
+    """Make IPython show pyplot-free Figures as PNG.
+
+    The inline backend registers its PNG formatter only once pyplot is imported; in a fresh kernel a
+    Figure returned by mmkit would otherwise show as "<Figure size ...>" text.
+    """
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "display_formatter"):
+        return
+    from matplotlib.figure import Figure
+
+    png = ip.display_formatter.formatters["image/png"]
+    try:
+        png.lookup_by_type(Figure)  # already shown (the inline backend, or an earlier call)
+    except KeyError:
+        from IPython.core.pylabtools import print_figure
+
+        png.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
 def _draw_boxes(ax, objects, lw: float = 1.5):
