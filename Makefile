@@ -68,6 +68,7 @@ test-widgets7: $(STAMP)
 	    $(IPYW7)/bin/python -m pip install -q -e . "ipywidgets==7.7.1" "pytest>=8"; }
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
+	  tests/test_annotation_panel.py tests/test_safety.py \
 	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 student: $(STAMP)

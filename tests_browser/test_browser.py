@@ -139,11 +139,6 @@ def test_jupyterlab_runs_start_here(browser, tmp_path):
         images = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output img')]"
                                ".filter(i => i.naturalWidth > 0).length")
         kinds = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.dataset.mimeType)")
-        if images == 0 and kinds.count("text/plain") >= 4:
-            # known bug, outside this test: mmkit.viz builds Figures without pyplot, and a fresh kernel has no PNG
-            # formatter for them until pyplot is imported, so JupyterLab shows "<Figure size ...>" text. Fix in
-            # mmkit/viz (e.g. give its Figures a _repr_png_); this line then stops applying and the assert below runs.
-            pytest.xfail(f"figures show as text in JupyterLab (output kinds {kinds})")
         assert images >= 4, f"only {images} figures rendered; output kinds {kinds}"
     finally:
         page.close()
