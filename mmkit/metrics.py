@@ -1,6 +1,8 @@
 """Metrics: retrieval R@K, VQA accuracy, exact match, ROC AUC, and COCO caption scores.
 
 Caption scores come from pycocoevalcap (the COCO caption evaluation code), not re-implementations.
+METEOR and SPICE run Java programs that pycocoevalcap ships; when Java (or SPICE's Stanford CoreNLP
+models) is missing they raise `MetricUnavailable`, and `caption_scores` skips them with a warning.
 """
 from __future__ import annotations
 
@@ -88,19 +90,12 @@ def roc_auc(pos_scores, neg_scores) -> float:
     return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def caption_scores(hyps: Mapping, refs: Mapping) -> dict[str, float]:
-    """Corpus BLEU-1..4, ROUGE-L and CIDEr-D from pycocoevalcap.
+class MetricUnavailable(RuntimeError):
+    """A metric cannot run on this machine (no Java, or models not downloaded); the message names the fix."""
 
-    Args:
-        hyps: {id: [hypothesis]} (one string per id; a bare string is accepted too).
-        refs: {id: [reference, ...]}, the same ids.
-    """
-    try:
-        from pycocoevalcap.bleu.bleu import Bleu
-        from pycocoevalcap.cider.cider import Cider
-        from pycocoevalcap.rouge.rouge import Rouge
-    except ImportError:
-        raise ImportError("caption_scores needs pycocoevalcap: pip install pycocoevalcap") from None
+
+def _coco_inputs(hyps: Mapping, refs: Mapping) -> tuple[dict, dict]:
+    """Check ids and tokenize: (gts {id: [ref, ...]}, res {id: [hyp]}), lower-case words and digits only."""
     if set(hyps) != set(refs):
         raise ValueError("hyps and refs must have the same ids")
     if not hyps:
@@ -108,9 +103,105 @@ def caption_scores(hyps: Mapping, refs: Mapping) -> dict[str, float]:
     tok = lambda s: " ".join(re.findall(r"[a-z0-9]+", str(s).lower()))  # noqa: E731  PTB-like, no Java
     res = {k: [tok(v if isinstance(v, str) else v[0])] for k, v in hyps.items()}
     gts = {k: [tok(r) for r in ([v] if isinstance(v, str) else v)] for k, v in refs.items()}
+    return gts, res
+
+
+def caption_scores(hyps: Mapping, refs: Mapping, meteor: bool = False, spice: bool = False) -> dict[str, float]:
+    """Corpus BLEU-1..4, ROUGE-L and CIDEr-D from pycocoevalcap (+ METEOR and SPICE when asked and possible).
+
+    Args:
+        hyps: {id: [hypothesis]} (one string per id; a bare string is accepted too).
+        refs: {id: [reference, ...]}, the same ids.
+        meteor: add "METEOR" (needs Java; ~8 s to start the first time); skipped with a warning without Java.
+        spice: add "SPICE" (needs Java and Stanford CoreNLP models); skipped with a warning when missing.
+    """
+    import warnings
+
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+    except ImportError:
+        raise ImportError("caption_scores needs pycocoevalcap: pip install pycocoevalcap") from None
+    gts, res = _coco_inputs(hyps, refs)
     out: dict[str, float] = {}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     out.update({f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)})
     out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
     out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+    for name, wanted, fn in (("METEOR", meteor, meteor_score), ("SPICE", spice, spice_score)):
+        if wanted:
+            try:
+                out[name] = fn(hyps, refs)
+            except MetricUnavailable as e:
+                warnings.warn(f"{name} skipped: {e}", stacklevel=2)
     return out
+
+
+def java_version() -> str | None:
+    """The first line of `java -version`, or None when no working Java is on the PATH."""
+    import shutil
+    import subprocess
+
+    if shutil.which("java") is None:
+        return None
+    try:
+        p = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (p.stderr or p.stdout).strip().splitlines()
+    return lines[0] if p.returncode == 0 and lines else None
+
+
+_NO_JAVA = ("it needs Java 8 or newer on the PATH (Debian/Ubuntu: apt install default-jre; "
+            "conda: conda install openjdk; Colab has it)")
+_METEOR = []  # the running METEOR process, started once per Python process (~8 s: it loads paraphrase tables)
+
+
+def meteor_score(hyps: Mapping, refs: Mapping) -> float:
+    """Corpus METEOR 1.5 (exact, stem, synonym and paraphrase matches) from pycocoevalcap's Java scorer.
+
+    Args: as caption_scores. Raises MetricUnavailable, naming the fix, when Java is missing.
+    """
+    gts, res = _coco_inputs(hyps, refs)
+    if java_version() is None:
+        raise MetricUnavailable(_NO_JAVA)
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    for attempt in range(2):  # restart the Java process once if it died
+        try:
+            if not _METEOR:
+                _METEOR.append(Meteor())
+            return float(_METEOR[0].compute_score(gts, res)[0])
+        except (OSError, ValueError) as e:
+            _METEOR.clear()
+            if attempt:
+                raise MetricUnavailable(f"the METEOR Java process failed ({e}); check `java -version` works") from None
+    raise AssertionError("unreachable")
+
+
+def spice_score(hyps: Mapping, refs: Mapping) -> float:
+    """SPICE (scene-graph F-score) from pycocoevalcap's Java scorer, if its Stanford CoreNLP models are present.
+
+    pycocoevalcap downloads CoreNLP 3.6.0 (~400 MB) on first use; this function never downloads: when the
+    models are missing (or Java is) it raises MetricUnavailable with the command that fetches them.
+    """
+    import os
+
+    gts, res = _coco_inputs(hyps, refs)
+    if java_version() is None:
+        raise MetricUnavailable(_NO_JAVA)
+    try:
+        import pycocoevalcap.spice.spice as spice_mod
+    except ImportError:
+        raise ImportError("spice_score needs pycocoevalcap: pip install pycocoevalcap") from None
+    lib = os.path.join(os.path.dirname(spice_mod.__file__), "lib")
+    if not os.path.isfile(os.path.join(lib, "stanford-corenlp-3.6.0-models.jar")):
+        raise MetricUnavailable(
+            f"SPICE needs the Stanford CoreNLP 3.6.0 models in {lib}, which are not there (a ~400 MB download); "
+            "run once while online: python -c \"from pycocoevalcap.spice.get_stanford_models import "
+            "get_stanford_models; get_stanford_models()\"")
+    try:
+        return float(spice_mod.Spice().compute_score(gts, res)[0])
+    except Exception as e:  # the Java side fails in many ways (memory, lmdb, old Java): report them as one
+        raise MetricUnavailable(f"the SPICE Java scorer failed: {type(e).__name__}: {e}") from None

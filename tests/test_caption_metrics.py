@@ -1,0 +1,95 @@
+"""Caption metrics against pycocoevalcap run directly; METEOR/SPICE skip paths; R@K; VQA accuracy; hallucination."""
+import warnings
+
+import numpy as np
+import pytest
+
+from mmkit.metrics import (MetricUnavailable, caption_scores, exact_match, java_version, mean_rank, meteor_score,
+                           recall_at_k, spice_score, vqa_accuracy)
+
+HYPS = {1: ["a small red circle"], 2: ["a large blue square above a small green circle"],
+        3: ["a red triangle"], 4: ["two dogs play in the grass"]}
+REFS = {1: ["a small red circle", "a little red ball"],
+        2: ["a large blue square above a small green circle"],
+        3: ["a large red triangle", "a big red triangle on grey"],
+        4: ["a dog runs on the grass", "two dogs playing on a lawn", "dogs in the grass"]}
+
+
+def test_scores_match_pycocoevalcap_run_directly():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    ours = caption_scores(HYPS, REFS)
+    bleu, _ = Bleu(4).compute_score(REFS, HYPS, verbose=0)  # already lower-case words: no tokenizer needed
+    assert [ours[f"BLEU-{n}"] for n in (1, 2, 3, 4)] == pytest.approx(bleu, abs=1e-12)
+    assert ours["ROUGE-L"] == pytest.approx(Rouge().compute_score(REFS, HYPS)[0], abs=1e-12)
+    assert ours["CIDEr"] == pytest.approx(Cider().compute_score(REFS, HYPS)[0], abs=1e-12)
+    assert set(ours) == {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr"}
+
+
+def test_scores_normalise_case_and_punctuation_and_accept_bare_strings():
+    a = caption_scores({1: "A small, red circle."}, {1: "a small red circle"})
+    assert a["BLEU-1"] == pytest.approx(1.0) and a["ROUGE-L"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same ids"):
+        caption_scores({1: ["x"]}, {2: ["x"]})
+
+
+def test_known_values():
+    import math
+
+    short = caption_scores({1: ["a red"]}, {1: ["a red circle"]})  # every word right, one missing
+    assert short["BLEU-1"] == pytest.approx(math.exp(1 - 3 / 2), abs=1e-6)  # precision 1 x brevity penalty
+    # ROUGE-L: LCS 2, precision 2/2, recall 2/3, F with beta = 1.2
+    p, r, beta = 1.0, 2 / 3, 1.2
+    assert short["ROUGE-L"] == pytest.approx((1 + beta ** 2) * p * r / (r + beta ** 2 * p), abs=1e-6)
+
+
+@pytest.mark.skipif(java_version() is None, reason="METEOR needs Java")
+def test_meteor_matches_pycocoevalcap():
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    ours = caption_scores(HYPS, REFS, meteor=True)["METEOR"]
+    assert ours == pytest.approx(Meteor().compute_score(REFS, HYPS)[0], abs=1e-6)
+    assert meteor_score({1: ["a red circle"]}, {1: ["a red circle"]}) > 0.9
+
+
+def test_meteor_and_spice_skip_with_a_message_without_java(monkeypatch):
+    import mmkit.metrics as metrics
+
+    monkeypatch.setattr(metrics, "java_version", lambda: None)
+    with pytest.raises(MetricUnavailable, match="Java"):
+        meteor_score(HYPS, REFS)
+    with pytest.warns(UserWarning) as caught:
+        out = caption_scores(HYPS, REFS, meteor=True, spice=True)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("METEOR skipped:") and "Java" in m for m in messages)
+    assert any(m.startswith("SPICE skipped:") and "Java" in m for m in messages)
+    assert "METEOR" not in out and "SPICE" not in out and "CIDEr" in out
+
+
+def test_spice_never_downloads(monkeypatch, tmp_path):
+    import pycocoevalcap.spice.spice as spice_mod
+
+    monkeypatch.setattr(spice_mod, "__file__", str(tmp_path / "spice.py"))  # a folder without CoreNLP
+    monkeypatch.setattr("mmkit.metrics.java_version", lambda: "java 17")
+    with pytest.raises(MetricUnavailable, match="CoreNLP"):
+        spice_score(HYPS, REFS)
+
+
+def test_recall_at_k_and_mean_rank_on_a_hand_made_matrix():
+    sim = np.array([[0.9, 0.1, 0.3, 0.0],   # correct item first: rank 1
+                    [0.8, 0.5, 0.2, 0.1],   # correct (0.5) second: rank 2
+                    [0.7, 0.6, 0.1, 0.9],   # correct (0.1) last: rank 4
+                    [0.0, 0.0, 0.0, 0.2]])  # rank 1
+    assert recall_at_k(sim, 1) == pytest.approx(0.5)
+    assert recall_at_k(sim, 2) == pytest.approx(0.75)
+    assert recall_at_k(sim, 4) == pytest.approx(1.0)
+    assert mean_rank(sim) == pytest.approx((1 + 2 + 4 + 1) / 4)
+    tied = np.ones((3, 3))  # ties count in the query's favour
+    assert recall_at_k(tied, 1) == 1.0
+
+
+def test_vqa_accuracy_and_exact_match():
+    assert vqa_accuracy(["red", "two"], [["red"] * 3, ["two", "2", "three"]]) == pytest.approx((1 + 1 / 3) / 2)
+    assert exact_match(["A red circle", "a cat"], ["a red  circle", ["a dog", "a kitten"]]) == 0.5
