@@ -295,15 +295,14 @@ def load_captioner(directory) -> Captioner:
 
 def plot_losses(histories, ax=None, smooth: int = 20):
     """Training loss curves: histories is one `fit` result or {name: result}. Returns the Figure."""
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from ..viz.scenes import _new_figure
 
     if isinstance(histories, dict) and "loss" in histories:
         histories = {"loss": histories}
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-    else:
-        fig = ax.figure
+    fig = ax.figure if ax is not None else _new_figure((6, 3.5))
+    ax = ax if ax is not None else fig.subplots()
     for name, h in histories.items():
         y = np.asarray(h["loss"], dtype=float)
         k = max(1, min(smooth, len(y) // 5 or 1))
@@ -314,5 +313,4 @@ def plot_losses(histories, ax=None, smooth: int = 20):
     ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig

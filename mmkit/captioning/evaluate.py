@@ -1,0 +1,87 @@
+"""Score captioners on held-out ShapesWorld scenes and compare them in a table and a plot."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from ..metrics import caption_scores, exact_match
+from .hallucination import hallucination_rate
+
+
+def score_captions(hyps: Sequence[str], scenes: Sequence) -> dict:
+    """Exact match, BLEU-1..4, ROUGE-L, CIDEr-D and hallucination (CHAIR) of one caption per scene."""
+    refs = [s.caption for s in scenes]
+    scores = caption_scores({i: [h] for i, h in enumerate(hyps)}, {i: [r] for i, r in enumerate(refs)})
+    return {"exact_match": exact_match(hyps, refs), **scores, **hallucination_rate(hyps, scenes), "n": len(hyps)}
+
+
+def evaluate_captioner(caption_fn: Callable | object, scenes: Sequence, **decoding) -> dict:
+    """Caption the scenes' images and score them; adds "caption_seconds" and the captions themselves.
+
+    Args:
+        caption_fn: a Captioner (its generate is used) or any function images -> list of captions,
+            e.g. `lambda ims: mmkit.caption(m, ims)`. decoding: options passed to generate.
+    """
+    fn = caption_fn.generate if hasattr(caption_fn, "generate") else caption_fn
+    t0 = time.perf_counter()
+    hyps = fn([s.image for s in scenes], **decoding)
+    seconds = time.perf_counter() - t0
+    return {**score_captions(hyps, scenes), "caption_seconds": round(seconds, 2), "captions": hyps}
+
+
+COLUMNS = ("exact_match", "BLEU-4", "CIDEr", "CHAIR_i", "train_seconds", "parameters")
+
+
+def comparison_table(results: dict, columns: Sequence[str] = COLUMNS) -> str:
+    """A plain-text table: one row per model (results: name -> dict), the given columns."""
+    cols = [c for c in columns if any(c in r for r in results.values())]
+    width = max(len(n) for n in results) + 2
+    fmt = lambda v: ("-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:.3f}")  # noqa: E731
+    lines = ["model".ljust(width) + "".join(c.rjust(14) for c in cols)]
+    for name, r in results.items():
+        lines.append(name.ljust(width) + "".join(fmt(r.get(c)).rjust(14) for c in cols))
+    return "\n".join(lines)
+
+
+def plot_comparison(results: dict, metrics: Sequence[str] = ("exact_match", "BLEU-4", "CIDEr"), ax=None):
+    """Grouped bars, one group per metric (CIDEr divided by 10 to share the 0-1 axis). Returns the Figure."""
+    import numpy as np
+
+    from ..viz.scenes import _new_figure
+
+    fig = ax.figure if ax is not None else _new_figure((7, 3.5))
+    ax = ax if ax is not None else fig.subplots()
+    names = list(results)
+    x = np.arange(len(metrics))
+    w = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        vals = [results[name].get(m, 0.0) / (10.0 if m == "CIDEr" else 1.0) for m in metrics]
+        ax.bar(x + (k - (len(names) - 1) / 2) * w, vals, w, label=name)
+    ax.set_xticks(x, [m + (" / 10" if m == "CIDEr" else "") for m in metrics])
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_word_attention(image, words: Sequence[str], maps, boxes=None, cols: int = 7):
+    """Each generated word over the image with the attention the decoder paid to the grid for it.
+
+    Args:
+        image: PIL image; words: T generated tokens; maps: (T, G, G) attention (a Captioner's `attend`).
+        boxes: optional ShapesWorld objects, drawn dashed. Returns the Figure.
+    """
+    import numpy as np
+
+    from ..viz.attention import overlay
+    from ..viz.scenes import _new_figure
+
+    T = len(words)
+    rows = (T + cols - 1) // cols
+    fig = _new_figure((1.8 * min(T, cols), 2.0 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, min(T, cols))).ravel()
+    for ax, word, heat in zip(axes, words, maps):
+        overlay(image, np.asarray(heat, dtype=np.float32), ax=ax, title=word, colorbar=False, boxes=boxes)
+    for ax in axes[T:]:
+        ax.axis("off")
+    return fig
