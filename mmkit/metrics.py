@@ -138,6 +138,43 @@ def caption_scores(hyps: Mapping, refs: Mapping, meteor: bool = False, spice: bo
     return out
 
 
+def caption_scores_per_item(hyps: Mapping, refs: Mapping, meteor: bool = False,
+                            background: Mapping | None = None) -> dict[str, np.ndarray]:
+    """Sentence-level BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR) for each id, in the order of hyps.
+
+    Args:
+        background: more {id: [reference, ...]} whose n-grams join CIDEr's document frequencies (its idf weights
+            come from the corpus scored; a handful of examples alone gives them no contrast). Not scored.
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    gts, res = _coco_inputs(hyps, refs)
+    keys = list(hyps)
+    out = {}
+    _, bleu = Bleu(4).compute_score(gts, res, verbose=0)
+    out.update({f"BLEU-{n + 1}": np.asarray(b, dtype=float) for n, b in enumerate(bleu)})
+    out["ROUGE-L"] = np.asarray(Rouge().compute_score(gts, res)[1], dtype=float)
+    g2, r2 = dict(gts), dict(res)
+    if background:
+        bg_gts, bg_res = _coco_inputs({k: v[0] if not isinstance(v, str) else v for k, v in background.items()},
+                                      background)
+        g2.update({("background", k): v for k, v in bg_gts.items()})
+        r2.update({("background", k): v for k, v in bg_res.items()})
+    cider = Cider().compute_score(g2, r2)[1]  # per id, in the order of g2's keys
+    out["CIDEr"] = np.asarray(cider[: len(keys)], dtype=float)
+    if meteor:
+        try:
+            meteor_score(hyps, refs)  # starts the process / checks Java
+            out["METEOR"] = np.asarray(_METEOR[0].compute_score(gts, res)[1], dtype=float)
+        except MetricUnavailable as e:
+            import warnings
+
+            warnings.warn(f"METEOR skipped: {e}", stacklevel=2)
+    return out
+
+
 def java_version() -> str | None:
     """The first line of `java -version`, or None when no working Java is on the PATH."""
     import shutil

@@ -85,3 +85,40 @@ def plot_word_attention(image, words: Sequence[str], maps, boxes=None, cols: int
     for ax in axes[T:]:
         ax.axis("off")
     return fig
+
+
+def true_paraphrases(scene) -> list[str]:
+    """Other true descriptions of a ShapesWorld scene, worded unlike its canonical caption.
+
+    They play the part of other annotators' references: with the canonical caption as the only reference, every
+    metric gives a correct caption full marks, and the question "does the metric track correctness?" is empty.
+    """
+    from ..data.shapes import relation
+
+    objs = scene.objects
+    if len(objs) == 1:
+        o = objs[0]
+        return [f"there is one {o.size} {o.color} {o.shape}", f"one {o.color} {o.shape}, {o.size}"]
+    if len(objs) == 2:
+        a, b = objs
+        if relation(a, b) in ("right of", "below"):
+            a, b = b, a  # a is left of / above b
+        horizontal = relation(a, b) == "left of"
+        rev = "to the right of" if horizontal else "below"
+        fwd = "left of" if horizontal else "over"
+        return [f"{b.phrase} {rev} {a.phrase}", f"there is {a.phrase} {fwd} {b.phrase}"]
+    return [" and ".join(o.phrase for o in objs[::-1])]
+
+
+def metric_agreement(per_item: dict, correct) -> dict:
+    """How well each metric's per-caption score separates correct from wrong captions: ROC AUC per metric.
+
+    Args:
+        per_item: {metric: (N,) scores} (`mmkit.metrics.caption_scores_per_item`); correct: (N,) bool.
+    """
+    import numpy as np
+
+    from ..metrics import roc_auc
+
+    correct = np.asarray(correct, dtype=bool)
+    return {k: roc_auc(np.asarray(v)[correct], np.asarray(v)[~correct]) for k, v in per_item.items()}

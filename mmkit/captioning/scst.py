@@ -30,6 +30,8 @@ class SCSTConfig:
     max_new_tokens: int = 24  # longest sampled caption
     clip: float = 1.0  # gradient-norm clipping
     seed: int = 0  # seeds batches and sampling
+    baseline: str = "greedy"  # "greedy": the greedy caption's reward (Rennie et al.); "mean": the mean reward of
+    # the image's other samples (Luo, 2020), lower-variance when the greedy caption is almost always right
 
 
 def cider_rewards(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
@@ -64,6 +66,8 @@ def scst(model, images, refs, config: SCSTConfig | None = None, progress: bool =
     refs = [[r] if isinstance(r, str) else list(r) for r in refs]
     if len(images) != len(refs) or not refs:
         raise InputError(f"{len(images)} images but {len(refs)} reference lists; pass one per image")
+    if cfg.baseline not in ("greedy", "mean") or (cfg.baseline == "mean" and cfg.samples < 2):
+        raise InputError(f"baseline={cfg.baseline!r}: use 'greedy', or 'mean' with samples >= 2")
     if cfg.batch_size < 2:
         raise InputError("batch_size must be >= 2: CIDEr's idf weights come from the batch's references")
     grids = model.grid(images_to_uint8(images, model.config.image_size))  # (N, G*G, Denc) no gradient
@@ -87,7 +91,11 @@ def scst(model, images, refs, config: SCSTConfig | None = None, progress: bool =
                              max_new_tokens=cfg.max_new_tokens, do_sample=True, seed=gen)
         texts = [model.decode_text(t) for t in greedy.tokens + sampled.tokens]
         rewards = cider_rewards(texts, batch_refs + [r for r in batch_refs for _ in range(cfg.samples)])
-        base = np.repeat(rewards[: len(idx)], cfg.samples)  # (B*K,) each sample's own image's greedy score
+        sample_r = rewards[len(idx):].reshape(len(idx), cfg.samples)  # (B, K)
+        if cfg.baseline == "mean":  # leave-one-out mean of the same image's samples
+            base = ((sample_r.sum(1, keepdims=True) - sample_r) / (cfg.samples - 1)).reshape(-1)  # (B*K,)
+        else:
+            base = np.repeat(rewards[: len(idx)], cfg.samples)  # (B*K,) each sample's own image's greedy score
         advantage = torch.tensor(rewards[len(idx):] - base, dtype=torch.float)  # (B*K,)
         model.train()
         logp = model.sequence_logprob(grid.repeat_interleave(cfg.samples, 0), _ids(model, sampled.tokens))  # (B*K,)
