@@ -93,3 +93,45 @@ def test_recall_at_k_and_mean_rank_on_a_hand_made_matrix():
 def test_vqa_accuracy_and_exact_match():
     assert vqa_accuracy(["red", "two"], [["red"] * 3, ["two", "2", "three"]]) == pytest.approx((1 + 1 / 3) / 2)
     assert exact_match(["A red circle", "a cat"], ["a red  circle", ["a dog", "a kitten"]]) == 0.5
+
+
+def test_per_item_scores_match_pycocoevalcap():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    from mmkit.metrics import caption_scores_per_item
+
+    per = caption_scores_per_item(HYPS, REFS)
+    _, bleu = Bleu(4).compute_score(REFS, HYPS, verbose=0)
+    assert per["BLEU-4"] == pytest.approx(np.asarray(bleu[3]))
+    assert per["CIDEr"] == pytest.approx(np.asarray(Cider().compute_score(REFS, HYPS)[1]))
+    assert per["CIDEr"].mean() == pytest.approx(caption_scores(HYPS, REFS)["CIDEr"])
+    with_bg = caption_scores_per_item(HYPS, REFS, background={"x": ["a small red circle"], "y": ["a cat"]})
+    assert len(with_bg["CIDEr"]) == len(HYPS)  # background items shape the idf but are not returned
+
+
+def test_hallucination_against_ground_truth_objects():
+    from mmkit.captioning.hallucination import Mention, hallucinated, hallucination_rate, mentioned_objects
+    from mmkit.data.shapes import Obj
+
+    objs = [Obj("red", "circle", "small", (0, 0, 1, 1), None), Obj("blue", "square", "large", (0, 0, 1, 1), None)]
+    assert mentioned_objects("A small red circle above a square.") == [Mention("circle", "red", "small"),
+                                                                       Mention("square")]
+    assert hallucinated("a red circle and a green triangle", objs) == [Mention("triangle", "green")]
+    r = hallucination_rate(["a small red circle to the left of a large blue square",  # right
+                            "a large red circle and a green triangle"],  # wrong size; a made-up triangle; square missed
+                           [objs, objs])
+    assert r["CHAIR_i"] == pytest.approx(1 / 4) and r["CHAIR_s"] == pytest.approx(1 / 2)
+    assert r["CHAIR_i_size"] == pytest.approx(1 / 4) and r["omission"] == pytest.approx(1 / 4)
+
+
+def test_true_paraphrases_and_agreement(scenes):
+    from mmkit.captioning.evaluate import metric_agreement, true_paraphrases
+    from mmkit.captioning.hallucination import hallucination_rate
+
+    for s in scenes:
+        alts = true_paraphrases(s)
+        assert alts and s.caption not in alts
+        assert hallucination_rate(alts, [s] * len(alts))["CHAIR_i"] == 0  # they only name what is there
+    agree = metric_agreement({"good": [0.9, 0.8, 0.1], "bad": [0.1, 0.2, 0.9]}, [True, True, False])
+    assert agree == {"good": 1.0, "bad": 0.0}
