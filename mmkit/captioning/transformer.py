@@ -64,3 +64,11 @@ class TransformerCaptioner(Captioner):
         if attention:
             self.decoder.set_attn_implementation("eager")  # sdpa kernels do not return attention weights
         return lambda prefix, state: self.step(prefix, state, attention)
+
+    def attend(self, image, **options):
+        """As Captioner.attend; decodes with eager attention (sdpa kernels return no weights), then switches back."""
+        before = self.decoder.config._attn_implementation
+        try:
+            return super().attend(image, **options)
+        finally:
+            self.decoder.set_attn_implementation(before)
