@@ -167,3 +167,10 @@ def test_evaluate_and_compare(trained, tiny_batch):
     table = comparison_table({"transformer": {**r, "parameters": 10}})
     assert "transformer" in table and "1.000" in table
     assert len(plot_comparison({"a": r, "b": r}).axes) == 1
+
+
+def test_attention_pointing_game(trained, tiny_batch):
+    from mmkit.captioning.evaluate import attention_pointing
+
+    p = attention_pointing(trained["show_attend_tell"][0], tiny_batch)
+    assert p["n"] >= len(tiny_batch) and 0 <= p["pointing"] <= 1 and 0 < p["uniform"] < 0.5

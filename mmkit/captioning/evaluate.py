@@ -122,3 +122,28 @@ def metric_agreement(per_item: dict, correct) -> dict:
 
     correct = np.asarray(correct, dtype=bool)
     return {k: roc_auc(np.asarray(v)[correct], np.asarray(v)[~correct]) for k, v in per_item.items()}
+
+
+def attention_pointing(model, scenes: Sequence, **decoding) -> dict:
+    """Does the per-word attention land on the object the word names? Pointing game over colour and shape words.
+
+    For each scene the model captions the image (`attend`); each colour or shape word that names exactly one
+    object is a trial: a hit when the peak of its map lies in that object's box. Returns {"pointing": hit rate,
+    "uniform": what a uniform map scores (mean box share), "mass_in_box": mean attention mass inside, "n": trials}.
+    """
+    import numpy as np
+
+    from ..attention.faithfulness import _target_objects, box_share, mass_in_box, pointing_hit
+
+    hits, mass, base = [], [], []
+    for s in scenes:
+        words, maps = model.attend(s.image, **decoding)  # maps: (T, G, G)
+        W, H = s.image.size
+        for i, obj in _target_objects(s, list(words)):
+            g = maps[i].numpy()
+            heat = np.kron(g, np.ones((H // g.shape[0], W // g.shape[1])))  # (H, W) each cell a block of pixels
+            hits.append(pointing_hit(heat, obj.box))
+            mass.append(mass_in_box(heat, obj.box))
+            base.append(box_share(obj.box, s.image.size))
+    return {"pointing": float(np.mean(hits)) if hits else float("nan"), "uniform": float(np.mean(base)) if base else
+            float("nan"), "mass_in_box": float(np.mean(mass)) if mass else float("nan"), "n": len(hits)}
