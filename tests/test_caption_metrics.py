@@ -1,5 +1,4 @@
 """Caption metrics against pycocoevalcap run directly; METEOR/SPICE skip paths; R@K; VQA accuracy; hallucination."""
-import warnings
 
 import numpy as np
 import pytest

@@ -174,3 +174,10 @@ def test_attention_pointing_game(trained, tiny_batch):
 
     p = attention_pointing(trained["show_attend_tell"][0], tiny_batch)
     assert p["n"] >= len(tiny_batch) and 0 <= p["pointing"] <= 1 and 0 < p["uniform"] < 0.5
+
+
+def test_fit_takes_several_references_per_image(tiny_batch):
+    m = SMALL["transformer"]()
+    refs = [[s.caption, s.caption.replace("a ", "one ", 1)] for s in tiny_batch[:2]]
+    h = m.fit([s.image for s in tiny_batch[:2]], refs, FitConfig(steps=3, batch_size=4), progress=False)
+    assert len(h["loss"]) == 3
