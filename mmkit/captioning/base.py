@@ -86,6 +86,7 @@ class Captioner(nn.Module):
         self.bos_id, self.eos_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         self.pad_id = self.tokenizer.pad_token_id
         self.vocab_size = len(self.tokenizer)
+        self.banned_ids = [i for i in self.tokenizer.all_special_ids if i != self.eos_id]  # [PAD], [CLS], [UNK], ...
         self.encoder = build_encoder(c, pretrain)
         torch.manual_seed(seed)  # the trainable part's initial weights (subclasses build it next)
         self.project = nn.Sequential(nn.Linear(self.encoder.out_dim, c.dim), nn.LayerNorm(c.dim))
@@ -99,8 +100,10 @@ class Captioner(nn.Module):
         """The decoder's starting state for projected image features (B, N, dim); tensors with batch on dim 0."""
         raise NotImplementedError
 
-    def step(self, prefix: torch.Tensor, state: dict):
-        """One decoding step: prefix (B, t) -> (logits (B, V), state, attention (B, N) or None)."""
+    def step(self, prefix: torch.Tensor, state: dict, attention: bool = False):
+        """One decoding step: prefix (B, t) -> (logits (B, V), state, attention (B, N) or None).
+
+        attention: whether the caller wants the maps (a model may skip computing them otherwise)."""
         raise NotImplementedError
 
     # -- images and text -----------------------------------------------------------------------
@@ -214,8 +217,15 @@ class Captioner(nn.Module):
         return decode(self.make_step(attention), state, self.bos_id, self.eos_id, **options)
 
     def make_step(self, attention: bool = False):
-        """The step function to decode with; without attention its maps are dropped (or never computed)."""
-        return self.step if attention else (lambda p, s: (*self.step(p, s)[:2], None))
+        """The step function to decode with: special tokens other than the end token are never generated;
+        without attention, maps are dropped (or never computed)."""
+        banned = torch.tensor(self.banned_ids, dtype=torch.long)
+
+        def step(prefix, state):
+            logits, state, attn = self.step(prefix, state, attention)
+            return logits.index_fill(1, banned, float("-inf")), state, (attn if attention else None)
+
+        return step
 
     def generate(self, images, max_new_tokens: int = 30, num_beams: int = 1, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None, length_penalty: float = 1.0,

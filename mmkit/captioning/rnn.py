@@ -61,7 +61,7 @@ class ShowAndTell(Captioner):
         _, (h, c) = self.lstm(img[:, None])  # (layers, B, H) each
         return {"h": h.transpose(0, 1), "c": c.transpose(0, 1)}  # (B, layers, H): batch first for beam reordering
 
-    def step(self, prefix, state):
+    def step(self, prefix, state, attention: bool = False):
         hc = (state["h"].transpose(0, 1).contiguous(), state["c"].transpose(0, 1).contiguous())  # (layers, B, H)
         x = self.embed(prefix[:, -1:])  # (B, 1, D)
         if self.config.image_every_step:
@@ -104,7 +104,7 @@ class ShowAttendTell(Captioner):
         return {"feats": feats, "keys": self.att_feat(feats),  # (B, N, A)
                 "h": torch.tanh(self.init_h(mean)), "c": torch.tanh(self.init_c(mean))}  # (B, H) each
 
-    def step(self, prefix, state):
+    def step(self, prefix, state, attention: bool = False):
         h, c, feats = state["h"], state["c"], state["feats"]
         e = self.att_v(torch.tanh(state["keys"] + self.att_hid(h)[:, None])).squeeze(2)  # (B, N)
         alpha = e.softmax(-1)  # (B, N) where to look for the next word

@@ -62,7 +62,7 @@ class TransformerCaptioner(Captioner):
     def make_step(self, attention: bool = False):
         if attention:
             self.decoder.set_attn_implementation("eager")  # sdpa kernels do not return attention weights
-        return lambda prefix, state: self.step(prefix, state, attention)
+        return super().make_step(attention)
 
     def attend(self, image, **options):
         """As Captioner.attend; decodes with eager attention (sdpa kernels return no weights), then switches back."""
