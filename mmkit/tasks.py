@@ -376,13 +376,21 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
 # generation: caption and answer
 # ---------------------------------------------------------------------------------------------
 
-def _generate_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, top_k, length_penalty, extra):
+def check_decoding(max_new_tokens: int = 30, num_beams: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+                   top_k: int | None = None) -> None:
+    """Raise InputError, naming the fix, on decoding options no decoder can use (shared with mmkit.captioning)."""
     if num_beams < 1 or max_new_tokens < 1:
         raise InputError("num_beams and max_new_tokens must be at least 1")
     if temperature <= 0:
         raise InputError(f"temperature={temperature} must be > 0 (use do_sample=False for greedy decoding)")
     if not 0 < top_p <= 1:
         raise InputError(f"top_p={top_p} must be in (0, 1]")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"top_k={top_k} must be >= 1 (or None for no top-k filter)")
+
+
+def _generate_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, top_k, length_penalty, extra):
+    check_decoding(max_new_tokens, num_beams, temperature, top_p, top_k)
     kw = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
     if do_sample:
         kw.update(temperature=temperature, top_p=top_p)

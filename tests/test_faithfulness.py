@@ -2,7 +2,7 @@
 import numpy as np
 
 import mmkit
-from mmkit.attention.faithfulness import (_target_objects, box_share, faithfulness, mass_in_box, pointing_hit,
+from mmkit.attention.faithfulness import (target_objects, box_share, faithfulness, mass_in_box, pointing_hit,
                                           randomized_copy)
 
 
@@ -20,10 +20,10 @@ def test_words_are_matched_to_the_object_they_name():
     scene = mmkit.ShapesWorld(40, seed=0, objects=2)[0]
     a, b = scene.objects
     words = scene.caption.split()
-    pairs = _target_objects(scene, words)
+    pairs = target_objects(scene, words)
     assert {(words[i], o.name) for i, o in pairs} >= {(a.color, a.name), (a.shape, a.name), (b.color, b.name)}
     q = next(q for q in scene.qa if q.kind == "color")
-    pairs = _target_objects(scene, q.question.split())
+    pairs = target_objects(scene, q.question.split())
     assert len(pairs) == 1 and pairs[0][1].shape in q.question
 
 

@@ -42,7 +42,7 @@ def box_share(box, size) -> float:
     return (x1 - x0) * (y1 - y0) / (w * h)
 
 
-def _target_objects(scene, words: list[str]) -> list[tuple[int, object]]:
+def target_objects(scene, words: list[str]) -> list[tuple[int, object]]:
     """(word index, object) for colour/shape words that name exactly one object of the scene."""
     out = []
     for i, w in enumerate(words):
@@ -88,7 +88,7 @@ def score_maps(m, scenes, method: str | None = None, randomized: bool = False) -
         for text in _texts_for(m.spec.family, scene):
             maps = attention_maps(m, scene.image, text)
             meth = method or maps.methods[0]
-            for i, obj in _target_objects(scene, maps.words):
+            for i, obj in target_objects(scene, maps.words):
                 heat = maps.for_token(i, method=meth, size="image")
                 hits.append(pointing_hit(heat, obj.box))
                 masses.append(mass_in_box(heat, obj.box))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
+from ..tasks import check_decoding
 
 Step = Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict, "torch.Tensor | None"]]
 
@@ -34,15 +35,8 @@ class Decoded:
 
 def check_options(max_new_tokens: int = 30, num_beams: int = 1, do_sample: bool = False, temperature: float = 1.0,
                   top_p: float = 1.0, top_k: int | None = None, length_penalty: float = 1.0) -> None:
-    """Raise InputError, naming the fix, on option values decoding cannot use."""
-    if max_new_tokens < 1 or num_beams < 1:
-        raise InputError("num_beams and max_new_tokens must be at least 1")
-    if temperature <= 0:
-        raise InputError(f"temperature={temperature} must be > 0 (use do_sample=False for greedy decoding)")
-    if not 0 < top_p <= 1:
-        raise InputError(f"top_p={top_p} must be in (0, 1]")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"top_k={top_k} must be >= 1 (or None for no top-k filter)")
+    """Raise InputError, naming the fix, on option values decoding cannot use (mmkit.caption's rules, plus one)."""
+    check_decoding(max_new_tokens, num_beams, temperature, top_p, top_k)
     if do_sample and num_beams > 1:
         raise InputError("do_sample=True with num_beams > 1 is not supported: pick sampling or beam search")
 

@@ -133,13 +133,13 @@ def attention_pointing(model, scenes: Sequence, **decoding) -> dict:
     """
     import numpy as np
 
-    from ..attention.faithfulness import _target_objects, box_share, mass_in_box, pointing_hit
+    from ..attention.faithfulness import target_objects, box_share, mass_in_box, pointing_hit
 
     hits, mass, base = [], [], []
     for s in scenes:
         words, maps = model.attend(s.image, **decoding)  # maps: (T, G, G)
         W, H = s.image.size
-        for i, obj in _target_objects(s, list(words)):
+        for i, obj in target_objects(s, list(words)):
             g = maps[i].numpy()
             heat = np.kron(g, np.ones((H // g.shape[0], W // g.shape[1])))  # (H, W) each cell a block of pixels
             hits.append(pointing_hit(heat, obj.box))
