@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..data.images import load_image
+from ..fusion.encoders import position_2d
 
 
 class PretrainedGridEncoder(nn.Module):
@@ -50,18 +51,6 @@ class PretrainedGridEncoder(nn.Module):
         return self.cnn(pixel_values)  # (B, 64, out_dim), 2-D position codes included
 
 
-def sincos_2d(grid: int, dim: int, scale: float = 0.5) -> torch.Tensor:
-    """A (grid*grid, dim) table of 2-D sine-cosine position codes, row-major like a flattened feature map."""
-    q = dim // 4
-    freq = 1.0 / (100.0 ** (torch.arange(q, dtype=torch.float) / max(q, 1)))  # (q,)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float), torch.arange(grid, dtype=torch.float), indexing="ij")
-    ax = xs.reshape(-1, 1) * freq  # (G*G, q)
-    ay = ys.reshape(-1, 1) * freq  # (G*G, q)
-    code = torch.zeros(grid * grid, dim)
-    code[:, : 4 * q] = torch.cat([ax.sin(), ax.cos(), ay.sin(), ay.cos()], dim=1)  # (G*G, 4q)
-    return scale * code
-
-
 class ConvEncoder(nn.Module):
     """A CNN trained with the decoder: pixels (B, 3, S, S) -> (B, G*G, dim), G = S / 8, learned positions added.
 
@@ -83,7 +72,7 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(c3, dim, 3, padding=1),  # widens each cell's view to ~31 px
         )
         self.out_dim, self.grid = dim, image_size // 8
-        self.pos = nn.Parameter(sincos_2d(self.grid, dim))  # (G*G, dim) trainable, starts as a 2-D code
+        self.pos = nn.Parameter(position_2d(self.grid, self.grid, dim))  # (G*G, dim) trainable, starts as a 2-D code
         self.norm = nn.LayerNorm(dim)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float).view(1, 3, 1, 1), persistent=False)
