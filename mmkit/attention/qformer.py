@@ -11,30 +11,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cross import _square_grid, _stack
+from .cross import _pixels, _square_grid, _stack
 from .maps import AttentionMaps
 
 WEIGHTED = "<lm-weighted>"
-
-
-def _pixel_values(m, image):
-    px = m.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
-    return px.to(m.device, m.dtype)
 
 
 def _query_weights(m, px, text: str):
     """How much the language model's text positions attend to each query, averaged (32,), summing to 1."""
     import torch
 
-    enc = m.processor(images=None, text=text, return_tensors="pt")
-    image_tokens = m.processor.tokenizer(m.processor.image_token.content * m.processor.num_query_tokens,
-                                         add_special_tokens=False, return_tensors="pt")["input_ids"]
-    ids = torch.cat([image_tokens, enc["input_ids"]], dim=1).to(m.device)  # (1, Q + T): queries first
-    out = m.model(pixel_values=px, input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True)
+    from ..tasks import _with_image_tokens
+
+    enc = _with_image_tokens(m, [text])  # (1, Q + T): the query placeholders first, as generate sees them
+    out = m.model(pixel_values=px, **enc, output_attentions=True)
     att = out.language_model_outputs.attentions if hasattr(out, "language_model_outputs") else out.attentions
     if not att or att[0] is None:
         return None
-    q = image_tokens.shape[1]
+    q = m.model.config.num_query_tokens
     a = torch.stack([x[0].float() for x in att])  # (L, H, Q + T, Q + T)
     w = a[:, :, q:, :q].mean(dim=(0, 1, 2))  # (Q,) text rows, query columns
     return (w / w.sum().clamp(min=1e-12)).cpu().numpy()
@@ -56,7 +50,7 @@ def blip2_maps(m, image, text: str | None = None, **generate_kwargs) -> Attentio
     model = m.model
     if text is None:
         text = caption(m, image, **generate_kwargs)
-    px = _pixel_values(m, image)
+    px = _pixels(m, image)["pixel_values"]  # (1, 3, H, W) on the model's device and dtype
     with torch.inference_mode():
         vision = model.vision_model(pixel_values=px, return_dict=True).last_hidden_state  # (1, 1 + P, Dv)
         queries = model.query_tokens.expand(vision.shape[0], -1, -1)  # (1, Q, Dq)
