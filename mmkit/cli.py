@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from .annotations import IMAGE_SUFFIXES  # the image files a folder contributes
 from .errors import InputError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}  # what a folder contributes
 DEFAULT_MODEL = {"caption": "blip-caption", "answer": "blip-vqa", "zero-shot": "clip", "attention": "blip-caption"}
 
 
