@@ -132,9 +132,16 @@ generator, so it is repeatable.
 - Data: {r['n_train']:,} ShapesWorld scenes (`split="train"`, seed {r['seed']}, {r['objects'][0]}-{r['objects'][1]} objects),
   all their questions: {r['train_pairs']:,} (image, question) pairs.
 - Pairs drawn with replacement, weighted by question kind (relative to their natural share): {kw}.
-- Auxiliary loss (weight {r['patch_aux']}, training only): a linear head on every final image token names the
-  object covering its patch (colour, shape, size; 19 classes with background, from the ShapesWorld masks);
-  the head is discarded, so the saved model is plain `ViltForQuestionAnswering`.
+- Two auxiliary losses through one linear head (training only; the head is discarded, so the saved model is
+  plain `ViltForQuestionAnswering`):
+  - patch labels (weight {r['patch_aux']}): every final image token names the object covering its patch (colour,
+    shape, size; 19 classes with background, from the ShapesWorld masks);
+  - word grounding (weight {r['word_aux']}): every colour or shape word of a question that names exactly one
+    object of the scene ("triangle" in "what color is the triangle?") names that object in full, in the
+    same 19 classes. The question does not say the rest ("red", "large"), so the word's token has to read it
+    from the image. This is what makes ViLT's word-to-patch attention land on the object (the attention
+    itself is never trained): without it, the pointing game scored 0.53-0.64; with it 0.84-0.87 (validation
+    scenes, measured 2026-11-24), and held-out VQA accuracy rose from 0.878 to about 0.94.
 - Image position embeddings start from 2-D sin-cos codes: {r['sincos_init']}.
 - {r['steps']:,} steps of batch {r['batch_size']}, {r['loss']}, {r['optimizer']}, lr {r['lr']}, {r['schedule']}
   ({r['warmup']:.0%} warm-up), weight decay {r['weight_decay']} (not on biases, norms, embeddings), grad-norm clip {r['clip']}.

@@ -1,8 +1,11 @@
 """Measured faithfulness on the bundled models: maps point at the named object, far above a uniform map.
 
-Measured on this fixed held-out sample (40 scenes, seed 11): BLIP caption attention 0.83 (rollout 0.66),
-ViLT attention 0.53 (rollout 0.55), a uniform map 0.08, the re-initialised BLIP 0.16. Other samples
-(seeds 0 and 12) give BLIP 0.80-0.85 and ViLT 0.53-0.73: the 0.8 target holds for BLIP, not for ViLT.
+Measured on the models shipped 2026-11-24 (pointing game, raw attention / rollout; a uniform map scores
+0.08): BLIP caption words 0.89 / 0.65 on the fixed 40-scene sample below (seed 11), 0.81-0.96 on seeds 0
+and 12 and on two-object scenes; re-initialised 0.10. ViLT question words 0.85 / 0.83 on the 100-scene
+sample below (574 words), 0.77-0.94 / 0.82-0.87 on 40-scene samples (seeds 0, 11, 12); re-initialised
+0.12. ViLT trained on answers alone scored 0.53-0.64: its word-grounding training loss (see
+mmkit.train.vilt) is what makes its words attend to their objects.
 """
 import pytest
 
@@ -29,6 +32,9 @@ def test_blip_caption_words_point_at_their_object():
 
 def test_vilt_question_words_point_at_their_object():
     m = _load("shapes-vilt-vqa")
-    raw, rolled = score_maps(m, SCENES, "attention"), score_maps(m, SCENES, "rollout")
-    assert raw.words >= 200
-    assert raw.pointing >= 0.45 and rolled.pointing >= 0.5 and min(raw.pointing, rolled.pointing) > 5 * raw.baseline
+    scenes = mmkit.ShapesWorld(100, seed=11, split="test", objects=(1, 2))  # ViLT varies more between samples
+    raw, rolled = score_maps(m, scenes, "attention"), score_maps(m, scenes, "rollout")
+    assert raw.words >= 400
+    assert raw.pointing >= 0.8 and rolled.pointing >= 0.8 and raw.pointing > 5 * raw.baseline
+    rand = score_maps(randomized_copy(m), SCENES, "attention", randomized=True)
+    assert rand.pointing < raw.pointing - 0.4

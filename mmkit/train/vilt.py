@@ -3,8 +3,11 @@
 The model is the Hugging Face class itself (ViltForQuestionAnswering) built from a small config: one
 transformer over [question tokens; image CLS; 8x8 image patches], answers classified from the pooled
 text [CLS] into `mmkit.data.ANSWERS`. The loop is plain PyTorch: AdamW, linear warm-up then linear
-decay, gradient clipping, a tqdm bar; an optional training-only auxiliary loss asks every image token
-which object covers its patch, which teaches shapes far faster than the answers alone.
+decay, gradient clipping, a tqdm bar. Two training-only auxiliary losses share one linear head: every
+image token names the object covering its patch (which teaches shapes far faster than the answers
+alone), and every colour or shape word of a question that names one object names that object in full
+(colour, shape and size), which it can only learn by reading the image. The second makes the word's
+attention go to its object: the maps of `mmkit.attention_maps` then pass the pointing game.
 
 ViLT shuffles image tokens: `ViltEmbeddings.visual_embed` picks the patches it keeps with
 `torch.multinomial`, which, when every patch is kept, is a random permutation drawn from the global
@@ -21,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from ..attention.faithfulness import target_objects
 
 
 @dataclass
@@ -55,6 +60,10 @@ class TrainConfig:
     # weight of an auxiliary loss during training only: every image token names the object (colour, shape,
     # size) covering its patch, or background; its linear head is thrown away afterwards. 0 = off
     patch_aux: float = 1.0
+    # weight of a second training-only loss through the same head: every colour or shape word of a question
+    # that names exactly one object of the scene names that object in full (colour, shape, size), which it
+    # can only do by reading the image. 0 = off
+    word_aux: float = 1.0
     # how often each question kind is drawn, relative to its share in ShapesWorld (the slow-to-learn kinds more)
     kind_weights: dict = field(default_factory=lambda: {"count": 1.0, "exists": 1.5, "color": 1.0, "shape": 1.5,
                                                         "size": 1.0, "position": 1.0})
@@ -149,7 +158,8 @@ def encode_qa(processor, scenes) -> dict:
     Returns: dict with images (S, 3, H, W) uint8, cells (S, H/p, W/p) long patch labels (see
         patch_labels), mean / scale (1, 3, 1, 1) float, input_ids /
         attention_mask (Q, T) long, scene (Q,) long index into images, label (Q,) long index into
-        ANSWERS, kind: list of Q question kinds.
+        ANSWERS, kind: list of Q question kinds, word_obj (Q, T) long: for each colour or shape word
+        token that names exactly one object of its scene, that object's label (object_label), else -100.
     """
     import torch
 
@@ -171,7 +181,12 @@ def encode_qa(processor, scenes) -> dict:
     enc = processor.tokenizer([q.question for _, q in pairs], padding=True, return_tensors="pt")
     index = {a: i for i, a in enumerate(ANSWERS)}
     cells = torch.from_numpy(np.stack([patch_labels(s, ip.size_divisor) for s in scenes]))  # (S, H/p, W/p)
-    return {"images": images, "cells": cells, "mean": mean, "scale": scale, "input_ids": enc["input_ids"],
+    word_obj = torch.full_like(enc["input_ids"], -100)  # (Q, T)
+    for row, (i, _) in enumerate(pairs):
+        tokens = processor.tokenizer.convert_ids_to_tokens(enc["input_ids"][row].tolist())
+        for pos, obj in target_objects(scenes[i], tokens):
+            word_obj[row, pos] = object_label(obj)
+    return {"word_obj": word_obj, "images": images, "cells": cells, "mean": mean, "scale": scale, "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"], "scene": torch.tensor([i for i, _ in pairs]),
             "label": torch.tensor([index[q.answer] for _, q in pairs]), "kind": [q.kind for _, q in pairs]}
 
@@ -182,14 +197,19 @@ def patch_labels(scene, patch: int, min_pixels: int = 16) -> np.ndarray:
     A patch takes the object with most pixels in it when that is at least `min_pixels`.
     Returns: (H/patch, W/patch) int64 array.
     """
-    from ..data import COLORS, SHAPES, SIZES
-
     h, w = scene.objects[0].mask.shape
     cover = np.stack([o.mask.reshape(h // patch, patch, w // patch, patch).sum((1, 3))  # (H/p, W/p) pixels
                       for o in scene.objects])  # (K, H/p, W/p)
-    kind = np.array([1 + (list(COLORS).index(o.color) * len(SHAPES) + SHAPES.index(o.shape)) * len(SIZES)
-                     + list(SIZES).index(o.size) for o in scene.objects])  # (K,)
+    kind = np.array([object_label(o) for o in scene.objects])  # (K,)
     return np.where(cover.max(0) >= min_pixels, kind[cover.argmax(0)], 0).astype(np.int64)
+
+
+def object_label(obj) -> int:
+    """1 + the (colour, shape, size) index of a ShapesWorld object: 1..18 (0 is background)."""
+    from ..data import COLORS, SHAPES, SIZES
+
+    return 1 + (list(COLORS).index(obj.color) * len(SHAPES) + SHAPES.index(obj.shape)) * len(SIZES) \
+        + list(SIZES).index(obj.size)
 
 
 N_PATCH_LABELS = 19  # background + 3 colours x 3 shapes x 2 sizes
@@ -242,7 +262,7 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConf
     model = build_model(arch, processor.tokenizer, seed=train.seed)
     groups = _param_groups(model, train.weight_decay)
     aux_head = None
-    if train.patch_aux > 0:  # training-only head on the image tokens
+    if train.patch_aux > 0 or train.word_aux > 0:  # training-only head on the image and word tokens
         aux_head = torch.nn.Linear(arch.hidden, N_PATCH_LABELS)
         groups[0]["params"].append(aux_head.weight)
         groups[1]["params"].append(aux_head.bias)
@@ -263,8 +283,9 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConf
             logits = model(**inputs).logits  # (B, num_answers)
             loss = torch.nn.functional.cross_entropy(logits, labels)
         else:
-            logits, aux = _forward_with_patch_loss(model, aux_head, inputs, data["cells"][data["scene"][idx]])
-            loss = torch.nn.functional.cross_entropy(logits, labels) + train.patch_aux * aux
+            logits, aux, word = _forward_with_aux_losses(model, aux_head, inputs, data["cells"][data["scene"][idx]],
+                                                         data["word_obj"][idx, :inputs["input_ids"].shape[1]])
+            loss = torch.nn.functional.cross_entropy(logits, labels) + train.patch_aux * aux + train.word_aux * word
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, train.clip)
@@ -285,11 +306,12 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConf
     return model, processor, info
 
 
-def _forward_with_patch_loss(model, aux_head, inputs: dict, cells):
-    """VQA logits (B, num_answers) and the auxiliary patch-label loss of one batch.
+def _forward_with_aux_losses(model, aux_head, inputs: dict, cells, words):
+    """VQA logits (B, num_answers) and the two auxiliary losses of one batch (patch labels, word objects).
 
     Args:
         cells: (B, h, w) patch labels of the batch's images (patch_labels).
+        words: (B, T) object label of each text token that names one object, -100 elsewhere (encode_qa).
     """
     import torch
 
@@ -301,7 +323,11 @@ def _forward_with_patch_loss(model, aux_head, inputs: dict, cells):
     pi = found[0]  # (B, N, 2) grid (row, col) of each image token
     target = cells[torch.arange(len(cells))[:, None], pi[..., 0], pi[..., 1]]  # (B, N)
     aux = torch.nn.functional.cross_entropy(aux_head(image_tokens).flatten(0, 1), target.flatten())
-    return logits, aux
+    text_tokens = out.last_hidden_state[:, :t]  # (B, T, hidden)
+    named = words.flatten() != -100
+    word = (torch.nn.functional.cross_entropy(aux_head(text_tokens).flatten(0, 1)[named], words.flatten()[named])
+            if bool(named.any()) else aux.new_zeros(()))
+    return logits, aux, word
 
 
 # ------------------------------------------------------------------------------------------------
