@@ -186,9 +186,10 @@ def encode_qa(processor, scenes) -> dict:
         tokens = processor.tokenizer.convert_ids_to_tokens(enc["input_ids"][row].tolist())
         for pos, obj in target_objects(scenes[i], tokens):
             word_obj[row, pos] = object_label(obj)
-    return {"word_obj": word_obj, "images": images, "cells": cells, "mean": mean, "scale": scale, "input_ids": enc["input_ids"],
+    return {"images": images, "cells": cells, "mean": mean, "scale": scale, "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"], "scene": torch.tensor([i for i, _ in pairs]),
-            "label": torch.tensor([index[q.answer] for _, q in pairs]), "kind": [q.kind for _, q in pairs]}
+            "label": torch.tensor([index[q.answer] for _, q in pairs]), "kind": [q.kind for _, q in pairs],
+            "word_obj": word_obj}
 
 
 def patch_labels(scene, patch: int, min_pixels: int = 16) -> np.ndarray:
