@@ -166,8 +166,7 @@ def caption_scores_per_item(hyps: Mapping, refs: Mapping, meteor: bool = False,
     out["CIDEr"] = np.asarray(cider[: len(keys)], dtype=float)
     if meteor:
         try:
-            meteor_score(hyps, refs)  # starts the process / checks Java
-            out["METEOR"] = np.asarray(_METEOR[0].compute_score(gts, res)[1], dtype=float)
+            out["METEOR"] = np.asarray(_meteor(gts, res)[1], dtype=float)
         except MetricUnavailable as e:
             import warnings
 
@@ -200,7 +199,11 @@ def meteor_score(hyps: Mapping, refs: Mapping) -> float:
 
     Args: as caption_scores. Raises MetricUnavailable, naming the fix, when Java is missing.
     """
-    gts, res = _coco_inputs(hyps, refs)
+    return float(_meteor(*_coco_inputs(hyps, refs))[0])
+
+
+def _meteor(gts: dict, res: dict) -> tuple:
+    """(corpus score, per-item scores) from the shared METEOR process, started (or restarted once) as needed."""
     if java_version() is None:
         raise MetricUnavailable(_NO_JAVA)
     from pycocoevalcap.meteor.meteor import Meteor
@@ -209,7 +212,7 @@ def meteor_score(hyps: Mapping, refs: Mapping) -> float:
         try:
             if not _METEOR:
                 _METEOR.append(Meteor())
-            return float(_METEOR[0].compute_score(gts, res)[0])
+            return _METEOR[0].compute_score(gts, res)
         except (OSError, ValueError) as e:
             _METEOR.clear()
             if attempt:

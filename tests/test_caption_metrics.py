@@ -48,8 +48,12 @@ def test_known_values():
 def test_meteor_matches_pycocoevalcap():
     from pycocoevalcap.meteor.meteor import Meteor
 
+    from mmkit.metrics import caption_scores_per_item
+
+    corpus, per_item = Meteor().compute_score(REFS, HYPS)
     ours = caption_scores(HYPS, REFS, meteor=True)["METEOR"]
-    assert ours == pytest.approx(Meteor().compute_score(REFS, HYPS)[0], abs=1e-6)
+    assert ours == pytest.approx(corpus, abs=1e-6)
+    assert caption_scores_per_item(HYPS, REFS, meteor=True)["METEOR"] == pytest.approx(per_item, abs=1e-6)
     assert meteor_score({1: ["a red circle"]}, {1: ["a red circle"]}) > 0.9
 
 
