@@ -35,6 +35,17 @@ def test_maps_for_every_family(family, text, model_dirs, scenes):
         assert maps.index(first.upper()) == 0  # words resolve case-insensitively
 
 
+@pytest.mark.parametrize("family,text", CASES)
+def test_maps_in_half_precision(family, text, model_dirs, scenes):
+    """bf16 is what load_model picks on a GPU: every family's maps must work in it (here on the CPU)."""
+    m = mmkit.load_model(model_dirs(family), dtype="bf16")
+    assert m.dtype == torch.bfloat16
+    kw = {"max_new_tokens": 5} if text is None else {}
+    maps = mmkit.attention_maps(m, scenes[0].image, text, **kw)
+    for method in maps.methods:
+        assert np.isfinite(maps.for_token(0, method=method)).all()
+
+
 def test_text_words_are_readable_and_resolve_to_pieces():
     words, groups = merge_pieces(["a", "ze", "##b", "##ra", "is", "red"])
     assert words == ["a", "zebra", "is", "red"] and groups[1] == [1, 2, 3]

@@ -1,5 +1,6 @@
 """Pointing game and mass-in-box: the scoring itself, and the plumbing on random-init models."""
 import numpy as np
+import torch
 
 import mmkit
 from mmkit.attention.faithfulness import (target_objects, box_share, faithfulness, mass_in_box, pointing_hit,
@@ -37,4 +38,4 @@ def test_faithfulness_table_and_sanity_rows(model_dirs):
     assert r.model is not m.model
     before, after = m.model.state_dict(), r.model.state_dict()
     matrices = [k for k in before if before[k].dim() >= 2 and before[k].std() > 0]
-    assert matrices and all(not np.allclose(before[k], after[k]) for k in matrices)  # every weight matrix re-drawn
+    assert matrices and all(not torch.allclose(before[k], after[k]) for k in matrices)  # every weight matrix re-drawn

@@ -27,7 +27,7 @@ def _prompts(m, text: str) -> tuple[list[str], list[str]]:
 def _text_emb(m, texts):
     from ..tasks import _embed_texts
 
-    return _embed_texts(m, texts).to(m.device)  # (W, D) L2-normalised
+    return _embed_texts(m, texts).to(m.device)  # (W, D) L2-normalised, float32 whatever the model's dtype
 
 
 def clip_maps(m, image, text: str) -> AttentionMaps:
@@ -44,8 +44,9 @@ def clip_maps(m, image, text: str) -> AttentionMaps:
         atts = list(out.attentions)
         if not atts or atts[0] is None:
             _stack(atts)  # raises the advice to load with attention=True
-        patches = model.visual_projection(vm.post_layernorm(out.last_hidden_state[:, 1:]))  # (1, N, D)
-        image_emb = torch.nn.functional.normalize(model.visual_projection(out.pooler_output), dim=-1)  # (1, D)
+        patches = model.visual_projection(vm.post_layernorm(out.last_hidden_state[:, 1:])).float()  # (1, N, D)
+        # similarities in float32, as zero_shot computes them (the model may run in bf16/fp16 on a GPU)
+        image_emb = torch.nn.functional.normalize(model.visual_projection(out.pooler_output).float(), dim=-1)  # (1, D)
         scores = (image_emb @ t.T)[0]  # (W,)
         relevance = []
         for w in range(len(words)):
@@ -82,7 +83,7 @@ def align_maps(m, image, text: str) -> AttentionMaps:
     with torch.enable_grad():
         out = model.vision_model(pixel_values=px, return_dict=True)
         fmap = out.last_hidden_state  # (1, C, h, w)
-        image_emb = torch.nn.functional.normalize(out.pooler_output, dim=-1)  # (1, C)
+        image_emb = torch.nn.functional.normalize(out.pooler_output.float(), dim=-1)  # (1, C) float32, like t
         scores = (image_emb @ t.T)[0]  # (W,)
         cams = []
         for w in range(len(words)):
