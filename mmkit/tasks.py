@@ -16,6 +16,7 @@ from .models import Loaded, load_model, require
 from .resources import run_batched
 
 BATCH_SIZE = 32  # images per forward pass
+PREPROCESS_ON_DEVICE = True  # resize images on the model's GPU when the processor can; benchmarks/gpu.py measures it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,9 +139,26 @@ def fit_text(m: Loaded, text: str, reserve: int = 0, what: str = "text") -> str:
     return cut
 
 
+def _on_device_preprocessing(m: Loaded) -> dict:
+    """{"device": m.device} when the image processor can resize and normalise on the model's GPU, else {}.
+
+    transformers' torchvision image processors take a `device`; the PIL ones (used when torchvision is not
+    installed) cannot. On a GPU this keeps a batch from waiting for the CPU (benchmarks/README.md).
+    """
+    torchvision = getattr(m.processor.image_processor, "backend", None) == "torchvision"
+    return {"device": m.device} if PREPROCESS_ON_DEVICE and torchvision and m.device.type != "cpu" else {}
+
+
 def _pixels(m: Loaded, images: list) -> dict:
     images = [fit_aspect(im) for im in images]  # 1x5000 would be resized to zero pixels
-    enc = m.processor.image_processor(images=images, return_tensors="pt")
+    process = m.processor.image_processor
+    on_device = _on_device_preprocessing(m)
+    try:
+        enc = process(images=images, return_tensors="pt", **on_device)
+    except RuntimeError:  # a GPU resize kernel refuses extreme scale factors (a 5000-pixel line, a huge photo)
+        if not on_device:
+            raise
+        enc = process(images=images, return_tensors="pt")  # the CPU resize handles any size
     out = {}
     for k, v in enc.items():
         v = v.to(m.device)

@@ -5,6 +5,7 @@ ALIGN-base) cover the pretrained architectures without the hub.
 """
 import pytest
 import torch
+from PIL import Image
 
 import mmkit
 from mmkit import InputError
@@ -168,3 +169,46 @@ def test_blip_base_random_init(model_dirs, scenes):
     assert px.shape[-2:] == (384, 384)
     caps = mmkit.caption(m, scenes.images[:2], max_new_tokens=3)
     assert len(caps) == 2 and all(isinstance(c, str) for c in caps)
+
+
+def test_images_are_preprocessed_on_the_gpu_only_by_torchvision_processors(monkeypatch):
+    """On a GPU, torchvision image processors resize on the model's device; PIL ones and CPUs stay as they were."""
+    from types import SimpleNamespace
+
+    from mmkit import tasks
+
+    def loaded(processor, device):
+        return SimpleNamespace(processor=SimpleNamespace(image_processor=processor), device=torch.device(device))
+
+    torchvision = SimpleNamespace(backend="torchvision")
+    gpu = torch.device("cuda")
+    assert tasks._on_device_preprocessing(loaded(torchvision, "cuda")) == {"device": gpu}
+    assert tasks._on_device_preprocessing(loaded(SimpleNamespace(backend="pil"), "cuda")) == {}
+    assert tasks._on_device_preprocessing(loaded(torchvision, "cpu")) == {}
+    monkeypatch.setattr(tasks, "PREPROCESS_ON_DEVICE", False)
+    assert tasks._on_device_preprocessing(loaded(torchvision, "cuda")) == {}
+
+
+def test_images_the_gpu_cannot_resize_are_preprocessed_on_the_cpu(model_dirs, monkeypatch):
+    """A GPU resize kernel refuses extreme scale factors ("Too much shared memory required" for a 1x5000 line
+    on an H100); such a batch falls back to the CPU resize instead of failing."""
+    from mmkit import tasks
+
+    m = mmkit.load_model(model_dirs("clip"))
+    process = m.processor.image_processor
+    devices = []
+
+    def gpu_like(*args, device=None, **kwargs):
+        devices.append(device)
+        if device is not None:
+            raise RuntimeError("Too much shared memory required: 99020 vs 49152")
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "_on_device_preprocessing", lambda m: {"device": "cuda"})
+    monkeypatch.setattr(m.processor, "image_processor", gpu_like)
+    px = tasks._pixels(m, [Image.new("RGB", (1, 5000), (0, 255, 0))])["pixel_values"]
+    assert devices == ["cuda", None] and px.shape[0] == 1 and torch.isfinite(px).all()
+    monkeypatch.setattr(tasks, "_on_device_preprocessing", lambda m: {})  # already on the CPU: the error stands
+    monkeypatch.setattr(m.processor, "image_processor", lambda *a, **k: gpu_like(device="cuda"))
+    with pytest.raises(RuntimeError, match="shared memory"):
+        tasks._pixels(m, [Image.new("RGB", (8, 8))])

@@ -26,8 +26,10 @@ def _stack(attns) -> np.ndarray:
 
 
 def _pixels(m, image):
-    enc = m.processor.image_processor(images=image, return_tensors="pt")
-    return {k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device)) for k, v in enc.items()}
+    """One image's processor inputs on the model's device and dtype (the task functions' preprocessing)."""
+    from ..tasks import _pixels as pixels
+
+    return pixels(m, [image])
 
 
 def _square_grid(n_patches: int, px) -> tuple[int, int]:
