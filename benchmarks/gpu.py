@@ -4,7 +4,7 @@
    random weights, in fp32, fp16 and bf16 at batch sizes 1-128, against the transformers pipeline for the
    same task, model, dtype, batch size and decoding (greedy, exactly 10 new tokens; 9 labels, template "a {}").
    mmkit is timed twice: as shipped (images resized and normalised on the GPU when transformers' torchvision
-   image processor is installed) and with that turned off (tasks.PREPROCESS_ON_DEVICE = False), so the table
+   image processor is installed) and with that turned off (inputs.PREPROCESS_ON_DEVICE = False), so the table
    shows what the on-GPU preprocessing gains.
 2. Half precision on trained weights: the bundled models' held-out scores on this GPU in fp32 and in the
    dtype load_model picks by default here, and how often the two give the same output.
@@ -35,7 +35,7 @@ from transformers import pipeline  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 import mmkit  # noqa: E402
-from mmkit import tasks  # noqa: E402
+from mmkit.tasks import inputs  # noqa: E402
 from mmkit.data import ShapesWorld  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
@@ -88,11 +88,11 @@ def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, dev
                 run_pipe = lambda: pipe(images, candidate_labels=LABELS, hypothesis_template="a {}",  # noqa: E731
                                         batch_size=b)
             t_mmkit = timed(run_mmkit, device)
-            tasks.PREPROCESS_ON_DEVICE = False
+            inputs.PREPROCESS_ON_DEVICE = False
             try:
                 t_cpu_pre = timed(run_mmkit, device)
             finally:
-                tasks.PREPROCESS_ON_DEVICE = True
+                inputs.PREPROCESS_ON_DEVICE = True
             t_pipe = timed(run_pipe, device)
             rows.append({"task": task, "model": name, "dtype": dname, "batch": b, "images": n,
                          "mmkit_img_s": n / t_mmkit, "mmkit_cpu_preprocess_img_s": n / t_cpu_pre,
@@ -102,7 +102,7 @@ def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, dev
             print(f"  {task} {dname} batch {b}: mmkit {r['mmkit_img_s']:.1f} img/s "
                   f"(CPU preprocessing {r['mmkit_cpu_preprocess_img_s']:.1f}), pipeline {r['pipeline_img_s']:.1f}, "
                   f"x{r['vs_pipeline']:.2f}", flush=True)
-        del m, pipe
+        m = pipe = None  # free them before the next dtype loads
         clear_cache()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -163,7 +163,7 @@ def preprocess_rows(device) -> list[dict]:
     rows = []
     for name in ("shapes-blip-caption", "shapes-vilt-vqa", "shapes-clip", "shapes-align"):
         m = mmkit.load_model(name, device=device, dtype="fp32")
-        kw = tasks._on_device_preprocessing(m)
+        kw = inputs._on_device_preprocessing(m)
         ip = m.processor.image_processor
         cpu = ip(images=images, return_tensors="pt")["pixel_values"]
         dev = ip(images=images, return_tensors="pt", **kw)["pixel_values"]

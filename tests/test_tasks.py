@@ -49,8 +49,8 @@ def test_embeddings_zero_shot_match_retrieve(family, model_dirs, scenes):
 def test_zero_shot_caches_label_embeddings(model_dirs, scenes, monkeypatch):
     m = mmkit.load_model(model_dirs("clip"))
     calls = []
-    real = mmkit.tasks._embed_texts
-    monkeypatch.setattr(mmkit.tasks, "_embed_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = mmkit.tasks.embeddings._embed_texts
+    monkeypatch.setattr(mmkit.tasks.embeddings, "_embed_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
     labels = [f"label {i}" for i in range(20)]
     first = mmkit.zero_shot(m, scenes.images, labels)
     second = mmkit.zero_shot(m, scenes.images, labels)
@@ -175,24 +175,24 @@ def test_images_are_preprocessed_on_the_gpu_only_by_torchvision_processors(monke
     """On a GPU, torchvision image processors resize on the model's device; PIL ones and CPUs stay as they were."""
     from types import SimpleNamespace
 
-    from mmkit import tasks
+    from mmkit.tasks import inputs
 
     def loaded(processor, device):
         return SimpleNamespace(processor=SimpleNamespace(image_processor=processor), device=torch.device(device))
 
     torchvision = SimpleNamespace(backend="torchvision")
     gpu = torch.device("cuda")
-    assert tasks._on_device_preprocessing(loaded(torchvision, "cuda")) == {"device": gpu}
-    assert tasks._on_device_preprocessing(loaded(SimpleNamespace(backend="pil"), "cuda")) == {}
-    assert tasks._on_device_preprocessing(loaded(torchvision, "cpu")) == {}
-    monkeypatch.setattr(tasks, "PREPROCESS_ON_DEVICE", False)
-    assert tasks._on_device_preprocessing(loaded(torchvision, "cuda")) == {}
+    assert inputs._on_device_preprocessing(loaded(torchvision, "cuda")) == {"device": gpu}
+    assert inputs._on_device_preprocessing(loaded(SimpleNamespace(backend="pil"), "cuda")) == {}
+    assert inputs._on_device_preprocessing(loaded(torchvision, "cpu")) == {}
+    monkeypatch.setattr(inputs, "PREPROCESS_ON_DEVICE", False)
+    assert inputs._on_device_preprocessing(loaded(torchvision, "cuda")) == {}
 
 
 def test_images_the_gpu_cannot_resize_are_preprocessed_on_the_cpu(model_dirs, monkeypatch):
     """A GPU resize kernel refuses extreme scale factors ("Too much shared memory required" for a 1x5000 line
     on an H100); such a batch falls back to the CPU resize instead of failing."""
-    from mmkit import tasks
+    from mmkit.tasks import inputs
 
     m = mmkit.load_model(model_dirs("clip"))
     process = m.processor.image_processor
@@ -204,11 +204,11 @@ def test_images_the_gpu_cannot_resize_are_preprocessed_on_the_cpu(model_dirs, mo
             raise RuntimeError("Too much shared memory required: 99020 vs 49152")
         return process(*args, **kwargs)
 
-    monkeypatch.setattr(tasks, "_on_device_preprocessing", lambda m: {"device": "cuda"})
+    monkeypatch.setattr(inputs, "_on_device_preprocessing", lambda m: {"device": "cuda"})
     monkeypatch.setattr(m.processor, "image_processor", gpu_like)
-    px = tasks._pixels(m, [Image.new("RGB", (1, 5000), (0, 255, 0))])["pixel_values"]
+    px = inputs._pixels(m, [Image.new("RGB", (1, 5000), (0, 255, 0))])["pixel_values"]
     assert devices == ["cuda", None] and px.shape[0] == 1 and torch.isfinite(px).all()
-    monkeypatch.setattr(tasks, "_on_device_preprocessing", lambda m: {})  # already on the CPU: the error stands
+    monkeypatch.setattr(inputs, "_on_device_preprocessing", lambda m: {})  # already on the CPU: the error stands
     monkeypatch.setattr(m.processor, "image_processor", lambda *a, **k: gpu_like(device="cuda"))
     with pytest.raises(RuntimeError, match="shared memory"):
-        tasks._pixels(m, [Image.new("RGB", (8, 8))])
+        inputs._pixels(m, [Image.new("RGB", (8, 8))])

@@ -27,7 +27,7 @@ def _stack(attns) -> np.ndarray:
 
 def _pixels(m, image):
     """One image's processor inputs on the model's device and dtype (the task functions' preprocessing)."""
-    from ..tasks import _pixels as pixels
+    from ..tasks.inputs import _pixels as pixels
 
     return pixels(m, [image])
 

@@ -25,7 +25,7 @@ def _prompts(m, text: str) -> tuple[list[str], list[str]]:
 
 
 def _text_emb(m, texts):
-    from ..tasks import _embed_texts
+    from ..tasks.embeddings import _embed_texts
 
     return _embed_texts(m, texts).to(m.device)  # (W, D) L2-normalised, float32 whatever the model's dtype
 

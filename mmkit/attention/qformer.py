@@ -21,7 +21,7 @@ def _query_weights(m, px, text: str):
     """How much the language model's text positions attend to each query, averaged (32,), summing to 1."""
     import torch
 
-    from ..tasks import _with_image_tokens
+    from ..tasks.inputs import _with_image_tokens
 
     enc = _with_image_tokens(m, [text])  # (1, Q + T): the query placeholders first, as generate sees them
     out = m.model(pixel_values=px, **enc, output_attentions=True)

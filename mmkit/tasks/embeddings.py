@@ -1,0 +1,209 @@
+"""Embedding tasks: embed_images, embed_texts, zero_shot (label embeddings cached), match, retrieve."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import NamedTuple
+
+from ..errors import InputError
+from ..models import Loaded
+from .inputs import BATCH_SIZE, _batched, _images, _model, _pixels, _texts, _tokenize, _whole
+
+
+def _feature(out):
+    """transformers 5 returns model outputs from get_*_features; older versions a tensor."""
+    return out if hasattr(out, "dim") else out.pooler_output
+
+
+def _embed_images(m: Loaded, images: list, batch_size: int):
+    import torch
+
+    def step(sl):
+        px = _pixels(m, images[sl])["pixel_values"]
+        if m.spec.family == "blip-itm":
+            h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
+            f = m.model.vision_proj(h[:, 0, :])  # (B, E) from the CLS token
+        else:
+            f = _feature(m.model.get_image_features(pixel_values=px))  # (B, E)
+        return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
+
+    with torch.inference_mode():
+        feats = _batched(m, len(images), batch_size, step, "image embedding")
+    return torch.cat(feats)  # outside inference mode: a normal tensor that autograd may use (Grad-CAM)
+
+
+def _embed_texts(m: Loaded, texts: list[str], batch_size: int = 256):
+    import torch
+
+    def step(sl):
+        enc = _tokenize(m, texts[sl])
+        if m.spec.family == "blip-itm":
+            h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            f = m.model.text_proj(h.last_hidden_state[:, 0, :])  # (B, E) from the CLS token
+        else:
+            if m.spec.family == "clip":
+                enc.pop("token_type_ids", None)  # CLIP's text tower takes no segment ids
+            f = _feature(m.model.get_text_features(**enc))  # (B, E)
+        return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
+
+    with torch.inference_mode():
+        feats = _batched(m, len(texts), batch_size, step, "text embedding")
+    return torch.cat(feats)  # outside inference mode: a normal tensor that autograd may use (Grad-CAM)
+
+
+def embed_images(m, images, batch_size: int = BATCH_SIZE):
+    """L2-normalised image embeddings, a float32 CPU tensor of shape (N, D) (N = 1 for one image)."""
+    m = _model(m, "embed_images")
+    ims, _ = _images(images)
+    return _embed_images(m, ims, batch_size)
+
+
+def embed_texts(m, texts, batch_size: int = 256):
+    """L2-normalised text embeddings, a float32 CPU tensor of shape (N, D) (N = 1 for one string)."""
+    m = _model(m, "embed_texts")
+    ts, _ = _texts(texts)
+    return _embed_texts(m, ts, batch_size)
+
+
+def _logit_scale(m: Loaded) -> float:
+    if m.spec.family == "blip-itm":
+        return 1.0 / 0.07  # BLIP's contrastive temperature (transformers does not store it)
+    scale = getattr(m.model, "logit_scale", None)
+    if scale is not None:
+        return float(scale.detach().exp())
+    temp = getattr(m.model, "temperature", None)  # ALIGN divides by a learned temperature
+    return 1.0 / float(temp.detach()) if temp is not None else 100.0
+
+
+def _label_embeddings(m: Loaded, labels: tuple[str, ...], templates: tuple[str, ...]):
+    """(L, D) prompt-ensembled label embeddings, cached on the Loaded object."""
+    import torch
+
+    cache: OrderedDict = m.cache.setdefault("zero_shot", OrderedDict())
+    key = (labels, templates)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    prompts = [t.format(lab) for lab in labels for t in templates]
+    e = _embed_texts(m, prompts)  # (L * T, D)
+    e = e.view(len(labels), len(templates), -1).mean(1)  # (L, D) average over templates
+    e = torch.nn.functional.normalize(e, dim=-1)
+    cache[key] = e
+    while len(cache) > 16:
+        cache.popitem(last=False)
+    return e
+
+
+def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
+    """Zero-shot classification: {label: probability} for one image, or a list of such dicts.
+
+    Args:
+        labels: the class names, e.g. ["red circle", "blue square"].
+        templates: prompt templates with "{}" (several are averaged: prompt ensembling);
+            default: the model's own (see mmkit.list_models()).
+    """
+    m = _model(m, "zero_shot")
+    labs, _ = _texts(labels, "label")
+    if isinstance(labels, str) or len(labs) < 2:
+        raise InputError("labels must be a list of at least two class names, e.g. ['cat', 'dog'] "
+                         "(with one label the probability is always 1)")
+    dup = sorted({x for x in labs if labs.count(x) > 1})
+    if dup:
+        raise InputError(f"duplicate labels {dup}: each class name must appear once")
+    if templates is None:
+        templates = [m.spec.zero_shot_template]
+    elif isinstance(templates, str):
+        templates = [templates]
+    if not templates or any(not isinstance(t, str) or "{}" not in t for t in templates):
+        raise InputError(f"templates {templates!r}: each must be a string containing '{{}}' where the label goes")
+    ims, single = _images(images)
+    text_emb = _label_embeddings(m, tuple(labs), tuple(templates))  # (L, D)
+    image_emb = _embed_images(m, ims, batch_size)  # (N, D)
+    probs = (_logit_scale(m) * image_emb @ text_emb.T).softmax(dim=-1)  # (N, L)
+    out = [{lab: float(p) for lab, p in zip(labs, row)} for row in probs]
+    return out[0] if single else out
+
+
+def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
+    """Image-text scores: an (N_images, N_texts) tensor, or (N,) for paired=True (image i with text i).
+
+    Dual encoders (CLIP, ALIGN) give cosine similarity; matching heads (BLIP-ITM, ViLT-ITM) give P(match).
+    """
+    import torch
+
+    m = _model(m, "match")
+    ims, _ = _images(images)
+    ts, _ = _texts(texts)
+    if paired and len(ims) != len(ts):
+        raise InputError(f"paired=True needs as many images as texts, got {len(ims)} images and {len(ts)} texts")
+    fam = m.spec.family
+    if fam in ("clip", "align"):
+        ie, te = _embed_images(m, ims, batch_size), _embed_texts(m, ts)
+        return (ie * te).sum(-1) if paired else ie @ te.T
+    pairs = list(zip(range(len(ims)), range(len(ts)))) if paired else [(i, j) for i in range(len(ims)) for j in range(len(ts))]
+
+    def step(sl):
+        chunk = pairs[sl]
+        px = _pixels(m, [ims[i] for i, _ in chunk])
+        enc = _tokenize(m, [ts[j] for _, j in chunk])
+        if fam == "blip-itm":
+            out = m.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                          pixel_values=px["pixel_values"], use_itm_head=True)
+            return out.itm_score.float().softmax(-1)[:, 1].cpu()  # (B,) P(match)
+        out = m.model(**enc, **px)  # vilt-itm
+        return out.logits.float()[:, 0].sigmoid().cpu()  # (B,)
+
+    with torch.inference_mode():
+        scores = _batched(m, len(pairs), batch_size, step, "matching")
+    s = torch.cat(scores)
+    return s if paired else s.view(len(ims), len(ts))  # (N_images, N_texts)
+
+
+class Hit(NamedTuple):
+    """One retrieval result."""
+
+    index: int  # position in the gallery
+    score: float  # similarity
+    item: object  # the gallery entry (image or text), or None for precomputed embeddings
+
+
+def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
+    """Top-k retrieval: a text query searches a gallery of images, an image query a gallery of texts.
+
+    Args:
+        query: a string (text -> image), an image (image -> text), or a list of either (-> list of lists).
+        gallery: a list of images or texts, or an (N, D) tensor of precomputed L2-normalised embeddings.
+        k: how many hits to return per query.
+    """
+    import torch
+
+    m = _model(m, "retrieve")
+    k = _whole(k, "k")
+    many = isinstance(query, (list, tuple))
+    queries = list(query) if many else [query]
+    if not queries:
+        raise InputError("the query list is empty")
+    text_query = isinstance(queries[0], str)
+    if any(isinstance(q, str) != text_query for q in queries):
+        raise InputError("mix of text and image queries; pass only texts or only images")
+    q_emb = _embed_texts(m, _texts(queries, "query")[0]) if text_query else _embed_images(m, _images(queries)[0], batch_size)
+    if isinstance(gallery, torch.Tensor):
+        if gallery.dim() != 2 or gallery.shape[1] != q_emb.shape[1]:
+            raise InputError(f"gallery embeddings of shape {tuple(gallery.shape)} do not fit queries of width "
+                             f"{q_emb.shape[1]}; compute them with embed_images/embed_texts of the same model")
+        if len(gallery) == 0 or not torch.isfinite(gallery).all():
+            raise InputError("the gallery embeddings are empty or contain NaN/inf; recompute them with embed_images")
+        g_emb, items = torch.nn.functional.normalize(gallery.float().cpu(), dim=-1), [None] * len(gallery)
+    else:
+        if not isinstance(gallery, (list, tuple)) or not gallery:
+            raise InputError("the gallery must be a non-empty list of images or texts, or an (N, D) tensor")
+        items = list(gallery)
+        if text_query:
+            if any(isinstance(g, str) for g in items):
+                raise InputError("a text query searches a gallery of images, but the gallery has text in it")
+            g_emb = _embed_images(m, _images(items)[0], batch_size)
+        else:
+            g_emb = _embed_texts(m, _texts(items, "gallery text")[0])
+    sim = q_emb @ g_emb.T  # (Q, N)
+    top = sim.topk(min(k, sim.shape[1]), dim=-1)
+    res = [[Hit(int(i), float(s), items[int(i)]) for s, i in zip(vs, ix)] for vs, ix in zip(top.values, top.indices)]
+    return res if many else res[0]

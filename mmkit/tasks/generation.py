@@ -1,0 +1,118 @@
+"""Generative tasks: caption (greedy, beam, sampling) and answer (VQA), plus the decoding-option check."""
+from __future__ import annotations
+
+import warnings
+
+from ..errors import InputError
+from .inputs import (BATCH_SIZE, _batched, _images, _max_len, _model, _pixels, _text, _texts, _tokenize,
+                     _with_image_tokens)
+
+
+def check_decoding(max_new_tokens: int = 30, num_beams: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+                   top_k: int | None = None) -> None:
+    """Raise InputError, naming the fix, on decoding options no decoder can use (shared with mmkit.captioning)."""
+    if num_beams < 1 or max_new_tokens < 1:
+        raise InputError("num_beams and max_new_tokens must be at least 1")
+    if temperature <= 0:
+        raise InputError(f"temperature={temperature} must be > 0 (use do_sample=False for greedy decoding)")
+    if not 0 < top_p <= 1:
+        raise InputError(f"top_p={top_p} must be in (0, 1]")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"top_k={top_k} must be >= 1 (or None for no top-k filter)")
+
+
+def _generate_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, top_k, length_penalty, extra):
+    check_decoding(max_new_tokens, num_beams, temperature, top_p, top_k)
+    kw = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
+    if do_sample:
+        kw.update(temperature=temperature, top_p=top_p)
+        if top_k is not None:
+            kw["top_k"] = top_k
+    if num_beams > 1:
+        kw["length_penalty"] = length_penalty
+    kw.update(extra)
+    return kw
+
+
+def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_beams: int = 1,
+            do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None,
+            length_penalty: float = 1.0, seed: int | None = 0, batch_size: int = 16, **generate_kwargs):
+    """Caption one image (-> str) or a list (-> list[str]).
+
+    Args:
+        prompt: text the caption must start with (conditional captioning), e.g. "a photography of".
+        num_beams: beam search width (1 = greedy); do_sample, temperature, top_p, top_k: sampling.
+        seed: seeds sampling so results repeat; None leaves the generator alone.
+    """
+    import torch
+
+    m = _model(m, "caption")
+    ims, single = _images(images)
+    kw = _generate_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, top_k, length_penalty,
+                          generate_kwargs)
+    if prompt is not None:
+        prompt = _text(prompt, "prompt")
+    room = _max_len(m) - (len(_tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
+    if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
+        if room < 1:
+            raise InputError(f"the prompt fills the model's {_max_len(m)}-token limit; shorten it")
+        warnings.warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is "
+                      f"{_max_len(m)} tokens", stacklevel=2)
+        kw["max_new_tokens"] = room
+    if do_sample and seed is not None:
+        torch.manual_seed(seed)
+    tok = m.processor.tokenizer
+
+    def step(sl):
+        inputs = _pixels(m, ims[sl])
+        if prompt is not None:
+            if m.spec.family == "blip2":
+                enc = _with_image_tokens(m, [prompt] * len(ims[sl]))
+            else:
+                enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
+            inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        ids = m.model.generate(**inputs, **kw)
+        return [" ".join(t.split()) for t in tok.batch_decode(ids, skip_special_tokens=True)]
+
+    with torch.inference_mode():
+        out = [c for batch in _batched(m, len(ims), batch_size, step, "captioning") for c in batch]
+    return out[0] if single else out
+
+
+def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: int = 10):
+    """Visual question answering: one image + one question -> str; lists -> list[str].
+
+    One image with several questions, or several images with one question, are broadcast.
+    """
+    import torch
+
+    m = _model(m, "answer")
+    ims, single_im = _images(images)
+    qs, single_q = _texts(questions, "question")
+    if len(ims) == 1 and len(qs) > 1:
+        ims = ims * len(qs)
+    elif len(qs) == 1 and len(ims) > 1:
+        qs = qs * len(ims)
+    elif len(ims) != len(qs):
+        raise InputError(f"{len(ims)} images but {len(qs)} questions; pass one question per image, "
+                         "or one image / one question to share")
+    fam = m.spec.family
+
+    def step(sl):
+        px = _pixels(m, ims[sl])
+        if fam == "blip2":
+            enc = _with_image_tokens(m, [f"Question: {q} Answer:" for q in qs[sl]])
+        else:
+            enc = _tokenize(m, qs[sl])
+        if fam == "vilt-vqa":
+            logits = m.model(**enc, **px).logits  # (B, num_answers)
+            return [m.model.config.id2label[int(i)] for i in logits.argmax(-1)]
+        ids = m.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                               max_new_tokens=max_new_tokens, **px)
+        if fam == "blip2":
+            ids = ids[:, enc["input_ids"].shape[1]:]
+        return [" ".join(t.split()) for t in m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    with torch.inference_mode():
+        out = [a for batch in _batched(m, len(ims), batch_size, step, "question answering") for a in batch]
+    return out[0] if (single_im and single_q) else out

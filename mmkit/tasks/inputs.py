@@ -1,0 +1,178 @@
+"""What every task function does first: turn any accepted input into model inputs, or raise InputError.
+
+Images (any form `load_image` takes) become pixel tensors on the model's device and dtype, texts are
+cleaned, fitted to the model's token limit and tokenised, and work is split into batches that shrink on
+out-of-memory.
+"""
+from __future__ import annotations
+
+import warnings
+
+from ..data.images import fit_aspect, load_image
+from ..errors import InputError
+from ..models import Loaded, load_model, require
+from ..resources import run_batched
+
+BATCH_SIZE = 32  # images per forward pass
+PREPROCESS_ON_DEVICE = True  # resize images on the model's GPU when the processor can; benchmarks/gpu.py measures it
+
+
+def _model(m, task: str) -> Loaded:
+    m = load_model(m) if isinstance(m, str) else m
+    require(m, task)
+    return m
+
+
+def _images(images) -> tuple[list, bool]:
+    """(list of RGB PIL images, whether a single image was given)."""
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise InputError("the image list is empty; pass at least one image")
+        return [load_image(x) for x in images], False
+    return [load_image(images)], True
+
+
+def clean_text(t, what: str = "text") -> str:
+    """`t` stripped, with NUL bytes removed and broken unicode (lone surrogates) replaced by U+FFFD;
+    InputError when it is not a string or nothing is left."""
+    if not isinstance(t, str):
+        raise InputError(f"{what} must be a string, got {type(t).__name__}")
+    clean = t.replace("\x00", "")
+    try:
+        clean.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. half of an emoji pair cut off: tokenizers refuse it
+        clean = clean.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    clean = clean.strip()
+    if not clean:
+        raise InputError(f"{what} is empty; type a word or a sentence")
+    return clean
+
+
+_text = clean_text
+
+
+def _texts(texts, what: str = "text") -> tuple[list[str], bool]:
+    if isinstance(texts, str):
+        return [_text(texts, what)], True
+    if not isinstance(texts, (list, tuple)) or len(texts) == 0:
+        raise InputError(f"pass a {what} string or a non-empty list of them")
+    return [_text(t, what) for t in texts], False
+
+
+def _max_len(m: Loaded) -> int:
+    tok = getattr(m.processor, "tokenizer", m.processor)
+    limits = [getattr(tok, "model_max_length", 10**9)]
+    cfg = getattr(m.model.config, "text_config", m.model.config)
+    limits.append(getattr(cfg, "max_position_embeddings", 10**9))
+    if m.spec.family.startswith("vilt"):
+        limits.append(getattr(m.model.config, "max_position_embeddings", 40))
+    return int(min(limits))
+
+
+def _tokenize(m: Loaded, texts: list[str]) -> dict:
+    """Tokenize with padding and truncation to the model's limit, warning when text is cut."""
+    tok = getattr(m.processor, "tokenizer", m.processor)
+    limit = _max_len(m)
+    long = [t for t in texts if len(t) > limit and _n_tokens(tok, t, limit) > limit]
+    if long:
+        warnings.warn(f"{len(long)} text(s) longer than this model's limit of {limit} tokens were truncated "
+                      f"(first: {long[0][:40]!r}...)", stacklevel=3)
+    enc = tok(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+    return {k: v.to(m.device) for k, v in enc.items()}
+
+
+def _with_image_tokens(m: Loaded, texts: list[str]) -> dict:
+    """BLIP-2 prompts: left-padded text after the Q-Former's query placeholders, as its generate expects.
+
+    Without the placeholders BLIP-2's generate has nowhere to put the image and silently ignores it.
+    """
+    import torch
+
+    tok = m.processor.tokenizer
+    side, tok.padding_side = tok.padding_side, "left"  # decoder-only: pad before the prompt, not before new tokens
+    try:
+        enc = _tokenize(m, texts)
+    finally:
+        tok.padding_side = side
+    n = m.processor.num_query_tokens or m.model.config.num_query_tokens
+    image = torch.full((len(texts), n), m.model.config.image_token_id, dtype=enc["input_ids"].dtype,
+                       device=enc["input_ids"].device)  # (B, Q)
+    return {"input_ids": torch.cat([image, enc["input_ids"]], dim=1),  # (B, Q + T)
+            "attention_mask": torch.cat([torch.ones_like(image), enc["attention_mask"]], dim=1)}
+
+
+def _n_tokens(tok, text: str, limit: int) -> int:
+    """Token count of text, counted only up to limit + 1 (so no "sequence too long" chatter)."""
+    return len(tok(text, truncation=True, max_length=limit + 1)["input_ids"])
+
+
+def fit_text(m: Loaded, text: str, reserve: int = 0, what: str = "text") -> str:
+    """`text` cut at a word boundary to fit the model's token limit (minus `reserve`), with a warning."""
+    tok = getattr(m.processor, "tokenizer", m.processor)
+    limit = _max_len(m) - reserve
+    if limit < 3:
+        raise InputError(f"no room left for the {what} in this model's {_max_len(m)}-token limit")
+    if len(text) <= limit or _n_tokens(tok, text, limit) <= limit:
+        return text
+    words, lo, hi = text.split(), 0, len(text.split())
+    while lo < hi:  # the most leading words that fit
+        mid = (lo + hi + 1) // 2
+        if _n_tokens(tok, " ".join(words[:mid]), limit) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = " ".join(words[:lo])
+    if not cut:  # one enormous word: cut it by characters
+        lo, hi = 1, len(words[0])
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if _n_tokens(tok, words[0][:mid], limit) <= limit else (lo, mid - 1)
+        cut = words[0][:lo]
+    warnings.warn(f"the {what} is longer than this model's limit of {limit} tokens and was truncated to "
+                  f"{cut[:40]!r}...", stacklevel=3)
+    return cut
+
+
+def _on_device_preprocessing(m: Loaded) -> dict:
+    """{"device": m.device} when the image processor can resize and normalise on the model's GPU, else {}.
+
+    transformers' torchvision image processors take a `device`; the PIL ones (used when torchvision is not
+    installed) cannot. On a GPU this keeps a batch from waiting for the CPU (benchmarks/README.md).
+    """
+    torchvision = getattr(m.processor.image_processor, "backend", None) == "torchvision"
+    return {"device": m.device} if PREPROCESS_ON_DEVICE and torchvision and m.device.type != "cpu" else {}
+
+
+def _pixels(m: Loaded, images: list) -> dict:
+    images = [fit_aspect(im) for im in images]  # 1x5000 would be resized to zero pixels
+    process = m.processor.image_processor
+    on_device = _on_device_preprocessing(m)
+    try:
+        enc = process(images=images, return_tensors="pt", **on_device)
+    except RuntimeError:  # a GPU resize kernel refuses extreme scale factors (a 5000-pixel line, a huge photo)
+        if not on_device:
+            raise
+        enc = process(images=images, return_tensors="pt")  # the CPU resize handles any size
+    out = {}
+    for k, v in enc.items():
+        v = v.to(m.device)
+        out[k] = v.to(m.dtype) if v.is_floating_point() else v
+    return out
+
+
+def _batched(m: Loaded, n: int, batch_size: int, step, what: str) -> list:
+    """run_batched with the model's name, device and dtype in its messages (smaller batches on OOM)."""
+    return run_batched(n, _whole(batch_size, "batch_size"), step, f"{what} on {m.spec.name}", m.device, m.dtype)
+
+
+def _whole(x, what: str) -> int:
+    """x as an int >= 1, or InputError."""
+    import operator
+
+    try:
+        n = operator.index(x)  # int or numpy integer; not float, str or bool-like text
+    except TypeError:
+        n = None
+    if n is None or isinstance(x, bool) or n < 1:
+        raise InputError(f"{what}={x!r} must be a whole number of at least 1")
+    return n
