@@ -28,3 +28,19 @@ def describe(x: object, limit: int = 60) -> str:
 
 class ResourceError(RuntimeError):
     """The machine ran out of a resource (GPU memory) even after retrying; the message names the fixes."""
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """warnings.warn, attributed to the first caller outside mmkit (the notebook cell or script line).
+
+    A fixed stacklevel cannot do this: the same helper is reached through batching code at different depths.
+    """
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

@@ -8,9 +8,8 @@ A KeyboardInterrupt is never caught: it ends the job and leaves the model as it 
 from __future__ import annotations
 
 import gc
-import warnings
 
-from .errors import ResourceError
+from .errors import ResourceError, warn
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -70,8 +69,7 @@ def run_batched(n: int, batch_size: int, step, what: str = "the model", device=N
             if size == 1:
                 raise ResourceError(advice(what, device, dtype)) from None
             size = max(1, (sl.stop - sl.start) // 2)  # half of the batch that failed
-            warnings.warn(f"out of memory running {what}; retrying with batches of {size}", RuntimeWarning,
-                          stacklevel=3)
+            warn(f"out of memory running {what}; retrying with batches of {size}", RuntimeWarning)
             continue
         start = sl.stop
     return out

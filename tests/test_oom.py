@@ -82,8 +82,9 @@ def test_embed_images_retries_with_smaller_batches(clip, monkeypatch, scenes):
     images = [s.image for s in scenes] * 3  # 12 images
     want = mmkit.embed_images(clip, images)
     seen = limit_batch(monkeypatch, clip.model, "get_image_features", fits=3)
-    with pytest.warns(RuntimeWarning, match="retrying with batches"):
+    with pytest.warns(RuntimeWarning, match="retrying with batches") as caught:
         got = mmkit.embed_images(clip, images, batch_size=12)
+    assert caught[0].filename == __file__  # attributed to this call, not to mmkit's batching code
     assert torch.allclose(got, want, atol=1e-5)
     assert seen[:3] == [12, 6, 3] and max(seen[3:]) <= 3  # the smaller size is kept for the rest
 

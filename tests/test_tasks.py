@@ -119,9 +119,10 @@ def test_bad_text_and_label_inputs(model_dirs, scenes):
         mmkit.match(m, [im, im], ["a"], paired=True)
     with pytest.raises(InputError):
         mmkit.retrieve(m, "a", ["texts", "not images"])
-    with pytest.warns(UserWarning, match="truncated"):
+    with pytest.warns(UserWarning, match="truncated") as caught:
         e = mmkit.embed_texts(m, ["red " * 5000])  # 20 kB of text: truncated with a warning
     assert e.shape[0] == 1
+    assert caught[0].filename == __file__  # the warning points at the caller's line, not into mmkit's batching
     assert mmkit.embed_texts(m, ["a red\x00 circle 🙂 مرحبا"]).shape[0] == 1
 
 

@@ -1,9 +1,7 @@
 """Generative tasks: caption (greedy, beam, sampling) and answer (VQA), plus the decoding-option check."""
 from __future__ import annotations
 
-import warnings
-
-from ..errors import InputError
+from ..errors import InputError, warn
 from .inputs import (BATCH_SIZE, _batched, _images, _max_len, _model, _pixels, _text, _texts, _tokenize,
                      _with_image_tokens)
 
@@ -56,8 +54,8 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
         if room < 1:
             raise InputError(f"the prompt fills the model's {_max_len(m)}-token limit; shorten it")
-        warnings.warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is "
-                      f"{_max_len(m)} tokens", stacklevel=2)
+        warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is "
+                      f"{_max_len(m)} tokens")
         kw["max_new_tokens"] = room
     if do_sample and seed is not None:
         torch.manual_seed(seed)

@@ -6,10 +6,8 @@ out-of-memory.
 """
 from __future__ import annotations
 
-import warnings
-
 from ..data.images import fit_aspect, load_image
-from ..errors import InputError
+from ..errors import InputError, warn
 from ..models import Loaded, load_model, require
 from ..resources import run_batched
 
@@ -75,8 +73,8 @@ def _tokenize(m: Loaded, texts: list[str]) -> dict:
     limit = _max_len(m)
     long = [t for t in texts if len(t) > limit and _n_tokens(tok, t, limit) > limit]
     if long:
-        warnings.warn(f"{len(long)} text(s) longer than this model's limit of {limit} tokens were truncated "
-                      f"(first: {long[0][:40]!r}...)", stacklevel=3)
+        warn(f"{len(long)} text(s) longer than this model's limit of {limit} tokens were truncated "
+                      f"(first: {long[0][:40]!r}...)")
     enc = tok(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
     return {k: v.to(m.device) for k, v in enc.items()}
 
@@ -128,8 +126,8 @@ def fit_text(m: Loaded, text: str, reserve: int = 0, what: str = "text") -> str:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if _n_tokens(tok, words[0][:mid], limit) <= limit else (lo, mid - 1)
         cut = words[0][:lo]
-    warnings.warn(f"the {what} is longer than this model's limit of {limit} tokens and was truncated to "
-                  f"{cut[:40]!r}...", stacklevel=3)
+    warn(f"the {what} is longer than this model's limit of {limit} tokens and was truncated to "
+                  f"{cut[:40]!r}...")
     return cut
 
 
