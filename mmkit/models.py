@@ -356,6 +356,10 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
         raise InputError(f"could not load the weights of {spec.name!r} ({spec.repo}): {e}") from None
     processor = AutoProcessor.from_pretrained(spec.repo)
     model.eval().to(dev)
+    if not attention:
+        from .speedups import fuse_attention
+
+        fuse_attention(model)  # BLIP's vision attention in one fused call (the maps need the eager one)
     if not spec.family:
         spec = replace(spec, family=family)
     return Loaded(model, processor, spec, dev, dt, attention)
