@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -39,30 +38,13 @@ from mmkit.tasks import inputs  # noqa: E402
 from mmkit.data import ShapesWorld  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
+from mmkit.train.contrastive import LABELS  # noqa: E402  the 9 colour x shape labels
+from timing import timed  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-LABELS = [f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "triangle")]
 TOKENS = dict(max_new_tokens=10, min_new_tokens=10)  # every method generates exactly 10 tokens
-
-
-def sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device, repeats: int = 2) -> float:
-    """Median wall time of fn() over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, device) -> list[dict]:
@@ -87,13 +69,13 @@ def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, dev
                 run_mmkit = lambda: mmkit.zero_shot(m, images, LABELS, templates=["a {}"], batch_size=b)  # noqa: E731
                 run_pipe = lambda: pipe(images, candidate_labels=LABELS, hypothesis_template="a {}",  # noqa: E731
                                         batch_size=b)
-            t_mmkit = timed(run_mmkit, device)
+            t_mmkit = timed(run_mmkit, device=device)
             inputs.PREPROCESS_ON_DEVICE = False
             try:
-                t_cpu_pre = timed(run_mmkit, device)
+                t_cpu_pre = timed(run_mmkit, device=device)
             finally:
                 inputs.PREPROCESS_ON_DEVICE = True
-            t_pipe = timed(run_pipe, device)
+            t_pipe = timed(run_pipe, device=device)
             rows.append({"task": task, "model": name, "dtype": dname, "batch": b, "images": n,
                          "mmkit_img_s": n / t_mmkit, "mmkit_cpu_preprocess_img_s": n / t_cpu_pre,
                          "pipeline_img_s": n / t_pipe, "vs_pipeline": t_pipe / t_mmkit,

@@ -19,10 +19,8 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,19 +34,10 @@ import mmkit  # noqa: E402
 from mmkit.data import ShapesWorld  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
+from mmkit.train.contrastive import LABELS  # noqa: E402
+from timing import timed  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
-
-
-def timed(fn, repeats: int = 2) -> float:
-    """Median wall time of fn() over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench_caption(name: str, path: str, images, tokens: int, naive_n: int) -> dict:
@@ -157,7 +146,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     n = 8 if args.quick else args.batch
     images = ShapesWorld(n, seed=0, split="test").images
-    labels9 = [f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "triangle")]
     tmp = Path(tempfile.mkdtemp(prefix="mmkit-bench-"))
     clear_cache()
     results = []
@@ -176,7 +164,7 @@ def main(argv=None) -> int:
         results.append(bench_caption(name, path, images, tokens=10, naive_n=2 if args.quick else 4))
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"zero_shot: {name} ...", flush=True)
-        results.append(bench_zero_shot(name, path, images, labels9, naive_n=2 if args.quick else 4))
+        results.append(bench_zero_shot(name, path, images, LABELS, naive_n=2 if args.quick else 4))
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"label cache: {name} ...", flush=True)
         results.append(bench_label_cache(name, path, images[: min(n, 16)], 100))
@@ -184,7 +172,7 @@ def main(argv=None) -> int:
         for task in ("caption", "zero_shot"):
             name, path = models[task][-1]  # the real-size model
             print(f"bf16: {task} {name} ...", flush=True)
-            results.append(bench_bf16(task, name, path, images, labels9))
+            results.append(bench_bf16(task, name, path, images, LABELS))
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
               f"{torch.get_num_threads()} threads"
