@@ -95,8 +95,9 @@ def _blip(size: str, head: str):
 
     tok = _wordpiece()
     ids = _bert_ids(tok)
-    if size == "base":  # Salesforce/blip-*-base: ViT-B/16 at 384 px, BERT-base text
-        cfg = tf.BlipConfig(text_config=dict(vocab_size=30524, sep_token_id=tok.sep_token_id, **ids))
+    if size == "base":  # Salesforce/blip-*-base: ViT-B/16 at 384 px, BERT-base text (12 heads; BlipTextConfig says 8)
+        cfg = tf.BlipConfig(text_config=dict(vocab_size=30524, sep_token_id=tok.sep_token_id, num_attention_heads=12,
+                                             **ids))
         ip = tf.BlipImageProcessor()
     else:
         cfg = tf.BlipConfig(text_config=dict(vocab_size=len(tok), sep_token_id=tok.sep_token_id, encoder_hidden_size=32,
