@@ -46,3 +46,80 @@ def test_fused_attention_falls_back_in_training_and_with_positional_arguments(mo
 def test_fuse_attention_leaves_other_models_alone(model_dirs):
     m = mmkit.load_model(model_dirs("clip"))
     assert fuse_attention(m.model) == 0
+
+
+def _cross_attention(m, layer: int = 0):
+    """The self-attention module of a BLIP text layer's cross-attention block (the one given image states)."""
+    text = getattr(m.model, "text_decoder", None) or m.model.text_encoder
+    encoder = text.bert.encoder if hasattr(text, "bert") else text.encoder
+    return encoder.layer[layer].crossattention.self
+
+
+@pytest.fixture
+def absorbed_calls(monkeypatch):
+    """Records, for every BLIP text attention call, whether the absorbed cross-attention was used."""
+    import mmkit.speedups as speedups
+
+    calls = []
+    real = speedups._absorb
+    monkeypatch.setattr(speedups, "_absorb", lambda *a: calls.append(real(*a)) or calls[-1])
+    return calls
+
+
+@pytest.mark.parametrize("lq", [1, 6])
+def test_absorbed_cross_attention_matches_projected_keys_and_values(lq, model_dirs, absorbed_calls):
+    torch.manual_seed(0)
+    m = mmkit.load_model(model_dirs("blip-caption", "base"))  # 577 image tokens, as BLIP-base
+    mod = _cross_attention(m)
+    assert _fused(mod)
+    with torch.no_grad():  # make the attention peaked and the key bias large: the derivation must hold anyway
+        mod.query.weight.normal_(0, 0.1)
+        mod.key.weight.normal_(0, 0.1)
+        mod.key.bias.normal_(0, 1)
+        mod.value.bias.normal_(0, 1)
+        x = torch.randn(2, 577, mod.key.in_features)
+        h = torch.randn(2, lq, mod.query.in_features)
+        out, probs = mod(h, encoder_hidden_states=x)
+        ref_out, ref_probs = type(mod).forward(mod, h, encoder_hidden_states=x)
+    assert absorbed_calls == [True]
+    assert probs.shape == ref_probs.shape == (2, mod.num_attention_heads, lq, 577)
+    assert ref_probs.max(-1).values.mean() > 0.5  # peaked: a wrong bias or head layout would show
+    assert torch.allclose(probs, ref_probs, atol=1e-5) and torch.allclose(out, ref_out, atol=1e-4)
+
+
+def test_absorbed_cross_attention_is_used_only_where_it_is_cheaper(model_dirs, absorbed_calls):
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    m = mmkit.load_model(model_dirs("blip-caption", "base"))
+    mod = _cross_attention(m)
+    x = torch.randn(1, 577, mod.key.in_features)
+    with torch.no_grad():
+        mod(torch.randn(1, 400, mod.query.in_features), encoder_hidden_states=x)  # 400 queries: projecting is cheaper
+        mod(torch.randn(1, 1, mod.query.in_features))  # self-attention
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        cache.is_updated[mod.layer_idx] = True
+        kv = torch.randn(1, mod.num_attention_heads, 577, mod.attention_head_size)
+        cache.cross_attention_cache.update(kv, kv, mod.layer_idx)
+        mod(torch.randn(1, 1, mod.query.in_features), encoder_hidden_states=x, past_key_values=cache)  # cached
+        mod.train()
+        try:
+            mod(torch.randn(1, 1, mod.query.in_features), encoder_hidden_states=x)  # dropout: as written
+        finally:
+            mod.eval()
+    assert absorbed_calls == [False, False, False, False]
+
+
+def test_bundled_blip_models_give_the_same_results_with_and_without_the_speedups(absorbed_calls):
+    scenes = mmkit.ShapesWorld(24, seed=11, split="test")
+    images = scenes.images
+    fast = {n: mmkit.load_model(f"shapes-blip-{n}") for n in ("caption", "vqa", "itm")}
+    plain = {n: mmkit.load_model(f"shapes-blip-{n}", attention=True) for n in ("caption", "vqa", "itm")}
+    for kw in ({}, {"num_beams": 3}):
+        assert mmkit.caption(fast["caption"], images, **kw) == mmkit.caption(plain["caption"], images, **kw)
+    questions = [s.qa[i % len(s.qa)].question for i, s in enumerate(scenes)]  # every kind of question
+    assert mmkit.answer(fast["vqa"], images, questions) == mmkit.answer(plain["vqa"], images, questions)
+    captions = mmkit.caption(plain["caption"], images)
+    a = mmkit.match(fast["itm"], images, captions, paired=True)
+    b = mmkit.match(plain["itm"], images, captions, paired=True)
+    assert torch.allclose(a, b, atol=1e-4)
+    assert any(absorbed_calls)  # the fast models did take the absorbed path
