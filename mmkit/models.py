@@ -359,7 +359,7 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
     if not attention:
         from .speedups import fuse_attention
 
-        fuse_attention(model)  # BLIP's vision attention in one fused call (the maps need the eager one)
+        fuse_attention(model)  # BLIP: fused vision attention, absorbed text cross-attention (maps need the eager code)
     if not spec.family:
         spec = replace(spec, family=family)
     return Loaded(model, processor, spec, dev, dt, attention)
