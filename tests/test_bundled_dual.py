@@ -16,13 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import mmkit  # noqa: E402
 from mmkit.config import models_dir  # noqa: E402
 from mmkit.data import ShapesWorld  # noqa: E402
+from mmkit.train.contrastive import LABELS  # noqa: E402  the 9 colour x shape labels
 
 # name -> (family, HF class, zero-shot target, image->text and text->image R@1 target or None)
 MODELS = {
     "shapes-clip": ("clip", "CLIPModel", 0.95, 0.60),
     "shapes-align": ("align", "AlignModel", 0.90, None),
 }
-LABELS = [f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "triangle")]
 
 
 def _dir(name):

@@ -16,6 +16,7 @@ ipywidgets = pytest.importorskip("ipywidgets")
 
 import mmkit  # noqa: E402
 from mmkit.config import models_dir  # noqa: E402
+from mmkit.train.contrastive import LABELS  # noqa: E402
 from widgets import CaptionApp, CaptionPanel, ImagePicker, RetrievalPanel, VQAPanel, ZeroShotPanel  # noqa: E402
 from widgets.base import Panel, esc, stop_criteria  # noqa: E402
 from widgets.picker import MAX_UPLOAD_MB, simulate_upload, uploaded_files  # noqa: E402
@@ -317,7 +318,7 @@ def test_bundled_vqa_answers(name):
 def test_bundled_zero_shot_and_retrieval():
     clip = bundled("shapes-clip")
     zs = ZeroShotPanel(clip, background=False)
-    zs.labels.value = "\n".join(f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "triangle"))
+    zs.labels.value = "\n".join(LABELS)
     right = 0
     for scene in mmkit.ShapesWorld(12, split="test", objects=1):  # the protocol of scripts/build_clip.py
         zs.picker.set_image(scene.image, "one object", scene=scene)
