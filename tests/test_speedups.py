@@ -1,4 +1,5 @@
-"""Fused BLIP vision attention: same outputs as transformers' own code, and only where maps are not needed."""
+"""BLIP speedups (fused vision attention, absorbed text cross-attention): the same outputs as transformers'
+code, and used only where attention maps are not needed."""
 import inspect
 
 import pytest
