@@ -39,7 +39,7 @@ from mmkit.data import ShapesWorld  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402  the 9 colour x shape labels
-from timing import timed  # noqa: E402  (benchmarks/timing.py)
+from timing import timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
 
@@ -69,13 +69,17 @@ def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, dev
                 run_mmkit = lambda: mmkit.zero_shot(m, images, LABELS, templates=["a {}"], batch_size=b)  # noqa: E731
                 run_pipe = lambda: pipe(images, candidate_labels=LABELS, hypothesis_template="a {}",  # noqa: E731
                                         batch_size=b)
-            t_mmkit = timed(run_mmkit, device=device)
-            inputs.PREPROCESS_ON_DEVICE = False
-            try:
-                t_cpu_pre = timed(run_mmkit, device=device)
-            finally:
-                inputs.PREPROCESS_ON_DEVICE = True
-            t_pipe = timed(run_pipe, device=device)
+
+            def run_cpu_preprocess():
+                inputs.PREPROCESS_ON_DEVICE = False
+                try:
+                    return run_mmkit()
+                finally:
+                    inputs.PREPROCESS_ON_DEVICE = True
+
+            t = timed_together({"mmkit": run_mmkit, "cpu_pre": run_cpu_preprocess, "pipeline": run_pipe},
+                               device=device)
+            t_mmkit, t_cpu_pre, t_pipe = t["mmkit"], t["cpu_pre"], t["pipeline"]
             rows.append({"task": task, "model": name, "dtype": dname, "batch": b, "images": n,
                          "mmkit_img_s": n / t_mmkit, "mmkit_cpu_preprocess_img_s": n / t_cpu_pre,
                          "pipeline_img_s": n / t_pipe, "vs_pipeline": t_pipe / t_mmkit,

@@ -35,7 +35,7 @@ from mmkit.data import ShapesWorld  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402
-from timing import timed  # noqa: E402  (benchmarks/timing.py)
+from timing import timed, timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
 
@@ -44,9 +44,9 @@ def bench_caption(name: str, path: str, images, tokens: int, naive_n: int) -> di
     n = len(images)
     m = mmkit.load_model(path)
     kw = dict(max_new_tokens=tokens, min_new_tokens=tokens)  # every method generates exactly `tokens` tokens
-    t_mmkit = timed(lambda: mmkit.caption(m, images, batch_size=n, **kw))
     pipe = pipeline("image-text-to-text", model=path, dtype=torch.float32)
-    t_pipe = timed(lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw))
+    t = timed_together({"mmkit": lambda: mmkit.caption(m, images, batch_size=n, **kw),
+                        "pipeline": lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw)})
 
     def naive():
         for im in images[:naive_n]:
@@ -58,16 +58,17 @@ def bench_caption(name: str, path: str, images, tokens: int, naive_n: int) -> di
                 model.generate(**proc(images=im, return_tensors="pt"), **kw)
 
     t_naive = timed(naive, repeats=1) * n / naive_n
-    return row("caption", name, n, t_mmkit, t_pipe, t_naive)
+    return row("caption", name, n, t["mmkit"], t["pipeline"], t_naive)
 
 
 def bench_zero_shot(name: str, path: str, images, labels, naive_n: int) -> dict:
     n = len(images)
     m = mmkit.load_model(path)
     m.cache.clear()
-    t_mmkit = timed(lambda: mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n))
     pipe = pipeline("zero-shot-image-classification", model=path, dtype=torch.float32)
-    t_pipe = timed(lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n))
+    t = timed_together({
+        "mmkit": lambda: mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n),
+        "pipeline": lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n)})
 
     def naive():
         for im in images[:naive_n]:
@@ -79,7 +80,7 @@ def bench_zero_shot(name: str, path: str, images, labels, naive_n: int) -> dict:
                 model(**proc(images=im, text=[f"a {lab}" for lab in labels], return_tensors="pt", padding=True))
 
     t_naive = timed(naive, repeats=1) * n / naive_n
-    return row("zero_shot", name, n, t_mmkit, t_pipe, t_naive)
+    return row("zero_shot", name, n, t["mmkit"], t["pipeline"], t_naive)
 
 
 def bench_label_cache(name: str, path: str, images, n_labels: int) -> dict:
@@ -96,10 +97,10 @@ def bench_label_cache(name: str, path: str, images, n_labels: int) -> dict:
             m.cache.clear()
             mmkit.zero_shot(m, im, labels)
 
-    t_cached, t_recompute = timed(cached), timed(recompute)
+    t = timed_together({"cached": cached, "recompute": recompute})
     return {"task": f"zero_shot x{n_labels} labels, 1 image/call", "model": name, "images": len(images),
-            "cached_img_s": len(images) / t_cached, "recompute_img_s": len(images) / t_recompute,
-            "speedup": t_recompute / t_cached}
+            "cached_img_s": len(images) / t["cached"], "recompute_img_s": len(images) / t["recompute"],
+            "speedup": t["recompute"] / t["cached"]}
 
 
 def bench_bf16(task: str, name: str, path: str, images, labels) -> dict:
@@ -117,18 +118,17 @@ def bench_bf16(task: str, name: str, path: str, images, labels) -> dict:
         pipe_task, pipe_kw = "zero-shot-image-classification", dict(candidate_labels=labels, hypothesis_template="a {}",
                                                                     batch_size=n)
         agree = lambda a, b: sum(max(x, key=x.get) == max(y, key=y.get) for x, y in zip(a, b)) / n  # noqa: E731
-    t16 = timed(lambda: run(m16))
-    t32 = timed(lambda: run(m32))
     same = agree(run(m32), run(m16))
-    pipes = {}
-    for dt in (torch.float32, torch.bfloat16):
+    fns = {"mmkit_fp32": lambda: run(m32), "mmkit_bf16": lambda: run(m16)}
+    for dt, key in ((torch.float32, "pipeline_fp32"), (torch.bfloat16, "pipeline_bf16")):
         pipe = pipeline(pipe_task, model=path, dtype=dt)
-        call = (lambda: pipe(images=images, **pipe_kw)) if task == "caption" else (lambda: pipe(images, **pipe_kw))
-        pipes[dt] = timed(call)
-    return {"task": task, "model": name, "images": n, "mmkit_fp32_img_s": n / t32, "mmkit_bf16_img_s": n / t16,
-            "pipeline_fp32_img_s": n / pipes[torch.float32], "pipeline_bf16_img_s": n / pipes[torch.bfloat16],
-            "bf16_vs_fp32": t32 / t16, "bf16_vs_pipeline_fp32": pipes[torch.float32] / t16,
-            "bf16_vs_pipeline_bf16": pipes[torch.bfloat16] / t16, "agreement": same}
+        fns[key] = ((lambda p=pipe: p(images=images, **pipe_kw)) if task == "caption"
+                    else (lambda p=pipe: p(images, **pipe_kw)))
+    t = timed_together(fns)
+    return {"task": task, "model": name, "images": n, **{f"{k}_img_s": n / v for k, v in t.items()},
+            "bf16_vs_fp32": t["mmkit_fp32"] / t["mmkit_bf16"],
+            "bf16_vs_pipeline_fp32": t["pipeline_fp32"] / t["mmkit_bf16"],
+            "bf16_vs_pipeline_bf16": t["pipeline_bf16"] / t["mmkit_bf16"], "agreement": same}
 
 
 def row(task, model, n, t_mmkit, t_pipe, t_naive) -> dict:

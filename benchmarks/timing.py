@@ -5,10 +5,13 @@ import statistics
 import time
 
 
-def timed(fn, repeats: int = 2, device=None) -> float:
-    """Median wall time of fn() over `repeats` runs, after one warm-up run.
+def timed_together(fns: dict, repeats: int = 2, device=None) -> dict:
+    """Median wall time of each fn() over `repeats` rounds, after one warm-up run of each.
 
-    On a CUDA device each run starts and ends with a synchronize, so queued GPU work is counted.
+    Each round runs every fn once, in turn, so a host that speeds up or slows down during the benchmark (a
+    shared machine, thermal limits) shifts all of them alike and their ratios stay fair; timing one fn after
+    another would put the whole drift into the ratio. On a CUDA device each run starts and ends with a
+    synchronize, so queued GPU work is counted.
     """
     def sync():
         if device is not None and device.type == "cuda":
@@ -16,12 +19,19 @@ def timed(fn, repeats: int = 2, device=None) -> float:
 
             torch.cuda.synchronize(device)
 
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
+    for fn in fns.values():
         fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def timed(fn, repeats: int = 2, device=None) -> float:
+    """Median wall time of fn() over `repeats` runs, after one warm-up run."""
+    return timed_together({"fn": fn}, repeats, device)["fn"]

@@ -1,10 +1,33 @@
-"""The GPU benchmark script runs end to end on a CPU with toy models (its numbers mean nothing there)."""
+"""The benchmarks' shared timer, and the GPU benchmark script end to end on a CPU with toy models (its numbers
+mean nothing there)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from timing import timed, timed_together  # noqa: E402  (benchmarks/timing.py)
+
+
+def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch):
+    import timing
+
+    clock, calls = [0.0], []
+    durations = {"a": iter([9.0, 3.0, 1.0, 2.0]), "b": iter([9.0, 5.0, 7.0, 6.0])}  # warm-up run first
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])  # a fake clock the functions advance
+
+    def fn(name):
+        def run():
+            calls.append(name)
+            clock[0] += next(durations[name])
+        return run
+
+    assert timed_together({"a": fn("a"), "b": fn("b")}, repeats=3) == {"a": 2.0, "b": 6.0}  # warm-ups not counted
+    assert calls == ["a", "b"] * 4  # a warm-up round, then rounds running each in turn: host drift hits both alike
+    durations["a"] = iter([8.0, 3.0])
+    assert timed(fn("a"), repeats=1) == 3.0
 
 
 def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
