@@ -38,8 +38,8 @@ def fuse_attention(model) -> int:
     """Give every attention module in `model` that has a faster forward that forward; returns how many."""
     n = 0
     for module in model.modules():
-        forward = _FORWARDS.get(type(module).__name__)
-        if forward and all(hasattr(module, a) for a in _NEEDS[type(module).__name__]):
+        forward, needs = _FORWARDS.get(type(module).__name__, (None, ()))
+        if forward and all(hasattr(module, a) for a in needs):
             module.forward = types.MethodType(forward, module)
             n += 1
     return n
@@ -92,7 +92,9 @@ def _absorb(self, hidden_states, encoder_hidden_states, cache) -> bool:
     return lq * (dim * e + heads * s * e) < s * e * dim
 
 
-_FORWARDS = {"BlipAttention": _fused_forward, "BlipTextSelfAttention": _absorbed_forward}
-_NEEDS = {"BlipAttention": ("qkv", "projection", "num_heads", "scale"),
-          "BlipTextSelfAttention": ("query", "key", "value", "num_attention_heads", "attention_head_size",
-                                    "all_head_size", "layer_idx")}
+# class name -> (its faster forward, the attributes that forward reads)
+_FORWARDS = {
+    "BlipAttention": (_fused_forward, ("qkv", "projection", "num_heads", "scale")),
+    "BlipTextSelfAttention": (_absorbed_forward, ("query", "key", "value", "num_attention_heads",
+                                                  "attention_head_size", "all_head_size", "layer_idx")),
+}
