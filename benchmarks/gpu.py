@@ -17,9 +17,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -176,6 +178,7 @@ def main(argv=None) -> int:
     dtypes = args.dtypes.split(",")
     images = ShapesWorld(max(batches), seed=0, split="test").images
     tmp = Path(tempfile.mkdtemp(prefix="mmkit-gpu-bench-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the random-init models take ~1.5 GB
     ip = mmkit.load_model("shapes-clip", device=device).processor.image_processor
     clear_cache()
     machine = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),

@@ -16,9 +16,11 @@ Models: the bundled shapes-blip-caption / shapes-clip, and real-size random-init
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -147,6 +149,7 @@ def main(argv=None) -> int:
     n = 8 if args.quick else args.batch
     images = ShapesWorld(n, seed=0, split="test").images
     tmp = Path(tempfile.mkdtemp(prefix="mmkit-bench-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the random-init models take ~1.5 GB
     clear_cache()
     results = []
     models = {"caption": [], "zero_shot": []}

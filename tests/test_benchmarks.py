@@ -1,6 +1,7 @@
 """The benchmarks' shared timer, and the GPU benchmark script end to end on a CPU with toy models (its numbers
 mean nothing there)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +32,14 @@ def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch)
 
 
 def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
-    out = tmp_path / "gpu.json"
+    out, scratch = tmp_path / "gpu.json", tmp_path / "scratch"
+    scratch.mkdir()
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--quick",
                           "--size", "tiny", "--dtypes", "fp32", "--out", str(out)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=600)  # own process: it sets TQDM_DISABLE
+                         capture_output=True, text=True, cwd=ROOT, timeout=600,  # own process: it sets TQDM_DISABLE
+                         env={**os.environ, "TMPDIR": str(scratch)})
     assert run.returncode == 0, run.stderr[-2000:]
+    assert not list(scratch.glob("mmkit-gpu-bench-*"))  # the random-init models it saved are gone
     results = json.loads(out.read_text())
     speed = results["speed"]
     assert {(r["task"], r["batch"]) for r in speed} == {(t, b) for t in ("caption", "zero_shot") for b in (1, 32)}
