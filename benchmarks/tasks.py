@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -37,18 +38,18 @@ from mmkit.data import ShapesWorld  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402
-from timing import timed, timed_together  # noqa: E402  (benchmarks/timing.py)
+from timing import timed, timed_rounds, timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
 
 
-def bench_caption(name: str, path: str, images, tokens: int, naive_n: int) -> dict:
+def bench_caption(name: str, path: str, images, tokens: int, naive_n: int, repeats: int = 2) -> dict:
     n = len(images)
     m = mmkit.load_model(path)
     kw = dict(max_new_tokens=tokens, min_new_tokens=tokens)  # every method generates exactly `tokens` tokens
     pipe = pipeline("image-text-to-text", model=path, dtype=torch.float32)
-    t = timed_together({"mmkit": lambda: mmkit.caption(m, images, batch_size=n, **kw),
-                        "pipeline": lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw)})
+    t = timed_rounds({"mmkit": lambda: mmkit.caption(m, images, batch_size=n, **kw),
+                      "pipeline": lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw)}, repeats)
 
     def naive():
         for im in images[:naive_n]:
@@ -60,17 +61,17 @@ def bench_caption(name: str, path: str, images, tokens: int, naive_n: int) -> di
                 model.generate(**proc(images=im, return_tensors="pt"), **kw)
 
     t_naive = timed(naive, repeats=1) * n / naive_n
-    return row("caption", name, n, t["mmkit"], t["pipeline"], t_naive)
+    return row("caption", name, n, t, t_naive)
 
 
-def bench_zero_shot(name: str, path: str, images, labels, naive_n: int) -> dict:
+def bench_zero_shot(name: str, path: str, images, labels, naive_n: int, repeats: int = 2) -> dict:
     n = len(images)
     m = mmkit.load_model(path)
     m.cache.clear()
     pipe = pipeline("zero-shot-image-classification", model=path, dtype=torch.float32)
-    t = timed_together({
+    t = timed_rounds({
         "mmkit": lambda: mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n),
-        "pipeline": lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n)})
+        "pipeline": lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n)}, repeats)
 
     def naive():
         for im in images[:naive_n]:
@@ -82,10 +83,10 @@ def bench_zero_shot(name: str, path: str, images, labels, naive_n: int) -> dict:
                 model(**proc(images=im, text=[f"a {lab}" for lab in labels], return_tensors="pt", padding=True))
 
     t_naive = timed(naive, repeats=1) * n / naive_n
-    return row("zero_shot", name, n, t["mmkit"], t["pipeline"], t_naive)
+    return row("zero_shot", name, n, t, t_naive)
 
 
-def bench_label_cache(name: str, path: str, images, n_labels: int) -> dict:
+def bench_label_cache(name: str, path: str, images, n_labels: int, repeats: int = 2) -> dict:
     """Zero-shot one image per call over n_labels labels: cached label embeddings vs re-encoding them."""
     m = mmkit.load_model(path)
     labels = [f"label number {i}" for i in range(n_labels)]
@@ -99,13 +100,13 @@ def bench_label_cache(name: str, path: str, images, n_labels: int) -> dict:
             m.cache.clear()
             mmkit.zero_shot(m, im, labels)
 
-    t = timed_together({"cached": cached, "recompute": recompute})
+    t = timed_together({"cached": cached, "recompute": recompute}, repeats)
     return {"task": f"zero_shot x{n_labels} labels, 1 image/call", "model": name, "images": len(images),
             "cached_img_s": len(images) / t["cached"], "recompute_img_s": len(images) / t["recompute"],
             "speedup": t["recompute"] / t["cached"]}
 
 
-def bench_bf16(task: str, name: str, path: str, images, labels) -> dict:
+def bench_bf16(task: str, name: str, path: str, images, labels, repeats: int = 2) -> dict:
     """bfloat16 on the CPU: mmkit in bf16 against the pipeline in fp32 (its default) and in bf16, plus agreement."""
     n = len(images)
     m32 = mmkit.load_model(path, dtype="fp32")
@@ -126,16 +127,26 @@ def bench_bf16(task: str, name: str, path: str, images, labels) -> dict:
         pipe = pipeline(pipe_task, model=path, dtype=dt)
         fns[key] = ((lambda p=pipe: p(images=images, **pipe_kw)) if task == "caption"
                     else (lambda p=pipe: p(images, **pipe_kw)))
-    t = timed_together(fns)
+    t = timed_together(fns, repeats)
     return {"task": task, "model": name, "images": n, **{f"{k}_img_s": n / v for k, v in t.items()},
             "bf16_vs_fp32": t["mmkit_fp32"] / t["mmkit_bf16"],
             "bf16_vs_pipeline_fp32": t["pipeline_fp32"] / t["mmkit_bf16"],
             "bf16_vs_pipeline_bf16": t["pipeline_bf16"] / t["mmkit_bf16"], "agreement": same}
 
 
-def row(task, model, n, t_mmkit, t_pipe, t_naive) -> dict:
+def row(task, model, n, rounds: dict, t_naive) -> dict:
+    """One table row from the interleaved rounds of mmkit and the pipeline (timed_rounds) and the naive time."""
+    t_mmkit, t_pipe = statistics.median(rounds["mmkit"]), statistics.median(rounds["pipeline"])
+    per_round = [p / m for m, p in zip(rounds["mmkit"], rounds["pipeline"])]  # each round's ratio: its spread
     return {"task": task, "model": model, "images": n, "mmkit_img_s": n / t_mmkit, "pipeline_img_s": n / t_pipe,
-            "naive_img_s": n / t_naive, "vs_pipeline": t_pipe / t_mmkit, "vs_naive": t_naive / t_mmkit}
+            "naive_img_s": n / t_naive, "vs_pipeline": t_pipe / t_mmkit, "vs_pipeline_rounds": per_round,
+            "vs_naive": t_naive / t_mmkit}
+
+
+def _row_key(r: dict) -> tuple:
+    """Which table and row a result belongs to."""
+    table = next(k for k in ("agreement", "speedup", "vs_pipeline") if k in r)
+    return table, r["task"], r["model"]
 
 
 def main(argv=None) -> int:
@@ -144,6 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--only-bf16", action="store_true", help="run only the bf16 table (real-size models)")
     ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 table")
+    ap.add_argument("--repeats", type=int, default=2, help="timed rounds per comparison (median kept; default 2)")
+    ap.add_argument("--only", metavar="TEXT", help="only the models whose name contains TEXT, e.g. blip-base")
     ap.add_argument("--out", default=str(Path(__file__).with_name("tasks_results.json")))
     args = ap.parse_args(argv)
     n = 8 if args.quick else args.batch
@@ -159,33 +172,42 @@ def main(argv=None) -> int:
             models[fam].append((bundled, str(path)))
         else:
             print(f"(skipping {bundled}: not built)")
-    models["caption"].append(("blip-base (random init)", str(random_model_dir("blip-caption", "base", tmp / "blip"))))
-    models["zero_shot"].append(("clip-b32 (random init)", str(random_model_dir("clip", "base", tmp / "clip"))))
+    for task, name, family in (("caption", "blip-base (random init)", "blip-caption"),
+                               ("zero_shot", "clip-b32 (random init)", "clip")):
+        if not args.only or args.only in name:  # each takes ~20 s to build and ~0.8 GB
+            models[task].append((name, str(random_model_dir(family, "base", tmp / family))))
+    if args.only:
+        models = {task: [(name, path) for name, path in ms if args.only in name] for task, ms in models.items()}
+    reps = args.repeats
 
     for name, path in ([] if args.only_bf16 else models["caption"]):
         print(f"caption: {name} ...", flush=True)
-        results.append(bench_caption(name, path, images, tokens=10, naive_n=2 if args.quick else 4))
+        results.append(bench_caption(name, path, images, tokens=10, naive_n=2 if args.quick else 4, repeats=reps))
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"zero_shot: {name} ...", flush=True)
-        results.append(bench_zero_shot(name, path, images, LABELS, naive_n=2 if args.quick else 4))
+        results.append(bench_zero_shot(name, path, images, LABELS, naive_n=2 if args.quick else 4, repeats=reps))
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"label cache: {name} ...", flush=True)
-        results.append(bench_label_cache(name, path, images[: min(n, 16)], 100))
+        results.append(bench_label_cache(name, path, images[: min(n, 16)], 100, repeats=reps))
     if not args.no_bf16:
         for task in ("caption", "zero_shot"):
+            if not models[task] or "random init" not in models[task][-1][0]:
+                continue  # left out by --only
             name, path = models[task][-1]  # the real-size model
             print(f"bf16: {task} {name} ...", flush=True)
-            results.append(bench_bf16(task, name, path, images, LABELS))
+            results.append(bench_bf16(task, name, path, images, LABELS, repeats=reps))
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
               f"{torch.get_num_threads()} threads"
-    print(f"\nmachine: {machine}\n")
-    print("| task | model | images | mmkit img/s | pipeline img/s | naive img/s | x pipeline | x naive |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\nmachine: {machine}; {reps} timed rounds per comparison\n")
+    print("| task | model | images | mmkit img/s | pipeline img/s | naive img/s | x pipeline | x pipeline per round "
+          "| x naive |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "vs_pipeline" in r:
+            spread = "-".join(f"{x:.2f}" for x in sorted({min(r["vs_pipeline_rounds"]), max(r["vs_pipeline_rounds"])}))
             print(f"| {r['task']} | {r['model']} | {r['images']} | {r['mmkit_img_s']:.1f} | {r['pipeline_img_s']:.1f} "
-                  f"| {r['naive_img_s']:.2f} | {r['vs_pipeline']:.2f} | {r['vs_naive']:.1f} |")
+                  f"| {r['naive_img_s']:.2f} | {r['vs_pipeline']:.2f} | {spread} | {r['vs_naive']:.1f} |")
     print("\n| task | model | images | cached img/s | re-encoding img/s | speed-up |")
     print("|---|---|---|---|---|---|")
     for r in results:
@@ -204,9 +226,9 @@ def main(argv=None) -> int:
                       f"{r['bf16_vs_fp32']:.2f} | {r['bf16_vs_pipeline_fp32']:.2f} | {r['bf16_vs_pipeline_bf16']:.2f} | "
                       f"{r['agreement']:.0%} |")
     out = Path(args.out)
-    if args.only_bf16 and out.exists():  # keep the other tables of the last full run
-        old = json.loads(out.read_text())["results"]
-        results = [r for r in old if "agreement" not in r] + results
+    if (args.only_bf16 or args.only) and out.exists():  # a partial run: keep the other rows of the last run
+        new = {_row_key(r) for r in results}
+        results = [r for r in json.loads(out.read_text())["results"] if _row_key(r) not in new] + results
     Path(args.out).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     return 0
 

@@ -5,8 +5,8 @@ import statistics
 import time
 
 
-def timed_together(fns: dict, repeats: int = 2, device=None) -> dict:
-    """Median wall time of each fn() over `repeats` rounds, after one warm-up run of each.
+def timed_rounds(fns: dict, repeats: int = 2, device=None) -> dict[str, list[float]]:
+    """Wall time of each fn() in each of `repeats` rounds, after one warm-up run of each.
 
     Each round runs every fn once, in turn, so a host that speeds up or slows down during the benchmark (a
     shared machine, thermal limits) shifts all of them alike and their ratios stay fair; timing one fn after
@@ -29,7 +29,12 @@ def timed_together(fns: dict, repeats: int = 2, device=None) -> dict:
             fn()
             sync()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def timed_together(fns: dict, repeats: int = 2, device=None) -> dict[str, float]:
+    """Median wall time of each fn() over `repeats` interleaved rounds (timed_rounds)."""
+    return {name: statistics.median(t) for name, t in timed_rounds(fns, repeats, device).items()}
 
 
 def timed(fn, repeats: int = 2, device=None) -> float:

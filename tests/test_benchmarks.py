@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from timing import timed, timed_together  # noqa: E402  (benchmarks/timing.py)
+from timing import timed, timed_rounds, timed_together  # noqa: E402  (benchmarks/timing.py)
 
 
 def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch):
@@ -29,6 +29,8 @@ def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch)
     assert calls == ["a", "b"] * 4  # a warm-up round, then rounds running each in turn: host drift hits both alike
     durations["a"] = iter([8.0, 3.0])
     assert timed(fn("a"), repeats=1) == 3.0
+    durations.update(a=iter([9.0, 3.0, 1.0]), b=iter([9.0, 5.0, 7.0]))
+    assert timed_rounds({"a": fn("a"), "b": fn("b")}) == {"a": [3.0, 1.0], "b": [5.0, 7.0]}  # per round, for ratios
 
 
 def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
@@ -49,3 +51,24 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
     assert agreement["shapes-clip"]["fp32"] >= 0.9  # the bundled models score as in their READMEs
     assert all(r["max_abs_diff"] == 0 for r in results["preprocess"])
     assert "| x pipeline |" in run.stdout
+
+
+def test_task_benchmark_runs_and_a_partial_run_keeps_the_other_rows(tmp_path):
+    out = tmp_path / "tasks.json"
+
+    def run(only):
+        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tasks.py"), "--quick", "--no-bf16", "--repeats",
+                            "1", "--only", only, "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                           timeout=600, env={**os.environ, "TMPDIR": str(tmp_path)})
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout, json.loads(out.read_text())["results"]
+
+    stdout, rows = run("shapes")  # the bundled models only: no real-size model is built
+    assert "| x pipeline per round |" in stdout
+    assert [(r["task"], r["model"]) for r in rows] == [("caption", "shapes-blip-caption"), ("zero_shot", "shapes-clip"),
+                                                       ("zero_shot x100 labels, 1 image/call", "shapes-clip")]
+    assert all(r["mmkit_img_s"] > 0 and len(r["vs_pipeline_rounds"]) == 1 for r in rows[:2])
+    assert rows[2]["speedup"] > 1  # cached label embeddings beat re-encoding 100 labels
+    caption = rows[0]
+    _, rows = run("shapes-clip")  # rewrites the shapes-clip rows, keeps the caption row
+    assert len(rows) == 3 and rows[0] == caption and {r["model"] for r in rows[1:]} == {"shapes-clip"}
