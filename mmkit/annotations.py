@@ -150,7 +150,7 @@ class AnnotationStore:
             raise AnnotationFileError(f"{self.path} could not be read ({e.strerror or e})") from None
 
     def _parse(self, raw: bytes) -> dict:
-        hint = (f" The file was not changed. Fix it by hand, or move it away to start a new one"
+        hint = (" The file was not changed. Fix it by hand, or move it away to start a new one"
                 + (f"; the last version mmkit saved before this session is {self.backup_path}"
                    if self.backup_path.exists() else "") + ".")
         try:
