@@ -12,7 +12,7 @@ Two places where transformers does more work than inference needs:
    image, more than the rest of a 10-token caption costs. A caption asks only a few queries of those keys,
    so the absorbed forward moves the projections onto the queries instead (below), and never builds the keys
    and values. On a 2-core CPU this made BLIP-base's decoder 2.4x faster for 32 images, and whole captioning
-   calls went from 1.29x to 1.45-1.67x the transformers pipeline (benchmarks/tasks.py).
+   calls went from 1.29x to 1.45-1.73x the transformers pipeline (benchmarks/tasks.py).
 
 `fuse_attention` changes only the modules of the given model instance, never the classes; models loaded
 with `attention=True` are left alone (models.py): their maps come from transformers' own code.
