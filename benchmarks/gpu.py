@@ -37,7 +37,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 import mmkit  # noqa: E402
 from mmkit.tasks import inputs  # noqa: E402
-from mmkit.data import ShapesWorld  # noqa: E402
+from mmkit.data import ShapesWorld, sample_images  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402  the 9 colour x shape labels
@@ -146,18 +146,23 @@ def agreement_rows(device, n_scenes: int) -> list[dict]:
 
 
 def preprocess_rows(device) -> list[dict]:
-    """Largest difference between pixel values resized and normalised on the CPU and on `device`, per bundled model."""
-    images = ShapesWorld(32, seed=0, split="test").images
+    """Largest difference between pixel values resized and normalised on the CPU and on `device`, per bundled model
+    and image set: 64x64 ShapesWorld scenes (upsampled) and the sample photos (various sizes, mostly downsampled)."""
+    sets = {"ShapesWorld": ShapesWorld(32, seed=0, split="test").images,
+            "sample photos": list(sample_images().values())}
     rows = []
     for name in ("shapes-blip-caption", "shapes-vilt-vqa", "shapes-clip", "shapes-align"):
         m = mmkit.load_model(name, device=device, dtype="fp32")
         kw = inputs._on_device_preprocessing(m)
         ip = m.processor.image_processor
-        cpu = ip(images=images, return_tensors="pt")["pixel_values"]
-        dev = ip(images=images, return_tensors="pt", **kw)["pixel_values"]
-        rows.append({"model": name, "processor": type(ip).__name__, "on_device": str(dev.device),
-                     "max_abs_diff": float((cpu - dev.cpu()).abs().max()), "pixel_range": float(cpu.max() - cpu.min())})
-        print(f"  {name}: pixels on {dev.device} vs CPU, max |difference| {rows[-1]['max_abs_diff']:.2e}", flush=True)
+        for what, images in sets.items():
+            cpu = ip(images=images, return_tensors="pt")["pixel_values"]
+            dev = ip(images=images, return_tensors="pt", **kw)["pixel_values"]
+            rows.append({"model": name, "images": what, "processor": type(ip).__name__, "on_device": str(dev.device),
+                         "max_abs_diff": float((cpu - dev.cpu()).abs().max()),
+                         "pixel_range": float(cpu.max() - cpu.min())})
+            print(f"  {name}, {what}: pixels on {dev.device} vs CPU, max |difference| {rows[-1]['max_abs_diff']:.2e}",
+                  flush=True)
     clear_cache()
     return rows
 
@@ -216,10 +221,11 @@ def main(argv=None) -> int:
             print(f"| {r['model']} | {r['metric']} | {r['n']} | {r['fp32']:.3f} | {r['default_dtype']} "
                   f"| {r['default']:.3f} | {r['same_output']:.1%} |")
     if results["preprocess"]:
-        print("\n| model | image processor | preprocessed on | max abs difference from CPU | pixel value range |")
-        print("|---|---|---|---|---|")
+        print("\n| model | images | image processor | preprocessed on | max abs difference from CPU | pixel value range |")
+        print("|---|---|---|---|---|---|")
         for r in results["preprocess"]:
-            print(f"| {r['model']} | {r['processor']} | {r['on_device']} | {r['max_abs_diff']:.2e} | {r['pixel_range']:.2f} |")
+            print(f"| {r['model']} | {r['images']} | {r['processor']} | {r['on_device']} | {r['max_abs_diff']:.2e} "
+                  f"| {r['pixel_range']:.2f} |")
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\n{results['seconds']:.0f} s; wrote {args.out}")
     return 0

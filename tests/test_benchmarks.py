@@ -49,6 +49,7 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
     agreement = {r["model"]: r for r in results["agreement"]}
     assert len(agreement) == 6 and all(r["same_output"] == 1.0 for r in agreement.values())  # fp32 is the default here
     assert agreement["shapes-clip"]["fp32"] >= 0.9  # the bundled models score as in their READMEs
+    assert {r["images"] for r in results["preprocess"]} == {"ShapesWorld", "sample photos"}
     assert all(r["max_abs_diff"] == 0 for r in results["preprocess"])
     assert "| x pipeline |" in run.stdout
 
