@@ -165,8 +165,14 @@ def main(argv=None) -> int:
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the random-init models take ~1.5 GB
     clear_cache()
     results = []
-    models = {"caption": [], "zero_shot": []}
+
+    def keep(name):  # --only
+        return not args.only or args.only in name
+
+    models, real = {"caption": [], "zero_shot": []}, {}  # task -> [(name, path)]; task -> the real-size one
     for bundled, fam in (("shapes-blip-caption", "caption"), ("shapes-clip", "zero_shot")):
+        if not keep(bundled):
+            continue
         path = mmkit.config.models_dir() / bundled
         if (path / "config.json").exists():
             models[fam].append((bundled, str(path)))
@@ -174,10 +180,9 @@ def main(argv=None) -> int:
             print(f"(skipping {bundled}: not built)")
     for task, name, family in (("caption", "blip-base (random init)", "blip-caption"),
                                ("zero_shot", "clip-b32 (random init)", "clip")):
-        if not args.only or args.only in name:  # each takes ~20 s to build and ~0.8 GB
-            models[task].append((name, str(random_model_dir(family, "base", tmp / family))))
-    if args.only:
-        models = {task: [(name, path) for name, path in ms if args.only in name] for task, ms in models.items()}
+        if keep(name):  # each takes ~20 s to build and ~0.8 GB
+            real[task] = (name, str(random_model_dir(family, "base", tmp / family)))
+            models[task].append(real[task])
     reps = args.repeats
 
     for name, path in ([] if args.only_bf16 else models["caption"]):
@@ -190,10 +195,7 @@ def main(argv=None) -> int:
         print(f"label cache: {name} ...", flush=True)
         results.append(bench_label_cache(name, path, images[: min(n, 16)], 100, repeats=reps))
     if not args.no_bf16:
-        for task in ("caption", "zero_shot"):
-            if not models[task] or "random init" not in models[task][-1][0]:
-                continue  # left out by --only
-            name, path = models[task][-1]  # the real-size model
+        for task, (name, path) in real.items():
             print(f"bf16: {task} {name} ...", flush=True)
             results.append(bench_bf16(task, name, path, images, LABELS, repeats=reps))
 
