@@ -1,5 +1,6 @@
-"""BLIP speedups (fused vision attention, absorbed text cross-attention): the same outputs as transformers'
-code, and used only where attention maps are not needed."""
+"""BLIP speedups (fused vision attention, absorbed text cross-attention, lean decoder steps): the same outputs
+as transformers' code, and used only where attention maps are not needed."""
+import functools
 import inspect
 
 import pytest
@@ -21,7 +22,7 @@ def test_fused_vision_attention_matches_eager(family, model_dirs, scenes):
     attn = [mod for mod in fast.model.modules() if type(mod).__name__ == "BlipAttention"]
     assert attn and all(_fused(mod) for mod in attn)
     assert not any(_fused(mod) for mod in eager.model.modules() if type(mod).__name__ == "BlipAttention")
-    assert type(attn[0]).forward is not attn[0].forward.__func__  # the class itself is untouched
+    assert type(attn[0]).forward is not vars(attn[0])["forward"]  # the class itself is untouched
     px = _pixels(fast, scenes.images[:3])["pixel_values"]
     with torch.inference_mode():
         a = fast.model.vision_model(pixel_values=px).last_hidden_state
@@ -115,15 +116,110 @@ def test_absorbed_cross_attention_is_used_only_where_it_is_cheaper(model_dirs, a
     assert absorbed_calls == [False] * 5
 
 
-def test_bundled_blip_models_give_the_same_results_with_and_without_the_speedups(absorbed_calls):
+@pytest.fixture
+def original_decoder_calls(monkeypatch):
+    """Counts the calls of transformers' own BlipTextLMHeadModel.forward (the lean forward's fallback)."""
+    from transformers.models.blip.modeling_blip_text import BlipTextLMHeadModel
+
+    calls = []
+    real = BlipTextLMHeadModel.forward
+
+    @functools.wraps(real)
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlipTextLMHeadModel, "forward", counted)
+    return calls
+
+
+def _cache_keyword(decoder) -> str:
+    """The cache keyword of the decoder's forward: past_key_values up to transformers 5.23, cache from 5.24."""
+    return "cache" if "cache" in inspect.signature(type(decoder).forward).parameters else "past_key_values"
+
+
+@pytest.mark.parametrize("family,size", [("blip-caption", "base"), ("blip-vqa", "tiny")])
+def test_lean_decoder_steps_match_transformers_step_by_step(family, size, model_dirs, original_decoder_calls,
+                                                           absorbed_calls):
+    from transformers import DynamicCache
+
+    m = mmkit.load_model(model_dirs(family, size))
+    dec = m.model.text_decoder
+    assert _fused(dec) and inspect.signature(dec.forward) == inspect.signature(type(dec).forward.__get__(dec))
+    torch.manual_seed(0)
+    x = torch.randn(2, 577 if size == "base" else 9, dec.config.encoder_hidden_size)  # (B, S, E) image/question
+    x_mask = torch.ones(x.shape[:2], dtype=torch.long)  # (B, S) nothing padded
+    caches, key = (DynamicCache(), DynamicCache()), _cache_keyword(dec)
+    prompt = 4 if size == "base" else 12  # 12 queries over 9 states: projecting them is cheaper than absorbing
+    ids = torch.randint(5, dec.config.vocab_size, (2, prompt))  # a prompt, then 3 steps of one token
+    with torch.no_grad():
+        for step in range(4):
+            kw = dict(input_ids=ids, encoder_hidden_states=x, encoder_attention_mask=x_mask, use_cache=True)
+            lean = dec(**kw, **{key: caches[0]}).logits
+            n = len(original_decoder_calls)
+            ref = type(dec).forward(dec, **kw, **{key: caches[1]}).logits
+            assert len(original_decoder_calls) == n + 1  # only the reference ran transformers' code
+            assert lean.shape == ref.shape == (2, prompt if step == 0 else 1, dec.config.vocab_size)
+            torch.testing.assert_close(lean, ref, rtol=1e-4, atol=1e-4)
+            ids = ref[:, -1:].argmax(-1)  # (B, 1) the next token
+    assert caches[0].get_seq_length() == caches[1].get_seq_length() == prompt + 3
+    torch.testing.assert_close(caches[0].layers[-1].keys, caches[1].layers[-1].keys, rtol=1e-4, atol=1e-4)
+    assert len(original_decoder_calls) == 4
+    assert True in absorbed_calls and (size == "base" or False in absorbed_calls)  # both cross-attention paths ran
+
+
+def test_lean_decoder_runs_transformers_code_for_anything_but_a_plain_step(model_dirs, original_decoder_calls):
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    m = mmkit.load_model(model_dirs("blip-caption"))
+    dec = m.model.text_decoder
+    key = _cache_keyword(dec)
+    x = torch.randn(2, 9, dec.config.encoder_hidden_size)
+    ids = torch.randint(5, dec.config.vocab_size, (2, 3))
+
+    def step(cache=None, **kw):
+        with torch.no_grad():
+            return dec(input_ids=kw.pop("input_ids", ids), encoder_hidden_states=x, use_cache=True,
+                       **{key: DynamicCache() if cache is None else cache}, **kw)
+
+    step()
+    assert original_decoder_calls == []  # a plain step: the lean forward
+    step(output_attentions=True)  # maps asked for
+    step(labels=ids)  # a loss
+    step(attention_mask=torch.tensor([[1, 1, 1], [0, 1, 1]]))  # a padded prompt
+    step(encoder_attention_mask=torch.tensor([[1] * 9, [1] * 5 + [0] * 4]))  # padded encoder states (VQA questions)
+    step(EncoderDecoderCache(DynamicCache(), DynamicCache()))  # a cache it does not fill
+    with torch.no_grad():
+        dec(input_ids=ids, encoder_hidden_states=x, use_cache=False)  # no cache
+    cache = DynamicCache()
+    step(cache)
+    step(cache)  # three new tokens after cached ones: needs a mask the lean step does not build
+    dec.train()
+    try:
+        step()  # dropout
+    finally:
+        dec.eval()
+    assert len(original_decoder_calls) == 8
+
+
+def test_bundled_blip_models_give_the_same_results_with_and_without_the_speedups(absorbed_calls,
+                                                                                 original_decoder_calls):
     scenes = mmkit.ShapesWorld(24, seed=11, split="test")
     images = scenes.images
     fast = {n: mmkit.load_model(f"shapes-blip-{n}") for n in ("caption", "vqa", "itm")}
     plain = {n: mmkit.load_model(f"shapes-blip-{n}", attention=True) for n in ("caption", "vqa", "itm")}
-    for kw in ({}, {"num_beams": 3}):
-        assert mmkit.caption(fast["caption"], images, **kw) == mmkit.caption(plain["caption"], images, **kw)
     questions = [s.qa[i % len(s.qa)].question for i, s in enumerate(scenes)]  # every kind of question
+    for kw in ({}, {"num_beams": 3}, {"do_sample": True, "top_p": 0.9, "seed": 3}, {"prompt": "a large"}):
+        n = len(original_decoder_calls)
+        fast_captions = mmkit.caption(fast["caption"], images, **kw)
+        assert len(original_decoder_calls) == n  # every decoding step took the lean forward
+        assert fast_captions == mmkit.caption(plain["caption"], images, **kw)
+    # questions of different lengths are padded, and those steps run transformers' code (speedups.py)
     assert mmkit.answer(fast["vqa"], images, questions) == mmkit.answer(plain["vqa"], images, questions)
+    n = len(original_decoder_calls)
+    fast_answers = mmkit.answer(fast["vqa"], images, questions[0])  # one question for all: nothing padded
+    assert len(original_decoder_calls) == n
+    assert fast_answers == mmkit.answer(plain["vqa"], images, questions[0])
     captions = mmkit.caption(plain["caption"], images)
     a = mmkit.match(fast["itm"], images, captions, paired=True)
     b = mmkit.match(plain["itm"], images, captions, paired=True)
