@@ -92,11 +92,16 @@ def test_embed_images_retries_with_smaller_batches(clip, monkeypatch, scenes):
 def test_caption_retries_then_explains(blip, monkeypatch, scenes):
     images = [s.image for s in scenes]
     want = mmkit.caption(blip, images, max_new_tokens=5)
-    seen = limit_batch(monkeypatch, blip.model, "generate", fits=1)
+    # the image encoder: greedy captions (mmkit's own loop) and beam search (generate) both start there
+    seen = limit_batch(monkeypatch, blip.model.vision_model, "forward", fits=1)
     with pytest.warns(RuntimeWarning):
         assert mmkit.caption(blip, images, max_new_tokens=5, batch_size=4) == want
     assert seen[:3] == [4, 2, 1]
-    limit_batch(monkeypatch, blip.model, "generate", fits=0)  # not even one image fits
+    first = len(seen)
+    with pytest.warns(RuntimeWarning):
+        mmkit.caption(blip, images, max_new_tokens=5, batch_size=4, num_beams=2)
+    assert seen[first:first + 3] == [4, 2, 1]
+    limit_batch(monkeypatch, blip.model.vision_model, "forward", fits=0)  # not even one image fits
     with pytest.warns(RuntimeWarning), pytest.raises(ResourceError, match="smaller model"):
         mmkit.caption(blip, images, max_new_tokens=5, batch_size=4)
 
@@ -113,7 +118,8 @@ def test_zero_shot_retries(clip, monkeypatch, scenes):
 def test_keyboard_interrupt_leaves_the_model_usable(blip, monkeypatch, scenes):
     images = [s.image for s in scenes]
     want = mmkit.caption(blip, images, max_new_tokens=5, batch_size=2)
-    real = blip.model.generate
+    vision = blip.model.vision_model
+    real = vision.forward
     calls = []
 
     def interrupted(*a, **k):
@@ -122,11 +128,11 @@ def test_keyboard_interrupt_leaves_the_model_usable(blip, monkeypatch, scenes):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(blip.model, "generate", interrupted)
+    monkeypatch.setattr(vision, "forward", interrupted)
     with pytest.raises(KeyboardInterrupt):  # never swallowed or retried
         mmkit.caption(blip, images, max_new_tokens=5, batch_size=2)
     assert len(calls) == 2
-    monkeypatch.setattr(blip.model, "generate", real)
+    monkeypatch.delattr(vision, "forward")  # the class's forward again
     assert not blip.model.training and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     assert mmkit.caption(blip, images, max_new_tokens=5, batch_size=2) == want  # same model, same answers
 

@@ -225,3 +225,52 @@ def test_bundled_blip_models_give_the_same_results_with_and_without_the_speedups
     b = mmkit.match(plain["itm"], images, captions, paired=True)
     assert torch.allclose(a, b, atol=1e-4)
     assert any(absorbed_calls)  # the fast models did take the absorbed path
+
+
+def test_greedy_caption_gives_what_generate_gives(scenes, model_dirs):
+    from mmkit.speedups import can_decode_greedily, greedy_caption
+    from mmkit.tasks.inputs import _tokenize
+
+    bundled = mmkit.load_model("shapes-blip-caption")  # trained: captions end at different lengths, then pad
+    base = mmkit.load_model(model_dirs("blip-caption", "base"))  # real size: 12 layers, 577 image tokens
+    images = mmkit.ShapesWorld(16, seed=5, split="test").images
+    cases = [(bundled, images, None, dict(max_new_tokens=30)),
+             (bundled, images, None, dict(max_new_tokens=4)),  # cut off before the end
+             (bundled, images, None, dict(max_new_tokens=20, min_new_tokens=12)),  # the end held back
+             (bundled, images, "a large", dict(max_new_tokens=30)),
+             (base, scenes.images[:2], "a picture of", dict(max_new_tokens=5))]
+    with torch.inference_mode():
+        for m, ims, prompt, kw in cases:
+            assert can_decode_greedily(m.model)
+            px = _pixels(m, ims)["pixel_values"]
+            enc = _tokenize(m, [prompt] * len(ims)) if prompt else {}
+            enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}  # what caption passes
+            ours = greedy_caption(m.model, px, enc.get("input_ids"), kw["max_new_tokens"], kw.get("min_new_tokens", 0))
+            ref = m.model.generate(pixel_values=px, **enc, **kw)
+            assert torch.equal(ours, ref), (prompt, kw)
+            if m is bundled and kw["max_new_tokens"] == 30:  # captions of several lengths: pad ids after the ends
+                assert (ours == m.model.config.text_config.pad_token_id).any()
+
+
+def test_captioning_decodes_greedily_only_where_that_is_what_generate_does(model_dirs, monkeypatch):
+    import mmkit.tasks.generation as generation
+    from mmkit.speedups import can_decode_greedily
+
+    used = []
+    real = generation.greedy_caption
+    monkeypatch.setattr(generation, "greedy_caption", lambda *a, **k: used.append(1) or real(*a, **k))
+    m = mmkit.load_model("shapes-blip-caption")
+    image = mmkit.ShapesWorld(1, seed=2, split="test").images[0]
+    for kw, expected in (({}, 1), ({"prompt": "a"}, 1), ({"min_new_tokens": 3}, 1), ({"num_beams": 2}, 0),
+                         ({"do_sample": True}, 0), ({"repetition_penalty": 1.3}, 0)):
+        used.clear()
+        mmkit.caption(m, image, **kw)
+        assert len(used) == expected, kw
+    assert not can_decode_greedily(mmkit.load_model("shapes-blip-caption", attention=True).model)  # transformers' code
+    assert not can_decode_greedily(mmkit.load_model("shapes-blip-vqa").model)
+    assert not can_decode_greedily(mmkit.load_model(model_dirs("clip")).model)
+    mmkit.models.clear_cache()
+    m = mmkit.load_model("shapes-blip-caption")
+    m.model.text_decoder.generation_config.no_repeat_ngram_size = 2  # a checkpoint that sets a logits processor
+    assert not can_decode_greedily(m.model)
+    mmkit.models.clear_cache()

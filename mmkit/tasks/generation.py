@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import InputError, warn
+from ..speedups import can_decode_greedily, greedy_caption
 from .inputs import (BATCH_SIZE, _batched, _images, _max_len, _model, _pixels, _text, _texts, _tokenize,
                      _with_image_tokens)
 
@@ -60,6 +61,9 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     if do_sample and seed is not None:
         torch.manual_seed(seed)
     tok = m.processor.tokenizer
+    # plain greedy BLIP captioning skips generate's per-token bookkeeping, with the same result (speedups.py)
+    greedy = (num_beams == 1 and not do_sample and set(generate_kwargs) <= {"min_new_tokens"}
+              and can_decode_greedily(m.model))
 
     def step(sl):
         inputs = _pixels(m, ims[sl])
@@ -69,7 +73,11 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
             else:
                 enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
             inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-        ids = m.model.generate(**inputs, **kw)
+        if greedy and set(inputs) <= {"pixel_values", "input_ids", "attention_mask"}:
+            ids = greedy_caption(m.model, inputs["pixel_values"], inputs.get("input_ids"), kw["max_new_tokens"],
+                                 kw.get("min_new_tokens") or 0)
+        else:
+            ids = m.model.generate(**inputs, **kw)
         return [" ".join(t.split()) for t in tok.batch_decode(ids, skip_special_tokens=True)]
 
     with torch.inference_mode():
