@@ -41,6 +41,7 @@ from mmkit.train.contrastive import LABELS  # noqa: E402
 from timing import timed, timed_rounds, timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
+MIN_ROUND_S = 0.5  # a call shorter than this (the bundled models: ~40 ms) is repeated to fill each timed round
 
 
 def bench_caption(name: str, path: str, images, tokens: int, naive_n: int, repeats: int = 2) -> dict:
@@ -49,7 +50,8 @@ def bench_caption(name: str, path: str, images, tokens: int, naive_n: int, repea
     kw = dict(max_new_tokens=tokens, min_new_tokens=tokens)  # every method generates exactly `tokens` tokens
     pipe = pipeline("image-text-to-text", model=path, dtype=torch.float32)
     t = timed_rounds({"mmkit": lambda: mmkit.caption(m, images, batch_size=n, **kw),
-                      "pipeline": lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw)}, repeats)
+                      "pipeline": lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw)},
+                     repeats, min_round_s=MIN_ROUND_S)
 
     def naive():
         for im in images[:naive_n]:
@@ -71,7 +73,8 @@ def bench_zero_shot(name: str, path: str, images, labels, naive_n: int, repeats:
     pipe = pipeline("zero-shot-image-classification", model=path, dtype=torch.float32)
     t = timed_rounds({
         "mmkit": lambda: mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n),
-        "pipeline": lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n)}, repeats)
+        "pipeline": lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n)},
+        repeats, min_round_s=MIN_ROUND_S)
 
     def naive():
         for im in images[:naive_n]:
@@ -100,7 +103,7 @@ def bench_label_cache(name: str, path: str, images, n_labels: int, repeats: int 
             m.cache.clear()
             mmkit.zero_shot(m, im, labels)
 
-    t = timed_together({"cached": cached, "recompute": recompute}, repeats)
+    t = timed_together({"cached": cached, "recompute": recompute}, repeats, min_round_s=MIN_ROUND_S)
     return {"task": f"zero_shot x{n_labels} labels, 1 image/call", "model": name, "images": len(images),
             "cached_img_s": len(images) / t["cached"], "recompute_img_s": len(images) / t["recompute"],
             "speedup": t["recompute"] / t["cached"]}
@@ -127,7 +130,7 @@ def bench_bf16(task: str, name: str, path: str, images, labels, repeats: int = 2
         pipe = pipeline(pipe_task, model=path, dtype=dt)
         fns[key] = ((lambda p=pipe: p(images=images, **pipe_kw)) if task == "caption"
                     else (lambda p=pipe: p(images, **pipe_kw)))
-    t = timed_together(fns, repeats)
+    t = timed_together(fns, repeats, min_round_s=MIN_ROUND_S)
     return {"task": task, "model": name, "images": n, **{f"{k}_img_s": n / v for k, v in t.items()},
             "bf16_vs_fp32": t["mmkit_fp32"] / t["mmkit_bf16"],
             "bf16_vs_pipeline_fp32": t["pipeline_fp32"] / t["mmkit_bf16"],

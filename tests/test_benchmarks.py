@@ -31,6 +31,11 @@ def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch)
     assert timed(fn("a"), repeats=1) == 3.0
     durations.update(a=iter([9.0, 3.0, 1.0]), b=iter([9.0, 5.0, 7.0]))
     assert timed_rounds({"a": fn("a"), "b": fn("b")}) == {"a": [3.0, 1.0], "b": [5.0, 7.0]}  # per round, for ratios
+    # a fn faster than min_round_s runs back to back to fill it; its time is the mean of those calls
+    calls.clear()
+    durations.update(a=iter([1.0, 1.0, 2.0, 3.0, 4.0, 4.0, 4.0]), b=iter([4.0, 5.0, 7.0]))
+    assert timed_rounds({"a": fn("a"), "b": fn("b")}, min_round_s=2.5) == {"a": [2.0, 4.0], "b": [5.0, 7.0]}
+    assert calls == ["a", "b"] + ["a"] * 3 + ["b"] + ["a"] * 3 + ["b"]
 
 
 def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
