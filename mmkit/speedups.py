@@ -194,12 +194,11 @@ def can_decode_greedily(model) -> bool:
     words, no minimum length...); any such setting is left to generate."""
     from transformers import GenerationConfig
 
-    dec = getattr(model, "text_decoder", None)
-    if type(model).__name__ != "BlipForConditionalGeneration" or "forward" not in vars(dec or model):
+    if type(model).__name__ != "BlipForConditionalGeneration" or "forward" not in vars(model.text_decoder):
         return False
     default = GenerationConfig()
     return all(k.startswith("_") or k in _GREEDY_NEUTRAL or v == getattr(default, k, None)
-               for k, v in vars(dec.generation_config).items())
+               for k, v in vars(model.text_decoder.generation_config).items())
 
 
 def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30, min_new_tokens: int = 0):
