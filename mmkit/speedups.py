@@ -122,6 +122,14 @@ def _absorb(self, hidden_states, encoder_hidden_states, cache) -> bool:
     return lq * (dim * e + heads * s * e) < s * e * dim
 
 
+def cache_keyword(module) -> str:
+    """The cache keyword of a BLIP text module's forward: `past_key_values` up to transformers 5.23, `cache` from
+    5.24."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(module).forward).parameters else "past_key_values"
+
+
 # the keywords of transformers' generate step to BlipTextLMHeadModel (others must be None or False)
 _STEP_KEYWORDS = {"input_ids", "attention_mask", "position_ids", "encoder_hidden_states", "encoder_attention_mask",
                   "past_key_values", "cache", "use_cache", "logits_to_keep", "is_decoder", "return_dict"}
@@ -130,7 +138,7 @@ _STEP_KEYWORDS = {"input_ids", "attention_mask", "position_ids", "encoder_hidden
 def _decoder_forward(self, *args, **kwargs):
     """BlipTextLMHeadModel.forward for one step of generate's plain inference, in fewer tensor operations.
 
-    transformers builds masks, wraps the cache and calls a dozen modules per layer for every new token; at
+    transformers builds masks, wraps the cache and makes some fifteen module calls per layer for every token; at
     caption sizes that costs more than the arithmetic (module docstring, 3.). This computes the same layers
     from the same weights. Any other call (training, labels, attention maps, padded prompts) runs the original."""
     import torch
@@ -210,8 +218,6 @@ def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30
         input_ids: (B, T) tokenized prompt ([CLS] ... [SEP], no padding), or None.
     Returns:
         (B, T' + new) token ids: BOS, the prompt, then the caption; pad ids after a caption's end."""
-    import inspect
-
     import torch
     from transformers import DynamicCache
 
@@ -223,7 +229,7 @@ def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30
     else:  # as generate: BOS in place of [CLS], the final [SEP] dropped
         ids = input_ids[:, :-1].clone()  # (B, T - 1)
         ids[:, 0] = cfg.bos_token_id
-    key = "cache" if "cache" in inspect.signature(type(dec).forward).parameters else "past_key_values"
+    key = cache_keyword(dec)
     cache, out, new = DynamicCache(), [ids], ids
     done = torch.zeros(b, dtype=torch.bool, device=x.device)  # (B,) captions that have ended
     for i in range(max_new_tokens):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mmkit
-from mmkit.speedups import fuse_attention
+from mmkit.speedups import cache_keyword, fuse_attention
 from mmkit.tasks.inputs import _pixels
 
 
@@ -104,8 +104,7 @@ def test_absorbed_cross_attention_is_used_only_where_it_is_cheaper(model_dirs, a
         cache.is_updated[mod.layer_idx] = True
         kv = torch.randn(1, mod.num_attention_heads, 577, mod.attention_head_size)
         cache.cross_attention_cache.update(kv, kv, mod.layer_idx)
-        # the cache keyword: past_key_values up to transformers 5.23, cache from 5.24
-        key = "cache" if "cache" in inspect.signature(type(mod).forward).parameters else "past_key_values"
+        key = cache_keyword(mod)
         mod(torch.randn(1, 1, mod.query.in_features), encoder_hidden_states=x, **{key: cache})  # cached
         mod(torch.randn(1, 1, mod.query.in_features), encoder_hidden_states=x, **{key: DynamicCache()})  # not cross
         mod.train()
@@ -133,11 +132,6 @@ def original_decoder_calls(monkeypatch):
     return calls
 
 
-def _cache_keyword(decoder) -> str:
-    """The cache keyword of the decoder's forward: past_key_values up to transformers 5.23, cache from 5.24."""
-    return "cache" if "cache" in inspect.signature(type(decoder).forward).parameters else "past_key_values"
-
-
 @pytest.mark.parametrize("family,size", [("blip-caption", "base"), ("blip-vqa", "tiny")])
 def test_lean_decoder_steps_match_transformers_step_by_step(family, size, model_dirs, original_decoder_calls,
                                                            absorbed_calls):
@@ -149,7 +143,7 @@ def test_lean_decoder_steps_match_transformers_step_by_step(family, size, model_
     torch.manual_seed(0)
     x = torch.randn(2, 577 if size == "base" else 9, dec.config.encoder_hidden_size)  # (B, S, E) image/question
     x_mask = torch.ones(x.shape[:2], dtype=torch.long)  # (B, S) nothing padded
-    caches, key = (DynamicCache(), DynamicCache()), _cache_keyword(dec)
+    caches, key = (DynamicCache(), DynamicCache()), cache_keyword(dec)
     prompt = 4 if size == "base" else 12  # 12 queries over 9 states: projecting them is cheaper than absorbing
     ids = torch.randint(5, dec.config.vocab_size, (2, prompt))  # a prompt, then 3 steps of one token
     with torch.no_grad():
@@ -173,7 +167,7 @@ def test_lean_decoder_runs_transformers_code_for_anything_but_a_plain_step(model
 
     m = mmkit.load_model(model_dirs("blip-caption"))
     dec = m.model.text_decoder
-    key = _cache_keyword(dec)
+    key = cache_keyword(dec)
     x = torch.randn(2, 9, dec.config.encoder_hidden_size)
     ids = torch.randint(5, dec.config.vocab_size, (2, 3))
 
