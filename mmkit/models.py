@@ -359,7 +359,8 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
     if not attention:
         from .speedups import fuse_attention
 
-        # BLIP: fused vision attention, absorbed cross-attention, lean decoder steps (maps need the eager code)
+        # BLIP: fused vision attention, absorbed cross-attention, lean decoder steps; BLIP and CLIP: in-place
+        # encoder layers (maps need the eager code)
         fuse_attention(model)
     if not spec.family:
         spec = replace(spec, family=family)

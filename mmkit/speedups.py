@@ -1,6 +1,6 @@
-"""Faster attention and decoding for loaded BLIP models, with the same arithmetic up to float rounding.
+"""Faster inference for loaded BLIP and CLIP models, with the same arithmetic up to float rounding.
 
-Four places where transformers does more work than inference needs:
+Five places where transformers does more work than inference needs:
 
 1. BLIP's vision tower (`BlipAttention`) multiplies queries by keys, applies a softmax and multiplies by
    values in separate steps, whatever `attn_implementation` says. At 384x384 (577 tokens) that is most of
@@ -28,6 +28,14 @@ Four places where transformers does more work than inference needs:
    `greedy_caption` loops over the decoder itself: the bundled captioner's calls on 32 images became 1.14x
    faster. `mmkit.caption` uses it only where `can_decode_greedily` says the result is the same.
 
+5. BLIP's and CLIP's encoder layers (`BlipEncoderLayer`, `CLIPEncoderLayer`) make a new tensor for the
+   activation and for each residual sum. The MLP's activation alone is 4 x hidden wide (for CLIP-B/32, 20 MB
+   for 32 images in every layer, and QuickGELU makes three such tensors), and on the hosts measured here
+   fresh memory costs more than the arithmetic that fills it (page faults). Without autograd the layer writes
+   those results into tensors it has just made instead: the same operations in the same order, so the same
+   numbers bit for bit. On a 2-core CPU the vision towers of the bundled captioner, BLIP-base and CLIP-B/32
+   became 1.2x, 1.07-1.10x and 1.08-1.15x faster.
+
 `fuse_attention` changes only the modules of the given model instance, never the classes; models loaded
 with `attention=True` are left alone (models.py): their maps come from transformers' own code.
 
@@ -49,8 +57,8 @@ import functools
 
 
 def fuse_attention(model) -> int:
-    """Give every module in `model` that has a faster forward here (BLIP's attention modules and text decoder)
-    that forward; returns how many."""
+    """Give every module in `model` that has a faster forward here (BLIP's attention modules and text decoder,
+    BLIP's and CLIP's encoder layers) that forward; returns how many."""
     n = 0
     for module in model.modules():
         forward, needs = _FORWARDS.get(type(module).__name__, (None, ()))
@@ -244,8 +252,42 @@ def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30
     return torch.cat(out, dim=1)
 
 
+def _layer_forward(self, hidden_states, *args, **kwargs):
+    """BlipEncoderLayer / CLIPEncoderLayer forward without autograd, writing the activation and both residual
+    sums into tensors the layer has just made instead of new ones (module docstring, 5.).
+
+    The same operations in the same order as transformers' forward, so the same numbers bit for bit. Runs the
+    original while gradients are recorded (an in-place activation would break backward), in training, and for
+    positional arguments it does not know."""
+    import torch
+
+    if self.training or torch.is_grad_enabled() or len(args) > 1:
+        return type(self).forward(self, hidden_states, *args, **kwargs)
+    h = self.self_attn(self.layer_norm1(hidden_states), *args, **kwargs)[0]  # (B, N, D); args: CLIP's mask
+    h += hidden_states  # h is the attention's new output tensor; the layer's input is left as it was
+    mlp = self.mlp
+    out = mlp.fc2(_activate_(mlp.activation_fn, mlp.fc1(self.layer_norm2(h))))
+    out += h
+    return out
+
+
+def _activate_(act, y):
+    """act(y), written into y for the activations here (GELU, QuickGELU); others return a new tensor."""
+    import torch
+
+    name = type(act).__name__
+    if name == "GELUActivation" and getattr(act, "act", None) is torch.nn.functional.gelu:
+        return torch.ops.aten.gelu_(y)  # the exact (erf) GELU, as F.gelu computes it
+    if name == "QuickGELUActivation":  # y * sigmoid(1.702 y), with one temporary instead of three
+        s = y * 1.702
+        return y.mul_(s.sigmoid_())
+    return act(y)
+
+
 # class name -> (its faster forward, the attributes that forward reads)
 _FORWARDS = {
+    "BlipEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
+    "CLIPEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
     "BlipAttention": (_fused_forward, ("qkv", "projection", "num_heads", "scale")),
     "BlipTextSelfAttention": (_absorbed_forward, ("query", "key", "value", "num_attention_heads",
                                                   "attention_head_size", "all_head_size", "layer_idx")),

@@ -1,5 +1,6 @@
 """BLIP speedups (fused vision attention, absorbed text cross-attention, lean decoder steps): the same outputs
 as transformers' code, and used only where attention maps are not needed."""
+import contextlib
 import functools
 import inspect
 
@@ -47,9 +48,78 @@ def test_fused_attention_falls_back_in_training_and_with_positional_arguments(mo
     assert torch.allclose(fused_out, train_out, atol=1e-5)  # attention dropout is 0 in these configs
 
 
-def test_fuse_attention_leaves_other_models_alone(model_dirs):
-    m = mmkit.load_model(model_dirs("clip"))
+@pytest.mark.parametrize("family", ["align", "vilt-vqa"])
+def test_fuse_attention_leaves_other_models_alone(family, model_dirs):
+    m = mmkit.load_model(model_dirs(family))
     assert fuse_attention(m.model) == 0
+
+
+def _layers(model):
+    return [mod for mod in model.modules() if type(mod).__name__ in ("BlipEncoderLayer", "CLIPEncoderLayer")]
+
+
+@contextlib.contextmanager
+def _class_forwards(layers):
+    """The layers run their class's forward inside the block; their in-place forwards come back after it."""
+    forwards = [vars(mod).pop("forward") for mod in layers]
+    try:
+        yield
+    finally:
+        for mod, f in zip(layers, forwards):
+            mod.forward = f
+
+
+@pytest.mark.parametrize("name", ["shapes-blip-caption", "shapes-clip"])
+def test_in_place_encoder_layers_give_the_same_numbers_and_leave_their_input_alone(name, scenes):
+    m = mmkit.load_model(name)
+    layers = _layers(m.model)
+    assert layers and all(_fused(mod) for mod in layers)
+    assert not any(_fused(mod) for mod in _layers(mmkit.load_model(name, attention=True).model))
+    px = _pixels(m, scenes.images)["pixel_values"]
+    vision = m.model.vision_model
+    mask = (None,) if name == "shapes-clip" else ()  # CLIP's layers take an attention mask, positionally
+    with torch.inference_mode():
+        fast = vision(pixel_values=px, output_hidden_states=True)
+        x = fast.hidden_states[0].clone()
+        y = layers[0](x, *mask)
+        assert torch.equal(x, fast.hidden_states[0])  # the input is not written to
+        with _class_forwards(layers):
+            ref = vision(pixel_values=px, output_hidden_states=True)
+            y_ref = layers[0](x, *mask)
+    assert torch.equal(y, y_ref)
+    assert torch.equal(fast.last_hidden_state, ref.last_hidden_state)  # bit for bit, not just close
+    assert len(fast.hidden_states) == len(ref.hidden_states)
+    assert all(torch.equal(a, b) for a, b in zip(fast.hidden_states, ref.hidden_states))
+    if name == "shapes-clip":  # the text tower (a causal mask passed positionally) as well
+        enc = m.processor.tokenizer(["a red circle", "two blue squares and a green triangle"], padding=True,
+                                    return_tensors="pt")
+        with torch.inference_mode():
+            fast_text = m.model.text_model(**enc).last_hidden_state
+            with _class_forwards(layers):
+                assert torch.equal(fast_text, m.model.text_model(**enc).last_hidden_state)
+
+
+def test_in_place_encoder_layers_step_aside_for_gradients_and_training(monkeypatch, scenes):
+    from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+
+    calls = []
+    real = CLIPEncoderLayer.forward
+    monkeypatch.setattr(CLIPEncoderLayer, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    m = mmkit.load_model("shapes-clip")
+    n = len(_layers(m.model.vision_model))
+    px = _pixels(m, scenes.images[:2])["pixel_values"].requires_grad_()
+    m.model.vision_model(pixel_values=px).pooler_output.sum().backward()  # Grad-CAM-style use: gradients flow
+    assert len(calls) == n and px.grad is not None and px.grad.abs().sum() > 0
+    with torch.inference_mode():
+        m.model.vision_model(pixel_values=px.detach())
+    assert len(calls) == n  # without gradients: the in-place forward
+    m.model.train()
+    try:
+        with torch.inference_mode():
+            m.model.vision_model(pixel_values=px.detach())
+    finally:
+        m.model.eval()
+    assert len(calls) == 2 * n
 
 
 def _cross_attention(m, layer: int = 0):
