@@ -1,5 +1,6 @@
-"""BLIP speedups (fused vision attention, absorbed text cross-attention, lean decoder steps): the same outputs
-as transformers' code, and used only where attention maps are not needed."""
+"""BLIP and CLIP speedups (fused vision attention, absorbed text cross-attention, lean decoder steps, in-place
+encoder layers, one-pass PIL preprocessing): the same outputs as transformers' code, and used only where
+attention maps are not needed."""
 import contextlib
 import functools
 import inspect
@@ -120,6 +121,77 @@ def test_in_place_encoder_layers_step_aside_for_gradients_and_training(monkeypat
     finally:
         m.model.eval()
     assert len(calls) == 2 * n
+
+
+def _processors():
+    """The bundled models' PIL image processors, and the real models' settings in the same classes."""
+    blip = mmkit.load_model("shapes-blip-caption").processor.image_processor
+    clip = mmkit.load_model("shapes-clip").processor.image_processor
+    return {"shapes-blip": blip, "shapes-clip": clip,
+            "blip-base": type(blip)(size={"height": 384, "width": 384}),  # BLIP-base's 384 x 384
+            "clip-b32": type(clip)(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}),
+            "no-normalize": type(blip)(size={"height": 40, "width": 56}, do_normalize=False),
+            "scalar-mean": type(blip)(size={"height": 32, "width": 32}, image_mean=0.5, image_std=0.25,
+                                      rescale_factor=1 / 127.5)}
+
+
+def _odd_images():
+    """Scenes, photos, and shapes that stress the resize and crop arithmetic (after load_image and fit_aspect)."""
+    import numpy as np
+
+    from mmkit.data import sample_images
+    from mmkit.data.images import fit_aspect
+
+    rng = np.random.default_rng(0)
+    odd = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(1, 5000), (3, 3), (500, 7), (223, 225)]]
+    photos = list(sample_images().values())[:3]
+    return [fit_aspect(mmkit.load_image(x)) for x in mmkit.ShapesWorld(3, seed=4).images + photos + odd]
+
+
+def test_pil_pixels_are_the_processors_pixels_bit_for_bit():
+    from mmkit.speedups import pil_pixels
+
+    images = _odd_images()
+    for name, p in _processors().items():
+        ours = pil_pixels(p, images)
+        ref = p(images=images, return_tensors="pt")["pixel_values"]
+        assert ours is not None, name
+        assert ours.dtype == ref.dtype == torch.float32 and ours.shape == ref.shape, name
+        assert torch.equal(ours, ref), name
+
+
+def test_pil_pixels_leave_what_they_do_not_cover_to_the_processor(monkeypatch):
+    from PIL import Image
+
+    from mmkit.speedups import pil_pixels
+
+    procs = _processors()
+    image = mmkit.ShapesWorld(1, seed=4).images[0]
+    declined = [
+        (procs["shapes-blip"], [image.convert("L")]),  # not RGB
+        (type(procs["shapes-clip"])(size={"height": 10, "width": 10}, crop_size={"height": 20, "width": 20}),
+         [image]),  # a crop larger than the image: the processor pads
+        (type(procs["shapes-blip"])(do_resize=False), [image, image.resize((20, 30))]),  # sizes would differ
+        (type(procs["shapes-blip"])(size={"shortest_edge": 30, "longest_edge": 40}), [image]),  # another size rule
+        (type(procs["shapes-blip"])(do_rescale=False), [image]),
+        (mmkit.load_model("shapes-vilt-vqa").processor.image_processor, [image]),  # its own steps (padding, masks)
+        (mmkit.load_model("shapes-align").processor.image_processor, [image]),
+    ]
+    for p, ims in declined:
+        assert pil_pixels(p, ims) is None, type(p).__name__
+    assert isinstance(image, Image.Image)
+
+    taken = []
+    import mmkit.tasks.inputs as inputs
+
+    real = inputs.pil_pixels
+    monkeypatch.setattr(inputs, "pil_pixels", lambda *a: taken.append(real(*a)) or taken[-1])
+    m = mmkit.load_model("shapes-vilt-vqa")  # declined: _pixels asks the processor, pixel mask and all
+    assert set(_pixels(m, [image])) == {"pixel_values", "pixel_mask"} and taken == [None]
+    m = mmkit.load_model("shapes-blip-caption")
+    taken.clear()
+    out = _pixels(m, [image, mmkit.load_image(image.convert("RGBA"))])  # task functions load every input as RGB
+    assert taken[0] is not None and torch.equal(out["pixel_values"], taken[0])
 
 
 def _cross_attention(m, layer: int = 0):

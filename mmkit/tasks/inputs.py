@@ -10,6 +10,7 @@ from ..data.images import fit_aspect, load_image
 from ..errors import InputError, warn
 from ..models import Loaded, load_model, require
 from ..resources import run_batched
+from ..speedups import pil_pixels
 
 BATCH_SIZE = 32  # images per forward pass
 PREPROCESS_ON_DEVICE = True  # resize images on the model's GPU when the processor can; benchmarks/gpu.py measures it
@@ -145,6 +146,9 @@ def _pixels(m: Loaded, images: list) -> dict:
     images = [fit_aspect(im) for im in images]  # 1x5000 would be resized to zero pixels
     process = m.processor.image_processor
     on_device = _on_device_preprocessing(m)
+    pixels = None if on_device else pil_pixels(process, images)  # the PIL processors' steps in one pass
+    if pixels is not None:
+        return {"pixel_values": pixels.to(m.device, m.dtype)}
     try:
         enc = process(images=images, return_tensors="pt", **on_device)
     except RuntimeError:  # a GPU resize kernel refuses extreme scale factors (a 5000-pixel line, a huge photo)
