@@ -98,10 +98,9 @@ def _fused_forward(self, hidden_states, *args, **kwargs):
 def _absorbed_forward(self, hidden_states, *args, **kwargs):
     """BlipTextSelfAttention.forward with the key/value projections moved onto the queries (module docstring).
 
-    transformers calls it with keywords only; the cache keyword is `past_key_values` up to 5.23 and `cache`
-    from 5.24, so both are read, and any call this does not recognise runs the original forward."""
+    transformers calls it with keywords only; any call this does not recognise runs the original forward."""
     x = kwargs.get("encoder_hidden_states")  # (B, S, E) image states; None for self-attention
-    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    cache = _given_cache(kwargs)
     if args or not _absorb(self, hidden_states, x, cache):
         return type(self).forward(self, hidden_states, *args, **kwargs)
     return _absorbed(self, hidden_states, x, kwargs.get("encoder_attention_mask"))
@@ -137,6 +136,12 @@ def _absorb(self, hidden_states, encoder_hidden_states, cache) -> bool:
     return lq * (dim * e + heads * s * e) < s * e * dim
 
 
+def _given_cache(kwargs):
+    """The cache a BLIP text module was called with, under either name (`past_key_values` up to transformers 5.23,
+    `cache` from 5.24), or None."""
+    return kwargs.get("cache", kwargs.get("past_key_values"))
+
+
 def cache_keyword(module) -> str:
     """The cache keyword of a BLIP text module's forward: `past_key_values` up to transformers 5.23, `cache` from
     5.24."""
@@ -161,7 +166,7 @@ def _decoder_forward(self, *args, **kwargs):
     from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions as Out
 
     ids, x = kwargs.get("input_ids"), kwargs.get("encoder_hidden_states")  # (B, L) new tokens, (B, S, E) image
-    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    cache = _given_cache(kwargs)
     mask, x_mask = kwargs.get("attention_mask"), kwargs.get("encoder_attention_mask")  # (B, past + L), (B, S)
     emb = self.bert.embeddings
     plain = (not args and not self.training and ids is not None and x is not None and type(cache) is DynamicCache
@@ -342,7 +347,7 @@ def pil_pixels(processor, images):
     if p.do_normalize:
         mean, std = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1) for v in (p.image_mean, p.image_std))
         table = (table - mean) / std
-    table = table.expand(3, 256).contiguous().numpy()  # (3, 256)
+    table = table.contiguous().numpy()  # (3, 256)
     a = np.stack(arrays)  # (B, H, W, 3) uint8
     out = np.empty((a.shape[0], 3, *a.shape[1:3]), dtype=np.float32)  # (B, 3, H, W)
     for c in range(3):
