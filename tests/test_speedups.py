@@ -55,6 +55,20 @@ def test_fuse_attention_leaves_other_models_alone(family, model_dirs):
     assert fuse_attention(m.model) == 0
 
 
+def _class_forward_calls(monkeypatch, cls) -> list:
+    """A list that gets an item for every call of cls's own forward (what the faster forwards fall back to)."""
+    calls = []
+    real = cls.forward
+
+    @functools.wraps(real)  # generate reads the forward's signature
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "forward", counted)
+    return calls
+
+
 def _layers(model):
     return [mod for mod in model.modules() if type(mod).__name__ in ("BlipEncoderLayer", "CLIPEncoderLayer")]
 
@@ -103,9 +117,7 @@ def test_in_place_encoder_layers_give_the_same_numbers_and_leave_their_input_alo
 def test_in_place_encoder_layers_step_aside_for_gradients_and_training(monkeypatch, scenes):
     from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-    calls = []
-    real = CLIPEncoderLayer.forward
-    monkeypatch.setattr(CLIPEncoderLayer, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _class_forward_calls(monkeypatch, CLIPEncoderLayer)
     m = mmkit.load_model("shapes-clip")
     n = len(_layers(m.model.vision_model))
     px = _pixels(m, scenes.images[:2])["pixel_values"].requires_grad_()
@@ -258,16 +270,7 @@ def original_decoder_calls(monkeypatch):
     """Counts the calls of transformers' own BlipTextLMHeadModel.forward (the lean forward's fallback)."""
     from transformers.models.blip.modeling_blip_text import BlipTextLMHeadModel
 
-    calls = []
-    real = BlipTextLMHeadModel.forward
-
-    @functools.wraps(real)
-    def counted(self, *args, **kwargs):
-        calls.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(BlipTextLMHeadModel, "forward", counted)
-    return calls
+    return _class_forward_calls(monkeypatch, BlipTextLMHeadModel)
 
 
 @pytest.mark.parametrize("family,size", [("blip-caption", "base"), ("blip-vqa", "tiny")])
