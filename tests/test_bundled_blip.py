@@ -81,3 +81,38 @@ def test_itm_auc_against_attribute_swapped_negatives(heldout):
     r = blip.evaluate_itm(m, heldout[:150])
     assert r["auc"] >= 0.95, r
     assert r["pair_accuracy"] >= 0.9, r
+
+
+def test_itm_match_encodes_each_image_once_and_scores_as_transformers_does():
+    """BlipForImageTextRetrieval's forward runs the vision tower for every (image, text) pair; mmkit.match runs
+    it once per image and must still give that forward's P(match) for every pair."""
+    import torch
+
+    from mmkit.tasks.inputs import _pixels, _tokenize
+
+    scenes = list(mmkit.ShapesWorld(5, seed=TEST_SEED + 1, split="test"))
+    images = [s.image for s in scenes]
+    texts = [scenes[0].caption, scenes[0].negative, scenes[1].caption, scenes[3].caption]
+    m = mmkit.load_model("shapes-blip-itm", device="cpu")
+    encoded = []  # images per vision tower call
+    hook = m.model.vision_model.register_forward_hook(
+        lambda mod, args, kwargs, out: encoded.append(len(out.last_hidden_state)), with_kwargs=True)
+    try:
+        grid = mmkit.match(m, images, texts, batch_size=3)  # batches of 3 pairs cut across images
+        n_grid = sum(encoded)
+        paired = mmkit.match(m, images[:4], texts, paired=True, batch_size=3)
+    finally:
+        hook.remove()
+    assert n_grid == 5 and sum(encoded) - n_grid == 4  # not 20 and 4
+    assert grid.shape == (5, 4) and paired.shape == (4,)
+
+    plain = mmkit.load_model("shapes-blip-itm", device="cpu", attention=True)  # transformers' code throughout
+    pairs = [(i, j) for i in range(5) for j in range(4)]
+    enc = _tokenize(plain, [texts[j] for _, j in pairs])
+    with torch.inference_mode():
+        out = plain.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_itm_head=True,
+                          pixel_values=_pixels(plain, [images[i] for i, _ in pairs])["pixel_values"])
+    ref = out.itm_score.softmax(-1)[:, 1].view(5, 4)
+    assert ref.max() - ref.min() > 0.5  # trained scores that tell pairs apart, so the comparison means something
+    assert torch.allclose(grid, ref, atol=1e-5)
+    assert torch.allclose(paired, ref[:4].diagonal(), atol=1e-5)

@@ -140,22 +140,52 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
         ie, te = _embed_images(m, ims, batch_size), _embed_texts(m, ts)
         return (ie * te).sum(-1) if paired else ie @ te.T
     pairs = list(zip(range(len(ims)), range(len(ts)))) if paired else [(i, j) for i in range(len(ims)) for j in range(len(ts))]
-
-    def step(sl):
-        chunk = pairs[sl]
-        px = _pixels(m, [ims[i] for i, _ in chunk])
-        enc = _tokenize(m, [ts[j] for _, j in chunk])
-        if fam == "blip-itm":
-            out = m.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                          pixel_values=px["pixel_values"], use_itm_head=True)
-            return out.itm_score.float().softmax(-1)[:, 1].cpu()  # (B,) P(match)
-        out = m.model(**enc, **px)  # vilt-itm
-        return out.logits.float()[:, 0].sigmoid().cpu()  # (B,)
-
+    step = _blip_itm_step(m, ims, ts, pairs) if fam == "blip-itm" else _vilt_itm_step(m, ims, ts, pairs)
     with torch.inference_mode():
         scores = _batched(m, len(pairs), batch_size, step, "matching")
     s = torch.cat(scores)
     return s if paired else s.view(len(ims), len(ts))  # (N_images, N_texts)
+
+
+def _vilt_itm_step(m: Loaded, ims: list, ts: list[str], pairs: list):
+    """A batch of pairs -> (B,) P(match) from ViLT's ITM head: one joint forward pass per pair (single stream)."""
+    def step(sl):
+        chunk = pairs[sl]
+        out = m.model(**_tokenize(m, [ts[j] for _, j in chunk]), **_pixels(m, [ims[i] for i, _ in chunk]))
+        return out.logits.float()[:, 0].sigmoid().cpu()  # (B,)
+
+    return step
+
+
+def _blip_itm_step(m: Loaded, ims: list, ts: list[str], pairs: list):
+    """A batch of pairs -> (B,) P(match) from BLIP's ITM head, each image through the vision tower once.
+
+    `BlipForImageTextRetrieval(..., use_itm_head=True)` runs the vision tower on the image of every pair, so
+    scoring one image against N texts would encode it N times. Only the text encoder, which cross-attends to
+    the image states, depends on the pair: this encodes each image once, in batches, keeps its states until its
+    last pair, and runs the same text encoder and head.
+    """
+    import torch
+
+    states: dict = {}  # image index -> (1 + patches, D) vision states, for images of this batch and after
+
+    def step(sl):
+        chunk = pairs[sl]
+        need = [i for i in dict.fromkeys(i for i, _ in chunk) if i not in states]
+        if need:  # pairs come grouped by image, in order: encode as many images ahead as the batch has pairs
+            ahead = list(range(need[0], min(len(ims), need[0] + len(chunk))))
+            px = _pixels(m, [ims[i] for i in ahead])["pixel_values"]
+            states.update(zip(ahead, m.model.vision_model(pixel_values=px).last_hidden_state))
+        x = torch.stack([states[i] for i, _ in chunk])  # (B, 1 + patches, D)
+        for i in [i for i in states if i < chunk[-1][0]]:
+            del states[i]  # done with: later pairs have later images
+        enc = _tokenize(m, [ts[j] for _, j in chunk])
+        h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 encoder_hidden_states=x,
+                                 encoder_attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=x.device))
+        return m.model.itm_head(h.last_hidden_state[:, 0, :]).float().softmax(-1)[:, 1].cpu()  # (B,) P(match)
+
+    return step
 
 
 class Hit(NamedTuple):
