@@ -5,10 +5,12 @@ Baselines, for the same model, images and decoding settings:
             "zero-shot-image-classification" for zero-shot), given the whole batch.
   naive:    the pattern of loading the model and processor inside every call, one image per call.
 And for zero-shot over many labels: label-embedding caching (mmkit's default) against re-encoding
-the labels on every call, one image per call as an interactive panel does.
+the labels on every call, one image per call as an interactive panel does. And for image-text matching
+with BLIP's ITM head: mmkit.match against transformers' BlipForImageTextRetrieval forward on every pair.
 
-Models: the bundled shapes-blip-caption / shapes-clip, and real-size random-init BLIP-base / CLIP ViT-B/32
-(the architectures of Salesforce/blip-image-captioning-base and openai/clip-vit-base-patch32).
+Models: the bundled shapes-blip-caption / shapes-clip / shapes-blip-itm, and real-size random-init BLIP-base
+(captioning and ITM) / CLIP ViT-B/32 (the architectures of Salesforce/blip-image-captioning-base,
+Salesforce/blip-itm-base-coco and openai/clip-vit-base-patch32).
 
     python benchmarks/tasks.py            # full run, writes benchmarks/tasks_results.json
     python benchmarks/tasks.py --quick    # small batches, for a smoke run
@@ -109,6 +111,31 @@ def bench_label_cache(name: str, path: str, images, n_labels: int, repeats: int 
             "speedup": t["recompute"] / t["cached"]}
 
 
+def bench_match(name: str, path: str, images, texts, repeats: int = 2) -> dict:
+    """BLIP-ITM P(match) for every image x text: mmkit.match against BlipForImageTextRetrieval's own forward
+    (transformers' code, a fresh instance) on the same pairs in batches of 32, which encodes the image again
+    for every pair."""
+    from transformers import AutoProcessor, BlipForImageTextRetrieval
+
+    m = mmkit.load_model(path)
+    model, proc = BlipForImageTextRetrieval.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+    pairs = [(i, j) for i in range(len(images)) for j in range(len(texts))]
+
+    def forward():
+        with torch.inference_mode():
+            for s in range(0, len(pairs), 32):
+                chunk = pairs[s:s + 32]
+                enc = proc(images=[images[i] for i, _ in chunk], text=[texts[j] for _, j in chunk], padding=True,
+                           return_tensors="pt")
+                model(**enc, use_itm_head=True)
+
+    t = timed_together({"mmkit": lambda: mmkit.match(m, images, texts), "forward": forward}, repeats,
+                       min_round_s=MIN_ROUND_S)
+    return {"task": f"match, {len(images)} image{'s' * (len(images) > 1)} x {len(texts)} texts", "model": name, "pairs": len(pairs),
+            "mmkit_pairs_s": len(pairs) / t["mmkit"], "forward_pairs_s": len(pairs) / t["forward"],
+            "vs_forward": t["forward"] / t["mmkit"]}
+
+
 def bench_bf16(task: str, name: str, path: str, images, labels, repeats: int = 2) -> dict:
     """bfloat16 on the CPU: mmkit in bf16 against the pipeline in fp32 (its default) and in bf16, plus agreement."""
     n = len(images)
@@ -146,9 +173,45 @@ def row(task, model, n, rounds: dict, t_naive) -> dict:
             "vs_naive": t_naive / t_mmkit}
 
 
+def report(results: list, heading: str) -> None:
+    """The results as markdown tables, one per kind of comparison."""
+    print(f"\n{heading}")
+    table(results, "vs_pipeline", ["task", "model", "images", "mmkit img/s", "pipeline img/s", "naive img/s",
+                                   "x pipeline", "x pipeline per round", "x naive"],
+          lambda r: [r["task"], r["model"], r["images"], f"{r['mmkit_img_s']:.1f}", f"{r['pipeline_img_s']:.1f}",
+                     f"{r['naive_img_s']:.2f}", f"{r['vs_pipeline']:.2f}",
+                     "-".join(f"{x:.2f}" for x in sorted({min(r["vs_pipeline_rounds"]), max(r["vs_pipeline_rounds"])})),
+                     f"{r['vs_naive']:.1f}"])
+    table(results, "speedup", ["task", "model", "images", "cached img/s", "re-encoding img/s", "speed-up"],
+          lambda r: [r["task"], r["model"], r["images"], f"{r['cached_img_s']:.1f}", f"{r['recompute_img_s']:.1f}",
+                     f"{r['speedup']:.1f}"])
+    table(results, "vs_forward", ["task", "model", "pairs", "mmkit pairs/s", "transformers forward pairs/s",
+                                  "x forward"],
+          lambda r: [r["task"], r["model"], r["pairs"], f"{r['mmkit_pairs_s']:.1f}", f"{r['forward_pairs_s']:.1f}",
+                     f"{r['vs_forward']:.2f}"])
+    if any("agreement" in r for r in results):
+        print(f"\nbfloat16 on this CPU (native bf16 instructions: {mmkit.config.cpu_has_bf16()}):")
+    table(results, "agreement", ["task", "model", "images", "mmkit fp32 img/s", "mmkit bf16 img/s",
+                                 "pipeline fp32 img/s", "pipeline bf16 img/s", "bf16 x fp32", "bf16 x pipeline fp32",
+                                 "bf16 x pipeline bf16", "same result as fp32"],
+          lambda r: [r["task"], r["model"], r["images"], *(f"{r[k]:.1f}" for k in (
+              "mmkit_fp32_img_s", "mmkit_bf16_img_s", "pipeline_fp32_img_s", "pipeline_bf16_img_s")),
+              *(f"{r[k]:.2f}" for k in ("bf16_vs_fp32", "bf16_vs_pipeline_fp32", "bf16_vs_pipeline_bf16")),
+              f"{r['agreement']:.0%}"])
+
+
+def table(results: list, key: str, columns: list, cells) -> None:
+    """Print the results that have `key` as a markdown table (nothing when there are none)."""
+    rows = [r for r in results if key in r]
+    if rows:
+        print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+        for r in rows:
+            print("| " + " | ".join(str(c) for c in cells(r)) + " |")
+
+
 def _row_key(r: dict) -> tuple:
     """Which table and row a result belongs to."""
-    table = next(k for k in ("agreement", "speedup", "vs_pipeline") if k in r)
+    table = next(k for k in ("agreement", "speedup", "vs_pipeline", "vs_forward") if k in r)
     return table, r["task"], r["model"]
 
 
@@ -186,6 +249,14 @@ def main(argv=None) -> int:
         if keep(name):  # each takes ~20 s to build and ~0.8 GB
             real[task] = (name, str(random_model_dir(family, "base", tmp / family)))
             models[task].append(real[task])
+    itm = []  # (name, path, images, texts): one image against 16 candidate captions, and a grid
+    captions = [sc.caption for sc in ShapesWorld(16, seed=1, split="test")]
+    bundled_itm = mmkit.config.models_dir() / "shapes-blip-itm"
+    if keep("shapes-blip-itm") and (bundled_itm / "config.json").exists():
+        itm.append(("shapes-blip-itm", str(bundled_itm), images[:8], captions))
+    if keep("blip-itm-base (random init)"):
+        itm.append(("blip-itm-base (random init)", str(random_model_dir("blip-itm", "base", tmp / "blip-itm")),
+                    images[:1], captions))
     reps = args.repeats
 
     for name, path in ([] if args.only_bf16 else models["caption"]):
@@ -197,6 +268,9 @@ def main(argv=None) -> int:
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"label cache: {name} ...", flush=True)
         results.append(bench_label_cache(name, path, images[: min(n, 16)], 100, repeats=reps))
+    for name, path, ims, texts in ([] if args.only_bf16 else itm):
+        print(f"match: {name} ...", flush=True)
+        results.append(bench_match(name, path, ims, texts, repeats=reps))
     if not args.no_bf16:
         for task, (name, path) in real.items():
             print(f"bf16: {task} {name} ...", flush=True)
@@ -204,32 +278,7 @@ def main(argv=None) -> int:
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
               f"{torch.get_num_threads()} threads"
-    print(f"\nmachine: {machine}; {reps} timed rounds per comparison\n")
-    print("| task | model | images | mmkit img/s | pipeline img/s | naive img/s | x pipeline | x pipeline per round "
-          "| x naive |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        if "vs_pipeline" in r:
-            spread = "-".join(f"{x:.2f}" for x in sorted({min(r["vs_pipeline_rounds"]), max(r["vs_pipeline_rounds"])}))
-            print(f"| {r['task']} | {r['model']} | {r['images']} | {r['mmkit_img_s']:.1f} | {r['pipeline_img_s']:.1f} "
-                  f"| {r['naive_img_s']:.2f} | {r['vs_pipeline']:.2f} | {spread} | {r['vs_naive']:.1f} |")
-    print("\n| task | model | images | cached img/s | re-encoding img/s | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        if "speedup" in r:
-            print(f"| {r['task']} | {r['model']} | {r['images']} | {r['cached_img_s']:.1f} | "
-                  f"{r['recompute_img_s']:.1f} | {r['speedup']:.1f} |")
-    if any("agreement" in r for r in results):
-        print(f"\nbfloat16 on this CPU (native bf16 instructions: {mmkit.config.cpu_has_bf16()}):\n")
-        print("| task | model | images | mmkit fp32 img/s | mmkit bf16 img/s | pipeline fp32 img/s | pipeline bf16 img/s "
-              "| bf16 x fp32 | bf16 x pipeline fp32 | bf16 x pipeline bf16 | same result as fp32 |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in results:
-            if "agreement" in r:
-                print(f"| {r['task']} | {r['model']} | {r['images']} | {r['mmkit_fp32_img_s']:.1f} | "
-                      f"{r['mmkit_bf16_img_s']:.1f} | {r['pipeline_fp32_img_s']:.1f} | {r['pipeline_bf16_img_s']:.1f} | "
-                      f"{r['bf16_vs_fp32']:.2f} | {r['bf16_vs_pipeline_fp32']:.2f} | {r['bf16_vs_pipeline_bf16']:.2f} | "
-                      f"{r['agreement']:.0%} |")
+    report(results, f"machine: {machine}; {reps} timed rounds per comparison")
     out = Path(args.out)
     if (args.only_bf16 or args.only) and out.exists():  # a partial run: keep the other rows of the last run
         new = {_row_key(r) for r in results}
