@@ -360,7 +360,7 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
         from .speedups import fuse_attention
 
         # BLIP: fused vision attention, absorbed cross-attention, lean decoder steps; BLIP and CLIP: in-place
-        # encoder layers (maps need the eager code)
+        # encoder layers; BLIP and BLIP-2: each distinct image of a batch encoded once (maps need the eager code)
         fuse_attention(model)
     if not spec.family:
         spec = replace(spec, family=family)

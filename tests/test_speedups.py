@@ -1,6 +1,6 @@
 """BLIP and CLIP speedups (fused vision attention, absorbed text cross-attention, lean decoder steps, in-place
-encoder layers, one-pass PIL preprocessing): the same outputs as transformers' code, and used only where
-attention maps are not needed."""
+encoder layers, one-pass PIL preprocessing, each distinct image of a batch encoded once): the same outputs as
+transformers' code, and used only where attention maps are not needed."""
 import contextlib
 import functools
 import inspect
@@ -409,3 +409,61 @@ def test_captioning_decodes_greedily_only_where_that_is_what_generate_does(model
     m.model.text_decoder.generation_config.no_repeat_ngram_size = 2  # a checkpoint that sets a logits processor
     assert not can_decode_greedily(m.model)
     mmkit.models.clear_cache()
+
+
+def test_first_equal_rows_finds_copies_and_only_copies():
+    from mmkit.speedups import _first_equal_rows
+
+    x = torch.randn(5, 3, 40, 40)
+    assert _first_equal_rows(x) is None  # all different
+    x[2], x[4] = x[0], x[1]
+    assert _first_equal_rows(x) == [0, 1, 0, 3, 1]
+    x[3] = x[0]
+    x[3, 0, 0, 1] += 1  # one value off, between the probed positions
+    assert _first_equal_rows(x) == [0, 1, 0, 3, 1]
+
+
+@pytest.mark.parametrize("name", ["shapes-blip-caption", "shapes-blip-vqa"])
+def test_vision_tower_encodes_each_distinct_image_of_a_batch_once(name, scenes):
+    fast, plain = mmkit.load_model(name), mmkit.load_model(name, attention=True)  # plain: transformers' code
+    a, b = scenes.images[:2]
+    seen = []  # images per run of the patch embedding
+    hook = fast.model.vision_model.embeddings.register_forward_hook(lambda mod, args, out: seen.append(len(out)))
+    px = _pixels(fast, [a, b, a, a])["pixel_values"]  # rows 0, 2 and 3 are the same image
+    with torch.inference_mode():
+        out = fast.model.vision_model(pixel_values=px)
+        ref = plain.model.vision_model(pixel_values=px)
+        hidden = fast.model.vision_model(pixel_values=px, output_hidden_states=True)  # asked for: every row
+    hook.remove()
+    assert seen == [2, 4]
+    assert torch.allclose(out.last_hidden_state, ref.last_hidden_state, atol=1e-5)
+    assert torch.allclose(out.pooler_output, ref.pooler_output, atol=1e-5)
+    assert len(hidden.hidden_states) == len(plain.model.vision_model.encoder.layers) + 1
+
+
+def test_one_image_many_texts_gives_the_same_results_with_one_vision_pass(monkeypatch):
+    scenes = list(mmkit.ShapesWorld(3, seed=12, split="test"))
+    image = scenes[0].image
+    questions = [q.question for q in scenes[0].qa]
+    loaded = []
+    real = mmkit.tasks.inputs.load_image
+    monkeypatch.setattr(mmkit.tasks.inputs, "load_image", lambda x: loaded.append(x) or real(x))
+    results = {}
+    for plain in (False, True):
+        cap = mmkit.load_model("shapes-blip-caption", attention=plain)
+        vqa = mmkit.load_model("shapes-blip-vqa", attention=plain)
+        seen = []
+        hooks = [m.model.vision_model.embeddings.register_forward_hook(lambda mod, args, out: seen.append(len(out)))
+                 for m in (cap, vqa)]
+        results[plain] = (mmkit.caption(cap, [image] * 6, do_sample=True, temperature=3.0, seed=3),
+                          mmkit.answer(vqa, image, questions),
+                          mmkit.answer(vqa, [s.image for s in scenes for _ in s.qa], [q.question for s in scenes for q in s.qa]),
+                          seen)
+        for h in hooks:
+            h.remove()
+    captions, answers, all_answers, seen = results[False]
+    assert seen == [1, 1, 3]  # each image encoded once: 6 samples, a scene's questions, three scenes' questions
+    assert results[True][3] == [6, len(questions), sum(len(s.qa) for s in scenes)]  # transformers: once per row
+    assert (captions, answers, all_answers) == results[True][:3]
+    assert len(set(captions)) > 1  # sampled: the rows really are decoded apart
+    assert len(loaded) == 2 * (1 + 1 + 3)  # a repeated input is loaded once per call (an image list)

@@ -27,7 +27,8 @@ def _images(images) -> tuple[list, bool]:
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise InputError("the image list is empty; pass at least one image")
-        return [load_image(x) for x in images], False
+        loaded = {}  # an input given several times (one image, many questions) is loaded, and later resized, once
+        return [loaded[id(x)] if id(x) in loaded else loaded.setdefault(id(x), load_image(x)) for x in images], False
     return [load_image(images)], True
 
 
@@ -143,6 +144,19 @@ def _on_device_preprocessing(m: Loaded) -> dict:
 
 
 def _pixels(m: Loaded, images: list) -> dict:
+    """Model inputs for the images, each image object that appears several times processed once."""
+    import torch
+
+    place = {}  # id -> row among the distinct images
+    rows = [place.setdefault(id(im), len(place)) for im in images]
+    if len(place) == len(images):
+        return _distinct_pixels(m, images)
+    distinct = list({id(im): im for im in images}.values())
+    back = torch.tensor(rows)
+    return {k: v[back.to(v.device)] if torch.is_tensor(v) else v for k, v in _distinct_pixels(m, distinct).items()}
+
+
+def _distinct_pixels(m: Loaded, images: list) -> dict:
     images = [fit_aspect(im) for im in images]  # 1x5000 would be resized to zero pixels
     process = m.processor.image_processor
     on_device = _on_device_preprocessing(m)
