@@ -5,12 +5,13 @@ Baselines, for the same model, images and decoding settings:
             "zero-shot-image-classification" for zero-shot), given the whole batch.
   naive:    the pattern of loading the model and processor inside every call, one image per call.
 And for zero-shot over many labels: label-embedding caching (mmkit's default) against re-encoding
-the labels on every call, one image per call as an interactive panel does. And for image-text matching
-with BLIP's ITM head: mmkit.match against transformers' BlipForImageTextRetrieval forward on every pair.
+the labels on every call, one image per call as an interactive panel does. And for an image with many
+texts (ITM scores against 16 captions, 8 questions, 16 sampled captions): mmkit against the BLIP class's own
+forward or generate on the same rows.
 
-Models: the bundled shapes-blip-caption / shapes-clip / shapes-blip-itm, and real-size random-init BLIP-base
-(captioning and ITM) / CLIP ViT-B/32 (the architectures of Salesforce/blip-image-captioning-base,
-Salesforce/blip-itm-base-coco and openai/clip-vit-base-patch32).
+Models: the bundled shapes-blip-caption / shapes-clip / shapes-blip-itm / shapes-blip-vqa, and real-size
+random-init BLIP-base (captioning, ITM, VQA) / CLIP ViT-B/32 (the architectures of
+Salesforce/blip-image-captioning-base, blip-itm-base-coco, blip-vqa-base and openai/clip-vit-base-patch32).
 
     python benchmarks/tasks.py            # full run, writes benchmarks/tasks_results.json
     python benchmarks/tasks.py --quick    # small batches, for a smoke run
@@ -111,29 +112,43 @@ def bench_label_cache(name: str, path: str, images, n_labels: int, repeats: int 
             "speedup": t["recompute"] / t["cached"]}
 
 
-def bench_match(name: str, path: str, images, texts, repeats: int = 2) -> dict:
-    """BLIP-ITM P(match) for every image x text: mmkit.match against BlipForImageTextRetrieval's own forward
-    (transformers' code, a fresh instance) on the same pairs in batches of 32, which encodes the image again
-    for every pair."""
-    from transformers import AutoProcessor, BlipForImageTextRetrieval
+def bench_many_texts(task: str, name: str, path: str, images, texts, repeats: int = 2) -> dict:
+    """An image with many texts: mmkit against the model class's own forward or generate (transformers' code, a
+    fresh instance) on the same rows in batches of 32, which encodes the image again for every row.
+
+    task: "match" (BLIP-ITM P(match), every image x every text), "answer" (BLIP-VQA, one question per row) or
+    "caption" (sampled captions, the texts only count the samples)."""
+    from transformers import (AutoProcessor, BlipForConditionalGeneration, BlipForImageTextRetrieval,
+                              BlipForQuestionAnswering)
 
     m = mmkit.load_model(path)
-    model, proc = BlipForImageTextRetrieval.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
-    pairs = [(i, j) for i in range(len(images)) for j in range(len(texts))]
+    cls = {"match": BlipForImageTextRetrieval, "answer": BlipForQuestionAnswering,
+           "caption": BlipForConditionalGeneration}[task]
+    model, proc = cls.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+    rows = [(i, j) for i in range(len(images)) for j in range(len(texts))]
+    kw = dict(max_new_tokens=10, min_new_tokens=10, do_sample=True)  # sampled captions of exactly 10 tokens
+    run = {"match": lambda: mmkit.match(m, images, texts),
+           "answer": lambda: mmkit.answer(m, [images[i] for i, _ in rows], [texts[j] for _, j in rows]),
+           "caption": lambda: mmkit.caption(m, [images[i] for i, _ in rows], **kw)}[task]
 
-    def forward():
+    def transformers_code():
         with torch.inference_mode():
-            for s in range(0, len(pairs), 32):
-                chunk = pairs[s:s + 32]
-                enc = proc(images=[images[i] for i, _ in chunk], text=[texts[j] for _, j in chunk], padding=True,
-                           return_tensors="pt")
-                model(**enc, use_itm_head=True)
+            for s in range(0, len(rows), 32):
+                ims = [images[i] for i, _ in rows[s:s + 32]]
+                if task == "caption":
+                    model.generate(**proc(images=ims, return_tensors="pt"), **kw)
+                    continue
+                enc = proc(images=ims, text=[texts[j] for _, j in rows[s:s + 32]], padding=True, return_tensors="pt")
+                if task == "match":
+                    model(**enc, use_itm_head=True)
+                else:
+                    model.generate(**enc, max_new_tokens=10)
 
-    t = timed_together({"mmkit": lambda: mmkit.match(m, images, texts), "forward": forward}, repeats,
-                       min_round_s=MIN_ROUND_S)
-    return {"task": f"match, {len(images)} image{'s' * (len(images) > 1)} x {len(texts)} texts", "model": name, "pairs": len(pairs),
-            "mmkit_pairs_s": len(pairs) / t["mmkit"], "forward_pairs_s": len(pairs) / t["forward"],
-            "vs_forward": t["forward"] / t["mmkit"]}
+    t = timed_together({"mmkit": run, "transformers": transformers_code}, repeats, min_round_s=MIN_ROUND_S)
+    what = {"match": "texts", "answer": "questions", "caption": "samples"}[task]
+    return {"task": f"{task}, {len(images)} image{'s' * (len(images) > 1)} x {len(texts)} {what}", "model": name,
+            "rows": len(rows), "mmkit_rows_s": len(rows) / t["mmkit"],
+            "transformers_rows_s": len(rows) / t["transformers"], "vs_transformers": t["transformers"] / t["mmkit"]}
 
 
 def bench_bf16(task: str, name: str, path: str, images, labels, repeats: int = 2) -> dict:
@@ -185,10 +200,10 @@ def report(results: list, heading: str) -> None:
     table(results, "speedup", ["task", "model", "images", "cached img/s", "re-encoding img/s", "speed-up"],
           lambda r: [r["task"], r["model"], r["images"], f"{r['cached_img_s']:.1f}", f"{r['recompute_img_s']:.1f}",
                      f"{r['speedup']:.1f}"])
-    table(results, "vs_forward", ["task", "model", "pairs", "mmkit pairs/s", "transformers forward pairs/s",
-                                  "x forward"],
-          lambda r: [r["task"], r["model"], r["pairs"], f"{r['mmkit_pairs_s']:.1f}", f"{r['forward_pairs_s']:.1f}",
-                     f"{r['vs_forward']:.2f}"])
+    table(results, "vs_transformers", ["task", "model", "rows", "mmkit rows/s", "transformers' code rows/s",
+                                       "x transformers"],
+          lambda r: [r["task"], r["model"], r["rows"], f"{r['mmkit_rows_s']:.1f}", f"{r['transformers_rows_s']:.1f}",
+                     f"{r['vs_transformers']:.2f}"])
     if any("agreement" in r for r in results):
         print(f"\nbfloat16 on this CPU (native bf16 instructions: {mmkit.config.cpu_has_bf16()}):")
     table(results, "agreement", ["task", "model", "images", "mmkit fp32 img/s", "mmkit bf16 img/s",
@@ -211,7 +226,7 @@ def table(results: list, key: str, columns: list, cells) -> None:
 
 def _row_key(r: dict) -> tuple:
     """Which table and row a result belongs to."""
-    table = next(k for k in ("agreement", "speedup", "vs_pipeline", "vs_forward") if k in r)
+    table = next(k for k in ("agreement", "speedup", "vs_pipeline", "vs_transformers") if k in r)
     return table, r["task"], r["model"]
 
 
@@ -249,14 +264,20 @@ def main(argv=None) -> int:
         if keep(name):  # each takes ~20 s to build and ~0.8 GB
             real[task] = (name, str(random_model_dir(family, "base", tmp / family)))
             models[task].append(real[task])
-    itm = []  # (name, path, images, texts): one image against 16 candidate captions, and a grid
-    captions = [sc.caption for sc in ShapesWorld(16, seed=1, split="test")]
-    bundled_itm = mmkit.config.models_dir() / "shapes-blip-itm"
-    if keep("shapes-blip-itm") and (bundled_itm / "config.json").exists():
-        itm.append(("shapes-blip-itm", str(bundled_itm), images[:8], captions))
-    if keep("blip-itm-base (random init)"):
-        itm.append(("blip-itm-base (random init)", str(random_model_dir("blip-itm", "base", tmp / "blip-itm")),
-                    images[:1], captions))
+    many = []  # (task, name, path, images, texts): an image with many texts
+    texts = {"match": [sc.caption for sc in ShapesWorld(16, seed=1, split="test")],  # 16 candidate captions
+             "answer": [q.question for sc in ShapesWorld(2, seed=1, split="test") for q in sc.qa][:8],
+             "caption": [""] * 16}  # 16 sampled captions
+    for task, bundled, family, name in (("match", "shapes-blip-itm", "blip-itm", "blip-itm-base"),
+                                        ("answer", "shapes-blip-vqa", "blip-vqa", "blip-vqa-base"),
+                                        ("caption", "shapes-blip-caption", "blip-caption", "blip-base")):
+        ims, path = images[:8] if task == "match" else images[:1], mmkit.config.models_dir() / bundled
+        if keep(f"{bundled} ({task})") and (path / "config.json").exists():
+            many.append((task, bundled, str(path), ims, texts[task]))
+        if keep(f"{name} (random init) ({task})"):
+            path = real["caption"][1] if task == "caption" and "caption" in real else \
+                str(random_model_dir(family, "base", tmp / family))
+            many.append((task, f"{name} (random init)", path, images[:1], texts[task]))
     reps = args.repeats
 
     for name, path in ([] if args.only_bf16 else models["caption"]):
@@ -268,9 +289,9 @@ def main(argv=None) -> int:
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"label cache: {name} ...", flush=True)
         results.append(bench_label_cache(name, path, images[: min(n, 16)], 100, repeats=reps))
-    for name, path, ims, texts in ([] if args.only_bf16 else itm):
-        print(f"match: {name} ...", flush=True)
-        results.append(bench_match(name, path, ims, texts, repeats=reps))
+    for task, name, path, ims, texts in ([] if args.only_bf16 else many):
+        print(f"{task}, one image with many texts: {name} ...", flush=True)
+        results.append(bench_many_texts(task, name, path, ims, texts, repeats=reps))
     if not args.no_bf16:
         for task, (name, path) in real.items():
             print(f"bf16: {task} {name} ...", flush=True)

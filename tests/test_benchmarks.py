@@ -73,10 +73,13 @@ def test_task_benchmark_runs_and_a_partial_run_keeps_the_other_rows(tmp_path):
     assert "| x pipeline per round |" in stdout
     assert [(r["task"], r["model"]) for r in rows] == [("caption", "shapes-blip-caption"), ("zero_shot", "shapes-clip"),
                                                        ("zero_shot x100 labels, 1 image/call", "shapes-clip"),
-                                                       ("match, 8 images x 16 texts", "shapes-blip-itm")]
+                                                       ("match, 8 images x 16 texts", "shapes-blip-itm"),
+                                                       ("answer, 1 image x 8 questions", "shapes-blip-vqa"),
+                                                       ("caption, 1 image x 16 samples", "shapes-blip-caption")]
     assert all(r["mmkit_img_s"] > 0 and len(r["vs_pipeline_rounds"]) == 1 for r in rows[:2])
     assert rows[2]["speedup"] > 1  # cached label embeddings beat re-encoding 100 labels
-    assert rows[3]["pairs"] == 128 and rows[3]["mmkit_pairs_s"] > 0 and "| x forward |" in stdout
-    caption, match = rows[0], rows[3]
-    _, rows = run("shapes-clip")  # rewrites the shapes-clip rows, keeps the caption and matching rows
-    assert len(rows) == 4 and rows[:2] == [caption, match] and {r["model"] for r in rows[2:]} == {"shapes-clip"}
+    assert [r["rows"] for r in rows[3:]] == [128, 8, 16] and all(r["mmkit_rows_s"] > 0 for r in rows[3:])
+    assert "| x transformers |" in stdout
+    others = [rows[0], *rows[3:]]
+    _, rows = run("shapes-clip")  # rewrites the shapes-clip rows, keeps the others
+    assert len(rows) == 6 and rows[:4] == others and {r["model"] for r in rows[4:]} == {"shapes-clip"}
