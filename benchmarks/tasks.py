@@ -265,19 +265,20 @@ def main(argv=None) -> int:
             real[task] = (name, str(random_model_dir(family, "base", tmp / family)))
             models[task].append(real[task])
     many = []  # (task, name, path, images, texts): an image with many texts
-    texts = {"match": [sc.caption for sc in ShapesWorld(16, seed=1, split="test")],  # 16 candidate captions
-             "answer": [q.question for sc in ShapesWorld(2, seed=1, split="test") for q in sc.qa][:8],
-             "caption": [""] * 16}  # 16 sampled captions
-    for task, bundled, family, name in (("match", "shapes-blip-itm", "blip-itm", "blip-itm-base"),
-                                        ("answer", "shapes-blip-vqa", "blip-vqa", "blip-vqa-base"),
-                                        ("caption", "shapes-blip-caption", "blip-caption", "blip-base")):
+    many_texts = {"match": [sc.caption for sc in ShapesWorld(16, seed=1, split="test")],  # 16 candidate captions
+                  "answer": [q.question for sc in ShapesWorld(2, seed=1, split="test") for q in sc.qa][:8],
+                  "caption": [""] * 16}  # 16 sampled captions
+    for task, bundled, family, name in (() if args.only_bf16 else (
+            ("match", "shapes-blip-itm", "blip-itm", "blip-itm-base"),
+            ("answer", "shapes-blip-vqa", "blip-vqa", "blip-vqa-base"),
+            ("caption", "shapes-blip-caption", "blip-caption", "blip-base"))):
         ims, path = images[:8] if task == "match" else images[:1], mmkit.config.models_dir() / bundled
         if keep(f"{bundled} ({task})") and (path / "config.json").exists():
-            many.append((task, bundled, str(path), ims, texts[task]))
+            many.append((task, bundled, str(path), ims, many_texts[task]))
         if keep(f"{name} (random init) ({task})"):
             path = real["caption"][1] if task == "caption" and "caption" in real else \
                 str(random_model_dir(family, "base", tmp / family))
-            many.append((task, f"{name} (random init)", path, images[:1], texts[task]))
+            many.append((task, f"{name} (random init)", path, images[:1], many_texts[task]))
     reps = args.repeats
 
     for name, path in ([] if args.only_bf16 else models["caption"]):
@@ -289,7 +290,7 @@ def main(argv=None) -> int:
     for name, path in ([] if args.only_bf16 else models["zero_shot"]):
         print(f"label cache: {name} ...", flush=True)
         results.append(bench_label_cache(name, path, images[: min(n, 16)], 100, repeats=reps))
-    for task, name, path, ims, texts in ([] if args.only_bf16 else many):
+    for task, name, path, ims, texts in many:
         print(f"{task}, one image with many texts: {name} ...", flush=True)
         results.append(bench_many_texts(task, name, path, ims, texts, repeats=reps))
     if not args.no_bf16:
