@@ -212,7 +212,7 @@ def _cross_attention(m, layer: int = 0):
 @pytest.fixture
 def absorbed_calls(monkeypatch):
     """Records, for every BLIP text attention call, whether the absorbed cross-attention was used."""
-    import mmkit.speedups as speedups
+    import mmkit.speedups.blip as speedups
 
     calls = []
     real = speedups._absorb
@@ -412,7 +412,7 @@ def test_captioning_decodes_greedily_only_where_that_is_what_generate_does(model
 
 
 def test_first_equal_rows_finds_copies_and_only_copies():
-    from mmkit.speedups import _first_equal_rows
+    from mmkit.speedups.blip import _first_equal_rows
 
     x = torch.randn(5, 3, 40, 40)
     assert _first_equal_rows(x) is None  # all different

@@ -61,7 +61,7 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     if do_sample and seed is not None:
         torch.manual_seed(seed)
     tok = m.processor.tokenizer
-    # plain greedy BLIP captioning skips generate's per-token bookkeeping, with the same result (speedups.py)
+    # plain greedy BLIP captioning skips generate's per-token bookkeeping, with the same result (mmkit/speedups/blip.py)
     greedy = (num_beams == 1 and not do_sample and set(generate_kwargs) <= {"min_new_tokens"}
               and can_decode_greedily(m.model))
 

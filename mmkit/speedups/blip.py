@@ -1,6 +1,5 @@
-"""Faster inference for loaded BLIP and CLIP models, with the same arithmetic up to float rounding.
-
-Seven places where transformers does more work than inference needs:
+"""Faster inference for BLIP: the same arithmetic as transformers' code up to float rounding (see the
+package docstring for the other speedups).
 
 1. BLIP's vision tower (`BlipAttention`) multiplies queries by keys, applies a softmax and multiplies by
    values in separate steps, whatever `attn_implementation` says. At 384x384 (577 tokens) that is most of
@@ -28,20 +27,6 @@ Seven places where transformers does more work than inference needs:
    `greedy_caption` loops over the decoder itself: the bundled captioner's calls on 32 images became 1.14x
    faster. `mmkit.caption` uses it only where `can_decode_greedily` says the result is the same.
 
-5. BLIP's and CLIP's encoder layers (`BlipEncoderLayer`, `CLIPEncoderLayer`) make a new tensor for the
-   activation and for each residual sum. The MLP's activation alone is 4 x hidden wide (for CLIP-B/32, 20 MB
-   for 32 images in every layer, and QuickGELU makes three such tensors), and on the hosts measured here
-   fresh memory costs more than the arithmetic that fills it (page faults). Without autograd the layer writes
-   those results into tensors it has just made instead: the same operations in the same order, so the same
-   numbers bit for bit. On a 2-core CPU the vision towers of the bundled captioner, BLIP-base and CLIP-B/32
-   became 1.2x, 1.07-1.10x and 1.08-1.15x faster.
-
-6. The PIL image processors (used where torchvision is not installed) go through each image alone: to a
-   numpy array, back to PIL to resize, then a float64 rescale, a normalisation and a channel move, each a new
-   array. `pil_pixels` resizes with the same PIL call, stacks the bytes and looks each byte up in a table of
-   256 values per channel computed by the processor's own arithmetic, so the pixels are bit for bit the
-   processor's. For 32 images on a 2-core CPU: 2.6 -> 0.8 ms for 64x64 scenes, about 1.5x faster at
-   BLIP-base's 384 x 384 and 1.7x at CLIP's 224 x 224 (18 images, photos among them).
 
 7. One image often fills several rows of a batch: sampled captions of one image, several questions about it,
    each scene's questions in an evaluation. BLIP's and BLIP-2's vision towers (`BlipVisionModel`,
@@ -51,9 +36,6 @@ Seven places where transformers does more work than inference needs:
    (5.7x), 8 questions about one image with BLIP-VQA-base 5.3 -> 1.3 s (4.0x), the bundled models 1.6x (16
    samples; 40 scenes' 318 questions). The task functions also load and preprocess an image object that
    appears several times only once (tasks/inputs.py).
-
-`fuse_attention` changes only the modules of the given model instance, never the classes; models loaded
-with `attention=True` are left alone (models.py): their maps come from transformers' own code.
 
 The absorbed cross-attention, for one head h with key/value weights Wk_h, Wv_h (d x E) and biases bk_h, bv_h,
 queries q (Lq x d) and image states X (S x E):
@@ -68,29 +50,6 @@ keys and values are already cached. Past ~60 generated tokens a cached projectio
 captions and answers are far shorter.
 """
 from __future__ import annotations
-
-import functools
-
-
-def fuse_attention(model) -> int:
-    """Give every module in `model` that has a faster forward here (BLIP's attention modules and text decoder,
-    BLIP's and CLIP's encoder layers, BLIP's and BLIP-2's vision towers) that forward; returns how many."""
-    n = 0
-    for module in model.modules():
-        forward, needs = _FORWARDS.get(type(module).__name__, (None, ()))
-        if forward and all(hasattr(module, a) for a in needs):
-            module.forward = _bound(forward, module)
-            n += 1
-    return n
-
-
-def _bound(forward, module):
-    """forward as a method of module that shows the signature of the class's forward (generate reads it)."""
-    @functools.wraps(type(module).forward.__get__(module))
-    def method(*args, **kwargs):
-        return forward(module, *args, **kwargs)
-
-    return method
 
 
 def _fused_forward(self, hidden_states, *args, **kwargs):
@@ -273,97 +232,6 @@ def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30
     return torch.cat(out, dim=1)
 
 
-def _layer_forward(self, hidden_states, *args, **kwargs):
-    """BlipEncoderLayer / CLIPEncoderLayer forward without autograd, writing the activation and both residual
-    sums into tensors the layer has just made instead of new ones (module docstring, 5.).
-
-    The same operations in the same order as transformers' forward, so the same numbers bit for bit. Runs the
-    original while gradients are recorded (an in-place activation would break backward), in training, and for
-    positional arguments it does not know."""
-    import torch
-
-    if self.training or torch.is_grad_enabled() or len(args) > 1:
-        return type(self).forward(self, hidden_states, *args, **kwargs)
-    h = self.self_attn(self.layer_norm1(hidden_states), *args, **kwargs)[0]  # (B, N, D); args: CLIP's mask
-    h += hidden_states  # h is the attention's new output tensor; the layer's input is left as it was
-    mlp = self.mlp
-    out = mlp.fc2(_activate_(mlp.activation_fn, mlp.fc1(self.layer_norm2(h))))
-    out += h
-    return out
-
-
-def _activate_(act, y):
-    """act(y), written into y for the activations here (GELU, QuickGELU); others return a new tensor."""
-    import torch
-
-    name = type(act).__name__
-    if name == "GELUActivation" and getattr(act, "act", None) is torch.nn.functional.gelu:
-        return torch.ops.aten.gelu_(y)  # the exact (erf) GELU, as F.gelu computes it
-    if name == "QuickGELUActivation":  # y * sigmoid(1.702 y), with one temporary instead of three
-        s = y * 1.702
-        return y.mul_(s.sigmoid_())
-    return act(y)
-
-
-def pil_pixels(processor, images):
-    """processor(images=images, return_tensors="pt")["pixel_values"] for RGB PIL images, in one pass (module
-    docstring, 6.); None where this cannot promise the processor's exact numbers, and the caller runs it.
-
-    Taken for transformers' PIL-backend image processors that keep the backend's own steps (resize to a fixed
-    size or by the shortest edge, centre crop, rescale, normalise; no padding): BLIP's and CLIP's, not ViLT's."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    try:
-        from transformers.image_processing_backends import PilBackend
-        from transformers.image_transforms import get_resize_output_image_size
-        from transformers.image_utils import ChannelDimension
-    except ImportError:  # a transformers version without this backend: the processor decides
-        return None
-    p, cls = processor, type(processor)
-    if (getattr(p, "backend", None) != "pil" or not images
-            or any(getattr(cls, f, None) is not getattr(PilBackend, f, 0) for f in _PIL_STEPS)
-            or getattr(p, "do_pad", None) or not p.do_rescale or not isinstance(p.resample, int)
-            or (p.do_normalize and any(np.size(v) not in (1, 3) for v in (p.image_mean, p.image_std)))
-            or any(not isinstance(im, Image.Image) or im.mode != "RGB" for im in images)):
-        return None
-    size, crop = _size(p.size if p.do_resize else None), _size(p.crop_size if p.do_center_crop else None)
-    if ((p.do_resize and size is None) or (p.do_center_crop and (crop is None or crop[0] is None))
-            or ((size is None or size[0] is None) and not p.do_center_crop)):
-        return None  # a size rule not covered here, or sizes that could differ between images
-
-    def one(im):  # (H, W, 3) uint8 array, as the processor's resize and crop leave it
-        if p.do_resize:
-            hw = size if size[0] is not None else get_resize_output_image_size(
-                np.broadcast_to(np.uint8(0), (3, im.height, im.width)), size=size[1], default_to_square=False,
-                input_data_format=ChannelDimension.FIRST)
-            im = im.resize(hw[::-1], resample=p.resample)  # PIL returns a copy when the size is already right
-        a = np.asarray(im)
-        if p.do_center_crop:
-            (ch, cw), (h, w) = crop, a.shape[:2]
-            if ch > h or cw > w:
-                return None  # the processor pads here
-            a = a[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-        return a
-
-    arrays = [one(im) for im in images]
-    if any(a is None or a.shape != arrays[0].shape for a in arrays):
-        return None
-    # A byte has 256 values, so each channel's rescale and normalisation is a table of 256 floats, computed by
-    # the processor's arithmetic: a float64 product rounded to float32, then (x - mean) / std in float32.
-    table = (torch.arange(256, dtype=torch.float64) * p.rescale_factor).float().expand(3, 256)
-    if p.do_normalize:
-        mean, std = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1) for v in (p.image_mean, p.image_std))
-        table = (table - mean) / std
-    table = table.contiguous().numpy()  # (3, 256)
-    a = np.stack(arrays)  # (B, H, W, 3) uint8
-    out = np.empty((a.shape[0], 3, *a.shape[1:3]), dtype=np.float32)  # (B, 3, H, W)
-    for c in range(3):
-        out[:, c] = table[c][a[..., c]]  # (np.take was as fast in some processes and 5x slower in others)
-    return torch.from_numpy(out)
-
-
 def _distinct_forward(self, *args, **kwargs):
     """BlipVisionModel / Blip2VisionModel forward that encodes each distinct image of a batch once (module
     docstring, 7.), and gives every row the states of its image.
@@ -404,34 +272,3 @@ def _first_equal_rows(x) -> list | None:
         if first[i] == i:
             same.append(i)
     return None if first == list(range(len(x))) else first
-
-
-# what a processor class may not replace for pil_pixels to stand in for it (each is PilBackend's or inherited by it)
-_PIL_STEPS = ("__call__", "preprocess", "_preprocess_image_like_inputs", "_preprocess", "process_image", "resize",
-              "center_crop", "rescale", "normalize")
-
-
-def _size(s):
-    """(height, width) for a fixed size, (None, edge) for a shortest edge alone, None for any other rule or none;
-    read in the order PilBackend.resize reads them."""
-    if s is None:
-        return None
-    get = s.get if isinstance(s, dict) else (lambda k: getattr(s, k, None))
-    if get("shortest_edge"):
-        return None if get("longest_edge") else (None, int(get("shortest_edge")))
-    if get("max_height") or get("max_width") or not (get("height") and get("width")):
-        return None
-    return int(get("height")), int(get("width"))
-
-
-# class name -> (its faster forward, the attributes that forward reads)
-_FORWARDS = {
-    "BlipEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
-    "CLIPEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
-    "BlipAttention": (_fused_forward, ("qkv", "projection", "num_heads", "scale")),
-    "BlipTextSelfAttention": (_absorbed_forward, ("query", "key", "value", "num_attention_heads",
-                                                  "attention_head_size", "all_head_size", "layer_idx")),
-    "BlipTextLMHeadModel": (_decoder_forward, ("bert", "cls")),
-    "BlipVisionModel": (_distinct_forward, ("embeddings", "encoder")),
-    "Blip2VisionModel": (_distinct_forward, ("embeddings", "encoder")),
-}

@@ -1,0 +1,58 @@
+"""Faster inference for loaded BLIP and CLIP models, with the same arithmetic up to float rounding.
+
+Seven places where transformers does more work than inference needs, each explained where it is built:
+
+- `blip.py`: (1) BLIP's vision attention in one fused call, (2) the text decoder's cross-attention with the
+  key/value projections moved onto the few queries, (3) a lean decoder step, (4) a greedy captioning loop
+  without generate's per-token bookkeeping, (7) each distinct image of a batch through the vision tower once;
+- `layers.py`: (5) encoder layers that write into tensors they have just made;
+- `pixels.py`: (6) the PIL image processors' pixels in one pass.
+
+`fuse_attention` changes only the modules of the given model instance, never the classes; models loaded
+with `attention=True` are left alone (models.py): their maps come from transformers' own code. Each speedup
+is tested against transformers' own code in tests/test_speedups.py, and measured in benchmarks/.
+"""
+from __future__ import annotations
+
+import functools
+
+from .blip import (_absorbed_forward, _decoder_forward, _distinct_forward, _fused_forward, cache_keyword,
+                   can_decode_greedily, greedy_caption)
+from .layers import _layer_forward
+from .pixels import pil_pixels
+
+__all__ = ["fuse_attention", "cache_keyword", "can_decode_greedily", "greedy_caption", "pil_pixels"]
+
+
+def fuse_attention(model) -> int:
+    """Give every module in `model` that has a faster forward here (BLIP's attention modules and text decoder,
+    BLIP's and CLIP's encoder layers, BLIP's and BLIP-2's vision towers) that forward; returns how many."""
+    n = 0
+    for module in model.modules():
+        forward, needs = _FORWARDS.get(type(module).__name__, (None, ()))
+        if forward and all(hasattr(module, a) for a in needs):
+            module.forward = _bound(forward, module)
+            n += 1
+    return n
+
+
+def _bound(forward, module):
+    """forward as a method of module that shows the signature of the class's forward (generate reads it)."""
+    @functools.wraps(type(module).forward.__get__(module))
+    def method(*args, **kwargs):
+        return forward(module, *args, **kwargs)
+
+    return method
+
+
+# class name -> (its faster forward, the attributes that forward reads)
+_FORWARDS = {
+    "BlipEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
+    "CLIPEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
+    "BlipAttention": (_fused_forward, ("qkv", "projection", "num_heads", "scale")),
+    "BlipTextSelfAttention": (_absorbed_forward, ("query", "key", "value", "num_attention_heads",
+                                                  "attention_head_size", "all_head_size", "layer_idx")),
+    "BlipTextLMHeadModel": (_decoder_forward, ("bert", "cls")),
+    "BlipVisionModel": (_distinct_forward, ("embeddings", "encoder")),
+    "Blip2VisionModel": (_distinct_forward, ("embeddings", "encoder")),
+}
