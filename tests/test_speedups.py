@@ -1,6 +1,6 @@
 """BLIP and CLIP speedups (fused vision attention, absorbed text cross-attention, lean decoder steps, in-place
-encoder layers, one-pass PIL preprocessing, each distinct image of a batch encoded once): the same outputs as
-transformers' code, and used only where attention maps are not needed."""
+encoder layers, one-pass PIL preprocessing, each distinct image of a batch encoded once, CLIP's last layer for
+the CLS token alone): the same outputs as transformers' code, and used only where attention maps are not needed."""
 import contextlib
 import functools
 import inspect
@@ -133,6 +133,62 @@ def test_in_place_encoder_layers_step_aside_for_gradients_and_training(monkeypat
     finally:
         m.model.eval()
     assert len(calls) == 2 * n
+
+
+@pytest.mark.parametrize("name, size", [("shapes-clip", None), ("clip", "base")])
+def test_clip_image_features_run_the_last_layer_for_cls_alone_with_the_same_embeddings(name, size, model_dirs,
+                                                                                      scenes):
+    from mmkit.speedups import clip_image_features
+
+    m = mmkit.load_model(name if size is None else model_dirs(name, size))
+    px = _pixels(m, scenes.images)["pixel_values"]
+    last = m.model.vision_model.encoder.layers[-1]
+    fc1_rows = []  # rows of each input to the last layer's MLP
+    hook = last.mlp.fc1.register_forward_pre_hook(lambda mod, args: fc1_rows.append(args[0][..., 0].numel()))
+    try:
+        with torch.inference_mode():
+            ours = clip_image_features(m.model, px)
+            ref = m.model.get_image_features(pixel_values=px)
+    finally:
+        hook.remove()
+    ref = getattr(ref, "pooler_output", ref)
+    assert ours.shape == ref.shape == (len(px), m.model.config.projection_dim)
+    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    n = m.model.vision_model.embeddings.num_positions  # CLS + patches
+    assert fc1_rows == [len(px), len(px) * n]  # the last layer's MLP saw one row per image; transformers' all of them
+
+
+def test_clip_image_features_step_aside_where_they_do_not_apply(model_dirs, scenes, monkeypatch):
+    from mmkit.speedups import clip_image_features
+
+    m = mmkit.load_model("shapes-clip")
+    px = _pixels(m, scenes.images[:2])["pixel_values"]
+    assert clip_image_features(m.model, px) is None  # gradients recorded (Grad-CAM): transformers' code
+    with torch.inference_mode():
+        align = mmkit.load_model("shapes-align")
+        assert clip_image_features(align.model, _pixels(align, scenes.images[:2])["pixel_values"]) is None
+        m.model.train()
+        try:
+            assert clip_image_features(m.model, px) is None
+        finally:
+            m.model.eval()
+    # the task functions take it for CLIP, and not for a model loaded for attention maps
+    import mmkit.tasks.embeddings as emb
+
+    used = []
+    monkeypatch.setattr(emb, "clip_image_features", lambda model, px: used.append(len(px)))  # None: the fallback
+    ref = mmkit.embed_images(m, scenes.images)
+    assert used == [len(scenes.images)] and ref.shape[0] == len(scenes.images)
+    mmkit.embed_images(mmkit.load_model("shapes-clip", attention=True), scenes.images)
+    assert used == [len(scenes.images)]
+    monkeypatch.undo()
+    assert torch.allclose(mmkit.embed_images(m, scenes.images), ref, atol=1e-5)
+    probs = mmkit.zero_shot(m, scenes.images, ["red circle", "blue square", "green triangle"])
+    monkeypatch.setattr(emb, "clip_image_features", lambda model, px: None)
+    m.cache.clear()
+    assert [max(p, key=p.get) for p in probs] == [max(p, key=p.get) for p in
+                                                  mmkit.zero_shot(m, scenes.images, ["red circle", "blue square",
+                                                                                     "green triangle"])]
 
 
 def _processors():

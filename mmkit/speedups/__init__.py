@@ -1,11 +1,12 @@
 """Faster inference for loaded BLIP and CLIP models, with the same arithmetic up to float rounding.
 
-Seven places where transformers does more work than inference needs, each explained where it is built:
+Eight places where transformers does more work than inference needs, each explained where it is built:
 
 - `blip.py`: (1) BLIP's vision attention in one fused call, (2) the text decoder's cross-attention with the
   key/value projections moved onto the few queries, (3) a lean decoder step, (4) a greedy captioning loop
   without generate's per-token bookkeeping, (7) each distinct image of a batch through the vision tower once;
-- `layers.py`: (5) encoder layers that write into tensors they have just made;
+- `layers.py`: (5) encoder layers that write into tensors they have just made, (8) CLIP's image embedding
+  with the last layer run for the CLS token alone;
 - `pixels.py`: (6) the PIL image processors' pixels in one pass.
 
 `fuse_attention` changes only the modules of the given model instance, never the classes; models loaded
@@ -18,10 +19,11 @@ import functools
 
 from .blip import (_absorbed_forward, _decoder_forward, _distinct_forward, _fused_forward, cache_keyword,
                    can_decode_greedily, greedy_caption)
-from .layers import _layer_forward
+from .layers import _layer_forward, clip_image_features
 from .pixels import pil_pixels
 
-__all__ = ["fuse_attention", "cache_keyword", "can_decode_greedily", "greedy_caption", "pil_pixels"]
+__all__ = ["fuse_attention", "cache_keyword", "can_decode_greedily", "greedy_caption", "clip_image_features",
+           "pil_pixels"]
 
 
 def fuse_attention(model) -> int:

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ..errors import InputError
 from ..models import Loaded
+from ..speedups import clip_image_features
 from .inputs import BATCH_SIZE, _batched, _images, _model, _pixels, _texts, _tokenize, _whole
 
 
@@ -22,8 +23,9 @@ def _embed_images(m: Loaded, images: list, batch_size: int):
         if m.spec.family == "blip-itm":
             h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
             f = m.model.vision_proj(h[:, 0, :])  # (B, E) from the CLS token
-        else:
-            f = _feature(m.model.get_image_features(pixel_values=px))  # (B, E)
+        else:  # CLIP: the last layer for the CLS token alone (speedups/layers.py, 8.), unless maps are wanted
+            f = None if m.attention else clip_image_features(m.model, px)
+            f = _feature(m.model.get_image_features(pixel_values=px)) if f is None else f  # (B, E)
         return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
 
     with torch.inference_mode():
