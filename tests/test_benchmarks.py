@@ -38,6 +38,35 @@ def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch)
     assert calls == ["a", "b"] + ["a"] * 3 + ["b"] + ["a"] * 3 + ["b"]
 
 
+def test_matmul_floor_records_and_replays_the_products_a_call_runs():
+    import floor
+    import torch
+
+    torch.manual_seed(0)
+    patches = torch.nn.Conv2d(3, 8, kernel_size=4, stride=4)  # a patch embedding: 16 patches of a 16 x 16 image
+    model = torch.nn.ModuleDict({"patches": patches, "lin": torch.nn.Linear(8, 5),
+                                 "head": torch.nn.Linear(5, 2, bias=False)})
+    px = torch.randn(2, 3, 16, 16)
+
+    def call():
+        x = model["patches"](px).flatten(2).transpose(1, 2)  # (2, 16, 8)
+        return model["head"](model["lin"](x)[:, 0])  # (2, 2) from the first token
+
+    with floor.recording(model) as products:
+        call()
+    assert [(tuple(w.shape), b is not None, rows) for w, b, rows in products] == [
+        ((8, 48), True, 32), ((5, 8), True, 32), ((2, 5), False, 2)]  # (N, K), bias, M
+    assert not any(m._forward_hooks for m in model.values())  # the hooks are gone after the block
+    # the convolution is the product it is counted as: unfolded patches times the flattened weight
+    unfolded = torch.nn.functional.unfold(px, kernel_size=4, stride=4).transpose(1, 2)  # (2, 16, 48)
+    w, b, _ = products[0]
+    assert torch.allclose(unfolded @ w.T + b, patches(px).flatten(2).transpose(1, 2), atol=1e-5)
+    run, gflop = floor.matmul_floor(model, call)
+    assert gflop == 2 * (8 * 48 * 32 + 5 * 8 * 32 + 2 * 5 * 2) / 1e9
+    run()
+    assert floor.square_rate(64, repeats=1) > 0
+
+
 def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
     out, scratch = tmp_path / "gpu.json", tmp_path / "scratch"
     scratch.mkdir()
@@ -78,6 +107,9 @@ def test_task_benchmark_runs_and_a_partial_run_keeps_the_other_rows(tmp_path):
                                                        ("caption, 1 image x 16 samples", "shapes-blip-caption")]
     assert all(r["mmkit_img_s"] > 0 and len(r["vs_pipeline_rounds"]) == 1 for r in rows[:2])
     assert rows[2]["speedup"] > 1  # cached label embeddings beat re-encoding 100 labels
+    assert "| x pipeline at most |" in stdout  # zero-shot: mmkit's matrix products replayed alone
+    assert rows[1]["floor_img_s"] > rows[1]["mmkit_img_s"] > 0 and rows[1]["floor_gflop_s"] > 0
+    assert rows[1]["vs_pipeline_at_most"] > rows[1]["vs_pipeline"] * 0.5
     assert [r["rows"] for r in rows[3:]] == [128, 8, 16] and all(r["mmkit_rows_s"] > 0 for r in rows[3:])
     assert "| x transformers |" in stdout
     others = [rows[0], *rows[3:]]
