@@ -513,7 +513,8 @@ def test_one_image_many_texts_gives_the_same_results_with_one_vision_pass(monkey
                  for m in (cap, vqa)]
         results[plain] = (mmkit.caption(cap, [image] * 6, do_sample=True, temperature=3.0, seed=3),
                           mmkit.answer(vqa, image, questions),
-                          mmkit.answer(vqa, [s.image for s in scenes for _ in s.qa], [q.question for s in scenes for q in s.qa]),
+                          mmkit.answer(vqa, [s.image for s in scenes for _ in s.qa],
+                                       [q.question for s in scenes for q in s.qa]),
                           seen)
         for h in hooks:
             h.remove()

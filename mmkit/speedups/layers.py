@@ -53,7 +53,6 @@ def _activate_(act, y):
     return act(y)
 
 
-
 def clip_image_features(model, pixel_values):
     """CLIPModel.get_image_features(pixel_values).pooler_output, (B, E), with the last encoder layer run for the
     CLS token alone (module docstring, 8.); None where this does not apply, and the caller runs transformers'.
@@ -76,11 +75,11 @@ def clip_image_features(model, pixel_values):
     last, a = layers[-1], layers[-1].self_attn
     x = last.layer_norm1(h)  # (B, N, D)
     b, n, d = x.shape
-    q = a.q_proj(x[:, :1]).view(b, 1, a.num_heads, a.head_dim).transpose(1, 2)  # (B, H, 1, d): the CLS query only
-    k, v = (f(x).view(b, n, a.num_heads, a.head_dim).transpose(1, 2) for f in (a.k_proj, a.v_proj))  # (B, H, N, d)
-    ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=a.scale)  # (B, H, 1, d)
+    q = a.q_proj(x[:, :1]).view(b, 1, a.num_heads, a.head_dim).transpose(1, 2)  # (B, H, 1, D/H): CLS asks alone
+    k, v = (f(x).view(b, n, a.num_heads, a.head_dim).transpose(1, 2) for f in (a.k_proj, a.v_proj))  # (B, H, N, D/H)
+    ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=a.scale)  # (B, H, 1, D/H)
     c = a.out_proj(ctx.transpose(1, 2).reshape(b, 1, d))  # (B, 1, D)
-    c += h[:, :1]
+    c += h[:, :1]  # c is new: the residual sum goes into it
     mlp = last.mlp
     out = mlp.fc2(_activate_(mlp.activation_fn, mlp.fc1(last.layer_norm2(c))))
     out += c
