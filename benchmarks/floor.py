@@ -11,6 +11,7 @@ how close to the machine's rate the products themselves run.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import torch
 
@@ -69,8 +70,6 @@ def matmul_floor(model, fn):
 
 def square_rate(n: int = 2048, repeats: int = 3) -> float:
     """GFLOP/s of an (n x n) x (n x n) fp32 product on the CPU, the best of `repeats`: the machine's rate."""
-    import time
-
     a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
     torch.mm(a, b, out=out)
     best = float("inf")

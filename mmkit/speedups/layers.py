@@ -34,8 +34,14 @@ def _layer_forward(self, hidden_states, *args, **kwargs):
         return type(self).forward(self, hidden_states, *args, **kwargs)
     h = self.self_attn(self.layer_norm1(hidden_states), *args, **kwargs)[0]  # (B, N, D); args: CLIP's mask
     h += hidden_states  # h is the attention's new output tensor; the layer's input is left as it was
-    mlp = self.mlp
-    out = mlp.fc2(_activate_(mlp.activation_fn, mlp.fc1(self.layer_norm2(h))))
+    return _mlp_block(self, h)
+
+
+def _mlp_block(layer, h):
+    """h + layer.mlp(layer.layer_norm2(h)), h (B, N, D), as transformers computes it, with the activation and the
+    residual sum written into the tensors the MLP has just made."""
+    mlp = layer.mlp
+    out = mlp.fc2(_activate_(mlp.activation_fn, mlp.fc1(layer.layer_norm2(h))))
     out += h
     return out
 
@@ -80,7 +86,4 @@ def clip_image_features(model, pixel_values):
     ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=a.scale)  # (B, H, 1, D/H)
     c = a.out_proj(ctx.transpose(1, 2).reshape(b, 1, d))  # (B, 1, D)
     c += h[:, :1]  # c is new: the residual sum goes into it
-    mlp = last.mlp
-    out = mlp.fc2(_activate_(mlp.activation_fn, mlp.fc1(last.layer_norm2(c))))
-    out += c
-    return model.visual_projection(vm.post_layernorm(out[:, 0]))  # (B, E)
+    return model.visual_projection(vm.post_layernorm(_mlp_block(last, c)[:, 0]))  # (B, E)
