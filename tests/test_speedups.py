@@ -158,7 +158,7 @@ def test_clip_image_features_run_the_last_layer_for_cls_alone_with_the_same_embe
     assert fc1_rows == [len(px), len(px) * n]  # the last layer's MLP saw one row per image; transformers' all of them
 
 
-def test_clip_image_features_step_aside_where_they_do_not_apply(model_dirs, scenes, monkeypatch):
+def test_clip_image_features_step_aside_where_they_do_not_apply(scenes, monkeypatch):
     from mmkit.speedups import clip_image_features
 
     m = mmkit.load_model("shapes-clip")
@@ -183,12 +183,12 @@ def test_clip_image_features_step_aside_where_they_do_not_apply(model_dirs, scen
     assert used == [len(scenes.images)]
     monkeypatch.undo()
     assert torch.allclose(mmkit.embed_images(m, scenes.images), ref, atol=1e-5)
-    probs = mmkit.zero_shot(m, scenes.images, ["red circle", "blue square", "green triangle"])
+    labels = ["red circle", "blue square", "green triangle"]
+    probs = mmkit.zero_shot(m, scenes.images, labels)
     monkeypatch.setattr(emb, "clip_image_features", lambda model, px: None)
     m.cache.clear()
-    assert [max(p, key=p.get) for p in probs] == [max(p, key=p.get) for p in
-                                                  mmkit.zero_shot(m, scenes.images, ["red circle", "blue square",
-                                                                                     "green triangle"])]
+    plain = mmkit.zero_shot(m, scenes.images, labels)  # transformers' get_image_features
+    assert [max(p, key=p.get) for p in probs] == [max(p, key=p.get) for p in plain]
 
 
 def _processors():
