@@ -4,12 +4,12 @@
 """
 from . import config, data, viz
 from .data import ShapesWorld, load_image
-from .errors import InputError, ResourceError
+from .errors import InputError, OutOfDomainWarning, ResourceError
 from .models import Loaded, list_models, load_model
 from .attention import AttentionMaps, attention_maps
 from .tasks import answer, caption, embed_images, embed_texts, match, retrieve, zero_shot
 
 __version__ = "0.1.0"
 
-__all__ = ["AttentionMaps", "InputError", "Loaded", "ResourceError", "ShapesWorld", "answer", "attention_maps", "caption", "config", "data", "embed_images",
+__all__ = ["AttentionMaps", "InputError", "Loaded", "OutOfDomainWarning", "ResourceError", "ShapesWorld", "answer", "attention_maps", "caption", "config", "data", "embed_images",
            "embed_texts", "list_models", "load_image", "load_model", "match", "retrieve", "viz", "zero_shot"]

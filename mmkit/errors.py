@@ -26,6 +26,10 @@ def describe(x: object, limit: int = 60) -> str:
     return f"{type(x).__name__} object"
 
 
+class OutOfDomainWarning(UserWarning):
+    """A bundled (ShapesWorld) model was given a picture unlike anything it was trained on; the result still comes back."""
+
+
 class ResourceError(RuntimeError):
     """The machine ran out of a resource (GPU memory) even after retrying; the message names the fixes."""
 
