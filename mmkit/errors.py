@@ -43,6 +43,10 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     import sys
     import warnings
 
+    from .notices import record
+
+    if record(message, category):  # a panel or the CLI is collecting out-of-domain notices: it shows them
+        return
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
