@@ -382,7 +382,7 @@ def list_cases(models, good):
         "texts_empty": (lambda: mmkit.embed_texts(clip, []), "non-empty list"),
         "retrieve_gallery_empty": (lambda: mmkit.retrieve(clip, "a", []), "gallery"),
         "retrieve_mixed_queries": (lambda: mmkit.retrieve(clip, ["a", good], [good]), "mix"),
-        "retrieve_k_zero": (lambda: mmkit.retrieve(clip, "a", [good], k=0), "at least 1"),
+        "retrieve_k_zero": (lambda: mmkit.retrieve(clip, "a", [good], k=0), "from 1"),
         "retrieve_k_text": (lambda: mmkit.retrieve(clip, "a", [good], k="3"), "whole number"),
         "retrieve_nan_gallery": (lambda: mmkit.retrieve(clip, "a", mmkit.embed_images(clip, good) * float("nan")), "NaN"),
         "batch_size_zero": (lambda: mmkit.embed_images(clip, good, batch_size=0), "batch_size"),

@@ -4,10 +4,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
+from ..domain import check as check_domain
 from ..errors import InputError
 from ..models import Loaded
 from ..speedups import clip_image_features
-from .inputs import BATCH_SIZE, _batched, _images, _model, _pixels, _texts, _tokenize, _whole
+from ..options import check_option, check_templates
+from .inputs import BATCH_SIZE, _batched, _images, _model, _pixels, _texts, _tokenize
 
 
 def _feature(out):
@@ -56,6 +58,7 @@ def embed_images(m, images, batch_size: int = BATCH_SIZE):
     """L2-normalised image embeddings, a float32 CPU tensor of shape (N, D) (N = 1 for one image)."""
     m = _model(m, "embed_images")
     ims, _ = _images(images)
+    check_domain(m, ims, "embedding")  # a bundled model warns on pictures with no shapes
     return _embed_images(m, ims, batch_size)
 
 
@@ -111,13 +114,10 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
     dup = sorted({x for x in labs if labs.count(x) > 1})
     if dup:
         raise InputError(f"duplicate labels {dup}: each class name must appear once")
-    if templates is None:
-        templates = [m.spec.zero_shot_template]
-    elif isinstance(templates, str):
-        templates = [templates]
-    if not templates or any(not isinstance(t, str) or "{}" not in t for t in templates):
-        raise InputError(f"templates {templates!r}: each must be a string containing '{{}}' where the label goes")
+    templates = check_templates(templates) or (m.spec.zero_shot_template,)
+    batch_size = check_option("batch_size", batch_size)
     ims, single = _images(images)
+    check_domain(m, ims, "zero-shot result")
     text_emb = _label_embeddings(m, tuple(labs), tuple(templates))  # (L, D)
     image_emb = _embed_images(m, ims, batch_size)  # (N, D)
     probs = (_logit_scale(m) * image_emb @ text_emb.T).softmax(dim=-1)  # (N, L)
@@ -133,7 +133,9 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
     import torch
 
     m = _model(m, "match")
+    paired, batch_size = check_option("paired", paired), check_option("batch_size", batch_size)
     ims, _ = _images(images)
+    check_domain(m, ims, "match score")
     ts, _ = _texts(texts)
     if paired and len(ims) != len(ts):
         raise InputError(f"paired=True needs as many images as texts, got {len(ims)} images and {len(ts)} texts")
@@ -198,6 +200,27 @@ class Hit(NamedTuple):
     item: object  # the gallery entry (image or text), or None for precomputed embeddings
 
 
+def _gallery_embeddings(gallery, width: int):
+    """Precomputed gallery embeddings (N, D) as L2-normalised float32 CPU rows, or InputError naming the fix."""
+    import torch
+
+    how = "compute them with embed_images/embed_texts of the same model"
+    if gallery.layout != torch.strided or gallery.is_meta:
+        raise InputError(f"the gallery embeddings are a {gallery.layout} tensor on {gallery.device}, with no values to "
+                         f"read; pass a dense tensor with values (e.g. gallery.to_dense()), or {how}")
+    if not gallery.is_floating_point():
+        raise InputError(f"the gallery embeddings have dtype {gallery.dtype}; they must be floats: {how}")
+    if gallery.dim() != 2 or gallery.shape[1] != width:
+        raise InputError(f"gallery embeddings of shape {tuple(gallery.shape)} do not fit queries of width {width}; {how}")
+    g = gallery.detach().float().cpu()
+    if len(g) == 0 or not torch.isfinite(g).all():
+        raise InputError(f"the gallery embeddings are empty or contain NaN/inf; {how}")
+    zero = (g.norm(dim=-1) == 0).nonzero().flatten().tolist()
+    if zero:
+        raise InputError(f"gallery rows {zero[:5]} are all zeros and have no direction to compare; {how}")
+    return torch.nn.functional.normalize(g, dim=-1)
+
+
 def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     """Top-k retrieval: a text query searches a gallery of images, an image query a gallery of texts.
 
@@ -209,7 +232,7 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     import torch
 
     m = _model(m, "retrieve")
-    k = _whole(k, "k")
+    k, batch_size = check_option("k", k), check_option("batch_size", batch_size)
     many = isinstance(query, (list, tuple))
     queries = list(query) if many else [query]
     if not queries:
@@ -219,12 +242,7 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
         raise InputError("mix of text and image queries; pass only texts or only images")
     q_emb = _embed_texts(m, _texts(queries, "query")[0]) if text_query else _embed_images(m, _images(queries)[0], batch_size)
     if isinstance(gallery, torch.Tensor):
-        if gallery.dim() != 2 or gallery.shape[1] != q_emb.shape[1]:
-            raise InputError(f"gallery embeddings of shape {tuple(gallery.shape)} do not fit queries of width "
-                             f"{q_emb.shape[1]}; compute them with embed_images/embed_texts of the same model")
-        if len(gallery) == 0 or not torch.isfinite(gallery).all():
-            raise InputError("the gallery embeddings are empty or contain NaN/inf; recompute them with embed_images")
-        g_emb, items = torch.nn.functional.normalize(gallery.float().cpu(), dim=-1), [None] * len(gallery)
+        g_emb, items = _gallery_embeddings(gallery, q_emb.shape[1]), [None] * len(gallery)
     else:
         if not isinstance(gallery, (list, tuple)) or not gallery:
             raise InputError("the gallery must be a non-empty list of images or texts, or an (N, D) tensor")

@@ -1,35 +1,31 @@
 """Generative tasks: caption (greedy, beam, sampling) and answer (VQA), plus the decoding-option check."""
 from __future__ import annotations
 
+from ..domain import check as check_domain
 from ..errors import InputError, warn
+from ..options import check_generate_options, check_option
 from ..speedups import can_decode_greedily, greedy_caption
-from .inputs import (BATCH_SIZE, _batched, _images, _max_len, _model, _pixels, _text, _texts, _tokenize,
+from .inputs import (BATCH_SIZE, _batched, _images, _max_len, _model, _pixels, _texts, _tokenize,
                      _with_image_tokens)
 
 
 def check_decoding(max_new_tokens: int = 30, num_beams: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                    top_k: int | None = None) -> None:
     """Raise InputError, naming the fix, on decoding options no decoder can use (shared with mmkit.captioning)."""
-    if num_beams < 1 or max_new_tokens < 1:
-        raise InputError("num_beams and max_new_tokens must be at least 1")
-    if temperature <= 0:
-        raise InputError(f"temperature={temperature} must be > 0 (use do_sample=False for greedy decoding)")
-    if not 0 < top_p <= 1:
-        raise InputError(f"top_p={top_p} must be in (0, 1]")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"top_k={top_k} must be >= 1 (or None for no top-k filter)")
+    check_generate_options(dict(max_new_tokens=max_new_tokens, num_beams=num_beams, temperature=temperature,
+                                top_p=top_p, top_k=top_k))
 
 
-def _generate_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, top_k, length_penalty, extra):
-    check_decoding(max_new_tokens, num_beams, temperature, top_p, top_k)
-    kw = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
-    if do_sample:
-        kw.update(temperature=temperature, top_p=top_p)
-        if top_k is not None:
-            kw["top_k"] = top_k
-    if num_beams > 1:
-        kw["length_penalty"] = length_penalty
-    kw.update(extra)
+def _generate_kwargs(opts: dict) -> dict:
+    """generate's keyword arguments from checked options: sampling and beam options only where they apply."""
+    kw = dict(opts)
+    if not kw["do_sample"]:
+        for name in ("temperature", "top_p", "top_k"):
+            kw.pop(name, None)
+    elif kw.get("top_k") is None:
+        kw.pop("top_k", None)
+    if kw["num_beams"] == 1:
+        kw.pop("length_penalty", None)
     return kw
 
 
@@ -46,11 +42,13 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     import torch
 
     m = _model(m, "caption")
+    kw = _generate_kwargs(check_generate_options(dict(
+        max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample, temperature=temperature, top_p=top_p,
+        top_k=top_k, length_penalty=length_penalty, **generate_kwargs)))
+    seed, batch_size, prompt = check_option("seed", seed), check_option("batch_size", batch_size), check_option(
+        "prompt", prompt)
     ims, single = _images(images)
-    kw = _generate_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, top_k, length_penalty,
-                          generate_kwargs)
-    if prompt is not None:
-        prompt = _text(prompt, "prompt")
+    check_domain(m, ims, "caption")  # a bundled model warns on pictures with no shapes
     room = _max_len(m) - (len(_tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
     if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
         if room < 1:
@@ -58,11 +56,13 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
         warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is "
                       f"{_max_len(m)} tokens")
         kw["max_new_tokens"] = room
-    if do_sample and seed is not None:
+        if kw.get("min_new_tokens", 0) > room:
+            kw["min_new_tokens"] = room
+    if kw["do_sample"] and seed is not None:
         torch.manual_seed(seed)
     tok = m.processor.tokenizer
     # plain greedy BLIP captioning skips generate's per-token bookkeeping, with the same result (mmkit/speedups/blip.py)
-    greedy = (num_beams == 1 and not do_sample and set(generate_kwargs) <= {"min_new_tokens"}
+    greedy = (kw["num_beams"] == 1 and not kw["do_sample"] and set(generate_kwargs) <= {"min_new_tokens"}
               and can_decode_greedily(m.model))
 
     def step(sl):
@@ -93,7 +93,10 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     import torch
 
     m = _model(m, "answer")
+    max_new_tokens = check_option("max_new_tokens", max_new_tokens)
+    batch_size = check_option("batch_size", batch_size)
     ims, single_im = _images(images)
+    check_domain(m, ims, "answer")
     qs, single_q = _texts(questions, "question")
     if len(ims) == 1 and len(qs) > 1:
         ims = ims * len(qs)
@@ -103,6 +106,10 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
         raise InputError(f"{len(ims)} images but {len(qs)} questions; pass one question per image, "
                          "or one image / one question to share")
     fam = m.spec.family
+    room = _max_len(m) - 2  # BLIP's answer decoder starts from its own BOS: the question takes no room
+    if fam == "blip-vqa" and max_new_tokens > room:  # no position embeddings past the limit
+        warn(f"max_new_tokens={max_new_tokens} lowered to {room}: this model's text limit is {_max_len(m)} tokens")
+        max_new_tokens = room
 
     def step(sl):
         px = _pixels(m, ims[sl])

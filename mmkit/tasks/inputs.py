@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..data.images import fit_aspect, load_image
 from ..errors import InputError, warn
 from ..models import Loaded, load_model, require
+from ..options import check_option
 from ..resources import run_batched
 from ..speedups import pil_pixels
 
@@ -178,17 +179,4 @@ def _distinct_pixels(m: Loaded, images: list) -> dict:
 
 def _batched(m: Loaded, n: int, batch_size: int, step, what: str) -> list:
     """run_batched with the model's name, device and dtype in its messages (smaller batches on OOM)."""
-    return run_batched(n, _whole(batch_size, "batch_size"), step, f"{what} on {m.spec.name}", m.device, m.dtype)
-
-
-def _whole(x, what: str) -> int:
-    """x as an int >= 1, or InputError."""
-    import operator
-
-    try:
-        n = operator.index(x)  # int or numpy integer; not float, str or bool-like text
-    except TypeError:
-        n = None
-    if n is None or isinstance(x, bool) or n < 1:
-        raise InputError(f"{what}={x!r} must be a whole number of at least 1")
-    return n
+    return run_batched(n, check_option("batch_size", batch_size), step, f"{what} on {m.spec.name}", m.device, m.dtype)
