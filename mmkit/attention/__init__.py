@@ -32,10 +32,12 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     from .cross import blip_caption_maps, blip_itm_maps, blip_vqa_maps, vilt_maps
     from .dual import align_maps, clip_maps
 
+    from ..options import check_attention_options
     from ..tasks import clean_text, fit_text
 
     m = load_model(m, attention=True) if isinstance(m, str) else m
     require(m, "attention_maps")
+    kwargs = check_attention_options(m, kwargs)  # which options each family takes, and their values (mmkit/options.py)
     image = fit_aspect(load_image(image))  # very thin images padded with white (see fit_aspect)
     fam = m.spec.family
     if text is not None:
