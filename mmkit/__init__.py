@@ -8,8 +8,10 @@ from .errors import InputError, OutOfDomainWarning, ResourceError
 from .models import Loaded, list_models, load_model
 from .attention import AttentionMaps, attention_maps
 from .tasks import answer, caption, embed_images, embed_texts, match, retrieve, zero_shot
+from .video import answer_video, caption_video, search_video
 
 __version__ = "0.1.0"
 
 __all__ = ["AttentionMaps", "InputError", "Loaded", "OutOfDomainWarning", "ResourceError", "ShapesWorld", "answer", "attention_maps", "caption", "config", "data", "embed_images",
-           "embed_texts", "list_models", "load_image", "load_model", "match", "retrieve", "viz", "zero_shot"]
+           "embed_texts", "list_models", "load_image", "load_model", "match", "retrieve", "viz", "zero_shot",
+           "answer_video", "caption_video", "search_video"]
