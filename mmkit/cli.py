@@ -2,198 +2,473 @@
 
 Images are files or folders (a folder means the image files directly inside it, sorted by name).
 One line (or one JSON object with --json) per image goes to stdout; a progress bar and messages go
-to stderr. Exit codes: 0 all fine, 2 bad input (an unknown model, a missing file, an unreadable
-image: each reported in one line), 130 interrupted.
+to stderr. Exit codes: 0 all fine (also when the reader of stdout stops early, as `head` does), 2 bad
+input (an unknown model, an option out of range, a missing file, an unreadable image: each reported in
+one line), 1 an unexpected error (one line too), 130 interrupted.
+
+Output never breaks a reader: a text line is one line whatever a file name holds (control characters
+are escaped as \\n, \\t, ...; bytes that are not UTF-8 as \\xff), characters the terminal's encoding
+lacks are escaped, and --json is always valid UTF-8 JSON Lines (see `json_record`). An out-of-domain
+notice (`mmkit.OutOfDomainWarning`, e.g. a bundled ShapesWorld model given a photo) is printed on
+stderr once per distinct message, and the JSON records of the images it concerns get a "notice" field.
+
+Adding a command: write its `batch` function and register a `Command` in COMMANDS; `process` is the one
+place where the per-file work of a command is chosen.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
+import re
+import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .annotations import IMAGE_SUFFIXES  # the image files a folder contributes
 from .errors import InputError
+from .notices import capture_notices
 
-DEFAULT_MODEL = {"caption": "blip-caption", "answer": "blip-vqa", "zero-shot": "clip", "attention": "blip-caption"}
+Record = tuple[list[str], dict]  # (text-mode fields, JSON fields) of one image
 
 
+# -- reading the inputs --------------------------------------------------------------------------------
 def expand(paths: list[str]) -> list[Path]:
-    """Files as given and the image files inside folders (sorted); InputError for a missing path or empty folder."""
+    """Files as given and the image files inside folders (sorted); InputError for a missing path or empty folder.
+
+    Only stat() is used (never open()), so a FIFO or a device among the paths cannot hang the listing.
+    """
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise InputError(f"folder '{p}' has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            out += found
-        elif p.exists():
-            out.append(p)
-        else:
-            raise InputError(f"'{p}' does not exist; pass image files or folders of images")
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise InputError(f"{show_path(p)!r} does not exist; pass image files or folders of images") from None
+        except (OSError, ValueError) as e:  # permission, a name too long, a NUL byte, a symlink loop, ...
+            raise InputError(f"{show_path(p)!r} cannot be read ({_reason(e)}); pass image files or folders") from None
+        if not stat.S_ISDIR(st.st_mode):
+            out.append(p)  # non-image files are reported one by one when they are read
+            continue
+        try:
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        except OSError as e:
+            raise InputError(f"folder {show_path(p)!r} cannot be listed ({_reason(e)})") from None
+        if not found:
+            raise InputError(f"folder {show_path(p)!r} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        out += found
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `mmkit` (one sub-command per task)."""
-    parser = argparse.ArgumentParser(prog="mmkit", description="Run mmkit models on images from the command line.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{caption,answer,zero-shot,attention}")
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+
+def read_image(path: Path):
+    """The image of one file, or InputError; FIFOs, devices and folders are refused before anything is opened."""
+    from .data import load_image
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{show_path(path)!r} cannot be read ({_reason(e)})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+        raise InputError(f"{show_path(path)!r} is {kind}, not a regular file; pass image files")
+    return load_image(path)
+
+
+# -- writing the results ---------------------------------------------------------------------------------
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, *range(0x80, 0xa0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def show_path(path) -> str:
+    """A path as text for people: bytes that are not UTF-8 (surrogate-escaped by Python) become \\xff."""
+    s = os.fspath(path)
+    try:
+        return os.fsencode(s).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def one_line(text: str) -> str:
+    """text with every character that could end or split a line (\\n, \\r, \\t, \\x1c, \\u2028...) escaped."""
+    return str(text).translate(_CONTROL)
+
+
+def utf8(text: str) -> str:
+    """text that encodes to UTF-8: lone surrogates (undecodable bytes of names) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+
+
+def _clean(x):
+    if isinstance(x, str):
+        return utf8(x)
+    if isinstance(x, dict):
+        return {utf8(str(k)): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool = False) -> str:
+    """One JSON Lines record: always valid UTF-8 (and pure ASCII with ascii_only), never more than one line.
+
+    "image" is the path as text (bytes that are not UTF-8 shown as \\xff); when the name is not valid UTF-8,
+    "image_b64" holds its exact bytes in base64. "notice" is there only when the image raised one.
+    """
+    rec = {"image": show_path(path)}
+    raw = os.fsencode(path) if _encodable(path) else None
+    if raw is not None and raw.decode("utf-8", "replace") != os.fspath(path):
+        rec["image_b64"] = base64.b64encode(raw).decode("ascii")
+    rec.update(_clean(fields))
+    if notices:
+        rec["notice"] = utf8(" ".join(notices))
+    line = json.dumps(rec, ensure_ascii=ascii_only)  # escapes \n, \r and every other character below 0x20
+    return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")  # splitlines()
+
+
+def _encodable(path) -> bool:
+    try:
+        os.fsencode(path)
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def text_line(path: Path, fields: list[str]) -> str:
+    """One tab-separated text line: the path, then the fields, each escaped onto one line."""
+    return "\t".join(one_line(f) for f in [show_path(path), *fields])
+
+
+def _encoding(stream) -> str:
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+    except LookupError:
+        return "utf-8"
+
+
+def write(stream, line: str) -> None:
+    """Write one line, escaping what the stream's encoding cannot hold (PYTHONIOENCODING=ascii, a C locale)."""
+    enc = _encoding(stream)
+    stream.write(line.encode(enc, "backslashreplace").decode(enc) + "\n")
+    stream.flush()
+
+
+def say(message: str) -> None:
+    """One line on stderr."""
+    write(sys.stderr, one_line(message))
+
+
+# -- the commands ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its options, its default model, and its work on one batch of images."""
+
+    help: str
+    model: str  # default model (a family name: pretrained when the hub is reachable, else bundled)
+    task: str  # what the model must be able to do (mmkit.models.require)
+    arguments: Callable  # (sub-parser) -> None: adds the command's own options
+    batch: Callable  # (args, m, [(path, image)]) -> [Record], one per image, in order
+    one_by_one: bool = False  # True: one image per batch (e.g. the command writes a file per image)
+    attention: bool = False  # load the model with attention outputs
+    check: Callable | None = None  # (args, m) -> None: InputError before any image is read
+
+
+def _caption_args(p) -> None:
+    p.add_argument("--beams", type=_number("num_beams", "--beams"), default=1, help="beam search width (default 1: greedy)")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
+    p.add_argument("--temperature", type=_number("temperature", "--temperature"), default=1.0,
+                   help="sampling temperature (with --sample)")
+    p.add_argument("--top-p", type=_number("top_p", "--top-p"), default=0.9,
+                   help="nucleus sampling threshold (with --sample)")
+    p.add_argument("--seed", type=_number("seed", "--seed"), default=None,
+                   help="seed for --sample, so runs repeat (default: unseeded)")
+    p.add_argument("--max-tokens", type=_number("max_new_tokens", "--max-tokens"), default=30,
+                   help="longest caption in tokens (default 30)")
+    p.add_argument("--prompt", default=None, help="text the caption must start with")
+
+
+def _caption(args, m, items) -> list[Record]:
+    import mmkit
+
+    kw = dict(max_new_tokens=args.max_tokens, num_beams=args.beams, do_sample=args.sample)
+    if args.sample:
+        kw.update(temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    return [([c], {"caption": c}) for c in mmkit.caption(m, [im for _, im in items], prompt=args.prompt, **kw)]
+
+
+def _check_caption(args, m) -> None:
+    """InputError on a bad --prompt, or when --max-tokens (plus the prompt) would run past the model's positions."""
+    from .options import check_option
+
+    args.prompt = check_option("prompt", args.prompt, label="--prompt") if args.prompt and args.prompt.strip() else None
+    cfg = getattr(m.model.config, "text_config", m.model.config)
+    limit = getattr(cfg, "max_position_embeddings", None)
+    if not isinstance(limit, int) or m.spec.family != "blip-caption":
+        return
+    used = len(m.processor.tokenizer(args.prompt)["input_ids"]) - 1 if args.prompt else 1  # generate drops [SEP]
+    if args.max_tokens > limit - used:
+        raise InputError(f"--max-tokens {args.max_tokens} is more than {m.spec.name} can write ({limit} positions, "
+                         f"{used} taken by the start{' and the prompt' if args.prompt else ''}); use --max-tokens "
+                         f"{limit - used} or less")
+
+
+def _answer_args(p) -> None:
+    p.add_argument("-q", "--question", required=True, help="the question, e.g. 'what color is the circle?'")
+
+
+def _answer(args, m, items) -> list[Record]:
+    import mmkit
+
+    answers = mmkit.answer(m, [im for _, im in items], args.question)  # one question for every image
+    return [([a], {"question": args.question, "answer": a}) for a in answers]
+
+
+def _zero_shot_args(p) -> None:
+    p.add_argument("-l", "--labels", required=True, help="comma-separated class names, e.g. 'cat,dog,bird'")
+    p.add_argument("-t", "--template", action="append", default=None,
+                   help="prompt template with {} (repeat to ensemble; default: the model's own)")
+
+
+def _check_zero_shot(args, m) -> None:
+    from .options import check_option
+
+    args.label_list = list(dict.fromkeys(x.strip() for x in args.labels.split(",") if x.strip()))
+    if len(args.label_list) < 2:
+        raise InputError(f"--labels {args.labels!r}: give at least two different comma-separated class names, "
+                         "e.g. 'cat,dog'")
+    args.template = check_option("templates", args.template, label="--template")
+
+
+def _zero_shot(args, m, items) -> list[Record]:
+    import mmkit
+
+    out = []
+    for probs in mmkit.zero_shot(m, [im for _, im in items], args.label_list, templates=args.template):
+        best = max(probs, key=probs.get)
+        out.append(([best, f"{probs[best]:.3f}"], {"label": best, "probs": probs}))
+    return out
+
+
+def _attention_args(p) -> None:
+    p.add_argument("--text", default=None,
+                   help="the text whose words are mapped (a prompt, question or caption); captioning models "
+                        "caption the image when it is left out")
+    p.add_argument("--out", default="attention", help="folder for the PNG files (default: ./attention)")
+    p.add_argument("--method", default=None, help="map method: attention, rollout, gradcam, ... (default: the first)")
+
+
+def _check_attention(args, m) -> None:
+    args.written = set()  # PNGs written by this run: two inputs with the same name keep both
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {show_path(args.out)!r} cannot be made a folder ({_reason(e)}); "
+                         "pass a folder you can write to") from None
+
+
+def _attention(args, m, items) -> list[Record]:
+    import mmkit
+
+    out = []
+    for path, image in items:
+        maps = mmkit.attention_maps(m, image, text=args.text)
+        if args.method is not None and args.method not in maps.methods:
+            raise InputError(f"--method {args.method!r} is not available for {m.spec.name}; "
+                             f"choose one of {maps.methods}")
+        target, k = Path(args.out) / f"{path.stem}.png", 1
+        while target in args.written:
+            target, k = Path(args.out) / f"{path.stem}-{k}.png", k + 1
+        args.written.add(target)
+        try:
+            mmkit.viz.caption_strip(maps, method=args.method).savefig(target, dpi=90)
+        except OSError as e:
+            raise InputError(f"cannot write {show_path(target)!r} ({_reason(e)}); pass another --out") from None
+        out.append(([show_path(target), maps.text], {"png": show_path(target), "text": maps.text, "words": maps.words}))
+    return out
+
+
+COMMANDS: dict[str, Command] = {
+    "caption": Command("Caption each image.", "blip-caption", "caption", _caption_args, _caption,
+                       check=_check_caption),
+    "answer": Command("Answer a question about each image.", "blip-vqa", "answer", _answer_args, _answer),
+    "zero-shot": Command("Classify each image among labels with CLIP-style zero-shot classification.", "clip",
+                         "zero_shot", _zero_shot_args, _zero_shot, check=_check_zero_shot),
+    "attention": Command("Write a PNG of the per-word attention maps of each image.", "blip-caption",
+                         "attention_maps", _attention_args, _attention, one_by_one=True, attention=True,
+                         check=_check_attention),
+}
+
+
+# -- parsing ---------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line on stderr (exit 2) instead of the usage block."""
+
+    def error(self, message: str):
+        message = re.sub(r"^argument (\S+): (?=\1[= ])", "", message)  # "argument --beams: --beams=2.5 ..."
+        say(f"mmkit: error: {message} (see `{self.prog} --help`)")
+        raise SystemExit(2)
+
+
+def _number(name: str, flag: str):
+    """An argparse type: the text parsed as a number, then checked by mmkit.options (type, range, finite)."""
+    from .options import OPTIONS, check_option
+
+    def parse(text: str):
+        value = text
+        for convert in ((int, float) if OPTIONS[name].kind == "int" else (float,)):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                pass
+        try:
+            return check_option(name, value, label=flag)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = OPTIONS[name].kind  # argparse names the type in some messages
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `mmkit` (one sub-command per entry of COMMANDS)."""
+    parser = _Parser(prog="mmkit", description="Run mmkit models on images from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}",
+                                parser_class=_Parser)
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
-        p.add_argument("--model", default=DEFAULT_MODEL[name],
-                       help=f"model name, family, directory or hub id (default: {DEFAULT_MODEL[name]}; "
+        p.add_argument("--model", default=cmd.model,
+                       help=f"model name, family, directory or hub id (default: {cmd.model}; "
                             "see `python -c 'import mmkit; print(mmkit.list_models())'`)")
         p.add_argument("--json", action="store_true", help="one JSON object per image instead of a text line")
         p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-        p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
-        return p
-
-    c = command("caption", "Caption each image.")
-    c.add_argument("--beams", type=int, default=1, help="beam search width (default 1: greedy)")
-    c.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
-    c.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
-    c.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold (with --sample)")
-    c.add_argument("--max-tokens", type=int, default=30, help="longest caption in tokens (default 30)")
-    c.add_argument("--prompt", default=None, help="text the caption must start with")
-    a = command("answer", "Answer a question about each image.")
-    a.add_argument("-q", "--question", required=True, help="the question, e.g. 'what color is the circle?'")
-    z = command("zero-shot", "Classify each image among labels with CLIP-style zero-shot classification.")
-    z.add_argument("-l", "--labels", required=True, help="comma-separated class names, e.g. 'cat,dog,bird'")
-    z.add_argument("-t", "--template", action="append", default=None,
-                   help="prompt template with {} (repeat to ensemble; default: the model's own)")
-    t = command("attention", "Write a PNG of the per-word attention maps of each image.")
-    t.add_argument("--text", default=None,
-                   help="the text whose words are mapped (a prompt, question or caption); captioning models "
-                        "caption the image when it is left out")
-    t.add_argument("--out", default="attention", help="folder for the PNG files (default: ./attention)")
-    t.add_argument("--method", default=None, help="map method: attention, rollout, gradcam, ... (default: the first)")
+        p.add_argument("--batch-size", type=_number("batch_size", "--batch-size"), default=8,
+                       help="images per forward pass (default: 8)")
+        cmd.arguments(p)
     return parser
 
 
+# -- running ---------------------------------------------------------------------------------------------
 def _progress(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="image", file=sys.stderr, leave=False)
 
 
-def _emit(args, path: Path, text_fields: list[str], record: dict) -> None:
-    line = json.dumps({"image": str(path), **record}, ensure_ascii=False) if args.json else \
-        "\t".join([str(path)] + text_fields)
-    print(line, flush=True)
+def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:
+    """Run the command on one batch of (path, image): each image's record and its out-of-domain notices.
 
-
-def _run_batch(args, m, images: list) -> list[tuple[list[str], dict]]:
-    """Run the command on one batch of loaded images: (text fields, JSON record) per image."""
-    import mmkit
-
-    if args.command == "caption":
-        kw = dict(max_new_tokens=args.max_tokens, num_beams=args.beams, do_sample=args.sample,
-                  temperature=args.temperature, top_p=args.top_p, prompt=args.prompt)
-        return [([c], {"caption": c}) for c in mmkit.caption(m, images, **kw)]
-    if args.command == "answer":
-        return [([a], {"question": args.question, "answer": a}) for a in mmkit.answer(m, images, args.question)]
-    if args.command == "zero-shot":
-        labels = [x.strip() for x in args.labels.split(",") if x.strip()]
-        if len(labels) < 2:
-            raise InputError(f"--labels {args.labels!r}: give at least two comma-separated class names, e.g. 'cat,dog'")
-        out = []
-        for probs in mmkit.zero_shot(m, images, labels, templates=args.template):
-            best = max(probs, key=probs.get)
-            out.append(([best, f"{probs[best]:.3f}"], {"label": best, "probs": probs}))
-        return out
-    return [_attention_png(args, m, p, im) for p, im in images]
-
-
-def _attention_png(args, m, path: Path, image) -> tuple[list[str], dict]:
-    import mmkit
-
-    maps = mmkit.attention_maps(m, image, text=args.text)
-    if args.method is not None and args.method not in maps.methods:
-        raise InputError(f"--method {args.method!r} is not available for {m.spec.name}; choose one of {maps.methods}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{path.stem}.png"
-    k = 1
-    while target in _WRITTEN:  # two inputs with the same name: keep both
-        target, k = out / f"{path.stem}-{k}.png", k + 1
-    _WRITTEN.add(target)
-    fig = mmkit.viz.caption_strip(maps, method=args.method)
-    fig.savefig(target, dpi=90)
-    return [str(target), maps.text], {"png": str(target), "text": maps.text, "words": maps.words}
-
-
-_WRITTEN: set[Path] = set()
-
-
-def _check_length(m, max_tokens: int, prompt: str | None) -> None:
-    """InputError when --max-tokens (plus the prompt) would run past the model's position table."""
-    cfg = getattr(m.model.config, "text_config", m.model.config)
-    limit = getattr(cfg, "max_position_embeddings", None)
-    if not isinstance(limit, int) or m.spec.family != "blip-caption":
-        return
-    used = len(m.processor.tokenizer(prompt)["input_ids"]) - 1 if prompt else 1  # generate drops the final [SEP]
-    if max_tokens > limit - used:
-        raise InputError(f"--max-tokens {max_tokens} is more than {m.spec.name} can write ({limit} positions, "
-                         f"{used} taken by the start{' and the prompt' if prompt else ''}); use --max-tokens "
-                         f"{limit - used} or less")
+    A batch that raises a notice is run again one image at a time (results discarded) to tell which
+    images the notice concerns; batches without one cost nothing extra.
+    """
+    with capture_notices() as notices:
+        records = cmd.batch(args, m, items)
+    if not notices:
+        return [(r, []) for r in records]
+    if len(items) == 1:
+        return [(records[0], list(notices))]
+    per_image = []
+    for item in items:
+        with capture_notices() as own:
+            cmd.batch(args, m, [item])
+        per_image.append(list(own))
+    return list(zip(records, per_image))
 
 
 def run(args) -> int:
     """Run a parsed command; returns the exit code (2 when any image failed)."""
     import mmkit
-    from .data import load_image
-
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size {args.batch_size} must be at least 1")
-    paths = expand(args.images)
-    task = {"caption": "caption", "answer": "answer", "zero-shot": "zero_shot", "attention": "attention_maps"}
-    m = mmkit.load_model(args.model, device=args.device, attention=args.command == "attention")
     from .models import require
 
-    require(m, task[args.command])
-    if args.command == "caption":
-        _check_length(m, args.max_tokens, args.prompt)
-    _WRITTEN.clear()
-    failed = 0
+    cmd = COMMANDS[args.command]
+    paths = expand(args.images)
+    m = mmkit.load_model(args.model, device=args.device, attention=cmd.attention)
+    require(m, cmd.task)
+    if cmd.check is not None:
+        cmd.check(args, m)
+    ascii_only = _encoding(sys.stdout) != "utf-8"  # then \\u escapes keep the JSON valid in any encoding
+    failed, told = 0, set()
+    step = 1 if cmd.one_by_one else args.batch_size
     bar = _progress(len(paths), args.command)
     try:
-        for i in range(0, len(paths), args.batch_size):
-            batch = paths[i:i + args.batch_size]
+        for i in range(0, len(paths), step):
+            batch = paths[i:i + step]
             loaded: dict[int, object] = {}
             errors: dict[int, str] = {}
             for j, p in enumerate(batch):
                 try:
-                    loaded[j] = load_image(p)
+                    loaded[j] = read_image(p)
                 except InputError as e:  # one bad file does not stop the others
-                    errors[j] = str(e)
-            items = [(batch[j], im) for j, im in loaded.items()] if args.command == "attention" else list(loaded.values())
-            results = dict(zip(loaded, _run_batch(args, m, items))) if loaded else {}
+                    errors[j] = " ".join(str(e).split())
+            done = process(cmd, args, m, [(batch[j], im) for j, im in loaded.items()]) if loaded else []
+            results = dict(zip(loaded, done))
             for j, p in enumerate(batch):  # print in input order
                 if j in errors:
                     failed += 1
-                    bar.write(f"mmkit: skipped {p}: {errors[j]}", file=sys.stderr)
+                    bar.clear()
+                    say(f"mmkit: skipped {show_path(p)}: {errors[j]}")
                     if args.json:
-                        print(json.dumps({"image": str(p), "error": errors[j]}, ensure_ascii=False), flush=True)
-                else:
-                    _emit(args, p, *results[j])
+                        write(sys.stdout, json_record(p, {"error": errors[j]}, [], ascii_only))
+                    continue
+                (fields, record), notices = results[j]
+                for n in notices:
+                    if n not in told:  # each distinct notice once on stderr
+                        told.add(n)
+                        bar.clear()
+                        say(f"mmkit: note: {n}")
+                write(sys.stdout, json_record(p, record, notices, ascii_only) if args.json else text_line(p, fields))
             bar.update(len(batch))
     finally:
         bar.close()
     if failed:
-        print(f"mmkit: {failed} of {len(paths)} images could not be read", file=sys.stderr)
+        say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0
+
+
+def _stdout_gone() -> None:
+    """After a broken pipe: point stdout at /dev/null so Python's exit-time flush does not complain."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture stdout)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mmkit` and `python -m mmkit`; returns the exit code."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return run(args)
+    except SystemExit as e:  # argparse: --help (0) or a bad argument (2, already reported)
+        return e.code if isinstance(e.code, int) else 2
+    except BrokenPipeError:  # the reader stopped early (`mmkit ... | head`): not an error
+        _stdout_gone()
+        return 0
     except InputError as e:
-        print(f"mmkit: error: {' '.join(str(e).split())}", file=sys.stderr)
+        say(f"mmkit: error: {' '.join(str(e).split())}")
         return 2
     except KeyboardInterrupt:
-        print("mmkit: interrupted", file=sys.stderr)
+        say("mmkit: interrupted")
         return 130
+    except Exception as e:  # never a traceback: one line, and how to get the details
+        say(f"mmkit: error: {type(e).__name__}: {' '.join(str(e).split()) or 'no details'} "
+            "(unexpected; please report it with the command that caused it)")
+        return 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mmkit import InputError
 from mmkit.cli import expand, main
 from mmkit.config import models_dir
 from mmkit.data import ShapesWorld
@@ -41,8 +42,6 @@ def test_expand(folder, tmp_path):
     files = expand([str(folder)])
     assert [f.name for f in files] == ["scene0.png", "scene1.png", "scene2.png"]  # sorted, images only
     assert expand([str(folder / "readme.txt")]) == [folder / "readme.txt"]  # a file is taken as given
-    from mmkit import InputError
-
     with pytest.raises(InputError, match="does not exist"):
         expand([str(tmp_path / "missing.png")])
     with pytest.raises(InputError, match="no image files"):
@@ -137,3 +136,141 @@ def test_bundled_captions_match_ground_truth(capsys, tmp_path):
     code, lines, _ = run(capsys, "caption", tmp_path, "--model", "shapes-blip-caption", "--json")
     got = [json.loads(x)["caption"] for x in lines]
     assert code == 0 and sum(g == s.caption for g, s in zip(got, scenes)) >= 5, got  # most (6/8 when written)
+
+
+# -- output that never breaks its reader (issue 28, reproduction 5) ------------------------------------------
+
+ODD_NAMES = [b"plain.png", "\u00fcn\u00ef \U0001f431.png".encode(), b"bad\xff.png", b"new\nline.png",
+             b"tab\there.png", b"sep\xe2\x80\xa8arator.png", b"cr\r.png"]
+
+
+@pytest.fixture(scope="module")
+def odd_folder(tmp_path_factory):
+    """A folder of one scene saved under names that are hard to print (raw 0xFF, newline, tab, U+2028, emoji)."""
+    d = tmp_path_factory.mktemp("odd")
+    image = ShapesWorld(1, split="test")[0].image
+    for name in ODD_NAMES:
+        image.save(os.path.join(os.fsencode(d), name), format="PNG")
+    return d
+
+
+def run_bytes(monkeypatch, argv, encoding="utf-8", errors="surrogateescape"):
+    """main(argv) with a stdout like Python's own (UTF-8 mode uses surrogateescape): (code, stdout bytes)."""
+    import io
+
+    buf = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buf, encoding=encoding, errors=errors, newline="\n"))
+    code = main([str(a) for a in argv])
+    sys.stdout.flush()
+    return code, buf.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii", "latin-1"])
+def test_json_is_valid_utf8_json_lines_whatever_the_names(monkeypatch, odd_folder, model_dirs, encoding):
+    code, out = run_bytes(monkeypatch, ["caption", odd_folder, "--model", model_dirs("blip-caption"),
+                                        "--max-tokens", "3", "--json"], encoding)
+    lines = out.decode("utf-8").split("\n")  # strict: raises on a raw 0xFF byte
+    assert code == 0 and lines[-1] == "" and len(lines) - 1 == len(ODD_NAMES)
+    recs = [json.loads(x) for x in lines[:-1]]
+    assert len(out.decode("utf-8").splitlines()) == len(ODD_NAMES)  # no U+2028 or \r splits a record
+    if encoding != "utf-8":
+        assert out.isascii()
+    by_name = {r["image"].rsplit("/", 1)[1]: r for r in recs}
+    bad = by_name["bad\\xff.png"]  # readable, and the exact bytes come back from image_b64
+    import base64
+
+    assert base64.b64decode(bad["image_b64"]) == os.path.join(os.fsencode(odd_folder), b"bad\xff.png")
+    assert "new\nline.png" in by_name and "\u00fcn\u00ef \U0001f431.png" in by_name
+    assert all("image_b64" not in r for n, r in by_name.items() if n != "bad\\xff.png")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_text_mode_is_one_line_per_image_in_any_encoding(monkeypatch, odd_folder, model_dirs, encoding):
+    code, out = run_bytes(monkeypatch, ["caption", odd_folder, "--model", model_dirs("blip-caption"),
+                                        "--max-tokens", "3"], encoding)
+    text = out.decode(encoding)
+    lines = text.splitlines()
+    assert code == 0 and len(lines) == len(ODD_NAMES) and all(x.count("\t") == 1 for x in lines)
+    names = {x.split("\t")[0].rsplit("/", 1)[1] for x in lines}
+    assert {"bad\\xff.png", "new\\nline.png", "tab\\there.png", "cr\\r.png"} <= names
+    assert ("\u00fcn\u00ef \U0001f431.png" if encoding == "utf-8" else "\\xfcn\\xef \\U0001f431.png") in names
+
+
+def test_broken_pipe_ends_quietly(folder, model_dirs):
+    """`mmkit caption a.png b.png --json | head -c1`: the reader is gone before the first line is written."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mmkit", "caption", str(folder), "--model", model_dirs("blip-caption"),
+                             "--max-tokens", "3", "--json", "--batch-size", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO, env=env)
+    assert proc.stdout.read(1) == b"{"  # like head -c1: read one byte, then go away
+    proc.stdout.close()
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+def test_fifo_device_and_unreadable_folder_do_not_hang(folder, model_dirs, tmp_path, capsys):
+    import threading
+
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    done = {}
+    t = threading.Thread(target=lambda: done.update(
+        r=run(capsys, "caption", fifo, folder / "scene0.png", "/dev/zero", "--model", model_dirs("blip-caption"),
+              "--max-tokens", "3", "--json")), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "mmkit caption hung on a FIFO or /dev/zero"
+    code, lines, err = done["r"]
+    recs = [json.loads(x) for x in lines]
+    assert code == 2 and [("error" in r) for r in recs] == [True, False, True]
+    assert "FIFO" in recs[0]["error"] and "device" in recs[2]["error"] and "Traceback" not in err
+    with pytest.raises(InputError, match="no image files"):
+        expand([str(tmp_path)])  # a folder lists regular image files only: x.png is a FIFO
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        if not os.access(locked, os.R_OK):  # root can read anything
+            code, lines, err = run(capsys, "caption", locked)
+            assert code == 2 and "cannot be listed" in error_lines(err)[0] and "Traceback" not in err
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--beams", "2.5"], "--beams=2.5 is not allowed"),
+    (["--beams", "3x"], "--beams='3x' is not allowed"),
+    (["--beams", "0"], "from 1 to 64"),
+    (["--max-tokens", "2.5"], "--max-tokens=2.5"),
+    (["--max-tokens", "0"], "--max-tokens=0"),
+    (["--temperature", "nan", "--sample"], "not finite"),
+    (["--temperature", "inf"], "not finite"),
+    (["--temperature", "0"], "--temperature=0.0"),
+    (["--top-p", "0"], "greater than 0"),
+    (["--top-p", "1.5"], "--top-p=1.5"),
+    (["--seed", "-1"], "--seed=-1"),
+    (["--batch-size", "-3"], "--batch-size=-3"),
+    (["--batch-size", "1e9"], "--batch-size=1000000000.0"),
+])
+def test_every_numeric_option_is_checked_before_anything_loads(capsys, folder, argv, message):
+    code, lines, err = run(capsys, "caption", folder / "scene0.png", "--model", "no-such-model", *argv)
+    errors = error_lines(err)
+    assert code == 2 and lines == [] and len(err.splitlines()) == 1 and message in errors[0], err
+
+
+def test_other_errors_are_one_line(capsys, folder, model_dirs, monkeypatch, tmp_path):
+    import mmkit
+
+    monkeypatch.setattr(mmkit, "caption", lambda *a, **k: {}["boom"])  # an unexpected bug deep inside
+    code, lines, err = run(capsys, "caption", folder / "scene0.png", "--model", model_dirs("blip-caption"))
+    assert code == 1 and len(err.splitlines()) == 1 and "KeyError" in err and "Traceback" not in err
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should go")
+    code, lines, err = run(capsys, "attention", folder / "scene0.png", "--model", model_dirs("clip"), "--text", "red",
+                           "--out", blocker / "maps")
+    assert code == 2 and "--out" in error_lines(err)[0] and "Traceback" not in err
+    code, lines, err = run(capsys, "zero-shot", folder / "scene0.png", "--model", model_dirs("clip"), "-l", "a,b",
+                           "-t", "a {} or {}")
+    assert code == 2 and "exactly one" in error_lines(err)[0]
+    assert main(["--help"]) == 0 and "zero-shot" in capsys.readouterr().out

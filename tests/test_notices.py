@@ -3,6 +3,7 @@
 The detector that emits `mmkit.OutOfDomainWarning` is simulated here by monkeypatched task functions; the
 CLI and panel tests that show the notices are in this file too.
 """
+import html
 import threading
 import warnings
 
@@ -13,6 +14,7 @@ from mmkit.errors import warn
 from mmkit.notices import capture_notices, capturing
 
 NOTICE = "shapes-test only knows ShapesWorld pictures of coloured shapes; for photos load 'blip-caption' from the hub"
+SHOWN = html.escape(NOTICE, quote=True)  # how a panel shows it
 
 
 def test_capture_collects_each_message_once_and_hides_the_warning():
@@ -59,3 +61,163 @@ def test_a_capture_ends_on_error():
         with capture_notices():
             1 / 0
     assert not capturing()
+
+
+# -- what the surfaces show, with a task function that emits the notice for non-scene pictures -------------
+
+def scene_or_photo(images):
+    """The fake detector: pictures that are not ShapesWorld's 64x64 scenes are out of domain."""
+    ims = images if isinstance(images, list) else [images]
+    odd = sum(im.size != (64, 64) for im in ims)
+    if odd:
+        warn(f"{odd} picture(s): {NOTICE} <b>", mmkit.OutOfDomainWarning)
+    return ims
+
+
+def fake_caption(m, images, **kwargs):
+    ims = scene_or_photo(images)
+    return [f"caption {im.size[0]}" for im in ims] if isinstance(images, list) else f"caption {ims[0].size[0]}"
+
+
+def fake_answer(m, images, questions, **kwargs):
+    ims = scene_or_photo(images)
+    return ["red"] * len(ims) if isinstance(images, list) else "red"
+
+
+def fake_zero_shot(m, images, labels, templates=None, **kwargs):
+    ims = scene_or_photo(images)
+    probs = [{lab: 1 / len(labels) for lab in labels} for _ in ims]
+    return probs if isinstance(images, list) else probs[0]
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    monkeypatch.setattr(mmkit, "caption", fake_caption)
+    monkeypatch.setattr(mmkit, "answer", fake_answer)
+    monkeypatch.setattr(mmkit, "zero_shot", fake_zero_shot)
+
+
+def photo():
+    from PIL import Image
+
+    return Image.new("RGB", (96, 80), (30, 30, 30))
+
+
+def test_cli_prints_each_notice_once_and_tags_the_json_records_it_concerns(fakes, tmp_path, capsys, model_dirs):
+    import json
+
+    from mmkit.cli import main
+
+    scene = mmkit.ShapesWorld(1, split="test")[0].image
+    for name, im in [("a_scene.png", scene), ("b_photo.png", photo()), ("c_scene.png", scene),
+                     ("d_photo.png", photo())]:
+        im.save(tmp_path / name)
+    blip = model_dirs("blip-caption")
+    assert main(["caption", str(tmp_path), "--model", blip, "--json"]) == 0
+    out, err = capsys.readouterr()
+    recs = {r["image"].rsplit("/", 1)[1]: r for r in map(json.loads, out.splitlines())}
+    expected = f"1 picture(s): {NOTICE} <b>"  # each image's own notice, though the batch of 4 was one call
+    assert recs["b_photo.png"]["notice"] == recs["d_photo.png"]["notice"] == expected
+    assert "notice" not in recs["a_scene.png"] and "notice" not in recs["c_scene.png"]
+    assert [r["caption"] for r in recs.values()] == ["caption 64", "caption 96", "caption 64", "caption 96"]
+    assert err.count("mmkit: note:") == 1 and expected in err  # once per distinct message
+    assert main(["caption", str(tmp_path / "a_scene.png"), "--model", blip]) == 0  # a scene alone: no notice
+    out, err = capsys.readouterr()
+    assert "note" not in err and out.count("\n") == 1
+    assert main(["answer", str(tmp_path / "b_photo.png"), "-q", "what color?", "--model", model_dirs("blip-vqa")]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("mmkit: note:") == 1 and out.split("\t")[1].strip() == "red"
+
+
+def test_panels_show_the_notice_next_to_the_result_and_clear_it(fakes, model_dirs):
+    pytest.importorskip("ipywidgets")
+    from widgets import CaptionApp, CaptionPanel, VQAPanel, ZeroShotPanel
+    from widgets.base import _contains
+
+    panels = [(CaptionPanel(model_dirs("blip-caption"), background=False), lambda p: p.caption()),
+              (VQAPanel(model_dirs("blip-vqa"), background=False), lambda p: p.ask("what color is it?")),
+              (ZeroShotPanel(model_dirs("clip"), background=False), lambda p: p.classify()),
+              (CaptionApp(model_dirs("blip-caption"), background=False), lambda p: p.caption())]
+    for panel, go in panels:
+        assert _contains(panel, panel.notice) and panel.notice.value == ""
+        panel.picker.set_image(photo(), "a photo")
+        go(panel)
+        assert panel.error.value == "" and panel.result is not None
+        assert SHOWN in panel.notice.value and "&lt;b&gt;" in panel.notice.value and "<b> " not in panel.notice.value
+        assert panel.notices == [f"1 picture(s): {NOTICE} <b>"]
+        panel.picker.choose_scene(0)
+        go(panel)
+        assert panel.notice.value == "" and panel.notices == []  # the next run clears it
+    app = panels[-1][0]
+    assert _contains(app.children[2], app.notice)  # the app shows it beside its caption, not at the bottom
+
+
+def test_background_panels_keep_their_own_notices(fakes, model_dirs, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from widgets import CaptionPanel
+
+    both = threading.Barrier(2)
+
+    def slow_caption(m, images, **kwargs):
+        both.wait(30)  # the two panels' work overlaps
+        return fake_caption(m, images, **kwargs)
+
+    monkeypatch.setattr(mmkit, "caption", slow_caption)
+    a, b = (CaptionPanel(model_dirs("blip-caption")) for _ in range(2))
+    a.picker.set_image(photo(), "a photo")
+    b.picker.choose_scene(1)
+    a.caption()
+    b.caption()
+    a.wait(60)
+    b.wait(60)
+    assert a.result == "caption 96" and b.result == "caption 64"
+    assert SHOWN in a.notice.value and b.notice.value == "" and b.notices == []
+
+
+def test_a_stopped_run_shows_no_notice(fakes, model_dirs):
+    pytest.importorskip("ipywidgets")
+    from widgets.base import Panel
+
+    panel = Panel([], background=False)
+
+    def work(job):
+        mmkit.caption(None, photo())
+        job.stop_event.set()  # Stop pressed while the model ran
+        return "late"
+
+    panel.run(work, lambda r: None)
+    assert panel.status.value == "Stopped." and panel.notice.value == ""
+    panel.run(lambda job: mmkit.caption(None, photo()))
+    assert SHOWN in panel.notice.value
+
+
+def test_annotation_panel_shows_the_notice(fakes, model_dirs, tmp_path):
+    pytest.importorskip("ipywidgets")
+    from widgets import AnnotationPanel
+    from widgets.base import _contains
+
+    photo().save(tmp_path / "a.png")
+    panel = AnnotationPanel(tmp_path, caption_model=model_dirs("blip-caption"), tag_model=model_dirs("clip"),
+                            labels=["red", "blue"], background=False)
+    panel.suggest()
+    assert _contains(panel, panel.notice) and SHOWN in panel.notice.value
+    assert panel.notices == [f"1 picture(s): {NOTICE} <b>"]  # caption and tags said the same thing: once
+
+
+def test_attention_explorer_shows_the_notice(model_dirs, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from widgets.attention_explorer import AttentionExplorer
+
+    real = mmkit.attention_maps
+
+    def maps_with_notice(m, image, text=None, **kw):
+        scene_or_photo(image)
+        return real(m, image, text, **kw)
+
+    monkeypatch.setattr(mmkit, "attention_maps", maps_with_notice)
+    ex = AttentionExplorer(mmkit.load_model(model_dirs("clip")), photo(), "red circle")
+    ex.compute()
+    assert ex.maps is not None and SHOWN in ex.notice.value and "&lt;b&gt;" in ex.notice.value
+    ex.image = mmkit.ShapesWorld(1)[0].image
+    ex.compute()
+    assert ex.maps is not None and ex.notice.value == ""

@@ -1,6 +1,7 @@
 """AttentionExplorer: click a word, see where the model looked; layer/head sliders, method, opacity.
 
-Core ipywidgets and matplotlib only (no custom JavaScript), so it works in Colab and offline.
+Core ipywidgets and matplotlib only (no custom JavaScript), so it works in Colab and offline. Errors and
+out-of-domain notices are shown inside the explorer; no exception escapes a click or a slider.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import io
 import ipywidgets as W
 
 import mmkit
+from mmkit.notices import capture_notices
+
+from .base import notice_html
 
 
 def figure_png(fig) -> bytes:
@@ -44,6 +48,7 @@ class AttentionExplorer(W.VBox):
         self.opacity = W.FloatSlider(value=0.55, min=0.0, max=1.0, step=0.05, description="opacity")
         self.picture = W.Image(format="png", layout=W.Layout(width="360px"))
         self.message = W.HTML()
+        self.notice = W.HTML()  # out-of-domain notices of the last compute(), escaped
         self.show_button.on_click(lambda _: self.compute())
         for w in (self.words, self.method, self.layer, self.head, self.agg, self.opacity):
             w.observe(lambda _: self.render(), names="value")
@@ -51,32 +56,45 @@ class AttentionExplorer(W.VBox):
             W.HTML(f"<b>Attention explorer</b> &middot; {html.escape(self.model.spec.name)} "
                    f"({html.escape(self.model.spec.family)}, {html.escape(self.model.spec.source)})"),
             W.HBox([self.text, self.show_button]), self.words, self.method,
-            W.HBox([self.layer, self.head, self.agg]), self.opacity, self.picture, self.message])
+            W.HBox([self.layer, self.head, self.agg]), self.opacity, self.picture, self.message, self.notice])
+
+    def _error(self, e: BaseException) -> None:
+        kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
+        self.message.value = f"<span style='color:#b00'>{html.escape(kind + str(e))}</span>"
 
     def compute(self) -> None:
         """Extract the maps for the current image and text, then show the first word."""
+        self.notice.value = ""
+        self.maps = None
+        self.picture.value = b""
         try:
             text = self.text.value.strip() or None
             self.message.value = "<i>computing...</i>"
-            self.maps = mmkit.attention_maps(self.model, self.image, text)
+            with capture_notices() as notices:
+                maps = mmkit.attention_maps(self.model, self.image, text)
+            self.notice.value = notice_html(notices)
+            self._quiet = True  # set every control first, then draw once
+            try:
+                self.words.options = [(f"{w} ({i})" if maps.words.count(w) > 1 else w, i)
+                                      for i, w in enumerate(maps.words)]
+                if not maps.words:  # e.g. only emoji or symbols the tokenizer drops: nothing to map
+                    self.message.value = html.escape(f"the text {maps.text!r} has no words {self.model.spec.name} "
+                                                     "can map; type a few words, e.g. 'a red circle'")
+                    return
+                self.words.value = 0
+                self.method.options = maps.methods
+                self.method.value = maps.methods[0]
+                self.layer.max = max(0, maps.layers - 1)
+                self.head.max = max(0, maps.heads - 1)
+                self.layer.disabled = self.head.disabled = self.agg.disabled = maps.attn is None
+            finally:
+                self._quiet = False
         except Exception as e:  # shown in the panel; the explorer stays usable
-            self.maps = None
-            kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
-            self.message.value = f"<span style='color:#b00'>{html.escape(kind + str(e))}</span>"
+            self._error(e)
             return
-        m = self.maps
-        self.message.value = html.escape(f"text: {m.text}" + (f"  |  answer: {m.notes['answer']}" if "answer" in m.notes else ""))
-        self._quiet = True  # set every control first, then draw once
-        try:
-            self.words.options = [(f"{w} ({i})" if m.words.count(w) > 1 else w, i) for i, w in enumerate(m.words)]
-            self.words.value = 0
-            self.method.options = m.methods
-            self.method.value = m.methods[0]
-            self.layer.max = max(0, m.layers - 1)
-            self.head.max = max(0, m.heads - 1)
-            self.layer.disabled = self.head.disabled = self.agg.disabled = m.attn is None
-        finally:
-            self._quiet = False
+        self.maps = maps
+        self.message.value = html.escape(f"text: {maps.text}"
+                                         + (f"  |  answer: {maps.notes['answer']}" if "answer" in maps.notes else ""))
         self.render()
 
     def heat(self):
@@ -99,4 +117,4 @@ class AttentionExplorer(W.VBox):
                                     title=f"'{word}' · {self.method.value}")
             self.picture.value = figure_png(fig)
         except Exception as e:  # a map that cannot be drawn is reported, the explorer goes on
-            self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self._error(e)

@@ -3,7 +3,9 @@
 Every panel is a `Panel` (a VBox). Long work goes through `Panel.run(work, done)`: in a background
 thread (the notebook stays responsive; Stop discards the result and asks the work to end early) or,
 with `background=False`, in the calling thread, which is what tests use. Anything a model or a user
-wrote is HTML-escaped with `esc` before it goes into an HTML widget.
+wrote is HTML-escaped with `esc` before it goes into an HTML widget. Out-of-domain notices
+(`mmkit.OutOfDomainWarning`, e.g. a bundled ShapesWorld model given a photo) raised by the work are
+collected for that run alone and shown in `notice`, next to the result; the next run clears them.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import traceback
 import ipywidgets as w
 
 from mmkit.errors import InputError
+from mmkit.notices import capture_notices
 
 IPYWIDGETS_MAJOR = int(w.__version__.split(".")[0])  # 7 (Colab pins 7.7.1) or 8
 
@@ -34,6 +37,17 @@ def error_html(e: BaseException | str) -> str:
     """An error as escaped red text (never a traceback)."""
     text = e if isinstance(e, str) else error_text(e)
     return f"<div style='color:#b00020;white-space:pre-wrap'><b>Error:</b> {esc(text)}</div>"
+
+
+def notice_html(notices: list[str]) -> str:
+    """Out-of-domain notices as escaped amber lines ("" when there are none)."""
+    return "".join(f"<div style='color:#7a4f00;background:#fff4d6;padding:2px 6px;margin:2px 0;"
+                   f"white-space:pre-wrap'><b>Note:</b> {esc(n)}</div>" for n in notices)
+
+
+def _contains(widget, target) -> bool:
+    """Whether `target` is `widget` or inside it (through .children)."""
+    return widget is target or any(_contains(c, target) for c in getattr(widget, "children", ()))
 
 
 def png(x, dpi: int = 80) -> bytes:
@@ -138,12 +152,18 @@ class Panel(w.VBox):
     """Base of every panel: a status line with a progress bar and a Stop button, an error box, and `run`.
 
     Args:
-        children: the panel's own widgets (the status row and error box are appended below them).
+        children: the panel's own widgets (the notice line, status row and error box are appended below
+            them; a subclass may place `self.notice`, made before calling this, next to its result instead).
         background: run work in a thread (True, for people) or in the calling thread (False, for tests).
     """
 
     def __init__(self, children, background: bool = True, **kwargs):
         self.background = background
+        children = list(children)
+        if not hasattr(self, "notice"):
+            self.notice = w.HTML("")  # out-of-domain notices of the last run, escaped; empty when none
+        self.notices: list[str] = []  # their messages
+        placed = any(_contains(c, self.notice) for c in children)
         self.status = w.HTML("")
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="160px", visibility="hidden"))
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning", disabled=True,
@@ -154,8 +174,8 @@ class Panel(w.VBox):
         self.thread: threading.Thread | None = None
         self._busy_buttons: list[w.Button] = []  # disabled while work runs
         self.stop_button.on_click(lambda _: self.stop())
-        super().__init__(list(children) + [w.HBox([self.progress, self.stop_button, self.status]), self.error],
-                         **kwargs)
+        super().__init__(children + ([] if placed else [self.notice])
+                         + [w.HBox([self.progress, self.stop_button, self.status]), self.error], **kwargs)
 
     @property
     def busy(self) -> bool:
@@ -170,6 +190,11 @@ class Panel(w.VBox):
     def clear_error(self) -> None:
         self.error.value = ""
 
+    def show_notices(self, notices: list[str]) -> None:
+        """Show out-of-domain notices next to the result (an empty list clears them)."""
+        self.notices = list(notices)
+        self.notice.value = notice_html(self.notices)
+
     def run(self, work, done=None, label: str = "working...") -> None:
         """Run `work(job)`, then `done(result)`; errors and Stop are shown in the panel.
 
@@ -182,6 +207,7 @@ class Panel(w.VBox):
             self.status.value = "Still working on the previous request; wait or press Stop."
             return
         self.clear_error()
+        self.show_notices([])
         self.job = job = Job(self)
         self.status.value = esc(label)
         self.progress.value, self.progress.max = 0, 1
@@ -194,8 +220,10 @@ class Panel(w.VBox):
             self._execute(job, work, done)
 
     def _execute(self, job: Job, work, done) -> None:
+        notices: list[str] = []
         try:
-            result = work(job)
+            with capture_notices() as notices:  # this run's own: other panels' threads keep theirs
+                result = work(job)
             job.check()
             if done is not None:
                 done(result)
@@ -214,6 +242,8 @@ class Panel(w.VBox):
                     self.last_traceback = traceback.format_exc()
                 self.on_error(e)
         finally:
+            if self.job is job and not job.cancelled and notices:  # shown with the result (or the error)
+                self.show_notices(notices)
             if self.job is job:
                 self._set_busy(False)
                 self.progress.layout.visibility = "hidden"

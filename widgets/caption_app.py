@@ -42,6 +42,7 @@ class CaptionApp(Panel):
         self.decoding = DecodingControls()
         self.button = w.Button(description="Caption", button_style="primary", icon="comment")
         self.caption_html = w.HTML("<i>choose an image and press Caption</i>")
+        self.notice = w.HTML("")  # out-of-domain notices of the last caption, under it (see Panel)
         self.words = w.HBox([], layout=w.Layout(flex_flow="row wrap"))  # one button per caption word
         self.method = w.Dropdown(options=["attention"], value="attention", description="map",
                                  layout=w.Layout(width="220px"))
@@ -69,7 +70,7 @@ class CaptionApp(Panel):
         self.dialog_ok.on_click(lambda _: self.close_dialog())
         self.method.observe(lambda _: self.selected is not None and self.show_word(self.selected), names="value")
         self.picker.error.observe(self._on_picker_error, names="value")
-        right = w.VBox([self.model.box, self.decoding, self.button, self.caption_html,
+        right = w.VBox([self.model.box, self.decoding, self.button, self.caption_html, self.notice,
                         w.HTML("<b>Attention</b>: click a word to see where the model looked while writing it"),
                         self.words, self.method, self.attention, self.attention_note])
         super().__init__([

@@ -36,13 +36,20 @@ class DecodingControls(w.VBox):
             c.disabled = m != "sampling"
 
     def kwargs(self) -> dict:
-        """Keyword arguments for mmkit.caption (prompt only when one is typed)."""
+        """Keyword arguments for mmkit.caption (prompt only when one is typed); InputError on a value out of range.
+
+        Each value is checked by mmkit.options (the rule every task function, the CLI and the panels share).
+        """
+        from mmkit.options import check_option
+
         m = self.method.value
-        kw = dict(max_new_tokens=int(self.max_tokens.value), num_beams=int(self.beams.value) if m == "beam" else 1,
+        kw = dict(max_new_tokens=check_option("max_new_tokens", self.max_tokens.value, label="max tokens"),
+                  num_beams=check_option("num_beams", self.beams.value, label="beams") if m == "beam" else 1,
                   do_sample=m == "sampling")
         if m == "sampling":
-            kw.update(temperature=float(self.temperature.value), top_p=float(self.top_p.value),
-                      seed=int(self.seed.value))
+            kw.update(temperature=check_option("temperature", self.temperature.value),
+                      top_p=check_option("top_p", self.top_p.value, label="top-p"),
+                      seed=check_option("seed", self.seed.value))
         prompt = self.prompt.value.strip()
         if prompt:
             kw["prompt"] = prompt

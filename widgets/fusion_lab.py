@@ -178,6 +178,7 @@ def probe(model, task: str, index: int, text: str, budget) -> dict:
     from mmkit.fusion.encoders import WordVocab
     from mmkit.fusion.plots import new_figure
     from mmkit.fusion.pointing import plot_word_attention
+    from mmkit.viz.text import plain
 
     _, _, test = prepare(task, budget)
     if not 0 <= index < len(test.scenes):
@@ -201,6 +202,6 @@ def probe(model, task: str, index: int, text: str, budget) -> dict:
         ax = fig.subplots()
         ax.imshow(scene.image)
         ax.axis("off")
-        ax.set_title(f"{model.method}: no attention map", fontsize=8)
+        ax.set_title(plain(f"{model.method}: no attention map"), fontsize=8)
     out["png"] = _png(fig)
     return out

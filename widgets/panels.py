@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipywidgets as w
 
 from mmkit.errors import InputError
+from mmkit.viz.text import plain
 
 from .base import ModelChoice, Panel, esc, png
 from .decoding import DecodingControls, caption_picked
@@ -39,9 +40,11 @@ class CaptionPanel(Panel):
         self.decoding = DecodingControls()
         self.button = w.Button(description="Caption", button_style="primary", icon="comment")
         self.output = w.HTML("")  # the caption, escaped
+        self.notice = w.HTML("")  # out-of-domain notices of the last run (see Panel)
         self.result: str | None = None  # the last caption
         self.button.on_click(lambda _: self.caption())
-        super().__init__([self.model.box, self.picker, self.decoding, self.button, self.output], background)
+        super().__init__([self.model.box, self.picker, self.decoding, self.button, self.output, self.notice],
+                         background)
         self._busy_buttons = [self.button]
 
     def caption(self) -> None:
@@ -79,13 +82,14 @@ class VQAPanel(Panel):
         self.suggestions = w.Dropdown(options=[""], value="", description="examples", layout=w.Layout(width="460px"))
         self.button = w.Button(description="Ask", button_style="primary", icon="question")
         self.output = w.HTML("")
+        self.notice = w.HTML("")  # out-of-domain notices of the last run (see Panel)
         self.result: str | None = None  # the last answer
         self.button.on_click(lambda _: self.ask())
         self.suggestions.observe(self._on_suggestion, names="value")
         self.picker.on_change(lambda p: self._fill_suggestions())
         self._fill_suggestions()
         super().__init__([self.model.box, self.picker, self.suggestions, w.HBox([self.question, self.button]),
-                          self.output], background)
+                          self.output, self.notice], background)
         self._busy_buttons = [self.button]
 
     def _fill_suggestions(self) -> None:
@@ -142,7 +146,7 @@ def prob_chart(probs: dict, title: str = ""):
     items = sorted(probs.items(), key=lambda kv: kv[1])
     fig = Figure(figsize=(4.6, 0.35 * len(items) + 0.9), layout="constrained")
     ax = fig.subplots()
-    labels = [k.replace("$", r"\$") for k, _ in items]  # '$' would start matplotlib mathtext
+    labels = [plain(k) for k, _ in items]  # shown as typed, never as matplotlib mathtext
     bars = ax.barh(labels, [v for _, v in items], color="#4c72b0")
     bars[-1].set_color("#dd8452")
     for b, (_, v) in zip(bars, items):
@@ -150,7 +154,7 @@ def prob_chart(probs: dict, title: str = ""):
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")
     if title:
-        ax.set_title(title.replace("$", r"\$"), fontsize=9)
+        ax.set_title(plain(title), fontsize=9)
     return fig
 
 
@@ -176,10 +180,11 @@ class ZeroShotPanel(Panel):
         self.button = w.Button(description="Classify", button_style="primary", icon="tags")
         self.chart = w.Image(format="png", layout=w.Layout(width="460px"))
         self.output = w.HTML("")
+        self.notice = w.HTML("")  # out-of-domain notices of the last run (see Panel)
         self.result: dict | None = None  # {label: probability} of the last run
         self.button.on_click(lambda _: self.classify())
         super().__init__([self.model.box, self.picker, w.HBox([self.labels, self.templates]), self.button,
-                          self.output, self.chart], background)
+                          self.output, self.notice, self.chart], background)
         self._busy_buttons = [self.button]
 
     def classify(self) -> None:
@@ -262,6 +267,7 @@ class RetrievalPanel(Panel):
         import torch
 
         import mmkit
+        from mmkit.options import check_option
 
         if query is not None:
             self.query.value = query
@@ -279,7 +285,7 @@ class RetrievalPanel(Panel):
                     job.progress(i, len(images), f"embedding the gallery: {i}/{len(images)} images")
                     chunks.append(mmkit.embed_images(m, images[i:i + step]))  # (<=16, D)
                 self._cache[key] = torch.cat(chunks)  # (N, D)
-            hits = mmkit.retrieve(m, q, self._cache[key], k=self.k.value)
+            hits = mmkit.retrieve(m, q, self._cache[key], k=check_option("k", self.k.value, label="top k"))
             return q, [h._replace(item=images[h.index]) for h in hits], names
 
         def done(res):

@@ -103,6 +103,7 @@ def plot_word_attention(model, scene, text: str, image_emb: torch.Tensor | None 
     """
     from matplotlib.patches import Rectangle
 
+    from ..viz.text import plain
     from .plots import new_figure
 
     if image_emb is None:
@@ -123,12 +124,12 @@ def plot_word_attention(model, scene, text: str, image_emb: torch.Tensor | None 
         ax.imshow(img)
         heat = a[j].reshape(grid, grid).numpy()  # (N,) -> (grid, grid)
         ax.imshow(heat, cmap="magma", alpha=0.6, extent=(0, img.shape[1], img.shape[0], 0), interpolation="nearest")
-        ax.set_title(w, fontsize=9)
+        ax.set_title(plain(w), fontsize=9)
     for ax in axes:
         ax.axis("off")
         if boxes:
             for o in scene.objects:
                 x0, y0, x1, y1 = o.box
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="cyan", lw=0.8))
-    fig.suptitle(text if head is None else f"{text}  (head {head})", fontsize=9)
+    fig.suptitle(plain(text if head is None else f"{text}  (head {head})"), fontsize=9)  # typed text, not mathtext
     return fig

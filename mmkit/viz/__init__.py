@@ -1,5 +1,6 @@
 """matplotlib figures for mmkit: every function returns a Figure and works headless (Agg)."""
 from .attention import caption_strip, compare_methods, layer_head_grid, overlay
 from .scenes import image_grid, scene_card, scene_grid
+from .text import plain
 
-__all__ = ["caption_strip", "compare_methods", "image_grid", "layer_head_grid", "overlay", "scene_card", "scene_grid"]
+__all__ = ["caption_strip", "compare_methods", "image_grid", "layer_head_grid", "overlay", "plain", "scene_card", "scene_grid"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .scenes import _draw_boxes, _new_figure
+from .text import plain
 
 
 def _fig_ax(ax, figsize):
@@ -19,6 +20,8 @@ def _fig_ax(ax, figsize):
 def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "jet", title: str | None = None,
             colorbar: bool = True, boxes=None):
     """A heatmap drawn over the image (stretched to the image's size), with a colour bar. Returns the Figure.
+
+    Every text (title, words) is drawn as typed, never as matplotlib mathtext.
 
     Args:
         image: PIL image.
@@ -36,7 +39,7 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(plain(title), fontsize=9)
     if colorbar:
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     return fig
@@ -51,7 +54,7 @@ def caption_strip(maps, words=None, method: str | None = None, layer=None, head=
     for ax, i in zip(axes, idx):
         heat = maps.for_token(i, layer=layer, head=head, agg=agg, method=method)
         overlay(maps.image, heat, ax=ax, alpha=alpha, title=maps.words[i], colorbar=False, boxes=boxes)
-    fig.suptitle(f"{maps.model}: {method or maps.methods[0]}", fontsize=9)
+    fig.suptitle(plain(f"{maps.model}: {method or maps.methods[0]}"), fontsize=9)
     return fig
 
 
@@ -70,7 +73,7 @@ def layer_head_grid(maps, word, alpha: float = 0.55):
                 ax.set_title(f"head {h}", fontsize=7)
             if h == 0:
                 ax.text(-0.15, 0.5, f"layer {l}", transform=ax.transAxes, rotation=90, va="center", fontsize=7)
-    fig.suptitle(f"'{maps.words[maps.index(word)]}': attention by layer and head", fontsize=9)
+    fig.suptitle(plain(f"'{maps.words[maps.index(word)]}': attention by layer and head"), fontsize=9)
     return fig
 
 
@@ -82,5 +85,5 @@ def compare_methods(maps, word, methods=None, alpha: float = 0.55, boxes=None):
     for ax, meth in zip(axes, methods):
         overlay(maps.image, maps.for_token(word, method=meth), ax=ax, alpha=alpha, title=meth, colorbar=True,
                 boxes=boxes)
-    fig.suptitle(f"'{maps.words[maps.index(word)]}' ({maps.model})", fontsize=9)
+    fig.suptitle(plain(f"'{maps.words[maps.index(word)]}' ({maps.model})"), fontsize=9)
     return fig

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import textwrap
 
+from .text import plain
+
 
 def _new_figure(figsize):
     """A Figure with constrained layout, built without pyplot: no global state, no GUI backend needed."""
@@ -66,7 +68,7 @@ def image_grid(images, titles=None, cols: int = 8, size: float = 1.9, wrap: int 
         if k < len(images):
             ax_.imshow(images[k])
             if titles:
-                ax_.set_title("\n".join(textwrap.wrap(str(titles[k]), wrap)), fontsize=7)
+                ax_.set_title(plain("\n".join(textwrap.wrap(str(titles[k]), wrap))), fontsize=7)
     return fig
 
 
@@ -87,10 +89,10 @@ def scene_card(scene):
     ax_img.imshow(scene.image)
     _draw_boxes(ax_img, scene.objects)
     for o in scene.objects:
-        ax_img.text(o.box[0], o.box[1] - 1, o.name, fontsize=7, va="bottom")
+        ax_img.text(o.box[0], o.box[1] - 1, plain(o.name), fontsize=7, va="bottom")
     ax_img.axis("off")
     lines = [f"caption:  {scene.caption}", f"negative ({scene.negative_kind}):  {scene.negative}", ""]
     lines += [f"[{q.kind}] {q.question}  ->  {q.answer}" for q in scene.qa]
     ax_txt.axis("off")
-    ax_txt.text(0, 1, "\n".join(textwrap.fill(l, 60) for l in lines), va="top", fontsize=8, family="monospace")
+    ax_txt.text(0, 1, plain("\n".join(textwrap.fill(l, 60) for l in lines)), va="top", fontsize=8, family="monospace")
     return fig
