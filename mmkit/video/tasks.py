@@ -108,7 +108,8 @@ def _source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], float 
         if not video or not all(isinstance(f, Frame) for f in video):
             raise InputError("a list of frames must hold Frame(time, image, index) items, e.g. "
                              "list(mmkit.data.video_frames(path)); pass a file path or bytes for a video file")
-        return video[:max_frames] if max_frames else video, None
+        frames = sorted(video, key=lambda f: f.time)  # in time order, whatever order they came in
+        return frames[:max_frames] if max_frames else frames, None
     return video_frames(video, every=every, max_frames=max_frames, max_side=max_side), None
 
 
@@ -222,10 +223,16 @@ def moments(times, scores, end: float, threshold: float | None = None, k: int = 
     """
     s = np.asarray(scores, dtype=float)  # (T,)
     thr = float((s.min() + s.max()) / 2) if threshold is None else float(threshold)
-    found = [Moment(a, b, 0.0) for a, b, on in runs(list(s >= thr), list(times), end) if on]
-    t = np.asarray(times)
-    for mo in found:
-        mo.score = float(s[(t >= mo.start) & (t < mo.end)].max())
+    on, found, i = s >= thr, [], 0
+    while i < len(s):
+        if not on[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(s) and on[j + 1]:
+            j += 1  # frames i..j form one run
+        found.append(Moment(float(times[i]), float(times[j + 1]) if j + 1 < len(s) else float(end), float(s[i:j + 1].max())))
+        i = j + 1
     return sorted(found, key=lambda mo: -mo.score)[:k], thr
 
 
