@@ -186,6 +186,7 @@ class Command:
     one_by_one: bool = False  # True: one image per batch (e.g. the command writes a file per image)
     attention: bool = False  # load the model with attention outputs
     check: Callable | None = None  # (args, m) -> None: InputError before any image is read
+    noun: str = "result"  # what it returns, for out-of-domain notices ("caption", "answer", ...)
 
 
 def _caption_args(p) -> None:
@@ -304,13 +305,14 @@ def _attention(args, m, items) -> list[Record]:
 
 COMMANDS: dict[str, Command] = {
     "caption": Command("Caption each image.", "blip-caption", "caption", _caption_args, _caption,
-                       check=_check_caption),
-    "answer": Command("Answer a question about each image.", "blip-vqa", "answer", _answer_args, _answer),
+                       check=_check_caption, noun="caption"),
+    "answer": Command("Answer a question about each image.", "blip-vqa", "answer", _answer_args, _answer,
+                      noun="answer"),
     "zero-shot": Command("Classify each image among labels with CLIP-style zero-shot classification.", "clip",
-                         "zero_shot", _zero_shot_args, _zero_shot, check=_check_zero_shot),
+                         "zero_shot", _zero_shot_args, _zero_shot, check=_check_zero_shot, noun="zero-shot result"),
     "attention": Command("Write a PNG of the per-word attention maps of each image.", "blip-caption",
                          "attention_maps", _attention_args, _attention, one_by_one=True, attention=True,
-                         check=_check_attention),
+                         check=_check_attention, noun="attention map"),
 }
 
 
@@ -374,8 +376,9 @@ def _progress(total: int, desc: str):
 def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:
     """Run the command on one batch of (path, image): each image's record and its out-of-domain notices.
 
-    A batch that raises a notice is run again one image at a time (results discarded) to tell which
-    images the notice concerns; batches without one cost nothing extra.
+    When a batch of several images raises a notice, each image is checked alone to tell which ones it
+    concerns: by the out-of-domain detector alone (mmkit.domain.check, cheap), or where that is missing by
+    running the command again on that image (results discarded). Batches without a notice cost nothing extra.
     """
     with capture_notices() as notices:
         records = cmd.batch(args, m, items)
@@ -383,10 +386,17 @@ def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]
         return [(r, []) for r in records]
     if len(items) == 1:
         return [(records[0], list(notices))]
+    try:
+        from .domain import check
+    except ImportError:
+        check = None
     per_image = []
     for item in items:
         with capture_notices() as own:
-            cmd.batch(args, m, [item])
+            if check is not None:
+                check(m, [item[1]], cmd.noun)
+            else:
+                cmd.batch(args, m, [item])
         per_image.append(list(own))
     return list(zip(records, per_image))
 

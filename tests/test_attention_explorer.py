@@ -28,3 +28,34 @@ def test_explorer_reports_errors_inside_the_panel(model_dirs, scenes):
     ex.text.value = "<b>red</b> circle"
     ex.show_button.click()
     assert ex.maps is not None and "&lt;b&gt;" in ex.message.value  # user text is escaped, not rendered
+
+
+def test_no_words_and_mathtext_do_not_escape(model_dirs, scenes):
+    """Issue 28: blip-itm maps of "🐱🐱" have 0 words (was an uncaught TraitError); "$\\frac$" broke the figure."""
+    ex = AttentionExplorer(mmkit.load_model(model_dirs("blip-itm"), attention=True), scenes[0].image, "🐱🐱")
+    ex.compute()
+    assert ex.maps is None and "no words" in ex.message.value and ex.words.options == ()
+    ex.render()  # nothing to draw: quietly nothing
+    ex.text.value = r"$\frac$ red circle"
+    ex.compute()
+    assert ex.maps is not None and bytes(ex.picture.value[:4]) == b"\x89PNG" and "Error" not in ex.message.value
+    ex.opacity.value = 0.0
+    ex.layer.value = ex.layer.max
+    assert bytes(ex.picture.value[:4]) == b"\x89PNG" and "color:#b00" not in ex.message.value
+    ex.text.value = "🐱🐱"
+    ex.compute()  # back to no words: the old maps and picture are gone, the controls are empty
+    assert ex.maps is None and ex.picture.value == b"" and ex.words.value is None
+
+
+def test_figure_text_is_never_mathtext(scenes):
+    import io
+
+    from mmkit.viz import image_grid, overlay, plain
+
+    assert plain(r"$\frac$") == r"\$\frac\$" and plain("no dollars") == "no dollars"
+    for title in (r"$\frac$", "$$", "cost $5 or $6", "$x^2$", "a\\$b$"):
+        fig = image_grid([scenes[0].image, scenes[1].image], titles=[title, "#1"])
+        fig.savefig(io.BytesIO(), format="png")  # drawing is where mathtext would raise
+        assert fig.axes[0].get_title() == plain(title)
+        fig = overlay(scenes[0].image, [[0.0, 1.0], [1.0, 0.0]], title=title)
+        fig.savefig(io.BytesIO(), format="png")

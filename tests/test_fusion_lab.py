@@ -40,6 +40,10 @@ def test_panel_trains_compares_and_answers():
     lab.try_button.click()
     assert "unknown words" in lab.prediction.value and "zebra" in lab.prediction.value
 
+    lab.sentence.value = r"$\frac$ what color is the circle?"  # '$' would start matplotlib mathtext
+    lab.try_button.click()
+    assert "answer" in lab.prediction.value and lab.attention.value[:4] == b"\x89PNG"
+
     lab.sentence.value = "   "
     lab.try_button.click()
     assert "empty" in lab.prediction.value and "Traceback" not in lab.prediction.value

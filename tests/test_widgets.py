@@ -333,3 +333,35 @@ def test_bundled_zero_shot_and_retrieval():
         ret.search(gallery[i].caption)
         found += i in [h.index for h in ret.result]
     assert found >= 3, f"the described scene was in the top 5 of 16 for {found}/4 queries"
+
+
+# -- issue 28: no trait or matplotlib error escapes a panel; numeric options are checked ------------------
+
+def test_mathtext_names_and_labels_are_drawn_as_typed(model_dirs, scenes):
+    ret = RetrievalPanel(model_dirs("clip"), background=False)
+    ret.set_gallery({r"$\frac$": scenes[0].image, "$x$ and $": scenes[1].image})
+    ret.k.value = 2
+    ret.search("a red circle")
+    assert_no_error(ret)
+    assert ret.grid.value[:4] == PNG_MAGIC and esc(r"$\frac$") in ret.output.value
+    zs = ZeroShotPanel(model_dirs("clip"), labels=(r"$\frac$", "$x^2$"), background=False)
+    zs.button.click()
+    assert_no_error(zs)
+    assert set(zs.result) == {r"$\frac$", "$x^2$"} and zs.chart.value[:4] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("control, value, message", [
+    ("seed", -1, "seed=-1 is not allowed"),
+    ("seed", 2**70, "seed="),
+    ("temperature", float("nan"), "not finite"),
+])
+def test_decoding_options_are_checked_in_the_panel(model_dirs, control, value, message):
+    panel = CaptionPanel(model_dirs("blip-caption"), background=False)
+    panel.decoding.method.value = "sampling"
+    try:
+        setattr(getattr(panel.decoding, control), "value", value)
+    except Exception as e:  # the widget itself may refuse it (a TraitError): that is fine too
+        assert type(e).__name__ == "TraitError"
+        return
+    panel.button.click()
+    assert message in panel.error.value and panel.result is None and "Traceback" not in panel.error.value
