@@ -70,6 +70,8 @@ OPTIONS: dict[str, Option] = {
     "k": Option("int", 1, 1_000_000, doc="hits per query"),
     "paired": Option("bool", doc="score image i with text i only"),
     "layer": Option("int", -1000, 1000, none=True, doc="a layer index, negative from the end (None: default)"),
+    "max_pixels": Option("int", 1, 2**40, doc="load_image: width x height above which an image is refused"),
+    "max_bytes": Option("int", 1, 2**40, doc="load_image: most bytes read from a file or file object"),
     "prompt": Option("text", none=True, doc="text the caption must start with"),
     "templates": Option("templates", none=True, doc="zero-shot prompts, '{}' is replaced by each label"),
 }

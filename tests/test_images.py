@@ -1,5 +1,17 @@
-"""load_image on good and bad input: every good kind gives an RGB image, every bad one an InputError."""
+"""load_image on good and bad input: every good kind gives an RGB image, every bad one an InputError.
+
+Also: only regular files are read (FIFOs, devices and folders refused at once, never a hang), reads are
+capped before decoding, the pixel limit covers headers, PIL images, arrays and tensors, every PIL mode and
+numpy dtype / byte order converts by one rule (a PIL image and the equal array give the same pixels), and
+file objects and tensors in odd states give InputError.
+"""
 import io
+import os
+import struct
+import sys
+import threading
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -129,7 +141,8 @@ BAD = {
     "url": ("https://example.com/cat.jpg", "URL"),
     "nan_array": (np.full((4, 4, 3), np.nan), "NaN"),
     "float_0_255": (np.full((4, 4, 3), 200.0), "divide by 255"),
-    "int_out_of_range": (np.full((4, 4), 1000, np.int32), "uint8"),
+    "int_out_of_range": (np.full((4, 4), 70000, np.int32), "uint8"),
+    "negative_int": (np.full((4, 4), -1, np.int16), "uint8"),
     "two_channels": (np.zeros((4, 4, 2), np.uint8), "HxWx3"),
     "four_dims": (np.zeros((2, 4, 4, 3), np.uint8), "HxWx3"),
     "empty_array": (np.zeros((0, 4, 3), np.uint8), "empty"),
@@ -170,3 +183,336 @@ def test_max_pixels_is_configurable():
 
 def test_top_level_export():
     assert mmkit.load_image is load_image and mmkit.data.load_image is load_image
+
+
+# -- only regular files, with no hang --------------------------------------------------------------
+
+def _within(seconds: float, fn):
+    """fn() in a thread: (its result or exception, seconds taken); fails the test if it has not returned in time."""
+    out = {}
+
+    def go():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed back to the test
+            out["value"] = e
+
+    t = threading.Thread(target=go, daemon=True)
+    start = time.perf_counter()
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds} s (a hang)"
+    return out["value"], time.perf_counter() - start
+
+
+@pytest.fixture
+def odd_paths(tmp_path):
+    paths = {"folder": (tmp_path, "folder"), "dev_zero": ("/dev/zero", "character device"),
+             "dev_null": ("/dev/null", "character device")}
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "x.png")  # a FIFO named like an image, with no writer: open() would block
+        paths["fifo"] = (tmp_path / "x.png", "FIFO")
+        os.symlink("/dev/zero", tmp_path / "zero.png")
+        paths["symlink_to_dev_zero"] = (tmp_path / "zero.png", "character device")
+    return paths
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
+def test_fifo_devices_and_folders_refused_at_once(odd_paths):
+    for kind, (path, words) in odd_paths.items():
+        err, took = _within(10, lambda p=path: load_image(p))
+        assert isinstance(err, InputError) and words in str(err), (kind, err)
+        assert os.path.basename(path) in str(err) and took < 2, (kind, took)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
+def test_task_functions_refuse_fifo_and_dev_zero(odd_paths):
+    """Issue 28, reproduction 4: a FIFO named x.png hung load_image and caption forever; /dev/zero read unbounded."""
+    m = mmkit.load_model("shapes-blip-caption")
+    clip = mmkit.load_model("shapes-clip")
+    for kind in ("fifo", "dev_zero"):
+        path, words = odd_paths[kind]
+        for fn in (lambda p: mmkit.caption(m, p), lambda p: mmkit.zero_shot(clip, [RED, p], ["a", "b"]),
+                   lambda p: mmkit.attention_maps(clip, p, "red")):
+            err, _ = _within(20, lambda f=fn, p=path: f(p))
+            assert isinstance(err, InputError) and words in str(err), (kind, err)
+
+
+def test_reads_are_capped_before_decoding(tmp_path):
+    data = _png(RED)
+    p = tmp_path / "red.png"
+    p.write_bytes(data)
+    for x in (data, p, io.BytesIO(data)):
+        with pytest.raises(InputError, match="limit"):
+            load_image(x, max_bytes=len(data) - 1)
+        assert load_image(x.seek(0) or x if hasattr(x, "seek") else x, max_bytes=len(data)).size == (8, 6)
+
+    class Endless:  # a stream that never ends: refused at the cap, not read for ever
+        def read(self, n=-1):
+            return b"\0" * max(n, 1)
+
+    err, took = _within(10, lambda: load_image(Endless(), max_bytes=2**20))
+    assert isinstance(err, InputError) and "1 MB limit" in str(err) and took < 5
+
+
+def test_limits_are_stated_settable_and_checked(monkeypatch):
+    from mmkit.data import images
+
+    assert images.MAX_PIXELS == 64_000_000 and images.MAX_BYTES == 256 * 2**20
+    monkeypatch.setattr(images, "MAX_PIXELS", 40)  # the module global is read at every call: tasks follow it
+    with pytest.raises(InputError, match="over the 4e-05 MP limit"):
+        load_image(RED)
+    with pytest.raises(InputError, match="megapixels"):
+        mmkit.embed_images(mmkit.load_model("shapes-clip"), RED)
+    assert load_image(RED, max_pixels=48).size == (8, 6)
+    for bad in (0, 2.5, "1000", -1):
+        with pytest.raises(InputError, match="max_pixels"):
+            load_image(RED, max_pixels=bad)
+    with pytest.raises(InputError, match="max_bytes"):
+        load_image(RED, max_bytes=0)
+
+
+# -- small on disk, huge in pixels ------------------------------------------------------------------
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _bmp_header(width: int, height: int) -> bytes:
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + 40 + 16, 0, 0, 54) + info + b"\0" * 16
+
+
+def _gif_header(width: int, height: int) -> bytes:
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    frame = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00;"
+    return b"GIF89a" + screen + frame
+
+
+BOMBS = {  # a few hundred bytes each, declaring 20000 x 20000 = 400 megapixels
+    "png": _png_header(20000, 20000),
+    "bmp": _bmp_header(20000, 20000),
+    "gif": _gif_header(20000, 20000),
+    "ppm": b"P6 20000 20000 255\n" + b"\0" * 64,
+    "tiff": None,  # built in the test: PIL writes the header of a 1-bit image cheaply
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(BOMBS))
+def test_small_on_disk_huge_in_pixels_refused_from_the_header(fmt):
+    import tracemalloc
+
+    data = BOMBS[fmt]
+    if data is None:
+        buf = io.BytesIO()
+        Image.new("1", (20000, 20000)).save(buf, "TIFF", compression="group4")  # 50 MB in memory, ~1 kB on disk
+        data = buf.getvalue()
+    assert len(data) < 20_000
+    tracemalloc.start()
+    try:
+        err, took = _within(10, lambda: load_image(data))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(err, InputError) and ("megapixels" in str(err) or "bomb" in str(err)), err
+    assert took < 2 and peak < 20 * 2**20, (took, peak)  # refused before decoding: no 1.2 GB buffer
+
+
+def test_pixel_limit_covers_arrays_tensors_and_pil_images():
+    torch = pytest.importorskip("torch")
+    view = np.broadcast_to(np.uint8(7), (9000, 9000, 3))  # 81 MP, a few bytes of memory
+    with pytest.raises(InputError, match="megapixels"):
+        load_image(view)
+    with pytest.raises(InputError, match="megapixels"):
+        load_image(torch.zeros(1, dtype=torch.uint8).expand(3, 9000, 9000))
+    with pytest.raises(InputError, match="megapixels"):
+        load_image(Image.new("1", (9000, 9000)))
+
+
+def test_exotic_formats_are_not_decoded():
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"  # PIL would start Ghostscript
+    with pytest.raises(InputError, match="not an image PIL can read"):
+        load_image(eps)
+    buf = io.BytesIO()
+    RED.save(buf, "ICO")  # an icon holds images of other sizes than its header says
+    with pytest.raises(InputError, match="not an image PIL can read"):
+        load_image(buf.getvalue())
+
+
+# -- one number rule: PIL images and the equal arrays -----------------------------------------------
+
+RNG = np.random.default_rng(0)
+ARRAYS = {
+    "uint8": RNG.integers(0, 256, (5, 6)).astype(np.uint8),
+    "uint8_rgb": RNG.integers(0, 256, (5, 6, 3)).astype(np.uint8),
+    "uint8_rgba": RNG.integers(0, 256, (5, 6, 4)).astype(np.uint8),
+    "bool": RNG.integers(0, 2, (5, 6)).astype(bool),
+    "uint16_le": RNG.integers(0, 65536, (5, 6)).astype("<u2"),
+    "uint16_be": RNG.integers(0, 65536, (5, 6)).astype(">u2"),
+    "int16_be_8bit": RNG.integers(0, 256, (5, 6)).astype(">i2"),
+    "int8": RNG.integers(0, 128, (5, 6)).astype(np.int8),
+    "int32_8bit": RNG.integers(0, 256, (5, 6)).astype(np.int32),
+    "int32_16bit": RNG.integers(0, 65536, (5, 6)).astype(np.int32),
+    "int32_be": RNG.integers(0, 65536, (5, 6)).astype(">i4"),
+    "uint32": RNG.integers(0, 256, (5, 6)).astype(np.uint32),
+    "float32": RNG.random((5, 6)).astype(np.float32),
+    "float32_be": RNG.random((5, 6)).astype(">f4"),
+    "float64": RNG.random((5, 6)),
+    "float32_ends": np.array([[0.0, 1.0, 0.5, 1 / 510, 0.998]], np.float32),
+    "float32_out_of_range": RNG.random((5, 6)).astype(np.float32) * 3 - 1,
+    "float32_nan": np.full((5, 6), np.nan, np.float32),
+    "int32_negative": np.full((5, 6), -3, np.int32),
+    "int32_too_large": np.full((5, 6), 70000, np.int32),
+}
+
+
+def _pixels(x):
+    try:
+        return np.asarray(load_image(x))
+    except InputError as e:
+        return str(e).split(" ", 1)[1] if " " in str(e) else str(e)  # the reason, without the input's own name
+
+
+@pytest.mark.parametrize("case", sorted(ARRAYS))
+def test_pil_image_and_equal_array_give_the_same_pixels(case, tmp_path):
+    a = ARRAYS[case]
+    im = Image.fromarray(a)  # PIL's own mode for the array (L, 1, I;16, I;16B, I, F, RGB, RGBA)
+    from_array, from_pil = _pixels(a), _pixels(im)
+    if isinstance(from_array, str) or isinstance(from_pil, str):  # refused: then both are, for the same reason
+        assert isinstance(from_array, str) and isinstance(from_pil, str), (from_array, from_pil)
+        assert from_array.split(";")[0].endswith(from_pil.split(";")[0].split(")")[-1]), (from_array, from_pil)
+        return
+    assert np.array_equal(from_array, from_pil), (case, im.mode)
+    if im.mode in ("I", "F", "I;16", "I;16B"):  # and the same again after a round trip through a TIFF file
+        im.save(tmp_path / "a.tif")
+        assert np.array_equal(_pixels(tmp_path / "a.tif"), from_array), (case, Image.open(tmp_path / "a.tif").mode)
+
+
+def test_the_number_rule():
+    assert load_image(np.array([[0, 128, 255]], np.uint16)).getpixel((1, 0)) == (0, 0, 0)  # 16-bit: 128 is dark
+    assert load_image(np.array([[0, 128, 65535]], "<u2")).getpixel((2, 0))[0] == 255
+    assert load_image(np.array([[0, 128, 65535]], ">u2")).getpixel((2, 0))[0] == 255  # byte order does not matter
+    assert load_image(np.array([[32896]], np.uint16)).getpixel((0, 0))[0] == 128  # round(32896 * 255 / 65535)
+    assert load_image(np.array([[128]], np.int32)).getpixel((0, 0))[0] == 128  # 0..255: as it is
+    assert load_image(np.array([[1000]], np.int32)).getpixel((0, 0))[0] == 4  # 256..65535: 16-bit
+    assert load_image(np.array([[0.5]], ">f8")).getpixel((0, 0))[0] == 128
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "I",
+                                  "F", "LA", "La", "PA", "I;16", "I;16L", "I;16B", "I;16N"])
+def test_every_pil_mode_gives_rgb_or_input_error(mode):
+    try:
+        im = Image.new(mode, (3, 2))
+    except ValueError:
+        pytest.skip(f"this Pillow cannot make mode {mode}")
+    try:
+        out = load_image(im)
+    except InputError as e:
+        assert mode in str(e)
+        return
+    assert out.mode == "RGB" and out.size == (3, 2)
+    if mode not in ("LAB", "HSV", "YCbCr", "CMYK"):  # colour spaces whose zero is not black
+        assert out.getpixel((0, 0)) in ((0, 0, 0), (255, 255, 255)), mode  # black, or transparent on white
+
+
+def test_non_finite_values_refused_everywhere():
+    torch = pytest.importorskip("torch")
+    bad = [np.full((4, 4), np.nan), np.full((4, 4, 3), np.inf, np.float16), Image.fromarray(np.full((4, 4), np.nan,
+           np.float32)), torch.full((3, 4, 4), float("-inf")), torch.full((3, 4, 4), float("nan")).bfloat16()]
+    for x in bad:
+        with pytest.raises(InputError, match="NaN or infinite"):
+            load_image(x)
+
+
+def test_odd_arrays_refused():
+    for a, words in [(np.ma.masked_array(np.zeros((4, 4), np.uint8)), "masked"),
+                     (np.zeros((4, 4), "datetime64[s]"), "dtype"), (np.zeros((4, 4), "U3"), "dtype"),
+                     (np.zeros((4, 4), [("r", "u1")]), "dtype"), (np.array(5), "HxW"),
+                     (np.full((4, 4), 2**63, np.uint64), "uint16")]:
+        with pytest.raises(InputError, match=words):
+            load_image(a)
+
+
+# -- tensors of unusual layout, device and dtype ----------------------------------------------------
+
+def test_tensors_of_every_layout_and_dtype():
+    torch = pytest.importorskip("torch")
+    base = torch.rand(3, 4, 5)
+    expected = np.asarray(load_image(base))
+    same = {
+        "requires_grad": base.clone().requires_grad_(True),
+        "batch_of_one": base[None],
+        "channels_last": base[None].contiguous(memory_format=torch.channels_last),
+        "non_contiguous": base.permute(1, 2, 0).contiguous().permute(2, 0, 1),
+        "float64": base.double(),
+    }
+    for kind, t in same.items():
+        assert np.array_equal(np.asarray(load_image(t)), expected), kind
+    for kind, t in {"bfloat16": base.bfloat16(), "float16": base.half()}.items():  # rounded once more: within 1 step
+        assert np.abs(np.asarray(load_image(t)).astype(int) - expected).max() <= 2, kind
+    u8 = (base * 255).to(torch.uint8)
+    assert np.array_equal(np.asarray(load_image(u8)), np.asarray(load_image(u8.numpy().transpose(1, 2, 0))))
+    assert load_image(torch.ones(4, 5, dtype=torch.bool)).getpixel((0, 0)) == (255, 255, 255)
+    refused = {
+        "sparse": (base.to_sparse(), "layout"),
+        "meta": (torch.zeros(3, 4, 5, device="meta"), "meta device"),
+        "complex": (torch.zeros(3, 4, 5, dtype=torch.complex64), "complex"),
+        "five_dims": (torch.zeros(1, 1, 3, 4, 5), "CxHxW"),
+        "normalised": (base - 0.5, "normalis"),
+    }
+    for kind, (t, words) in refused.items():
+        with pytest.raises(InputError, match=words):
+            load_image(t)
+    with pytest.raises(InputError, match="cannot read an image from Size"):
+        load_image(torch.Size([3, 4, 5]))  # a torch object that is not a tensor
+
+
+# -- file objects in odd states ---------------------------------------------------------------------
+
+def test_file_objects_in_odd_states(tmp_path):
+    data = _png(RED)
+    p = tmp_path / "red.png"
+    p.write_bytes(data)
+    closed = open(p, "rb")
+    closed.close()
+    at_end = io.BytesIO(data)
+    at_end.read()
+    write_only = open(tmp_path / "out.bin", "wb")
+
+    class NotReady:  # a non-blocking stream: read() gives None
+        def read(self, n=-1):
+            return None
+
+    class Broken:
+        def read(self, n=-1):
+            raise OSError("device went away")
+
+    class Lists:
+        def read(self, n=-1):
+            return [1, 2]
+
+    cases = {"closed": (closed, "closed"), "at_end": (at_end, "seek(0)"), "text_mode": (open(p), "text mode"),
+             "write_only": (write_only, "could not be read"), "not_ready": (NotReady(), "no data ready"),
+             "broken": (Broken(), "device went away"), "lists": (Lists(), "returned list")}
+    if os.path.exists("/dev/zero"):
+        cases["dev_zero"] = (open("/dev/zero", "rb"), "character device")
+    try:
+        for kind, (f, words) in cases.items():
+            err, _ = _within(10, lambda f=f: load_image(f))
+            assert isinstance(err, InputError) and words in str(err), (kind, err)
+    finally:
+        for f, _ in cases.values():
+            getattr(f, "close", lambda: None)()
+    half = io.BytesIO(b"junk" + data)
+    half.seek(4)  # a stream positioned at the image: read from there, as PIL does
+    assert load_image(half).size == (8, 6)
+    with open(p, "rb") as f:
+        assert load_image(f).size == (8, 6)
+    im = Image.open(io.BytesIO(data))
+    im.close()
+    with pytest.raises(InputError, match="closed"):
+        load_image(im)

@@ -1,14 +1,29 @@
 """Robust image input: anything a user is likely to hand us becomes an RGB PIL image, or an InputError.
 
-Accepted: a path (str or Path), bytes, a binary file object, a PIL image, a numpy array
-(HxW, HxWx1, HxWx3, HxWx4; also CxHxW when unambiguous), or a torch tensor (CxHxW or HxW).
-Conversions: EXIF orientation applied; palette, alpha (composited on white), CMYK, 16-bit and
-float modes converted to 8-bit RGB; animated images give their first frame.
+Accepted: a path (str or Path) to a regular file, bytes, a binary file object, a PIL image, a numpy array
+(HxW, HxWx1, HxWx3, HxWx4; also CxHxW when unambiguous), or a torch tensor (CxHxW, HxW or 1xCxHxW).
+Conversions: EXIF orientation applied; palette, alpha (composited on white), CMYK and YCbCr converted to
+8-bit RGB; animated images give their first frame. Numbers follow one rule whatever their container, so a
+PIL image and the equal numpy array give the same pixels:
+
+    uint8 (PIL L, RGB, RGBA)      as they are
+    bool (PIL 1)                  False -> 0, True -> 255
+    uint16, any byte order (I;16) round(v * 255 / 65535)
+    other integers (PIL I)        0..255 as they are, 256..65535 as 16-bit; negative or larger: refused
+    floats (PIL F)                finite and in [0, 1]: round(v * 255); anything else: refused
+
+Limits, stated and settable (module globals, read at every call, or per call as keywords):
+MAX_BYTES caps what is read from a file or file object before any decoding; MAX_PIXELS caps width x height
+as declared in a file's header (a picture small on disk but huge in pixels is refused before it is
+decoded), of a PIL image, an array or a tensor. Only regular files are read: FIFOs, devices and folders
+are refused without opening them for a blocking read.
 """
 from __future__ import annotations
 
 import io
 import os
+import stat
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,41 +32,47 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError, describe
 
-MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs (8000x8000)
+MAX_PIXELS = 64_000_000  # width * height above which an image is refused (decompression-bomb guard, 8000x8000)
+MAX_BYTES = 256 * 2**20  # bytes read at most from a file or file object, before decoding
 MAX_ASPECT = 5  # models get thinner images padded with white to this width:height (or height:width) ratio
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM", "TGA", "QOI")  # decoders tried
 _URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://")
+_CHUNK = 4 * 2**20  # read size: a small file never costs a MAX_BYTES buffer
 
 
-def load_image(x, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(x, *, max_pixels: int | None = None, max_bytes: int | None = None) -> Image.Image:
     """Return `x` as an RGB PIL image, or raise InputError naming the input and the fix.
 
     Args:
-        x: path | bytes | file object | PIL.Image | np.ndarray (HxW[xC], uint8 or float in [0, 1])
-            | torch.Tensor (CxHxW or HxW).
-        max_pixels: width*height above which an image is refused (decompression-bomb guard).
+        x: path | bytes | binary file object | PIL.Image | np.ndarray (HxW[xC], see the module docstring)
+            | torch.Tensor (CxHxW, HxW or 1xCxHxW).
+        max_pixels: width*height above which an image is refused; default MAX_PIXELS.
+        max_bytes: most bytes read from a file or file object; default MAX_BYTES.
     """
+    from ..options import check_option
+
+    max_pixels = check_option("max_pixels", MAX_PIXELS if max_pixels is None else max_pixels)
+    max_bytes = check_option("max_bytes", MAX_BYTES if max_bytes is None else max_bytes)
     if isinstance(x, Image.Image):
         return _to_rgb(_first_frame(x), describe(x), max_pixels)
     if isinstance(x, np.ndarray):
-        return _from_array(x, describe(x))
-    if type(x).__module__.startswith("torch"):
-        return _from_tensor(x)
+        return _from_array(x, describe(x), max_pixels)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return _from_tensor(x, max_pixels)
     if isinstance(x, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(x), describe(x), max_pixels)
+        name = describe(x)
+        if len(x) > max_bytes:
+            raise InputError(f"{name} is over the {_mb(max_bytes)} limit; resize the image, or pass max_bytes=")
+        return _from_bytes(bytes(x), name, max_pixels)
     if isinstance(x, (str, os.PathLike)):
-        return _from_path(x, max_pixels)
+        return _from_path(x, max_pixels, max_bytes)
     if hasattr(x, "read"):
-        data = x.read()
-        if isinstance(data, str):
-            raise InputError(f"{describe(x)} was opened in text mode; open the image with open(path, 'rb')")
-        return _from_bytes(bytes(data), f"file object {getattr(x, 'name', '')!s}".strip(), max_pixels)
+        return _from_file_object(x, max_pixels, max_bytes)
     raise InputError(
         f"cannot read an image from {describe(x)}; pass a file path, bytes, a PIL image, "
         "a numpy array (HxW or HxWx3) or a torch tensor (3xHxW)"
     )
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
@@ -69,21 +90,112 @@ def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
     return canvas
 
 
-def _from_path(x, max_pixels: int) -> Image.Image:
+# -- files ----------------------------------------------------------------------------------------
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n} bytes"
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _from_path(x, max_pixels: int, max_bytes: int) -> Image.Image:
     name = describe(x)
     s = os.fspath(x)
-    if isinstance(s, str) and s.lower().startswith(_URL_PREFIXES):
+    if isinstance(s, bytes):
+        s = os.fsdecode(s)
+    if s.lower().startswith(_URL_PREFIXES):
         raise InputError(f"{name} is a URL; mmkit does not download images. Download it first and pass the file path")
+    if "\x00" in s:
+        raise InputError(f"{name} contains a NUL character, which no file name can hold; check the path")
     p = Path(s).expanduser()
-    if not p.exists():
-        raise InputError(f"{name}: no such file; check the path (relative paths start at {os.getcwd()!r})")
-    if p.is_dir():
-        raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
+    try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file; check the path (relative paths start at {os.getcwd()!r})") from None
+    except IsADirectoryError:  # Windows
+        raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files") from None
+    except OSError as e:
+        raise InputError(f"{name} could not be opened ({e.strerror or e}); check the path and its permissions") from None
     try:
-        data = p.read_bytes()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            if stat.S_ISDIR(info.st_mode):
+                raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
+            raise InputError(f"{name} is {_kind(info.st_mode)}, not a regular file; mmkit reads images only from "
+                             "regular files: save the picture to a file first")
+        if info.st_size > max_bytes:
+            raise InputError(f"{name} is {_mb(info.st_size)}, over the {_mb(max_bytes)} limit; resize the image, "
+                             "or pass max_bytes=")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = _read_capped(f.read, max_bytes, name)
     except OSError as e:
         raise InputError(f"{name} could not be read ({e.strerror or e}); check its permissions") from None
+    finally:
+        os.close(fd)
     return _from_bytes(data, name, max_pixels)
+
+
+def _read_capped(read, max_bytes: int, name: str) -> bytes:
+    """Everything `read(n)` gives until it ends, in chunks; InputError past max_bytes (an endless stream)."""
+    chunks, total = [], 0
+    while True:
+        chunk = read(min(_CHUNK, max_bytes + 1 - total))
+        if chunk is None:  # a non-blocking stream with nothing ready
+            raise InputError(f"{name} had no data ready (a non-blocking stream); pass the bytes, or a file path")
+        if isinstance(chunk, str):
+            raise InputError(f"{name} was opened in text mode; open the image with open(path, 'rb')")
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise InputError(f"{name}.read() returned {type(chunk).__name__}, not bytes; pass a binary file object")
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(bytes(chunk))
+        total += len(chunk)
+        if total > max_bytes:
+            raise InputError(f"{name} gives more than the {_mb(max_bytes)} limit; resize the image, or pass max_bytes=")
+
+
+def _from_file_object(f, max_pixels: int, max_bytes: int) -> Image.Image:
+    name = f"file object {getattr(f, 'name', '')!s}".strip()
+    if getattr(f, "closed", False) is True:
+        raise InputError(f"{name} is closed; open the file again (or pass its path)")
+    if isinstance(f, io.TextIOBase):
+        raise InputError(f"{name} was opened in text mode; open the image with open(path, 'rb')")
+    try:
+        fd = f.fileno()
+    except Exception:  # BytesIO, a wrapper without a descriptor: nothing to check
+        fd = None
+    if isinstance(fd, int):
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode)):
+            raise InputError(f"{name} is {_kind(mode)}, not an image file; pass a regular file")
+    start = _tell(f)
+    try:
+        data = _read_capped(f.read, max_bytes, name)
+    except InputError:
+        raise
+    except Exception as e:  # write-only, closed underneath, a broken stream
+        raise InputError(f"{name} could not be read ({type(e).__name__}: {e}); pass a file opened with "
+                         "open(path, 'rb'), or the path") from None
+    if not data and start:
+        raise InputError(f"{name} is at its end (position {start}): nothing left to read; call .seek(0) first")
+    return _from_bytes(data, name, max_pixels)
+
+
+def _tell(f) -> int:
+    try:
+        return int(f.tell())
+    except Exception:
+        return 0
 
 
 def _sniff(data: bytes) -> str:
@@ -97,19 +209,29 @@ def _sniff(data: bytes) -> str:
         return ""
 
 
+def _formats() -> list[str]:
+    Image.init()
+    return [f for f in FORMATS if f in Image.OPEN]
+
+
+def _bomb(name: str, max_pixels: int) -> InputError:
+    return InputError(f"{name} is too large to decode safely (decompression bomb guard: the limit is "
+                      f"{max_pixels / 1e6:g} megapixels); resize it first, or pass max_pixels= if you trust the file")
+
+
 def _from_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
     if len(data) == 0:
         raise InputError(f"{name} is empty (0 bytes); the file was not saved or uploaded completely")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked next
+            im = Image.open(io.BytesIO(data), formats=_formats())
     except UnidentifiedImageError:
         raise InputError(
             f"{name} is not an image PIL can read{_sniff(data)}; use a PNG, JPEG, GIF, BMP, TIFF or WebP file"
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{name} is too large to decode safely (decompression bomb guard); resize it first") from None
+    except Image.DecompressionBombError:
+        raise _bomb(name, max_pixels) from None
     except Exception as e:  # PIL raises OSError, SyntaxError, struct.error, ... on a broken header
         raise InputError(
             f"{name} could not be opened ({type(e).__name__}: {e}); the file is truncated or corrupt: "
@@ -128,49 +250,57 @@ def _first_frame(im: Image.Image) -> Image.Image:
     return im
 
 
-def _to_rgb(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
-    w, h = im.size
+def _check_pixels(w: int, h: int, name: str, max_pixels: int) -> None:
     if w * h > max_pixels:
         raise InputError(
-            f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {max_pixels / 1e6:.0f} MP limit "
+            f"{name} is {w}x{h} = {w * h / 1e6:.1f} megapixels, over the {max_pixels / 1e6:g} MP limit "
             "(a decompression-bomb guard); resize it first, or pass max_pixels= if you trust the file"
         )
     if w == 0 or h == 0:
         raise InputError(f"{name} has no pixels ({w}x{h}); pass a non-empty image")
+
+
+def _to_rgb(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
+    _check_pixels(*im.size, name, max_pixels)  # the header's size: checked before a single pixel is decoded
     try:
         prev = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
-            im.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im.load()
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = prev
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{name} is too large to decode safely (decompression bomb guard); resize it first") from None
+    except Image.DecompressionBombError:
+        raise _bomb(name, max_pixels) from None
     except Exception as e:  # OSError, SyntaxError, ValueError, struct.error, EOFError... from a broken file
+        if "closed" in str(e):  # a PIL image after .close(), or read from a file object closed since
+            raise InputError(f"{name} is closed ({e}); open the image again") from None
         raise InputError(
             f"{name} could not be decoded ({e}); the file is truncated or corrupt: re-save or re-upload it"
         ) from None
+    _check_pixels(*im.size, name, max_pixels)  # a decoder may change the size on load
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block should not lose the picture
         pass
     try:
-        return _mode_to_rgb(im)
+        return _mode_to_rgb(im, name)
+    except InputError:
+        raise
     except Exception as e:  # an exotic mode PIL cannot convert
         raise InputError(f"{name} (mode {im.mode}) could not be converted to RGB ({e}); re-save it as PNG or JPEG") from None
 
 
-def _mode_to_rgb(im: Image.Image) -> Image.Image:
+_NUMERIC_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # read as numbers: the array rule applies
+
+
+def _mode_to_rgb(im: Image.Image, name: str) -> Image.Image:
     mode = im.mode
     if mode == "RGB":
         return im.copy() if im.readonly else im
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(a.min()), float(a.max()))
-        if mode == "I" and a.min() >= 0 and a.max() <= 65535 and a.max() > 255:
-            lo, hi = 0.0, 65535.0
-        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-        return Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)).convert("RGB")
+    if mode in _NUMERIC_MODES:
+        return Image.fromarray(_to_uint8(np.asarray(im), name)).convert("RGB")
     if mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
         mode = im.mode
@@ -178,10 +308,44 @@ def _mode_to_rgb(im: Image.Image) -> Image.Image:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr, RGBX
 
 
-def _from_array(a: np.ndarray, name: str) -> Image.Image:
+# -- arrays and tensors -------------------------------------------------------------------------------
+
+def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
+    """The one number rule (module docstring): any bool, integer or float array -> uint8, or InputError."""
+    if a.dtype.byteorder not in ("=", "|") and a.dtype.byteorder != sys.byteorder[0]:
+        a = a.astype(a.dtype.newbyteorder("="))  # big-endian '>u2' means the same numbers as '<u2'
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise InputError(f"{name} contains NaN or infinite values; clean it (np.nan_to_num) first")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            if lo >= 0 and hi <= 255:
+                raise InputError(f"{name} is a float array with values up to {hi:g}; float images must be in [0, 1]: "
+                                 "divide by 255, or convert with .astype(np.uint8)")
+            raise InputError(f"{name} has values in [{lo:g}, {hi:g}]; float images must be in [0, 1]"
+                             f"{' (it looks normalised: undo the mean/std normalisation)' if lo < 0 else ''}")
+        return (a.astype(np.float64) * 255 + 0.5).astype(np.uint8)
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535)
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535:
+            raise InputError(f"{name} has integer values in [{lo}, {hi}]; use uint8 in [0, 255], uint16 in "
+                             "[0, 65535] or float in [0, 1]")
+        if hi > 255:
+            return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # 16-bit values
+        return a.astype(np.uint8)
+    raise InputError(f"{name} has an unsupported dtype ({a.dtype}); use uint8 in [0, 255] or float in [0, 1]")
+
+
+def _from_array(a: np.ndarray, name: str, max_pixels: int) -> Image.Image:
+    if isinstance(a, np.ma.MaskedArray):
+        raise InputError(f"{name} is a masked array; fill the masked pixels first (a.filled(0))")
     if a.size == 0:
         raise InputError(f"{name} is empty; pass an HxW or HxWx3 array with at least one pixel")
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] > 4:
@@ -192,45 +356,43 @@ def _from_array(a: np.ndarray, name: str) -> Image.Image:
         raise InputError(
             f"{name} is not an image array; expected HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA)"
         )
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise InputError(f"{name} contains NaN or infinite values; clean it (np.nan_to_num) first")
-        lo, hi = float(a.min()), float(a.max())
-        if lo < 0 or hi > 1:
-            if lo >= 0 and hi <= 255:
-                raise InputError(
-                    f"{name} is a float array with values up to {hi:g}; float images must be in [0, 1]: "
-                    "divide by 255, or convert with .astype(np.uint8)"
-                )
-            raise InputError(f"{name} has values in [{lo:g}, {hi:g}]; float images must be in [0, 1]")
-        a = (a * 255 + 0.5).astype(np.uint8)
-    elif a.dtype == np.uint16:
-        a = (a.astype(np.uint32) // 257).astype(np.uint8)  # 16-bit -> 8-bit
-    elif np.issubdtype(a.dtype, np.integer):
-        lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi > 255:
-            raise InputError(
-                f"{name} has integer values in [{lo}, {hi}]; use uint8 in [0, 255] or float in [0, 1]"
-            )
-        a = a.astype(np.uint8)
-    else:
-        raise InputError(f"{name} has an unsupported dtype; use uint8 in [0, 255] or float in [0, 1]")
-    im = Image.fromarray(np.ascontiguousarray(a))
-    return _mode_to_rgb(im)
+    _check_pixels(a.shape[1], a.shape[0], name, max_pixels)  # before any copy: a broadcast view can be huge
+    im = Image.fromarray(np.ascontiguousarray(_to_uint8(a, name)))
+    return _mode_to_rgb(im, name)
 
 
-def _from_tensor(t) -> Image.Image:
+def _from_tensor(t, max_pixels: int) -> Image.Image:
+    import torch
+
     name = describe(t)
-    a = t.detach().cpu()
-    if a.dtype.is_floating_point:
-        a = a.float()
-    a = a.numpy()
-    if a.ndim == 4 and a.shape[0] == 1:
-        a = a[0]  # (1, C, H, W) -> (C, H, W)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4):
+    if t.is_meta:
+        raise InputError(f"{name} is on the meta device and holds no values; pass a tensor with data")
+    if t.layout != torch.strided or getattr(t, "is_nested", False):
+        raise InputError(f"{name} has the {t.layout} layout; pass a dense tensor (t.to_dense())")
+    shape = tuple(t.shape)
+    if len(shape) == 4 and shape[0] == 1:
+        shape = shape[1:]  # (1, C, H, W)
+    if len(shape) == 3 and shape[0] in (1, 3, 4):
+        h, w = shape[1:]  # (C, H, W)
+    elif len(shape) == 2:
+        h, w = shape
+    else:
+        raise InputError(f"{name} is not an image tensor; expected CxHxW (C = 1, 3 or 4), HxW or 1xCxHxW")
+    _check_pixels(w, h, name, max_pixels)  # before copying it to the CPU
+    try:
+        a = t.detach()
+        if a.is_quantized:
+            a = a.dequantize()
+        if a.is_complex():
+            raise InputError(f"{name} has a complex dtype; use uint8 in [0, 255] or float in [0, 1]")
+        a = a.cpu().resolve_conj().resolve_neg()
+        a = (a.float() if a.dtype.is_floating_point and a.dtype != torch.float64 else a).numpy()
+    except InputError:
+        raise
+    except Exception as e:  # dtypes numpy has no match for, exotic tensor subclasses
+        raise InputError(f"{name} could not be read as numbers ({type(e).__name__}: {e}); pass "
+                         "t.float().cpu() or a numpy array") from None
+    a = a.reshape(shape)
+    if a.ndim == 3:
         a = a.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
-    elif a.ndim != 2:
-        raise InputError(f"{name} is not an image tensor; expected CxHxW (C = 1, 3 or 4) or HxW")
-    return _from_array(a, name)
+    return _from_array(a, name, max_pixels)
