@@ -125,3 +125,45 @@ def test_folder_errors(tmp_path):
         AnnotationPanel(tmp_path / "nope", caption_model=None, tag_model=None)
     with pytest.raises(mmkit.InputError, match="no image files"):
         AnnotationPanel(tmp_path, caption_model=None, tag_model=None)
+
+
+def test_a_file_name_that_is_not_utf8_does_not_wedge_the_panel(tmp_path, scenes):
+    """Issue 28, reproduction 1: Accept and Skip work on it, and a new panel moves past it."""
+    import os
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i, raw in enumerate([b"bad\xff.png", b"bad\xfe.png", b"good.png"]):
+        buf = io.BytesIO()
+        scenes[i].image.save(buf, format="PNG")
+        with open(os.path.join(os.fsencode(d), raw), "wb") as f:
+            f.write(buf.getvalue())
+    p = AnnotationPanel(d, caption_model=None, tag_model=None, background=False)
+    assert p.current == "bad\udcfe.png" and "bad\\xfe.png" in p.file_html.value  # shown as an escape
+    p.skip()
+    assert p.error.value == "" and p.current == "bad\udcff.png"
+    p.accept("a caption", tags="red, circle")
+    assert p.error.value == "" and p.current == "good.png"
+    raw = (d / "captions.json").read_bytes()
+    raw.decode("utf-8")  # still valid UTF-8 JSON
+    again = AnnotationPanel(d, caption_model=None, tag_model=None, background=False)
+    assert again.current == "good.png"  # resumed past both
+    again.back()
+    assert again.caption.value == "a caption" and again.tags.value == "red, circle"
+    from mmkit.annotations import name_bytes
+
+    assert {name_bytes(im["file_name"]) for im in again.store.data["images"]} == {b"bad\xff.png"}
+    assert [name_bytes(s) for s in again.store.data["mmkit_skipped"]] == [b"bad\xfe.png"]
+
+
+def test_close_folds_the_journal_into_the_file(folder, monkeypatch):
+    monkeypatch.setattr("mmkit.annotations.store.JOURNAL_ABOVE", 0)
+    p = AnnotationPanel(folder, caption_model=None, tag_model=None, background=False)
+    p.store.journal_above = 0
+    p.skip()
+    p.accept("first")
+    p.accept("second")
+    assert len(saved(folder)["annotations"]) == 0 and p.store.journal_path.read_bytes()  # the journal lags ahead
+    p.close()
+    assert [a["caption"] for a in saved(folder)["annotations"]] == ["first", "second"]
+    assert p.store.journal_path.read_bytes() == b""

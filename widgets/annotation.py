@@ -1,8 +1,9 @@
 """AnnotationPanel: walk a folder of images, see the model's suggested caption and tags, accept or edit, move on.
 
 Results go to a COCO caption JSON file through `mmkit.annotations.AnnotationStore`, which saves every
-accepted item (write temp + fsync + rename) before the next image is shown; re-opening the panel on the
-same folder resumes at the first image not yet accepted or skipped.
+accepted item (under a lock shared with other panels and scripts, write temp + fsync + rename) before the next
+image is shown; re-opening the panel on the same folder resumes at the first image not yet accepted or skipped.
+File names that are not UTF-8 are shown with \xff escapes and saved losslessly.
 """
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ class AnnotationPanel(Panel):
 
     def __init__(self, folder, out=None, caption_model="blip-caption", tag_model="clip", labels=DEFAULT_TAGS,
                  background: bool = True):
-        from mmkit.annotations import AnnotationStore, image_files
+        from mmkit.annotations import AnnotationStore, display_name, image_files
+
+        self._display = display_name
 
         self.folder = Path(folder).expanduser()
         self.files = image_files(self.folder)
@@ -93,9 +96,14 @@ class AnnotationPanel(Panel):
         self.back_button.disabled = self.index == 0
         if done:
             self.preview.value = b""
-            self.file_html.value = f"<b>All {len(self.files)} images are done.</b> The captions are in {esc(self.store.path)}."
+            self.file_html.value = (f"<b>All {len(self.files)} images are done.</b> The captions are in "
+                                    f"{esc(self._display(str(self.store.path)))}.")
+            try:
+                self.store.flush()  # a large file's journal goes into the JSON file now
+            except Exception as e:  # noqa: BLE001 - shown in the panel; every save is already on disk
+                self.show_error(e)
             return
-        self.file_html.value = f"<b>{esc(name)}</b>"
+        self.file_html.value = f"<b>{esc(self._display(name))}</b>"
         try:
             self.image = load_image(self.folder / name)
         except InputError as e:
@@ -163,11 +171,11 @@ class AnnotationPanel(Panel):
             return
         try:
             if self.image is None:
-                raise InputError(f"{name} could not be read, so it cannot be captioned; press Skip")
+                raise InputError(f"{self._display(name)} could not be read, so it cannot be captioned; press Skip")
             extra = {}
             if self.suggestion.get("caption"):
                 extra.update(suggested_caption=self.suggestion["caption"], model=self.suggestion.get("model", ""))
-            self.store.accept(name, self.caption.value, tags=[t for t in self.tags.value.split(",")],
+            self.store.accept(name, self.caption.value, tags=self.tags.value,
                               width=self.image.size[0], height=self.image.size[1], **extra)
         except Exception as e:  # an empty caption, a file changed on disk, a full disk: shown, nothing moves on
             self.show_error(e)
@@ -188,6 +196,17 @@ class AnnotationPanel(Panel):
         self._saved_note()
         self.show(self.index + 1)
 
+    def close(self) -> None:
+        """Fold a large file's journal into the JSON file, then close the widget."""
+        store = getattr(self, "store", None)  # None: the panel failed before it opened the file
+        try:
+            if store is not None and store.journal_path.exists():
+                store.flush()
+        except Exception as e:  # noqa: BLE001 - every save is on disk already; the journal stays for next time
+            self.show_error(e)
+        finally:
+            super().close()
+
     def back(self) -> None:
         """Show the previous image (its saved caption can be edited and accepted again)."""
         if self.index > 0:
@@ -196,12 +215,17 @@ class AnnotationPanel(Panel):
     # -- display ---------------------------------------------------------------------------------
     def _render_header(self) -> None:
         done = len(self.store.done & set(self.files))
-        self.header.value = (f"<b>Annotating</b> {esc(self.folder)}: image {min(self.index + 1, len(self.files))} of "
-                             f"{len(self.files)} &middot; {done} done &middot; saving to {esc(self.store.path.name)}")
+        self.header.value = (f"<b>Annotating</b> {esc(self._display(str(self.folder)))}: image "
+                             f"{min(self.index + 1, len(self.files))} of {len(self.files)} &middot; {done} done "
+                             f"&middot; saving to {esc(self._display(self.store.path.name))}")
 
     def _saved_note(self) -> None:
         self.saved.value = (f"<span style='color:#1b5e20'>saved: {len(self.store)} captions in "
-                            f"{esc(self.store.path)}</span>")
+                            f"{esc(self._display(str(self.store.path)))}</span>")
+
+    def show_error(self, e: BaseException | str) -> None:
+        """Show an error; bytes of a file name that are not UTF-8 appear as \\xff escapes."""
+        super().show_error(self._display(e if isinstance(e, str) else error_text(e)))
 
     def on_error(self, e: BaseException) -> None:
         """A failed suggestion is only a note: the caption can still be typed and accepted."""
