@@ -47,14 +47,14 @@ def test_moment_retrieval_finds_named_objects(clip_model):
 
 def test_whole_frame_scores_miss_objects_that_share_the_frame(clip_model):
     """Why regions='halves' is the default: a single-object text scores low on a two-object frame."""
-    clip = next(c for c in HELD_OUT if any(len(c.visible(t)) == 2 for t in c.times))
-    both = [t for t in clip.times if len(clip.visible(t)) == 2]
-    t2 = both[len(both) // 2]  # well inside the stretch where both objects are in view
-    name = clip.visible(t2)[0].name
-    frames = [Frame(float(t), clip.frame(t), i) for i, t in enumerate([t2, clip.timeline[0].start + 0.5])]
-    whole = mmkit.search_video(clip_model, frames, f"a {name}", regions="frame")
-    halves = mmkit.search_video(clip_model, frames, f"a {name}")
-    assert halves.scores[0] > whole.scores[0] + 0.15, (halves.scores, whole.scores)
+    clip = next(c for c in HELD_OUT if sum(len(c.visible(t)) == 2 for t in c.times) >= 8)
+    both = [t for t in clip.times if len(clip.visible(t)) == 2][::2]  # frames with two objects in view
+    frames = [Frame(float(t), clip.frame(t), i) for i, t in enumerate(both)]
+    names = [o.name for o in clip.visible(both[len(both) // 2])]
+    for name in names:
+        whole = mmkit.search_video(clip_model, frames, f"a {name}", regions="frame")
+        halves = mmkit.search_video(clip_model, frames, f"a {name}")
+        assert halves.scores.mean() > whole.scores.mean() + 0.15, (name, halves.scores, whole.scores)
     assert (halves.scores >= whole.scores - 1e-5).all()  # the frame itself is one of the regions
 
 
@@ -77,9 +77,9 @@ def test_caption_segments_name_the_visible_objects(cap_model):
 
 def test_frame_by_frame_results_cannot_tell_order(cap_model):
     """A clip and the same clip reversed give the same per-frame captions, in the opposite order."""
-    clip = ShapesClips(1, seed=2027, duration=5)[0]
-    fwd = mmkit.caption_video(cap_model, clip, every=0.25)
-    back = mmkit.caption_video(cap_model, clip.reverse(), every=0.25)
+    clip = ShapesClips(1, seed=2027, duration=4)[0]
+    fwd = mmkit.caption_video(cap_model, clip, every=None)
+    back = mmkit.caption_video(cap_model, clip.reverse(), every=None)
     assert sorted(fwd.captions) == sorted(back.captions) and fwd.captions == back.captions[::-1]
     assert [s.caption for s in fwd.segments] == [s.caption for s in back.segments][::-1]
     assert clip.names() == clip.reverse().names()[::-1]  # while the truth's order flips

@@ -8,6 +8,7 @@ from .caption_app import CaptionApp
 from .fusion_lab import FusionLab
 from .panels import CaptionPanel, RetrievalPanel, VQAPanel, ZeroShotPanel
 from .picker import ImagePicker
+from .video import VideoPanel
 
 __all__ = ["AnnotationPanel", "AttentionExplorer", "CaptionApp", "CaptionPanel", "FusionLab", "ImagePicker", "RetrievalPanel",
-           "VQAPanel", "ZeroShotPanel"]
+           "VQAPanel", "VideoPanel", "ZeroShotPanel"]

@@ -203,9 +203,10 @@ class ShapesClips:
         for lane in (0, 1):
             t = float(rng.uniform(0.0, 1.5)) if lane == 0 else float(rng.uniform(1.0, 3.0))
             while order:
-                life = float(rng.uniform(2.5, 4.5))  # seconds on screen, slides included
-                if t + life > self.duration - 0.25:
+                room = self.duration - 0.25 - t
+                if room < 2.0:
                     break
+                life = float(rng.uniform(2.0, min(4.5, room)))  # seconds on screen, slides included
                 color, shape = combos[order.pop()]
                 tracks.append(self._track(rng, lane, t, life, color, shape))
                 t += life + float(rng.uniform(0.5, 2.0))

@@ -1,0 +1,119 @@
+"""The video commands of `mmkit`: `mmkit caption clip.mp4` (timed segments) and `mmkit search-video clip.mp4 TEXT`.
+
+`mmkit caption` with video files (by suffix: .mp4, .webm, .mkv, .mov, ...) comes here instead of the image
+command. Text output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one
+object per segment or moment, with the video's name; out-of-domain notices go to stderr and into "notice".
+Exit codes: 0 fine, 2 bad input (one line saying why and how to fix it), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..data.video import VIDEO_SUFFIXES, is_video_path
+from ..errors import InputError
+
+
+def handles(argv: list[str]) -> bool:
+    """True when these arguments are a video command: `search-video ...`, or `caption` given video files."""
+    if not argv:
+        return False
+    if argv[0] == "search-video":
+        return True
+    return argv[0] == "caption" and any(not a.startswith("-") and is_video_path(a) for a in argv[1:])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the two video commands."""
+    parser = argparse.ArgumentParser(prog="mmkit", description="Run mmkit models on videos.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, model: str) -> None:
+        p.add_argument("--model", default=model, help=f"model name, family, directory or hub id (default: {model})")
+        p.add_argument("--every", type=float, default=1.0, help="seconds between sampled frames (default 1.0)")
+        p.add_argument("--max-frames", type=int, default=None, help="stop after this many sampled frames")
+        p.add_argument("--json", action="store_true", help="JSON Lines: one object per segment or moment")
+        p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+
+    c = sub.add_parser("caption", help="Caption sampled frames of videos into timed segments.")
+    c.add_argument("videos", nargs="+", metavar="VIDEO", help=f"video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    common(c, "blip-caption")
+    c.add_argument("--max-tokens", type=int, default=30, help="longest caption in tokens (default 30)")
+    s = sub.add_parser("search-video", help="Find the moments of a video that match a text.")
+    s.add_argument("video", metavar="VIDEO", help="a video file")
+    s.add_argument("text", metavar="TEXT", help="what to find, e.g. 'a red circle'")
+    common(s, "clip")
+    s.add_argument("-k", type=int, default=3, help="how many moments (default 3)")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="score a frame needs to count (default: halfway between the clip's lowest and highest)")
+    s.add_argument("--regions", choices=["halves", "frame"], default="halves",
+                   help="score the frame and its four halves (default) or the whole frame only")
+    return parser
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _emit(args, record: dict, text: str, notices: list[str]) -> None:
+    if args.json:
+        if notices:
+            record["notice"] = " ".join(notices)
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def run(args) -> int:
+    """Run a parsed video command; 0 when every video worked, 2 when one could not be read."""
+    import mmkit
+    from ..notices import capture_notices
+
+    if args.every is not None and not args.every > 0:
+        raise InputError(f"--every {args.every} must be a number of seconds > 0")
+    m = mmkit.load_model(args.model, device=args.device)
+    failed = 0
+    videos = args.videos if args.command == "caption" else [args.video]
+    for path in videos:
+        if not is_video_path(path):
+            raise InputError(f"'{path}' is not a video file name ({', '.join(sorted(VIDEO_SUFFIXES))}); caption "
+                             "images and videos in separate commands")
+        try:
+            with capture_notices() as notices:
+                if args.command == "caption":
+                    res = mmkit.caption_video(m, path, every=args.every, max_frames=args.max_frames,
+                                              max_new_tokens=args.max_tokens)
+                    rows = [({"video": path, "start": s.start, "end": s.end, "caption": s.caption},
+                             f"{path}\t{s.start:.2f}-{s.end:.2f}\t{s.caption}") for s in res.segments]
+                else:
+                    res = mmkit.search_video(m, path, args.text, k=args.k, every=args.every,
+                                             threshold=args.threshold, regions=args.regions,
+                                             max_frames=args.max_frames)
+                    rows = [({"video": path, "text": args.text, "start": mo.start, "end": mo.end, "score": mo.score},
+                             f"{path}\t{mo.start:.2f}-{mo.end:.2f}\t{mo.score:.3f}") for mo in res.moments]
+        except InputError as e:  # one bad video does not stop the others
+            failed += 1
+            _say(f"mmkit: skipped {path}: {' '.join(str(e).split())}")
+            if args.json:
+                print(json.dumps({"video": path, "error": str(e)}, ensure_ascii=False), flush=True)
+            continue
+        for note in notices:
+            _say(f"mmkit: notice: {note}")
+        for record, text in rows:
+            _emit(args, record, text, notices)
+    return 2 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for the video commands (mmkit.cli.main hands them over); returns the exit code."""
+    try:
+        return run(build_parser().parse_args(argv))
+    except SystemExit as e:  # argparse: --help (0) or a bad argument (2, already reported)
+        return e.code if isinstance(e.code, int) else 2
+    except InputError as e:
+        _say(f"mmkit: error: {' '.join(str(e).split())}")
+        return 2
+    except KeyboardInterrupt:
+        _say("mmkit: interrupted")
+        return 130
