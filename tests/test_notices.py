@@ -209,7 +209,9 @@ def test_annotation_panel_shows_the_notice(fakes, model_dirs, tmp_path):
     panel = AnnotationPanel(tmp_path, caption_model=model_dirs("blip-caption"), tag_model=model_dirs("clip"),
                             labels=["red", "blue"], background=False)
     panel.suggest()
-    assert _contains(panel, panel.notice) and SHOWN in panel.notice.value
+    assert SHOWN in panel.notice.value
+    box = next(c for c in panel.children if _contains(c, panel.suggested))  # shown beside the suggestion
+    assert _contains(box, panel.notice)
     assert panel.notices == [f"1 picture(s): {NOTICE} <b>"]  # caption and tags said the same thing: once
 
 

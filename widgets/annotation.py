@@ -51,6 +51,7 @@ class AnnotationPanel(Panel):
         self.preview = w.Image(format="png", layout=w.Layout(width="256px"))
         self.file_html = w.HTML("")
         self.suggested = w.HTML("")  # the model's suggestion, escaped
+        self.notice = w.HTML("")  # out-of-domain notices of the suggestion, under it (filled by Panel)
         self.caption = w.Textarea(value="", description="caption", placeholder="the caption to save",
                                   layout=w.Layout(width="480px", height="60px"))
         self.tags = w.Text(value="", description="tags", placeholder="comma-separated, e.g. red, circle",
@@ -65,7 +66,7 @@ class AnnotationPanel(Panel):
         models = [c.box for c in (self.caption_model, self.tag_model) if c is not None]
         super().__init__([
             self.header, *models,
-            w.HBox([self.preview, w.VBox([self.file_html, self.suggested, self.caption, self.tags,
+            w.HBox([self.preview, w.VBox([self.file_html, self.suggested, self.notice, self.caption, self.tags,
                                           w.HBox([self.back_button, self.skip_button, self.accept_button])])]),
             self.saved,
         ], background)
