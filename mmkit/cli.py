@@ -6,9 +6,8 @@ to stderr. Exit codes: 0 all fine (also when the reader of stdout stops early, a
 input (an unknown model, an option out of range, a missing file, an unreadable image: each reported in
 one line), 1 an unexpected error (one line too), 130 interrupted.
 
-Output never breaks a reader: a text line is one line whatever a file name holds (control characters
-are escaped as \\n, \\t, ...; bytes that are not UTF-8 as \\xff), characters the terminal's encoding
-lacks are escaped, and --json is always valid UTF-8 JSON Lines (see `json_record`). An out-of-domain
+Output never breaks a reader (mmkit/cli_output.py): one text line per image whatever a file name holds,
+any terminal encoding, and --json always valid UTF-8 JSON Lines (`json_record`). An out-of-domain
 notice (`mmkit.OutOfDomainWarning`, e.g. a bundled ShapesWorld model given a photo) is printed on
 stderr once per distinct message, and the JSON records of the images it concerns get a "notice" field.
 
@@ -18,8 +17,6 @@ place where the per-file work of a command is chosen.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import re
 import stat
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from .annotations import IMAGE_SUFFIXES  # the image files a folder contributes
+from .cli_output import encoding_of, json_record, say, show_path, text_line, write
 from .errors import InputError
 from .notices import capture_notices
 
@@ -78,99 +76,6 @@ def read_image(path: Path):
         kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
         raise InputError(f"{show_path(path)!r} is {kind}, not a regular file; pass image files")
     return load_image(path)
-
-
-# -- writing the results ---------------------------------------------------------------------------------
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, *range(0x80, 0xa0)]}
-_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-
-
-def show_path(path) -> str:
-    """A path as text for people: bytes that are not UTF-8 (surrogate-escaped by Python) become \\xff."""
-    s = os.fspath(path)
-    try:
-        return os.fsencode(s).decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
-        return s.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def one_line(text: str) -> str:
-    """text with every character that could end or split a line (\\n, \\r, \\t, \\x1c, \\u2028...) escaped."""
-    return str(text).translate(_CONTROL)
-
-
-def utf8(text: str) -> str:
-    """text that encodes to UTF-8: lone surrogates (undecodable bytes of names) become U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        try:
-            raw = text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            raw = text.encode("utf-8", "surrogatepass")
-        return raw.decode("utf-8", "replace")
-
-
-def _clean(x):
-    if isinstance(x, str):
-        return utf8(x)
-    if isinstance(x, dict):
-        return {utf8(str(k)): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
-
-def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool = False) -> str:
-    """One JSON Lines record: always valid UTF-8 (and pure ASCII with ascii_only), never more than one line.
-
-    "image" is the path as text (bytes that are not UTF-8 shown as \\xff); when the name is not valid UTF-8,
-    "image_b64" holds its exact bytes in base64. "notice" is there only when the image raised one.
-    """
-    rec = {"image": show_path(path)}
-    raw = os.fsencode(path) if _encodable(path) else None
-    if raw is not None and raw.decode("utf-8", "replace") != os.fspath(path):
-        rec["image_b64"] = base64.b64encode(raw).decode("ascii")
-    rec.update(_clean(fields))
-    if notices:
-        rec["notice"] = utf8(" ".join(notices))
-    line = json.dumps(rec, ensure_ascii=ascii_only)  # escapes \n, \r and every other character below 0x20
-    return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")  # splitlines()
-
-
-def _encodable(path) -> bool:
-    try:
-        os.fsencode(path)
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def text_line(path: Path, fields: list[str]) -> str:
-    """One tab-separated text line: the path, then the fields, each escaped onto one line."""
-    return "\t".join(one_line(f) for f in [show_path(path), *fields])
-
-
-def _encoding(stream) -> str:
-    import codecs
-
-    try:
-        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
-    except LookupError:
-        return "utf-8"
-
-
-def write(stream, line: str) -> None:
-    """Write one line, escaping what the stream's encoding cannot hold (PYTHONIOENCODING=ascii, a C locale)."""
-    enc = _encoding(stream)
-    stream.write(line.encode(enc, "backslashreplace").decode(enc) + "\n")
-    stream.flush()
-
-
-def say(message: str) -> None:
-    """One line on stderr."""
-    write(sys.stderr, one_line(message))
 
 
 # -- the commands ------------------------------------------------------------------------------------------
@@ -412,7 +317,7 @@ def run(args) -> int:
     require(m, cmd.task)
     if cmd.check is not None:
         cmd.check(args, m)
-    ascii_only = _encoding(sys.stdout) != "utf-8"  # then \\u escapes keep the JSON valid in any encoding
+    ascii_only = encoding_of(sys.stdout) != "utf-8"  # then \\u escapes keep the JSON valid in any encoding
     failed, told = 0, set()
     step = 1 if cmd.one_by_one else args.batch_size
     bar = _progress(len(paths), args.command)

@@ -1,0 +1,104 @@
+"""How the command line writes: lines that never break their reader, in any encoding.
+
+A text line is one line whatever a file name or a caption holds (control characters are escaped as \\n,
+\\t, \\x1c, ...; bytes that are not UTF-8 as \\xff); characters the stream's encoding lacks are escaped;
+a JSON record is valid UTF-8 (pure ASCII when stdout is not UTF-8) and never holds a raw line separator.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, *range(0x80, 0xa0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def show_path(path) -> str:
+    """A path as text for people: bytes that are not UTF-8 (surrogate-escaped by Python) become \\xff."""
+    s = os.fspath(path)
+    try:
+        return os.fsencode(s).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def one_line(text: str) -> str:
+    """text with every character that could end or split a line (\\n, \\r, \\t, \\x1c, \\u2028...) escaped."""
+    return str(text).translate(_CONTROL)
+
+
+def utf8(text: str) -> str:
+    """text that encodes to UTF-8: lone surrogates (undecodable bytes of names) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+
+
+def _clean(x):
+    if isinstance(x, str):
+        return utf8(x)
+    if isinstance(x, dict):
+        return {utf8(str(k)): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool = False) -> str:
+    """One JSON Lines record: always valid UTF-8 (and pure ASCII with ascii_only), never more than one line.
+
+    "image" is the path as text (bytes that are not UTF-8 shown as \\xff); when the name is not valid UTF-8,
+    "image_b64" holds its exact bytes in base64. "notice" is there only when the image raised one.
+    """
+    rec = {"image": show_path(path)}
+    raw = os.fsencode(path) if _encodable(path) else None
+    if raw is not None and raw.decode("utf-8", "replace") != os.fspath(path):
+        rec["image_b64"] = base64.b64encode(raw).decode("ascii")
+    rec.update(_clean(fields))
+    if notices:
+        rec["notice"] = utf8(" ".join(notices))
+    line = json.dumps(rec, ensure_ascii=ascii_only)  # escapes \n, \r and every other character below 0x20
+    return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")  # splitlines()
+
+
+def _encodable(path) -> bool:
+    try:
+        os.fsencode(path)
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def text_line(path: Path, fields: list[str]) -> str:
+    """One tab-separated text line: the path, then the fields, each escaped onto one line."""
+    return "\t".join(one_line(f) for f in [show_path(path), *fields])
+
+
+def encoding_of(stream) -> str:
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+    except LookupError:
+        return "utf-8"
+
+
+def write(stream, line: str) -> None:
+    """Write one line, escaping what the stream's encoding cannot hold (PYTHONIOENCODING=ascii, a C locale)."""
+    enc = encoding_of(stream)
+    stream.write(line.encode(enc, "backslashreplace").decode(enc) + "\n")
+    stream.flush()
+
+
+def say(message: str) -> None:
+    """One line on stderr."""
+    write(sys.stderr, one_line(message))
