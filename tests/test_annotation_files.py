@@ -245,3 +245,14 @@ def test_bad_journal_line_is_an_error_naming_it(tmp_path):
         f.write(b'{"seq": 9, "op": "accept", "file_name": "c.png", "caption": "x", "extra": {"n": NaN}}\n')
     with pytest.raises(AnnotationFileError, match=r"journal \(the line at byte \d+\).*extra.n"):
         reopen(path)
+
+
+def test_a_file_name_with_glob_characters(tmp_path):
+    path = tmp_path / "captions[1]*.json"
+    host = __import__("mmkit.annotations.files", fromlist=["_HOST"])._HOST
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".captions[1]*.json.{host}-{int(dead.stdout)}.abc.tmp"
+    stale.write_text("half")
+    s = AnnotationStore(path)
+    s.accept("a.png", "x")
+    assert not stale.exists() and reopen(path).annotation("a.png")["caption"] == "x"

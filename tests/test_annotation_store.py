@@ -152,12 +152,14 @@ def test_kill_during_save_loses_nothing_acknowledged(tmp_path):
     journal = path.with_name("captions.json.journal")
     rng = random.Random(0)
     acked: set[int] = set()
-    mid_save = 0
+    seen: set[int] = set()
+    mid_save = torn_lines = unacked = 0
     t0 = time.monotonic()
     for k in range(KILLS):
         got, start = _kill_once(script, path, 0 if k % 2 else 1 << 30, rng)
         torn = journal.exists() and journal.read_bytes()[-1:] not in (b"", b"\n")
         mid_save += torn or any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # killed inside a save
+        torn_lines += torn
         acked |= got
         if path.exists():
             validate(json.loads(path.read_text()))  # the file alone parses and is a caption file
@@ -165,7 +167,10 @@ def test_kill_during_save_loses_nothing_acknowledged(tmp_path):
         saved = {int(name[3:8]) for name in store.done}
         assert acked <= saved, f"lost acknowledged items {sorted(acked - saved)[:5]}"
         assert saved == set(range(len(saved)))  # no gaps, no duplicates: each resume continued the sequence
+        unacked += bool(saved - acked - seen)  # killed after the save reached the file, before its ack
+        seen = saved
     elapsed = time.monotonic() - t0
-    print(f"{KILLS} kills, {len(acked)} items acknowledged, {mid_save} kills inside a save, {elapsed:.1f} s")
+    print(f"{KILLS} kills, {len(acked)} items acknowledged, {mid_save} kills inside a save (a temp file or a torn "
+          f"journal line left: {torn_lines} torn lines), {unacked} between a save and its ack, {elapsed:.1f} s")
     assert len(acked) > KILLS  # the writers did real work between kills
     assert mid_save > KILLS // 10  # and a share of the kills did land inside a save

@@ -137,9 +137,11 @@ def remove_stale_temps(path: Path) -> list[Path]:
     A temp file names its owner (`.<name>.<host>-<pid>.<random>.tmp`); it is stale when that process is gone.
     Files from another host, or in an older format, are left alone. Returns the files removed.
     """
-    removed = []
-    for p in path.parent.glob(f".{path.name}.*.tmp"):
-        owner = p.name[len(path.name) + 2:].split(".", 1)[0]
+    removed, prefix = [], f".{path.name}."
+    for p in path.parent.iterdir():  # not glob: a file name may hold [ ] * ?
+        if not (p.name.startswith(prefix) and p.name.endswith(".tmp")):
+            continue
+        owner = p.name[len(prefix):].split(".", 1)[0]
         host, _, pid = owner.rpartition("-")
         if host != _HOST or not pid.isdigit() or _alive(int(pid)):
             continue
@@ -160,20 +162,20 @@ class WriterLock:
 
     def __init__(self, path: Path, timeout: float = LOCK_TIMEOUT):
         self.path, self.timeout = path, timeout
-        self._mutex = threading.RLock()  # one store used from several threads
+        self.mutex = threading.RLock()  # one store used from several threads (queries take it too)
         self._depth = 0
         self._fd: int | None = None
         self._filelock = None
 
     def __enter__(self) -> "WriterLock":
-        if not self._mutex.acquire(timeout=self.timeout):
+        if not self.mutex.acquire(timeout=self.timeout):
             raise self._busy()
         try:
             if self._depth == 0:
                 self._acquire()
             self._depth += 1
         except BaseException:
-            self._mutex.release()
+            self.mutex.release()
             raise
         return self
 
@@ -183,7 +185,7 @@ class WriterLock:
             if self._depth == 0:
                 self._release()
         finally:
-            self._mutex.release()
+            self.mutex.release()
 
     def _busy(self) -> InputError:
         return InputError(f"another program has held {self.path} for {self.timeout:.0f} s, so this save waited and "

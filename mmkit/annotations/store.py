@@ -54,6 +54,10 @@ def _encode_file(data: dict) -> bytes:
     return ("{\n" + ",\n".join(parts) + "\n}\n").encode("utf-8", "backslashreplace")
 
 
+class _NoLock(AnnotationFileError):
+    """The lock file cannot be created (a read-only folder)."""
+
+
 def _sig(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
@@ -92,9 +96,7 @@ class AnnotationStore:
             with self._locked():
                 remove_stale_temps(self.path)
                 self._refresh()
-        except AnnotationFileError as e:
-            if "lock" not in str(e):
-                raise
+        except _NoLock:
             self._refresh()  # a read-only folder: read without the lock (writes are atomic), fail on save
 
     # -- reading ---------------------------------------------------------------------------------
@@ -103,7 +105,7 @@ class AnnotationStore:
         try:
             self._lock.__enter__()
         except OSError as e:
-            raise AnnotationFileError(f"the lock file {self._lock.path} cannot be created ({e.strerror or e}); "
+            raise _NoLock(f"the lock file {self._lock.path} cannot be created ({e.strerror or e}); "
                                       "annotations need a folder you can write to") from None
         try:
             yield
@@ -207,14 +209,16 @@ class AnnotationStore:
 
     def annotation(self, file_name: str) -> dict | None:
         """The annotation of an image (caption, tags, ...), or None."""
-        im = self._images.get(file_name)
-        ids = self._by_image.get(im["id"]) if im is not None else None
-        return json.loads(json.dumps(self._anns[ids[0]])) if ids else None
+        with self._lock.mutex:
+            im = self._images.get(file_name)
+            ids = self._by_image.get(im["id"]) if im is not None else None
+            return json.loads(json.dumps(self._anns[ids[0]])) if ids else None
 
     @property
     def done(self) -> set[str]:
         """File names accepted or skipped."""
-        return {self._names[i] for i, ids in self._by_image.items() if ids} | set(self._skipped)
+        with self._lock.mutex:
+            return {self._names[i] for i, ids in self._by_image.items() if ids} | set(self._skipped)
 
     def first_pending(self, files: list[str]) -> int:
         """Index of the first file not yet accepted or skipped (len(files) when all are done)."""
@@ -224,10 +228,8 @@ class AnnotationStore:
     @property
     def data(self) -> dict:
         """The whole file as a COCO caption dict (a copy)."""
-        out = dict(self._meta)
-        out.update(images=list(self._images.values()), annotations=list(self._anns.values()),
-                   mmkit_skipped=list(self._skipped), mmkit_journal_seq=self._seq)
-        return json.loads(json.dumps(out))
+        with self._lock.mutex:
+            return json.loads(json.dumps(self._coco()))
 
     # -- changes (each one saved before it returns) ------------------------------------------------
     def accept(self, file_name: str, caption: str, tags=(), width: int | None = None, height: int | None = None,
@@ -313,11 +315,14 @@ class AnnotationStore:
                 or time.monotonic() - (self._journal_since or 0) > COMPACT_AFTER):
             self._write_snapshot()
 
-    def _coco_bytes(self) -> bytes:
+    def _coco(self) -> dict:
         out = dict(self._meta)
         out.update(images=list(self._images.values()), annotations=list(self._anns.values()),
                    mmkit_skipped=list(self._skipped), mmkit_journal_seq=self._seq)
-        return _encode_file(out)
+        return out
+
+    def _coco_bytes(self) -> bytes:
+        return _encode_file(self._coco())
 
     def _write_snapshot(self) -> None:
         raw = self._coco_bytes()
