@@ -1,0 +1,157 @@
+"""Video: decoding throughput of mmkit.data.video_frames against a plain PyAV loop, and a 1-minute 720p clip
+captioned at 1 frame/s without holding its frames, with the peak memory measured. One run, one machine.
+
+Rows:
+  decode-all:   every frame of a 720p H.264 clip to RGB. plain: `for f in container.decode(video=0):
+                f.to_image()`; mmkit: `list(video_frames(path, every=None))` (timestamps, rotation, size cap).
+  decode-1fps:  the frames at 1 frame/s. plain: the same loop, converting only the frame at or after each whole
+                second; mmkit: `video_frames(path, every=1.0)`.
+  long-clip:    `mmkit.caption_video(shapes-blip-caption, 60 s 720p clip, every=1.0)` in a fresh process: peak
+                RSS over the RSS once the model is loaded, against the size all decoded frames would take.
+
+    python benchmarks/video.py            # writes benchmarks/video_results.json
+    python benchmarks/video.py --quick    # a 10-second clip, for a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+W, H, FPS = 1280, 720, 25
+
+
+def make_clip(path: str, seconds: float) -> int:
+    """A 720p H.264 clip of ShapesWorld shapes moving (each 64 px frame scaled 10x onto a 1280x720 canvas)."""
+    from mmkit.data import ShapesClips
+
+    clip = ShapesClips(1, seed=7, duration=seconds, fps=FPS)[0]
+    c = av.open(path, "w")
+    s = c.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "crf": "23"})
+    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+    n = 0
+    for frame in clip.frames():
+        canvas = Image.new("RGB", (W, H), (240, 240, 240))
+        canvas.paste(frame.resize((640, 640), Image.NEAREST), ((W - 640) // 2, (H - 640) // 2))
+        for p in s.encode(av.VideoFrame.from_image(canvas)):
+            c.mux(p)
+        n += 1
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return n
+
+
+def plain_loop(path: str, every: float | None) -> int:
+    """The baseline: PyAV's decode loop, converting the frames wanted to PIL images."""
+    n, next_t = 0, 0.0
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        for f in c.decode(stream):
+            if every is None or f.time >= next_t - 1e-6:
+                f.to_image()
+                n += 1
+                next_t += every or 0.0
+    return n
+
+
+def mmkit_loop(path: str, every: float | None) -> int:
+    from mmkit.data import video_frames
+
+    return sum(1 for _ in video_frames(path, every=every))
+
+
+def best_time(fn, *args, repeats: int = 3) -> tuple[float, int]:
+    best, n = float("inf"), 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best, n
+
+
+def rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MB, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(path: str) -> None:
+    """Run in a fresh process: load the captioner, then caption the clip at 1 frame/s; print JSON."""
+    import torch
+
+    import mmkit
+
+    torch.set_num_threads(1)
+    m = mmkit.load_model("shapes-blip-caption")
+    mmkit.caption(m, Image.new("RGB", (64, 64), (240, 240, 240)))  # warm up: first-call allocations
+    base = rss_mb("VmRSS")
+    t0 = time.perf_counter()
+    res = mmkit.caption_video(m, path, every=1.0)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "frames": len(res.times), "segments": len(res.segments),
+                      "rss_loaded_mb": base, "peak_mb": rss_mb("VmHWM")}))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a 10 s clip instead of 60 s")
+    ap.add_argument("--out", default=str(Path(__file__).with_name("video_results.json")))
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args.child)
+        return 0
+    seconds = 10 if args.quick else 60
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "clip.mp4")
+        t0 = time.perf_counter()
+        n = make_clip(path, seconds)
+        print(f"made a {seconds} s {W}x{H} clip, {n} frames, {os.path.getsize(path) / 1e6:.1f} MB, "
+              f"in {time.perf_counter() - t0:.1f} s")
+        for name, every in (("decode-all", None), ("decode-1fps", 1.0)):
+            tp, n_plain = best_time(plain_loop, path, every)
+            tm, n_mm = best_time(mmkit_loop, path, every)
+            assert n_plain == n_mm, (n_plain, n_mm)
+            rows[name] = {"frames_out": n_mm, "decoded": n, "plain_s": round(tp, 3), "mmkit_s": round(tm, 3),
+                          "plain_decoded_fps": round(n / tp, 1), "mmkit_decoded_fps": round(n / tm, 1),
+                          "ratio_mmkit_over_plain_time": round(tm / tp, 3)}
+            print(f"{name:12s} plain {n / tp:7.1f} frames/s  mmkit {n / tm:7.1f} frames/s  "
+                  f"time ratio mmkit/plain {tm / tp:.2f}")
+        out = subprocess.run([sys.executable, __file__, "--child", path], capture_output=True, text=True, check=True)
+        long = json.loads(out.stdout.strip().splitlines()[-1])
+        all_frames_mb = n * W * H * 3 / 2**20
+        sampled_mb = long["frames"] * W * H * 3 / 2**20
+        long.update(clip_seconds=seconds, clip_frames=n, resolution=f"{W}x{H}",
+                    peak_over_loaded_mb=round(long["peak_mb"] - long["rss_loaded_mb"], 1),
+                    all_frames_rgb_mb=round(all_frames_mb, 1), sampled_frames_rgb_mb=round(sampled_mb, 1))
+        rows["long-clip"] = long
+        print(f"long-clip    {long['frames']} frames captioned in {long['seconds']:.1f} s; peak RSS "
+              f"{long['peak_mb']:.0f} MB, {long['peak_over_loaded_mb']:.0f} MB over the loaded model "
+              f"(all {n} frames as RGB: {all_frames_mb:.0f} MB; the {long['frames']} sampled ones: {sampled_mb:.0f} MB)")
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs visible", "pyav": av.__version__,
+              "python": platform.python_version(), "rows": rows}
+    if not args.quick:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
