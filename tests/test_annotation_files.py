@@ -106,6 +106,23 @@ def test_a_bom_is_accepted(tmp_path):
     assert len(reopen(path)) == 2
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_files_are_read_and_saved_back_as_utf8(tmp_path, encoding):
+    path = tmp_path / "c.json"
+    path.write_bytes(json.dumps({**GOOD, "info": {"by": "Zoë"}}, ensure_ascii=False).encode(encoding))
+    s = AnnotationStore(path)
+    assert s.data["info"] == {"by": "Zoë"}
+    s.accept("b.png", "y")
+    assert json.loads(path.read_bytes().decode("utf-8"))["info"] == {"by": "Zoë"}
+
+
+def test_a_latin1_file_names_the_bad_byte(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_bytes(json.dumps({**GOOD, "info": {"by": "Zoë"}}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(AnnotationFileError, match=r"not UTF-8 text \(a bad byte at \d+\).*save it as UTF-8"):
+        AnnotationStore(path)
+
+
 @pytest.mark.parametrize("edit, words", [
     ('"extra": ' + "[" * 5000 + "]" * 5000, "nested more than 16 levels deep at line 1, column"),
     ('"extra": ' + "[" * 30 + "]" * 30, re.escape("extra" + "[0]" * 16) + " is nested more than"),

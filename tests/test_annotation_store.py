@@ -65,7 +65,8 @@ def test_accept_skip_resume_and_coco_format(tmp_path):
 @pytest.mark.parametrize("content, words", [
     (b"{\"images\": [", "not valid JSON"),
     (b"", "not valid JSON"),
-    (b"\xff\xfe\x00garbage", "not UTF-8"),
+    (b"{\"images\": \xc3\x28}", "not UTF-8"),
+    (b"\xff\xfe\x00garbage", "not valid JSON"),  # a UTF-16 byte order mark, then garbage
     (b"[1, 2, 3]", "JSON object"),
     (b"{\"images\": [], \"annotations\": {}}", "'annotations' is missing or not a list"),
     (b"{\"images\": [{\"id\": 1, \"file_name\": \"a.png\"}], \"annotations\": [{\"id\": 1, \"image_id\": 2, "

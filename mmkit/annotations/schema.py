@@ -36,13 +36,17 @@ def _float(s: str):
 
 
 def loads(raw: bytes, where: str):
-    """Parse JSON bytes (UTF-8, a BOM allowed) with bounded numbers and depth; AnnotationFileError naming the place."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+    """Parse JSON bytes (UTF-8 with or without a BOM, or UTF-16/32) with bounded numbers and depth.
+
+    Raises AnnotationFileError naming the place (line and column, or the JSON path once parsed).
+    """
+    encoding = json.detect_encoding(raw)  # UTF-8 (a BOM allowed), or UTF-16/32 as some Windows editors save
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as e:
-        raise AnnotationFileError(f"{where} is not UTF-8 text (byte {e.start}), so not an annotation file") from None
+        raise AnnotationFileError(f"{where} is not {encoding.upper().replace('-SIG', '')} text (a bad byte at "
+                                  f"{e.start}), so not an annotation file; save it as UTF-8") from None
+    text = text.removeprefix("\ufeff")
     try:
         data = json.loads(text, parse_float=_float,
                           parse_constant=lambda s: _Bad(s, "is not finite (NaN and Infinity are not JSON)"))
