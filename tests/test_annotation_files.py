@@ -91,6 +91,16 @@ def test_tags_as_one_string_are_split_on_commas(tmp_path):
     s = AnnotationStore(tmp_path / "c.json")
     assert s.accept("a.png", "c", tags="red,blue , red,,")["tags"] == ["red", "blue"]
     assert reopen(tmp_path / "c.json").annotation("a.png")["tags"] == ["red", "blue"]
+    assert s.accept("b.png", "c", tags=None)["tags"] == [] and s.accept("c.png", "c", tags=("x",))["tags"] == ["x"]
+
+
+def test_numpy_sizes_are_plain_integers(tmp_path):
+    np = pytest.importorskip("numpy")
+    s = AnnotationStore(tmp_path / "c.json")
+    s.accept("a.png", "c", width=np.int64(64), height=np.uint16(48))
+    assert reopen(tmp_path / "c.json").data["images"][0] == {"id": 1, "file_name": "a.png", "width": 64, "height": 48}
+    with pytest.raises(InputError, match="float32, which JSON cannot hold"):
+        s.accept("a.png", "c", score=np.float32(0.5))
 
 
 # -- hand-edited files -----------------------------------------------------------------------------

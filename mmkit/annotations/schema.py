@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 
 from ..errors import InputError
 from .files import check_file_name
@@ -214,6 +215,8 @@ def validate(data, where: str = "the file") -> None:
 # -- changes -----------------------------------------------------------------------------------------
 def tag_list(tags) -> list[str]:
     """Tags as a clean list: a string is split on commas; entries stripped, empty ones dropped, unique, in order."""
+    if tags is None:
+        return []
     if isinstance(tags, str):
         tags = tags.split(",")
     if isinstance(tags, (bytes, dict)) or not hasattr(tags, "__iter__"):
@@ -229,6 +232,8 @@ def tag_list(tags) -> list[str]:
 def _size(v, name: str):
     if v is None:
         return None
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        v = int(v)  # numpy integers too
     if not _is_id(v) or not 0 < v <= MAX_INT:
         raise InputError(f"{name} must be a positive whole number of pixels, not {v!r:.40}")
     return v

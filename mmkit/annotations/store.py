@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,9 +174,13 @@ class AnnotationStore:
             self._load(raw)
             self._snap_sig, self._snap_size = sig, len(raw or b"")
         try:
-            size = os.stat(self.journal_path).st_size
+            st = os.stat(self.journal_path)
         except FileNotFoundError:
-            size = 0
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise AnnotationFileError(f"{self.journal_path} is not a regular file (a folder, FIFO or device); "
+                                      "move it away")
+        size = st.st_size if st is not None else 0
         if size < self._journal_off:  # the journal was cut by hand: start over from the file
             self._snap_sig = "unread"
             return self._refresh()
