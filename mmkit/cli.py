@@ -369,6 +369,11 @@ def _stdout_gone() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mmkit` and `python -m mmkit`; returns the exit code."""
+    from .video.cli import handles, main as video_main
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if handles(argv):  # `caption` given video files, `search-video`: mmkit/video/cli.py
+        return video_main(argv)
     try:
         args = build_parser().parse_args(argv)
         return run(args)

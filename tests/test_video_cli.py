@@ -1,0 +1,61 @@
+"""`mmkit caption clip.mp4` (timed segments) and `mmkit search-video clip.mp4 TEXT` (moments), through mmkit.cli.main."""
+import json
+
+import pytest
+
+pytest.importorskip("av")
+
+from mmkit.cli import main  # noqa: E402
+from mmkit.data import ShapesClips  # noqa: E402
+from mmkit.video.cli import handles  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    clip = ShapesClips(1, seed=41, duration=5)[0]
+    path = tmp_path_factory.mktemp("v") / "clip.mp4"
+    clip.save(path)
+    return clip, str(path)
+
+
+def test_routing():
+    assert handles(["caption", "a.mp4"]) and handles(["caption", "--json", "b.WEBM"]) and handles(["search-video"])
+    assert not handles(["caption", "a.png"]) and not handles(["answer", "a.mp4", "-q", "x"]) and not handles([])
+
+
+def test_caption_gives_timed_segments(clip_file, capsys):
+    clip, path = clip_file
+    assert main(["caption", path, "--model", "shapes-blip-caption", "--every", "0.5", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["start"] == 0 and rows[-1]["end"] == pytest.approx(clip.duration)
+    assert all(a["end"] == b["start"] for a, b in zip(rows, rows[1:])) and {r["video"] for r in rows} == {path}
+    name = clip.timeline[0].name
+    assert any(name in r["caption"] for r in rows)
+    assert main(["caption", path, "--model", "shapes-blip-caption", "--every", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith(path + "\t") and line.count("\t") == 2 for line in lines)
+
+
+def test_search_video_gives_moments(clip_file, capsys):
+    clip, path = clip_file
+    truth = clip.timeline[0]
+    assert main(["search-video", path, f"a {truth.name}", "--model", "shapes-clip", "--every", "0.25", "-k", "2",
+                 "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert 1 <= len(rows) <= 2 and rows[0]["score"] >= rows[-1]["score"]
+    best = rows[0]
+    inter = max(0, min(best["end"], truth.end) - max(best["start"], truth.start))
+    assert inter / (max(best["end"], truth.end) - min(best["start"], truth.start)) >= 0.5
+
+
+def test_bad_videos_exit_2_with_one_line(clip_file, tmp_path, capsys):
+    _, path = clip_file
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    assert main(["caption", str(fake), path, "--model", "shapes-blip-caption", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert "not a readable video" in err and "Traceback" not in err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0]["video"] == str(fake) and "error" in rows[0] and rows[-1]["video"] == path  # the good one ran
+    assert main(["search-video", path, "a red circle", "--every", "0", "--model", "shapes-clip"]) == 2
+    assert "--every" in capsys.readouterr().err
