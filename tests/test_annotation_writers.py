@@ -136,3 +136,16 @@ def test_one_store_shared_by_threads(fast_dir):
     for t in threads:
         t.join()
     assert len(store) == 300 and len(AnnotationStore(path, backup=False)) == 300
+
+
+def test_a_save_the_file_stat_does_not_show_is_still_seen(tmp_path, monkeypatch):
+    """Timestamps are as coarse as a kernel tick and inode numbers come back: the lock file's counter decides."""
+    import mmkit.annotations.store as store_module
+
+    monkeypatch.setattr(store_module, "_sig", lambda st: ("the same stat every time",))
+    path = tmp_path / "captions.json"
+    a, b = AnnotationStore(path), AnnotationStore(path)
+    a.accept("a.png", "first")
+    b.accept("b.png", "second")  # b's stat of the file is unchanged, yet it must read a's save first
+    a.accept("c.png", "third")
+    assert AnnotationStore(path).done == {"a.png", "b.png", "c.png"}

@@ -220,6 +220,21 @@ class WriterLock:
                 raise
         self._fd = fd
 
+    def read_seq(self) -> int:
+        """The number of the last change any writer saved, kept in the lock file (0 when unknown).
+
+        A stat of the JSON file can miss a change: timestamps are as coarse as a kernel tick, and a freed inode
+        number can come back. This counter cannot; it is read and written only under the lock.
+        """
+        if self._fd is None:
+            return 0
+        raw = os.pread(self._fd, 32, 0)
+        return int(raw) if raw.strip().isdigit() else 0
+
+    def write_seq(self, seq: int) -> None:
+        if self._fd is not None:
+            os.pwrite(self._fd, b"%020d\n" % seq, 0)
+
     def _release(self) -> None:
         if self._filelock is not None:
             self._filelock.release()

@@ -107,7 +107,7 @@ class AnnotationStore:
             self._lock.__enter__()
         except OSError as e:
             raise _NoLock(f"the lock file {self._lock.path} cannot be created ({e.strerror or e}); "
-                                      "annotations need a folder you can write to") from None
+                          "annotations need a folder you can write to") from None
         try:
             yield
         finally:
@@ -162,6 +162,13 @@ class AnnotationStore:
 
     def _refresh(self) -> None:
         """Bring the in-memory state up to what is on disk (call under the lock to see every finished save)."""
+        self._refresh_changed()
+        if self._lock.read_seq() > self._seq:  # a save the file's stat did not show: read everything again
+            self._snap_sig = "unread"
+            self._refresh_changed()
+
+    def _refresh_changed(self) -> None:
+        """Re-read the file if its stat changed, then the journal lines past the ones applied."""
         try:
             st = os.stat(self.path)
             sig = _sig(st)
@@ -183,7 +190,7 @@ class AnnotationStore:
         size = st.st_size if st is not None else 0
         if size < self._journal_off:  # the journal was cut by hand: start over from the file
             self._snap_sig = "unread"
-            return self._refresh()
+            return self._refresh_changed()
         if size > self._journal_off:
             self._replay()
 
@@ -293,7 +300,7 @@ class AnnotationStore:
             if self.backup and not self._backed_up and self._snap_sig is not None:
                 atomic_write(self.backup_path, self._coco_bytes())  # the content found before this change
                 self._backed_up = True
-            op = {"seq": self._seq + 1, **op}
+            op = {"seq": max(self._seq, self._lock.read_seq()) + 1, **op}
             ann = self._apply(op)
             self._seq = op["seq"]
             try:
@@ -301,6 +308,7 @@ class AnnotationStore:
             except BaseException:
                 self._snap_sig = "unread"  # not saved: the next change starts again from the disk
                 raise
+            self._lock.write_seq(self._seq)
             return dict(ann) if ann is not None else None
 
     def _persist(self, op: dict) -> None:
