@@ -187,10 +187,11 @@ def test_stale_temp_files_are_removed_only_when_their_owner_is_gone(tmp_path):
     stale = tmp_path / f".c.json.{host}-{int(dead.stdout)}.abc.tmp"
     live = tmp_path / f".c.json.{host}-{os.getpid()}.def.tmp"
     foreign = tmp_path / ".c.json.otherhost-1.ghi.tmp"
-    for p in (stale, live, foreign):
+    stale_bak = tmp_path / f".c.json.bak.{host}-{int(dead.stdout)}.abc.tmp"
+    for p in (stale, live, foreign, stale_bak):
         p.write_text("half")
     AnnotationStore(path)
-    assert not stale.exists() and live.exists() and foreign.exists()
+    assert not stale.exists() and not stale_bak.exists() and live.exists() and foreign.exists()
     assert remove_stale_temps(path) == []
 
 

@@ -2,7 +2,8 @@
 
 The kill test starts a writer process that accepts items in a loop and prints "ack N" after each
 `accept` returns, SIGKILLs it at a random moment (often in the middle of a save), and checks that the
-file still parses and holds every acknowledged item; 200 times, resuming from the file each time.
+file still parses and that the file and its journal hold every acknowledged item; 200 times, resuming from
+them each time, every other writer rewriting the file and the others appending to the journal.
 """
 import json
 import os

@@ -132,16 +132,20 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temps(path: Path) -> list[Path]:
-    """Delete temp files of path left by a writer killed mid-save; a live writer's temp file is kept.
+    """Delete temp files of path (and of its .bak / .unsaved.json) left by a writer killed mid-save.
 
-    A temp file names its owner (`.<name>.<host>-<pid>.<random>.tmp`); it is stale when that process is gone.
+    A temp file names its owner (`.<name>.<host>-<pid>.<random>.tmp`); it is stale when that process is gone,
+    and a live writer's temp file is kept.
     Files from another host, or in an older format, are left alone. Returns the files removed.
     """
     removed, prefix = [], f".{path.name}."
     for p in path.parent.iterdir():  # not glob: a file name may hold [ ] * ?
         if not (p.name.startswith(prefix) and p.name.endswith(".tmp")):
             continue
-        owner = p.name[len(prefix):].split(".", 1)[0]
+        rest = p.name[len(prefix):]
+        for sibling in ("bak.", "unsaved.json."):  # the temp files of the backup and of the unsaved copy
+            rest = rest.removeprefix(sibling)
+        owner = rest.split(".", 1)[0]
         host, _, pid = owner.rpartition("-")
         if host != _HOST or not pid.isdigit() or _alive(int(pid)):
             continue

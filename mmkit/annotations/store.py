@@ -326,7 +326,10 @@ class AnnotationStore:
         self._journal_off += len(line)
         if (self._journal_off > max(COMPACT_MIN, self._snap_size / COMPACT_RATIO)
                 or time.monotonic() - (self._journal_since or 0) > COMPACT_AFTER):
-            self._write_snapshot()
+            try:
+                self._write_snapshot()
+            except OSError:  # the change is saved in the journal; folding it in can wait for the next save
+                self._snap_sig = "unread"
 
     def _coco(self) -> dict:
         out = dict(self._meta)
@@ -351,8 +354,11 @@ class AnnotationStore:
         """The file changed on disk into something unreadable, or vanished: keep this session's work aside."""
         self._apply({"seq": self._seq + 1, **op})
         conflict = self.path.with_name(self.path.name + ".unsaved.json")
-        atomic_write(conflict, self._coco_bytes())
         self._snap_sig = "unread"
+        try:
+            atomic_write(conflict, self._coco_bytes())
+        except OSError as why:
+            conflict = f"no file: {conflict} could not be written either ({why.strerror or why})"
         raise AnnotationFileError(
             f"{e}; it changed on disk (edited by hand, or by another program?) since this store read it, so it "
             f"was not overwritten. This session's annotations, with this change "
