@@ -46,6 +46,7 @@ def test_accept_skip_resume_and_coco_format(tmp_path):
     s.accept("a.png", "  a red   circle ", tags=["red", "circle", "red", " "], width=64, height=48,
              suggested_caption="a red circle", model="shapes-blip-caption")
     s.skip("b.jpg")
+    assert not s.backup_path.exists()  # a new file: nothing to back up
     data = json.loads(path.read_text())
     validate(data)
     assert data["images"] == [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}]

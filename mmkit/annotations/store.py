@@ -297,8 +297,9 @@ class AnnotationStore:
                 self._refresh()
             except AnnotationFileError as e:
                 self._conflict(op, e)
-            if self.backup and not self._backed_up and self._snap_sig is not None:
-                atomic_write(self.backup_path, self._coco_bytes())  # the content found before this change
+            if self.backup and not self._backed_up:
+                if self._snap_sig is not None:  # (a file this store creates needs no backup)
+                    atomic_write(self.backup_path, self._coco_bytes())  # the content found before this change
                 self._backed_up = True
             op = {"seq": max(self._seq, self._lock.read_seq()) + 1, **op}
             ann = self._apply(op)
