@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mmkit.annotations import AnnotationStore, validate
+from mmkit.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS, SAVES = 10, 500
@@ -149,3 +150,35 @@ def test_a_save_the_file_stat_does_not_show_is_still_seen(tmp_path, monkeypatch)
     b.accept("b.png", "second")  # b's stat of the file is unchanged, yet it must read a's save first
     a.accept("c.png", "third")
     assert AnnotationStore(path).done == {"a.png", "b.png", "c.png"}
+
+
+def test_a_lock_held_too_long_is_a_clear_error(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "captions.json"
+    store = AnnotationStore(path)
+    store._lock.timeout = 0.3
+    fd = os.open(store._lock.path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another program, stuck in the middle of a save
+    try:
+        with pytest.raises(InputError, match="another program has held .*captions.json.lock"):
+            store.accept("a.png", "x")
+    finally:
+        os.close(fd)
+    store.accept("a.png", "x")  # free again
+    assert len(AnnotationStore(path)) == 1
+
+
+def test_the_filelock_fallback_used_where_there_is_no_fcntl(fast_dir, monkeypatch):
+    import filelock  # noqa: F401 - imported before fcntl is hidden, as on Windows it would work without it
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` now raises ImportError
+    path = fast_dir / "captions.json"
+    stores = [AnnotationStore(path, journal_above=j) for j in (None, 0)]
+    threads = [threading.Thread(target=lambda k=k: [stores[k].accept(f"{k}-{i}.png", "x") for i in range(60)])
+               for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stores[0]._lock._filelock is not None
+    assert len(AnnotationStore(path, backup=False)) == 120
