@@ -213,3 +213,11 @@ def test_images_the_gpu_cannot_resize_are_preprocessed_on_the_cpu(model_dirs, mo
     monkeypatch.setattr(m.processor, "image_processor", lambda *a, **k: gpu_like(device="cuda"))
     with pytest.raises(RuntimeError, match="shared memory"):
         inputs._pixels(m, [Image.new("RGB", (8, 8))])
+
+
+def test_model_given_as_a_path(model_dirs):
+    from pathlib import Path
+
+    assert mmkit.embed_texts(Path(model_dirs("clip")), "a red circle").shape[0] == 1  # like its str
+    with pytest.raises(InputError, match="needs a model"):
+        mmkit.embed_texts(3, "a red circle")

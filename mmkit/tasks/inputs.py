@@ -6,6 +6,8 @@ out-of-memory.
 """
 from __future__ import annotations
 
+import os
+
 from ..data.images import fit_aspect, load_image
 from ..errors import InputError, warn
 from ..models import Loaded, load_model, require
@@ -18,7 +20,7 @@ PREPROCESS_ON_DEVICE = True  # resize images on the model's GPU when the process
 
 
 def _model(m, task: str) -> Loaded:
-    m = load_model(m) if isinstance(m, str) else m
+    m = load_model(os.fspath(m)) if isinstance(m, (str, os.PathLike)) else m  # a name, or a model folder
     require(m, task)
     return m
 
