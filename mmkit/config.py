@@ -231,4 +231,67 @@ def environment() -> dict[str, str]:
     info["dtype"] = str(get_dtype(dev)).replace("torch.", "")
     hub = hub_status()
     info["hub"] = "reachable" if hub.online else f"offline ({hub.reason})"
+    info["speedups"] = "on" if speedups_enabled() else "off"
     return info
+
+
+# ---------------------------------------------------------------------------------------------
+# speed-ups (mmkit/speedups): a switch, and the transformers versions they are tested on
+# ---------------------------------------------------------------------------------------------
+
+# the transformers versions the speed-ups are tested on (CI runs the oldest in `make test-colab`, the newest in
+# `make test`): the oldest, and the first release past the newest tested (5.25.x)
+SPEEDUPS_TESTED = ("5.15.0", "5.26.0")
+_SPEEDUPS: bool | None = None  # set_speedups' choice; None: $MMKIT_SPEEDUPS decides (default on)
+_WINDOW: tuple[str, bool] | None = None  # (transformers version, inside SPEEDUPS_TESTED), checked once
+_WINDOW_NOTICED = False
+
+
+def set_speedups(on: bool | None) -> None:
+    """Switch mmkit's speed-ups on or off for this process, at once, for models already loaded too.
+
+    Off, every model runs transformers' own code (the same outputs as plain transformers). None goes back to
+    $MMKIT_SPEEDUPS (`MMKIT_SPEEDUPS=0` turns them off; default on). Inside the tested transformers range only:
+    set_speedups(True) does not turn them on for a version outside SPEEDUPS_TESTED.
+    """
+    global _SPEEDUPS
+    if on is not None and not isinstance(on, bool):
+        from .errors import InputError
+
+        raise InputError(f"set_speedups({on!r}): pass True, False, or None (back to $MMKIT_SPEEDUPS)")
+    _SPEEDUPS = on
+
+
+def speedups_enabled() -> bool:
+    """Whether mmkit's speed-ups run now: switched on (set_speedups / $MMKIT_SPEEDUPS) and transformers inside
+    SPEEDUPS_TESTED. Cheap: the patched forwards ask on every call."""
+    wanted = _SPEEDUPS if _SPEEDUPS is not None else \
+        os.environ.get("MMKIT_SPEEDUPS", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return wanted and _transformers_tested()
+
+
+def _transformers_tested() -> bool:
+    """Whether the installed transformers lies inside SPEEDUPS_TESTED; says so once on stderr when it does not."""
+    global _WINDOW, _WINDOW_NOTICED
+    import transformers
+
+    version = transformers.__version__
+    if _WINDOW is None or _WINDOW[0] != version:
+        _WINDOW = (version, version_inside(version, *SPEEDUPS_TESTED))
+        if not _WINDOW[1] and not _WINDOW_NOTICED:
+            _WINDOW_NOTICED = True
+            print(f"mmkit: speed-ups off: transformers {version} is outside the versions they are tested on "
+                  f"({SPEEDUPS_TESTED[0]} up to, not including, {SPEEDUPS_TESTED[1]}); every model runs transformers' "
+                  "own code (correct, somewhat slower).", file=sys.stderr)
+    return _WINDOW[1]
+
+
+def version_inside(version: str, oldest: str, past_newest: str) -> bool:
+    """oldest <= version < past_newest, by release numbers (5.25.0.dev0 and 5.25.1 count as 5.25)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        v = Version(version).release
+    except InvalidVersion:
+        return False
+    return Version(oldest).release <= v < Version(past_newest).release

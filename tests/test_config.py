@@ -149,3 +149,61 @@ def test_cpu_bf16_detection_reads_the_cpu_flags(tmp_path):
     info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
     assert cpu_has_bf16(str(info)) is True
     assert cpu_has_bf16(str(tmp_path / "missing")) is False  # not Linux: assume emulated
+
+
+@pytest.fixture
+def speedup_state(monkeypatch):
+    """The speed-up switch and version check as a test leaves them: restored afterwards."""
+    monkeypatch.setattr(config, "_SPEEDUPS", None)
+    monkeypatch.setattr(config, "_WINDOW", None)
+    monkeypatch.setattr(config, "_WINDOW_NOTICED", False)
+    monkeypatch.delenv("MMKIT_SPEEDUPS", raising=False)
+    return monkeypatch
+
+
+def test_speedups_switch_by_environment_and_at_run_time(speedup_state):
+    pytest.importorskip("transformers")
+    if not config.version_inside(__import__("transformers").__version__, *config.SPEEDUPS_TESTED):
+        pytest.skip("the installed transformers is outside the tested range (its own test covers that)")
+    assert config.speedups_enabled()  # on by default
+    for off in ("0", "false", "OFF"):
+        speedup_state.setenv("MMKIT_SPEEDUPS", off)
+        assert not config.speedups_enabled()
+    speedup_state.setenv("MMKIT_SPEEDUPS", "1")
+    assert config.speedups_enabled()
+    config.set_speedups(False)  # the run-time switch wins over the environment
+    assert not config.speedups_enabled() and config.environment()["speedups"] == "off"
+    config.set_speedups(True)
+    speedup_state.setenv("MMKIT_SPEEDUPS", "0")
+    assert config.speedups_enabled()
+    config.set_speedups(None)  # back to the environment
+    assert not config.speedups_enabled()
+    with pytest.raises(InputError, match="True, False"):
+        config.set_speedups("no")
+
+
+@pytest.mark.parametrize("version, inside", [("5.15.0", True), ("5.20.1", True), ("5.25.0", True), ("5.25.3", True),
+                                             ("5.25.0.dev0", True), ("5.14.2", False), ("5.26.0.dev0", False),
+                                             ("5.26.0", False), ("6.0.0", False), ("not-a-version", False)])
+def test_speedups_are_off_outside_the_tested_transformers_range_with_one_notice(version, inside, speedup_state, capsys):
+    transformers = pytest.importorskip("transformers")
+    speedup_state.setattr(transformers, "__version__", version)
+    config.set_speedups(True)  # even asked for: not outside the range
+    assert config.speedups_enabled() is inside
+    assert config.speedups_enabled() is inside
+    err = capsys.readouterr().err
+    assert err.count("speed-ups off") == (0 if inside else 1)  # said once
+    if not inside:
+        assert version in err and config.SPEEDUPS_TESTED[0] in err
+
+
+def test_installed_transformers_is_inside_the_tested_range():
+    """CI runs the oldest tested transformers (`make test-colab`, MMKIT_EXPECT_TRANSFORMERS) and the newest
+    (`make test`): the speed-ups must be on in both."""
+    transformers = pytest.importorskip("transformers")
+    expected = os.environ.get("MMKIT_EXPECT_TRANSFORMERS")
+    if expected:
+        assert transformers.__version__ == expected
+    assert config.version_inside(transformers.__version__, *config.SPEEDUPS_TESTED), (
+        f"transformers {transformers.__version__} is outside SPEEDUPS_TESTED {config.SPEEDUPS_TESTED}: run "
+        "tests/test_speedups.py on it and widen the range in mmkit/config.py")

@@ -524,3 +524,194 @@ def test_one_image_many_texts_gives_the_same_results_with_one_vision_pass(monkey
     assert (captions, answers, all_answers) == results[True][:3]
     assert len(set(captions)) > 1  # sampled: the rows really are decoded apart
     assert len(loaded) == 2 * (1 + 1 + 3)  # a repeated input is loaded once per call (an image list)
+
+
+# ---------------------------------------------------------------------------------------------
+# every patched path against transformers' own code; the switch; arguments a faster forward does not handle
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def switch(monkeypatch):
+    """config.set_speedups for one test: back to $MMKIT_SPEEDUPS (unset) afterwards."""
+    from mmkit import config
+
+    monkeypatch.setattr(config, "_SPEEDUPS", None)
+    monkeypatch.delenv("MMKIT_SPEEDUPS", raising=False)
+    return config.set_speedups
+
+
+def _module(model, cls_name: str, nth: int = 0):
+    return [mod for mod in model.modules() if type(mod).__name__ == cls_name][nth]
+
+
+def _patched_cases(model_dirs, scenes):
+    """name -> (a call of the patched path, whether its outputs are transformers' bit for bit, the class whose own
+    forward it replaces, or the patch embedding of a vision tower that encodes fewer rows, or None). Each call
+    returns a tensor; run with the speed-ups on, then off."""
+    from transformers import DynamicCache
+
+    from mmkit.speedups import clip_image_features, greedy_caption, pil_pixels
+
+    torch.manual_seed(0)
+    cap = mmkit.load_model(model_dirs("blip-caption"))
+    clip = mmkit.load_model("shapes-clip")
+    blip2 = mmkit.load_model(model_dirs("blip2"))
+    bundled = mmkit.load_model("shapes-blip-caption")
+    attn = _module(cap.model, "BlipAttention")
+    h = torch.randn(2, 17, attn.embed_dim)  # (B, N, D) vision tokens
+    clip_layer = _module(clip.model.vision_model, "CLIPEncoderLayer")
+    hc = torch.randn(2, 17, clip_layer.embed_dim)
+    cross = _cross_attention(cap)
+    dec = cap.model.text_decoder
+    x = torch.randn(2, 17, dec.config.encoder_hidden_size)  # (B, S, E) image states
+    ids = torch.randint(5, dec.config.vocab_size, (2, 3))
+    key = cache_keyword(dec)
+    blip_px = _pixels(cap, [scenes.images[0], scenes.images[1], scenes.images[0]])["pixel_values"]  # a repeat
+    blip2_px = _pixels(blip2, [scenes.images[2], scenes.images[2]])["pixel_values"]
+    clip_px = _pixels(clip, scenes.images)["pixel_values"]
+    proc = bundled.processor.image_processor
+    photos = _odd_images()
+    bundled_px = _pixels(bundled, scenes.images)["pixel_values"]
+    return {
+        "BlipAttention": (lambda: attn(h)[0], False, type(attn)),
+        "BlipEncoderLayer": (lambda: _module(cap.model, "BlipEncoderLayer")(h), False, None),  # its attention fused
+        "CLIPEncoderLayer": (lambda: clip_layer(hc, None), True, type(clip_layer)),
+        "BlipTextSelfAttention": (lambda: cross(torch.randn(2, 1, cross.query.in_features, generator=torch.Generator()
+                                                            .manual_seed(1)), encoder_hidden_states=x)[0],
+                                  False, type(cross)),
+        "BlipTextLMHeadModel": (lambda: dec(input_ids=ids, encoder_hidden_states=x, use_cache=True,
+                                            **{key: DynamicCache()}).logits, False, type(dec)),
+        # the vision towers call their class's forward for the distinct images: told apart by the rows encoded
+        "BlipVisionModel": (lambda: cap.model.vision_model(pixel_values=blip_px).last_hidden_state, False,
+                            cap.model.vision_model.embeddings),
+        "Blip2VisionModel": (lambda: blip2.model.vision_model(pixel_values=blip2_px).last_hidden_state, False,
+                             blip2.model.vision_model.embeddings),
+        "clip_image_features": (lambda: _or(clip_image_features(clip.model, clip_px),
+                                            lambda: clip.model.get_image_features(pixel_values=clip_px)), False, None),
+        "pil_pixels": (lambda: _or(pil_pixels(proc, photos), lambda: proc(images=photos, return_tensors="pt")
+                                   ["pixel_values"]), True, None),
+        "greedy_caption": (lambda: greedy_caption(bundled.model, bundled_px, None, 20)
+                           if mmkit.speedups.can_decode_greedily(bundled.model)
+                           else bundled.model.generate(pixel_values=bundled_px, max_new_tokens=20), True, None),
+    }
+
+
+def _or(value, fallback):
+    """value, or fallback() where a speed-up declined (returned None), as the task functions do."""
+    out = value if value is not None else fallback()
+    return getattr(out, "pooler_output", out)
+
+
+def test_every_patched_path_gives_transformers_outputs_and_the_switch_turns_it_off(model_dirs, scenes, switch,
+                                                                                    monkeypatch):
+    """On the installed transformers (CI: the oldest and the newest tested): bit-identical where the speed-up keeps
+    transformers' operations, within 1e-5 of the largest value where it changes their order; off, transformers'
+    own forward runs on the very same modules."""
+    from mmkit.speedups import _FORWARDS
+
+    cases = _patched_cases(model_dirs, scenes)
+    assert set(_FORWARDS) <= set(cases), "a new patched forward needs its case here"
+    for name, (call, exact, cls) in cases.items():
+        rows, hook = [], None
+        if isinstance(cls, torch.nn.Module):  # a vision tower's patch embedding: count the rows it encodes
+            hook = cls.register_forward_hook(lambda mod, args, out: rows.append(len(out)))
+        calls = _class_forward_calls(monkeypatch, cls) if isinstance(cls, type) else []
+        switch(True)
+        with torch.inference_mode():
+            fast = call()
+        taken = not calls  # the class's own forward did not run: the faster path did
+        switch(False)
+        with torch.inference_mode():
+            ref = call()
+        if isinstance(cls, type):
+            assert taken and calls, f"{name}: the speed-up did not run on, or transformers' forward did not run off"
+            monkeypatch.setattr(cls, "forward", cls.forward.__wrapped__)
+        if hook is not None:
+            hook.remove()
+            assert rows[0] < rows[1] == len(fast), f"{name}: rows encoded on / off {rows}"
+        assert fast.shape == ref.shape and fast.dtype == ref.dtype, name
+        if exact:
+            assert torch.equal(fast, ref), name
+        else:
+            scale = ref.abs().max().item()
+            assert torch.allclose(fast.float(), ref.float(), rtol=1e-5, atol=1e-5 * scale), \
+                f"{name}: {(fast - ref).abs().max().item()} apart, largest value {scale}"
+
+
+def test_speedups_off_decline_every_path_that_is_not_a_module_forward(switch, scenes):
+    from mmkit.speedups import can_decode_greedily, clip_image_features, pil_pixels
+
+    clip, cap = mmkit.load_model("shapes-clip"), mmkit.load_model("shapes-blip-caption")
+    px = _pixels(clip, scenes.images[:2])["pixel_values"]
+    switch(False)
+    with torch.inference_mode():
+        assert clip_image_features(clip.model, px) is None
+    assert pil_pixels(cap.processor.image_processor, scenes.images[:2]) is None
+    assert not can_decode_greedily(cap.model)
+    switch(True)  # on again: each of them runs (the equivalence test above compares them with transformers)
+    with torch.inference_mode():
+        assert clip_image_features(clip.model, px) is not None
+    assert pil_pixels(cap.processor.image_processor, scenes.images[:2]) is not None
+    assert can_decode_greedily(cap.model)
+
+
+def test_models_loaded_with_speedups_off_are_plain_transformers_and_give_its_outputs(monkeypatch, scenes):
+    """MMKIT_SPEEDUPS=0: nothing patched, and mmkit's results are what transformers itself computes."""
+    import transformers
+
+    from mmkit import config
+    from mmkit.models import clear_cache
+
+    monkeypatch.setattr(config, "_SPEEDUPS", None)
+    monkeypatch.setenv("MMKIT_SPEEDUPS", "0")
+    clear_cache()
+    try:
+        clip, cap = mmkit.load_model("shapes-clip"), mmkit.load_model("shapes-blip-caption")
+        assert not any(_fused(mod) for m in (clip, cap) for mod in m.model.modules())
+        images = scenes.images
+        plain_clip = transformers.CLIPModel.from_pretrained(clip.spec.repo).eval()
+        with torch.inference_mode():
+            px = clip.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+            ref = torch.nn.functional.normalize(plain_clip.get_image_features(pixel_values=px).pooler_output, dim=-1)
+        assert torch.equal(mmkit.embed_images(clip, images), ref)
+        given = []  # the arguments mmkit gives generate, replayed on a model transformers loads itself
+        real = cap.model.generate
+        monkeypatch.setattr(cap.model, "generate", lambda **kw: given.append(kw) or real(**kw))
+        captions = mmkit.caption(cap, images)
+        plain_cap = transformers.BlipForConditionalGeneration.from_pretrained(cap.spec.repo).eval()
+        with torch.inference_mode():
+            ids = plain_cap.generate(**given[0])
+        assert captions == [" ".join(t.split()) for t in cap.processor.tokenizer.batch_decode(ids,
+                                                                                             skip_special_tokens=True)]
+        assert torch.equal(given[0]["pixel_values"],
+                           cap.processor.image_processor(images=images, return_tensors="pt")["pixel_values"])
+    finally:
+        clear_cache()
+
+
+def test_faster_forwards_hand_arguments_they_do_not_handle_to_transformers(monkeypatch, model_dirs):
+    """Never dropped: a keyword the faster forward does not know reaches transformers' forward, unchanged."""
+    m = mmkit.load_model(model_dirs("blip-caption"))
+    attn, cross = _module(m.model, "BlipAttention"), _cross_attention(m)
+    seen = []
+    for cls in (type(attn), type(cross)):
+        real = cls.forward
+
+        def spy(self, *args, _real=real, **kwargs):
+            seen.append(kwargs)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "forward", spy)
+    h = torch.randn(1, 17, attn.embed_dim)
+    marker = torch.ones(1)
+    with torch.inference_mode():
+        attn(h)
+        assert seen == []  # plain: the fused forward
+        attn(h, some_new_argument=marker)
+        attn(h, head_mask=torch.ones(attn.num_heads))  # what an older forward took: not silently ignored
+        x = torch.randn(1, 17, cross.key.in_features)
+        cross(torch.randn(1, 1, cross.query.in_features), encoder_hidden_states=x)
+        assert len(seen) == 2
+        cross(torch.randn(1, 1, cross.query.in_features), encoder_hidden_states=x, some_new_argument=marker)
+    assert seen[0]["some_new_argument"] is marker and seen[1]["head_mask"] is not None
+    assert seen[2]["some_new_argument"] is marker

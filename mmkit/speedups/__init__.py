@@ -12,10 +12,17 @@ Eight places where transformers does more work than inference needs, each explai
 `fuse_attention` changes only the modules of the given model instance, never the classes; models loaded
 with `attention=True` are left alone (models.py): their maps come from transformers' own code. Each speedup
 is tested against transformers' own code in tests/test_speedups.py, and measured in benchmarks/.
+
+They can be switched off (`MMKIT_SPEEDUPS=0`, or `mmkit.config.set_speedups(False)` at run time, which also
+turns the forwards of models already loaded back to transformers' own), and they run only with the
+transformers versions they are tested on (`mmkit.config.SPEEDUPS_TESTED`); outside that range they are off,
+with a notice. Each faster forward runs transformers' own for any argument it does not handle.
 """
 from __future__ import annotations
 
 import functools
+
+from .. import config
 
 from .blip import (_absorbed_forward, _decoder_forward, _distinct_forward, _fused_forward, cache_keyword,
                    can_decode_greedily, greedy_caption)
@@ -28,7 +35,11 @@ __all__ = ["fuse_attention", "cache_keyword", "can_decode_greedily", "greedy_cap
 
 def fuse_attention(model) -> int:
     """Give every module in `model` that has a faster forward here (BLIP's attention modules and text decoder,
-    BLIP's and CLIP's encoder layers, BLIP's and BLIP-2's vision towers) that forward; returns how many."""
+    BLIP's and CLIP's encoder layers, BLIP's and BLIP-2's vision towers) that forward; returns how many.
+
+    None while the speed-ups are off (mmkit.config.speedups_enabled()): the model keeps transformers' code."""
+    if not config.speedups_enabled():
+        return 0
     n = 0
     for module in model.modules():
         forward, needs = _FORWARDS.get(type(module).__name__, (None, ()))
@@ -39,9 +50,12 @@ def fuse_attention(model) -> int:
 
 
 def _bound(forward, module):
-    """forward as a method of module that shows the signature of the class's forward (generate reads it)."""
+    """forward as a method of module that shows the signature of the class's forward (generate reads it); the
+    class's forward whenever the speed-ups have been switched off since."""
     @functools.wraps(type(module).forward.__get__(module))
     def method(*args, **kwargs):
+        if not config.speedups_enabled():
+            return type(module).forward(module, *args, **kwargs)
         return forward(module, *args, **kwargs)
 
     return method

@@ -52,10 +52,19 @@ captions and answers are far shorter.
 from __future__ import annotations
 
 
+def _unhandled(kwargs, handled) -> bool:
+    """Whether a call gives a keyword outside `handled` a value (not None or False): the faster forward does not
+    know what it means, so transformers' forward must run and see it."""
+    return any(v is not None and v is not False and k not in handled for k, v in kwargs.items())
+
+
 def _fused_forward(self, hidden_states, *args, **kwargs):
+    """BlipAttention.forward in one scaled_dot_product_attention call (module docstring, 1.); returns (output, None).
+
+    Runs transformers' forward in training, for attention weights, and for any argument it does not handle."""
     import torch
 
-    if self.training or args or kwargs.get("output_attentions") or kwargs.get("head_mask") is not None:
+    if self.training or args or kwargs.get("output_attentions") or _unhandled(kwargs, ()):
         return type(self).forward(self, hidden_states, *args, **kwargs)  # anything but plain inference: as written
     b, n, d = hidden_states.shape
     q, k, v = self.qkv(hidden_states).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
@@ -69,9 +78,15 @@ def _absorbed_forward(self, hidden_states, *args, **kwargs):
     transformers calls it with keywords only; any call this does not recognise runs the original forward."""
     x = kwargs.get("encoder_hidden_states")  # (B, S, E) image states; None for self-attention
     cache = _given_cache(kwargs)
-    if args or not _absorb(self, hidden_states, x, cache):
+    if args or _unhandled(kwargs, _CROSS_KEYWORDS) or not _absorb(self, hidden_states, x, cache):
         return type(self).forward(self, hidden_states, *args, **kwargs)
     return _absorbed(self, hidden_states, x, kwargs.get("encoder_attention_mask"))
+
+
+# what the absorbed forward reads (transformers' cross-attention replaces attention_mask by encoder_attention_mask
+# and returns the probabilities whether or not output_attentions asks for them)
+_CROSS_KEYWORDS = {"encoder_hidden_states", "encoder_attention_mask", "attention_mask", "past_key_values", "cache",
+                   "output_attentions"}
 
 
 def _absorbed(self, hidden_states, x, mask):
@@ -190,7 +205,10 @@ def can_decode_greedily(model) -> bool:
     words, no minimum length...); any such setting is left to generate."""
     from transformers import GenerationConfig
 
-    if type(model).__name__ != "BlipForConditionalGeneration" or "forward" not in vars(model.text_decoder):
+    from .. import config
+
+    if (not config.speedups_enabled() or type(model).__name__ != "BlipForConditionalGeneration"
+            or "forward" not in vars(model.text_decoder)):
         return False
     default = GenerationConfig()
     return all(k.startswith("_") or k in _GREEDY_NEUTRAL or v == getattr(default, k, None)

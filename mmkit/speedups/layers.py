@@ -68,6 +68,10 @@ def clip_image_features(model, pixel_values):
     Not used while gradients are recorded or in training (Grad-CAM and fine-tuning run transformers' code)."""
     import torch
 
+    from .. import config
+
+    if not config.speedups_enabled():
+        return None
     vm = getattr(model, "vision_model", None)
     layers = getattr(getattr(vm, "encoder", None), "layers", None)
     if (type(model).__name__ != "CLIPModel" or not layers or type(layers[-1]).__name__ != "CLIPEncoderLayer"

@@ -20,6 +20,10 @@ def pil_pixels(processor, images):
     import torch
     from PIL import Image
 
+    from .. import config
+
+    if not config.speedups_enabled():
+        return None
     try:
         from transformers.image_processing_backends import PilBackend
         from transformers.image_transforms import get_resize_output_image_size
