@@ -115,3 +115,51 @@ def test_no_remote_code_anywhere():
 
     for f in pathlib.Path(mmkit.__file__).parent.rglob("*.py"):
         assert "trust_remote_code=True" not in f.read_text(), f
+
+
+def _state(m) -> tuple:
+    """What attention_maps must leave as it found it: the attention implementation of the model and of each
+    sub-config, the Loaded's attention flag, and which modules run a faster forward (mmkit.speedups)."""
+    from mmkit.attention import _implementations
+
+    return (_implementations(m.model), m.attention,
+            sorted(n for n, mod in m.model.named_modules() if "forward" in vars(mod)))
+
+
+@pytest.mark.parametrize("family", ["clip", "blip-caption", "vilt-vqa", "blip2"])
+def test_attention_maps_leave_the_cached_model_as_they_found_it(family, model_dirs):
+    """CLIP and BLIP-2 load with sdpa attention: maps switch to eager for the call only, then back, so the
+    shared model that zero_shot / caption use stays fast; BLIP's speed-ups stay in place."""
+    from mmkit.config import speedups_enabled
+
+    m = mmkit.load_model(model_dirs(family))
+    before, on = _state(m), speedups_enabled()
+    assert not before[1]
+    if family in ("clip", "blip2"):
+        assert "sdpa" in before[0].values()  # the case the switch-back is for
+    if family == "blip-caption":
+        assert before[2]  # patched forwards that the call must not remove
+    image = mmkit.ShapesWorld(1, seed=3).images[0]
+    maps = mmkit.attention_maps(m, image, None if family in ("blip-caption", "blip2") else "red circle")
+    assert maps.attn is not None and maps.grid[0] > 0  # the call did get its attention weights
+    assert _state(m) == before and speedups_enabled() == on
+    assert mmkit.load_model(model_dirs(family)) is m  # still the one cached model
+    eager = mmkit.load_model(model_dirs(family), attention=True)  # loaded for maps: stays eager
+    mmkit.attention_maps(eager, image, None if family in ("blip-caption", "blip2") else "red circle")
+    assert eager.attention and set(_state(eager)[0].values()) == {"eager"}
+
+
+def test_attention_maps_restore_the_model_after_an_error(model_dirs, monkeypatch):
+    import mmkit.attention.dual as dual
+
+    m = mmkit.load_model(model_dirs("clip"))
+    before = _state(m)
+
+    def broken(*args):
+        assert m.attention and set(_state(m)[0].values()) == {"eager"}  # switched during the call
+        raise RuntimeError("inside the maps")
+
+    monkeypatch.setattr(dual, "clip_maps", broken)
+    with pytest.raises(RuntimeError, match="inside the maps"):
+        mmkit.attention_maps(m, mmkit.ShapesWorld(1).images[0], "red circle")
+    assert _state(m) == before

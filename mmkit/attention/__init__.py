@@ -4,7 +4,11 @@
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 from ..data.images import fit_aspect, load_image
+from ..domain import check as check_domain
 from ..errors import InputError
 from ..models import Loaded, load_model, require
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid
@@ -12,12 +16,47 @@ from .maps import AttentionMaps, merge_pieces, rollout, to_grid
 __all__ = ["AttentionMaps", "attention_maps", "merge_pieces", "rollout", "to_grid"]
 
 
-def _eager(m: Loaded) -> Loaded:
-    """Switch the model to eager attention (sdpa returns no attention weights); a no-op if it is."""
-    if not m.attention and getattr(m.model.config, "_attn_implementation", "eager") != "eager":
-        m.model.set_attn_implementation("eager")
-    m.attention = True
-    return m
+_SWITCH = threading.RLock()  # one switched call at a time: a second call must not switch back under the first
+
+
+@contextmanager
+def _eager(m: Loaded):
+    """Eager attention for the call (sdpa returns no attention weights), and the model as it was after it.
+
+    A model loaded with attention=True is used as it is. Any other (the shared cached model that zero_shot,
+    caption... use) runs the call with eager attention and the `attention` flag set (the task functions skip
+    the speed-ups that give no weights), and gets its attention implementation and flag back afterwards, so
+    later task calls run as fast as before (benchmarks/after_maps.py)."""
+    if m.attention:
+        yield m
+        return
+    with _SWITCH:
+        before = _implementations(m.model)
+        if any(v != "eager" for v in before.values()):
+            m.model.set_attn_implementation("eager")
+        m.attention = True
+        try:
+            yield m
+        finally:
+            m.attention = False
+            if _implementations(m.model) != before:
+                m.model.set_attn_implementation(before.get("", "sdpa") if len(set(before.values())) == 1
+                                                else {k: v for k, v in before.items() if k})
+                if _implementations(m.model) != before:  # a sub-model its setter does not reach
+                    for key, cfg in _configs(m.model).items():
+                        cfg._attn_implementation = before[key]
+
+
+def _configs(model) -> dict:
+    """The model's config and its sub-configs (text_config, vision_config, ...) by key ("" for the model's)."""
+    cfg = model.config
+    subs = {k: getattr(cfg, k, None) for k in getattr(cfg, "sub_configs", {}) or {}}
+    return {"": cfg, **{k: c for k, c in subs.items() if c is not None}}
+
+
+def _implementations(model) -> dict:
+    """The attention implementation of the model's config and of each sub-config, by key."""
+    return {k: getattr(c, "_attn_implementation", None) or "eager" for k, c in _configs(model).items()}
 
 
 def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps:
@@ -39,6 +78,7 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     require(m, "attention_maps")
     kwargs = check_attention_options(m, kwargs)  # which options each family takes, and their values (mmkit/options.py)
     image = fit_aspect(load_image(image))  # very thin images padded with white (see fit_aspect)
+    check_domain(m, [image], "attention map")  # a bundled model warns on pictures with no shapes
     fam = m.spec.family
     if text is not None:
         if isinstance(text, str) and not text.replace("\x00", "").strip():
@@ -47,19 +87,19 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         text = fit_text(m, text, what="text")  # longer than the model's limit: cut, with a warning
     elif fam not in ("blip-caption", "blip2"):
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
-    m = _eager(m)
-    if fam == "blip2":
-        from .qformer import blip2_maps
+    with _eager(m):  # the model's attention implementation and flag come back after the call
+        if fam == "blip2":
+            from .qformer import blip2_maps
 
-        return blip2_maps(m, image, text, **kwargs)
-    if fam == "blip-caption":
-        return blip_caption_maps(m, image, text, **kwargs)
-    if fam == "blip-vqa":
-        return blip_vqa_maps(m, image, text, **kwargs)
-    if fam == "blip-itm":
-        return blip_itm_maps(m, image, text, **kwargs)
-    if fam.startswith("vilt"):
-        return vilt_maps(m, image, text)
-    if fam == "clip":
-        return clip_maps(m, image, text)
-    return align_maps(m, image, text)
+            return blip2_maps(m, image, text, **kwargs)
+        if fam == "blip-caption":
+            return blip_caption_maps(m, image, text, **kwargs)
+        if fam == "blip-vqa":
+            return blip_vqa_maps(m, image, text, **kwargs)
+        if fam == "blip-itm":
+            return blip_itm_maps(m, image, text, **kwargs)
+        if fam.startswith("vilt"):
+            return vilt_maps(m, image, text)
+        if fam == "clip":
+            return clip_maps(m, image, text)
+        return align_maps(m, image, text)
