@@ -161,3 +161,92 @@ def test_scripts_parse_on_python_310_to_313():
     for p in NOTEBOOKS:
         for minor in (10, 13):
             ast.parse(setup_cell(p), feature_version=(3, minor))
+
+
+# -- uploads on Colab: google.colab.files.upload and a path box instead of FileUpload ------------------------------
+
+@pytest.fixture
+def fake_colab_files(monkeypatch):
+    """A simulated `google.colab` with a `files.upload()` that returns what the test queues (or raises it)."""
+    queued = []
+
+    def upload():
+        item = queued.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    colab_mod = types.ModuleType("google.colab")
+    colab_mod.files = types.SimpleNamespace(upload=upload)
+    google = types.ModuleType("google")
+    google.colab = colab_mod
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab_mod)
+    return queued
+
+
+def _jpeg(size=(1600, 1200)) -> bytes:
+    """A photo-like JPEG over 1 MB (what ipywidgets 7.7.1's FileUpload loses on Colab)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (*size[::-1], 3), dtype=np.uint8)).save(
+        buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _contains(box, widget) -> bool:
+    return box is widget or any(_contains(c, widget) for c in getattr(box, "children", ()))
+
+
+def test_picker_offers_colabs_upload_and_a_path_box_on_colab(fake_colab_files, tmp_path):
+    pytest.importorskip("ipywidgets")
+    from widgets.picker import ImagePicker, on_colab
+
+    assert on_colab()
+    p = ImagePicker(source=None)
+    assert p.colab and _contains(p, p.colab_upload) and _contains(p, p.path) and not _contains(p, p.upload)
+    big = _jpeg()
+    assert len(big) > 1024 * 1024
+    fake_colab_files.append({"holiday.jpg": big})
+    p.colab_upload.click()
+    assert p.error.value == "" and p.image.size == (1600, 1200) and p.label == "upload: holiday.jpg"
+    fake_colab_files.append({})  # the dialog closed without a file: nothing changes
+    p.colab_upload.click()
+    assert p.label == "upload: holiday.jpg" and p.error.value == ""
+    fake_colab_files.append(RuntimeError("the browser refused"))
+    p.colab_upload.click()
+    assert "did not finish" in p.error.value and "Files panel" in p.error.value and p.image is not None
+    small = ImagePicker(source=None, max_upload_mb=1)
+    fake_colab_files.append({"holiday.jpg": big})
+    small.colab_upload.click()
+    assert "the limit is 1 MB" in small.error.value and small.image is None
+    # the path box: a file uploaded in Colab's Files panel
+    (tmp_path / "photo.jpg").write_bytes(big)
+    p.path.value = str(tmp_path / "photo.jpg")
+    p.open_path.click()
+    assert p.error.value == "" and p.label == "file: photo.jpg" and p.image.size == (1600, 1200)
+    p.path.value = str(tmp_path / "missing.jpg")
+    p.open_path.click()
+    assert "is not a file" in p.error.value and p.label == "file: photo.jpg"
+    p.path.value = "  "
+    p.open_path.click()
+    assert "type the path" in p.error.value
+    (tmp_path / "notes.jpg").write_text("not an image")
+    p.open_file(tmp_path / "notes.jpg")
+    assert "Error" in p.error.value and "Traceback" not in p.error.value and p.label == "file: photo.jpg"
+
+
+def test_picker_keeps_fileupload_outside_colab(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from widgets.picker import ImagePicker, on_colab
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert not on_colab()
+    p = ImagePicker(source=None)
+    assert not p.colab and _contains(p, p.upload) and not _contains(p, p.colab_upload) and not _contains(p, p.path)
+    p.upload_from_colab()  # called anyway (a script): a message, not an ImportError
+    assert "needs Google Colab" in p.error.value

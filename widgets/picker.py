@@ -1,5 +1,12 @@
-"""ImagePicker: choose an image by upload, from the bundled sample photos, or from the ShapesWorld generator."""
+"""ImagePicker: choose an image by upload, from the bundled sample photos, or from the ShapesWorld generator.
+
+On Colab the upload is `google.colab.files.upload()` and a path box instead of FileUpload: ipywidgets 7.7.1's
+FileUpload (Colab's version) loses files over about 1 MB there (ipywidgets issue 3452).
+"""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import ipywidgets as w
 
@@ -10,6 +17,11 @@ from .base import IPYWIDGETS_MAJOR, error_html, esc, preview_png
 MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
 SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
 NONE = "(choose)"  # first entry of the samples list
+
+
+def on_colab() -> bool:
+    """Whether this kernel runs on Google Colab (its `google.colab` module is loaded there, and only there)."""
+    return "google.colab" in sys.modules
 
 
 def uploaded_files(value) -> list[tuple[str, bytes, int]]:
@@ -38,14 +50,21 @@ class ImagePicker(w.VBox):
     `scene` is the ShapesWorld Scene (ground truth) when the image came from the generator.
     Functions registered with `on_change(fn)` are called with the picker when the image changes.
 
+    On Colab, "Upload from computer" (google.colab.files.upload, which also saves the file in the working
+    folder) and a path box (a file uploaded in Colab's Files panel, or on a mounted Drive) replace FileUpload.
+
     Args:
         source: "shapes" (a held-out ShapesWorld scene is chosen at start), "sample" or None (nothing yet).
         preview_size: the preview's longer side in pixels.
-        max_upload_mb: larger uploads are refused with a message (uploads stay in memory, never on disk).
+        max_upload_mb: larger uploads are refused with a message (FileUpload's stay in memory, never on disk).
+        colab: use Colab's upload controls; default: whether this runs on Colab (on_colab()).
     """
 
-    def __init__(self, source: str | None = "shapes", preview_size: int = 192, max_upload_mb: float = MAX_UPLOAD_MB):
+    def __init__(self, source: str | None = "shapes", preview_size: int = 192, max_upload_mb: float = MAX_UPLOAD_MB,
+                 colab: bool | None = None):
         from mmkit.data import SAMPLES
+
+        self.colab = on_colab() if colab is None else bool(colab)
 
         self.max_upload_mb = max_upload_mb
         self.image = None
@@ -70,9 +89,19 @@ class ImagePicker(w.VBox):
             self.upload.observe(lambda _: self._on_upload({"new": self.upload.value}), names="_counter")
         self.samples.observe(self._on_sample, names="value")
         self.generate.on_click(lambda _: self.choose_scene())
+        # Colab: its own upload dialog and a path box (FileUpload stays an attribute, not shown)
+        self.colab_upload = w.Button(description="Upload from computer", icon="upload",
+                                     layout=w.Layout(width="200px"))
+        self.path = w.Text(value="", placeholder="/content/photo.jpg", description="or a path",
+                           layout=w.Layout(width="320px"))
+        self.open_path = w.Button(description="Open", layout=w.Layout(width="80px"))
+        self.colab_upload.on_click(lambda _: self.upload_from_colab())
+        self.open_path.on_click(lambda _: self.open_file())
+        upload_row = ([w.HBox([self.colab_upload, self.samples]), w.HBox([self.path, self.open_path])] if self.colab
+                      else [w.HBox([self.upload, self.samples])])
         super().__init__([
             w.HTML(f"<b>Image</b>: upload one (up to {max_upload_mb:g} MB), pick a sample photo, or generate a scene"),
-            w.HBox([self.upload, self.samples]),
+            *upload_row,
             w.HBox([self.split, self.index, self.objects, self.generate]),
             self.preview, self.caption, self.error,
         ])
@@ -127,6 +156,42 @@ class ImagePicker(w.VBox):
         else:
             self.samples.value = name
 
+    def upload_from_colab(self) -> None:
+        """Colab's upload dialog (google.colab.files.upload): the chosen file becomes the image."""
+        try:
+            from google.colab import files
+
+            got = files.upload()
+        except ImportError:
+            self.error.value = error_html("the Colab upload needs Google Colab; use the Upload button elsewhere")
+            return
+        except Exception as e:  # the dialog was closed, the browser refused ...
+            self.error.value = error_html(f"the upload did not finish ({type(e).__name__}: {e}); try again, or "
+                                          "upload the file in Colab's Files panel and type its path")
+            return
+        if got:
+            name, content = list(got.items())[-1]
+            self._take_upload(str(name), bytes(content), len(content))
+
+    def open_file(self, path: str | None = None) -> None:
+        """Use the image file at `path` (default: the path box), e.g. one uploaded in Colab's Files panel."""
+        text = (self.path.value if path is None else str(path)).strip()
+        if not text:
+            self.error.value = error_html("type the path of an image file, e.g. /content/photo.jpg (upload it in "
+                                          "Colab's Files panel first)")
+            return
+        p = Path(text).expanduser()
+        if not p.is_file():
+            self.error.value = error_html(f"{text} is not a file; check the path (Colab's Files panel: right-click "
+                                          "a file, Copy path)")
+            return
+        size = p.stat().st_size
+        if size > self.max_upload_mb * 1024 * 1024:
+            self.error.value = error_html(f"{p.name} is {size / 1024 / 1024:.1f} MB; the limit is "
+                                          f"{self.max_upload_mb:g} MB. Resize the image or save it as JPEG.")
+            return
+        self.set_image(p, f"file: {p.name}")
+
     def require_image(self):
         """The chosen image, or InputError telling the user to choose one."""
         if self.image is None:
@@ -140,7 +205,9 @@ class ImagePicker(w.VBox):
             return
         if IPYWIDGETS_MAJOR >= 8:
             self.upload.value = ()  # forget it, so uploading the same file again is seen as a change
-        name, content, size = files[-1]
+        self._take_upload(*files[-1])
+
+    def _take_upload(self, name: str, content: bytes, size: int) -> None:
         if max(size, len(content)) > self.max_upload_mb * 1024 * 1024:
             mb = max(size, len(content)) / 1024 / 1024
             self.error.value = error_html(f"{name} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
