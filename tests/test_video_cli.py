@@ -9,6 +9,8 @@ from mmkit.cli import main  # noqa: E402
 from mmkit.data import ShapesClips  # noqa: E402
 from mmkit.video.cli import handles  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: as fast, and fairer to a shared CPU
+
 
 @pytest.fixture(scope="module")
 def clip_file(tmp_path_factory):

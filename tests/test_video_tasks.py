@@ -10,6 +10,7 @@ from mmkit.data import Frame, ShapesClips, video_frames  # noqa: E402
 from mmkit.video import Segment, moments, runs, temporal_iou  # noqa: E402
 
 HELD_OUT = ShapesClips(6, seed=2026)  # seeds no notebook or example uses
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: as fast, and fairer to a shared CPU
 
 
 @pytest.fixture(scope="module")

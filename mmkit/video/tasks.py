@@ -17,6 +17,8 @@ from ..data.video import Frame, VideoFrames, video_frames
 from ..errors import InputError
 from ..tasks.inputs import _model
 
+TASK_SIDE = 640  # frames are scaled (while decoding, in YUV) so the longer side is at most this: image models
+# see 64-384 px, and a batch of 16 frames at 640 px is 20 MB where 16 full-HD frames would be 100 MB
 Progress = Callable[[int, float], None]  # (frames done, time of the last one); may raise to stop the work
 
 
@@ -155,7 +157,7 @@ def runs(values: list, times: list[float], end: float) -> list[tuple[float, floa
     return out
 
 
-def caption_video(m, video, every: float | None = 1.0, max_frames: int | None = None, max_side: int | None = None,
+def caption_video(m, video, every: float | None = 1.0, max_frames: int | None = None, max_side: int | None = TASK_SIDE,
                   batch_size: int = 16, progress: Progress | None = None, **caption_kwargs) -> VideoCaptions:
     """Caption sampled frames and merge consecutive frames with the same caption into timed segments.
 
@@ -163,7 +165,8 @@ def caption_video(m, video, every: float | None = 1.0, max_frames: int | None = 
         m: a captioning model (Loaded or name), e.g. "shapes-blip-caption".
         video: a file path, bytes, a binary file object, a `video_frames(...)` iterator, a list of Frames, or a
             synthetic `Clip`.
-        every: seconds between sampled frames (None: every frame); max_frames, max_side: as in video_frames.
+        every: seconds between sampled frames (None: every frame); max_frames: as in video_frames.
+        max_side: frames are scaled so the longer side is at most this many pixels (default 640).
         progress: called as progress(frames_done, last_time) after each batch (raise in it to stop).
         caption_kwargs: decoding options for mmkit.caption (num_beams, max_new_tokens, ...).
     """
@@ -237,7 +240,7 @@ def moments(times, scores, end: float, threshold: float | None = None, k: int = 
 
 
 def search_video(m, video, text, k: int = 3, every: float | None = 1.0, threshold: float | None = None,
-                 regions: str = "halves", max_frames: int | None = None, max_side: int | None = None,
+                 regions: str = "halves", max_frames: int | None = None, max_side: int | None = TASK_SIDE,
                  batch_size: int = 16, progress: Progress | None = None):
     """Find the moments of a video that match a text, with CLIP/ALIGN (cosine) or BLIP-ITM (P(match)).
 
@@ -278,7 +281,7 @@ RULES = {"vote": "the answer most frames gave (ties: the one given first)",
 
 
 def answer_video(m, video, question: str, every: float | None = 1.0, rule: str = "vote",
-                 max_frames: int | None = None, max_side: int | None = None, batch_size: int = 16,
+                 max_frames: int | None = None, max_side: int | None = TASK_SIDE, batch_size: int = 16,
                  progress: Progress | None = None) -> VideoAnswers:
     """Answer a question on each sampled frame, and combine the answers into one by a stated rule.
 
