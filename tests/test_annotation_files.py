@@ -264,14 +264,22 @@ def test_journal_lines_already_in_the_file_are_not_applied_twice(tmp_path):
     assert again.done == {"a.png", "b.png"} and len(again) == 1
 
 
-def test_bad_journal_line_is_an_error_naming_it(tmp_path):
+@pytest.mark.parametrize("line, words", [
+    (b'{"seq": 9, "op": "accept", "file_name": "c.png", "caption": "x", "extra": {"n": NaN}}', "extra.n"),
+    (b'{"seq": 9, "op": "accept", "file_name": "c.png", "caption": "x", "extra": [1, 2]}', "must be a dict"),
+    (b'{"seq": 9, "op": "rename", "file_name": "c.png"}', "not an mmkit journal record"),
+    (b'{"seq": "9", "op": "skip", "file_name": "c.png"}', "not an mmkit journal record"),
+    (b'{"seq": 9, "op": "skip", "file_name": 5}', "file_name must be a non-empty string"),
+    (b'[1, 2', "not valid JSON"),
+])
+def test_bad_journal_line_is_an_error_naming_it(tmp_path, line, words):
     path = tmp_path / "c.json"
     s = AnnotationStore(path, journal_above=0)
     s.accept("a.png", "first")
     s.accept("b.png", "second")
     with open(s.journal_path, "ab") as f:
-        f.write(b'{"seq": 9, "op": "accept", "file_name": "c.png", "caption": "x", "extra": {"n": NaN}}\n')
-    with pytest.raises(AnnotationFileError, match=r"journal \(the line at byte \d+\).*extra.n"):
+        f.write(line + b"\n")
+    with pytest.raises(AnnotationFileError, match=r"journal \(the line at byte \d+\).*" + words):
         reopen(path)
 
 

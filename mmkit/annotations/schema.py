@@ -15,7 +15,6 @@ from .files import check_file_name
 
 MAX_DEPTH = 16  # nesting levels of a whole file (a COCO caption file needs 4; extra fields may nest a little)
 MAX_INT = 2 ** 53  # larger integers are not exact in JavaScript or float readers
-MAX_INT_DIGITS = 20  # an integer this long is past 2**53 anyway
 MAX_FILE_BYTES = 1 << 30  # an annotation file larger than this is refused instead of read
 RESERVED = ("id", "image_id", "caption", "tags")  # annotation keys the store sets itself
 
@@ -53,10 +52,11 @@ def loads(raw: bytes, where: str):
                           parse_constant=lambda s: _Bad(s, "is not finite (NaN and Infinity are not JSON)"))
     except json.JSONDecodeError as e:
         raise AnnotationFileError(f"{where} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    except ValueError as e:  # an integer of thousands of digits (int() refuses them)
+    except ValueError as e:  # an integer of thousands of digits (int() refuses them: sys.get_int_max_str_digits)
         import re
+        import sys
 
-        m = re.search(r"\d{%d,}" % MAX_INT_DIGITS, text)
+        m = re.search(r"\d{%d,}" % (sys.get_int_max_str_digits() + 1), text)
         line, col = _line_col(text, m.start() if m else 0)
         raise AnnotationFileError(f"{where}: the number at line {line}, column {col} is too long ({e})") from None
     except RecursionError:
@@ -253,6 +253,8 @@ def accept_op(file_name, caption, tags=(), width=None, height=None, extra=None) 
     width, height = _size(width, "width"), _size(height, "height")
     if (width is None) != (height is None):
         raise InputError("give both width and height of the image, or neither")
+    if extra is not None and not isinstance(extra, dict):
+        raise InputError(f"extra fields must be a dict, not {type(extra).__name__}")
     extra = dict(extra or {})
     taken = [k for k in extra if k in RESERVED]
     if taken:

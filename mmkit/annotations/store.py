@@ -204,7 +204,11 @@ class AnnotationStore:
             where, at = f"{self.journal_path} (the line at byte {at})", at + len(line) + 1
             if not line.strip():
                 continue
-            op = check_op(loads(line, where), where)
+            try:
+                op = check_op(loads(line, where), where)
+            except AnnotationFileError as e:
+                raise AnnotationFileError(f"{e}. The journal holds the latest saves of {self.path.name}, one per "
+                                          "line, and was not changed: fix that line by hand, or delete it") from None
             if op["seq"] > self._seq:
                 self._apply(op)
                 self._seq = op["seq"]
