@@ -232,3 +232,29 @@ def test_attention_explorer_shows_the_notice(model_dirs, monkeypatch):
     ex.image = mmkit.ShapesWorld(1)[0].image
     ex.compute()
     assert ex.maps is not None and ex.notice.value == ""
+
+
+def test_retrieval_panel_shows_the_gallery_notice_on_every_search(model_dirs, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from widgets import RetrievalPanel
+
+    real = mmkit.embed_images
+    calls = []
+
+    def embed_with_notice(m, images, **kw):
+        calls.append(len(images))
+        scene_or_photo(images)
+        return real(m, images, **kw)
+
+    monkeypatch.setattr(mmkit, "embed_images", embed_with_notice)
+    panel = RetrievalPanel(model_dirs("clip"), background=False)
+    panel.set_gallery([photo(), mmkit.ShapesWorld(1)[0].image])
+    panel.k.value = 2
+    panel.search("a red circle")
+    assert SHOWN in panel.notice.value and calls == [2]
+    panel.search("a blue square")  # the embeddings are cached, and so is their notice
+    assert SHOWN in panel.notice.value and calls == [2] and len(panel.result) == 2
+    panel.set_gallery([mmkit.ShapesWorld(1)[0].image])
+    panel.k.value = 1
+    panel.search("a red circle")
+    assert panel.notice.value == "" and calls == [2, 1]

@@ -234,7 +234,7 @@ class RetrievalPanel(Panel):
         self.output = w.HTML("")
         self.result: list | None = None  # list of mmkit.tasks.Hit (index, score, item) of the last search
         self.custom: tuple[list, list[str]] | None = None  # (images, names) from set_gallery
-        self._cache: dict = {}  # (model name, gallery key) -> (N, D) image embeddings
+        self._cache: dict = {}  # (model name, gallery key) -> ((N, D) image embeddings, their out-of-domain notices)
         self.button.on_click(lambda _: self.search())
         super().__init__([self.model.box, w.HBox([self.split, self.size]), w.HBox([self.query, self.k, self.button]),
                           self.output, self.grid], background)
@@ -267,6 +267,7 @@ class RetrievalPanel(Panel):
         import torch
 
         import mmkit
+        from mmkit.notices import capture_notices, record
         from mmkit.options import check_option
 
         if query is not None:
@@ -281,11 +282,15 @@ class RetrievalPanel(Panel):
             key = (m.spec.name, key)
             if key not in self._cache:
                 chunks, step = [], 16
-                for i in range(0, len(images), step):
-                    job.progress(i, len(images), f"embedding the gallery: {i}/{len(images)} images")
-                    chunks.append(mmkit.embed_images(m, images[i:i + step]))  # (<=16, D)
-                self._cache[key] = torch.cat(chunks)  # (N, D)
-            hits = mmkit.retrieve(m, q, self._cache[key], k=check_option("k", self.k.value, label="top k"))
+                with capture_notices() as notices:  # kept with the embeddings: every search of them shows them
+                    for i in range(0, len(images), step):
+                        job.progress(i, len(images), f"embedding the gallery: {i}/{len(images)} images")
+                        chunks.append(mmkit.embed_images(m, images[i:i + step]))  # (<=16, D)
+                self._cache[key] = torch.cat(chunks), notices  # (N, D)
+            emb, notices = self._cache[key]
+            for n in notices:
+                record(n, mmkit.OutOfDomainWarning)  # into this run's notices (see Panel)
+            hits = mmkit.retrieve(m, q, emb, k=check_option("k", self.k.value, label="top k"))
             return q, [h._replace(item=images[h.index]) for h in hits], names
 
         def done(res):
