@@ -21,8 +21,8 @@ from .schema import MAX_FILE_BYTES, AnnotationFileError, accept_op, check_op, lo
 
 FORMAT_VERSION = "1.1"  # of the mmkit extensions (tags, mmkit_skipped, mmkit_journal_seq)
 # bytes: a larger file (about 1,000 images) is not rewritten per save; changes go to the journal. Measured
-# (benchmarks/annotations.py, a loaded 2-core host): a rewrite of 0.26 MB runs 31 saves/s, of 2.6 MB 6/s, of
-# 27 MB 0.7/s; a journal line 130-190 saves/s at any size.
+# (benchmarks/annotations.py, a loaded 2-core host): a rewrite of 0.26 MB runs 31 saves/s, of 2.6 MB 5-6/s, of
+# 27 MB 0.6-0.7/s; a journal line 110-210 saves/s at any size (fsync-bound).
 JOURNAL_ABOVE = 256 * 1024
 COMPACT_RATIO = 4  # the journal is folded into the file when it passes 1/COMPACT_RATIO of the file's size...
 COMPACT_AFTER = 60.0  # ...or when its oldest change (made by this store) is this many seconds old
