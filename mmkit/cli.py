@@ -303,6 +303,8 @@ def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]
             else:
                 cmd.batch(args, m, [item])
         per_image.append(list(own))
+    if not any(per_image):  # not the detector's notice, and not one an image raises alone: it concerns them all
+        per_image = [list(notices)] * len(items)
     return list(zip(records, per_image))
 
 

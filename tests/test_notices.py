@@ -258,3 +258,25 @@ def test_retrieval_panel_shows_the_gallery_notice_on_every_search(model_dirs, mo
     panel.k.value = 1
     panel.search("a red circle")
     assert panel.notice.value == "" and calls == [2, 1]
+
+
+def test_cli_a_batch_notice_no_single_image_explains_goes_to_every_image(monkeypatch, tmp_path, capsys, model_dirs):
+    import json
+
+    import mmkit.domain
+    from mmkit.cli import main
+
+    def caption_warning_on_batches(m, images, **kw):
+        if isinstance(images, list) and len(images) > 1:
+            warn("these pictures differ a lot from each other", mmkit.OutOfDomainWarning)
+        return ["c"] * len(images) if isinstance(images, list) else "c"
+
+    monkeypatch.setattr(mmkit, "caption", caption_warning_on_batches)
+    monkeypatch.setattr(mmkit.domain, "check", lambda m, images, task="result": [False] * len(images))
+    scene = mmkit.ShapesWorld(1, split="test")[0].image
+    for name in ("a.png", "b.png"):
+        scene.save(tmp_path / name)
+    assert main(["caption", str(tmp_path), "--model", model_dirs("blip-caption"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(x)["notice"] for x in out.splitlines()] == ["these pictures differ a lot from each other"] * 2
+    assert err.count("mmkit: note:") == 1
