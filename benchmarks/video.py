@@ -1,7 +1,7 @@
 """Video: decoding throughput of mmkit.data.video_frames against a plain PyAV loop, and a 1-minute 720p clip
 captioned at 1 frame/s without holding its frames, with the peak memory measured. One run, one machine.
 
-Rows:
+Rows (times: medians of 5 interleaved rounds after a warm-up, benchmarks/timing.py):
   decode-all:   every frame of a 720p H.264 clip to RGB. plain: `for f in container.decode(video=0):
                 f.to_image()`; mmkit: `list(video_frames(path, every=None))` (timestamps, rotation, size cap).
   decode-1fps:  the frames at 1 frame/s. plain: the same loop, converting only the frame at or after each whole
@@ -31,6 +31,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed_together  # noqa: E402  (benchmarks/timing.py: interleaved rounds, medians)
 
 W, H, FPS = 1280, 720, 25
 
@@ -76,17 +79,6 @@ def mmkit_loop(path: str, every: float | None) -> int:
     return sum(1 for _ in video_frames(path, every=every))
 
 
-def interleaved(fns, *args, repeats: int = 5) -> list[tuple[float, int]]:
-    """Best time (s) and count of each function, run in turns so that a busy machine slows all of them alike."""
-    best, counts = [float("inf")] * len(fns), [0] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            counts[i] = fn(*args)
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return list(zip(best, counts))
-
-
 def rss_mb(field: str) -> float:
     """VmRSS (now) or VmHWM (peak) of this process in MB, from /proc (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -129,8 +121,11 @@ def main(argv=None) -> int:
         print(f"made a {seconds} s {W}x{H} clip, {n} frames, {os.path.getsize(path) / 1e6:.1f} MB, "
               f"in {time.perf_counter() - t0:.1f} s")
         for name, every in (("decode-all", None), ("decode-1fps", 1.0)):
-            (tp, n_plain), (tm, n_mm) = interleaved([plain_loop, mmkit_loop], path, every)
-            assert n_plain == n_mm, (n_plain, n_mm)
+            n_plain, n_mm = plain_loop(path, every), mmkit_loop(path, every)
+            assert n_plain == n_mm, (n_plain, n_mm)  # the same frames come out
+            t = timed_together({"plain": lambda: plain_loop(path, every), "mmkit": lambda: mmkit_loop(path, every)},
+                               repeats=5)
+            tp, tm = t["plain"], t["mmkit"]
             rows[name] = {"frames_out": n_mm, "decoded": n, "plain_s": round(tp, 3), "mmkit_s": round(tm, 3),
                           "plain_decoded_fps": round(n / tp, 1), "mmkit_decoded_fps": round(n / tm, 1),
                           "ratio_mmkit_over_plain_time": round(tm / tp, 3)}

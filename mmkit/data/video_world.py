@@ -8,7 +8,7 @@ appears once per clip. Frames are drawn with ShapesWorld's own drawing code on i
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -77,8 +77,7 @@ class Clip:
     size: int  # frame side in pixels
     index: int
     seed: int
-    reversed: bool = False
-    _frames: list | None = field(default=None, repr=False)
+    reversed: bool = False  # True: the frames play backwards (reverse())
 
     @property
     def times(self) -> np.ndarray:
@@ -141,7 +140,7 @@ class Clip:
 
     def reverse(self) -> "Clip":
         """The same clip played backwards: the same set of frames, in the opposite order."""
-        return replace(self, reversed=not self.reversed, _frames=None)
+        return replace(self, reversed=not self.reversed)
 
     def save(self, path_or_buffer, format: str | None = None, times=None):
         """Encode the clip to MP4 (H.264) or WebM (VP9) with PyAV; returns the path or buffer."""
