@@ -167,3 +167,21 @@ def test_close_folds_the_journal_into_the_file(folder, monkeypatch):
     p.close()
     assert [a["caption"] for a in saved(folder)["annotations"]] == ["first", "second"]
     assert p.store.journal_path.read_bytes() == b""
+
+
+def test_two_panels_on_one_folder_keep_each_others_saves(folder):
+    """Two annotators (or two notebook tabs) on one file: no 'changed on disk' error, nothing lost."""
+    p1 = AnnotationPanel(folder, caption_model=None, tag_model=None, background=False)
+    p2 = AnnotationPanel(folder, caption_model=None, tag_model=None, background=False)
+    p1.skip()
+    p1.accept("from panel 1")  # scene0
+    p2.skip()  # p2 still shows broken.jpg: skipping it again is harmless
+    p2.show(2)
+    p2.accept("from panel 2")  # scene1
+    p1.accept("also from panel 1")  # scene1 again: the later save wins, scene0 stays
+    assert p1.error.value == "" and p2.error.value == ""
+    data = saved(folder)
+    names = {im["id"]: im["file_name"] for im in data["images"]}
+    assert {names[a["image_id"]]: a["caption"] for a in data["annotations"]} == {
+        "scene0.png": "from panel 1", "scene1.png": "also from panel 1"}
+    assert data["mmkit_skipped"] == ["broken.jpg"]
