@@ -139,6 +139,8 @@ BAD = {
     "truncated_png": (_png(Image.effect_noise((64, 64), 50).convert("RGB"))[:300], "truncated"),
     "missing_file": ("/no/such/file.png", "no such file"),
     "url": ("https://example.com/cat.jpg", "URL"),
+    "name_too_long": ("a" * 5000 + ".png", "could not be opened"),
+    "nul_in_path": ("cat\x00.png", "NUL character"),
     "nan_array": (np.full((4, 4, 3), np.nan), "NaN"),
     "float_0_255": (np.full((4, 4, 3), 200.0), "divide by 255"),
     "int_out_of_range": (np.full((4, 4), 70000, np.int32), "uint8"),

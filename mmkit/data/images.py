@@ -115,12 +115,12 @@ def _from_path(x, max_pixels: int, max_bytes: int) -> Image.Image:
     if "\x00" in s:
         raise InputError(f"{name} contains a NUL character, which no file name can hold; check the path")
     p = Path(s).expanduser()
+    if os.path.isdir(p):  # (Windows cannot open a folder to ask)
+        raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
     try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise InputError(f"{name}: no such file; check the path (relative paths start at {os.getcwd()!r})") from None
-    except IsADirectoryError:  # Windows
-        raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files") from None
     except OSError as e:
         raise InputError(f"{name} could not be opened ({e.strerror or e}); check the path and its permissions") from None
     try:
