@@ -135,3 +135,15 @@ def test_a_list_of_frames_is_accepted_and_progress_is_reported(cap_model):
     assert [n for n, _ in seen] == [3, 6, 8] and seen[-1][1] == frames[-1].time
     assert isinstance(res.segments[0], Segment) and len(res.captions) == len(frames) == 8
     assert str(res).count("\n") == len(res.segments) - 1
+
+
+@pytest.mark.parametrize("name, bar", [("shapes-align", 0.85), ("shapes-blip-itm", 0.5)])
+def test_moment_retrieval_with_align_and_blip(name, bar):
+    """ALIGN and BLIP (its contrastive head) through the same path; BLIP's small ITC head is the weaker one."""
+    m = mmkit.load_model(name)
+    ious = []
+    for clip in HELD_OUT:
+        truth = clip.timeline
+        for t, r in zip(truth, mmkit.search_video(m, clip, [f"a {t.name}" for t in truth], every=0.5)):
+            ious.append(temporal_iou((r.moments[0].start, r.moments[0].end), (t.start, t.end)))
+    assert float(np.mean(np.array(ious) >= 0.5)) >= bar, ious

@@ -66,7 +66,7 @@ class VideoSearch:
     text: str
     moments: list[Moment]  # best first
     times: np.ndarray  # (T,) time of each sampled frame
-    scores: np.ndarray  # (T,) its image-text score (cosine for CLIP/ALIGN, P(match) for ITM heads)
+    scores: np.ndarray  # (T,) its image-text score (cosine for CLIP/ALIGN/BLIP, P(match) for ViLT's ITM head)
     threshold: float  # frames scoring at least this form moments
 
     def __str__(self) -> str:
@@ -208,11 +208,11 @@ def _scorer(m, texts: list[str], regions: str):
     from ..tasks import embed_images, embed_texts, match
 
     k = REGIONS[regions]
-    if m.spec.family in ("clip", "align"):
+    if m.spec.family in ("clip", "align", "blip-itm"):  # BLIP: its contrastive (ITC) head, BLIP's own retrieval score
         text_emb = embed_texts(m, texts)  # (Q, D) embedded once
         score = lambda ims: (embed_images(m, ims) @ text_emb.T).numpy()  # (B * k, Q) cosine similarity
     else:
-        score = lambda ims: match(m, ims, texts).numpy()  # (B * k, Q) P(match) from an ITM head
+        score = lambda ims: match(m, ims, texts).numpy()  # (B * k, Q) P(match) from ViLT's ITM head
     if k == 1:
         return score
     return lambda ims: score([x for im in ims for x in masked_halves(im)]).reshape(len(ims), k, -1).max(1)  # (B, Q)
@@ -242,7 +242,7 @@ def moments(times, scores, end: float, threshold: float | None = None, k: int = 
 def search_video(m, video, text, k: int = 3, every: float | None = 1.0, threshold: float | None = None,
                  regions: str = "halves", max_frames: int | None = None, max_side: int | None = TASK_SIDE,
                  batch_size: int = 16, progress: Progress | None = None):
-    """Find the moments of a video that match a text, with CLIP/ALIGN (cosine) or BLIP-ITM (P(match)).
+    """Find the moments of a video that match a text: cosine of CLIP/ALIGN/BLIP-ITM embeddings (ViLT: P(match)).
 
     Args:
         m: an image-text model (Loaded or name), e.g. "shapes-clip".
