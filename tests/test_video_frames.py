@@ -188,3 +188,23 @@ def test_write_video_needs_a_format_and_frames():
         write_video(gray_frames(2), io.BytesIO())
     with pytest.raises(InputError, match="no frames"):
         write_video([], io.BytesIO(), format="mp4")
+
+
+def test_text_mode_file_objects_are_refused(tmp_path, clip_mp4):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip_mp4)
+    with open(path, "r") as fh, pytest.raises(InputError, match="binary mode"):
+        video_frames(fh)
+    with pytest.raises(InputError, match="binary mode"):
+        video_frames(io.StringIO("abc"))
+
+
+def test_gif_with_long_last_frame_is_not_called_truncated(tmp_path):
+    clip = ShapesClips(1, seed=1, duration=4)[0]
+    frames = list(clip.frames())
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=125, loop=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cut short" warning: the last (merged) frame is shown for longer
+        v = video_frames(tmp_path / "a.gif", every=0.5)
+        times = [f.time for f in v]
+    assert times[0] == 0 and not v.truncated and v.info.codec == "gif"

@@ -67,7 +67,10 @@ def _open_source(source):
             raise InputError("the video bytes are empty; pass the file's content, e.g. open(path, 'rb').read()")
         return io.BytesIO(bytes(source)), describe(source)
     if hasattr(source, "read"):
-        return source, f"file object {getattr(source, 'name', type(source).__name__)!r}"
+        name = f"file object {getattr(source, 'name', type(source).__name__)!r}"
+        if isinstance(source, io.TextIOBase) or isinstance(source.read(0), str):
+            raise InputError(f"{name} is open in text mode; open the video in binary mode: open(path, 'rb')")
+        return source, name
     raise InputError(f"cannot read a video from {describe(source)}; pass a file path, the file's bytes "
                      "or a binary file object")
 
@@ -168,7 +171,7 @@ class VideoFrames:
 
     def _generate(self) -> Iterator[Frame]:
         av = _av()
-        every, start, next_t, n, index, t = self.every, None, 0.0, 0, 0, None
+        every, start, next_t, n, index, t, shown = self.every, None, 0.0, 0, 0, None, 0.0
         frame = self._first
         self._first = None
         try:
@@ -176,6 +179,7 @@ class VideoFrames:
                 t = frame.time if frame.time is not None else index / (self.info.fps or 1.0)
                 start = t if start is None else start  # a clip may not start at 0
                 t -= start
+                shown = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
                 if every is None or t >= next_t - 1e-6:
                     yield Frame(round(t, 6), self._picture(frame), index)
                     n += 1
@@ -184,18 +188,22 @@ class VideoFrames:
                     if every is not None:
                         next_t += every * max(1, int((t - next_t) // every) + 1)  # the next grid time after t
                 frame, index = self._next_decoded(av), index + 1
-            self._check_end(t, index)
+            self._check_end(t, shown)
         finally:
             self.close()
 
-    def _check_end(self, last: float | None, decoded: int) -> None:
-        """Warn when the frames end well before the duration the header declares (a file cut short)."""
+    def _check_end(self, last: float | None, shown: float) -> None:
+        """Warn when the frames end well before the duration the header declares (a file cut short).
+
+        last: time of the last frame; shown: how long it is shown (0 when unknown: one frame period then).
+        """
         info = self.info
-        if self.truncated or last is None or not info.duration or not info.fps:
+        if self.truncated or last is None or not info.duration:
             return
-        if last + 1.0 / info.fps < 0.9 * info.duration - 1e-6:
+        end = last + (shown or 1.0 / (info.fps or 25.0))
+        if info.duration - end > max(1.0, 0.1 * info.duration):
             self.truncated = True
-            warn(f"{self.name}: the frames end at {last:.2f} s but the file says it lasts {info.duration:.2f} s; it "
+            warn(f"{self.name}: the frames end at {end:.2f} s but the file says it lasts {info.duration:.2f} s; it "
                  "was probably cut short, and the rest is missing (download or copy it again)")
 
     def _picture(self, frame) -> Image.Image:
