@@ -89,9 +89,11 @@ class VideoAnswers:
     times: list[float]
     answers: list[str]
     counts: dict[str, int] = field(default_factory=dict)  # answer -> number of frames that gave it
+    limits: str = ("each answer saw one still frame: questions about order or motion ('what comes first?', "
+                   "'which way does it move?') cannot be answered this way")
 
     def __str__(self) -> str:
-        return f"{self.answer}  ({self.rule}; per frame: {dict(self.counts)})"
+        return f"{self.answer}  ({self.rule}; per frame: {dict(self.counts)}; {self.limits})"
 
 
 def _source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], float | None]:
