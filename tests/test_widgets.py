@@ -348,6 +348,8 @@ def test_mathtext_names_and_labels_are_drawn_as_typed(model_dirs, scenes):
     zs.button.click()
     assert_no_error(zs)
     assert set(zs.result) == {r"$\frac$", "$x^2$"} and zs.chart.value[:4] == PNG_MAGIC
+    with pytest.raises(mmkit.InputError, match="one name per image"):
+        ret.set_gallery([s.image for s in scenes], names=["only one"])
 
 
 @pytest.mark.parametrize("control, value, message", [

@@ -249,7 +249,10 @@ class RetrievalPanel(Panel):
         images = [load_image(x) for x in images]
         if not images:
             raise InputError("the gallery is empty; pass at least one image")
-        self.custom = (images, list(names) if names is not None else [f"#{i}" for i in range(len(images))])
+        names = [str(n) for n in names] if names is not None else [f"#{i}" for i in range(len(images))]
+        if len(names) != len(images):
+            raise InputError(f"{len(images)} images but {len(names)} names; pass one name per image (or no names)")
+        self.custom = (images, names)
         self.split.disabled = self.size.disabled = True
 
     def gallery(self) -> tuple[list, list[str], tuple]:
