@@ -215,8 +215,10 @@ def _formats() -> list[str]:
 
 
 def _bomb(name: str, max_pixels: int) -> InputError:
-    return InputError(f"{name} is too large to decode safely (decompression bomb guard: the limit is "
-                      f"{max_pixels / 1e6:g} megapixels); resize it first, or pass max_pixels= if you trust the file")
+    """PIL's own guard refused the header (over 2 x PIL.Image.MAX_IMAGE_PIXELS, whatever max_pixels says)."""
+    return InputError(f"{name} is too large to decode safely (decompression bomb guard: mmkit's limit is "
+                      f"{max_pixels / 1e6:g} megapixels, PIL's {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f}); resize it "
+                      "first, or, if you trust the file, pass max_pixels= and raise PIL.Image.MAX_IMAGE_PIXELS")
 
 
 def _from_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
