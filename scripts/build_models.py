@@ -1,4 +1,10 @@
-"""Rebuild every bundled checkpoint in data/models/ (CPU, deterministic). Run with `make models`."""
+"""Rebuild every bundled checkpoint in data/models/ (CPU, deterministic). Run with `make models`.
+
+Stage 1 trains each model from scratch on ShapesWorld's plain look into --base (build_clip.py,
+build_align.py, build_vilt.py, build_blip.py). Stage 2 (build_robust.py) trains each of them further on
+the training styles into --out; build_domain.py trains the out-of-domain detector; robustness.py writes
+the held-out table per style (data/models/ROBUSTNESS.md) and each model's scores.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,19 +13,26 @@ import sys
 import time
 from pathlib import Path
 
-SCRIPTS = ["build_clip.py", "build_align.py", "build_vilt.py", "build_blip.py"]
+STAGE1 = ["build_clip.py", "build_align.py", "build_vilt.py", "build_blip.py"]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="data/models")
-    ap.add_argument("--only", nargs="*", help="script names to run, e.g. build_clip.py")
+    ap.add_argument("--base", default="build/models-plain", help="where stage 1 (the plain look) is built")
+    ap.add_argument("--only", nargs="*", help="script names to run, e.g. build_clip.py build_robust.py")
     args = ap.parse_args(argv)
     here = Path(__file__).parent
-    for name in args.only or SCRIPTS:
+    steps = [(s, ["--out", args.base]) for s in STAGE1] + [
+        ("build_robust.py", ["--base", args.base, "--out", args.out]),
+        ("build_domain.py", ["--out", args.out]),
+        ("robustness.py", ["--models", args.out])]
+    for name, extra in steps:
+        if args.only and name not in args.only:
+            continue
         t0 = time.perf_counter()
         print(f"== {name}", flush=True)
-        rc = subprocess.call([sys.executable, str(here / name), "--out", args.out])
+        rc = subprocess.call([sys.executable, str(here / name), *extra])
         print(f"== {name}: exit {rc} after {time.perf_counter() - t0:.0f} s", flush=True)
         if rc:
             return rc

@@ -1,6 +1,7 @@
 """ShapesWorld: a procedural image-text world with ground truth.
 
-Every scene is a few coloured shapes on a plain background. Each item carries the image, a
+Every scene is a few coloured shapes on a background (plain by default; `style=` draws the same kind of
+scene on many backgrounds, canvases and renderers, see `styles`). Each item carries the image, a
 templated caption (with a spatial relation when there are two objects), VQA pairs whose answers
 come from a fixed vocabulary, an image-text-matching negative (one attribute or the relation
 swapped) and per-object boxes and masks. Items are a pure function of (split, seed, index).
@@ -22,6 +23,7 @@ QUESTION_KINDS = ("count", "exists", "color", "shape", "size", "position")
 HELD_OUT = (("red", "triangle"), ("green", "circle"), ("blue", "square"))
 SPLITS = {"train": 0, "val": 1, "test": 2, "comp_train": 3, "comp_test": 4}  # split -> seed-stream id
 BACKGROUND = (240, 240, 240)
+NO_SHAPES = "there are no shapes"  # the caption of a scene with no objects
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Scene:
     objects: list[Obj]
     index: int
     split: str
+    style: str = "plain"  # the look it was drawn in (mmkit.data.styles.STYLES)
 
     def _repr_png_(self):  # shows the image when a Scene is the last value of a notebook cell
         return self.image._repr_png_()
@@ -87,6 +90,8 @@ def relation(a: Obj, b: Obj) -> str:
 
 def describe_scene(objects: list[Obj]) -> str:
     """The canonical caption: one object; two with their relation; three+ listed left to right."""
+    if not objects:
+        return NO_SHAPES
     if len(objects) == 1:
         return objects[0].phrase
     if len(objects) == 2:
@@ -111,11 +116,17 @@ class ShapesWorld:
         noise: std of Gaussian noise on background pixels, as a fraction of 255 (0 = clean).
         split: "train" | "val" | "test" (all attribute pairs, disjoint seed streams), "comp_train"
             (never draws the HELD_OUT color-shape pairs) or "comp_test" (every scene has one).
+        style: how scenes are drawn: "plain" (the classic 64 px look), a style name of
+            `styles.STYLES`, a group ("train": the looks the bundled models learnt from; "test": held-out
+            backgrounds, canvases and renderers; "all") or a list of names; each scene draws one of them.
+            Objects, captions and answers do not depend on the style. Other styles pick their own canvas.
+        empty: share of scenes drawn with no shapes at all (caption "there are no shapes", count "zero").
     """
 
     def __init__(self, n: int, seed: int = 0, size: int = 64, objects=(1, 2), noise: float = 0.0,
-                 split: str = "train"):
+                 split: str = "train", style="plain", empty: float = 0.0):
         from ..errors import InputError
+        from .styles import resolve
 
         lo, hi = (objects, objects) if isinstance(objects, int) else tuple(objects)
         if not 1 <= lo <= hi <= 4:
@@ -126,8 +137,11 @@ class ShapesWorld:
             raise InputError(f"size={size} is too small to draw shapes; use 32 px or more")
         if n < 0:
             raise InputError(f"n={n} must be >= 0")
+        if not 0 <= empty <= 1:
+            raise InputError(f"empty={empty!r} is a share of scenes: use a number from 0 to 1")
         self.n, self.seed, self.size, self.objects = int(n), int(seed), int(size), (lo, hi)
         self.noise, self.split = float(noise), split
+        self.styles, self.style, self.empty = resolve(style), style, float(empty)
         self._cache: dict[int, Scene] = {}
 
     # -- dataset protocol ---------------------------------------------------------------------
@@ -148,8 +162,9 @@ class ShapesWorld:
         return (self[i] for i in range(self.n))
 
     def __repr__(self) -> str:
+        look = "" if self.styles == ("plain",) and not self.empty else f", style={self.style!r}, empty={self.empty}"
         return (f"ShapesWorld(n={self.n}, seed={self.seed}, size={self.size}, objects={self.objects}, "
-                f"noise={self.noise}, split={self.split!r})")
+                f"noise={self.noise}, split={self.split!r}{look})")
 
     # -- convenience views ----------------------------------------------------------------------
     @property
@@ -193,9 +208,16 @@ class ShapesWorld:
         return self.split != "comp_train" or (color, shape) not in HELD_OUT
 
     def _make(self, index: int) -> Scene:
+        from .styles import make_look, pick_style
+
         rng = np.random.default_rng([SPLITS[self.split], self.seed, index])
+        # the look has a stream of its own, so a scene's objects and texts do not depend on how it is drawn
+        look_rng = np.random.default_rng([SPLITS[self.split], self.seed, index, 7])
+        look = make_look(pick_style(self.styles, look_rng), look_rng, self.size)
+        if self.empty and look_rng.random() < self.empty:
+            return self._empty_scene(look, look_rng, index)
         for _ in range(1000):
-            scene = self._try_make(rng, index)
+            scene = self._try_make(rng, index, look, look_rng)
             if scene is not None:
                 return scene
         raise RuntimeError(f"could not place objects for item {index}; use fewer objects or a bigger image")
@@ -210,8 +232,10 @@ class ShapesWorld:
                 return []
         return [(c, s, list(SIZES)[int(rng.integers(len(SIZES)))]) for c, s in picked]
 
-    def _try_make(self, rng, index: int) -> Scene | None:
+    def _try_make(self, rng, index: int, look=None, look_rng=None) -> Scene | None:
         S = self.size
+        if look is not None and look.style != "plain":
+            return self._try_make_styled(rng, index, look, look_rng)
         k = int(rng.integers(self.objects[0], self.objects[1] + 1))
         attrs = self._pick_attributes(rng, k)
         if not attrs:
@@ -246,6 +270,68 @@ class ShapesWorld:
         caption = describe_scene(objects)
         negative, kind = self._negative(rng, objects, caption)
         return Scene(image, caption, negative, kind, self._questions(rng, objects), objects, index, self.split)
+
+    def _try_make_styled(self, rng, index: int, look, look_rng) -> Scene | None:
+        """The same draws of objects and places as the plain look, on the look's canvas, drawn its way."""
+        from .styles import draw_background, finish, object_colour, shape_alpha, shape_points
+
+        W, H = look.width, look.height
+        S = min(W, H)
+        k = int(rng.integers(self.objects[0], self.objects[1] + 1))
+        attrs = self._pick_attributes(rng, k)
+        if not attrs:
+            return None
+        placed: list[tuple[int, int, int]] = []
+        for _, _, size in attrs:
+            d = max(6, int(round(SIZES[size] * S * rng.uniform(0.92, 1.08))))
+            for _ in range(100):
+                x, y = int(rng.integers(2, W - d - 1)), int(rng.integers(2, H - d - 1))
+                if all(_apart((x, y, d), p, gap=max(3, S // 20)) and _clear_relation((x, y, d), p, S) for p in placed):
+                    placed.append((x, y, d))
+                    break
+            else:
+                return None
+        canvas = draw_background(look, look_rng)  # (H, W, 3) float
+        objects, outlines = [], []
+        for (color, shape, size), (x, y, d) in zip(attrs, placed):
+            angle = float(look_rng.uniform(-look.rotate, look.rotate)) if look.rotate else 0.0
+            points = shape_points(shape, x, y, d, angle, wobble=look_rng if look.edges == "sketch" else None)
+            alpha = shape_alpha(points, W, H, smooth=look.edges != "hard")[..., None]  # (H, W, 1)
+            canvas = canvas * (1 - alpha) + object_colour(COLORS[color], look_rng) * alpha
+            mask = alpha[..., 0] > 0.5
+            if not mask.any():
+                return None
+            ys, xs = np.nonzero(mask)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            objects.append(Obj(color, shape, size, box, mask))
+            outlines.append((points, max(1, round(d / 16))))
+        image = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+        if look.outline is not None:
+            draw = ImageDraw.Draw(image)
+            for points, width in outlines:
+                draw.line(points + points[:1], fill=look.outline, width=width, joint="curve")
+        image = finish(image, look, look_rng)
+        caption = describe_scene(objects)
+        negative, kind = self._negative(rng, objects, caption)
+        qa = self._questions(rng, objects) + [QA("how many shapes are there?", COUNT_WORDS[len(objects)], "count")]
+        return Scene(image, caption, negative, kind, qa, objects, index, self.split, look.style)
+
+    def _empty_scene(self, look, look_rng, index: int) -> Scene:
+        """A picture with no shapes: its background only, and honest texts (no shapes, zero, no)."""
+        from .styles import draw_background, finish
+
+        if look.style == "plain":
+            image = Image.new("RGB", (look.width, look.height), BACKGROUND)
+        else:
+            image = finish(Image.fromarray(np.clip(draw_background(look, look_rng), 0, 255).astype(np.uint8)),
+                           look, look_rng)
+        combos = [(c, s) for c in COLORS for s in SHAPES if self._allowed(c, s)]
+        c, s = combos[int(look_rng.integers(len(combos)))]
+        size = list(SIZES)[int(look_rng.integers(len(SIZES)))]
+        color = list(COLORS)[int(look_rng.integers(len(COLORS)))]
+        qa = [QA("how many objects are there?", "zero", "count"), QA("how many shapes are there?", "zero", "count"),
+              QA(f"how many {color} objects are there?", "zero", "count"), QA(f"is there a {c} {s}?", "no", "exists")]
+        return Scene(image, NO_SHAPES, f"a {size} {c} {s}", "count", qa, [], index, self.split, look.style)
 
     def _negative(self, rng, objects: list[Obj], caption: str) -> tuple[str, str]:
         kinds = ["color", "shape", "size"] + (["relation", "relation"] if len(objects) == 2 else [])

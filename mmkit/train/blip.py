@@ -50,6 +50,8 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CPUs that support it (about 2x faster on AVX512-BF16), else fp32
     questions_per_image: int = 4  # VQA only: questions sampled per image and step (0 = all of them)
     itc_weight: float = 0.5  # ITM only: weight of the contrastive loss next to the matching loss
+    style: object = "plain"  # ShapesWorld looks of the training scenes ("train": every training style)
+    empty: float = 0.0  # share of training scenes with no shapes ("there are no shapes")
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the recipe
 
 
@@ -149,13 +151,17 @@ def init_from(model, donor) -> int:
 class ShapesTensors:
     """ShapesWorld scenes pre-rendered as uint8 pixels (normalised per batch) plus their texts."""
 
-    def __init__(self, n: int, arch: BlipShapesConfig, seed: int = 0, split: str = "train", objects=(1, 2)):
+    def __init__(self, n: int, arch: BlipShapesConfig, seed: int = 0, split: str = "train", objects=(1, 2),
+                 style="plain", empty: float = 0.0):
         import torch
 
         from ..data import ShapesWorld
+        from ..data.styles import square_image
 
-        self.scenes = list(ShapesWorld(n, seed=seed, size=arch.image_size, objects=objects, split=split))
-        arr = np.stack([np.asarray(s.image) for s in self.scenes])  # (N, H, W, 3) uint8
+        self.scenes = list(ShapesWorld(n, seed=seed, size=arch.image_size, objects=objects, split=split, style=style,
+                                       empty=empty))
+        side = arch.image_size  # other canvases are resized to the processor's square, as it would
+        arr = np.stack([np.asarray(square_image(s.image, side)) for s in self.scenes])  # (N, H, W, 3) uint8
         self.pixels = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
         self.mean = torch.tensor(arch.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(arch.std).view(1, 3, 1, 1)

@@ -39,6 +39,8 @@ class ContrastiveConfig:
     hard_negatives: bool = True  # add each scene's attribute-swapped caption as an extra negative text
     seed: int = 0  # seeds the scene pool (split="train"), the batch sampler and torch
     log_every: int = 10  # record history (and call the callback) every this many steps
+    style: object = "plain"  # ShapesWorld looks of the pool ("train": every training style)
+    empty: float = 0.0  # share of pool scenes with no shapes ("there are no shapes")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,10 +170,13 @@ class ScenePool:
 
     def __init__(self, cfg: ContrastiveConfig, image_size: int = 64):
         from ..data import ShapesWorld
+        from ..data.styles import square_image
 
-        worlds = [ShapesWorld(cfg.n_single, seed=cfg.seed, size=image_size, objects=1, split="train"),
-                  ShapesWorld(cfg.n_pair, seed=cfg.seed, size=image_size, objects=2, split="train")]
-        self.images = np.concatenate([w.arrays() for w in worlds])  # (N, H, W, 3) uint8
+        look = dict(style=cfg.style, empty=cfg.empty)
+        worlds = [ShapesWorld(cfg.n_single, seed=cfg.seed, size=image_size, objects=1, split="train", **look),
+                  ShapesWorld(cfg.n_pair, seed=cfg.seed, size=image_size, objects=2, split="train", **look)]
+        # (N, H, W, 3) uint8; other canvases resized to the model's square input
+        self.images = np.stack([np.asarray(square_image(s.image, image_size)) for w in worlds for s in w])
         self.captions = [s.caption for w in worlds for s in w]
         self.negatives = [s.negative for w in worlds for s in w]
         self.n_single, self.cfg = cfg.n_single, cfg
@@ -291,7 +296,8 @@ def train_contrastive(model, processor, cfg: ContrastiveConfig | None = None,
     cfg = cfg or ContrastiveConfig()
     torch.manual_seed(cfg.seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    image_size = processor.image_processor.crop_size["height"]
+    ip = processor.image_processor
+    image_size = (ip.crop_size if ip.do_center_crop else ip.size)["height"]
     pool = pool or ScenePool(cfg, image_size=image_size)
     dev = next(model.parameters()).device
     decay = [p for p in model.parameters() if p.ndim >= 2]

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..attention.faithfulness import target_objects
+from ..data.styles import fit_scene
 
 
 @dataclass
@@ -67,6 +68,8 @@ class TrainConfig:
     # how often each question kind is drawn, relative to its share in ShapesWorld (the slow-to-learn kinds more)
     kind_weights: dict = field(default_factory=lambda: {"count": 1.0, "exists": 1.5, "color": 1.0, "shape": 1.5,
                                                         "size": 1.0, "position": 1.0})
+    style: object = "plain"  # ShapesWorld looks of the training scenes ("train": every training style)
+    empty: float = 0.0  # share of training scenes with no shapes
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the recipe
 
 
@@ -198,6 +201,8 @@ def patch_labels(scene, patch: int, min_pixels: int = 16) -> np.ndarray:
     A patch takes the object with most pixels in it when that is at least `min_pixels`.
     Returns: (H/patch, W/patch) int64 array.
     """
+    if not scene.objects:  # a picture with no shapes: every patch is background
+        return np.zeros((scene.image.height // patch, scene.image.width // patch), np.int64)
     h, w = scene.objects[0].mask.shape
     cover = np.stack([o.mask.reshape(h // patch, patch, w // patch, patch).sum((1, 3))  # (H/p, W/p) pixels
                       for o in scene.objects])  # (K, H/p, W/p)
@@ -241,12 +246,13 @@ def _param_groups(model, weight_decay: float):
 
 
 def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConfig = TrainConfig(),
-                   progress: bool = True, processor=None):
+                   progress: bool = True, processor=None, model=None):
     """Train ViltForQuestionAnswering on ShapesWorld(split="train") questions with cross-entropy.
 
     Args:
         arch: model size; train: the run; progress: show a tqdm bar.
         processor: reuse a processor from build_processor (built here when None).
+        model: a ViltForQuestionAnswering to train further (a new one from arch when None).
     Returns: (model in eval mode, processor, info dict with seconds, losses and the recipe).
     """
     import torch
@@ -257,10 +263,11 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConf
     seed_all(train.seed)
     processor = processor if processor is not None else build_processor(arch)
     t0 = time.perf_counter()
-    scenes = list(ShapesWorld(train.n_train, seed=train.seed, size=arch.image_size, objects=train.objects))
-    data = encode_qa(processor, scenes)
+    scenes = list(ShapesWorld(train.n_train, seed=train.seed, size=arch.image_size, objects=train.objects,
+                              style=train.style, empty=train.empty))
+    data = encode_qa(processor, [fit_scene(s, arch.image_size) for s in scenes])
     n_pairs = len(data["label"])
-    model = build_model(arch, processor.tokenizer, seed=train.seed)
+    model = model if model is not None else build_model(arch, processor.tokenizer, seed=train.seed)
     groups = _param_groups(model, train.weight_decay)
     aux_head = None
     if train.patch_aux > 0 or train.word_aux > 0:  # training-only head on the image and word tokens

@@ -1,0 +1,55 @@
+"""What the out-of-domain check costs: mmkit.domain.check against the caption call it guards.
+
+    python benchmarks/domain.py [--repeats 5]
+
+Baseline: `mmkit.caption` on the bundled captioner with the check turned off (MMKIT_DOMAIN_CHECK=0), for one
+picture and for a batch of 32; the check alone on the same pictures. The target is a check under 5% of the
+caption call. Pictures: ShapesWorld scenes in the held-out styles, whose canvases run from 32 to 512 px.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import timed_together  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    import torch
+
+    import mmkit
+    from mmkit import domain
+    from mmkit.data import load_image
+
+    m = mmkit.load_model("shapes-blip-caption")
+    scenes = [load_image(s.image) for s in mmkit.ShapesWorld(32, seed=0, split="test", style="test")]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bundled shapes-blip-caption")
+    print("| pictures | caption (check off) | check alone | check / caption |")
+    print("|---|---|---|---|")
+    for n in (1, 32):
+        ims = scenes[:n]
+
+        def plain():
+            os.environ["MMKIT_DOMAIN_CHECK"] = "0"
+            try:
+                mmkit.caption(m, ims)
+            finally:
+                os.environ.pop("MMKIT_DOMAIN_CHECK", None)
+
+        t = timed_together({"caption": plain, "check": lambda: domain.check(m, ims, "caption")},
+                           repeats=args.repeats, min_round_s=0.5)
+        print(f"| {n} | {t['caption'] * 1e3:.2f} ms | {t['check'] * 1e3:.3f} ms | {t['check'] / t['caption']:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Is this picture a shapes scene? The cheap check a bundled model runs before it answers.
+
+The bundled models only know ShapesWorld: red, green and blue circles, squares and triangles on some
+background. Given a photo or a screenshot they still answer, confidently and wrongly. A tiny CNN (about
+53k parameters on a 48 x 48 thumbnail, data/models/shapes-domain, trained by scripts/build_domain.py) scores
+whether a picture shows such shapes; where it does not, the task emits `mmkit.OutOfDomainWarning` and
+still returns its result. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the check off.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SIDE = 48  # thumbnail side the detector reads
+DETECTOR_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "shapes-domain"
+KNOWS = "red, green and blue circles, squares and triangles (ShapesWorld)"
+
+
+def detector_module():
+    """The detector's network, untrained: four 3x3 convolutions (two strided), max- and mean-pooled, one logit."""
+    import torch
+    from torch import nn
+
+    class ShapesDetector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 24, 3, stride=2, padding=1), nn.ReLU(),  # (B, 24, 24, 24)
+                nn.Conv2d(24, 48, 3, stride=2, padding=1), nn.ReLU(),  # (B, 48, 12, 12)
+                nn.Conv2d(48, 48, 3, stride=1, padding=1), nn.ReLU(),  # (B, 48, 12, 12)
+                nn.Conv2d(48, 48, 3, stride=1, padding=1), nn.ReLU(),  # (B, 48, 12, 12)
+            )
+            self.head = nn.Linear(96, 1)
+
+        def forward(self, x):  # x: (B, 3, SIDE, SIDE) in [-0.5, 0.5]
+            f = self.features(x)  # (B, 48, 12, 12)
+            pooled = torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)  # (B, 96)
+            return self.head(pooled)[:, 0]  # (B,) logit of "shows coloured shapes"
+
+    return ShapesDetector()
+
+
+def thumbnails(images) -> np.ndarray:
+    """RGB PIL images -> (N, 3, SIDE, SIDE) float32 in [-0.5, 0.5] (a box-filtered resize)."""
+    from PIL import Image
+
+    arr = np.stack([np.asarray(im.convert("RGB").resize((SIDE, SIDE), Image.BOX), np.float32) for im in images])
+    return (arr / 255.0 - 0.5).transpose(0, 3, 1, 2).copy()
+
+
+@lru_cache(maxsize=1)
+def load_detector(path: str = str(DETECTOR_DIR)):
+    """(module in eval mode, threshold) from a saved detector folder; None when it is missing."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    if not (folder / "model.safetensors").exists():
+        return None
+    net = detector_module()
+    net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    net.eval()
+    meta = json.loads((folder / "mmkit.json").read_text())
+    return net, float(meta["threshold"])
+
+
+def shape_scores(images, detector=None) -> np.ndarray:
+    """P(the picture shows ShapesWorld-like coloured shapes) for each RGB PIL image: (N,) in [0, 1].
+
+    Args:
+        detector: (module, threshold) as load_detector returns it; the bundled one when None.
+    """
+    import torch
+
+    loaded = detector or load_detector()
+    if loaded is None:
+        raise FileNotFoundError(f"the shapes-domain detector is missing from {DETECTOR_DIR}; run scripts/build_domain.py")
+    net, _ = loaded
+    with torch.no_grad():
+        return torch.sigmoid(net(torch.from_numpy(thumbnails(images)))).numpy()
+
+
+def out_of_domain(images) -> list[bool]:
+    """For each RGB PIL image: True when the detector finds no ShapesWorld-like shapes in it."""
+    loaded = load_detector()
+    if loaded is None:
+        return [False] * len(images)
+    return [bool(s < loaded[1]) for s in shape_scores(images)]
+
+
+def check(m, images, task: str = "result") -> list[bool]:
+    """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes.
+
+    Args:
+        m: the Loaded model; only bundled models are checked.
+        images: the RGB PIL images the task is about to run on.
+        task: what the model returns, for the message ("caption", "answer", ...).
+    Returns: the per-image flags (all False for models that are not checked).
+    """
+    import os
+
+    from .errors import OutOfDomainWarning, warn
+
+    spec = getattr(m, "spec", None)
+    if spec is None or spec.source != "bundled" or os.environ.get("MMKIT_DOMAIN_CHECK") == "0" or not images:
+        return [False] * len(images)
+    flags = out_of_domain(images)
+    if any(flags):
+        which = [i for i, f in enumerate(flags) if f]
+        where = "the picture" if len(images) == 1 else f"{len(which)} of {len(images)} pictures (index {', '.join(map(str, which[:8]))}{', ...' if len(which) > 8 else ''})"
+        warn(f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} show(s) no such shapes, "
+             f"so its {task} is a guess. For photos, load a pretrained model: mmkit.load_model('{spec.family}') "
+             f"picks the real checkpoint when the Hugging Face hub is reachable (or cached).", OutOfDomainWarning)
+    return flags

@@ -1,0 +1,80 @@
+"""The out-of-domain check: bundled models say so when a picture shows no ShapesWorld shapes, and still answer."""
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import mmkit
+from mmkit import OutOfDomainWarning, domain
+from mmkit.data import ShapesWorld, sample_images
+from mmkit.data.styles import TEST_PHOTOS, TEST_STYLES, _photo_crop
+
+pytestmark = pytest.mark.skipif(domain.load_detector() is None, reason="data/models/shapes-domain is not built")
+
+
+def ood_warnings(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return sample_images(["cat"])["cat"]
+
+
+def test_held_out_shape_scenes_pass():
+    scenes = [s.image for st in ("plain", *TEST_STYLES) for s in ShapesWorld(20, seed=5, split="test", style=st)]
+    flags = domain.out_of_domain(scenes)
+    assert np.mean(flags) <= 0.05, f"{sum(flags)} of {len(flags)} held-out shape scenes flagged"
+
+
+def test_photos_text_and_blank_pictures_are_flagged():
+    rng = np.random.default_rng(3)
+    photos = list(sample_images().values())
+    crops = [Image.fromarray(_photo_crop(rng, int(rng.integers(40, 300)), int(rng.integers(40, 300)), TEST_PHOTOS)
+                             .astype(np.uint8)) for _ in range(40)]
+    text = Image.new("RGB", (240, 120), "white")
+    d = ImageDraw.Draw(text)
+    for y in range(5, 120, 14):
+        d.text((4, y), "def main(): return a screenshot of some code", fill="black")
+    assert all(domain.out_of_domain(photos)), "every sample photo is flagged"
+    assert np.mean(domain.out_of_domain(crops + [text])) >= 0.95
+
+
+def test_a_bundled_model_warns_once_names_the_fix_and_still_answers(photo):
+    m = mmkit.load_model("shapes-blip-caption")
+    text, caught = ood_warnings(mmkit.caption, m, photo)
+    assert isinstance(text, str) and text
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "shapes-blip-caption" in msg and "circles, squares and triangles" in msg and "load_model('blip-caption')" in msg
+    scene = ShapesWorld(1, seed=2, split="test", style="photo-test")[0].image
+    _, quiet = ood_warnings(mmkit.caption, m, [scene, scene])
+    assert quiet == []
+    _, mixed = ood_warnings(mmkit.caption, m, [scene, photo, scene])
+    assert len(mixed) == 1 and "1 of 3 pictures (index 1)" in str(mixed[0].message)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("shapes-blip-vqa", lambda m, im: mmkit.answer(m, im, "what color is the circle?")),
+    ("shapes-vilt-vqa", lambda m, im: mmkit.answer(m, im, "how many shapes are there?")),
+    ("shapes-clip", lambda m, im: mmkit.zero_shot(m, im, ["red circle", "blue square"])),
+    ("shapes-align", lambda m, im: mmkit.embed_images(m, [im])),
+    ("shapes-blip-itm", lambda m, im: mmkit.match(m, im, "a small red circle")),
+    ("shapes-clip", lambda m, im: mmkit.attention_maps(m, im, "a red circle")),
+])
+def test_every_task_warns_on_a_photo(name, call, photo):
+    out, caught = ood_warnings(call, mmkit.load_model(name), photo)
+    assert out is not None and len(caught) == 1 and name in str(caught[0].message)
+
+
+def test_pretrained_models_and_the_switch_never_warn(photo, monkeypatch):
+    m = mmkit.load_model("shapes-blip-caption")
+    as_pretrained = dataclasses.replace(m, spec=dataclasses.replace(m.spec, source="pretrained"))
+    assert ood_warnings(mmkit.caption, as_pretrained, photo)[1] == []
+    monkeypatch.setenv("MMKIT_DOMAIN_CHECK", "0")
+    assert ood_warnings(mmkit.caption, m, photo)[1] == []
