@@ -374,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     from .video.cli import handles, main as video_main
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if handles(argv):  # `caption` given video files, `search-video`: mmkit/video/cli.py
-        return video_main(argv)
     try:
+        if handles(argv):  # `caption` given video files, `search-video`: mmkit/video/cli.py
+            return video_main(argv)
         args = build_parser().parse_args(argv)
         return run(args)
     except SystemExit as e:  # argparse: --help (0) or a bad argument (2, already reported)

@@ -63,11 +63,17 @@ def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool =
     raw = os.fsencode(path) if _encodable(path) else None
     if raw is not None and raw.decode("utf-8", "replace") != os.fspath(path):
         rec["image_b64"] = base64.b64encode(raw).decode("ascii")
-    rec.update(_clean(fields))
+    rec.update(fields)
     if notices:
-        rec["notice"] = utf8(" ".join(notices))
-    line = json.dumps(rec, ensure_ascii=ascii_only)  # escapes \n, \r and every other character below 0x20
-    return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")  # splitlines()
+        rec["notice"] = " ".join(notices)
+    return json_line(rec, ascii_only)
+
+
+def json_line(record: dict, ascii_only: bool = False) -> str:
+    """Any record as one JSON line that is valid UTF-8: lone surrogates become U+FFFD, and no character
+    that str.splitlines() splits at (newline, CR, NEL, U+2028, U+2029, ...) is left unescaped."""
+    line = json.dumps(_clean(record), ensure_ascii=ascii_only)  # escapes \n, \r and every character below 0x20
+    return line.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _encodable(path) -> bool:

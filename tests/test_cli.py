@@ -274,3 +274,14 @@ def test_other_errors_are_one_line(capsys, folder, model_dirs, monkeypatch, tmp_
                            "-t", "a {} or {}")
     assert code == 2 and "exactly one" in error_lines(err)[0]
     assert main(["--help"]) == 0 and "zero-shot" in capsys.readouterr().out
+
+
+def test_json_line_is_one_valid_utf8_line_for_any_record():
+    from mmkit.cli_output import json_line
+
+    rec = {"video": "clip\udcff\n.mp4", "text": "a\u2028b\x85c\rd", "n": 3, "parts": ["x\ud800"], "k\udcfe": None}
+    line = json_line(rec)
+    assert len(line.splitlines()) == 1 and line.encode("utf-8")
+    back = json.loads(line)
+    assert back["text"] == "a\u2028b\x85c\rd" and back["n"] == 3 and back["video"] == "clip\ufffd\n.mp4"
+    assert json_line(rec, ascii_only=True).isascii()
