@@ -453,6 +453,8 @@ def test_tensors_of_every_layout_and_dtype():
         assert np.array_equal(np.asarray(load_image(t)), expected), kind
     for kind, t in {"bfloat16": base.bfloat16(), "float16": base.half()}.items():  # rounded once more: within 1 step
         assert np.abs(np.asarray(load_image(t)).astype(int) - expected).max() <= 2, kind
+    chw = torch.rand(3, 6, 5)
+    assert np.array_equal(np.asarray(load_image(chw.permute(1, 2, 0))), np.asarray(load_image(chw)))  # (H, W, C)
     u8 = (base * 255).to(torch.uint8)
     assert np.array_equal(np.asarray(load_image(u8)), np.asarray(load_image(u8.numpy().transpose(1, 2, 0))))
     assert load_image(torch.ones(4, 5, dtype=torch.bool)).getpixel((0, 0)) == (255, 255, 255)

@@ -1,7 +1,8 @@
 """Robust image input: anything a user is likely to hand us becomes an RGB PIL image, or an InputError.
 
 Accepted: a path (str or Path) to a regular file, bytes, a binary file object, a PIL image, a numpy array
-(HxW, HxWx1, HxWx3, HxWx4; also CxHxW when unambiguous), or a torch tensor (CxHxW, HxW or 1xCxHxW).
+(HxW, HxWx1, HxWx3, HxWx4; also CxHxW when unambiguous), or a torch tensor (CxHxW, HxW, 1xCxHxW, or HxWxC
+when C is 1, 3 or 4 and the first side is not).
 Conversions: EXIF orientation applied; palette, alpha (composited on white), CMYK and YCbCr converted to
 8-bit RGB; animated images give their first frame. Numbers follow one rule whatever their container, so a
 PIL image and the equal numpy array give the same pixels:
@@ -374,10 +375,11 @@ def _from_tensor(t, max_pixels: int) -> Image.Image:
     shape = tuple(t.shape)
     if len(shape) == 4 and shape[0] == 1:
         shape = shape[1:]  # (1, C, H, W)
-    if len(shape) == 3 and shape[0] in (1, 3, 4):
+    channels_first = len(shape) == 3 and shape[0] in (1, 3, 4)  # torch's layout, preferred when ambiguous
+    if channels_first:
         h, w = shape[1:]  # (C, H, W)
-    elif len(shape) == 2:
-        h, w = shape
+    elif len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4)):
+        h, w = shape[:2]  # (H, W) or (H, W, C), e.g. torch.from_numpy(np.asarray(pil_image))
     else:
         raise InputError(f"{name} is not an image tensor; expected CxHxW (C = 1, 3 or 4), HxW or 1xCxHxW")
     _check_pixels(w, h, name, max_pixels)  # before copying it to the CPU
@@ -395,6 +397,6 @@ def _from_tensor(t, max_pixels: int) -> Image.Image:
         raise InputError(f"{name} could not be read as numbers ({type(e).__name__}: {e}); pass "
                          "t.float().cpu() or a numpy array") from None
     a = a.reshape(shape)
-    if a.ndim == 3:
+    if channels_first:
         a = a.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
     return _from_array(a, name, max_pixels)
