@@ -23,22 +23,19 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError, describe
+from .image_files import mb, read_file_object, read_path
 
 MAX_PIXELS = 64_000_000  # width * height above which an image is refused (decompression-bomb guard, 8000x8000)
 MAX_BYTES = 256 * 2**20  # bytes read at most from a file or file object, before decoding
 MAX_ASPECT = 5  # models get thinner images padded with white to this width:height (or height:width) ratio
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM", "TGA", "QOI")  # decoders tried
-_URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://")
-_CHUNK = 4 * 2**20  # read size: a small file never costs a MAX_BYTES buffer
 
 
 def load_image(x, *, max_pixels: int | None = None, max_bytes: int | None = None) -> Image.Image:
@@ -64,12 +61,12 @@ def load_image(x, *, max_pixels: int | None = None, max_bytes: int | None = None
     if isinstance(x, (bytes, bytearray, memoryview)):
         name = describe(x)
         if len(x) > max_bytes:
-            raise InputError(f"{name} is over the {_mb(max_bytes)} limit; resize the image, or pass max_bytes=")
+            raise InputError(f"{name} is over the {mb(max_bytes)} limit; resize the image, or pass max_bytes=")
         return _from_bytes(bytes(x), name, max_pixels)
     if isinstance(x, (str, os.PathLike)):
-        return _from_path(x, max_pixels, max_bytes)
+        return _from_bytes(*read_path(x, max_bytes), max_pixels)
     if hasattr(x, "read"):
-        return _from_file_object(x, max_pixels, max_bytes)
+        return _from_bytes(*read_file_object(x, max_bytes), max_pixels)
     raise InputError(
         f"cannot read an image from {describe(x)}; pass a file path, bytes, a PIL image, "
         "a numpy array (HxW or HxWx3) or a torch tensor (3xHxW)"
@@ -89,114 +86,6 @@ def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
     canvas = Image.new("RGB", size, (255, 255, 255))
     canvas.paste(im, ((size[0] - w) // 2, (size[1] - h) // 2))
     return canvas
-
-
-# -- files ----------------------------------------------------------------------------------------
-
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n} bytes"
-
-
-def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return what
-    return "not a regular file"
-
-
-def _from_path(x, max_pixels: int, max_bytes: int) -> Image.Image:
-    name = describe(x)
-    s = os.fspath(x)
-    if isinstance(s, bytes):
-        s = os.fsdecode(s)
-    if s.lower().startswith(_URL_PREFIXES):
-        raise InputError(f"{name} is a URL; mmkit does not download images. Download it first and pass the file path")
-    if "\x00" in s:
-        raise InputError(f"{name} contains a NUL character, which no file name can hold; check the path")
-    p = Path(s).expanduser()
-    if os.path.isdir(p):  # (Windows cannot open a folder to ask)
-        raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
-    try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file; check the path (relative paths start at {os.getcwd()!r})") from None
-    except OSError as e:
-        raise InputError(f"{name} could not be opened ({e.strerror or e}); check the path and its permissions") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            if stat.S_ISDIR(info.st_mode):
-                raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
-            raise InputError(f"{name} is {_kind(info.st_mode)}, not a regular file; mmkit reads images only from "
-                             "regular files: save the picture to a file first")
-        if info.st_size > max_bytes:
-            raise InputError(f"{name} is {_mb(info.st_size)}, over the {_mb(max_bytes)} limit; resize the image, "
-                             "or pass max_bytes=")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = _read_capped(f.read, max_bytes, name)
-    except OSError as e:
-        raise InputError(f"{name} could not be read ({e.strerror or e}); check its permissions") from None
-    finally:
-        os.close(fd)
-    return _from_bytes(data, name, max_pixels)
-
-
-def _read_capped(read, max_bytes: int, name: str) -> bytes:
-    """Everything `read(n)` gives until it ends, in chunks; InputError past max_bytes (an endless stream)."""
-    chunks, total = [], 0
-    while True:
-        chunk = read(min(_CHUNK, max_bytes + 1 - total))
-        if chunk is None:  # a non-blocking stream with nothing ready
-            raise InputError(f"{name} had no data ready (a non-blocking stream); pass the bytes, or a file path")
-        if isinstance(chunk, str):
-            raise InputError(f"{name} was opened in text mode; open the image with open(path, 'rb')")
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise InputError(f"{name}.read() returned {type(chunk).__name__}, not bytes; pass a binary file object")
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(bytes(chunk))
-        total += len(chunk)
-        if total > max_bytes:
-            raise InputError(f"{name} gives more than the {_mb(max_bytes)} limit; resize the image, or pass max_bytes=")
-
-
-def _from_file_object(f, max_pixels: int, max_bytes: int) -> Image.Image:
-    name = f"file object {getattr(f, 'name', '')!s}".strip()
-    if getattr(f, "closed", False) is True:
-        raise InputError(f"{name} is closed; open the file again (or pass its path)")
-    if isinstance(f, io.TextIOBase):
-        raise InputError(f"{name} was opened in text mode; open the image with open(path, 'rb')")
-    try:
-        fd = f.fileno()
-    except Exception:  # BytesIO, a wrapper without a descriptor: nothing to check
-        fd = None
-    if isinstance(fd, int):
-        try:
-            mode = os.fstat(fd).st_mode
-        except OSError:
-            mode = None
-        if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode)):
-            raise InputError(f"{name} is {_kind(mode)}, not an image file; pass a regular file")
-    start = _tell(f)
-    try:
-        data = _read_capped(f.read, max_bytes, name)
-    except InputError:
-        raise
-    except Exception as e:  # write-only, closed underneath, a broken stream
-        raise InputError(f"{name} could not be read ({type(e).__name__}: {e}); pass a file opened with "
-                         "open(path, 'rb'), or the path") from None
-    if not data and start:
-        raise InputError(f"{name} is at its end (position {start}): nothing left to read; call .seek(0) first")
-    return _from_bytes(data, name, max_pixels)
-
-
-def _tell(f) -> int:
-    try:
-        return int(f.tell())
-    except Exception:
-        return 0
 
 
 def _sniff(data: bytes) -> str:

@@ -1,0 +1,125 @@
+"""Reading image files safely: only regular files, capped reads, file objects in any state -> bytes or InputError.
+
+load_image calls these before decoding: a FIFO, a device or a folder is refused without a blocking open,
+and no read goes past `max_bytes` (an endless stream such as /dev/zero stops there).
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+from ..errors import InputError, describe
+
+_URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://")
+_CHUNK = 4 * 2**20  # read size: a small file never costs a max_bytes buffer
+
+
+def mb(n: int) -> str:
+    """A byte count for messages: '256 MB', or '73 bytes'."""
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n} bytes"
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def read_path(x, max_bytes: int) -> tuple[bytes, str]:
+    """(the bytes of the regular file at path x, its name for messages), or InputError."""
+    name = describe(x)
+    s = os.fspath(x)
+    if isinstance(s, bytes):
+        s = os.fsdecode(s)
+    if s.lower().startswith(_URL_PREFIXES):
+        raise InputError(f"{name} is a URL; mmkit does not download images. Download it first and pass the file path")
+    if "\x00" in s:
+        raise InputError(f"{name} contains a NUL character, which no file name can hold; check the path")
+    p = Path(s).expanduser()
+    if os.path.isdir(p):  # (Windows cannot open a folder to ask)
+        raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
+    try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file; check the path (relative paths start at {os.getcwd()!r})") from None
+    except OSError as e:
+        raise InputError(f"{name} could not be opened ({e.strerror or e}); check the path and its permissions") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            if stat.S_ISDIR(info.st_mode):
+                raise InputError(f"{name} is a folder, not an image file; pass one image file, or a list of files")
+            raise InputError(f"{name} is {_kind(info.st_mode)}, not a regular file; mmkit reads images only from "
+                             "regular files: save the picture to a file first")
+        if info.st_size > max_bytes:
+            raise InputError(f"{name} is {mb(info.st_size)}, over the {mb(max_bytes)} limit; resize the image, "
+                             "or pass max_bytes=")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = _read_capped(f.read, max_bytes, name)
+    except OSError as e:
+        raise InputError(f"{name} could not be read ({e.strerror or e}); check its permissions") from None
+    finally:
+        os.close(fd)
+    return data, name
+
+
+def _read_capped(read, max_bytes: int, name: str) -> bytes:
+    """Everything `read(n)` gives until it ends, in chunks; InputError past max_bytes (an endless stream)."""
+    chunks, total = [], 0
+    while True:
+        chunk = read(min(_CHUNK, max_bytes + 1 - total))
+        if chunk is None:  # a non-blocking stream with nothing ready
+            raise InputError(f"{name} had no data ready (a non-blocking stream); pass the bytes, or a file path")
+        if isinstance(chunk, str):
+            raise InputError(f"{name} was opened in text mode; open the image with open(path, 'rb')")
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise InputError(f"{name}.read() returned {type(chunk).__name__}, not bytes; pass a binary file object")
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(bytes(chunk))
+        total += len(chunk)
+        if total > max_bytes:
+            raise InputError(f"{name} gives more than the {mb(max_bytes)} limit; resize the image, or pass max_bytes=")
+
+
+def read_file_object(f, max_bytes: int) -> tuple[bytes, str]:
+    """(what f.read() gives from its position, capped, a name for messages), or InputError naming f's state."""
+    name = f"file object {getattr(f, 'name', '')!s}".strip()
+    if getattr(f, "closed", False) is True:
+        raise InputError(f"{name} is closed; open the file again (or pass its path)")
+    if isinstance(f, io.TextIOBase):
+        raise InputError(f"{name} was opened in text mode; open the image with open(path, 'rb')")
+    try:
+        fd = f.fileno()
+    except Exception:  # BytesIO, a wrapper without a descriptor: nothing to check
+        fd = None
+    if isinstance(fd, int):
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode)):
+            raise InputError(f"{name} is {_kind(mode)}, not an image file; pass a regular file")
+    start = _tell(f)
+    try:
+        data = _read_capped(f.read, max_bytes, name)
+    except InputError:
+        raise
+    except Exception as e:  # write-only, closed underneath, a broken stream
+        raise InputError(f"{name} could not be read ({type(e).__name__}: {e}); pass a file opened with "
+                         "open(path, 'rb'), or the path") from None
+    if not data and start:
+        raise InputError(f"{name} is at its end (position {start}): nothing left to read; call .seek(0) first")
+    return data, name
+
+
+def _tell(f) -> int:
+    try:
+        return int(f.tell())
+    except Exception:
+        return 0
