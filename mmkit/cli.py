@@ -73,7 +73,8 @@ def read_image(path: Path):
     except (OSError, ValueError) as e:
         raise InputError(f"{show_path(path)!r} cannot be read ({_reason(e)})") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                else "a device or socket")
         raise InputError(f"{show_path(path)!r} is {kind}, not a regular file; pass image files")
     return load_image(path)
 
@@ -95,7 +96,8 @@ class Command:
 
 
 def _caption_args(p) -> None:
-    p.add_argument("--beams", type=_number("num_beams", "--beams"), default=1, help="beam search width (default 1: greedy)")
+    p.add_argument("--beams", type=_number("num_beams", "--beams"), default=1,
+                   help="beam search width (default 1: greedy)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
     p.add_argument("--temperature", type=_number("temperature", "--temperature"), default=1.0,
                    help="sampling temperature (with --sample)")
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("mmkit: interrupted")
         return 130
-    except Exception as e:  # never a traceback: one line, and how to get the details
+    except Exception as e:  # never a traceback: one line naming the error
         say(f"mmkit: error: {type(e).__name__}: {' '.join(str(e).split()) or 'no details'} "
             "(unexpected; please report it with the command that caused it)")
         return 1

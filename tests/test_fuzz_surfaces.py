@@ -110,7 +110,8 @@ def test_cli_any_path_text(models, name):
 
 NUMERIC = {"--beams": "num_beams", "--max-tokens": "max_new_tokens", "--temperature": "temperature",
            "--top-p": "top_p", "--seed": "seed", "--batch-size": "batch_size"}
-VALUES = st.one_of(st.integers(-3, 70).map(str), st.floats(-0.5, 2).map(repr), st.integers(-2**70, 2**70).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+VALUES = st.one_of(st.integers(-3, 70).map(str), st.floats(-0.5, 2).map(repr), st.integers(-2**70, 2**70).map(str),
+                   st.floats(allow_nan=True, allow_infinity=True).map(repr),
                    st.sampled_from(["nan", "-inf", "1e400", "0x10", "1_000", " 3", "3.0", "", "-0", "½", "٣"]),
                    st.text(max_size=6))
 
