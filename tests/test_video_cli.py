@@ -61,3 +61,16 @@ def test_bad_videos_exit_2_with_one_line(clip_file, tmp_path, capsys):
     assert rows[0]["video"] == str(fake) and "error" in rows[0] and rows[-1]["video"] == path  # the good one ran
     assert main(["search-video", path, "a red circle", "--every", "0", "--model", "shapes-clip"]) == 2
     assert "--every" in capsys.readouterr().err
+
+
+def test_json_is_valid_utf8_whatever_the_file_name(clip_file, tmp_path, capfdbinary):
+    import os
+
+    _, path = clip_file
+    odd = os.path.join(os.fsencode(tmp_path), b"clip-\xff.mp4")  # a name that is not UTF-8
+    with open(path, "rb") as src, open(odd, "wb") as dst:
+        dst.write(src.read())
+    assert main(["caption", os.fsdecode(odd), "--model", "shapes-blip-caption", "--every", "2", "--json"]) == 0
+    out = capfdbinary.readouterr().out
+    rows = [json.loads(line) for line in out.decode("utf-8").splitlines()]  # decodes: valid UTF-8
+    assert rows and all(r["video"].endswith("clip-\\xff.mp4") for r in rows)

@@ -8,9 +8,9 @@ Exit codes: 0 fine, 2 bad input (one line saying why and how to fix it), 130 int
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from ..cli_output import json_line, show_path, text_line
 from ..data.video import VIDEO_SUFFIXES, is_video_path
 from ..errors import InputError
 
@@ -56,13 +56,14 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _emit(args, record: dict, text: str, notices: list[str]) -> None:
+def _emit(args, record: dict, fields: list[str], notices: list[str]) -> None:
+    """One segment or moment: a JSON line (valid UTF-8 whatever the file name) or a tab-separated text line."""
     if args.json:
         if notices:
             record["notice"] = " ".join(notices)
-        print(json.dumps(record, ensure_ascii=False), flush=True)
+        print(json_line(record), flush=True)
     else:
-        print(text, flush=True)
+        print(text_line(record["video"], fields), flush=True)
 
 
 def run(args) -> int:
@@ -77,26 +78,27 @@ def run(args) -> int:
     videos = args.videos if args.command == "caption" else [args.video]
     for path in videos:
         if not is_video_path(path):
-            raise InputError(f"'{path}' is not a video file name ({', '.join(sorted(VIDEO_SUFFIXES))}); caption "
+            raise InputError(f"'{show_path(path)}' is not a video file name ({', '.join(sorted(VIDEO_SUFFIXES))}); caption "
                              "images and videos in separate commands")
         try:
             with capture_notices() as notices:
                 if args.command == "caption":
                     res = mmkit.caption_video(m, path, every=args.every, max_frames=args.max_frames,
                                               max_new_tokens=args.max_tokens)
-                    rows = [({"video": path, "start": s.start, "end": s.end, "caption": s.caption},
-                             f"{path}\t{s.start:.2f}-{s.end:.2f}\t{s.caption}") for s in res.segments]
+                    rows = [({"video": show_path(path), "start": s.start, "end": s.end, "caption": s.caption},
+                             [f"{s.start:.2f}-{s.end:.2f}", s.caption]) for s in res.segments]
                 else:
                     res = mmkit.search_video(m, path, args.text, k=args.k, every=args.every,
                                              threshold=args.threshold, regions=args.regions,
                                              max_frames=args.max_frames)
-                    rows = [({"video": path, "text": args.text, "start": mo.start, "end": mo.end, "score": mo.score},
-                             f"{path}\t{mo.start:.2f}-{mo.end:.2f}\t{mo.score:.3f}") for mo in res.moments]
+                    rows = [({"video": show_path(path), "text": args.text, "start": mo.start, "end": mo.end,
+                              "score": mo.score}, [f"{mo.start:.2f}-{mo.end:.2f}", f"{mo.score:.3f}"])
+                            for mo in res.moments]
         except InputError as e:  # one bad video does not stop the others
             failed += 1
-            _say(f"mmkit: skipped {path}: {' '.join(str(e).split())}")
+            _say(f"mmkit: skipped {show_path(path)}: {' '.join(str(e).split())}")
             if args.json:
-                print(json.dumps({"video": path, "error": str(e)}, ensure_ascii=False), flush=True)
+                print(json_line({"video": show_path(path), "error": str(e)}), flush=True)
             continue
         for note in notices:
             _say(f"mmkit: notice: {note}")
