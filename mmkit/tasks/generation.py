@@ -45,8 +45,9 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     kw = _generate_kwargs(check_generate_options(dict(
         max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample, temperature=temperature, top_p=top_p,
         top_k=top_k, length_penalty=length_penalty, **generate_kwargs)))
-    seed, batch_size, prompt = check_option("seed", seed), check_option("batch_size", batch_size), check_option(
-        "prompt", prompt)
+    seed = check_option("seed", seed)
+    batch_size = check_option("batch_size", batch_size)
+    prompt = check_option("prompt", prompt)  # cleaned text, or None
     ims, single = _images(images)
     check_domain(m, ims, "caption")  # a bundled model warns on pictures with no shapes
     room = _max_len(m) - (len(_tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
