@@ -7,6 +7,7 @@ same class at toy size, for fast plumbing tests.
 """
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -367,6 +368,7 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
     import transformers
 
     from .errors import InputError
+    from .models import _quiet_transformers
 
     if size not in ("tiny", "real"):
         raise InputError(f"size={size!r}: use 'tiny' or 'real'")
@@ -383,8 +385,9 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
                 and (base / "snapshots" / commit / "config.json").exists():
             continue
         torch.manual_seed(int(commit[:8], 16))
-        model, tok, pre, proc = _HUB_BUILDERS[known[repo]](repo, size == "real")
-        _write_repo(base, commit, model, tok, pre, proc)
+        with _quiet_transformers():  # no progress bars or "torchvision missing" notices while writing
+            model, tok, pre, proc = _HUB_BUILDERS[known[repo]](repo, size == "real")
+            _write_repo(base, commit, model, tok, pre, proc)
     return folder
 
 
@@ -487,7 +490,9 @@ def main(argv=None) -> int:
     hub = sub.add_parser("hub", help="build the simulated hub in FOLDER")
     hub.add_argument("folder")
     hub.add_argument("--size", default="tiny", choices=("tiny", "real"))
-    sub.add_parser("notebooks", help="list the notebooks that use family models").add_argument("folder")
+    nbs = sub.add_parser("notebooks", help="list the notebooks that use family models")
+    nbs.add_argument("folder")
+    nbs.add_argument("--skip", nargs="*", default=[], help="notebook names to leave out (each is said on stderr)")
     sub.add_parser("skipped", help="say which quality checks random weights skip").add_argument("notebooks", nargs="+")
     args = ap.parse_args(argv)
     if args.cmd == "hub":
@@ -496,7 +501,11 @@ def main(argv=None) -> int:
         print(f"simulated hub ({args.size}): {len(hub_repos())} hub ids in {args.folder}, "
               f"{time.perf_counter() - t0:.1f} s")
     elif args.cmd == "notebooks":
-        print(" ".join(str(p) for p in hub_notebooks(args.folder)))
+        found = hub_notebooks(args.folder)
+        for p in found:
+            if p.name in args.skip or p.stem in args.skip:
+                print(f"LEFT OUT of the simulated-hub run: {p.name}", file=sys.stderr)
+        print(" ".join(str(p) for p in found if p.name not in args.skip and p.stem not in args.skip))
     else:
         counts = {Path(nb).stem: quality_checks(nb) for nb in args.notebooks}
         print(f"SKIPPED on the simulated hub (random weights): {sum(counts.values())} quality checks under "

@@ -21,10 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 URL = re.search(r'^Repository\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
 
-# what a Colab runtime had when this was written (Python 3.13 runtime, ipywidgets pinned to 7.7.1)
-COLAB = {"torch": "2.8.0+cu126", "torchvision": "0.23.0+cu126", "transformers": "5.15.0", "ipywidgets": "7.7.1",
-         "numpy": "2.0.2", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.1", "huggingface-hub": "1.0.1",
-         "safetensors": "0.6.2", "tokenizers": "0.22.1", "scikit-image": "0.25.2", "packaging": "25.0"}
+# Colab's runtime as published (googlecolab/backend-info, read 2026-12-06; requirements-colab.txt pins the same
+# versions for `make test-colab`): Python 3.13, the CPU image's torch, ipywidgets pinned to 7.7.1
+COLAB = {"torch": "2.11.0+cpu", "torchvision": "0.26.0+cpu", "transformers": "5.15.0", "ipywidgets": "7.7.1",
+         "numpy": "2.1.3", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3", "huggingface-hub": "1.0.1",
+         "safetensors": "0.8.0", "tokenizers": "0.22.2", "scikit-image": "0.25.2", "packaging": "25.0",
+         "filelock": "3.32.3"}
 PROTECTED = ("torch", "torchvision", "transformers", "ipywidgets")
 
 
@@ -107,7 +109,7 @@ def test_setup_cell_installs_only_what_colab_lacks(path, colab, capsys):
     assert len(editable) == 1 and "--no-deps" in editable[0] and editable[0][-1].endswith("mmkit")
     assert str(Path("mmkit").resolve()) in sys.path  # importable in this kernel without a restart
     out = capsys.readouterr().out
-    assert "kept torch 2.8.0+cu126, transformers 5.15.0, ipywidgets 7.7.1" in out and "warning" not in out
+    assert "kept torch 2.11.0+cpu, transformers 5.15.0, ipywidgets 7.7.1" in out and "warning" not in out
 
 
 def test_setup_cell_is_a_no_op_outside_colab(monkeypatch):
