@@ -11,6 +11,17 @@ TEST_ENV := HF_HUB_OFFLINE=1 TQDM_DISABLE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
 PYTEST_ARGS ?=
 # a second environment with ipywidgets 7.7.1 (what Colab pins) for `make test-widgets7`; inside .venv, so ignored
 IPYW7  ?= $(VENV)/ipyw7
+# a simulated Hugging Face hub (random weights under the registry's real hub ids) for `make test-hub`; build/ is ignored
+HUB    ?= build/hub
+# notebooks `make test-hub` leaves out, by name (each is said in its output); none today
+HUB_SKIP ?=
+# a second environment pinned to Colab's versions (requirements-colab.txt) for `make test-colab`; inside .venv, so ignored
+COLAB  ?= $(VENV)/colab
+# the unit tests `make test-colab` runs under Colab's versions (the speed-up tests among them)
+# (the bundled models' known answers, tasks, maps, speed-ups, registry, hub, tokenizers, panels, Colab setup)
+COLAB_TESTS ?= tests/test_speedups.py tests/test_config.py tests/test_models.py tests/test_hub.py tests/test_tasks.py \
+  tests/test_attention.py tests/test_attention_blip2.py tests/test_bundled_blip.py tests/test_bundled_dual.py \
+  tests/test_bundled_vilt.py tests/test_tokenizers.py tests/test_widgets.py tests/test_colab_setup.py
 VOILA_ARGS ?=
 LAB_ARGS ?=
 # `make student REPO=https://github.com/you/fork` points the student notebooks' Colab badges and setup cells at a fork
@@ -19,7 +30,8 @@ REPO ?=
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install lab test test-fast demo models clean app test-widgets7 student instructor test-browser
+.PHONY: help install lab test test-fast demo models clean app test-widgets7 student instructor test-browser test-hub \
+  test-colab
 
 help:
 	@echo "make lab     open JupyterLab on notebooks/00_start_here.ipynb"
@@ -28,6 +40,8 @@ help:
 	@echo "make models  rebuild the bundled checkpoints in data/models/ (CPU, deterministic)"
 	@echo "make app     serve the captioning app (notebooks/11_caption_app.ipynb) as a web page with Voila"
 	@echo "make test-widgets7  run the panel tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
+	@echo "make test-hub       the pretrained path on a simulated hub (random weights under the real hub ids, $(HUB))"
+	@echo "make test-colab     unit tests and the simulated-hub notebooks under Colab's versions (requirements-colab.txt)"
 	@echo "make student        student notebooks (solutions removed) in build/student/; REPO=url for a fork"
 	@echo "make instructor     instructor notebooks (solutions shown, no markers) in build/instructor/"
 	@echo "make test-browser   real-browser tests (chromium + Playwright): JupyterLab runs 00, Voila app clicked through"
@@ -69,6 +83,36 @@ test-widgets7: $(STAMP)
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
 	  tests/test_annotation_panel.py tests/test_safety.py \
+	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
+
+# The pretrained path: every family name resolves to its real hub id through a simulated hub (random weights), and
+# the notebooks that load family models run their pretrained (`else:`) branches; quality asserts sit under
+# `if BUNDLED:` and are skipped there, which the last line says.
+test-hub: $(STAMP)
+	@HF_HUB_OFFLINE=1 $(PY) -m mmkit.testing hub $(HUB)
+	$(TEST_ENV) HF_HUB_CACHE=$(abspath $(HUB)) MMKIT_SIMULATED_HUB=$(abspath $(HUB)) $(PY) -m pytest -q \
+	  tests/test_hub_path.py $$($(PY) -m mmkit.testing notebooks notebooks --skip $(HUB_SKIP)) --nbval-lax --nbval-current-env $(PYTEST_ARGS)
+	@$(PY) -m mmkit.testing skipped $$($(PY) -m mmkit.testing notebooks notebooks --skip $(HUB_SKIP))
+
+# Colab's versions (requirements-colab.txt, with the date they were read and what cannot be matched here) in a second
+# environment, rebuilt when the pins change; torch is the platform's CPU build, as for `make test-widgets7`; the
+# metrics extra, as scripts/colab_setup.py installs it on Colab. Runs the unit tests that touch transformers or the
+# widgets (the speed-up tests among them) and the simulated-hub notebooks.
+test-colab: $(STAMP)
+	@test -x $(COLAB)/bin/python || $(PY) -m venv $(COLAB)
+	@cmp -s requirements-colab.txt $(COLAB)/.pins 2>/dev/null || \
+	  { { $(COLAB)/bin/python -m pip install -q "$(TORCH)" || $(COLAB)/bin/python -m pip install -q torch; } && \
+	    $(COLAB)/bin/python -m pip install -q -e ".[metrics]" -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
+	      "nbformat>=5" "nbclient>=0.10" && cp requirements-colab.txt $(COLAB)/.pins; }
+	@$(COLAB)/bin/python -c "import sys, transformers, ipywidgets, numpy, PIL, matplotlib, torch; \
+	  print('Colab pins:', 'python', sys.version.split()[0], 'transformers', transformers.__version__, 'ipywidgets', \
+	  ipywidgets.__version__, 'numpy', numpy.__version__, 'pillow', PIL.__version__, 'matplotlib', matplotlib.__version__, \
+	  'torch', torch.__version__)"
+	$(TEST_ENV) MMKIT_EXPECT_TRANSFORMERS=$$(sed -n 's/^transformers==//p' requirements-colab.txt) \
+	  $(COLAB)/bin/python -m pytest -q $(COLAB_TESTS) -W ignore::DeprecationWarning $(PYTEST_ARGS)
+	@HF_HUB_OFFLINE=1 $(COLAB)/bin/python -m mmkit.testing hub $(HUB)-colab
+	$(TEST_ENV) HF_HUB_CACHE=$(abspath $(HUB))-colab MMKIT_SIMULATED_HUB=$(abspath $(HUB))-colab $(COLAB)/bin/python -m pytest \
+	  -q tests/test_hub_path.py $$($(PY) -m mmkit.testing notebooks notebooks --skip $(HUB_SKIP)) --nbval-lax --nbval-current-env \
 	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 student: $(STAMP)
