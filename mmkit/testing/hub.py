@@ -1,174 +1,9 @@
-"""Random-init model directories for tests and benchmarks: the pretrained path without the hub.
-
-`random_model_dir("blip-caption", "base", folder)` writes a BLIP-base-sized model with random weights
-and a working processor into `folder`, loadable with `mmkit.load_model(folder)`. "base" uses the
-architecture of the real checkpoint (ViT-B/32 CLIP, ViLT-B/32, BLIP-base, ALIGN-base); "tiny" is the
-same class at toy size, for fast plumbing tests.
-"""
+"""simulated_hub: every registry hub id, with random weights, in a Hugging Face cache (see simulated_hub)."""
 from __future__ import annotations
 
-import sys
-from functools import lru_cache
 from pathlib import Path
 
-FAMILIES = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm", "blip2")
-
-_TINY_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-_TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-
-
-@lru_cache(maxsize=None)
-def _wordpiece():
-    from .train.tokenizer import train_wordpiece
-
-    return train_wordpiece()
-
-
-@lru_cache(maxsize=None)
-def _clip_bpe():
-    from .train.tokenizer import train_clip_bpe
-
-    return train_clip_bpe()
-
-
-def _bert_ids(tok) -> dict:
-    return dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
-
-
-def _clip(size: str):
-    import transformers as tf
-
-    tok = _clip_bpe()
-    ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    if size == "base":  # openai/clip-vit-base-patch32
-        cfg = tf.CLIPConfig(text_config=dict(vocab_size=49408, **ids),
-                            vision_config=dict(image_size=224, patch_size=32))
-        ip = tf.CLIPImageProcessor()
-    else:
-        cfg = tf.CLIPConfig(text_config=dict(vocab_size=len(tok), max_position_embeddings=32, **_TINY_TEXT, **ids),
-                            vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT), projection_dim=16)
-        ip = tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    return tf.CLIPModel(cfg), tf.CLIPProcessor(image_processor=ip, tokenizer=tok)
-
-
-def _align(size: str):
-    import transformers as tf
-
-    from .train.contrastive import init_efficientnet
-
-    tok = _wordpiece()
-    if size == "base":  # kakaobrain/align-base: EfficientNet-B7 + BERT-base, 289 px
-        cfg = tf.AlignConfig(text_config=dict(vocab_size=30522), vision_config=dict(image_size=289))
-        side = 289
-    else:
-        cfg = tf.AlignConfig(text_config=dict(vocab_size=len(tok), **_TINY_TEXT),
-                             vision_config=dict(image_size=32, width_coefficient=0.25, depth_coefficient=0.25,
-                                                hidden_dim=64),
-                             projection_dim=80)  # ALIGN compares text projected to the image pooler's width
-        side = 32
-    ip = tf.EfficientNetImageProcessor(size={"height": side, "width": side}, crop_size={"height": side, "width": side},
-                                       do_center_crop=False)
-    model = tf.AlignModel(cfg)
-    init_efficientnet(model.vision_model)  # the default N(0, 0.02) init makes activations vanish
-    return model, tf.AlignProcessor(image_processor=ip, tokenizer=tok)
-
-
-def _vilt(size: str, head: str):
-    import transformers as tf
-
-    from .data import ANSWERS
-
-    tok = _wordpiece()
-    labels = dict(id2label=dict(enumerate(ANSWERS)), label2id={a: i for i, a in enumerate(ANSWERS)})
-    if size == "base":  # dandelin/vilt-b32-*
-        cfg = tf.ViltConfig(vocab_size=30522, **labels)
-        ip = tf.ViltImageProcessor(size={"shortest_edge": 384})
-    else:
-        cfg = tf.ViltConfig(vocab_size=len(tok), image_size=32, patch_size=8, max_position_embeddings=40,
-                            **_TINY_VIT, **labels)
-        ip = tf.ViltImageProcessor(size={"shortest_edge": 32}, size_divisor=8)
-    cls = tf.ViltForQuestionAnswering if head == "vqa" else tf.ViltForImageAndTextRetrieval
-    return cls(cfg), tf.ViltProcessor(image_processor=ip, tokenizer=tok)
-
-
-def _blip(size: str, head: str):
-    import transformers as tf
-
-    tok = _wordpiece()
-    ids = _bert_ids(tok)
-    if size == "base":  # Salesforce/blip-*-base: ViT-B/16 at 384 px, BERT-base text (12 heads; BlipTextConfig says 8)
-        cfg = tf.BlipConfig(text_config=dict(vocab_size=30524, sep_token_id=tok.sep_token_id, num_attention_heads=12,
-                                             **ids))
-        ip = tf.BlipImageProcessor()
-    else:
-        cfg = tf.BlipConfig(text_config=dict(vocab_size=len(tok), sep_token_id=tok.sep_token_id, encoder_hidden_size=32,
-                                             max_position_embeddings=40, **_TINY_TEXT, **ids),
-                            vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT),
-                            projection_dim=16, image_text_hidden_size=16)
-        ip = tf.BlipImageProcessor(size={"height": 32, "width": 32})
-    cls = {"caption": tf.BlipForConditionalGeneration, "vqa": tf.BlipForQuestionAnswering,
-           "itm": tf.BlipForImageTextRetrieval}[head]
-    model = cls(cfg)
-    if getattr(model, "generation_config", None) is not None:  # the ITM model does not generate
-        model.generation_config.update(bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
-                                       pad_token_id=tok.pad_token_id)
-    return model, tf.BlipProcessor(image_processor=ip, tokenizer=tok)
-
-
-def _blip2(size: str):
-    import transformers as tf
-
-    if size != "tiny":
-        raise ValueError("BLIP-2 is built tiny only: the real one (OPT-2.7B) has 3.9B parameters")
-    tok = _clip_bpe()  # a byte-level BPE stands in for OPT's GPT-2 tokenizer
-    ip = tf.BlipImageProcessor(size={"height": 32, "width": 32})
-    processor = tf.Blip2Processor(image_processor=ip, tokenizer=tok, num_query_tokens=32)  # adds <image>
-    image_id = tok.convert_tokens_to_ids("<image>")
-    # the real layout at toy width: 32 learned queries; cross-attention in every second Q-Former layer
-    cfg = tf.Blip2Config(vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT),
-                         qformer_config=dict(vocab_size=len(tok), encoder_hidden_size=32, cross_attention_frequency=2,
-                                             **dict(_TINY_TEXT, num_hidden_layers=4)),
-                         text_config=dict(model_type="opt", vocab_size=len(tok), hidden_size=32, ffn_dim=64,
-                                          num_hidden_layers=2, num_attention_heads=2, word_embed_proj_dim=32,
-                                          max_position_embeddings=128, pad_token_id=tok.pad_token_id,
-                                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
-                         num_query_tokens=32, image_token_index=image_id)
-    model = tf.Blip2ForConditionalGeneration(cfg)
-    model.generation_config.update(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                   pad_token_id=tok.pad_token_id)
-    return model, processor
-
-
-def build_random(family: str, size: str = "tiny", seed: int = 0):
-    """(model, processor) of the family's class with random weights; size is "tiny" or "base"."""
-    import torch
-
-    if family not in FAMILIES or size not in ("tiny", "base"):
-        raise ValueError(f"family must be one of {FAMILIES} and size 'tiny' or 'base'")
-    torch.manual_seed(seed)
-    if family == "clip":
-        return _clip(size)
-    if family == "align":
-        return _align(size)
-    if family.startswith("vilt"):
-        return _vilt(size, family.split("-")[1])
-    if family == "blip2":
-        return _blip2(size)
-    return _blip(size, family.split("-")[1])
-
-
-def random_model_dir(family: str, size: str, folder) -> Path:
-    """Write a random-init model + processor of the family to folder; returns the folder."""
-    model, processor = build_random(family, size)
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-# ---------------------------------------------------------------------------------------------
-# simulated_hub: every registry hub id, with random weights, in a Hugging Face cache
-# ---------------------------------------------------------------------------------------------
+from . import _TINY_TEXT, _TINY_VIT
 
 HUB_BUILD = "1"  # bump when what simulated_hub writes changes: a cache built by an older mmkit is rebuilt
 _CLIP_MEAN, _CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -180,15 +15,15 @@ _HUB_TEXT = ["a photo of a cat", "a picture of a dog", "a cup of coffee on a sau
 
 
 def _hub_corpus() -> list[str]:
-    from .data.samples import SAMPLES
-    from .train.tokenizer import shapes_corpus
+    from ..data.samples import SAMPLES
+    from ..train.tokenizer import shapes_corpus
 
     return _HUB_TEXT + [c.lower() for *_, c in SAMPLES.values()] + shapes_corpus(200)
 
 
 def _hub_wordpiece(max_length: int, blip: bool = False):
     """BERT's tokenizer (uncased WordPiece, right padding); BLIP's adds [DEC] (its decoder's BOS) and [ENC]."""
-    from .train.tokenizer import train_wordpiece
+    from ..train.tokenizer import train_wordpiece
 
     tok = train_wordpiece(_hub_corpus(), vocab_size=400)
     tok.model_max_length = max_length
@@ -225,7 +60,7 @@ def _tiny(real: bool, **tiny) -> dict:
 def _hub_clip(repo: str, real: bool):
     import transformers as tf
 
-    from .train.tokenizer import train_clip_bpe
+    from ..train.tokenizer import train_clip_bpe
 
     tok = train_clip_bpe(_hub_corpus(), model_max_length=77)
     ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
@@ -247,7 +82,7 @@ def _hub_clip(repo: str, real: bool):
 def _hub_align(repo: str, real: bool):
     import transformers as tf
 
-    from .train.contrastive import init_efficientnet
+    from ..train.contrastive import init_efficientnet
 
     tok = _hub_wordpiece(64)
     crop, side = (289, 346) if real else (32, 40)
@@ -269,7 +104,7 @@ def _hub_align(repo: str, real: bool):
 def _hub_vilt(repo: str, real: bool):
     import transformers as tf
 
-    from .data import ANSWERS
+    from ..data import ANSWERS
 
     tok = _hub_wordpiece(40)
     answers = ["yes", "no", "2", "1", "cat", "coffee", "rocket"] + [a for a in ANSWERS if a not in ("yes", "no")]
@@ -342,7 +177,7 @@ _HUB_BUILDERS = {"clip": _hub_clip, "align": _hub_align, "vilt-vqa": _hub_vilt, 
 
 def hub_repos() -> dict[str, str]:
     """Every hub id in the registry (mmkit.models.PRETRAINED) -> its family."""
-    from .models import PRETRAINED
+    from ..models import PRETRAINED
 
     return {s.repo: s.family for s in PRETRAINED.values()}
 
@@ -367,8 +202,8 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
     import torch
     import transformers
 
-    from .errors import InputError
-    from .models import _quiet_transformers
+    from ..errors import InputError
+    from ..models import _quiet_transformers
 
     if size not in ("tiny", "real"):
         raise InputError(f"size={size!r}: use 'tiny' or 'real'")
@@ -439,79 +274,3 @@ def _write_vocab_files(folder: Path, tok) -> None:
         (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
         merges = [" ".join(m) if isinstance(m, list) else m for m in spec["merges"]]
         (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in merges))
-
-
-# ---------------------------------------------------------------------------------------------
-# `python -m mmkit.testing`: what `make test-hub` / `make test-colab` call
-# ---------------------------------------------------------------------------------------------
-
-def hub_notebooks(folder) -> list[Path]:
-    """The notebooks in folder whose code names a family model ("clip", "blip-caption", ...): the ones whose
-    pretrained branch the simulated hub runs. The others load explicit bundled names only, as in `make test`."""
-    import json
-    import re
-
-    from .models import FAMILIES
-
-    named = re.compile("|".join(rf'"{re.escape(f)}"' for f in FAMILIES))
-    out = []
-    for nb in sorted(Path(folder).glob("*.ipynb")):
-        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
-        if any(c["cell_type"] == "code" and named.search("".join(c["source"])) for c in cells):
-            out.append(nb)
-    return out
-
-
-def quality_checks(notebook) -> int:
-    """How many asserts of a notebook check quality only on the bundled models (inside `if BUNDLED:` or
-    `if ....source == "bundled":`): the checks a run on random weights skips."""
-    import json
-
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    n = 0
-    for c in cells:
-        lines = "".join(c["source"]).splitlines() if c["cell_type"] == "code" else []
-        for i, line in enumerate(lines):
-            if not line.strip().startswith("assert"):
-                continue
-            indent = len(line) - len(line.lstrip())
-            outer = next((x for x in reversed(lines[:i]) if x.strip() and len(x) - len(x.lstrip()) < indent), "")
-            n += outer.strip().startswith("if ") and ("BUNDLED" in outer or '"bundled"' in outer)
-    return n
-
-
-def main(argv=None) -> int:
-    """python -m mmkit.testing hub FOLDER [--size tiny|real] | notebooks DIR | skipped NOTEBOOK..."""
-    import argparse
-    import time
-
-    ap = argparse.ArgumentParser(prog="python -m mmkit.testing", description=main.__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    hub = sub.add_parser("hub", help="build the simulated hub in FOLDER")
-    hub.add_argument("folder")
-    hub.add_argument("--size", default="tiny", choices=("tiny", "real"))
-    nbs = sub.add_parser("notebooks", help="list the notebooks that use family models")
-    nbs.add_argument("folder")
-    nbs.add_argument("--skip", nargs="*", default=[], help="notebook names to leave out (each is said on stderr)")
-    sub.add_parser("skipped", help="say which quality checks random weights skip").add_argument("notebooks", nargs="+")
-    args = ap.parse_args(argv)
-    if args.cmd == "hub":
-        t0 = time.perf_counter()
-        simulated_hub(args.folder, args.size)
-        print(f"simulated hub ({args.size}): {len(hub_repos())} hub ids in {args.folder}, "
-              f"{time.perf_counter() - t0:.1f} s")
-    elif args.cmd == "notebooks":
-        found = hub_notebooks(args.folder)
-        for p in found:
-            if p.name in args.skip or p.stem in args.skip:
-                print(f"LEFT OUT of the simulated-hub run: {p.name}", file=sys.stderr)
-        print(" ".join(str(p) for p in found if p.name not in args.skip and p.stem not in args.skip))
-    else:
-        counts = {Path(nb).stem: quality_checks(nb) for nb in args.notebooks}
-        print(f"SKIPPED on the simulated hub (random weights): {sum(counts.values())} quality checks under "
-              "`if BUNDLED:` (" + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + "); every other check ran")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
