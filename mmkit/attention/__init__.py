@@ -12,8 +12,9 @@ from ..domain import check as check_domain
 from ..errors import InputError
 from ..models import Loaded, load_model, require
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid
+from .perturbation import Perturbation, perturbation
 
-__all__ = ["AttentionMaps", "attention_maps", "merge_pieces", "rollout", "to_grid"]
+__all__ = ["AttentionMaps", "Perturbation", "attention_maps", "merge_pieces", "perturbation", "rollout", "to_grid"]
 
 
 _SWITCH = threading.RLock()  # one switched call at a time: a second call must not switch back under the first

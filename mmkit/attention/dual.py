@@ -3,7 +3,8 @@
 CLIP: patch-text similarity (each patch token projected into the joint space) and gradient-weighted
 attention relevance (Chefer et al. 2021) of the image-text similarity; its vision CLS attention
 (raw and rolled out) is shown too, though it does not depend on the text.
-ALIGN: its vision tower is a CNN, so Grad-CAM on the last feature map.
+ALIGN: its vision tower is a CNN, so Grad-CAM on the last feature map, and each location's share of the
+image-prompt similarity (the pooled embedding is the feature map's mean).
 Each word of the prompt gets its own map (the word in the model's template, e.g. "a red"), and the
 whole prompt one more, labelled "<prompt>" when it has several words.
 """
@@ -90,6 +91,10 @@ def align_maps(m, image, text: str) -> AttentionMaps:
             (g,) = torch.autograd.grad(scores[w], fmap, retain_graph=True)  # (1, C, h, w)
             weights = g[0].mean(dim=(1, 2))  # (C,) global-average-pooled gradients
             cams.append(torch.relu((weights[:, None, None] * fmap[0]).sum(0)).detach().float().cpu().numpy())
+        # the pooled embedding is the mean of the feature map's locations, so each location's dot product with
+        # the prompt, over the pooled norm, is its exact share of the cosine similarity
+        share = torch.einsum("chw,nc->nhw", fmap[0].detach().float(), t) / out.pooler_output.float().norm()  # (W, h, w)
     grid = tuple(fmap.shape[-2:])
     groups = [[i] for i in range(len(words))]
-    return AttentionMaps(image, words, groups, words, grid, None, {"gradcam": np.stack(cams)}, m.spec.name, text)
+    return AttentionMaps(image, words, groups, words, grid, None,
+                         {"gradcam": np.stack(cams), "similarity": _np(share)}, m.spec.name, text)

@@ -5,6 +5,10 @@ check (1) whether the map's peak falls inside that object's box (pointing game) 
 the map's mass lies inside it, both against a uniform map (whose expected score is the box's share of
 the image). A sanity check re-initialises the model's weights: maps that still score well would be
 explaining the image, not the model.
+
+Beside them, the perturbation test (perturbation.py, no boxes needed): the area under the model's score as
+the map's top patches are deleted (lower is better) or inserted (higher is better), and the same for a
+random order of patches.
 """
 from __future__ import annotations
 
@@ -77,6 +81,16 @@ class Score:
     pointing: float  # share of maps whose peak lies in the object's box
     mass: float  # mean share of map mass inside the box
     baseline: float  # the uniform map's expected score (mean box share)
+    deletion: float = float("nan")  # deletion AUC of the model's score, patches in the map's order (lower: better)
+    insertion: float = float("nan")  # insertion AUC (higher: better)
+    random_deletion: float = float("nan")  # the same for random orders of the patches
+    random_insertion: float = float("nan")
+    score: str = ""  # what the perturbation curves measure, e.g. "P(answer)"
+
+    @property
+    def deletion_margin(self) -> float:
+        """Random deletion AUC minus the map's: > 0 when deleting the map's patches first hurts more."""
+        return self.random_deletion - self.deletion
 
 
 def score_maps(m, scenes, method: str | None = None, randomized: bool = False) -> Score:
@@ -100,6 +114,29 @@ def score_maps(m, scenes, method: str | None = None, randomized: bool = False) -
                  float(np.mean(shares)))
 
 
+def perturbation_texts(family: str, scenes) -> list | None:
+    """One text per scene for the perturbation test: the first question / caption / object name (None for a
+    captioning model: it scores its own caption)."""
+    return None if family == "blip-caption" else [_texts_for(family, s)[0] for s in scenes]
+
+
+def perturb_scores(m, scenes, methods: list[str], **kwargs) -> dict:
+    """Perturbation curves of each method on the scenes: {method: Perturbation}. CLIP and ALIGN score the
+    prompt's zero-shot probability among every colour-shape name (their cosine falls whatever is deleted)."""
+    from .perturbation import perturbation_many
+
+    fam = m.spec.family
+    if fam in ("clip", "align"):
+        kwargs.setdefault("labels", [f"{c} {s}" for c in COLORS for s in SHAPES])
+    return perturbation_many(m, [s.image for s in scenes], methods, perturbation_texts(fam, scenes), **kwargs)
+
+
+def _with_perturbation(score: Score, p) -> Score:
+    score.deletion, score.insertion = p.deletion_auc, p.insertion_auc
+    score.random_deletion, score.random_insertion, score.score = p.random_deletion_auc, p.random_insertion_auc, p.score
+    return score
+
+
 def randomized_copy(m):
     """A copy of a Loaded model with every weight re-initialised (the model-randomisation sanity check)."""
     import torch
@@ -117,22 +154,28 @@ class FaithfulnessTable(list):
     """Rows of Score that print as a table."""
 
     def __str__(self) -> str:
-        head = f"{'model':<38} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8}"
+        head = (f"{'model':<38} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8} "
+                f"{'del AUC':>8} {'random':>7} {'ins AUC':>8} {'random':>7}")
         lines = [head] + [f"{s.model:<38} {s.method:<11} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
-                          f"{s.baseline:>8.1%}" for s in self]
+                          f"{s.baseline:>8.1%} {s.deletion:>8.3f} {s.random_deletion:>7.3f} {s.insertion:>8.3f} "
+                          f"{s.random_insertion:>7.3f}" for s in self]
+        scores = {s.model.replace(" (re-initialised)", ""): s.score for s in self if s.score}
+        lines += [f"AUC of {m}: {sc}" for m, sc in scores.items()]
         return "\n".join(lines)
 
     def _repr_pretty_(self, p, cycle):
         p.text(str(self))
 
 
-def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = True) -> FaithfulnessTable:
+def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = True,
+                 perturb: bool = True, **perturb_kwargs) -> FaithfulnessTable:
     """Score every model and method on the scenes; with sanity=True also each model re-initialised.
 
     Args:
         models: Loaded models (or names).
         scenes: ShapesWorld scenes (the ground truth).
         methods: {family: [methods]}; default: every method the family's maps offer.
+        perturb: add the deletion / insertion AUCs (perturbation.py); perturb_kwargs go to it (steps, n_random).
     """
     from ..models import load_model
     from . import attention_maps
@@ -144,8 +187,13 @@ def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = Tru
         meths = (methods or {}).get(m.spec.family) or list(probe.methods)
         if probe.notes.get("attention_is_text_independent"):  # CLIP: text-dependent methods first
             meths = [x for x in meths if x not in ("attention", "rollout")] + [x for x in meths if x in ("attention", "rollout")]
+        curves = perturb_scores(m, scenes, meths, **perturb_kwargs) if perturb else {}
         for meth in meths:
-            rows.append(score_maps(m, scenes, meth))
+            row = score_maps(m, scenes, meth)
+            rows.append(_with_perturbation(row, curves[meth]) if perturb else row)
         if sanity:
-            rows.append(score_maps(randomized_copy(m), scenes, meths[0], randomized=True))
+            r = randomized_copy(m)
+            row = score_maps(r, scenes, meths[0], randomized=True)
+            rows.append(_with_perturbation(row, perturb_scores(r, scenes, meths[:1], **perturb_kwargs)[meths[0]])
+                        if perturb else row)
     return rows
