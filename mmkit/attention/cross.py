@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid
+from .relevance import blip_relevance, vilt_relevance
 
 
 def _np(t) -> np.ndarray:
@@ -76,8 +77,10 @@ def blip_caption_maps(m, image, text: str | None = None, **generate_kwargs) -> A
     r = rollout(_stack(out.attentions))  # (T, T) text self-attention rollout
     rolled = r[query] @ cross.mean(axis=(0, 1))  # (n, N): each word's rolled-out mix of its tokens' maps
     words, groups = merge_pieces(_text_pieces(tok, ids[0][pos]))
+    relevance = blip_relevance(m, px, "caption", ids.clone())[query]  # (n, N) Chefer et al. (relevance.py)
     return AttentionMaps(image, words, groups, _text_pieces(tok, ids[0][pos]), grid, attn,
-                         {"rollout": rolled.reshape((len(pos),) + grid)}, m.spec.name, " ".join(words))
+                         {"rollout": rolled.reshape((len(pos),) + grid),
+                          "relevance": relevance.reshape((len(pos),) + grid)}, m.spec.name, " ".join(words))
 
 
 def blip_vqa_maps(m, image, question: str, max_new_tokens: int = 10) -> AttentionMaps:
@@ -110,7 +113,10 @@ def blip_vqa_maps(m, image, question: str, max_new_tokens: int = 10) -> Attentio
     qwords, qgroups = merge_pieces(pieces[: len(qpos)])
     awords, agroups = merge_pieces(pieces[len(qpos):])
     groups = qgroups + [[i + len(qpos) for i in g] for g in agroups]
-    return AttentionMaps(image, qwords + awords, groups, pieces, grid, attn, {}, m.spec.name, question,
+    rel = blip_relevance(m, px, "vqa", enc["input_ids"], enc["attention_mask"], answer_ids.clone())  # (Tq + A, N)
+    rel = rel[qpos + [enc["input_ids"].shape[1] + p - 1 for p in apos]]  # answer token p comes from position p - 1
+    return AttentionMaps(image, qwords + awords, groups, pieces, grid, attn,
+                         {"relevance": rel.reshape((len(pieces),) + grid)}, m.spec.name, question,
                          notes={"answer": " ".join(awords), "answer_words": list(range(len(qwords), len(groups)))})
 
 
@@ -139,8 +145,9 @@ def blip_itm_maps(m, image, text: str, layer: int | None = None) -> AttentionMap
     words, groups = merge_pieces(_text_pieces(tok, enc["input_ids"][0][pos]))
     attn = cross[:, :, pos].reshape(cross.shape[:2] + (len(pos),) + grid)
     gradcam = cams[layer][:, pos].mean(axis=0).reshape((len(pos),) + grid)
+    relevance = blip_relevance(m, px, "itm", enc["input_ids"], enc["attention_mask"])[pos]  # (n, N)
     return AttentionMaps(image, words, groups, _text_pieces(tok, enc["input_ids"][0][pos]), grid, attn,
-                         {"gradcam": gradcam}, m.spec.name, text,
+                         {"gradcam": gradcam, "relevance": relevance.reshape((len(pos),) + grid)}, m.spec.name, text,
                          notes={"gradcam_layer": layer, "p_match": float(p_match.detach())})
 
 
@@ -174,9 +181,11 @@ def vilt_maps(m, image, text: str) -> AttentionMaps:
     pos = _content(tok, enc["input_ids"][0])
     attn = to_grid(att[:, :, pos, T + 1:], index, grid)  # (L, H, n, gh, gw)
     rolled = to_grid(rollout(att)[pos][:, T + 1:], index, grid)  # (n, gh, gw)
+    relevant = to_grid(vilt_relevance(m, enc)[pos][:, T + 1:], index, grid)  # (n, gh, gw) same patch draw (seed 0)
     pieces = _text_pieces(tok, enc["input_ids"][0][pos])
     words, groups = merge_pieces(pieces)
     notes = {}
     if hasattr(out, "logits") and getattr(model.config, "id2label", None) and out.logits.shape[-1] > 1:
         notes["answer"] = model.config.id2label[int(out.logits[0].argmax())]
-    return AttentionMaps(image, words, groups, pieces, grid, attn, {"rollout": rolled}, m.spec.name, text, notes=notes)
+    return AttentionMaps(image, words, groups, pieces, grid, attn, {"rollout": rolled, "relevance": relevant},
+                         m.spec.name, text, notes=notes)
