@@ -77,13 +77,13 @@ app: $(STAMP)
 
 test-widgets7: $(STAMP)
 	@test -x $(IPYW7)/bin/python || $(PY) -m venv $(IPYW7)
-	@$(IPYW7)/bin/python -c "import ipywidgets, torch, mmkit, pytest; assert ipywidgets.__version__ == '7.7.1'" 2>/dev/null || \
+	@$(IPYW7)/bin/python -c "import ipywidgets, torch, mmkit, pytest, hypothesis, av, filelock; assert ipywidgets.__version__ == '7.7.1'" 2>/dev/null || \
 	  { { $(IPYW7)/bin/python -m pip install -q "$(TORCH)" || $(IPYW7)/bin/python -m pip install -q torch; } && \
-	    $(IPYW7)/bin/python -m pip install -q -e . "ipywidgets==7.7.1" "pytest>=8"; }
+	    $(IPYW7)/bin/python -m pip install -q -e ".[video]" "ipywidgets==7.7.1" "pytest>=8" "hypothesis>=6"; }
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
-	  tests/test_annotation_panel.py tests/test_safety.py \
-	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
+	  tests/test_annotation_panel.py tests/test_safety.py tests/test_video_panel.py tests/test_notices.py \
+	  tests/test_fuzz_surfaces.py -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 # The pretrained path: every family name resolves to its real hub id through a simulated hub (random weights), and
 # the notebooks that load family models run their pretrained (`else:`) branches; quality asserts sit under

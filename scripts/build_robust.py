@@ -24,14 +24,27 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmkit.data.styles import FIRST_STYLES, TRAIN_STYLES  # noqa: E402
+
 EMPTY = 0.06  # share of training pictures with no shapes
-RECIPES = {  # model -> what stage 2 trains (steps, peak learning rate, pool size)
-    "shapes-clip": dict(steps=700, lr=5e-4, n_single=6000, n_pair=9000),
-    "shapes-align": dict(steps=700, lr=5e-4, n_single=6000, n_pair=9000),
-    "shapes-blip-caption": dict(steps=3000, lr=1e-3, n_train=16000, batch_size=32),
-    "shapes-blip-vqa": dict(steps=1000, lr=5e-4, n_train=12000, batch_size=32, questions_per_image=4),
-    "shapes-blip-itm": dict(steps=600, lr=1e-3, n_train=12000, batch_size=32),
-    "shapes-vilt-vqa": dict(steps=1500, lr=7e-4, n_train=8000),
+# model -> its phases, each trained from the one before: (steps, peak learning rate, pool size, looks, seed).
+# Phase 1 uses the first training styles; phase 2 adds photo crops in turned colours ("photo+") and more
+# pictures with no shapes.
+PHASE1 = dict(style=FIRST_STYLES, empty=EMPTY, seed=0)
+PHASE2 = dict(style=TRAIN_STYLES, empty=0.08, seed=1)
+RECIPES = {
+    "shapes-clip": [dict(steps=700, lr=5e-4, n_single=6000, n_pair=9000, **PHASE1),
+                    dict(steps=700, lr=3e-4, n_single=6000, n_pair=9000, **PHASE2)],
+    "shapes-align": [dict(steps=700, lr=5e-4, n_single=6000, n_pair=9000, **PHASE1),
+                     dict(steps=700, lr=3e-4, n_single=6000, n_pair=9000, **PHASE2)],
+    "shapes-blip-caption": [dict(steps=3000, lr=1e-3, n_train=16000, batch_size=32, **PHASE1),
+                            dict(steps=3000, lr=7e-4, n_train=16000, batch_size=32, **PHASE2)],
+    "shapes-blip-vqa": [dict(steps=1000, lr=5e-4, n_train=12000, batch_size=32, questions_per_image=4, **PHASE1),
+                        dict(steps=1000, lr=4e-4, n_train=12000, batch_size=32, questions_per_image=4, **PHASE2)],
+    "shapes-blip-itm": [dict(steps=600, lr=1e-3, n_train=12000, batch_size=32, **PHASE1),
+                        dict(steps=900, lr=7e-4, n_train=12000, batch_size=32, **PHASE2)],
+    "shapes-vilt-vqa": [dict(steps=1500, lr=7e-4, n_train=8000, **PHASE1),
+                        dict(steps=1200, lr=5e-4, n_train=8000, **PHASE2)],
 }
 
 
@@ -41,16 +54,15 @@ def squash_processor(image_processor, side: int = 64) -> None:
     image_processor.do_center_crop = False
 
 
-def train_dual(name: str, base: Path, out: Path, seed: int) -> dict:
+def train_dual(name: str, base: Path, out: Path, r: dict) -> dict:
     from transformers import AutoModel, AutoProcessor
 
     from mmkit.train import contrastive
 
     model, processor = AutoModel.from_pretrained(base / name), AutoProcessor.from_pretrained(base / name)
     squash_processor(processor.image_processor)
-    r = RECIPES[name]
     cfg = contrastive.ContrastiveConfig(steps=r["steps"], lr=r["lr"], n_single=r["n_single"], n_pair=r["n_pair"],
-                                        warmup=50, seed=seed, style="train", empty=EMPTY)
+                                        warmup=50, seed=r["seed"], style=r["style"], empty=r["empty"])
     hist = contrastive.train_contrastive(model, processor, cfg, progress=True)
     model.save_pretrained(out / name)
     processor.save_pretrained(out / name)
@@ -58,7 +70,7 @@ def train_dual(name: str, base: Path, out: Path, seed: int) -> dict:
             "final_loss": round(hist["loss"][-1], 4)}
 
 
-def train_blip(name: str, base: Path, out: Path, seed: int) -> dict:
+def train_blip(name: str, base: Path, out: Path, r: dict) -> dict:
     import transformers
     from transformers import AutoProcessor
 
@@ -67,9 +79,8 @@ def train_blip(name: str, base: Path, out: Path, seed: int) -> dict:
     head = {"shapes-blip-caption": "caption", "shapes-blip-vqa": "vqa", "shapes-blip-itm": "itm"}[name]
     model = getattr(transformers, blip.HEADS[head]).from_pretrained(base / name)
     processor = AutoProcessor.from_pretrained(base / name)
-    r = RECIPES[name]
-    cfg = blip.TrainConfig(seed=seed, style="train", empty=EMPTY, **r)
-    data = blip.ShapesTensors(cfg.n_train, blip.BlipShapesConfig(), seed=seed, style="train", empty=EMPTY)
+    cfg = blip.TrainConfig(**r)
+    data = blip.ShapesTensors(cfg.n_train, blip.BlipShapesConfig(), seed=cfg.seed, style=cfg.style, empty=cfg.empty)
     stats = blip.train(head, model, processor.tokenizer, data, cfg, progress=True)
     model.save_pretrained(out / name)
     processor.save_pretrained(out / name)
@@ -77,16 +88,15 @@ def train_blip(name: str, base: Path, out: Path, seed: int) -> dict:
             "final_loss": round(stats["final_loss"], 4)}
 
 
-def train_vilt(name: str, base: Path, out: Path, seed: int) -> dict:
+def train_vilt(name: str, base: Path, out: Path, r: dict) -> dict:
     from transformers import ViltForQuestionAnswering, ViltProcessor
 
     from mmkit.train import vilt
 
     model = ViltForQuestionAnswering.from_pretrained(base / name)
     processor = ViltProcessor.from_pretrained(base / name)
-    r = RECIPES[name]
-    train = vilt.TrainConfig(steps=r["steps"], lr=r["lr"], n_train=r["n_train"], seed=seed, style="train",
-                             empty=EMPTY)
+    train = vilt.TrainConfig(steps=r["steps"], lr=r["lr"], n_train=r["n_train"], seed=r["seed"], style=r["style"],
+                             empty=r["empty"])
     c0 = time.process_time()
     model, processor, info = vilt.train_vilt_vqa(vilt.ViltShapesConfig(), train, processor=processor, model=model)
     model.save_pretrained(out / name)
@@ -95,45 +105,51 @@ def train_vilt(name: str, base: Path, out: Path, seed: int) -> dict:
             "final_loss": round(float(sum(info["losses"][-50:]) / 50), 4)}
 
 
-def build(name: str, base: Path, out: Path, seed: int = 0) -> dict:
-    """Stage 2 for one model: train from base/name, save to out/name with its README and mmkit.json."""
+def build(name: str, base: Path, out: Path, first_phase: int = 1) -> dict:
+    """Stage 2 for one model: its phases from base/name (phase 1; or the phase before first_phase), saved to
+    out/name with its README and mmkit.json."""
     import torch
 
     from mmkit.config import seed_everything
 
-    seed_everything(seed)
     if (out / name).resolve() != (base / name).resolve():
         shutil.copytree(base / name, out / name, dirs_exist_ok=True)  # stage 1's README, mmkit.json, tokenizer
     fn = train_dual if name in ("shapes-clip", "shapes-align") else train_vilt if "vilt" in name else train_blip
-    stats = fn(name, base, out, seed)
-    recipe = {"stage": 2, "from": f"{name} (stage 1, plain look)", "style": "train", "empty": EMPTY,
-              **RECIPES[name], **stats, "threads": torch.get_num_threads(), "machine": platform.machine(),
-              "torch": torch.__version__}
     meta_path = out / name / "mmkit.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    phases = meta.get("robust_recipe", {}).get("phases", [])[:first_phase - 1]
+    for k, r in enumerate(RECIPES[name][first_phase - 1:], start=first_phase):
+        seed_everything(r["seed"])
+        stats = fn(name, base if k == first_phase else out, out, r)
+        phases.append({"phase": k, **{key: (list(v) if isinstance(v, tuple) else v) for key, v in r.items()}, **stats})
+        print(json.dumps({name: phases[-1]}), flush=True)
+    recipe = {"stage": 2, "from": f"{name} (stage 1, plain look)", "phases": phases,
+              "threads": torch.get_num_threads(), "machine": platform.machine(), "torch": torch.__version__}
     meta["robust_recipe"] = recipe
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     readme = out / name / "README.md"
     text = readme.read_text() if readme.exists() else f"# {name}\n"
     text = text.split("\n## Stage 2: many looks")[0].rstrip() + "\n\n" + stage2_section(name, recipe)
     readme.write_text(text)
-    print(json.dumps({name: recipe}), flush=True)
     return recipe
 
 
 def stage2_section(name: str, r: dict) -> str:
-    steps = ", ".join(f"{k} {v}" for k, v in RECIPES[name].items())
     squash = ("\n- Image processor: every picture is resized to 64 x 64 (no centre crop), so a shape near a long "
               "edge of a wide picture is kept." if name in ("shapes-clip", "shapes-align") else "")
+    lines = []
+    for p in r["phases"]:
+        shown = {k: v for k, v in p.items() if k not in ("phase", "style", "seconds", "cpu_seconds", "final_loss")}
+        lines.append(f"- Phase {p['phase']}: styles {', '.join(p['style'])}; "
+                     + ", ".join(f"{k} {v}" for k, v in shown.items())
+                     + f"; {p['seconds']} s wall clock, {p['cpu_seconds']} s CPU; final training loss {p['final_loss']}.")
     return f"""## Stage 2: many looks
 The weights above were then trained further by `scripts/build_robust.py` on ShapesWorld's training styles
-(`ShapesWorld(split="train", style="train", empty={r['empty']})`: light, dark, solid-colour, gradient, noise and
-photo backgrounds, canvases of 48-256 px, smooth or hard edges, outlines, rotations, blur, JPEG; {r['empty']:.0%}
-of the pictures have no shapes and are captioned "there are no shapes"), with the plain look kept for 30% of
-the pictures.
-- Recipe: {steps}; seed 0.{squash}
-- Time: {r['seconds']} s wall clock, {r['cpu_seconds']} s CPU, {r['threads']} torch thread(s), {r['machine']},
-  torch {r['torch']}; final training loss {r['final_loss']}.
+(light, dark, solid-colour, gradient, noise and photo backgrounds, canvases of 48-256 px, smooth or hard edges,
+outlines, rotations, blur, JPEG; phase 2 adds photo crops in turned colours), the plain look kept for 30% of the
+pictures and a share of pictures with no shapes, captioned "there are no shapes" (`empty`).
+{chr(10).join(lines)}{squash}
+- {r['threads']} torch thread(s), {r['machine']}, torch {r['torch']}.
 - Held-out scores per style (styles, backgrounds and canvases never used in training): `data/models/ROBUSTNESS.md`,
   written by `scripts/robustness.py`.
 """
@@ -145,12 +161,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="data/models")
     ap.add_argument("--only", nargs="*", choices=sorted(RECIPES))
     ap.add_argument("--threads", type=int, default=1, help="torch threads (bit-identical rebuilds need the same)")
+    ap.add_argument("--from-phase", type=int, default=1, help="start at this phase, from --base holding the one before")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     for name in args.only or list(RECIPES):
-        build(name, Path(args.base), Path(args.out))
+        build(name, Path(args.base), Path(args.out), args.from_phase)
     return 0
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 KEEP = ("torch", "torchvision", "torchaudio", "transformers", "ipywidgets")  # Colab's builds: never touched
-EXTRAS = ("metrics",)  # optional dependency groups the notebooks use (pycocoevalcap for chapter 10)
+EXTRAS = ("metrics", "video")  # optional dependency groups the notebooks use (pycocoevalcap for chapter 10, PyAV for 14)
 
 
 def _norm(name: str) -> str:

@@ -104,7 +104,7 @@ def test_setup_cell_installs_only_what_colab_lacks(path, colab, capsys):
     for pkg in PROTECTED:
         assert not any(re.match(rf"{pkg}\b", a) for a in named), f"{pkg} would be reinstalled: {pip}"
     deps = [c for c in pip if "-e" not in c]
-    assert len(deps) == 1 and [a for a in deps[0][4:] if not a.startswith("-")] == ["pycocoevalcap>=1.2"], pip
+    assert len(deps) == 1 and [a for a in deps[0][4:] if not a.startswith("-")] == ["pycocoevalcap>=1.2", "av>=12"], pip
     editable = [c for c in pip if "-e" in c]
     assert len(editable) == 1 and "--no-deps" in editable[0] and editable[0][-1].endswith("mmkit")
     assert str(Path("mmkit").resolve()) in sys.path  # importable in this kernel without a restart

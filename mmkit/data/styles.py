@@ -23,13 +23,15 @@ STYLES = {  # name -> what it draws
     "gradient": "linear gradients between two background colours",
     "noise": "pixel noise and soft blotches over a background colour",
     "photo": "crops of training photos (bricks, grass, gravel, the moon, a page of text, ...)",
+    "photo+": "crops of training photos, mirrored, hue-turned or with colour channels swapped",
     "texture": "held out: stripes, checks and dots",
     "photo-test": "held out: crops of photos never used in training (the sample photos among them)",
     "sketch": "held out: a hand-drawn renderer (wobbly outlined shapes)",
     "tiny": "held out: canvases of 32-40 px",
     "big": "held out: canvases of 320-512 px, up to 1.6:1",
 }
-TRAIN_STYLES = ("plain", "light", "dark", "solid", "gradient", "noise", "photo")
+TRAIN_STYLES = ("plain", "light", "dark", "solid", "gradient", "noise", "photo", "photo+")
+FIRST_STYLES = TRAIN_STYLES[:-1]  # the first stage of the bundled models' training on many looks
 TEST_STYLES = ("texture", "photo-test", "sketch", "tiny", "big")
 GROUPS = {"train": TRAIN_STYLES, "test": TEST_STYLES, "all": tuple(STYLES)}
 PLAIN_SHARE = 0.3  # share of "plain" scenes when a scene draws its style from a tuple that includes it
@@ -188,6 +190,17 @@ def _photo_crop(rng, h: int, w: int, photos) -> np.ndarray:
     return np.asarray(crop, np.float32)
 
 
+def _varied(rng, a: np.ndarray) -> np.ndarray:
+    """A photo crop mirrored (half the time), then hue-turned or channel-swapped: photos in colours no camera gave."""
+    if rng.random() < 0.5:
+        a = a[:, ::-1]
+    if rng.random() < 0.5:
+        return a[..., rng.permutation(3)].copy()
+    hsv = np.asarray(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(rng.integers(0, 256))) % 256
+    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), np.float32)
+
+
 def draw_background(look: Look, rng) -> np.ndarray:
     """The look's background as a float (H, W, 3) array in 0..255."""
     h, w, s = look.height, look.width, look.style
@@ -201,6 +214,8 @@ def draw_background(look: Look, rng) -> np.ndarray:
         return _texture(rng, h, w)
     if s == "photo":
         return _photo_crop(rng, h, w, TRAIN_PHOTOS)
+    if s == "photo+":
+        return _varied(rng, _photo_crop(rng, h, w, TRAIN_PHOTOS))
     if s == "photo-test":
         return _photo_crop(rng, h, w, TEST_PHOTOS)
     # sketch, tiny, big: any of the training backgrounds
