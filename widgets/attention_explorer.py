@@ -1,7 +1,9 @@
-"""AttentionExplorer: click a word, see where the model looked; layer/head sliders, method, opacity.
+"""AttentionExplorer: click a word, see where the model looked; layer/head sliders, method, opacity, and a
+head view (every layer by every head for the word, sortable by entropy or by mass on the word's object).
 
-Core ipywidgets and matplotlib only (no custom JavaScript), so it works in Colab and offline. Errors and
-out-of-domain notices are shown inside the explorer; no exception escapes a click or a slider.
+Core ipywidgets and matplotlib only (no custom JavaScript), so it works in Colab and offline. It is a Panel:
+extraction can run in the background with a Stop button. Errors and out-of-domain notices are shown inside
+the explorer; no exception escapes a click or a slider.
 """
 from __future__ import annotations
 
@@ -11,9 +13,8 @@ import io
 import ipywidgets as W
 
 import mmkit
-from mmkit.notices import capture_notices
 
-from .base import notice_html
+from .base import Panel
 
 
 def figure_png(fig) -> bytes:
@@ -23,18 +24,24 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-class AttentionExplorer(W.VBox):
+class AttentionExplorer(Panel):
     """Explore the cross-modal maps of one image and one text.
 
     Args:
         model: a Loaded model or a name (default "blip-caption": the caption is generated).
-        image: the image (anything mmkit.data.load_image takes); default a ShapesWorld scene.
+        image: the image (anything mmkit.data.load_image takes), or a ShapesWorld scene (its boxes let the head
+            view sort heads by mass on the word's object); default a ShapesWorld scene.
         text: prompt / question / caption; None lets a captioning model write its own.
+        background: extract the maps in a thread with a working Stop button (True), or in the calling thread
+            (False, the default: a click has its result at once, as scripts and tests expect).
     """
 
-    def __init__(self, model="blip-caption", image=None, text: str | None = None):
+    def __init__(self, model="blip-caption", image=None, text: str | None = None, background: bool = False):
         self.model = mmkit.load_model(model, attention=True) if isinstance(model, str) else model
-        self.image = mmkit.load_image(image) if image is not None else mmkit.ShapesWorld(1, seed=0, split="test")[0].image
+        if image is None:
+            image = mmkit.ShapesWorld(1, seed=0, split="test")[0]
+        self.scene = image if hasattr(image, "objects") and hasattr(image, "image") else None
+        self.image = self.scene.image if self.scene is not None else mmkit.load_image(image)
         self.maps = None
         self._quiet = False
         self.text = W.Text(value=text or "", placeholder="prompt, question or caption (empty: generate a caption)",
@@ -49,30 +56,46 @@ class AttentionExplorer(W.VBox):
         self.picture = W.Image(format="png", layout=W.Layout(width="360px"))
         self.message = W.HTML()
         self.notice = W.HTML()  # out-of-domain notices of the last compute(), escaped
+        self.head_view = W.ToggleButton(value=False, description="head view", icon="th",
+                                        tooltip="every layer x head for the word; layer/head pick the outlined cell")
+        sorts = ["layer", "entropy"] + (["object"] if self.scene is not None else [])
+        self.sort = W.Dropdown(options=sorts, value="layer", description="sort heads", layout=W.Layout(width="220px"))
+        self.enlarge_button = W.Button(description="enlarge cell", tooltip="show the outlined layer/head alone")
+        self.export_button = W.Button(description="PNG", icon="download", tooltip="save the picture as a PNG")
+        self.exported = None  # path of the last PNG export
         self.show_button.on_click(lambda _: self.compute())
-        for w in (self.words, self.method, self.layer, self.head, self.agg, self.opacity):
+        self.enlarge_button.on_click(lambda _: self.enlarge())
+        self.export_button.on_click(lambda _: self.export())
+        for w in (self.words, self.method, self.layer, self.head, self.agg, self.opacity, self.head_view, self.sort):
             w.observe(lambda _: self.render(), names="value")
         super().__init__([
             W.HTML(f"<b>Attention explorer</b> &middot; {html.escape(self.model.spec.name)} "
                    f"({html.escape(self.model.spec.family)}, {html.escape(self.model.spec.source)})"),
             W.HBox([self.text, self.show_button]), self.words, self.method,
-            W.HBox([self.layer, self.head, self.agg]), self.opacity, self.picture, self.message, self.notice])
+            W.HBox([self.layer, self.head, self.agg]), self.opacity,
+            W.HBox([self.head_view, self.sort, self.enlarge_button, self.export_button]),
+            self.picture, self.message, self.notice], background=background)
+        self._busy_buttons = [self.show_button]
 
     def _error(self, e: BaseException) -> None:
         kind = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
         self.message.value = f"<span style='color:#b00'>{html.escape(kind + str(e))}</span>"
 
+    def on_error(self, e: BaseException) -> None:
+        self._error(e)
+
     def compute(self) -> None:
-        """Extract the maps for the current image and text, then show the first word."""
-        self.notice.value = ""
+        """Extract the maps for the current image and text (Panel.run: Stop works in the background), then
+        show the first word."""
         self.maps = None
         self.picture.value = b""
+        text = self.text.value.strip() or None
+        self.message.value = "<i>computing...</i>"
+        self.run(lambda job: mmkit.attention_maps(self.model, self.image, text), self._show, "extracting maps...")
+
+    def _show(self, maps) -> None:
+        """Set the controls for new maps, then draw."""
         try:
-            text = self.text.value.strip() or None
-            self.message.value = "<i>computing...</i>"
-            with capture_notices() as notices:
-                maps = mmkit.attention_maps(self.model, self.image, text)
-            self.notice.value = notice_html(notices)
             self._quiet = True  # set every control first, then draw once
             try:
                 self.words.options = [(f"{w} ({i})" if maps.words.count(w) > 1 else w, i)
@@ -87,6 +110,9 @@ class AttentionExplorer(W.VBox):
                 self.layer.max = max(0, maps.layers - 1)
                 self.head.max = max(0, maps.heads - 1)
                 self.layer.disabled = self.head.disabled = self.agg.disabled = maps.attn is None
+                self.head_view.disabled = maps.attn is None
+                if maps.attn is None:
+                    self.head_view.value = False
             finally:
                 self._quiet = False
         except Exception as e:  # shown in the panel; the explorer stays usable
@@ -107,14 +133,61 @@ class AttentionExplorer(W.VBox):
                            head=self.head.value if raw and self.head.value >= 0 else None,
                            agg=self.agg.value)
 
+    def _box(self):
+        """The box of the object the selected word names in the scene, or None."""
+        from mmkit.attention.faithfulness import target_objects
+
+        if self.scene is None:
+            return None
+        found = dict(target_objects(self.scene, self.maps.words))
+        obj = found.get(self.words.value)
+        return None if obj is None else obj.box
+
+    def figure(self):
+        """The current picture as a Figure: the head view when it is on, else the selected map's overlay."""
+        word = self.maps.words[self.words.value]
+        if self.head_view.value and self.maps.attn is not None:
+            box = self._box()
+            sort = self.sort.value if (self.sort.value != "object" or box is not None) else "entropy"
+            sel = (max(self.layer.value, 0), max(self.head.value, 0))
+            return mmkit.viz.head_view(self.maps, self.words.value, sort=sort, box=box, alpha=self.opacity.value,
+                                       selected=sel)
+        return mmkit.viz.overlay(self.maps.image, self.heat(), alpha=self.opacity.value,
+                                 title=f"'{word}' · {self.method.value}")
+
+    def enlarge(self, layer: int | None = None, head: int | None = None) -> None:
+        """Show one cell of the head view alone: raw attention of that layer and head (default: the outlined one)."""
+        if self.maps is None or self.maps.attn is None:
+            return
+        self._quiet = True
+        try:
+            self.layer.value = max(0, self.layer.value) if layer is None else int(layer)
+            self.head.value = max(0, self.head.value) if head is None else int(head)
+            self.method.value = "attention"
+            self.head_view.value = False
+        finally:
+            self._quiet = False
+        self.render()
+
+    def export(self, path=None) -> str | None:
+        """Write the current picture (head view or map) as a PNG for slides; returns its path."""
+        if self.maps is None:
+            return None
+        path = path or f"attention_{self.model.spec.name.replace('/', '_')}_{self.words.value}.png"
+        try:
+            mmkit.viz.figure_png(self.figure(), path)
+        except Exception as e:
+            self._error(e)
+            return None
+        self.exported = str(path)
+        self.status.value = html.escape(f"saved {path}")
+        return self.exported
+
     def render(self) -> None:
-        """Redraw the overlay for the current controls."""
+        """Redraw the picture for the current controls."""
         if self._quiet or self.maps is None or self.words.value is None or self.method.value is None:
             return
         try:
-            word = self.maps.words[self.words.value]
-            fig = mmkit.viz.overlay(self.maps.image, self.heat(), alpha=self.opacity.value,
-                                    title=f"'{word}' · {self.method.value}")
-            self.picture.value = figure_png(fig)
+            self.picture.value = figure_png(self.figure())
         except Exception as e:  # a map that cannot be drawn is reported, the explorer goes on
             self._error(e)
