@@ -107,3 +107,15 @@ def test_sample_photos_with_a_real_size_model(model_dirs):
     p = perturbation(m, photos, "relevance", "a photo of a cat", steps=4, n_random=1, batch_size=16)
     assert p.deletion.shape == (2, 5) and np.isfinite(p.deletion).all() and np.isfinite(p.insertion).all()
 
+
+
+def test_curves_figure():
+    f = np.linspace(0, 1, 3)
+    p = Perturbation("m", "attention", "P(answer)", f, np.array([[1, 0.2, 0.0]]), np.array([[0, 0.8, 1.0]]),
+                     np.array([[1, 0.6, 0.0]]), np.array([[0, 0.4, 1.0]]))
+    assert p.deletion_margin == pytest.approx(0.2) and p.insertion_margin == pytest.approx(0.2)
+    fig = mmkit.viz.perturbation_curves({"attention": p})
+    assert len(fig.axes) == 2 and all(len(a.lines) == 2 for a in fig.axes)
+    assert "AUC 0.35" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="no perturbation"):
+        mmkit.viz.perturbation_curves([])

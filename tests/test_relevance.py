@@ -119,3 +119,18 @@ def test_blip_relevance_matches_the_one_layer_closed_form(family, model_dirs, sc
         ours = maps.extra["relevance"][maps.groups[word][0]].ravel()
         assert np.abs(maps.for_token("color", method="relevance").ravel() - r_qi[2, 1:]).max() < 1e-5
     assert np.abs(ours - expected).max() < 1e-5 and np.abs(expected).max() > 0
+
+
+def test_relevance_is_computed_when_first_read_with_eager_attention(model_dirs, scenes):
+    """The backward passes are paid only when relevance is read, and work after attention_maps has given the
+    model back its own attention implementation."""
+    from mmkit.attention import _implementations
+
+    m = mmkit.load_model(model_dirs("blip-itm"))  # not loaded with attention=True
+    before = _implementations(m.model)
+    maps = mmkit.attention_maps(m, scenes[0].image, "a small red circle")
+    assert callable(dict.__getitem__(maps.extra, "relevance"))  # not computed yet
+    heat = maps.for_token("red", method="relevance")
+    assert heat.shape == maps.grid and np.isfinite(heat).all() and heat.max() > 0
+    assert isinstance(dict.__getitem__(maps.extra, "relevance"), np.ndarray)  # computed once, kept
+    assert _implementations(m.model) == before and not m.attention

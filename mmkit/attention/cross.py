@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid
-from .relevance import blip_relevance, vilt_relevance
+from .relevance import blip_relevance, lazy, vilt_relevance
 
 
 def _np(t) -> np.ndarray:
@@ -77,10 +77,11 @@ def blip_caption_maps(m, image, text: str | None = None, **generate_kwargs) -> A
     r = rollout(_stack(out.attentions))  # (T, T) text self-attention rollout
     rolled = r[query] @ cross.mean(axis=(0, 1))  # (n, N): each word's rolled-out mix of its tokens' maps
     words, groups = merge_pieces(_text_pieces(tok, ids[0][pos]))
-    relevance = blip_relevance(m, px, "caption", ids.clone())[query]  # (n, N) Chefer et al. (relevance.py)
+    ids = ids.clone()  # a normal tensor: relevance runs autograd on it when first read (relevance.py)
+    relevance = lazy(m, lambda: blip_relevance(m, px, "caption", ids)[query].reshape((len(pos),) + grid))
     return AttentionMaps(image, words, groups, _text_pieces(tok, ids[0][pos]), grid, attn,
                          {"rollout": rolled.reshape((len(pos),) + grid),
-                          "relevance": relevance.reshape((len(pos),) + grid)}, m.spec.name, " ".join(words))
+                          "relevance": relevance}, m.spec.name, " ".join(words))
 
 
 def blip_vqa_maps(m, image, question: str, max_new_tokens: int = 10) -> AttentionMaps:
@@ -113,10 +114,12 @@ def blip_vqa_maps(m, image, question: str, max_new_tokens: int = 10) -> Attentio
     qwords, qgroups = merge_pieces(pieces[: len(qpos)])
     awords, agroups = merge_pieces(pieces[len(qpos):])
     groups = qgroups + [[i + len(qpos) for i in g] for g in agroups]
-    rel = blip_relevance(m, px, "vqa", enc["input_ids"], enc["attention_mask"], answer_ids.clone())  # (Tq + A, N)
-    rel = rel[qpos + [enc["input_ids"].shape[1] + p - 1 for p in apos]]  # answer token p comes from position p - 1
+    answer_ids = answer_ids.clone()
+    rows = qpos + [enc["input_ids"].shape[1] + p - 1 for p in apos]  # answer token p comes from position p - 1
+    rel = lazy(m, lambda: blip_relevance(m, px, "vqa", enc["input_ids"], enc["attention_mask"], answer_ids)[rows]
+               .reshape((len(pieces),) + grid))  # (Tq + A, N) rows -> (n, gh, gw), computed when first read
     return AttentionMaps(image, qwords + awords, groups, pieces, grid, attn,
-                         {"relevance": rel.reshape((len(pieces),) + grid)}, m.spec.name, question,
+                         {"relevance": rel}, m.spec.name, question,
                          notes={"answer": " ".join(awords), "answer_words": list(range(len(qwords), len(groups)))})
 
 
@@ -145,9 +148,10 @@ def blip_itm_maps(m, image, text: str, layer: int | None = None) -> AttentionMap
     words, groups = merge_pieces(_text_pieces(tok, enc["input_ids"][0][pos]))
     attn = cross[:, :, pos].reshape(cross.shape[:2] + (len(pos),) + grid)
     gradcam = cams[layer][:, pos].mean(axis=0).reshape((len(pos),) + grid)
-    relevance = blip_relevance(m, px, "itm", enc["input_ids"], enc["attention_mask"])[pos]  # (n, N)
+    relevance = lazy(m, lambda: blip_relevance(m, px, "itm", enc["input_ids"], enc["attention_mask"])[pos]
+                     .reshape((len(pos),) + grid))  # (n, gh, gw), computed when first read
     return AttentionMaps(image, words, groups, _text_pieces(tok, enc["input_ids"][0][pos]), grid, attn,
-                         {"gradcam": gradcam, "relevance": relevance.reshape((len(pos),) + grid)}, m.spec.name, text,
+                         {"gradcam": gradcam, "relevance": relevance}, m.spec.name, text,
                          notes={"gradcam_layer": layer, "p_match": float(p_match.detach())})
 
 
@@ -181,7 +185,7 @@ def vilt_maps(m, image, text: str) -> AttentionMaps:
     pos = _content(tok, enc["input_ids"][0])
     attn = to_grid(att[:, :, pos, T + 1:], index, grid)  # (L, H, n, gh, gw)
     rolled = to_grid(rollout(att)[pos][:, T + 1:], index, grid)  # (n, gh, gw)
-    relevant = to_grid(vilt_relevance(m, enc)[pos][:, T + 1:], index, grid)  # (n, gh, gw) same patch draw (seed 0)
+    relevant = lazy(m, lambda: to_grid(vilt_relevance(m, enc)[pos][:, T + 1:], index, grid))  # (n, gh, gw) seed 0
     pieces = _text_pieces(tok, enc["input_ids"][0][pos])
     words, groups = merge_pieces(pieces)
     notes = {}

@@ -38,6 +38,27 @@ def _norm(w: str) -> str:
     return re.sub(r"[^\w]", "", w.lower())
 
 
+class LazyMaps(dict):
+    """The extra maps by method; a value may be a function that computes it, called once on first use
+    (relevance needs a backward pass per output, so it is only paid for when it is read)."""
+
+    def __getitem__(self, key):
+        v = super().__getitem__(key)
+        if callable(v):
+            v = v()
+            super().__setitem__(key, v)
+        return v
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def values(self):
+        return [self[k] for k in self]
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
+
 @dataclass
 class AttentionMaps:
     """Maps from text tokens (or queries) to image patches.
@@ -58,6 +79,9 @@ class AttentionMaps:
     text: str = ""  # the caption / question / prompt
     kind: str = "words"  # "words", or "queries" for BLIP-2 Q-Former queries
     notes: dict = field(default_factory=dict)  # e.g. which layer a Grad-CAM used
+
+    def __post_init__(self):
+        self.extra = LazyMaps(self.extra)  # methods such as "relevance" are computed when first read
 
     @property
     def tokens(self) -> list[str]:

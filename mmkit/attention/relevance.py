@@ -14,6 +14,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def lazy(m, fn):
+    """fn as a function AttentionMaps calls on first use, with eager attention (as attention_maps has it)."""
+
+    def compute():
+        from . import _eager
+
+        with _eager(m):
+            return fn()
+
+    return compute
+
+
 def avg_heads(attn, grad):
     """Ā = mean over heads of (grad ⊙ attn)⁺: (H, Q, K) torch tensors -> (Q, K) float64."""
     return (grad.double() * attn.double()).clamp(min=0).mean(0)

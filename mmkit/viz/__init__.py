@@ -1,8 +1,9 @@
 """matplotlib figures for mmkit: every function returns a Figure and works headless (Agg)."""
 from .attention import caption_strip, compare_methods, layer_head_grid, overlay
+from .curves import perturbation_curves
 from .headview import figure_png, head_scores, head_view
 from .scenes import image_grid, scene_card, scene_grid
 from .text import plain
 
 __all__ = ["caption_strip", "compare_methods", "figure_png", "head_scores", "head_view", "image_grid",
-           "layer_head_grid", "overlay", "plain", "scene_card", "scene_grid"]
+           "layer_head_grid", "overlay", "perturbation_curves", "plain", "scene_card", "scene_grid"]
