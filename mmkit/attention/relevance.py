@@ -106,12 +106,20 @@ def _zeros_for(grads, like):
     return [g if g is not None else torch.zeros_like(a) for g, a in zip(grads, like)]
 
 
-def _text_stack(out, target):
+def _all_grads(target, stacks: list[list]) -> list[list]:
+    """Gradients of target for several lists of attention tensors in one backward pass: the same nesting."""
+    flat = [t for st in stacks for t in st]
+    g = _zeros_for(_first(_grads(target, flat)), _first(flat))
+    out, i = [], 0
+    for st in stacks:
+        out.append(g[i:i + len(st)])
+        i += len(st)
+    return out
+
+
+def _text_stack(out, grads_self, grads_cross):
     """Self and cross attentions of a BLIP text model's output with their gradients: 4 lists of (H, Q, K)."""
-    s, c = list(out.attentions), list(out.cross_attentions)
-    gs, gc = _grads(target, s), _grads(target, c)
-    s, c = _first(s), _first(c)
-    return s, _zeros_for(_first(gs), s), c, _zeros_for(_first(gc), c)
+    return _first(list(out.attentions)), grads_self, _first(list(out.cross_attentions)), grads_cross
 
 
 def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np.ndarray:
@@ -139,8 +147,8 @@ def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np
             rows = []
             for t in range(1, ids.shape[1]):
                 target = logp[t - 1, ids[0, t]]
-                r_ii = self_relevance(_first(v_atts), _zeros_for(_first(_grads(target, v_atts)), _first(v_atts)))
-                _, r_ti = stream_relevance(*_text_stack(out, target), r_ii)
+                gv, gs, gc = _all_grads(target, [v_atts, list(out.attentions), list(out.cross_attentions)])
+                _, r_ti = stream_relevance(*_text_stack(out, gs, gc), self_relevance(_first(v_atts), gv))
                 rows.append(r_ti[t - 1, 1:])
             return torch.stack(rows).float().numpy() if rows else np.zeros((0, h.shape[1] - 1), np.float32)
         q = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=h, output_attentions=True,
@@ -154,9 +162,12 @@ def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np
                                    output_attentions=True, return_dict=True)
             logp = a.logits[0, :-1].float().log_softmax(-1)
             target = logp.gather(-1, answer_ids[0, 1:, None]).sum()
-        r_ii = self_relevance(_first(v_atts), _zeros_for(_first(_grads(target, v_atts)), _first(v_atts)))
-        r_qq, r_qi = stream_relevance(*_text_stack(q, target), r_ii)
+        stacks = [v_atts, list(q.attentions), list(q.cross_attentions)]
+        if a is not None:
+            stacks += [list(a.attentions), list(a.cross_attentions)]
+        g = _all_grads(target, stacks)
+        r_qq, r_qi = stream_relevance(*_text_stack(q, g[1], g[2]), self_relevance(_first(v_atts), g[0]))
         if a is None:
             return r_qi[:, 1:].float().numpy()
-        _, r_aq = stream_relevance(*_text_stack(a, target), r_qq)
+        _, r_aq = stream_relevance(*_text_stack(a, g[3], g[4]), r_qq)
         return torch.cat([r_qi, r_aq @ r_qi])[:, 1:].float().numpy()  # (Tq + A, N)
