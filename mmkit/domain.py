@@ -2,7 +2,7 @@
 
 The bundled models only know ShapesWorld: red, green and blue circles, squares and triangles on some
 background. Given a photo or a screenshot they still answer, confidently and wrongly. A tiny CNN (about
-53k parameters on a 48 x 48 thumbnail, data/models/shapes-domain, trained by scripts/build_domain.py) scores
+94k parameters on a 56 x 56 thumbnail, data/models/shapes-domain, trained by scripts/build_domain.py) scores
 whether a picture shows such shapes; where it does not, the task emits `mmkit.OutOfDomainWarning` and
 still returns its result. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the check off.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-SIDE = 48  # thumbnail side the detector reads
+SIDE = 56  # thumbnail side the detector reads
 DETECTOR_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "shapes-domain"
 KNOWS = "red, green and blue circles, squares and triangles (ShapesWorld)"
 
@@ -27,16 +27,16 @@ def detector_module():
         def __init__(self):
             super().__init__()
             self.features = nn.Sequential(
-                nn.Conv2d(3, 24, 3, stride=2, padding=1), nn.ReLU(),  # (B, 24, 24, 24)
-                nn.Conv2d(24, 48, 3, stride=2, padding=1), nn.ReLU(),  # (B, 48, 12, 12)
-                nn.Conv2d(48, 48, 3, stride=1, padding=1), nn.ReLU(),  # (B, 48, 12, 12)
-                nn.Conv2d(48, 48, 3, stride=1, padding=1), nn.ReLU(),  # (B, 48, 12, 12)
+                nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.ReLU(),  # (B, 32, 28, 28)
+                nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
+                nn.Conv2d(64, 64, 3, stride=1, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
+                nn.Conv2d(64, 64, 3, stride=1, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
             )
-            self.head = nn.Linear(96, 1)
+            self.head = nn.Linear(128, 1)
 
         def forward(self, x):  # x: (B, 3, SIDE, SIDE) in [-0.5, 0.5]
-            f = self.features(x)  # (B, 48, 12, 12)
-            pooled = torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)  # (B, 96)
+            f = self.features(x)  # (B, 64, 14, 14)
+            pooled = torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)  # (B, 128)
             return self.head(pooled)[:, 0]  # (B,) logit of "shows coloured shapes"
 
     return ShapesDetector()

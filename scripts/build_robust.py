@@ -123,6 +123,9 @@ def build(name: str, base: Path, out: Path, first_phase: int = 1) -> dict:
         stats = fn(name, base if k == first_phase else out, out, r)
         phases.append({"phase": k, **{key: (list(v) if isinstance(v, tuple) else v) for key, v in r.items()}, **stats})
         print(json.dumps({name: phases[-1]}), flush=True)
+    for f in (base / name).iterdir():  # the tokenizer is stage 1's: keep its files as they were written
+        if f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
+            shutil.copy2(f, out / name / f.name)
     recipe = {"stage": 2, "from": f"{name} (stage 1, plain look)", "phases": phases,
               "threads": torch.get_num_threads(), "machine": platform.machine(), "torch": torch.__version__}
     meta["robust_recipe"] = recipe

@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-pointing", type=int, default=30, help="held-out scenes per style for the pointing game")
     ap.add_argument("--out", default=None, help="Markdown table (default: <models>/ROBUSTNESS.md)")
     ap.add_argument("--only", nargs="*", choices=MODELS)
+    ap.add_argument("--table-only", action="store_true",
+                    help="score nothing: write the table from the scores already in each model's mmkit.json")
     args = ap.parse_args(argv)
     import mmkit
     from mmkit.train import robustness as R
@@ -40,6 +42,10 @@ def main(argv=None) -> int:
     folder = Path(args.models)
     results: dict = {}
     for name in args.only or MODELS:
+        if args.table_only:
+            saved = json.loads((folder / name / "mmkit.json").read_text())["robustness"]
+            results[name], args.n = saved["scores"], saved["n_per_style"]
+            continue
         t0 = time.perf_counter()
         m = mmkit.load_model(str(folder / name))
         row = {style: R.score(m, style, args.n) for style in STYLES}
