@@ -32,7 +32,7 @@ def test_words_are_matched_to_the_object_they_name():
 def test_faithfulness_table_and_sanity_rows(model_dirs):
     m = mmkit.load_model(model_dirs("vilt-vqa"))
     table = faithfulness([m], mmkit.ShapesWorld(3, seed=0, split="test"), steps=2, n_random=1)
-    assert [r.method for r in table] == ["attention", "rollout", "attention"]
+    assert [r.method for r in table] == ["attention", "rollout", "relevance", "attention"]
     assert table[-1].model.endswith("(re-initialised)") and all(r.words > 0 for r in table)
     for r in table:  # the perturbation columns beside pointing and mass
         assert all(np.isfinite([r.deletion, r.insertion, r.random_deletion, r.random_insertion]))

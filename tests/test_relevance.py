@@ -24,7 +24,11 @@ def _hat(r):
 
 
 def _one_layer(m, *stacks):
-    """Keep only the first layer of each named layer list (a 1-layer toy of the same architecture)."""
+    """A copy that keeps only the first layer of each named layer list (a 1-layer toy of the same architecture;
+    load_model's cached model is left whole for the other tests)."""
+    import copy
+
+    m = type(m)(copy.deepcopy(m.model), m.processor, m.spec, m.device, m.dtype, m.attention)
     for path in stacks:
         parent, name = path.rsplit(".", 1)
         owner = m.model.get_submodule(parent)
@@ -66,10 +70,9 @@ def test_vilt_relevance_matches_the_one_layer_closed_form(model_dirs, scenes):
 def test_blip_relevance_matches_the_one_layer_closed_form(family, model_dirs, scenes):
     text = {"blip-itm": "a small red circle", "blip-caption": "a small red circle",
             "blip-vqa": "what color is the circle?"}[family]
-    m = mmkit.load_model(model_dirs(family), attention=True)
     stacks = {"blip-itm": ["text_encoder.encoder.layer"], "blip-caption": ["text_decoder.bert.encoder.layer"],
               "blip-vqa": ["text_encoder.encoder.layer", "text_decoder.bert.encoder.layer"]}[family]
-    _one_layer(m, "vision_model.encoder.layers", *stacks)
+    m = _one_layer(mmkit.load_model(model_dirs(family), attention=True), "vision_model.encoder.layers", *stacks)
     maps = mmkit.attention_maps(m, scenes[0].image, text, **({"max_new_tokens": 3} if family == "blip-vqa" else {}))
     model, tok = m.model, m.processor.tokenizer
     px = m.processor.image_processor(images=[scenes[0].image], return_tensors="pt")["pixel_values"]
