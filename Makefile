@@ -102,7 +102,7 @@ test-colab: $(STAMP)
 	@test -x $(COLAB)/bin/python || $(PY) -m venv $(COLAB)
 	@cmp -s requirements-colab.txt $(COLAB)/.pins 2>/dev/null || \
 	  { { $(COLAB)/bin/python -m pip install -q "$(TORCH)" || $(COLAB)/bin/python -m pip install -q torch; } && \
-	    $(COLAB)/bin/python -m pip install -q -e ".[metrics]" -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
+	    $(COLAB)/bin/python -m pip install -q -e ".[metrics,video]" -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
 	      "nbformat>=5" "nbclient>=0.10" && cp requirements-colab.txt $(COLAB)/.pins; }
 	@$(COLAB)/bin/python -c "import sys, transformers, ipywidgets, numpy, PIL, matplotlib, torch; \
 	  print('Colab pins:', 'python', sys.version.split()[0], 'transformers', transformers.__version__, 'ipywidgets', \
