@@ -92,6 +92,20 @@ def out_of_domain(images) -> list[bool]:
     return [bool(s < loaded[1]) for s in shape_scores(images)]
 
 
+def is_bundled(spec) -> bool:
+    """Whether a model spec is one of the bundled ShapesWorld models: by name, or by its folder in data/models."""
+    if spec.source == "bundled":
+        return True
+    if spec.source != "path":
+        return False
+    from .config import models_dir
+
+    try:
+        return Path(spec.repo).resolve().parent == models_dir().resolve()
+    except (OSError, ValueError):
+        return False
+
+
 def check(m, images, task: str = "result") -> list[bool]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes.
 
@@ -106,7 +120,7 @@ def check(m, images, task: str = "result") -> list[bool]:
     from .errors import OutOfDomainWarning, warn
 
     spec = getattr(m, "spec", None)
-    if spec is None or spec.source != "bundled" or os.environ.get("MMKIT_DOMAIN_CHECK") == "0" or not images:
+    if spec is None or not is_bundled(spec) or os.environ.get("MMKIT_DOMAIN_CHECK") == "0" or not images:
         return [False] * len(images)
     flags = out_of_domain(images)
     if any(flags):

@@ -176,4 +176,4 @@ def test_kill_during_save_loses_nothing_acknowledged(tmp_path):
     print(f"{KILLS} kills, {len(acked)} items acknowledged, {mid_save} kills inside a save (a temp file or a torn "
           f"journal line left: {torn_lines} torn lines), {unacked} between a save and its ack, {elapsed:.1f} s")
     assert len(acked) > KILLS  # the writers did real work between kills
-    assert mid_save > KILLS // 10  # and a share of the kills did land inside a save
+    assert mid_save > KILLS // 40  # and a share of the kills did land inside a save (78 of 200 on an idle host, 11 under load)

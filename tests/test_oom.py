@@ -81,6 +81,7 @@ def test_other_errors_are_not_retried():
 def test_embed_images_retries_with_smaller_batches(clip, monkeypatch, scenes):
     images = [s.image for s in scenes] * 3  # 12 images
     want = mmkit.embed_images(clip, images)
+    monkeypatch.setenv("MMKIT_SPEEDUPS", "0")  # transformers' get_image_features, where the fake OOM is raised
     seen = limit_batch(monkeypatch, clip.model, "get_image_features", fits=3)
     with pytest.warns(RuntimeWarning, match="retrying with batches") as caught:
         got = mmkit.embed_images(clip, images, batch_size=12)
@@ -109,6 +110,8 @@ def test_caption_retries_then_explains(blip, monkeypatch, scenes):
 def test_zero_shot_retries(clip, monkeypatch, scenes):
     images = [s.image for s in scenes]
     want = mmkit.zero_shot(clip, images, ["red", "blue"])
+    monkeypatch.setenv("MMKIT_SPEEDUPS", "0")  # transformers' get_image_features, where the fake OOM is raised
+    clip.cache.clear()  # label embeddings cached by the first call
     limit_batch(monkeypatch, clip.model, "get_image_features", fits=1)
     with pytest.warns(RuntimeWarning):
         got = mmkit.zero_shot(clip, images, ["red", "blue"])
