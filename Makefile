@@ -83,7 +83,7 @@ test-widgets7: $(STAMP)
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
 	  tests/test_annotation_panel.py tests/test_safety.py tests/test_video_panel.py tests/test_notices.py \
-	  tests/test_fuzz_surfaces.py -W ignore::DeprecationWarning $(PYTEST_ARGS)
+	  tests/test_fuzz_surfaces.py tests/test_head_view.py -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 # The pretrained path: every family name resolves to its real hub id through a simulated hub (random weights), and
 # the notebooks that load family models run their pretrained (`else:`) branches; quality asserts sit under
