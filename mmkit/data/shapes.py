@@ -26,15 +26,12 @@ BACKGROUND = (240, 240, 240)
 NO_SHAPES = "there are no shapes"  # the caption of a scene with no objects
 
 
-@dataclass
-class Obj:
-    """One shape in a scene."""
+class Named:
+    """The words for an object with `color`, `shape` and `size`."""
 
     color: str
     shape: str
     size: str
-    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive, tight around the mask
-    mask: np.ndarray = field(repr=False)  # (H, W) bool, True on the object's pixels
 
     @property
     def name(self) -> str:
@@ -45,6 +42,17 @@ class Obj:
     def phrase(self) -> str:
         """'a small red circle'."""
         return f"a {self.size} {self.color} {self.shape}"
+
+
+@dataclass
+class Obj(Named):
+    """One shape in a scene."""
+
+    color: str
+    shape: str
+    size: str
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive, tight around the mask
+    mask: np.ndarray = field(repr=False)  # (H, W) bool, True on the object's pixels
 
     @property
     def center(self) -> tuple[float, float]:
@@ -232,10 +240,9 @@ class ShapesWorld:
                 return []
         return [(c, s, list(SIZES)[int(rng.integers(len(SIZES)))]) for c, s in picked]
 
-    def _try_make(self, rng, index: int, look=None, look_rng=None) -> Scene | None:
-        S = self.size
-        if look is not None and look.style != "plain":
-            return self._try_make_styled(rng, index, look, look_rng)
+    def _layout(self, rng, W: int, H: int, gap: int):
+        """(attributes, footprints (x, y, d)) of this scene's objects on a W x H canvas, or None to draw again."""
+        S = min(W, H)
         k = int(rng.integers(self.objects[0], self.objects[1] + 1))
         attrs = self._pick_attributes(rng, k)
         if not attrs:
@@ -244,12 +251,22 @@ class ShapesWorld:
         for _, _, size in attrs:
             d = max(6, int(round(SIZES[size] * S * rng.uniform(0.92, 1.08))))
             for _ in range(100):
-                x, y = int(rng.integers(2, S - d - 1)), int(rng.integers(2, S - d - 1))
-                if all(_apart((x, y, d), p, gap=3) and _clear_relation((x, y, d), p, S) for p in placed):
+                x, y = int(rng.integers(2, W - d - 1)), int(rng.integers(2, H - d - 1))
+                if all(_apart((x, y, d), p, gap=gap) and _clear_relation((x, y, d), p, S) for p in placed):
                     placed.append((x, y, d))
                     break
             else:
                 return None
+        return attrs, placed
+
+    def _try_make(self, rng, index: int, look=None, look_rng=None) -> Scene | None:
+        S = self.size
+        if look is not None and look.style != "plain":
+            return self._try_make_styled(rng, index, look, look_rng)
+        layout = self._layout(rng, S, S, gap=3)
+        if layout is None:
+            return None
+        attrs, placed = layout
         image = Image.new("RGB", (S, S), BACKGROUND)
         draw = ImageDraw.Draw(image)
         objects = []
@@ -276,21 +293,10 @@ class ShapesWorld:
         from .styles import draw_background, finish, object_colour, shape_alpha, shape_points
 
         W, H = look.width, look.height
-        S = min(W, H)
-        k = int(rng.integers(self.objects[0], self.objects[1] + 1))
-        attrs = self._pick_attributes(rng, k)
-        if not attrs:
+        layout = self._layout(rng, W, H, gap=max(3, min(W, H) // 20))
+        if layout is None:
             return None
-        placed: list[tuple[int, int, int]] = []
-        for _, _, size in attrs:
-            d = max(6, int(round(SIZES[size] * S * rng.uniform(0.92, 1.08))))
-            for _ in range(100):
-                x, y = int(rng.integers(2, W - d - 1)), int(rng.integers(2, H - d - 1))
-                if all(_apart((x, y, d), p, gap=max(3, S // 20)) and _clear_relation((x, y, d), p, S) for p in placed):
-                    placed.append((x, y, d))
-                    break
-            else:
-                return None
+        attrs, placed = layout
         canvas = draw_background(look, look_rng)  # (H, W, 3) float
         objects, outlines = [], []
         for (color, shape, size), (x, y, d) in zip(attrs, placed):

@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .shapes import BACKGROUND, COLORS, SHAPES, SIZES, Obj, _draw_shape, describe_scene
+from .shapes import BACKGROUND, COLORS, SHAPES, SIZES, Named, Obj, _draw_shape, describe_scene
 
 VISIBLE = 0.5  # an object counts as visible when at least this fraction of its footprint is inside the frame
 SLIDE = 0.5  # seconds an object takes to slide in (and out)
 
 
 @dataclass
-class Track:
+class Track(Named):
     """One object's life in a clip: its looks and its path, keyframes of its footprint's top-left corner."""
 
     color: str
@@ -29,16 +29,6 @@ class Track:
     d: int  # footprint side in pixels
     rgb: tuple[int, int, int]
     keys: list[tuple[float, float, float]]  # (t, x, y): linear motion between keyframes; off screen outside them
-
-    @property
-    def name(self) -> str:
-        """'red circle'."""
-        return f"{self.color} {self.shape}"
-
-    @property
-    def phrase(self) -> str:
-        """'a small red circle'."""
-        return f"a {self.size} {self.color} {self.shape}"
 
     def position(self, t: float) -> tuple[float, float] | None:
         """(x, y) top-left of the footprint at time t, or None before it enters / after it leaves."""
