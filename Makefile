@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmkit-installed
 # the platform's torch build; 2.13.0 is taken from a local wheel when one is configured
 TORCH  ?= torch==2.13.0
-TEST_ENV := HF_HUB_OFFLINE=1 TQDM_DISABLE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+TEST_ENV := HF_HUB_OFFLINE=1 TQDM_DISABLE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 MMKIT_QUICK=1
 PYTEST_ARGS ?=
 # a second environment with ipywidgets 7.7.1 (what Colab pins) for `make test-widgets7`; inside .venv, so ignored
 IPYW7  ?= $(VENV)/ipyw7
