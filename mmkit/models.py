@@ -410,6 +410,10 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
     import transformers
     from transformers import AutoConfig, AutoProcessor
 
+    if (Path(spec.repo) / "adapter_config.json").exists():  # LoRA adapters saved by Finetuned.save(merge=False)
+        from .tuning.lora import load_adapter
+
+        return load_adapter(spec, dev, dt, attention)
     try:
         cfg = AutoConfig.from_pretrained(spec.repo)
     except OSError as e:
