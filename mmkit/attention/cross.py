@@ -142,7 +142,9 @@ def blip_itm_maps(m, image, text: str, layer: int | None = None) -> AttentionMap
     cross = _stack(out.cross_attentions)[..., 1:]  # (L, H, T, N)
     cams = np.stack([np.clip(_np(g[0]), 0, None) for g in grads])[..., 1:] * cross  # (L, H, T, N)
     n_layers = cross.shape[0]
-    layer = (2 * n_layers) // 3 if layer is None else layer  # a late-middle layer, as LAVIS uses for BLIP-base
+    # a late-middle layer, as LAVIS uses for BLIP-base (8 of 12); never the last of a deeper stack: there only the
+    # [CLS] row reaches the ITM head, so every word's gradient (and map) is 0 (the 2-layer bundled model's was)
+    layer = (min((2 * n_layers) // 3, n_layers - 2) if n_layers > 1 else 0) if layer is None else layer
     grid = _square_grid(cross.shape[-1], px)
     pos = _content(tok, enc["input_ids"][0])
     words, groups = merge_pieces(_text_pieces(tok, enc["input_ids"][0][pos]))

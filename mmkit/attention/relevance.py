@@ -135,12 +135,12 @@ def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np
     """
     import torch
 
-    model = m.model
-    with torch.enable_grad():
-        vis = model.vision_model(pixel_values=px, output_attentions=True, return_dict=True)
-        v_atts = list(vis.attentions)
-        h = vis.last_hidden_state  # (1, 1 + N, D)
-        if kind == "caption":
+    if kind == "caption":
+        model = m.model
+        with torch.enable_grad():
+            vis = model.vision_model(pixel_values=px, output_attentions=True, return_dict=True)
+            v_atts = list(vis.attentions)
+            h = vis.last_hidden_state  # (1, 1 + N, D)
             out = model.text_decoder(input_ids=ids, attention_mask=torch.ones_like(ids), encoder_hidden_states=h,
                                      output_attentions=True, return_dict=True)
             logp = out.logits[0, :-1].float().log_softmax(-1)  # (T - 1, V): position t - 1 predicts token t
@@ -150,7 +150,24 @@ def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np
                 gv, gs, gc = _all_grads(target, [v_atts, list(out.attentions), list(out.cross_attentions)])
                 _, r_ti = stream_relevance(*_text_stack(out, gs, gc), self_relevance(_first(v_atts), gv))
                 rows.append(r_ti[t - 1, 1:])
-            return torch.stack(rows).float().numpy() if rows else np.zeros((0, h.shape[1] - 1), np.float32)
+        return torch.stack(rows).float().numpy() if rows else np.zeros((0, h.shape[1] - 1), np.float32)
+    r = blip_streams(m, px, kind, ids, mask, answer_ids)
+    if kind == "itm":
+        return r["qi"][:, 1:].float().numpy()
+    return torch.cat([r["qi"], r["aq"] @ r["qi"]])[:, 1:].float().numpy()  # (Tq + A, N)
+
+
+def blip_streams(m, px, kind: str, ids, mask, answer_ids=None) -> dict:
+    """The relevance matrices of BLIP's ITM ("itm": target P(match)) or VQA ("vqa": target the answer's
+    log-probability) model, float64 torch: "qq" (Tq, Tq) question to question, "qi" (Tq, 1 + N) question to
+    image tokens, and for VQA "aq" (A, Tq) answer positions to question tokens."""
+    import torch
+
+    model = m.model
+    with torch.enable_grad():
+        vis = model.vision_model(pixel_values=px, output_attentions=True, return_dict=True)
+        v_atts = list(vis.attentions)
+        h = vis.last_hidden_state  # (1, 1 + N, D)
         q = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=h, output_attentions=True,
                                return_dict=True)
         if kind == "itm":
@@ -166,8 +183,8 @@ def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np
         if a is not None:
             stacks += [list(a.attentions), list(a.cross_attentions)]
         g = _all_grads(target, stacks)
-        r_qq, r_qi = stream_relevance(*_text_stack(q, g[1], g[2]), self_relevance(_first(v_atts), g[0]))
-        if a is None:
-            return r_qi[:, 1:].float().numpy()
-        _, r_aq = stream_relevance(*_text_stack(a, g[3], g[4]), r_qq)
-        return torch.cat([r_qi, r_aq @ r_qi])[:, 1:].float().numpy()  # (Tq + A, N)
+    r_qq, r_qi = stream_relevance(*_text_stack(q, g[1], g[2]), self_relevance(_first(v_atts), g[0]))
+    out = {"qq": r_qq, "qi": r_qi}
+    if a is not None:
+        out["aq"] = stream_relevance(*_text_stack(a, g[3], g[4]), r_qq)[1]
+    return out
