@@ -367,3 +367,54 @@ def test_decoding_options_are_checked_in_the_panel(model_dirs, control, value, m
         return
     panel.button.click()
     assert message in panel.error.value and panel.result is None and "Traceback" not in panel.error.value
+
+
+# -- layout (issue 30): only the decoding controls of the chosen mode; one short model line -------------
+
+
+def test_decoding_shows_only_the_controls_of_its_mode():
+    from widgets.decoding import DecodingControls
+
+    d = DecodingControls()
+    assert d.visible() == ["max tokens", "prompt"]  # greedy: nothing extra
+    assert d.beams.disabled and d.temperature.disabled and d.top_p.disabled
+    d.method.value = "beam"
+    assert d.visible() == ["beams", "max tokens", "prompt"] and not d.beams.disabled
+    d.method.value = "sampling"
+    assert d.visible() == ["temperature", "top-p", "seed", "max tokens", "prompt"] and d.beams.disabled
+    d.method.value = "greedy"
+    assert d.visible() == ["max tokens", "prompt"] and d.kwargs()["num_beams"] == 1
+
+
+def test_model_notice_is_one_short_line_with_details_behind_a_toggle(model_dirs):
+    panel = CaptionPanel(str(model_dirs("blip-caption")), background=False)
+    panel.picker.choose_scene(0)
+    panel.button.click()
+    assert_no_error(panel)
+    info = panel.model.info.value
+    summary = info.split("<summary")[1].split(">", 1)[1].split("</summary>")[0]
+    assert summary.startswith("local model: ") and len(summary) < 80 + len(str(model_dirs("blip-caption")))
+    assert "<details" in info and "(path)" in info.split("</summary>")[1]  # the full reason, folded away
+
+
+def test_bundled_model_notice_reads_offline():
+    from types import SimpleNamespace
+
+    from widgets.base import model_notice_html
+
+    spec = SimpleNamespace(name="shapes-blip-caption", source="bundled",
+                           chosen_by="'blip-caption' -> shapes-blip-caption (bundled): the hub is not reachable")
+    html_ = model_notice_html(spec)
+    assert "<summary style='cursor:pointer'>bundled model (offline): shapes-blip-caption</summary>" in html_
+    assert "the hub is not reachable" in html_.split("</summary>")[1]
+    assert XSS not in model_notice_html(SimpleNamespace(name=XSS, source="path", chosen_by=""))
+
+
+def test_rows_wrap_and_labels_fit_their_text():
+    app = CaptionApp("blip-caption", background=False, server="")
+    rows = [c for c in app.children if isinstance(c, ipywidgets.HBox)]
+    assert rows and all(r.layout.flex_flow == "row wrap" for r in rows)  # picker | result stack on a phone
+    assert app.words.layout.flex_flow == "row wrap"
+    for c in (app.picker.samples, app.picker.split, app.picker.index, app.picker.objects):
+        assert c.style.description_width == "initial" and c.layout.max_width == "100%"  # never "sample p..."
+    assert app.attention.layout.max_width == "100%"

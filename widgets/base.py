@@ -45,6 +45,30 @@ def notice_html(notices: list[str]) -> str:
                    f"white-space:pre-wrap'><b>Note:</b> {esc(n)}</div>" for n in notices)
 
 
+LABEL_STYLE = {"description_width": "initial"}  # a description as wide as its text: never cut to "sample p..."
+
+
+def control_layout(width: str = "340px") -> w.Layout:
+    """A control's layout: `width` on wide screens, never wider than its container (a 390 px phone)."""
+    return w.Layout(width=width, max_width="100%")
+
+
+def wrap_row(children, **layout) -> w.HBox:
+    """A row of widgets that wraps onto the next line when the screen is too narrow (flex-wrap)."""
+    return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", align_items="flex-start",
+                                                  max_width="100%", **layout))
+
+
+def model_notice_html(spec) -> str:
+    """One short line naming the model (e.g. "bundled model (offline): shapes-blip-caption"); why it was
+    chosen (the family name's full reason) is behind a toggle (an HTML <details>, clicked open)."""
+    short = {"bundled": f"bundled model (offline): {spec.name}", "pretrained": f"pretrained model: {spec.name}",
+             "path": f"local model: {spec.name}"}.get(spec.source, f"model: {spec.name}")
+    details = spec.chosen_by or f"{spec.name} ({spec.source})"
+    return (f"<details style='color:#666;max-width:100%'><summary style='cursor:pointer'>{esc(short)}</summary>"
+            f"<div style='white-space:normal;overflow-wrap:anywhere'>{esc(details)}</div></details>")
+
+
 def _contains(widget, target) -> bool:
     """Whether `target` is `widget` or inside it (through .children)."""
     return widget is target or any(_contains(c, target) for c in getattr(widget, "children", ()))
@@ -113,9 +137,9 @@ class ModelChoice:
 
         self.loaded = model if isinstance(model, Loaded) else None
         value = model.spec.name if self.loaded is not None else str(model)
-        self.name = w.Text(value=value, description=description, layout=w.Layout(width="320px"))
-        self.info = w.HTML("")  # which model answered and why (a family name says what it picked)
-        self.box = w.HBox([self.name, self.info])
+        self.name = w.Text(value=value, description=description, layout=control_layout("320px"))
+        self.info = w.HTML("", layout=w.Layout(max_width="100%"))  # which model answered; why, behind a toggle
+        self.box = w.VBox([self.name, self.info], layout=w.Layout(max_width="100%"))
 
     def get(self, task: str, attention: bool = False):
         """The Loaded model for a task, or InputError naming a model that can do it."""
@@ -129,7 +153,7 @@ class ModelChoice:
                 raise InputError("the model name is empty; type a name from mmkit.list_models(), e.g. 'blip-caption'")
             m = _load_quietly(name, attention)
         spec = m.spec
-        self.info.value = f"<span style='color:#666'>{esc(spec.chosen_by or f'{spec.name} ({spec.source})')}</span>"
+        self.info.value = model_notice_html(spec)
         require(m, task)
         return m
 
@@ -175,7 +199,7 @@ class Panel(w.VBox):
         self._busy_buttons: list[w.Button] = []  # disabled while work runs
         self.stop_button.on_click(lambda _: self.stop())
         super().__init__(children + ([] if placed else [self.notice])
-                         + [w.HBox([self.progress, self.stop_button, self.status]), self.error], **kwargs)
+                         + [wrap_row([self.progress, self.stop_button, self.status]), self.error], **kwargs)
 
     @property
     def busy(self) -> bool:

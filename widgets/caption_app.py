@@ -2,6 +2,9 @@
 
 The desktop captioning app of the course material (choose an image, preview it, get a caption,
 errors in a dialog) rebuilt with core ipywidgets, so it runs in Jupyter, Colab and Voila (`make app`).
+In a classroom (`make classroom`) each student's kernel captions through one shared model process
+(mmkit.classroom, found through $MMKIT_MODEL_SERVER), so the kernel never loads torch. Rows wrap: on a
+phone the picker, the result, the attention words and the map read top to bottom.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import json
 
 import ipywidgets as w
 
-from .base import ModelChoice, Panel, error_text, esc, png
+from .base import ModelChoice, Panel, control_layout, error_html, error_text, esc, model_notice_html, png, wrap_row
 from .decoding import DecodingControls, caption_picked
 from .panels import truth_html
 from .picker import ImagePicker
@@ -34,19 +37,27 @@ class CaptionApp(Panel):
         model: a Loaded captioning model or a name (default "blip-caption": pretrained when the hub is
             reachable, else the bundled ShapesWorld model).
         background: run captioning in a thread with a Stop button (False: in the calling thread, for tests).
+        server: URL of a classroom model server (mmkit.classroom); default $MMKIT_MODEL_SERVER; "" for none.
+            With one, captions and maps come from that shared process and the model box is fixed.
     """
 
-    def __init__(self, model="blip-caption", background: bool = True):
+    def __init__(self, model="blip-caption", background: bool = True, server: str | None = None):
+        from mmkit.classroom import remote_url
+
+        self.server = (remote_url() if server is None else server.rstrip("/")) or None
         self.model = ModelChoice(model)
+        if self.server:
+            self.model.name.disabled = True
+            self.model.name.tooltip = "the classroom's shared model server chooses the model"
         self.picker = ImagePicker()
         self.decoding = DecodingControls()
         self.button = w.Button(description="Caption", button_style="primary", icon="comment")
         self.caption_html = w.HTML("<i>choose an image and press Caption</i>")
         self.notice = w.HTML("")  # out-of-domain notices of the last caption, under it (see Panel)
-        self.words = w.HBox([], layout=w.Layout(flex_flow="row wrap"))  # one button per caption word
+        self.words = wrap_row([])  # one button per caption word
         self.method = w.Dropdown(options=["attention"], value="attention", description="map",
-                                 layout=w.Layout(width="220px"))
-        self.attention = w.Image(format="png", layout=w.Layout(width="300px"))
+                                 layout=control_layout("220px"))
+        self.attention = w.Image(format="png", layout=w.Layout(width="300px", max_width="100%"))
         self.attention_note = w.HTML("")
         self.history_html = w.HTML("")
         self.export_json_button = w.Button(description="Export JSON", icon="download")
@@ -55,6 +66,7 @@ class CaptionApp(Panel):
         self.download = w.HTML("")  # download links made by the export buttons
         self.dialog_message = w.HTML("")
         self.dialog_ok = w.Button(description="OK", layout=w.Layout(width="80px"))
+        self.button.layout = w.Layout(width="auto", min_width="120px")
         self.dialog = w.VBox([w.HTML("<b style='color:#b00020'>Something went wrong</b>"), self.dialog_message,
                               self.dialog_ok],
                              layout=w.Layout(border="2px solid #b00020", padding="8px", margin="4px 0",
@@ -72,15 +84,28 @@ class CaptionApp(Panel):
         self.picker.error.observe(self._on_picker_error, names="value")
         right = w.VBox([self.model.box, self.decoding, self.button, self.caption_html, self.notice,
                         w.HTML("<b>Attention</b>: click a word to see where the model looked while writing it"),
-                        self.words, self.method, self.attention, self.attention_note])
+                        self.words, self.method, self.attention, self.attention_note],
+                       layout=w.Layout(flex="1 1 340px", min_width="0", max_width="100%"))
+        self.picker.layout.flex = "0 1 auto"
         super().__init__([
             w.HTML("<h3 style='margin:0'>Captioning app</h3>"), self.dialog,
-            w.HBox([self.picker, right]),
+            wrap_row([self.picker, right]),  # side by side on a laptop, top to bottom on a phone
             w.HTML("<b>History</b>"), self.history_html,
-            w.HBox([self.export_json_button, self.export_csv_button, self.clear_button]), self.download,
-        ], background)
+            wrap_row([self.export_json_button, self.export_csv_button, self.clear_button]), self.download,
+        ], background, layout=w.Layout(max_width="100%"))
         self._busy_buttons = [self.button]
         self._render_history()
+        if self.server:
+            self._show_server()
+
+    def _show_server(self) -> None:
+        """Name the classroom server's model in the one-line notice (or say that the server does not answer)."""
+        from mmkit.classroom import RemoteCaptioner
+
+        try:
+            self.model.info.value = model_notice_html(RemoteCaptioner(self.server, timeout=10).spec())
+        except Exception as e:  # the app still opens; the first caption says the same in its dialog
+            self.model.info.value = error_html(e)
 
     # -- errors as a dialog ----------------------------------------------------------------------
     def on_error(self, e: BaseException) -> None:
@@ -111,6 +136,10 @@ class CaptionApp(Panel):
 
         self.close_dialog()
 
+        if self.server:
+            self.run(self._remote_work, self._show_caption, "captioning...")
+            return
+
         def work(job):
             m, image, text = caption_picked(self.picker, self.decoding, self.model, job)
             job.check()
@@ -123,6 +152,16 @@ class CaptionApp(Panel):
             return m, text, maps, note
 
         self.run(work, self._show_caption, "captioning...")
+
+    def _remote_work(self, job):
+        """Caption through the classroom model server: (spec holder, caption, maps, note); no torch here."""
+        from mmkit.classroom import RemoteCaptioner
+
+        image = self.picker.require_image()
+        res = RemoteCaptioner(self.server).caption(image, **self.decoding.kwargs())
+        job.check()
+        self.model.info.value = model_notice_html(res.spec)
+        return res, res.caption, res.maps, res.map_note
 
     def _show_caption(self, res) -> None:
         m, text, maps, note = res
@@ -181,7 +220,8 @@ class CaptionApp(Panel):
             rows.append(f"<tr>{cells}</tr>")
         more = len(self.history) - HISTORY_SHOWN
         note = f"<div style='color:#666'>{more} older captions are in the export</div>" if more > 0 else ""
-        self.history_html.value = f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
+        self.history_html.value = (f"<div style='overflow-x:auto;max-width:100%'><table><tr>{head}</tr>"
+                                   f"{''.join(rows)}</table></div>{note}")
 
     def clear_history(self) -> None:
         self.history = []

@@ -9,31 +9,44 @@ METHODS = ("greedy", "beam", "sampling")
 class DecodingControls(w.VBox):
     """The decoding options of a captioning model; `kwargs()` gives the arguments of mmkit.caption.
 
-    Only the controls that the chosen method uses are enabled (beams for beam search; temperature,
-    top-p and seed for sampling).
+    Only the controls that the chosen method uses are shown (and enabled): beams for beam search;
+    temperature, top-p and seed for sampling; nothing extra for greedy. Rows wrap on narrow screens.
     """
 
     def __init__(self, method: str = "greedy", max_new_tokens: int = 30):
-        style = {"description_width": "110px"}
-        self.method = w.ToggleButtons(options=list(METHODS), value=method, description="decoding", style=style)
-        self.beams = w.IntSlider(value=3, min=2, max=8, description="beams", style=style)
+        from .base import control_layout, wrap_row
+
+        style = {"description_width": "86px"}  # "temperature" fits; the slider takes the rest of the width
+        self.method = w.ToggleButtons(options=list(METHODS), value=method, description="decoding", style=style,
+                                      layout=w.Layout(max_width="100%"))
+        self.method.style.button_width = "88px"  # three buttons and the label fit in 390 px
+        self.beams = w.IntSlider(value=3, min=2, max=8, description="beams", style=style, layout=control_layout())
         self.temperature = w.FloatSlider(value=1.0, min=0.1, max=2.0, step=0.1, description="temperature",
-                                         style=style)
-        self.top_p = w.FloatSlider(value=0.9, min=0.05, max=1.0, step=0.05, description="top-p", style=style)
-        self.max_tokens = w.IntSlider(value=max_new_tokens, min=1, max=60, description="max tokens", style=style)
-        self.seed = w.IntText(value=0, description="seed", style=style, layout=w.Layout(width="200px"))
+                                         style=style, layout=control_layout())
+        self.top_p = w.FloatSlider(value=0.9, min=0.05, max=1.0, step=0.05, description="top-p", style=style,
+                                   layout=control_layout())
+        self.max_tokens = w.IntSlider(value=max_new_tokens, min=1, max=60, description="max tokens", style=style,
+                                      layout=control_layout())
+        self.seed = w.IntText(value=0, description="seed", style=style, layout=control_layout("200px"))
         self.prompt = w.Text(value="", description="prompt", placeholder="optional start, e.g. 'a photography of'",
-                             style=style, layout=w.Layout(width="420px"))
+                             style=style, layout=control_layout())
         self.method.observe(lambda _: self._enable(), names="value")
         self._enable()
-        super().__init__([self.method, w.HBox([self.beams, self.max_tokens]),
-                          w.HBox([self.temperature, self.top_p]), w.HBox([self.seed]), self.prompt])
+        super().__init__([self.method, wrap_row([self.beams, self.temperature, self.top_p, self.seed]),
+                          wrap_row([self.max_tokens, self.prompt])], layout=w.Layout(max_width="100%"))
 
     def _enable(self) -> None:
+        """Show (and enable) only the controls of the chosen method."""
         m = self.method.value
-        self.beams.disabled = m != "beam"
-        for c in (self.temperature, self.top_p, self.seed):
-            c.disabled = m != "sampling"
+        for c, used in ((self.beams, m == "beam"), (self.temperature, m == "sampling"),
+                        (self.top_p, m == "sampling"), (self.seed, m == "sampling")):
+            c.disabled = not used
+            c.layout.display = None if used else "none"
+
+    def visible(self) -> list[str]:
+        """Descriptions of the method's controls that are shown now, e.g. ['beams', 'max tokens', 'prompt']."""
+        return [c.description for c in (self.beams, self.temperature, self.top_p, self.seed, self.max_tokens,
+                                        self.prompt) if c.layout.display != "none"]
 
     def kwargs(self) -> dict:
         """Keyword arguments for mmkit.caption (prompt only when one is typed); InputError on a value out of range.

@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import IPYWIDGETS_MAJOR, error_html, esc, preview_png
+from .base import IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, wrap_row
 
 MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
 SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
@@ -73,14 +73,17 @@ class ImagePicker(w.VBox):
         self.preview_size = preview_size
         self._callbacks: list = []
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload")
-        self.samples = w.Dropdown(options=[NONE] + sorted(SAMPLES), value=NONE, description="sample photo")
-        self.split = w.Dropdown(options=list(SPLITS), value="test", description="split",
-                                layout=w.Layout(width="180px"))
-        self.index = w.BoundedIntText(value=0, min=0, max=9999, description="scene #", layout=w.Layout(width="160px"))
+        self.samples = w.Dropdown(options=[NONE] + sorted(SAMPLES), value=NONE, description="sample photo",
+                                  style=LABEL_STYLE, layout=control_layout("260px"))
+        self.split = w.Dropdown(options=list(SPLITS), value="test", description="split", style=LABEL_STYLE,
+                                layout=control_layout("150px"))
+        self.index = w.BoundedIntText(value=0, min=0, max=9999, description="scene #", style=LABEL_STYLE,
+                                      layout=control_layout("130px"))
         self.objects = w.Dropdown(options=[("1-2 objects", (1, 2)), ("1 object", (1, 1)), ("2 objects", (2, 2))],
-                                  value=(1, 2), description="objects", layout=w.Layout(width="200px"))
-        self.generate = w.Button(description="Generate", icon="random")
-        self.preview = w.Image(format="png", layout=w.Layout(width=f"{preview_size}px"))
+                                  value=(1, 2), description="objects", style=LABEL_STYLE,
+                                  layout=control_layout("170px"))
+        self.generate = w.Button(description="Generate", icon="random", layout=w.Layout(width="auto"))
+        self.preview = w.Image(format="png", layout=w.Layout(width=f"{preview_size}px", max_width="100%"))
         self.caption = w.HTML("<i>no image yet</i>")  # where the image came from (escaped)
         self.error = w.HTML("")
         if IPYWIDGETS_MAJOR >= 8:
@@ -92,19 +95,19 @@ class ImagePicker(w.VBox):
         # Colab: its own upload dialog and a path box (FileUpload stays an attribute, not shown)
         self.colab_upload = w.Button(description="Upload from computer", icon="upload",
                                      layout=w.Layout(width="200px"))
-        self.path = w.Text(value="", placeholder="/content/photo.jpg", description="or a path",
-                           layout=w.Layout(width="320px"))
+        self.path = w.Text(value="", placeholder="/content/photo.jpg", description="or a path", style=LABEL_STYLE,
+                           layout=control_layout("320px"))
         self.open_path = w.Button(description="Open", layout=w.Layout(width="80px"))
         self.colab_upload.on_click(lambda _: self.upload_from_colab())
         self.open_path.on_click(lambda _: self.open_file())
-        upload_row = ([w.HBox([self.colab_upload, self.samples]), w.HBox([self.path, self.open_path])] if self.colab
-                      else [w.HBox([self.upload, self.samples])])
+        upload_row = ([wrap_row([self.colab_upload, self.samples]), wrap_row([self.path, self.open_path])]
+                      if self.colab else [wrap_row([self.upload, self.samples])])
         super().__init__([
             w.HTML(f"<b>Image</b>: upload one (up to {max_upload_mb:g} MB), pick a sample photo, or generate a scene"),
             *upload_row,
-            w.HBox([self.split, self.index, self.objects, self.generate]),
+            wrap_row([self.split, self.index, self.objects, self.generate]),
             self.preview, self.caption, self.error,
-        ])
+        ], layout=w.Layout(max_width="100%"))
         if source == "shapes":
             self.choose_scene()
         elif source == "sample":

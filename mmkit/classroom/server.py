@@ -1,0 +1,130 @@
+"""ModelServer: one process holds a captioning model and answers caption + attention-map requests over HTTP.
+
+POST /caption  {"image": base64 PNG, "kwargs": {...mmkit.caption options}}
+   -> {"caption", "model": {name, source, chosen_by}, "notices": [...], "words": [...], "methods": [...],
+       "maps": {method: (n_words, gh, gw) nested lists}, "map_error": "", "seconds"}
+GET  /health   -> {"ok": true, "model": {name, source, chosen_by}, "served": n}
+Requests run one at a time (a lock): the model's attention switch and torch's threads are shared, and on
+a small machine two generate calls at once take as long as two in a row. Binds 127.0.0.1 by default.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..errors import InputError
+from ..notices import capture_notices
+
+MAX_BODY = 40 * 1024 * 1024  # bytes of one request (an image of up to ~20 MB, base64)
+ALLOWED = {"max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "seed", "prompt"}  # caption kwargs
+
+
+def fit_tokens(m, kwargs: dict) -> dict:
+    """Lower max_new_tokens to what the model's position table holds (as DecodingControls.fit does)."""
+    cfg = getattr(m.model.config, "text_config", m.model.config)
+    limit = getattr(cfg, "max_position_embeddings", None)
+    if not isinstance(limit, int) or "max_new_tokens" not in kwargs:
+        return kwargs
+    used = len(m.processor.tokenizer(kwargs["prompt"])["input_ids"]) - 1 if kwargs.get("prompt") else 1
+    return dict(kwargs, max_new_tokens=min(int(kwargs["max_new_tokens"]), max(1, limit - used)))
+
+
+class ModelServer:
+    """Serve caption + per-word attention maps of one model on host:port (port 0: a free one).
+
+    Args:
+        model: a model name or path for mmkit.load_model (default the "blip-caption" family).
+        host, port: where to listen; 127.0.0.1 keeps it on this machine.
+    """
+
+    def __init__(self, model: str = "blip-caption", host: str = "127.0.0.1", port: int = 0):
+        import mmkit
+
+        self.m = mmkit.load_model(model)
+        self.lock = threading.Lock()
+        self.served = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet: one line per request would flood a class's log
+                pass
+
+            def _reply(self, code: int, obj: dict) -> None:
+                body = json.dumps(obj).encode("utf-8")
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                if self.path == "/health":
+                    spec = server.m.spec
+                    self._reply(200, {"ok": True, "model": {"name": spec.name, "source": spec.source,
+                                                            "chosen_by": spec.chosen_by}, "served": server.served})
+                else:
+                    self._reply(404, {"error": f"no such path {self.path}; use /health or POST /caption"})
+
+            def do_POST(self):  # noqa: N802
+                if self.path != "/caption":
+                    self._reply(404, {"error": f"no such path {self.path}; POST /caption"})
+                    return
+                n = int(self.headers.get("Content-Length") or 0)
+                if not 0 < n <= MAX_BODY:
+                    self._reply(413, {"error": f"request of {n} bytes; send one image of at most 20 MB"})
+                    return
+                try:
+                    req = json.loads(self.rfile.read(n))
+                    self._reply(200, server.caption(base64.b64decode(req["image"]), req.get("kwargs") or {}))
+                except InputError as e:
+                    self._reply(400, {"error": str(e), "input_error": True})
+                except Exception as e:  # one bad request must not stop the class's server
+                    self._reply(500, {"error": f"{type(e).__name__}: {e}"})
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self.thread: threading.Thread | None = None
+
+    def caption(self, image_bytes: bytes, kwargs: dict) -> dict:
+        """Caption one image (bytes of any format load_image reads) and compute each word's maps."""
+        import mmkit
+
+        bad = set(kwargs) - ALLOWED
+        if bad:
+            raise InputError(f"unknown caption options {sorted(bad)}; use {sorted(ALLOWED)}")
+        image = mmkit.load_image(image_bytes)
+        t = time.perf_counter()
+        with self.lock, capture_notices() as notices:
+            text = mmkit.caption(self.m, image, **fit_tokens(self.m, kwargs))
+            words, methods, maps, map_error = [], [], {}, ""
+            if text:
+                try:
+                    am = mmkit.attention_maps(self.m, image, text=text)
+                    words, methods = list(am.words), list(am.methods)
+                    maps = {k: [am.for_token(i, method=k).round(5).tolist() for i in range(len(words))]
+                            for k in methods}  # each (gh, gw)
+                except Exception as e:  # the caption still counts; say why there is no map
+                    map_error = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+            self.served += 1
+        spec = self.m.spec
+        return {"caption": text, "model": {"name": spec.name, "source": spec.source, "chosen_by": spec.chosen_by},
+                "notices": list(notices), "words": words, "methods": methods, "maps": maps,
+                "map_error": map_error, "seconds": round(time.perf_counter() - t, 4)}
+
+    def start(self) -> "ModelServer":
+        """Serve in a background thread (for tests and notebooks); `serve_forever` blocks instead."""
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
