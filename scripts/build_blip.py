@@ -23,7 +23,7 @@ from mmkit.train import blip  # noqa: E402
 
 NAMES = {"caption": "shapes-blip-caption", "vqa": "shapes-blip-vqa", "itm": "shapes-blip-itm"}
 FAMILIES = {"caption": "blip-caption", "vqa": "blip-vqa", "itm": "blip-itm"}
-RECIPES = {  # head -> TrainConfig overrides
+RECIPES = {  # head -> BlipTrainConfig overrides
     # 9000 steps: with the whole-word vocabulary of `train_wordpiece`, 3000 steps reach 0.77 exact match and
     # 6000 steps 0.806 (measured 2026-11-24), too close to the 0.80 target
     "caption": dict(steps=9000, batch_size=32, lr=3e-3, n_train=30000),
@@ -59,7 +59,7 @@ def build(head: str, out: Path, seed: int = 0, progress: bool = True, overrides:
 
     seed_everything(seed)
     arch = blip.BlipShapesConfig(**ARCH)
-    cfg = blip.TrainConfig(seed=seed, **{**RECIPES[head], **(overrides or {})})
+    cfg = blip.BlipTrainConfig(seed=seed, **{**RECIPES[head], **(overrides or {})})
     processor = blip.build_processor(arch)
     model = blip.new_model(head, blip.blip_config(arch, processor.tokenizer))
     init = None
@@ -184,7 +184,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="override a TrainConfig or BlipShapesConfig field, e.g. steps=500 vision_layers=2 (experiments)")
+                    help="override a BlipTrainConfig or BlipShapesConfig field, e.g. steps=500 vision_layers=2 (experiments)")
     a = ap.parse_args(argv)
     import dataclasses
 

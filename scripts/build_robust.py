@@ -79,7 +79,7 @@ def train_blip(name: str, base: Path, out: Path, r: dict) -> dict:
     head = {"shapes-blip-caption": "caption", "shapes-blip-vqa": "vqa", "shapes-blip-itm": "itm"}[name]
     model = getattr(transformers, blip.HEADS[head]).from_pretrained(base / name)
     processor = AutoProcessor.from_pretrained(base / name)
-    cfg = blip.TrainConfig(**r)
+    cfg = blip.BlipTrainConfig(**r)
     data = blip.ShapesTensors(cfg.n_train, blip.BlipShapesConfig(), seed=cfg.seed, style=cfg.style, empty=cfg.empty)
     stats = blip.train(head, model, processor.tokenizer, data, cfg, progress=True)
     model.save_pretrained(out / name)
@@ -95,7 +95,7 @@ def train_vilt(name: str, base: Path, out: Path, r: dict) -> dict:
 
     model = ViltForQuestionAnswering.from_pretrained(base / name)
     processor = ViltProcessor.from_pretrained(base / name)
-    train = vilt.TrainConfig(steps=r["steps"], lr=r["lr"], n_train=r["n_train"], seed=r["seed"], style=r["style"],
+    train = vilt.ViltTrainConfig(steps=r["steps"], lr=r["lr"], n_train=r["n_train"], seed=r["seed"], style=r["style"],
                              empty=r["empty"])
     c0 = time.process_time()
     model, processor, info = vilt.train_vilt_vqa(vilt.ViltShapesConfig(), train, processor=processor, model=model)

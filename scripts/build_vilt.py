@@ -28,7 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="data/models", help="parent folder of the model directory")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: TrainConfig.steps)")
+    ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: ViltTrainConfig.steps)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the model, the data order and the scenes")
     ap.add_argument("--eval-scenes", type=int, default=1000, help="held-out ShapesWorld(split='test') scenes")
     ap.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
@@ -38,11 +38,11 @@ def main() -> None:
 
     import mmkit
     from mmkit.data import ShapesWorld
-    from mmkit.train.vilt import TrainConfig, ViltShapesConfig, evaluate_vqa, n_params, train_vilt_vqa
+    from mmkit.train.vilt import ViltTrainConfig, ViltShapesConfig, evaluate_vqa, n_params, train_vilt_vqa
 
     torch.set_num_threads(args.threads)
     arch = ViltShapesConfig()
-    train = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    train = ViltTrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
     model, processor, info = train_vilt_vqa(arch, train, progress=not args.no_progress)
 
     out = Path(args.out) / NAME

@@ -5,7 +5,7 @@ import torch
 from mmkit.data import ShapesWorld
 from mmkit.fusion.compare import Budget, Results, prepare, robustness, text_only_baseline
 from mmkit.fusion.encoders import cell_accuracy, pretrain_image_encoder
-from mmkit.fusion.model import FusionModel, TrainConfig, evaluate, train
+from mmkit.fusion.model import FusionModel, FusionTrainConfig, evaluate, train
 from mmkit.fusion.pointing import box_fraction, pointing_game
 
 BUDGET = Budget(n_train=1000, n_test=200)
@@ -44,7 +44,7 @@ def test_cross_attention_answers_and_points_at_the_named_object(vqa):
     _, tr, te = vqa
     torch.manual_seed(0)
     model = FusionModel("cross_attention", len(tr.classes))
-    res = train(model, tr, TrainConfig(steps=400))
+    res = train(model, tr, FusionTrainConfig(steps=400))
     assert res.history[-1]["loss"] < res.history[0]["loss"] * 0.5
     acc = evaluate(model, te)
     baseline = text_only_baseline("vqa", BUDGET)
@@ -63,13 +63,13 @@ def test_training_is_deterministic_and_stoppable(vqa):
     a = FusionModel("gated", len(tr.classes))
     torch.manual_seed(0)
     b = FusionModel("gated", len(tr.classes))
-    ra = train(a, tr, TrainConfig(steps=20, log_every=10, seed=3))
-    rb = train(b, tr, TrainConfig(steps=20, log_every=10, seed=3))
+    ra = train(a, tr, FusionTrainConfig(steps=20, log_every=10, seed=3))
+    rb = train(b, tr, FusionTrainConfig(steps=20, log_every=10, seed=3))
     assert [p["loss"] for p in ra.history] == [p["loss"] for p in rb.history]
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     stop = threading.Event()
     stop.set()
-    r = train(FusionModel("sum", len(tr.classes)), tr, TrainConfig(steps=20), stop_event=stop)
+    r = train(FusionModel("sum", len(tr.classes)), tr, FusionTrainConfig(steps=20), stop_event=stop)
     assert r.stopped and r.history == []
 
 

@@ -73,5 +73,5 @@ def test_training_steps_use_both_auxiliary_losses(processor, monkeypatch):
 
     monkeypatch.setattr(vilt, "_forward_with_aux_losses", spy)
     arch = vilt.ViltShapesConfig(hidden=32, heads=2, mlp=64, layers=1)
-    vilt.train_vilt_vqa(arch, vilt.TrainConfig(steps=3, batch_size=16, n_train=30), progress=False, processor=processor)
+    vilt.train_vilt_vqa(arch, vilt.ViltTrainConfig(steps=3, batch_size=16, n_train=30), progress=False, processor=processor)
     assert len(calls) == 3 and all(a > 0 for a, _ in calls) and any(w > 0 for _, w in calls)

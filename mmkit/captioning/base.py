@@ -16,11 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.shapes import PIXEL_MEAN, PIXEL_STD
 from ..errors import InputError
+from ..train.common import adamw, flat_if, param_groups
 from .decoding import Decoded, decode
 from .encoders import build_encoder, images_to_uint8
 
 REGISTRY: dict[str, type] = {}  # kind name -> Captioner subclass (filled by @register)
+
+
+# no weight decay on norms, embeddings and position tables
+FLAT = flat_if("norm", "ln_", "embed", "wte", "wpe", suffixes=("pos",))
 
 
 @dataclass
@@ -32,8 +38,8 @@ class CaptionerConfig:
     dim: int = 128  # width of the projected image features and of the word embeddings
     max_len: int = 32  # longest caption in tokens, start and end included
     channels: tuple = (32, 64, 128)  # "scratch" only: widths of the CNN's three stride-2 stages
-    mean: tuple = (0.892, 0.891, 0.896)  # "scratch" only: per-channel pixel mean of ShapesWorld images
-    std: tuple = (0.186, 0.172, 0.174)  # "scratch" only: per-channel pixel std of ShapesWorld images
+    mean: tuple = PIXEL_MEAN  # "scratch" only: per-channel pixel mean of ShapesWorld images
+    std: tuple = PIXEL_STD  # "scratch" only: per-channel pixel std of ShapesWorld images
 
 
 @dataclass
@@ -167,7 +173,7 @@ class Captioner(nn.Module):
                 texts.append(ref)
         rows = torch.tensor(rows)  # (P,) image of each (image, caption) pair
         ids = self.encode_text(texts)  # (P, T)
-        opt = torch.optim.AdamW(self._param_groups(cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
+        opt = adamw(param_groups(self.named_parameters(), cfg.weight_decay, FLAT), cfg.lr)
         sched = get_linear_schedule_with_warmup(opt, max(1, int(cfg.warmup * cfg.steps)), cfg.steps)
         gen = torch.Generator().manual_seed(cfg.seed)
         order, pos, losses = torch.randperm(len(rows), generator=gen), 0, []
@@ -199,14 +205,6 @@ class Captioner(nn.Module):
         if cfg.checkpoint_dir:
             self.save(cfg.checkpoint_dir)
         return {"loss": losses, "seconds": round(seconds, 1), "steps": cfg.steps}
-
-    def _param_groups(self, weight_decay: float) -> list[dict]:
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                flat = p.ndim < 2 or name.endswith("pos") or any(k in name for k in ("norm", "ln_", "embed", "wte", "wpe"))
-                (no_decay if flat else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     # -- generation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -307,11 +305,11 @@ def plot_losses(histories, ax=None, smooth: int = 20):
     """Training loss curves: histories is one `fit` result or {name: result}. Returns the Figure."""
     import numpy as np
 
-    from ..viz.scenes import _new_figure
+    from ..viz import new_figure
 
     if isinstance(histories, dict) and "loss" in histories:
         histories = {"loss": histories}
-    fig = ax.figure if ax is not None else _new_figure((6, 3.5))
+    fig = ax.figure if ax is not None else new_figure((6, 3.5))
     ax = ax if ax is not None else fig.subplots()
     for name, h in histories.items():
         y = np.asarray(h["loss"], dtype=float)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..data.images import load_image
+from ..data.shapes import PIXEL_MEAN, PIXEL_STD
 from ..fusion.encoders import position_2d
 
 
@@ -62,7 +63,7 @@ class ConvEncoder(nn.Module):
     trainable = True
 
     def __init__(self, image_size: int = 64, channels: tuple = (32, 64, 128), dim: int = 128,
-                 mean=(0.892, 0.891, 0.896), std=(0.186, 0.172, 0.174)):
+                 mean=PIXEL_MEAN, std=PIXEL_STD):
         super().__init__()
         c1, c2, c3 = channels
         self.net = nn.Sequential(

@@ -47,9 +47,9 @@ def plot_comparison(results: dict, metrics: Sequence[str] = ("exact_match", "BLE
     """Grouped bars, one group per metric (CIDEr divided by 10 to share the 0-1 axis). Returns the Figure."""
     import numpy as np
 
-    from ..viz.scenes import _new_figure
+    from ..viz import new_figure
 
-    fig = ax.figure if ax is not None else _new_figure((7, 3.5))
+    fig = ax.figure if ax is not None else new_figure((7, 3.5))
     ax = ax if ax is not None else fig.subplots()
     names = list(results)
     x = np.arange(len(metrics))
@@ -74,11 +74,11 @@ def plot_word_attention(image, words: Sequence[str], maps, boxes=None, cols: int
     import numpy as np
 
     from ..viz.attention import overlay
-    from ..viz.scenes import _new_figure
+    from ..viz import new_figure
 
     T = len(words)
     rows = (T + cols - 1) // cols
-    fig = _new_figure((1.8 * min(T, cols), 2.0 * rows))
+    fig = new_figure((1.8 * min(T, cols), 2.0 * rows))
     axes = np.atleast_1d(fig.subplots(rows, min(T, cols))).ravel()
     for ax, word, heat in zip(axes, words, maps):
         overlay(image, np.asarray(heat, dtype=np.float32), ax=ax, title=word, colorbar=False, boxes=boxes)

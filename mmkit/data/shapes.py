@@ -23,6 +23,8 @@ QUESTION_KINDS = ("count", "exists", "color", "shape", "size", "position")
 HELD_OUT = (("red", "triangle"), ("green", "circle"), ("blue", "square"))
 SPLITS = {"train": 0, "val": 1, "test": 2, "comp_train": 3, "comp_test": 4}  # split -> seed-stream id
 BACKGROUND = (240, 240, 240)
+PIXEL_MEAN = (0.892, 0.891, 0.896)  # per-channel pixel mean of plain ShapesWorld images (in [0, 1])
+PIXEL_STD = (0.186, 0.172, 0.174)  # per-channel pixel std of plain ShapesWorld images
 NO_SHAPES = "there are no shapes"  # the caption of a scene with no objects
 
 

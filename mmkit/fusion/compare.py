@@ -14,7 +14,7 @@ import torch
 from ..errors import InputError
 from .data import RELATIONAL, task_splits
 from .encoders import encode_images, pretrain_image_encoder, to_pixels
-from .model import FusionModel, TrainConfig, evaluate, train
+from .model import FusionModel, FusionTrainConfig, evaluate, train
 from .registry import REGISTRY, level
 
 DEFAULT_METHODS = ("concat", "sum", "gated", "bilinear", "tensor", "film", "cross_attention", "co_attention",
@@ -34,8 +34,8 @@ class Budget:
         """The CI budget: fewer steps and scenes, still enough to learn (about 15-30 s per method)."""
         return cls(n_train=1000, n_test=250, steps=500)
 
-    def train_config(self, seed: int = 0, modality_dropout: float = 0.0) -> TrainConfig:
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=seed,
+    def train_config(self, seed: int = 0, modality_dropout: float = 0.0) -> FusionTrainConfig:
+        return FusionTrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=seed,
                            modality_dropout=modality_dropout)
 
 

@@ -67,7 +67,7 @@ class FusionModel(nn.Module):
 
 
 @dataclass
-class TrainConfig:
+class FusionTrainConfig:
     steps: int = 1200  # optimiser steps (about a minute per method on one CPU core)
     batch_size: int = 64  # examples per step
     lr: float = 2e-3  # AdamW peak learning rate (one-cycle schedule)
@@ -87,7 +87,7 @@ class TrainResult:
     stopped: bool = False  # True when stop_event ended training early
 
 
-def train(model: FusionModel, data, config: TrainConfig | None = None, callback=None, stop_event=None) -> TrainResult:
+def train(model: FusionModel, data, config: FusionTrainConfig | None = None, callback=None, stop_event=None) -> TrainResult:
     """Train a FusionModel on a TaskData with cross-entropy.
 
     Args:
@@ -97,7 +97,7 @@ def train(model: FusionModel, data, config: TrainConfig | None = None, callback=
         callback: called as callback(point) every log_every steps with {"step", "loss", "acc"}.
         stop_event: a threading.Event; training stops at the next step once it is set.
     """
-    c = config or TrainConfig()
+    c = config or FusionTrainConfig()
     torch.manual_seed(c.seed)
     g = torch.Generator().manual_seed(c.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)

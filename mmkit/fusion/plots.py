@@ -9,9 +9,9 @@ import numpy as np
 
 def new_figure(figsize):
     """A pyplot-free Figure with constrained layout (shown as PNG in a fresh IPython kernel too)."""
-    from ..viz.scenes import _new_figure
+    from ..viz import new_figure
 
-    return _new_figure(figsize)
+    return new_figure(figsize)
 
 
 def plot_results(results, kinds=None, title: str | None = None):

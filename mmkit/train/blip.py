@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..data.shapes import PIXEL_MEAN, PIXEL_STD
+from .common import adamw, flat_if, param_groups, warmup_linear
+
 DEC_TOKEN = "[DEC]"  # BLIP's decoder start token (text_config.bos_token_id)
 HEADS = {"caption": "BlipForConditionalGeneration", "vqa": "BlipForQuestionAnswering",
          "itm": "BlipForImageTextRetrieval"}
@@ -30,12 +33,12 @@ class BlipShapesConfig:
     text_layers: int = 2  # text layers, each with self- and cross-attention
     max_text_len: int = 40  # position embeddings (the longest ShapesWorld question is ~16 tokens)
     image_text_hidden: int = 128  # ITC projection width (BlipForImageTextRetrieval)
-    mean: tuple = (0.892, 0.891, 0.896)  # per-channel pixel mean of ShapesWorld images
-    std: tuple = (0.186, 0.172, 0.174)  # per-channel pixel std of ShapesWorld images
+    mean: tuple = PIXEL_MEAN  # per-channel pixel mean of ShapesWorld images
+    std: tuple = PIXEL_STD  # per-channel pixel std of ShapesWorld images
 
 
 @dataclass
-class TrainConfig:
+class BlipTrainConfig:
     """One training run of one BLIP head."""
 
     steps: int = 1500  # optimiser steps
@@ -279,15 +282,10 @@ LOSSES = {"caption": caption_loss, "vqa": vqa_loss, "itm": itm_loss}
 # the loop
 # ------------------------------------------------------------------------------------------------
 
-def _param_groups(model, weight_decay: float):
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 or "norm" in name.lower() or "embedding" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+FLAT = flat_if("norm", "embedding", lower=True)  # no weight decay on norms and embeddings
 
 
-def train(head: str, model, tokenizer, data: ShapesTensors, cfg: TrainConfig, progress: bool = True) -> dict:
+def train(head: str, model, tokenizer, data: ShapesTensors, cfg: BlipTrainConfig, progress: bool = True) -> dict:
     """Train one head in place. Returns {'train_seconds', 'final_loss', 'losses' (EMA every 50 steps), ...}.
 
     Args:
@@ -302,10 +300,8 @@ def train(head: str, model, tokenizer, data: ShapesTensors, cfg: TrainConfig, pr
     seed_everything(cfg.seed)
     rng = random.Random(cfg.seed)
     model.train()
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
-    warm = max(1, int(cfg.warmup * cfg.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm)))
+    opt = adamw(param_groups(model.named_parameters(), cfg.weight_decay, FLAT), cfg.lr)
+    sched = warmup_linear(opt, int(cfg.warmup * cfg.steps), cfg.steps)
     order = np.random.default_rng(cfg.seed).permutation(len(data))
     kwargs = {"itm": {"itc_weight": cfg.itc_weight, "rng": rng},
               "vqa": {"questions_per_image": cfg.questions_per_image, "rng": rng}}.get(head, {})
@@ -343,7 +339,7 @@ def _cpu_bf16() -> bool:
         return False
 
 
-def recipe(arch: BlipShapesConfig, cfg: TrainConfig) -> dict:
+def recipe(arch: BlipShapesConfig, cfg: BlipTrainConfig) -> dict:
     """The hyper-parameters of a run as a JSON-able dict (for mmkit.json and README.md)."""
     d = {**asdict(arch), **{k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra}
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..data.shapes import COLORS, SHAPES, SIZES
+from .common import adamw, param_groups
 
 LABELS = [f"{c} {s}" for c in COLORS for s in SHAPES]  # the 9 zero-shot labels: "red circle", ...
 TEMPLATE = "a {}"  # default zero-shot prompt; "a red circle" is also a training text
@@ -300,10 +301,7 @@ def train_contrastive(model, processor, cfg: ContrastiveConfig | None = None,
     image_size = (ip.crop_size if ip.do_center_crop else ip.size)["height"]
     pool = pool or ScenePool(cfg, image_size=image_size)
     dev = next(model.parameters()).device
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    opt = adamw(param_groups(model.named_parameters(), cfg.weight_decay), cfg.lr)  # 1-D tensors undecayed
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:

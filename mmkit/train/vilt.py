@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..attention.faithfulness import target_objects
+from ..data.shapes import PIXEL_MEAN, PIXEL_STD
+from .common import adamw, flat_if, param_groups, warmup_linear
 from ..data.styles import fit_scene
 
 
@@ -41,12 +43,12 @@ class ViltShapesConfig:
     layers: int = 4  # transformer layers (one stream: text and image tokens together)
     max_text_len: int = 40  # text position embeddings (the longest ShapesWorld question is ~14 tokens)
     sincos_init: bool = True  # start the image position embeddings from 2-D sin-cos (they stay trainable)
-    mean: tuple = (0.892, 0.891, 0.896)  # per-channel pixel mean of ShapesWorld images
-    std: tuple = (0.186, 0.172, 0.174)  # per-channel pixel std of ShapesWorld images
+    mean: tuple = PIXEL_MEAN  # per-channel pixel mean of ShapesWorld images
+    std: tuple = PIXEL_STD  # per-channel pixel std of ShapesWorld images
 
 
 @dataclass
-class TrainConfig:
+class ViltTrainConfig:
     """One ViLT VQA training run."""
 
     steps: int = 2000  # optimiser steps
@@ -237,15 +239,10 @@ def _batch(data: dict, idx):
 # training
 # ------------------------------------------------------------------------------------------------
 
-def _param_groups(model, weight_decay: float):
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        plain = p.ndim < 2 or "embeddings" in name or "LayerNorm" in name or "layernorm" in name
-        (no_decay if plain else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+FLAT = flat_if("embeddings", "LayerNorm", "layernorm")  # no weight decay on embeddings and norms
 
 
-def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConfig = TrainConfig(),
+def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: ViltTrainConfig = ViltTrainConfig(),
                    progress: bool = True, processor=None, model=None):
     """Train ViltForQuestionAnswering on ShapesWorld(split="train") questions with cross-entropy.
 
@@ -268,17 +265,15 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: TrainConf
     data = encode_qa(processor, [fit_scene(s, arch.image_size) for s in scenes])
     n_pairs = len(data["label"])
     model = model if model is not None else build_model(arch, processor.tokenizer, seed=train.seed)
-    groups = _param_groups(model, train.weight_decay)
+    groups = param_groups(model.named_parameters(), train.weight_decay, FLAT)
     aux_head = None
     if train.patch_aux > 0 or train.word_aux > 0:  # training-only head on the image and word tokens
         aux_head = torch.nn.Linear(arch.hidden, N_PATCH_LABELS)
         groups[0]["params"].append(aux_head.weight)
         groups[1]["params"].append(aux_head.bias)
-    opt = torch.optim.AdamW(groups, lr=train.lr, betas=(0.9, 0.98))
+    opt = adamw(groups, train.lr)
     params = list(model.parameters()) + (list(aux_head.parameters()) if aux_head is not None else [])
-    warm = max(1, int(train.warmup * train.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (train.steps - s) / max(1, train.steps - warm))))
+    sched = warmup_linear(opt, int(train.warmup * train.steps), train.steps)
     gen = torch.Generator().manual_seed(train.seed)
     weights = torch.tensor([train.kind_weights.get(k, 1.0) for k in data["kind"]])  # (Q,) sampling weight per pair
     losses, correct, seen = [], 0, 0

@@ -2,8 +2,8 @@
 from .attention import caption_strip, compare_methods, layer_head_grid, overlay
 from .curves import perturbation_curves
 from .headview import figure_png, head_scores, head_view
-from .scenes import image_grid, scene_card, scene_grid
+from .scenes import draw_boxes, image_grid, new_figure, scene_card, scene_grid
 from .text import plain
 
-__all__ = ["caption_strip", "compare_methods", "figure_png", "head_scores", "head_view", "image_grid",
-           "layer_head_grid", "overlay", "perturbation_curves", "plain", "scene_card", "scene_grid"]
+__all__ = ["caption_strip", "compare_methods", "draw_boxes", "figure_png", "head_scores", "head_view", "image_grid",
+           "layer_head_grid", "new_figure", "overlay", "perturbation_curves", "plain", "scene_card", "scene_grid"]

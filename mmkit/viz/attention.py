@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scenes import _draw_boxes, _new_figure
+from .scenes import draw_boxes, new_figure
 from .text import plain
 
 
 def _fig_ax(ax, figsize):
     if ax is not None:
         return ax.figure, ax
-    fig = _new_figure(figsize)
+    fig = new_figure(figsize)
     return fig, fig.subplots()
 
 
@@ -34,7 +34,7 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
     im = ax.imshow(np.asarray(heat, dtype=np.float32), cmap=cmap, alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                    interpolation="bilinear")
     if boxes:
-        _draw_boxes(ax, boxes)
+        draw_boxes(ax, boxes)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
@@ -49,7 +49,7 @@ def caption_strip(maps, words=None, method: str | None = None, layer=None, head=
                   alpha: float = 0.55, boxes=None):
     """Each word of the text shown with its map, left to right. Returns the Figure."""
     idx = [maps.index(w) for w in words] if words is not None else list(range(len(maps.words)))
-    fig = _new_figure((1.9 * max(1, len(idx)), 2.3))
+    fig = new_figure((1.9 * max(1, len(idx)), 2.3))
     axes = np.atleast_1d(fig.subplots(1, max(1, len(idx))))
     for ax, i in zip(axes, idx):
         heat = maps.for_token(i, layer=layer, head=head, agg=agg, method=method)
@@ -63,7 +63,7 @@ def layer_head_grid(maps, word, alpha: float = 0.55):
     L, H = maps.layers, maps.heads
     if L == 0:
         raise ValueError(f"{maps.model} has no attention layers to show; use overlay() with its {maps.methods}")
-    fig = _new_figure((1.4 * H + 0.5, 1.4 * L + 0.4))
+    fig = new_figure((1.4 * H + 0.5, 1.4 * L + 0.4))
     axes = np.array(fig.subplots(L, H, squeeze=False))
     for l in range(L):
         for h in range(H):
@@ -80,7 +80,7 @@ def layer_head_grid(maps, word, alpha: float = 0.55):
 def compare_methods(maps, word, methods=None, alpha: float = 0.55, boxes=None):
     """One word's map by each available method side by side (raw attention, rollout, relevance, ...)."""
     methods = methods or maps.methods
-    fig = _new_figure((2.6 * len(methods), 2.6))
+    fig = new_figure((2.6 * len(methods), 2.6))
     axes = np.atleast_1d(fig.subplots(1, len(methods)))
     for ax, meth in zip(axes, methods):
         overlay(maps.image, maps.for_token(word, method=meth), ax=ax, alpha=alpha, title=meth, colorbar=True,

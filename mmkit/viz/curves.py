@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scenes import _new_figure
+from .scenes import new_figure
 from .text import plain
 
 
@@ -17,7 +17,7 @@ def perturbation_curves(results, title: str | None = None):
     results = list(results.values()) if isinstance(results, dict) else list(results)
     if not results:
         raise ValueError("no perturbation results to draw; pass what mmkit.attention.perturbation returned")
-    fig = _new_figure((7.2, 2.8))
+    fig = new_figure((7.2, 2.8))
     axes = fig.subplots(1, 2)
     for ax, kind in zip(axes, ("deletion", "insertion")):
         for p in results:
