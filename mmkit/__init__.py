@@ -12,25 +12,22 @@ from .video import answer_video, caption_video, search_video
 
 __version__ = "0.1.0"
 
+
 # Sub-modules that cost an import (torch, matplotlib, ...) load on first use: `import mmkit; mmkit.fusion.list()`.
-_LAZY = ("annotations", "attention", "captioning", "cli", "config", "data", "exercises", "fusion", "jobs", "metrics",
-         "models", "notices", "speedups", "tasks", "testing", "train", "video", "viz")
-
-
 def __getattr__(name: str):
     """Import the sub-module `mmkit.<name>` the first time it is read (PEP 562)."""
-    if name in _LAZY:
-        import importlib
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":  # a dependency of the sub-module is missing: say which
-                raise
+    import importlib
+    import importlib.util
+
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'mmkit' has no attribute {name!r}")
 
 
 def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+    import pkgutil
+
+    return sorted(set(globals()) | {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")})
 
 
 __all__ = ["AttentionMaps", "InputError", "Loaded", "OutOfDomainWarning", "ResourceError", "ShapesWorld", "answer", "attention_maps", "caption", "config", "data", "embed_images",

@@ -26,12 +26,16 @@ def test_issue_one_liner():
     assert _run("import mmkit; mmkit.fusion.list(); mmkit.metrics; print('ok')") == "ok"
 
 
-@pytest.mark.parametrize("name", ["fusion", "metrics", "viz", "attention", "captioning", "train", "annotations",
-                                  "exercises", "testing", "data", "tasks", "video"])
-def test_submodule_resolves_on_first_use(name):
-    # in a fresh interpreter the sub-module is not loaded by `import mmkit` alone (except the cheap ones it uses)
-    out = _run(f"import sys, mmkit; m = mmkit.{name}; print(m.__name__, sys.modules['mmkit.{name}'] is m)")
-    assert out == f"mmkit.{name} True"
+def test_submodules_resolve_on_first_use():
+    # one fresh interpreter: after `import mmkit` alone, each name is the sub-module itself, imported on first read
+    names = ["fusion", "metrics", "viz", "attention", "captioning", "train", "annotations", "exercises", "testing",
+             "data", "tasks", "video"]
+    code = ("import sys, mmkit\n"
+            f"for name in {names!r}:\n"
+            "    m = getattr(mmkit, name)\n"
+            "    assert m is sys.modules['mmkit.' + name] and m.__name__ == 'mmkit.' + name, name\n"
+            "print('ok')")
+    assert _run(code) == "ok"
 
 
 def test_unknown_name_is_attribute_error():
@@ -43,3 +47,12 @@ def test_unknown_name_is_attribute_error():
 
 def test_from_import_still_works():
     _run("from mmkit import fusion, metrics; from mmkit.fusion import GatedFusion; print(fusion.GatedFusion is GatedFusion)")
+
+
+def test_every_submodule_is_listed_and_private_names_are_not_imported():
+    import pkgutil
+
+    names = {m.name for m in pkgutil.iter_modules(mmkit.__path__) if not m.name.startswith("_")}
+    assert {"fusion", "metrics", "viz", "train", "captioning"} <= names <= set(dir(mmkit))
+    with pytest.raises(AttributeError):
+        mmkit.__main__  # noqa: B018  the CLI entry point: never run by an attribute read
