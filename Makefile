@@ -31,7 +31,7 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install lab test test-fast demo models clean app test-widgets7 student instructor test-browser test-hub \
-  test-colab
+  test-colab book
 
 help:
 	@echo "make lab     open JupyterLab on notebooks/00_start_here.ipynb"
@@ -42,7 +42,8 @@ help:
 	@echo "make test-widgets7  run the panel tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
 	@echo "make test-hub       the pretrained path on a simulated hub (random weights under the real hub ids, $(HUB))"
 	@echo "make test-colab     unit tests and the simulated-hub notebooks under Colab's versions (requirements-colab.txt)"
-	@echo "make student        student notebooks (solutions removed) in build/student/; REPO=url for a fork"
+	@echo "make student        student notebooks (solutions and ci-check cells removed) in build/student/; REPO=url for a fork"
+	@echo "make book           the course as a web site in out/book/ from the executed notebooks (links and figures checked)"
 	@echo "make instructor     instructor notebooks (solutions shown, no markers) in build/instructor/"
 	@echo "make test-browser   real-browser tests (chromium + Playwright): JupyterLab runs 00, Voila app clicked through"
 
@@ -117,6 +118,14 @@ test-colab: $(STAMP)
 
 student: $(STAMP)
 	$(PY) scripts/make_student.py --out build/student $(if $(REPO),--repo $(REPO))
+
+# The course as a static site in out/book/ (mkdocs-material + mkdocs-jupyter, the `book` extra, installed on demand):
+# every notebook executed as the tests run it (executed copies in build/book-src/ reused while the notebook is
+# unchanged), then checked: a broken internal link, a missing figure or a visible ci-check cell fails. BOOK_ARGS=--only 00 04
+BOOK_ARGS ?=
+book: $(STAMP)
+	@$(PY) -c "import mkdocs_jupyter, material" 2>/dev/null || $(PY) -m pip install -q -e ".[book]"
+	$(TEST_ENV) $(PY) scripts/make_book.py $(BOOK_ARGS)
 
 instructor: $(STAMP)
 	$(PY) scripts/make_student.py --instructor --out build/instructor $(if $(REPO),--repo $(REPO))

@@ -13,7 +13,8 @@ Student version: each region becomes `raise NotImplementedError("exercise: <func
 the BEGIN line; in a markdown cell, "*Your answer here.*"), so the exercise cell still runs and the
 check cell after it fails until the student fills it in. Cells tagged "solution" are replaced by an
 empty code cell. Instructor version: the marker lines are removed, the solutions kept. Both drop all
-outputs. Any notebook works; one without markers is copied (outputs cleared).
+outputs and the cells that only check results for the tests (tag "ci-check"; the tests run them on the sources).
+Any notebook works; one without markers is copied (outputs cleared).
 
     python scripts/make_student.py                       # notebooks/*.ipynb -> build/student/
     python scripts/make_student.py --instructor          # -> build/instructor/
@@ -31,6 +32,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 EXERCISE_TAG, CHECK_TAG, SOLUTION_TAG = "exercise", "exercise-check", "solution"
+CI_TAG = "ci-check"  # cells that only check results for the tests: left out of both versions
 
 
 class MarkerError(ValueError):
@@ -94,13 +96,16 @@ def point_at(source: str, canon: str, repo: str) -> str:
 
 
 def convert(nb, student: bool, repo: str | None = None, name: str = "notebook"):
-    """A converted copy of a notebook (nbformat node): solutions removed or unmarked, outputs cleared."""
+    """A converted copy of a notebook (nbformat node): solutions removed or unmarked, check cells (ci-check)
+    left out, outputs cleared."""
     nb = nbformat.from_dict(nb)  # a deep copy
     canon = canonical_repo() if repo else None
     cells = []
     for i, cell in enumerate(nb.cells):
         tags = cell.get("metadata", {}).get("tags", [])
         where = f"{name}, cell {i}"
+        if CI_TAG in tags:
+            continue
         if student and SOLUTION_TAG in tags:
             cell = nbformat.v4.new_code_cell("# YOUR CODE HERE") if cell.cell_type == "code" else \
                 nbformat.v4.new_markdown_cell("*Your answer here.*")

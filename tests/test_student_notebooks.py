@@ -101,12 +101,13 @@ def test_sources_are_well_formed():
         assert [c.source for c in twice.cells] == [c.source for c in ms.convert(nb, False, name=p.name).cells]
 
 
-def test_student_version_has_no_solutions_and_no_outputs(versions):
+def test_student_version_has_no_solutions_no_checks_and_no_outputs(versions):
     for p in sorted((versions / "student").glob("*.ipynb")):
         src = nbformat.read(NOTEBOOKS / p.name, 4)
         nb = nbformat.read(p, 4)
-        assert len(nb.cells) == len(src.cells)
-        for s, c in zip(src.cells, nb.cells):
+        lesson = [c for c in src.cells if ms.CI_TAG not in tags(c)]  # the tests' check cells are left out
+        assert len(nb.cells) == len(lesson)
+        for s, c in zip(lesson, nb.cells):
             assert "BEGIN SOLUTION" not in c.source and "END SOLUTION" not in c.source
             if c.cell_type == "code":
                 assert c.outputs == [] and c.execution_count is None
@@ -115,6 +116,16 @@ def test_student_version_has_no_solutions_and_no_outputs(versions):
                 body = [line.strip() for line in solution.split("\n") if line.strip()]
                 assert not any(line in c.source.split("\n") for line in solution.split("\n") if line.strip()), body
                 assert 'raise NotImplementedError("exercise: ' in c.source
+
+
+def test_no_version_has_ci_check_cells(versions):
+    n_sources = sum(ms.CI_TAG in tags(c) for p in NOTEBOOKS.glob("*.ipynb") for c in nbformat.read(p, 4).cells)
+    assert n_sources > 0  # the sources have them: the tests run them
+    for version in ("student", "instructor"):
+        for p in sorted((versions / version).glob("*.ipynb")):
+            nb = nbformat.read(p, 4)
+            assert not [c.source for c in nb.cells if ms.CI_TAG in tags(c)], f"{version}/{p.name} has ci-check cells"
+            assert not any(c.source.lstrip().startswith("assert ") for c in nb.cells if c.cell_type == "code"), p.name
 
 
 def test_student_checks_fail_and_instructor_checks_pass(versions, tmp_path):

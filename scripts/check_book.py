@@ -1,0 +1,164 @@
+"""Check a built book (out/book): every internal link and image resolves, every chapter shows its figures,
+has an "Open in Colab" and a download link, and shows no check cell (tag "ci-check").
+
+    python scripts/check_book.py out/book --sources build/book-src/executed
+
+Figures: each image output (PNG, JPEG, SVG) of an executed notebook, outside its check cells, must appear in the
+chapter's page (the same image data). Check cells: no page may carry a cell tagged ci-check, nor the text of one.
+Exit status 1 with one line per problem.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+
+CHECK_TAG = "ci-check"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+class Links(HTMLParser):
+    """Collects href/src attributes, the text outside <script>/<style>, and the class attributes."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.refs: list[tuple[str, str]] = []  # (tag, url)
+        self.classes: list[str] = []
+        self.text: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "src"):
+            if a.get(key) and not (tag == "link" and key == "href" and a.get("rel") in ("canonical", "alternate")):
+                self.refs.append((tag, a[key]))
+        if a.get("class"):
+            self.classes.extend(a["class"].split())
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def squash(text: str) -> str:
+    """Text without any whitespace: code highlighted into spans compares equal to its source."""
+    return re.sub(r"\s+", "", text)
+
+
+def parse(page: Path) -> Links:
+    p = Links()
+    p.feed(page.read_text(encoding="utf-8", errors="replace"))
+    return p
+
+
+def check_links(site: Path) -> list[str]:
+    """Relative href/src of every page must name a file of the site (anchors and external URLs are not followed)."""
+    problems = []
+    for page in sorted(site.rglob("*.html")):
+        for tag, url in parse(page).refs:
+            parts = urlsplit(url)
+            if parts.scheme or parts.netloc or url.startswith(("#", "data:", "mailto:", "javascript:")):
+                continue
+            target = (site / parts.path.lstrip("/")) if url.startswith("/") else (page.parent / unquote(parts.path))
+            if parts.path and target.is_dir():
+                target = target / "index.html"
+            if parts.path and not target.exists():
+                problems.append(f"{page.relative_to(site)}: broken {'image' if tag == 'img' else 'link'} {url}")
+    return problems
+
+
+def image_payloads(nb) -> list[str]:
+    """The image outputs of a notebook outside its check cells, as the strings a page embeds."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or CHECK_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        for o in cell.get("outputs", []):
+            for kind in IMAGE_TYPES:
+                data = o.get("data", {}).get(kind)
+                if data:
+                    out.append("".join(data) if isinstance(data, list) else data)
+    return out
+
+
+def check_chapter(site: Path, executed: Path) -> list[str]:
+    """One chapter page against its executed notebook: figures, no check cell, the Colab and download links."""
+    name = executed.name
+    page = site / "notebooks" / (executed.stem + ".html")
+    if not page.exists():
+        return [f"{name}: no page {page.relative_to(site)}"]
+    nb = nbformat.read(executed, as_version=4)
+    raw = page.read_text(encoding="utf-8", errors="replace")
+    parsed = parse(page)
+    problems = []
+    squashed_raw = squash(raw)
+    for i, img in enumerate(image_payloads(nb)):
+        key = squash(img)[:200] if not img.lstrip().startswith("<") else squash(html.escape(img))[:200]
+        if key not in squashed_raw and squash(img)[:200] not in squashed_raw:
+            problems.append(f"{name}: figure {i + 1} of the executed notebook is missing from its page")
+    if any(c.startswith("celltag_") and CHECK_TAG in c for c in parsed.classes):
+        problems.append(f"{name}: the page shows a cell tagged {CHECK_TAG}")
+    text = squash(html.unescape("".join(parsed.text)))
+    for cell in nb.cells:
+        if CHECK_TAG in cell.get("metadata", {}).get("tags", []):
+            body = squash(cell.source)
+            if body and body in text:
+                problems.append(f"{name}: the page shows this check cell:\n{cell.source}")
+    urls = [u for _, u in parsed.refs]
+    if not any(u.startswith("https://colab.research.google.com/github/") and u.endswith(f"/notebooks/{name}")
+               for u in urls):
+        problems.append(f"{name}: no 'Open in Colab' link to notebooks/{name}")
+    downloads = [u for u in urls if u.endswith(f"download/{name}")]
+    if not downloads:
+        problems.append(f"{name}: no download link")
+    for u in downloads:
+        target = page.parent / u
+        if not target.exists():
+            problems.append(f"{name}: download link {u} names no file")
+        elif any(CHECK_TAG in c.get("metadata", {}).get("tags", []) for c in nbformat.read(target, 4).cells):
+            problems.append(f"{name}: the downloadable notebook has {CHECK_TAG} cells")
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("site", nargs="?", default="out/book")
+    ap.add_argument("--sources", default="build/book-src/executed", help="the executed notebooks the book was built from")
+    ap.add_argument("--only", nargs="*", help="notebook file names to check (default: every executed notebook)")
+    a = ap.parse_args(argv)
+    site, sources = Path(a.site), Path(a.sources)
+    if not (site / "index.html").exists():
+        print(f"error: {site} holds no built book (no index.html); run make book", file=sys.stderr)
+        return 1
+    executed = sorted(sources.glob("*.ipynb"))
+    if a.only:
+        executed = [p for p in executed if p.name in a.only]
+    problems = check_links(site)
+    n_fig = 0
+    for nb in executed:
+        problems += check_chapter(site, nb)
+        n_fig += len(image_payloads(nbformat.read(nb, as_version=4)))
+    pages = len(list(site.rglob("*.html")))
+    if problems:
+        print(f"book check: {len(problems)} problems in {site}", file=sys.stderr)
+        for p in problems:
+            print("  " + p, file=sys.stderr)
+        return 1
+    print(f"book check: {pages} pages, {len(executed)} chapters, {n_fig} figures, links resolve, no {CHECK_TAG} cell shown")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
