@@ -373,12 +373,15 @@ def _stdout_gone() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mmkit` and `python -m mmkit`; returns the exit code."""
+    from .jobs import cli as jobs_cli
     from .video.cli import handles, main as video_main
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if handles(argv):  # `caption` given video files, `search-video`: mmkit/video/cli.py
             return video_main(argv)
+        if jobs_cli.handles(argv):  # `embed`, `index`, `search`, or a task with --out: mmkit/jobs/cli.py
+            return jobs_cli.main(argv)
         args = build_parser().parse_args(argv)
         return run(args)
     except SystemExit as e:  # argparse: --help (0) or a bad argument (2, already reported)

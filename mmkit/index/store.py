@@ -1,0 +1,195 @@
+"""The index folder: build (flat or IVF-PQ), save, load, and search with exact re-ranking."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..cli_output import show_path
+from ..errors import InputError
+
+FLAT_MAX = 50_000  # vectors up to which build() makes an exact (flat) index
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise InputError("the index needs faiss: pip install 'mmkit[scale]' (faiss-cpu)") from None
+    return faiss
+
+
+def read_embeddings(path) -> tuple[np.ndarray, list[str], str | None]:
+    """(vectors (N, D) float32, image paths, model name or None) from an embed job's output file.
+
+    Rows with an error (unreadable files) are left out. The model is read from the job's journal.
+    """
+    from ..jobs.output import read_output
+
+    rows = [r for r in read_output(path) if r.get("embedding") is not None and not r.get("error")]
+    if not rows:
+        raise InputError(f"{show_path(path)!r} has no embeddings; make it with `mmkit embed DIR --out FILE`")
+    vecs = [json.loads(r["embedding"]) if isinstance(r["embedding"], str) else r["embedding"] for r in rows]
+    model = None
+    job = Path(os.fspath(path) + ".parts") / "job.json"
+    if job.exists():
+        model = json.loads(job.read_text(encoding="utf-8")).get("model")
+    return np.asarray(vecs, dtype=np.float32), [r["path"] for r in rows], model
+
+
+def _pq_bytes(d: int, want: int) -> int:
+    """The largest number of PQ sub-quantizers <= want that divides d (FAISS needs a divisor)."""
+    return max(m for m in range(1, min(d, want) + 1) if d % m == 0)
+
+
+class Index:
+    """A searchable gallery: `search(vectors, k)` -> (scores (Q, k), ids (Q, k)); `items` are the image paths."""
+
+    def __init__(self, index, items: list, kind: str, model: str | None, vectors=None, nprobe: int = 32,
+                 rerank: int = 10, folder: Path | None = None):
+        self.index, self.items, self.kind, self.model = index, list(items), kind, model
+        self.vectors = vectors  # (N, D) float32, memory-mapped, for exact re-ranking (IVF-PQ)
+        self.nprobe, self.rerank, self.folder = nprobe, rerank, folder
+        if kind == "ivfpq":
+            _faiss().extract_index_ivf(index).nprobe = nprobe
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def __repr__(self) -> str:
+        return f"Index({self.kind}, {len(self)} vectors of {self.dim} dims, model={self.model!r})"
+
+    def bytes_per_vector(self) -> dict:
+        """Memory per vector: {'ram': in the FAISS index, 'disk_rerank': float32 vectors kept on disk}."""
+        faiss = _faiss()
+        ram = len(faiss.serialize_index(self.index)) / max(1, len(self))
+        return {"ram": ram, "disk_rerank": 4 * self.dim if self.kind == "ivfpq" else 0}
+
+    def search(self, queries, k: int = 10):
+        """(scores (Q, k) cosine, ids (Q, k)) for L2-normalised queries (Q, D); ids -1 where fewer exist."""
+        q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        k = max(1, min(int(k), len(self)))
+        if self.kind == "flat":
+            return self.index.search(q, k)
+        _, cand = self.index.search(q, min(len(self), k * self.rerank))  # (Q, k * rerank) PQ candidates
+        scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(q), k), -1, dtype=np.int64)
+        for i, row in enumerate(cand):
+            row = row[row >= 0]
+            exact = np.asarray(self.vectors[np.sort(row)]) @ q[i]  # exact cosine of the candidates
+            order = np.argsort(-exact, kind="stable")[:k]
+            ids[i, :len(order)], scores[i, :len(order)] = np.sort(row)[order], exact[order]
+        return scores, ids
+
+    def hits(self, queries, k: int = 10) -> list[list]:
+        """[[Hit(index, score, item=path), ...] per query] for L2-normalised query vectors."""
+        from ..tasks import Hit
+
+        scores, ids = self.search(queries, k)
+        return [[Hit(int(i), float(s), self.items[int(i)]) for s, i in zip(sr, ir) if i >= 0]
+                for sr, ir in zip(scores, ids)]
+
+    def search_text(self, m, text, k: int = 10):
+        """Hits for a text (or a list of texts) embedded by model m, which must be the index's model."""
+        import mmkit
+
+        many = isinstance(text, (list, tuple))
+        res = self.hits(mmkit.embed_texts(m, text).numpy(), k)
+        return res if many else res[0]
+
+    def search_image(self, m, image, k: int = 10):
+        """Hits for an image (path, PIL, ...) or a list of them, embedded by model m."""
+        import mmkit
+
+        many = isinstance(image, (list, tuple))
+        res = self.hits(mmkit.embed_images(m, image).numpy(), k)
+        return res if many else res[0]
+
+    def save(self, folder) -> Path:
+        """Write the index folder (faiss.index, meta.json, vectors.npy for IVF-PQ); returns its path."""
+        faiss = _faiss()
+        folder = Path(os.fspath(folder))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            faiss.write_index(self.index, str(folder / "faiss.index"))
+            if self.kind == "ivfpq" and (self.folder is None or Path(self.folder) != folder):
+                np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32))
+            meta = {"kind": self.kind, "model": self.model, "dim": self.dim, "count": len(self),
+                    "nprobe": self.nprobe, "rerank": self.rerank, "items": self.items}
+            (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"cannot write the index to {show_path(folder)!r} ({e.strerror or e}); "
+                             "choose another --out") from None
+        self.folder = folder
+        return folder
+
+
+def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None = None, pq_bytes: int = 64,
+          nprobe: int = 32, rerank: int = 10, items=None, model: str | None = None, seed: int = 0) -> Index:
+    """An index over embeddings: exact (flat) up to `flat_max` vectors, IVF-PQ with exact re-ranking beyond.
+
+    Args:
+        embeddings: an embed job's output file, or an (N, D) array of L2-normalised vectors.
+        out: folder to save it in (optional).
+        nlist: IVF lists (default about 4 * sqrt(N)); pq_bytes: code bytes per vector (a divisor of D is used).
+        nprobe: lists searched per query; rerank: candidates re-ranked exactly per result (k * rerank in all).
+        items: what each row is (default: the image paths of the job file, else row numbers).
+    """
+    faiss = _faiss()
+    if isinstance(embeddings, (str, os.PathLike)):
+        vecs, paths, found = read_embeddings(embeddings)
+        items, model = items or paths, model or found
+    else:
+        vecs = np.asarray(getattr(embeddings, "numpy", lambda: embeddings)(), dtype=np.float32)
+    if vecs.ndim != 2 or len(vecs) == 0 or not np.isfinite(vecs).all():
+        raise InputError(f"embeddings of shape {vecs.shape}: pass an (N, D) array of finite numbers, or the "
+                         "output file of `mmkit embed`")
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise InputError("some embeddings are all zeros; make them with mmkit.embed_images (L2-normalised)")
+    vecs = np.ascontiguousarray(vecs / norms)
+    items = list(range(len(vecs))) if items is None else list(items)
+    if len(items) != len(vecs):
+        raise InputError(f"{len(items)} items for {len(vecs)} vectors; pass one item per row")
+    n, d = vecs.shape
+    if n <= flat_max:
+        index = faiss.IndexFlatIP(d)
+        index.add(vecs)
+        idx = Index(index, items, "flat", model)
+    else:
+        nlist = nlist or max(16, int(4 * n ** 0.5))
+        m = _pq_bytes(d, pq_bytes)
+        index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x8", faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        train = vecs[rng.choice(n, size=min(n, max(64 * nlist, 256 * 40)), replace=False)]
+        faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))
+        index.train(train)
+        index.add(vecs)
+        idx = Index(index, items, "ivfpq", model, vectors=vecs, nprobe=nprobe, rerank=rerank)
+    if out is not None:
+        idx.save(out)
+    return idx
+
+
+def load(folder) -> Index:
+    """An index saved by build(..., out=) or `mmkit index`; InputError when the folder is not one."""
+    faiss = _faiss()
+    folder = Path(os.fspath(folder))
+    if not (folder / "meta.json").is_file() or not (folder / "faiss.index").is_file():
+        raise InputError(f"{show_path(folder)!r} is not an mmkit index (no meta.json / faiss.index); "
+                         "make one with `mmkit index embeddings.parquet --out gallery.index`")
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        index = faiss.read_index(str(folder / "faiss.index"))
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r") if meta["kind"] == "ivfpq" else None
+    except Exception as e:
+        raise InputError(f"the index {show_path(folder)!r} could not be read ({type(e).__name__}: {e}); "
+                         "build it again") from None
+    return Index(index, meta["items"], meta["kind"], meta.get("model"), vectors, meta.get("nprobe", 32),
+                 meta.get("rerank", 10), folder)

@@ -1,0 +1,128 @@
+"""The collection commands of `mmkit`: a task over a folder into a results file, and the FAISS index commands.
+
+    mmkit caption DIR --recursive --out captions.parquet [--resume] [--engine ray]
+    mmkit embed DIR --out embeddings.parquet
+    mmkit answer DIR -q "what color is the circle?" --out answers.jsonl
+    mmkit zero-shot DIR -l "cat,dog" --out labels.csv
+    mmkit index embeddings.parquet --out gallery.index
+    mmkit search gallery.index "a red circle" -k 10      (or an image file as the query)
+
+`caption`, `answer` and `zero-shot` come here when they are given --out (without it they print one line
+per image: mmkit/cli.py). A progress bar (images/s, ETA) and the summary go to stderr. Exit codes: 0 the
+job finished (unreadable files are error rows in the output, counted in the summary), 2 bad input, 130
+interrupted (the finished shards are kept: rerun with --resume).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..cli_output import say
+from ..errors import InputError
+from .tasks import TASKS
+
+JOB_COMMANDS = ("caption", "embed", "answer", "zero-shot")
+
+
+def handles(argv: list[str]) -> bool:
+    """True for `embed`, `index`, `search`, and for caption / answer / zero-shot given --out."""
+    if not argv:
+        return False
+    if argv[0] in ("embed", "index", "search"):
+        return True
+    return argv[0] in JOB_COMMANDS and any(a == "--out" or a.startswith("--out=") for a in argv[1:])
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        say(f"mmkit: error: {message} (see `{self.prog} --help`)")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the job commands and of index / search."""
+    from ..index.cli import add_commands
+
+    parser = _Parser(prog="mmkit", description="Caption, embed or search a whole image collection.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in JOB_COMMANDS:
+        t = TASKS[name]
+        p = sub.add_parser(name, help=f"{name} every image of a folder into a results file")
+        p.add_argument("images", nargs="+", metavar="DIR", help="folders of images (or image files)")
+        p.add_argument("--out", required=True, help="results file: .parquet, .jsonl or .csv")
+        p.add_argument("--recursive", "-r", action="store_true", help="also read the images in sub-folders")
+        p.add_argument("--resume", action="store_true", help="continue an earlier run of this job (only missing work)")
+        p.add_argument("--overwrite", action="store_true", help="start again even if --out or its journal exists")
+        p.add_argument("--model", default=t.model, help=f"model name, family, folder or hub id (default {t.model})")
+        p.add_argument("--engine", choices=["local", "ray"], default="local", help="local pool (default) or Ray Data")
+        p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
+        p.add_argument("--ray-workers", type=int, default=2, help="model actors on Ray (default 2)")
+        p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+        p.add_argument("--shard-size", type=int, default=256, help="images per shard file (default 256)")
+        p.add_argument("--workers", type=int, default=None, help="decoding threads (default min(4, CPUs))")
+        p.add_argument("--no-draft", action="store_true", help="decode JPEGs at full size (slower)")
+        p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+        p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+        if name == "caption":
+            p.add_argument("--beams", type=int, default=None, help="beam width (default 1: greedy)")
+            p.add_argument("--max-tokens", type=int, default=None, help="longest caption in tokens (default 30)")
+            p.add_argument("--prompt", default=None, help="text every caption starts with")
+        if name == "answer":
+            p.add_argument("-q", "--question", required=True, help="the question asked of every image")
+        if name == "zero-shot":
+            p.add_argument("-l", "--labels", required=True, help="comma-separated class names, e.g. 'cat,dog'")
+            p.add_argument("-t", "--template", action="append", default=None, help="prompt template with {}")
+    add_commands(sub)
+    return parser
+
+
+def _options(args) -> dict:
+    if args.command == "caption":
+        return dict(num_beams=args.beams, max_new_tokens=args.max_tokens, prompt=args.prompt)
+    if args.command == "answer":
+        return dict(question=args.question)
+    if args.command == "zero-shot":
+        return dict(labels=args.labels, templates=args.template)
+    return {}
+
+
+def run_job(args) -> int:
+    from .run import run
+
+    source = args.images if len(args.images) > 1 else args.images[0]
+    res = run(args.command, args.model, source, args.out, resume=args.resume, engine=args.engine,
+              overwrite=args.overwrite, recursive=args.recursive, batch_size=args.batch_size,
+              shard_size=args.shard_size, workers=args.workers, draft=not args.no_draft, device=args.device,
+              ray_address=args.ray_address, ray_workers=args.ray_workers, **_options(args))
+    if args.json:
+        print(json.dumps({"out": str(res.out), "images": res.images, "errors": res.errors,
+                          "done_before": res.done_before, "seconds": round(res.seconds, 3),
+                          "images_per_s": round(res.images_per_s, 2),
+                          "timing": {k: round(v, 3) for k, v in res.timing.items()}}), flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for the job, index and search commands; returns the exit code."""
+    from ..index.cli import run_index_command
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command in ("index", "search"):
+            return run_index_command(args)
+        return run_job(args)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    except BrokenPipeError:
+        return 0
+    except InputError as e:
+        say(f"mmkit: error: {' '.join(str(e).split())}")
+        return 2
+    except KeyboardInterrupt:
+        say("mmkit: interrupted")
+        return 130
+    except Exception as e:  # never a traceback: one line naming the error
+        say(f"mmkit: error: {type(e).__name__}: {' '.join(str(e).split()) or 'no details'} "
+            "(unexpected; please report it with the command that caused it)")
+        return 1

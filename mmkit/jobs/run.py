@@ -1,0 +1,163 @@
+"""`mmkit.jobs.run`: caption, embed, answer or classify every image of a folder into one results file, resumably."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cli_output import show_path
+from ..errors import InputError
+from .local import Timing, run_local
+from .output import public_row, write_output
+from .shards import Journal, check_same, out_format
+from .source import list_images
+from .tasks import check_options, get_task
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class JobResult:
+    """What a finished job did."""
+
+    out: Path  # the results file
+    images: int  # rows in it (one per image file)
+    errors: int  # rows with an error (unreadable files)
+    done_before: int  # images already done by an earlier run (resume)
+    seconds: float  # wall clock of this run
+    timing: dict = field(default_factory=dict)  # seconds per stage: decode, wait, model, write, total, (ray: start)
+    skipped: int = 0  # files in the folders without an image suffix (not listed)
+
+    @property
+    def images_per_s(self) -> float:
+        new = self.images - self.done_before
+        return new / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        t = self.timing
+        new = self.images - self.done_before
+        parts = [f"{new} images in {self.seconds:.1f} s ({self.images_per_s:.1f} images/s)"]
+        if self.done_before:
+            parts.append(f"{self.done_before} done before (resumed)")
+        parts.append(f"{self.errors} unreadable (error rows)" if self.errors else "no unreadable files")
+        if self.skipped:
+            parts.append(f"{self.skipped} files without an image suffix passed over")
+        split = ", ".join(f"{k} {t[k]:.1f} s" for k in ("start", "decode", "wait", "model", "write") if k in t)
+        return f"{'; '.join(parts)}; {split} -> {show_path(self.out)}"
+
+
+def _shards(paths: list[str], size: int) -> list[list[str]]:
+    return [paths[i:i + size] for i in range(0, len(paths), size)]
+
+
+def run(task: str, model=None, source=".", out="results.parquet", resume: bool = True, engine: str = "local", *,
+        overwrite: bool = False, recursive: bool = True, batch_size: int = 16, shard_size: int = 256,
+        workers: int | None = None, draft: bool = True, device=None, progress: bool = True,
+        ray_address: str | None = None, ray_workers: int = 2, **options) -> JobResult:
+    """Run a task over every image of `source` into `out`, in shards, resumably.
+
+    Args:
+        task: "caption", "embed", "answer" (needs question=) or "zero-shot" (needs labels=).
+        model: a Loaded model, a name or a folder (default: the task's family: blip-caption, clip, blip-vqa).
+        source: a folder (recursive), a file, or a list of them.
+        out: a .parquet, .jsonl or .csv file; the journal is kept beside it in `<out>.parts/`.
+        resume: continue the journal of an earlier run of the same job (only missing shards are done).
+        engine: "local" (threads decode, one model) or "ray" (Ray Data actors, one model per worker).
+        overwrite: start again even when `out` or its journal exists.
+        batch_size: images per forward pass; shard_size: images per shard file (a multiple of batch_size).
+        workers: decoding threads (local; default min(4, CPUs)); 0 decodes in the main thread.
+        draft: decode JPEGs at the model's input scale (several times faster on photos).
+        options: the task's own: question=, labels=, templates=, prompt=, num_beams=, max_new_tokens=.
+    Returns: a JobResult (rows, errors, seconds and the time per stage).
+    """
+    from ..models import Loaded, load_model, require
+    from ..options import check_option
+
+    spec = get_task(task)
+    options = check_options(spec, options)
+    fmt = out_format(out)
+    if engine not in ENGINES:
+        raise InputError(f"engine={engine!r}: choose 'local' or 'ray'")
+    batch_size = check_option("batch_size", batch_size)
+    if not isinstance(shard_size, int) or shard_size < 1:
+        raise InputError(f"shard_size={shard_size!r}: pass a positive whole number of images (e.g. 256)")
+    shard_size = max(batch_size, shard_size // batch_size * batch_size)  # whole batches per shard
+    workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+    paths, skipped = list_images(source, recursive)
+    out = Path(os.fspath(out)).absolute()
+    journal = Journal(out)
+    if (journal.exists() or out.exists()) and not (resume or overwrite):  # before the model is loaded
+        raise InputError(f"{show_path(out)!r} {'has a journal' if journal.exists() else 'exists'}; pass "
+                         "resume=True (--resume) to continue it, or overwrite=True (--overwrite) to start again")
+    m = model if isinstance(model, Loaded) else load_model(os.fspath(model or spec.model), device=device)
+    require(m, spec.requires)
+    job = {"task": spec.name, "model": m.spec.name, "options": options, "batch_size": batch_size,
+           "shard_size": shard_size, "draft": bool(draft), "version": 1}
+    lock = journal.lock()
+    try:
+        if journal.exists() and resume and not overwrite:
+            check_same(journal.job(), job)
+            plan = journal.plan()
+            known = {p for s in plan for p in s}
+            new = [p for p in paths if p not in known]
+            if new:  # files added since: new shards at the end
+                journal.extend(_shards(new, shard_size))
+                plan = journal.plan()
+        elif (journal.exists() or out.exists()) and not overwrite:
+            raise InputError(f"{show_path(out)!r} {'has a journal' if journal.exists() else 'exists'}; pass "
+                             "resume=True (--resume) to continue it, or overwrite=True (--overwrite) to start again")
+        else:
+            plan = _shards(paths, shard_size)
+            journal.start(job, plan)
+        done = journal.done()
+        pending = [k for k in range(len(plan)) if k not in done]
+        before = sum(len(plan[k]) for k in done if k < len(plan))
+        total = sum(map(len, plan))
+        timing = Timing()
+        t0 = time.perf_counter()
+        bar = _bar(total, before, spec.name, progress)
+        try:
+            if engine == "local":
+                run_local(spec, m, options, plan, pending, journal, batch_size=batch_size, workers=workers,
+                          draft=draft, bar=bar, timing=timing)
+            else:
+                from .ray_engine import run_ray
+
+                run_ray(spec, m, options, plan, pending, journal, batch_size=batch_size, draft=draft, bar=bar,
+                        timing=timing, address=ray_address, workers=ray_workers)
+        except KeyboardInterrupt:
+            bar.close()
+            _say(progress, f"mmkit: interrupted; {len(journal.done())} of {len(plan)} shards are saved: rerun with "
+                           "resume=True (--resume) to finish")
+            raise
+        finally:
+            bar.close()
+        t = time.perf_counter()
+        rows = [public_row(r, spec.columns) for k in range(len(plan)) for r in journal.read_shard(k)]
+        write_output(out, rows, spec.columns, fmt, labels=options.get("labels"))
+        timing["write"] += time.perf_counter() - t
+        timing["total"] = time.perf_counter() - t0
+    finally:
+        lock.release()
+    res = JobResult(out, len(rows), sum(r["error"] is not None for r in rows), before, timing["total"],
+                    dict(timing), skipped)
+    notes = sorted({r["notice"] for r in rows if r["notice"]})
+    for n in notes:
+        _say(progress, f"mmkit: note: {n}")
+    _say(progress, f"mmkit {spec.name}: {res.summary()}")
+    return res
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _bar(total: int, initial: int, desc: str, progress: bool):
+    from tqdm import tqdm
+
+    off = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 (the tests) still turns it off
+    return tqdm(total=total, initial=initial, desc=desc, unit="image", file=sys.stderr, smoothing=0.1,
+                dynamic_ncols=True, **off)

@@ -1,0 +1,112 @@
+"""The images of a collection job: listing a folder (recursively), and decoding one file fast and safely.
+
+Listing uses only stat() (never open()), so a FIFO or a device among the files cannot hang it; every entry
+with an image suffix is listed, whatever it really is, and becomes an error row later if it cannot be read.
+Decoding reads the file with mmkit's capped, non-blocking reader, asks PIL for a JPEG *draft* at the model's
+input size (the decoder scales by 1/2, 1/4 or 1/8 in the DCT, which is several times faster on photos, and
+the result is never smaller than the size asked for), and hands the picture to `load_image`'s checks.
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import time
+import warnings
+from pathlib import Path
+
+from ..annotations import IMAGE_SUFFIXES
+from ..cli_output import show_path
+from ..data import load_image
+from ..data.image_files import read_path
+from ..errors import InputError, describe
+
+MAX_BYTES = 256 * 2**20  # largest file read (the same cap load_image uses by default)
+
+
+def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
+    """(absolute paths of the image files in `source`, sorted; how many other files were passed over).
+
+    Args:
+        source: a folder, one file, or a list of files and folders.
+        recursive: also look inside sub-folders (hidden ones, starting with ".", are skipped).
+    """
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source or [])
+    if not items:
+        raise InputError("no images given; pass a folder of images, a file, or a list of them")
+    out: list[str] = []
+    skipped = 0
+    for x in items:
+        p = os.path.abspath(os.fspath(x))
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise InputError(f"{show_path(x)!r} does not exist; pass a folder of images or image files") from None
+        except (OSError, ValueError) as e:
+            raise InputError(f"{show_path(x)!r} cannot be read ({getattr(e, 'strerror', None) or e}); "
+                             "pass a folder of images or image files") from None
+        if not stat.S_ISDIR(st.st_mode):
+            out.append(p)  # a file named explicitly is always tried (and reported if it is not an image)
+            continue
+        found, other = _walk(p, recursive)
+        out += found
+        skipped += other
+    if not out:
+        raise InputError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {show_path(source)!r}"
+                         + ("" if recursive else "; pass recursive=True (--recursive) to look in sub-folders"))
+    return sorted(dict.fromkeys(out)), skipped
+
+
+def _walk(root: str, recursive: bool) -> tuple[list[str], int]:
+    found, other = [], 0
+    for top, dirs, files in os.walk(root, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for f in files:
+            if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(os.path.join(top, f))
+            elif not f.startswith("."):
+                other += 1
+    return found, other
+
+
+def input_size(m) -> int:
+    """The side, in pixels, a model's image processor resizes to (the draft size); 0 when unknown."""
+    proc = getattr(getattr(m, "processor", None), "image_processor", None)
+    size = getattr(proc, "size", None)
+    if isinstance(size, int):
+        return size
+    get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))  # dict or SizeDict
+    side = get("shortest_edge") or min(get("height") or 0, get("width") or 0) or 0
+    return int(side)
+
+
+def decode(path: str, size: int = 0, draft: bool = True):
+    """(RGB PIL image, decode seconds) of one file, or InputError saying why it cannot be read.
+
+    Args:
+        size: the model's input side; a JPEG is decoded at the smallest 1/2^k scale not below it.
+        draft: False decodes every file at full size (what `mmkit.load_image` does).
+    """
+    t = time.perf_counter()
+    data, name = read_path(path, MAX_BYTES)  # regular files only, non-blocking open: a FIFO cannot hang
+    x = data
+    if draft and size and data[:3] == b"\xff\xd8\xff":  # a JPEG: decode it at the model's scale
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(data), formats=["JPEG"])
+                im.draft("RGB", (size, size))  # DCT scaling: each side >= size
+            x = im
+        except Exception:
+            pass  # load_image names what is wrong with the file
+    try:
+        return load_image(x), time.perf_counter() - t
+    except InputError as e:  # name the file, not the bytes or the PIL object it was read into
+        raise InputError(str(e).replace(describe(x), name, 1)) from None
+
+
+def reason(e: BaseException) -> str:
+    """One line saying why a file could not be read (for the error column)."""
+    return " ".join(str(e).split()) or type(e).__name__

@@ -1,0 +1,175 @@
+"""mmkit.jobs.run and its CLI: every image one row, bad files as error rows, formats, resume rules, draft decoding."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmkit
+from mmkit import InputError
+from mmkit.jobs import decode, list_images, read_output, run
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """12 ShapesWorld pictures in nested folders, two photos (one 12 MP JPEG), and every kind of bad file."""
+    from mmkit.data import ShapesWorld
+    from mmkit.data.samples import sample_images
+
+    d = tmp_path_factory.mktemp("collection")
+    (d / "sub" / "deeper").mkdir(parents=True)
+    (d / ".hidden").mkdir()
+    for i, item in enumerate(ShapesWorld(12, seed=3)):
+        item.image.save(d / ("sub" if i % 2 else "sub/deeper") / f"s{i:02d}.{'png' if i % 3 else 'jpg'}")
+    photos = sample_images(["cat", "rocket"])
+    photos["cat"].resize((4000, 3000)).save(d / "cat-12mp.jpg", quality=90)
+    photos["rocket"].save(d / "rocket.webp")
+    (d / "truncated.jpg").write_bytes((d / "cat-12mp.jpg").read_bytes()[:5000])
+    (d / "zero.png").write_bytes(b"")
+    (d / "text.png").write_text("<html>not an image</html>")
+    (d / "README.txt").write_text("not listed: no image suffix")
+    (d / ".hidden" / "x.png").write_bytes(b"")  # hidden folders are not walked
+    os.mkfifo(d / "fifo.jpg")
+    locked = d / "locked.png"
+    photos["cat"].save(locked)
+    os.chmod(locked, 0)
+    yield d
+    os.chmod(locked, 0o644)
+
+
+BAD = {"truncated.jpg", "zero.png", "text.png", "fifo.jpg"}
+
+
+def denied(path: Path) -> bool:
+    """Whether this process really cannot read a chmod 000 file (root can)."""
+    return not os.access(path, os.R_OK)
+
+
+def test_listing_is_recursive_sorted_and_skips_hidden(folder):
+    paths, other = list_images(folder)
+    names = [Path(p).name for p in paths]
+    assert len(paths) == 12 + 2 + len(BAD) + 1 and "x.png" not in names and other == 1  # README.txt
+    assert paths == sorted(paths) and all(os.path.isabs(p) for p in paths)
+    flat, _ = list_images(folder, recursive=False)
+    assert {Path(p).name for p in flat} == {"cat-12mp.jpg", "rocket.webp", "locked.png"} | BAD
+    with pytest.raises(InputError, match="does not exist"):
+        list_images(folder / "nope")
+
+
+def test_draft_decoding_scales_jpegs_to_the_model_size(folder):
+    im, _ = decode(str(folder / "cat-12mp.jpg"), size=224)
+    assert min(im.size) >= 224 and im.size[0] <= 4000 // 4  # 1/8 of 3000 is 375 >= 224: DCT-scaled
+    full, _ = decode(str(folder / "cat-12mp.jpg"), size=224, draft=False)
+    assert full.size == (4000, 3000)
+    png, _ = decode(str(folder / "sub" / "s01.png"), size=16)
+    assert png.size == Image.open(folder / "sub" / "s01.png").size  # only JPEGs are drafted
+    with pytest.raises(InputError, match="FIFO"):
+        decode(str(folder / "fifo.jpg"), 224)  # refused at once, never blocks
+
+
+def test_caption_job_rows_errors_and_formats(folder, tmp_path):
+    m = mmkit.load_model("shapes-blip-caption")
+    res = run("caption", m, folder, tmp_path / "c.parquet", batch_size=4, shard_size=8, progress=False)
+    rows = read_output(tmp_path / "c.parquet")
+    paths, _ = list_images(folder)
+    assert [r["path"] for r in rows] == paths  # one row per image file, in order
+    errors = {Path(r["path"]).name: r["error"] for r in rows if r["error"]}
+    expect = BAD | ({"locked.png"} if denied(folder / "locked.png") else set())
+    assert set(errors) == expect, errors
+    assert "empty (0 bytes)" in errors["zero.png"] and "FIFO" in errors["fifo.jpg"]
+    assert "not an image" in errors["text.png"] and "truncated" in errors["truncated.jpg"]
+    if "locked.png" in errors:
+        assert "ermission" in errors["locked.png"]
+    assert all(r["caption"] is None for r in rows if r["error"])
+    good = [r for r in rows if not r["error"]]
+    assert all(isinstance(r["caption"], str) and r["caption"] for r in good)
+    notes = {Path(r["path"]).name for r in rows if r["notice"]}
+    assert {"cat-12mp.jpg", "rocket.webp"} <= notes and not any(n.startswith("s") for n in notes)
+    assert res.images == len(rows) and res.errors == len(expect) and res.done_before == 0
+    assert set(res.timing) >= {"decode", "model", "write", "total"}
+    # greedy captions of the job equal mmkit.caption on the same files (drafting leaves these sizes alone)
+    shapes = [r for r in good if Path(r["path"]).name.startswith("s")]
+    assert [r["caption"] for r in shapes] == mmkit.caption(m, [r["path"] for r in shapes])
+
+
+def test_embed_zero_shot_and_answer_jobs(folder, tmp_path):
+    clip = mmkit.load_model("shapes-clip")
+    run("embed", clip, folder, tmp_path / "e.parquet", progress=False)
+    rows = [r for r in read_output(tmp_path / "e.parquet") if not r["error"]]
+    emb = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    shapes = [i for i, r in enumerate(rows) if Path(r["path"]).name.startswith("s")]
+    direct = mmkit.embed_images(clip, [rows[i]["path"] for i in shapes]).numpy()
+    assert np.allclose(emb[shapes], direct, atol=1e-5)
+    run("zero-shot", clip, folder, tmp_path / "z.jsonl", labels="red circle, blue square,green triangle",
+        progress=False)
+    z = [r for r in read_output(tmp_path / "z.jsonl") if not r["error"]]
+    assert all(abs(sum(r["probs"].values()) - 1) < 1e-4 and r["label"] == max(r["probs"], key=r["probs"].get)
+               for r in z)
+    run("answer", "shapes-blip-vqa", folder, tmp_path / "a.csv", question="how many shapes are there?",
+        progress=False)
+    a = read_output(tmp_path / "a.csv")
+    assert all(r["answer"] for r in a if not r["error"]) and all(r["question"] for r in a if not r["error"])
+    with pytest.raises(InputError, match="question"):
+        run("answer", "shapes-blip-vqa", folder, tmp_path / "b.csv")
+    with pytest.raises(InputError, match="two different labels"):
+        run("zero-shot", clip, folder, tmp_path / "b.csv", labels="cat")
+
+
+def test_resume_rules(folder, tmp_path):
+    clip = mmkit.load_model("shapes-clip")
+    out = tmp_path / "e.jsonl"
+    first = run("embed", clip, folder, out, shard_size=4, batch_size=4, progress=False)
+    with pytest.raises(InputError, match="--resume"):
+        run("embed", clip, folder, out, resume=False, progress=False)
+    again = run("embed", clip, folder, out, shard_size=4, batch_size=4, progress=False)
+    assert again.done_before == first.images and read_output(out) == read_output(first.out)
+    with pytest.raises(InputError, match="batch_size"):
+        run("embed", clip, folder, out, shard_size=4, batch_size=2, progress=False)
+    parts = Path(str(out) + ".parts")
+    before = read_output(out)
+    os.remove(parts / "shard-000001.jsonl")  # a lost shard is redone, the same
+    (folder / "sub" / "new.png").write_bytes((folder / "sub" / "s01.png").read_bytes())  # a file added since
+    try:
+        more = run("embed", clip, folder, out, shard_size=4, batch_size=4, progress=False)
+        rows = read_output(out)
+        assert more.done_before == first.images - 4 and len(rows) == first.images + 1
+        assert rows[:-1] == before  # the redone shard is bit-identical, in place
+        assert rows[-1]["path"].endswith("new.png")  # the new file is a new shard at the end
+        twin = next(r for r in rows if r["path"].endswith("s01.png"))  # new.png is a copy of it
+        assert np.allclose(rows[-1]["embedding"], twin["embedding"], atol=1e-5)
+        assert len({r["path"] for r in rows}) == len(rows)  # no duplicates
+    finally:
+        os.remove(folder / "sub" / "new.png")
+    fresh = run("embed", clip, folder, out, overwrite=True, progress=False)
+    assert fresh.done_before == 0 and fresh.images == first.images
+
+
+def test_bad_arguments_name_the_fix(folder, tmp_path):
+    for kw, match in [(dict(task="tag"), "unknown job task"), (dict(out=tmp_path / "x.txt"), ".parquet, .jsonl"),
+                      (dict(engine="spark"), "engine"), (dict(shard_size=0), "shard_size")]:
+        args = dict(task="embed", model="shapes-clip", source=folder, out=tmp_path / "x.jsonl") | kw
+        with pytest.raises(InputError, match=match):
+            run(**args, progress=False)
+
+
+def test_cli_job_and_summary(folder, tmp_path):
+    out = tmp_path / "z.csv"
+    cmd = [sys.executable, "-m", "mmkit", "zero-shot", str(folder), "-r", "-l", "red circle,blue square",
+           "--model", "shapes-clip", "--out", str(out), "--json"]
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["images"] == len(list_images(folder)[0]) and summary["errors"] >= len(BAD)
+    assert "images/s" in p.stderr and "unreadable" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run(cmd[:-1], env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "--resume" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "mmkit", "embed", str(tmp_path / "none"), "--out", str(out)],
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "does not exist" in p.stderr
