@@ -226,7 +226,8 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
 
     Args:
         query: a string (text -> image), an image (image -> text), or a list of either (-> list of lists).
-        gallery: a list of images or texts, or an (N, D) tensor of precomputed L2-normalised embeddings.
+        gallery: a list of images or texts, an (N, D) tensor of precomputed L2-normalised embeddings,
+            or an mmkit.index.Index (FAISS; its hits carry the image paths).
         k: how many hits to return per query.
     """
     import torch
@@ -241,6 +242,9 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     if any(isinstance(q, str) != text_query for q in queries):
         raise InputError("mix of text and image queries; pass only texts or only images")
     q_emb = _embed_texts(m, _texts(queries, "query")[0]) if text_query else _embed_images(m, _images(queries)[0], batch_size)
+    if hasattr(gallery, "hits") and hasattr(gallery, "search"):  # an mmkit.index.Index: FAISS search
+        res = gallery.hits(q_emb.numpy(), k)
+        return res if many else res[0]
     if isinstance(gallery, torch.Tensor):
         g_emb, items = _gallery_embeddings(gallery, q_emb.shape[1]), [None] * len(gallery)
     else:
