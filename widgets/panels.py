@@ -11,7 +11,7 @@ import ipywidgets as w
 from mmkit.errors import InputError
 from mmkit.viz.text import plain
 
-from .base import ModelChoice, Panel, esc, png
+from .base import ModelChoice, Panel, control_layout, esc, png, wrap_row
 from .decoding import DecodingControls, caption_picked
 from .picker import ImagePicker
 
@@ -78,8 +78,8 @@ class VQAPanel(Panel):
         self.model = ModelChoice(model)
         self.picker = picker or ImagePicker()
         self.question = w.Text(value="", description="question", placeholder="e.g. what color is the circle?",
-                               layout=w.Layout(width="460px"))
-        self.suggestions = w.Dropdown(options=[""], value="", description="examples", layout=w.Layout(width="460px"))
+                               layout=control_layout("460px"))
+        self.suggestions = w.Dropdown(options=[""], value="", description="examples", layout=control_layout("460px"))
         self.button = w.Button(description="Ask", button_style="primary", icon="question")
         self.output = w.HTML("")
         self.notice = w.HTML("")  # out-of-domain notices of the last run (see Panel)
@@ -88,7 +88,7 @@ class VQAPanel(Panel):
         self.suggestions.observe(self._on_suggestion, names="value")
         self.picker.on_change(lambda p: self._fill_suggestions())
         self._fill_suggestions()
-        super().__init__([self.model.box, self.picker, self.suggestions, w.HBox([self.question, self.button]),
+        super().__init__([self.model.box, self.picker, self.suggestions, wrap_row([self.question, self.button]),
                           self.output, self.notice], background)
         self._busy_buttons = [self.button]
 
@@ -173,17 +173,17 @@ class ZeroShotPanel(Panel):
         self.model = ModelChoice(model)
         self.picker = picker or ImagePicker()
         self.labels = w.Textarea(value="\n".join(labels), description="labels", placeholder="one class per line",
-                                 layout=w.Layout(width="320px", height="110px"))
+                                 layout=w.Layout(width="320px", max_width="100%", height="110px"))
         self.templates = w.Textarea(value="", description="templates",
                                     placeholder="one per line, with {} for the label;\nempty: the model's own",
-                                    layout=w.Layout(width="320px", height="110px"))
+                                    layout=w.Layout(width="320px", max_width="100%", height="110px"))
         self.button = w.Button(description="Classify", button_style="primary", icon="tags")
-        self.chart = w.Image(format="png", layout=w.Layout(width="460px"))
+        self.chart = w.Image(format="png", layout=control_layout("460px"))
         self.output = w.HTML("")
         self.notice = w.HTML("")  # out-of-domain notices of the last run (see Panel)
         self.result: dict | None = None  # {label: probability} of the last run
         self.button.on_click(lambda _: self.classify())
-        super().__init__([self.model.box, self.picker, w.HBox([self.labels, self.templates]), self.button,
+        super().__init__([self.model.box, self.picker, wrap_row([self.labels, self.templates]), self.button,
                           self.output, self.notice, self.chart], background)
         self._busy_buttons = [self.button]
 
@@ -224,19 +224,20 @@ class RetrievalPanel(Panel):
 
     def __init__(self, model="clip", gallery_size: int = 32, background: bool = True):
         self.model = ModelChoice(model)
-        self.query = w.Text(value="a red circle", description="query", layout=w.Layout(width="420px"))
-        self.k = w.IntSlider(value=5, min=1, max=12, description="top k")
+        self.query = w.Text(value="a red circle", description="query", layout=control_layout("420px"))
+        self.k = w.IntSlider(value=5, min=1, max=12, description="top k", layout=control_layout())
         self.split = w.Dropdown(options=["test", "val", "comp_test"], value="test", description="gallery split",
-                                layout=w.Layout(width="220px"))
-        self.size = w.IntSlider(value=gallery_size, min=4, max=256, step=4, description="gallery size")
+                                style={"description_width": "initial"}, layout=control_layout("220px"))
+        self.size = w.IntSlider(value=gallery_size, min=4, max=256, step=4, description="gallery size",
+                                style={"description_width": "initial"}, layout=control_layout())
         self.button = w.Button(description="Search", button_style="primary", icon="search")
-        self.grid = w.Image(format="png", layout=w.Layout(width="720px"))
+        self.grid = w.Image(format="png", layout=control_layout("720px"))
         self.output = w.HTML("")
         self.result: list | None = None  # list of mmkit.tasks.Hit (index, score, item) of the last search
         self.custom: tuple[list, list[str]] | None = None  # (images, names) from set_gallery
         self._cache: dict = {}  # (model name, gallery key) -> ((N, D) image embeddings, their out-of-domain notices)
         self.button.on_click(lambda _: self.search())
-        super().__init__([self.model.box, w.HBox([self.split, self.size]), w.HBox([self.query, self.k, self.button]),
+        super().__init__([self.model.box, wrap_row([self.split, self.size]), wrap_row([self.query, self.k, self.button]),
                           self.output, self.grid], background)
         self._busy_buttons = [self.button]
 
