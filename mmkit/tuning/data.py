@@ -1,0 +1,243 @@
+"""Your own examples for `finetune`: every accepted data form -> one list of `Example`, with a report of bad rows.
+
+Accepted forms:
+- a folder with `captions.csv` (columns `image`, `caption`; several rows per image allowed) or `qa.csv`
+  (`image`, `question`, `answer`); image paths are relative to the folder;
+- a COCO caption JSON file (what `widgets.AnnotationPanel` writes), images resolved next to it;
+- a list of `(image, text)` or `(image, question, answer)` tuples (image: path, bytes, PIL, array);
+- a Hugging Face `datasets.Dataset` with an image column and a text (or question + answer) column.
+
+A bad row (missing file, unreadable image, empty text, duplicate) is skipped and reported with its row
+number and the reason; `read_examples` raises `InputError` only when nothing usable remains, or when the
+input as a whole is wrong (a CSV without the needed columns, a file that is not a caption file).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError, describe
+
+CAPTION_COLUMNS = ("image", "caption")
+QA_COLUMNS = ("image", "question", "answer")
+TEXT_COLUMNS = ("caption", "text", "label", "sentence")  # accepted names of a Dataset's text column
+IMAGE_COLUMNS = ("image", "img", "picture", "file_name", "path")
+
+
+@dataclass
+class Example:
+    """One training example: an RGB image and its text (a caption), or a question and its answer."""
+
+    image: object  # PIL.Image.Image (RGB)
+    text: str = ""  # the caption (caption, contrastive and itm tasks)
+    question: str = ""  # vqa
+    answer: str = ""  # vqa
+    source: str = ""  # where it came from, for reports: 'captions.csv row 3'
+    key: str = ""  # the image's identity (path or row), so the split keeps one image's rows together
+
+
+@dataclass
+class Examples:
+    """The usable examples and the rows that were skipped, each with its reason."""
+
+    items: list[Example] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
+    kind: str = "caption"  # "caption" (image, text) or "qa" (image, question, answer)
+    origin: str = ""  # a description of the data, for messages
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def report(self) -> str:
+        """'120 usable examples from ...; 3 rows skipped: ...' (one line per skipped row)."""
+        head = f"{len(self.items)} usable examples ({self.kind}) from {self.origin}"
+        if not self.skipped:
+            return head + "; no rows skipped"
+        lines = [f"{head}; {len(self.skipped)} rows skipped:"]
+        lines += [f"  {where}: {why}" for where, why in self.skipped[:20]]
+        if len(self.skipped) > 20:
+            lines.append(f"  ... and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+
+def _clean(t) -> str:
+    return " ".join(str(t).split()) if isinstance(t, str) else ""
+
+
+def _image(x, base: Path | None):
+    """The RGB PIL image of x (a path relative to base, bytes, PIL, array, a datasets {'bytes','path'} dict)."""
+    from ..data import load_image
+
+    if isinstance(x, dict) and ("bytes" in x or "path" in x):  # datasets' Image feature without decoding
+        x = x.get("bytes") or x.get("path")
+    if isinstance(x, str) and not x.strip():
+        raise InputError("the image path is empty")
+    if isinstance(x, (str, os.PathLike)) and base is not None and not os.path.isabs(os.fspath(x)):
+        x = base / os.fspath(x)
+    return load_image(x)
+
+
+def _reason(e: Exception) -> str:
+    return str(e).split("; ")[0] if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+
+
+class _Collector:
+    """Adds rows, loading each distinct image once, skipping bad and duplicate rows with a reason."""
+
+    def __init__(self, kind: str, origin: str, base: Path | None = None):
+        self.out = Examples(kind=kind, origin=origin)
+        self.base = base
+        self.images: dict = {}  # key -> PIL image or the InputError it raised
+        self.seen: set = set()
+
+    def add(self, where: str, image, text: str = "", question: str = "", answer: str = "") -> None:
+        key = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"{where}"
+        texts = (text,) if self.out.kind == "caption" else (question, answer)
+        names = ("caption",) if self.out.kind == "caption" else ("question", "answer")
+        for name, t in zip(names, texts):
+            if not t:
+                self.out.skipped.append((where, f"empty {name}"))
+                return
+        if key not in self.images:
+            try:
+                self.images[key] = _image(image, self.base)
+            except (InputError, OSError, ValueError) as e:
+                self.images[key] = e
+        im = self.images[key]
+        if isinstance(im, Exception):
+            self.out.skipped.append((where, f"image {describe(image)}: {_reason(im)}"))
+            return
+        dup = (key, text, question, answer)
+        if isinstance(image, (str, os.PathLike)) and dup in self.seen:
+            self.out.skipped.append((where, "duplicate of an earlier row (same image and text)"))
+            return
+        self.seen.add(dup)
+        self.out.items.append(Example(im, text, question, answer, where, key))
+
+
+def _read_csv(path: Path) -> Examples:
+    """captions.csv or qa.csv in a folder -> Examples (image paths relative to the folder)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = list(csv.reader(f))
+    except UnicodeDecodeError:
+        raise InputError(f"{str(path)!r} is not UTF-8 text; save the CSV as UTF-8") from None
+    except (OSError, csv.Error) as e:
+        raise InputError(f"{str(path)!r} could not be read as CSV ({e})") from None
+    header = [h.strip().lower() for h in (lines[0] if lines else [])]
+    rows = [(n, dict(zip(header, r))) for n, r in enumerate(lines[1:], start=2) if any(c.strip() for c in r)]
+    need = QA_COLUMNS if path.name == "qa.csv" else CAPTION_COLUMNS
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise InputError(f"{str(path)!r} has columns {header}, without {missing}; the first line must name the "
+                         f"columns {', '.join(need)}")
+    kind = "qa" if path.name == "qa.csv" else "caption"
+    col = _Collector(kind, str(path), base=path.parent)
+    for n, row in rows:  # n: the line number (line 1 is the header)
+        if kind == "caption":
+            col.add(f"{path.name} line {n}", row.get("image") or "", text=_clean(row.get("caption")))
+        else:
+            col.add(f"{path.name} line {n}", row.get("image") or "", question=_clean(row.get("question")),
+                    answer=_clean(row.get("answer")))
+    return col.out
+
+
+def _read_coco(path: Path, image_dir=None) -> Examples:
+    """A COCO caption JSON file (AnnotationPanel's, journal included) -> Examples; images resolved next to it."""
+    if Path(str(path) + ".journal").exists():  # a large AnnotationPanel file keeps recent changes in its journal
+        from ..annotations import AnnotationStore
+
+        data = AnnotationStore(path, backup=False).data
+    else:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{str(path)!r} is not a readable JSON file ({e}); pass the COCO caption file "
+                             "that AnnotationPanel writes") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise InputError(f"{str(path)!r} is not a COCO caption file: it needs 'images' and 'annotations' lists")
+    names = {im.get("id"): im.get("file_name") for im in data["images"] if isinstance(im, dict)}
+    col = _Collector("caption", str(path), base=Path(image_dir) if image_dir is not None else path.parent)
+    for n, a in enumerate(data["annotations"]):
+        where = f"{path.name} annotations[{n}]"
+        if not isinstance(a, dict) or a.get("image_id") not in names:
+            col.out.skipped.append((where, "no image_id that 'images' lists"))
+            continue
+        col.add(where, names[a["image_id"]] or "", text=_clean(a.get("caption")))
+    return col.out
+
+
+def _read_tuples(rows) -> Examples:
+    rows = list(rows)
+    sizes = {len(r) for r in rows if isinstance(r, (tuple, list))}
+    kind = "qa" if sizes == {3} else "caption"
+    col = _Collector(kind, f"a list of {len(rows)} tuples")
+    for n, r in enumerate(rows):
+        where = f"row {n}"
+        if not isinstance(r, (tuple, list)) or len(r) != (3 if kind == "qa" else 2):
+            want = "(image, question, answer)" if kind == "qa" else "(image, text)"
+            col.out.skipped.append((where, f"{describe(r)} is not an {want} tuple"))
+            continue
+        if kind == "qa":
+            col.add(where, r[0], question=_clean(r[1]), answer=_clean(r[2]))
+        else:
+            col.add(where, r[0], text=_clean(r[1]))
+    return col.out
+
+
+def _read_dataset(ds) -> Examples:
+    """A Hugging Face datasets.Dataset with an image column and text (or question + answer) columns."""
+    cols = [c.lower() for c in ds.column_names]
+    real = dict(zip(cols, ds.column_names))
+    image = next((real[c] for c in IMAGE_COLUMNS if c in cols), None)
+    qa = "question" in cols and "answer" in cols
+    text = next((real[c] for c in TEXT_COLUMNS if c in cols), None)
+    if image is None or not (qa or text):
+        raise InputError(f"the dataset has columns {ds.column_names}; it needs an image column ({', '.join(IMAGE_COLUMNS)}) "
+                         f"and a text column ({', '.join(TEXT_COLUMNS)}) or 'question' and 'answer'")
+    col = _Collector("qa" if qa else "caption", f"a dataset of {len(ds)} rows")
+    for n, row in enumerate(ds):
+        if qa:
+            col.add(f"row {n}", row[image], question=_clean(row[real["question"]]), answer=_clean(row[real["answer"]]))
+        else:
+            col.add(f"row {n}", row[image], text=_clean(row[text]))
+    return col.out
+
+
+def read_examples(data, image_dir=None) -> Examples:
+    """Every accepted form of `data` (module docstring) -> Examples; InputError when nothing is usable.
+
+    Args:
+        data: folder | captions.csv / qa.csv | COCO JSON | list of tuples | datasets.Dataset | Examples.
+        image_dir: for a COCO file, the folder its file names are relative to (default: the file's folder).
+    """
+    if isinstance(data, Examples):
+        out = data
+    elif isinstance(data, (str, os.PathLike)):
+        p = Path(data).expanduser()
+        if p.is_dir():
+            found = [p / n for n in ("captions.csv", "qa.csv", "captions.json") if (p / n).exists()]
+            if not found:
+                raise InputError(f"{str(p)!r} has no captions.csv (columns image, caption), qa.csv (image, question, "
+                                 "answer) or captions.json (AnnotationPanel's file); add one")
+            p = found[0]
+        if not p.exists():
+            raise InputError(f"{str(p)!r} does not exist; pass a folder with captions.csv or qa.csv, a COCO caption "
+                             "JSON file, or a list of (image, text) tuples")
+        out = _read_coco(p, image_dir) if p.suffix.lower() == ".json" else _read_csv(p)
+    elif hasattr(data, "column_names") and hasattr(data, "__iter__"):
+        out = _read_dataset(data)
+    elif isinstance(data, (list, tuple)):
+        out = _read_tuples(data)
+    else:
+        raise InputError(f"cannot read examples from {describe(data)}; pass a folder with captions.csv or qa.csv, "
+                         "a COCO caption JSON file, a list of (image, text) or (image, question, answer) tuples, "
+                         "or a datasets.Dataset")
+    if not out.items:
+        why = f" ({len(out.skipped)} rows skipped; first: {out.skipped[0][0]}: {out.skipped[0][1]})" if out.skipped else ""
+        raise InputError(f"no usable examples in {out.origin or describe(data)}{why}; fix the rows or pass other data")
+    return out

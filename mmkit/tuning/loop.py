@@ -1,0 +1,235 @@
+"""`finetune`: any loaded model, your own examples, a few epochs -> a `Finetuned` model and what it learnt.
+
+The loop: read the examples (bad rows reported, skipped), split off a validation set (by image, so no
+picture is on both sides), grow the vocabulary for new words, AdamW with linear warm-up then linear decay,
+validation loss and the task metric after every epoch, early stopping on the metric (loss breaks ties), and
+the best weights kept. Ctrl-C or `should_stop()` ends training early with the best weights so far.
+The loaded model itself is never changed: training works on a copy.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+
+from ..errors import InputError
+from ..models import Loaded, load_model
+from .data import Examples, read_examples
+from .evaluate import METRIC, score
+from .losses import FAMILY_TASKS, DEFAULT_TASK, loss_fn, pixels
+from .result import Finetuned
+
+
+@dataclass
+class FinetuneConfig:
+    """Training options of finetune (each a keyword argument of it)."""
+
+    epochs: int = 10  # passes over the training examples at most
+    batch_size: int = 16  # examples per step
+    lr: float | None = None  # peak learning rate (None: 1e-3 with LoRA or for models under 20M parameters, else 3e-5)
+    warmup: float = 0.1  # share of the steps over which the learning rate rises from 0 to lr
+    weight_decay: float = 0.01  # AdamW decay of the weight matrices (not of biases, norms, embeddings)
+    val_split: float = 0.1  # share of the images held out for validation when val_data is not given
+    patience: int = 3  # epochs without a better validation metric before training stops
+    seed: int = 0  # seeds the split, the batch order and the weights' randomness
+    lora: bool = False  # train LoRA adapters (peft) instead of every weight
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: int = 16  # LoRA scale numerator (the update is alpha / r * B A)
+    new_words: object = "auto"  # "auto": add words the tokenizer spells in 3+ pieces; False; or a list of words
+    max_seconds: float | None = None  # stop after this much training time (the best epoch is kept)
+    progress: bool = True  # show a tqdm bar
+    max_val: int = 200  # validation examples at most (the metric runs the model's task function on each)
+
+
+def _split(ex: Examples, val_data, share: float, seed: int) -> tuple[list, list]:
+    """(train, val) examples; without val_data, `share` of the distinct images (at least 1) are held out."""
+    if val_data is not None:
+        return ex.items, read_examples(val_data).items
+    keys = list(dict.fromkeys(e.key for e in ex.items))
+    if len(keys) < 2:
+        raise InputError(f"only {len(keys)} usable image(s): finetune needs at least 2 (one to train on, one to "
+                         "validate); add pictures or pass val_data=")
+    rng = random.Random(seed)
+    rng.shuffle(keys)
+    held = set(keys[:max(1, round(share * len(keys)))])
+    return [e for e in ex.items if e.key not in held], [e for e in ex.items if e.key in held]
+
+
+def _check_task(m: Loaded, task: str | None, kind: str) -> str:
+    fam = m.spec.family
+    task = task or ("vqa" if kind == "qa" and fam in ("blip-vqa", "vilt-vqa") else DEFAULT_TASK.get(fam))
+    if task not in FAMILY_TASKS.get(fam, ()):
+        can = ", ".join(FAMILY_TASKS.get(fam, ())) or "none"
+        raise InputError(f"{m.spec.name} ({fam}) cannot be fine-tuned for task={task!r}; it trains: {can}")
+    if (task == "vqa") != (kind == "qa"):
+        need = "(image, question, answer) rows (qa.csv)" if task == "vqa" else "(image, caption) rows (captions.csv)"
+        raise InputError(f"task {task!r} needs {need}, but the data has {kind} rows")
+    return task
+
+
+def _param_groups(model, weight_decay: float) -> list[dict]:
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (rest if p.ndim < 2 or "norm" in name.lower() or "embed" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _snapshot(model) -> dict:
+    """A CPU copy of the trainable tensors (what changes), to restore the best epoch."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            if k in names or "running_" in k}
+
+
+def finetune(model, data, task: str | None = None, val_data=None, callback=None, should_stop=None,
+             image_dir=None, **options) -> Finetuned:
+    """Fine-tune a model on your own examples; returns Finetuned(model, history, scores, save(path)).
+
+    Args:
+        model: a name or path load_model accepts, or a Loaded (it is not changed: training runs on a copy).
+        data: a folder with captions.csv or qa.csv, a COCO caption JSON (AnnotationPanel's), a list of
+            (image, text) or (image, question, answer) tuples, or a datasets.Dataset (mmkit.tuning.data).
+        task: "caption", "vqa", "itm" or "contrastive"; None: the model family's own.
+        val_data: validation examples in any of those forms (default: FinetuneConfig.val_split held out).
+        callback: called after every epoch with the history record (a dict) and after every step with
+            {"step", "loss"}; the panel draws its live curve with it.
+        should_stop: a function returning True to end training (the best weights so far are kept).
+        **options: FinetuneConfig fields (epochs, batch_size, lr, lora, new_words, ...).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..config import seed_everything
+    from .lora import add_lora, trainable_share, unfuse
+    from .vocab import grow_answers, grow_vocabulary, unknown_words
+
+    bad = [k for k in options if k not in FinetuneConfig.__dataclass_fields__]
+    if bad:
+        raise InputError(f"finetune() got unknown option(s) {bad}; options: {', '.join(FinetuneConfig.__dataclass_fields__)}")
+    cfg = FinetuneConfig(**options)
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.val_split < 1:
+        raise InputError("epochs and batch_size must be >= 1 and val_split between 0 and 1")
+    base = load_model(model)
+    ex = read_examples(data, image_dir=image_dir)
+    if ex.skipped:
+        print(ex.report(), file=sys.stderr)
+    task = _check_task(base, task, ex.kind)
+    train, val = _split(ex, val_data, cfg.val_split, cfg.seed)
+    val = val[:cfg.max_val]
+    seed_everything(cfg.seed)
+    dev = base.device
+    net = copy.deepcopy(base.model)  # the shared cached model stays untouched
+    unfuse(net)
+    processor = copy.deepcopy(base.processor)
+    # new words (captions, questions, answers) become tokens with their own embedding rows
+    texts = [t for e in train for t in (e.text, e.question, e.answer) if t]
+    if cfg.new_words == "auto":
+        words = unknown_words(processor.tokenizer, texts, min_count=2)
+    else:
+        words = list(cfg.new_words or [])
+    grown = grow_vocabulary(net, processor.tokenizer, words) if words else {"added": [], "ids": []}
+    answers_added = grow_answers(net, [e.answer for e in train]) if base.spec.family == "vilt-vqa" else []
+    if grown["added"] or answers_added:
+        print(f"finetune: the vocabulary grew by {len(grown['added'])} word(s) {grown['added']}"
+              + (f" and {len(answers_added)} answer(s) {answers_added}" if answers_added else ""), file=sys.stderr)
+    peft_model = add_lora(net, base.spec.family, cfg.lora_r, cfg.lora_alpha, new_ids=grown["ids"]) if cfg.lora else None
+    n_train, n_all = trainable_share(net)
+    spec = replace(base.spec, name=f"{base.spec.name}+finetuned", source="finetuned")  # no ShapesWorld-only warning
+    live = Loaded(net, processor, spec, dev, base.dtype, base.attention)
+    lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.lora or n_all < 20e6 else 3e-5)
+    loss_of = loss_fn(task, base.spec.family)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    warm = max(1, int(cfg.warmup * total))
+    opt = torch.optim.AdamW(_param_groups(net, cfg.weight_decay), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    metric = METRIC[task]
+    px_cache: dict = {}
+
+    def px_of(batch):
+        keys = [e.key for e in batch]
+        missing = [e for e in batch if e.key not in px_cache]
+        if missing:
+            for e, p in zip(missing, pixels(live, [e.image for e in missing], "cpu")):
+                px_cache[e.key] = p  # (3, H, W): each image is preprocessed once
+        return torch.stack([px_cache[k] for k in keys]).to(dev)  # (B, 3, H, W)
+
+    def val_loss() -> float:
+        net.eval()
+        with torch.no_grad():
+            losses = [float(loss_of(net, live, val[i:i + cfg.batch_size], px_of(val[i:i + cfg.batch_size])))
+                      for i in range(0, len(val), cfg.batch_size)]
+        return sum(losses) / len(losses)
+
+    def evaluate() -> dict:
+        net.eval()
+        out = {"val_loss": val_loss(), **score(live, task, val)}
+        return out
+
+    before = evaluate()
+    history = [{"epoch": 0, "train_loss": None, **before, "seconds": 0.0, "cpu_seconds": 0.0}]
+    if callback:
+        callback(dict(history[0]))
+    best, best_state, bad_epochs, stopped = history[0], _snapshot(net), 0, "finished"
+    rng = random.Random(cfg.seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    bar = tqdm(total=total, desc=f"fine-tuning {base.spec.name}", disable=not cfg.progress, leave=False)
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            net.train()
+            order = list(range(len(train)))
+            rng.shuffle(order)
+            losses = []
+            for s in range(steps_per_epoch):
+                batch = [train[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+                loss = loss_of(net, live, batch, px_of(batch))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], 1.0)
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                if callback:
+                    callback({"step": (epoch - 1) * steps_per_epoch + s + 1, "loss": losses[-1]})
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
+            rec = {"epoch": epoch, "train_loss": sum(losses) / len(losses), **evaluate(),
+                   "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+            history.append(rec)
+            if callback:
+                callback(dict(rec))
+            if (rec[metric], -rec["val_loss"]) > (best[metric], -best["val_loss"]):
+                best, best_state, bad_epochs = rec, _snapshot(net), 0
+            else:
+                bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                stopped = f"early stop: no better {metric} for {cfg.patience} epochs"
+                break
+            if cfg.max_seconds is not None and rec["seconds"] > cfg.max_seconds:
+                stopped = f"time limit ({cfg.max_seconds:.0f} s)"
+                break
+    except KeyboardInterrupt:
+        stopped = "stopped by the user (the best epoch so far is kept)"
+    finally:
+        bar.close()
+    net.load_state_dict(best_state, strict=False)
+    net.eval()
+    if peft_model is None:
+        from ..speedups import fuse_attention
+
+        fuse_attention(net)  # plain weights again: mmkit's speed-ups are exact for them
+    live.cache.clear()
+    after = {k: v for k, v in best.items() if k not in ("epoch", "train_loss", "seconds", "cpu_seconds")}
+    scores = {"before": dict(before), "after": after, "metric": metric, "n_val": len(val),
+              "n_train": len(train), "best_epoch": best["epoch"]}
+    return Finetuned(model=live, history=history, scores=scores, task=task, base=base.spec.name, peft_model=peft_model,
+                     added_words=grown["added"], answers_added=answers_added, trainable=(n_train, n_all),
+                     stopped=stopped, skipped=ex.skipped, lr=lr,
+                     train_seconds=time.perf_counter() - t0, train_cpu_seconds=time.process_time() - c0)

@@ -1,0 +1,112 @@
+"""LoRA adapters through `peft`, made safe for mmkit's task functions, and adapter directories loaded back.
+
+mmkit's inference speed-ups (mmkit/speedups) replace the forwards of some module instances, and one of them
+(BLIP's absorbed cross-attention) reads `key.weight` and `value.weight` directly: on a LoRA model that
+would silently skip the adapter. `unfuse` gives every module of a model its class's own forward back, so a
+LoRA model runs transformers' code (through peft's layers) everywhere; tests/test_finetune_lora.py checks
+mmkit.caption on a LoRA model against peft's own forward. A merged model (plain Linear layers again) gets
+the speed-ups back with `fuse_attention`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# family -> the Linear layers that get adapters (attention queries and values, as in the LoRA paper)
+TARGETS = {
+    "blip-caption": ["query", "value", "qkv"], "blip-vqa": ["query", "value", "qkv"],
+    "blip-itm": ["query", "value", "qkv"], "clip": ["q_proj", "v_proj"], "align": ["query", "value"],
+    "vilt-vqa": ["query", "value"], "vilt-itm": ["query", "value"],
+}
+# family -> the modules trained in full beside the adapters (task heads that finetune may have grown)
+FULL = {"vilt-vqa": ["classifier"], "vilt-itm": ["rank_output"], "blip-itm": ["itm_head"]}
+EMBEDDINGS = {"clip": "token_embedding", "align": "word_embeddings"}  # default: BERT's word_embeddings
+
+
+def unfuse(model) -> int:
+    """Give every module of model its class's forward again (undo speedups.fuse_attention); returns how many."""
+    n = 0
+    for module in model.modules():
+        if "forward" in vars(module):
+            del module.forward
+            n += 1
+    return n
+
+
+def add_lora(model, family: str, r: int = 8, alpha: int = 16, dropout: float = 0.0, new_ids=()):
+    """model wrapped as a peft.PeftModel with LoRA adapters (rank r) on TARGETS[family]; the base is frozen.
+
+    Args:
+        new_ids: token ids added by grow_vocabulary; their embedding rows are trained too (peft's
+            trainable_token_indices), the rest of the embedding table stays frozen.
+    Returns the PeftModel; its .base_model.model is model itself, with peft's layers inside."""
+    from peft import LoraConfig, get_peft_model
+
+    from ..errors import InputError
+
+    if family not in TARGETS:
+        raise InputError(f"LoRA is not set up for the {family!r} family; use lora=False")
+    unfuse(model)
+    kw = dict(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=TARGETS[family], bias="none")
+    if FULL.get(family):
+        kw["modules_to_save"] = FULL[family]
+    if new_ids:
+        kw["trainable_token_indices"] = {EMBEDDINGS.get(family, "word_embeddings"): list(new_ids)}
+    return get_peft_model(model, LoraConfig(**kw))
+
+
+def trainable_share(model) -> tuple[int, int]:
+    """(trainable parameters, all parameters) of a model."""
+    seen, train, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        train += p.numel() if p.requires_grad else 0
+    return train, total
+
+
+def merged(peft_model):
+    """A plain transformers model with the adapters folded into the weights (a copy; peft_model is unchanged)."""
+    import copy
+
+    return copy.deepcopy(peft_model).merge_and_unload()
+
+
+def load_adapter(spec, dev, dt, attention: bool):
+    """Loaded of a directory that Finetuned.save(path, merge=False) wrote: the base model named in its mmkit.json,
+    grown to the saved vocabulary, with the saved adapters on it (unfused: mmkit's speed-ups would skip them)."""
+    import copy
+    from dataclasses import replace
+
+    from peft import PeftModel
+
+    from .. import models
+    from ..errors import InputError
+
+    path = Path(spec.repo)
+    meta = json.loads((path / "mmkit.json").read_text()) if (path / "mmkit.json").exists() else {}
+    base_name = meta.get("base")
+    if not base_name:
+        raise InputError(f"{str(path)!r} holds a LoRA adapter without mmkit.json naming its base model; save it with "
+                         "mmkit's Finetuned.save(path, merge=False), or merge it (merge=True)")
+    base = models.load_model(base_name, device=dev, dtype=dt, attention=attention)
+    model = copy.deepcopy(base.model)  # the cached base stays as it was
+    unfuse(model)
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(path))
+    added = meta.get("added_words") or []
+    if added:
+        from .vocab import grow_vocabulary
+
+        grow_vocabulary(model, copy.deepcopy(base.processor.tokenizer), added)
+    if FULL.get(spec.family) and meta.get("answers_added"):
+        from .vocab import grow_answers
+
+        grow_answers(model, meta["answers_added"])
+    peft_model = PeftModel.from_pretrained(model, str(path))
+    peft_model.eval()
+    return models.Loaded(peft_model.base_model.model, processor, replace(spec, family=spec.family or base.spec.family),
+                         dev, dt, attention)

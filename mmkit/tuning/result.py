@@ -1,0 +1,105 @@
+"""`Finetuned`: what `finetune` returns: the trained model (a `Loaded`), its history and scores, save and plot."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+
+@dataclass
+class Finetuned:
+    """A fine-tuned model and what happened while it trained.
+
+    `model` is a `Loaded`: every task function, panel and `attention_maps` takes it. `history` has one dict per
+    epoch (epoch 0 = before training): train_loss, val_loss, the task metric, seconds, cpu_seconds.
+    `scores` = {"before": {...}, "after": {...}, "metric": name, "n_val", "n_train", "best_epoch"}, on the
+    validation examples; "after" is the best epoch, whose weights the model has."""
+
+    model: object  # mmkit.Loaded
+    history: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+    task: str = ""
+    base: str = ""  # the name of the model it started from
+    peft_model: object = None  # the peft.PeftModel when trained with lora=True
+    added_words: list = field(default_factory=list)  # words the tokenizer gained
+    answers_added: list = field(default_factory=list)  # answers ViLT's classifier gained
+    trainable: tuple = (0, 0)  # (trained parameters, all parameters)
+    stopped: str = ""  # why training ended
+    skipped: list = field(default_factory=list)  # (row, reason) of the data rows left out
+    lr: float = 0.0
+    train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        m = self.scores.get("metric", "")
+        b, a = self.scores.get("before", {}).get(m), self.scores.get("after", {}).get(m)
+        share = self.trainable[0] / max(1, self.trainable[1])
+        return (f"Finetuned({self.base!r} -> task={self.task!r}, {m}: {b:.3f} -> {a:.3f} on {self.scores.get('n_val')} "
+                f"validation examples, {len(self.history) - 1} epochs ({self.stopped}), trained {share:.1%} of the "
+                f"weights, new words {self.added_words})") if b is not None and a is not None else "Finetuned(...)"
+
+    def plot(self, ax=None):
+        """Training and validation loss (left axis) and the task metric (right axis) per epoch -> Figure."""
+        import matplotlib.pyplot as plt
+
+        fig = ax.figure if ax is not None else plt.figure(figsize=(6, 3.2))
+        ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
+        ep = [h["epoch"] for h in self.history]
+        tr = [(h["epoch"], h["train_loss"]) for h in self.history if h.get("train_loss") is not None]
+        if tr:
+            ax.plot(*zip(*tr), "o-", label="train loss", color="#1f77b4")
+        ax.plot(ep, [h["val_loss"] for h in self.history], "s-", label="validation loss", color="#ff7f0e")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        m = self.scores.get("metric")
+        ax2 = ax.twinx()
+        ax2.plot(ep, [h.get(m) for h in self.history], "^--", color="#2ca02c", label=m)
+        ax2.set_ylabel(m)
+        best = self.scores.get("best_epoch")
+        if best is not None:
+            ax.axvline(best, color="#999", lw=0.8, ls=":")
+        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right")
+        ax.set_title(f"fine-tuning {self.base} ({self.task})", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    def _meta(self, adapter: bool) -> dict:
+        return {"name": Path(self.base).name + "-finetuned", "base": self.base, "task": self.task,
+                "family": self.model.spec.family, "finetuned": True, "adapter": adapter,
+                "added_words": self.added_words, "answers_added": self.answers_added,
+                "trainable_params": self.trainable[0], "params": self.trainable[1], "scores": self.scores,
+                "history": self.history, "stopped": self.stopped, "lr": self.lr,
+                "zero_shot_template": self.model.spec.zero_shot_template,
+                "train_seconds": round(self.train_seconds, 1), "train_cpu_seconds": round(self.train_cpu_seconds, 1)}
+
+    def save(self, path, merge: bool = True) -> Path:
+        """Write an ordinary Hugging Face directory that mmkit.load_model(path) loads back; returns the path.
+
+        Args:
+            merge: with LoRA, True folds the adapters into the weights (a plain model, the size of the base);
+                False saves only the adapters (a few MB) plus the processor, config and the base's name in
+                mmkit.json; load_model puts them back on the base. Without LoRA the whole model is saved.
+        """
+        from .lora import merged
+
+        out = Path(os.fspath(path)).expanduser()
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{str(out)!r} is a file; pass a folder path to save the model in")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create {str(out)!r} ({e.strerror or e}); pick a folder you can write to") from None
+        adapter = self.peft_model is not None and not merge
+        if adapter:
+            self.peft_model.save_pretrained(str(out))
+            self.model.model.config.save_pretrained(str(out))  # family and grown sizes, for load_model's resolver
+        else:
+            model = merged(self.peft_model) if self.peft_model is not None else self.model.model
+            model.save_pretrained(str(out))
+        self.model.processor.save_pretrained(str(out))
+        (out / "mmkit.json").write_text(json.dumps(self._meta(adapter), indent=1, default=float))
+        return out

@@ -1,0 +1,124 @@
+"""New words: grow a model's tokenizer and its word embeddings (and output layer) for words it does not know.
+
+The bundled models know about 150 words; any other word is spelled out in characters ('orange' ->
+o ##r ##a ##n ##g ##e), which a caption decoder can learn, but slowly. `grow_vocabulary` adds each new word
+as one token, and gives it an embedding row initialised at the mean of the rows of the pieces it used to be
+spelled with (so it starts close to what the model read before), in every word-embedding table and every
+output layer over the vocabulary (BLIP's decoder head, tied or not). ViLT's answer classifier grows with
+`grow_answers` when answers are new.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+WORD = re.compile(r"[a-z][a-z'-]*")
+
+
+def text_vocab_size(config) -> int:
+    """The vocabulary size of a model's text side (BLIP/CLIP: text_config, ViLT: the config itself)."""
+    text = getattr(config, "text_config", None)
+    return int(getattr(text, "vocab_size", None) or config.vocab_size)
+
+
+def unknown_words(tokenizer, texts, min_count: int = 1, max_pieces: int = 2) -> list[str]:
+    """Words of texts (lower-cased) the tokenizer has no single token for: [UNK] or more than max_pieces pieces.
+
+    Args:
+        min_count: a word must occur at least this often to be added (typos are left alone).
+    """
+    counts = Counter(w for t in texts for w in WORD.findall(t.lower()))
+    out = []
+    for w, c in sorted(counts.items()):
+        if c < min_count:
+            continue
+        pieces = tokenizer.tokenize(w)
+        if tokenizer.unk_token in pieces or len(pieces) > max_pieces:
+            out.append(w)
+    return out
+
+
+def grow_vocabulary(model, tokenizer, words) -> dict:
+    """Add words to tokenizer (one token each) and grow model's embeddings to match; in place.
+
+    Returns {'added': [word, ...], 'ids': [id, ...], 'old_size': V, 'new_size': V'} (empty 'added' when every
+    word was known). Embedding rows (V', D) and output rows (V', D) of the new ids start at the mean of the
+    rows of the word's old pieces."""
+    import torch
+
+    old_size = text_vocab_size(model.config)
+    words = [w for w in dict.fromkeys(words) if w and w not in tokenizer.get_vocab()]
+    if not words:
+        return {"added": [], "ids": [], "old_size": old_size, "new_size": old_size}
+    pieces = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in words}
+    tokenizer.add_tokens(words)
+    ids = tokenizer.convert_tokens_to_ids(words)
+    new_size = max(old_size, max(ids) + 1)
+    swaps = {}  # id(old Parameter) -> (old, new Parameter): tied weights stay tied (old kept alive: ids stay unique)
+    with torch.no_grad():
+        for module in list(model.modules()):
+            if isinstance(module, torch.nn.Embedding) and module.num_embeddings == old_size:
+                module.weight = _grown(module.weight, new_size, ids, pieces, words, swaps)
+                module.num_embeddings = new_size
+            elif isinstance(module, torch.nn.Linear) and module.out_features == old_size:
+                module.weight = _grown(module.weight, new_size, ids, pieces, words, swaps)
+                if module.bias is not None:
+                    module.bias = _grown(module.bias, new_size, ids, pieces, words, swaps)
+                module.out_features = new_size
+        for module in model.modules():  # other references to a grown parameter (BLIP's head keeps `bias` twice)
+            for name, p in list(module._parameters.items()):
+                if p is not None and id(p) in swaps and swaps[id(p)][0] is p:
+                    module._parameters[name] = swaps[id(p)][1]
+    _set_vocab_size(model.config, new_size)
+    return {"added": words, "ids": list(ids), "old_size": old_size, "new_size": new_size}
+
+
+def _grown(p, new_size: int, ids, pieces, words, swaps):
+    """p (V, ...) grown to (V', ...), new rows the mean of the old pieces' rows; one new Parameter per old one."""
+    import torch
+
+    if id(p) in swaps and swaps[id(p)][0] is p:
+        return swaps[id(p)][1]
+    data = torch.cat([p.data, p.data.new_zeros((new_size - p.shape[0],) + tuple(p.shape[1:]))])  # (V', ...)
+    for w, i in zip(words, ids):
+        old = [j for j in pieces[w] if j < p.shape[0]]
+        if old:
+            data[i] = p.data[old].mean(0)
+    new = torch.nn.Parameter(data, requires_grad=p.requires_grad)
+    swaps[id(p)] = (p, new)
+    return new
+
+
+def _set_vocab_size(config, n: int) -> None:
+    text = getattr(config, "text_config", None)
+    if text is not None and hasattr(text, "vocab_size"):
+        text.vocab_size = n
+    elif hasattr(config, "vocab_size"):
+        config.vocab_size = n
+
+
+def grow_answers(model, answers) -> list[str]:
+    """ViLT-VQA: add answers its classifier does not have as new classes (rows of the last Linear); in place.
+
+    Returns the added answers. New rows start at zero weight and the mean bias, so the old answers' scores
+    are unchanged until training moves them."""
+    import torch
+
+    label2id = dict(model.config.label2id)
+    new = [a for a in dict.fromkeys(answers) if a not in label2id]
+    if not new:
+        return []
+    head = [m for m in model.classifier.modules() if isinstance(m, torch.nn.Linear)][-1]  # (A, D) answers x hidden
+    n_old = head.out_features
+    with torch.no_grad():
+        w = torch.cat([head.weight.data, head.weight.data.new_zeros(len(new), head.in_features)])
+        b = torch.cat([head.bias.data, head.bias.data.new_full((len(new),), float(head.bias.data.mean()))])
+    head.weight, head.bias = torch.nn.Parameter(w), torch.nn.Parameter(b)
+    head.out_features = n_old + len(new)
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    for j, a in enumerate(new):
+        id2label[n_old + j] = a
+    model.config.id2label = id2label
+    model.config.label2id = {v: k for k, v in id2label.items()}
+    model.config.num_labels = len(id2label)
+    return new
