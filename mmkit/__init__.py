@@ -9,6 +9,7 @@ from .models import Loaded, list_models, load_model
 from .attention import AttentionMaps, attention_maps
 from .tasks import answer, caption, embed_images, embed_texts, match, retrieve, zero_shot
 from .video import answer_video, caption_video, search_video
+from .tuning import Finetuned, finetune
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,4 @@ def __dir__() -> list:
 
 __all__ = ["AttentionMaps", "InputError", "Loaded", "OutOfDomainWarning", "ResourceError", "ShapesWorld", "answer", "attention_maps", "caption", "config", "data", "embed_images",
            "embed_texts", "list_models", "load_image", "load_model", "match", "retrieve", "viz", "zero_shot",
-           "answer_video", "caption_video", "search_video"]
+           "answer_video", "caption_video", "search_video", "finetune", "Finetuned"]
