@@ -66,7 +66,7 @@ class CaptionApp(Panel):
         self.download = w.HTML("")  # download links made by the export buttons
         self.dialog_message = w.HTML("")
         self.dialog_ok = w.Button(description="OK", layout=w.Layout(width="80px"))
-        self.button.layout = w.Layout(width="auto", min_width="120px")
+        self.button.layout = w.Layout(width="160px")
         self.dialog = w.VBox([w.HTML("<b style='color:#b00020'>Something went wrong</b>"), self.dialog_message,
                               self.dialog_ok],
                              layout=w.Layout(border="2px solid #b00020", padding="8px", margin="4px 0",

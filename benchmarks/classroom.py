@@ -1,0 +1,314 @@
+"""Classroom load test: N simulated students (Playwright browser contexts in one headless chromium) use the
+caption app at once, against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and
+runs the whole notebook 11) and `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that
+caption through one shared model server). Localhost only; bounded in users, time and memory.
+
+Each student opens the page (all together), picks their own ShapesWorld scene (test #i), captions it greedily,
+clicks a word, switches to beam search, captions again and clicks another word; the actions are spread over
+the run with seeded random think times. Measured: time to first contentful paint and to a usable app (the
+Caption button drawn), caption latency (click to the new history row), word-map latency, errors (timeouts,
+the error dialog, a traceback, a history row that is not the student's own), peak RSS and CPU of the server
+side (Voila, kernels, model server) and of chromium, sampled each second. The run stops early when server +
+browser RSS passes --max-gb (default 16).
+
+    nice -n 5 .venv/bin/python benchmarks/classroom.py                    # 30 users, 5 min, both setups
+    .venv/bin/python benchmarks/classroom.py --users 6 --duration 60 --setups classroom   # the CI size
+Results: benchmarks/classroom_results.json (--out), screenshots of student 0 in out/browser/.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("MMKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--renderer-process-limit=64"]
+PAGE_TIMEOUT = 300_000  # ms for a page to become usable (plain Voila runs notebook 11 before it answers)
+ACTION_TIMEOUT = 180_000  # ms for one caption or map
+CAPTION = re.compile(r"^\W*Caption\s*$")
+ROWS_JS = "() => Math.max(0, document.querySelectorAll('.widget-html-content table tr').length - 1)"
+ROW_TEXT_JS = "() => [...document.querySelectorAll('.widget-html-content table tr')].slice(1).map(r => r.innerText)"
+MAP_JS = """() => { const i = [...document.querySelectorAll('img')].filter(i => i.naturalWidth > 0 &&
+                      i.getBoundingClientRect().width > 150 && i.getBoundingClientRect().width < 320);
+                    return i.length ? i[i.length - 1].src : null; }"""
+FCP_JS = "() => { const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null; }"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(xs, q: float):
+    """The q-th percentile (0-100) by nearest rank, or None for no data."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    return round(xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))], 3)
+
+
+class Server:
+    """`make app` (setup "app") or `make classroom` (setup "classroom") on a free port, in its own session."""
+
+    def __init__(self, setup: str, pool: int, log: Path, timeout: float = 600):
+        self.port = free_port()
+        self.log = log
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1", MPLBACKEND="Agg", JUPYTER_PLATFORM_DIRS="1")
+        env.pop("MMKIT_MODEL_SERVER", None)
+        if setup == "app":  # exactly what `make app` runs
+            cmd = [sys.executable, "-m", "voila", str(REPO / "notebooks" / "11_caption_app.ipynb"), "--no-browser",
+                   f"--port={self.port}", "--Voila.ip=127.0.0.1"]
+            ready = "Voil"  # "Voilà is running at"
+        else:
+            cmd = [sys.executable, "-m", "mmkit.classroom", f"--port={self.port}", f"--pool={pool}",
+                   "--out", str(log.parent / "classroom_nb")]
+            ready = "is filled with" if pool > 0 else "Voil"
+        self.out = open(log, "w")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        t0, deadline = time.monotonic(), time.monotonic() + timeout
+        while ready not in log.read_text(errors="replace") or not self._listening():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{setup} server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        self.start_s = round(time.monotonic() - t0, 1)  # until the pool is full (classroom) or it listens (app)
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.out.close()
+
+
+class Sampler(threading.Thread):
+    """Each second: RSS and CPU of the server's process tree and of the browser's; aborts past max_gb."""
+
+    def __init__(self, server_pid: int, max_gb: float):
+        super().__init__(daemon=True)
+        import psutil
+
+        self.psutil, self.server_pid, self.max_mb = psutil, server_pid, max_gb * 1024
+        self.samples: list[dict] = []
+        self.abort = threading.Event()
+        self.done = threading.Event()
+        self.procs: dict[int, object] = {}
+
+    def _tree(self, pid: int) -> list:
+        try:
+            p = self.psutil.Process(pid)
+            return [p] + p.children(recursive=True)
+        except self.psutil.NoSuchProcess:
+            return []
+
+    def _measure(self, procs) -> tuple[float, float, int]:
+        rss = cpu = 0.0
+        n = 0
+        for p in procs:
+            p = self.procs.setdefault(p.pid, p)  # the same object each time, so cpu_percent has a baseline
+            try:
+                rss += p.memory_info().rss / 2**20
+                cpu += p.cpu_percent(None)
+                n += 1
+            except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
+                pass
+        return rss, cpu, n
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self.done.is_set():
+            server = self._tree(self.server_pid)
+            ids = {p.pid for p in server}
+            client = [p for p in self._tree(os.getpid())[1:] if p.pid not in ids]
+            s_rss, s_cpu, kernels = self._measure(server)
+            c_rss, c_cpu, _ = self._measure(client)
+            self.samples.append(dict(t=round(time.monotonic() - t0, 1), server_mb=round(s_rss), server_cpu=s_cpu,
+                                     browser_mb=round(c_rss), browser_cpu=c_cpu, server_procs=kernels,
+                                     available_mb=round(self.psutil.virtual_memory().available / 2**20)))
+            if s_rss + c_rss > self.max_mb:
+                self.abort.set()
+            self.done.wait(1.0)
+
+    def summary(self) -> dict:
+        s = self.samples[1:] or self.samples  # the first cpu_percent reading is 0 by definition
+        if not s:
+            return {}
+        return dict(peak_server_mb=max(x["server_mb"] for x in s), peak_browser_mb=max(x["browser_mb"] for x in s),
+                    peak_total_mb=max(x["server_mb"] + x["browser_mb"] for x in s),
+                    peak_server_cpu_pct=round(max(x["server_cpu"] for x in s)),
+                    mean_server_cpu_pct=round(sum(x["server_cpu"] for x in s) / len(s)),
+                    peak_browser_cpu_pct=round(max(x["browser_cpu"] for x in s)),
+                    mean_browser_cpu_pct=round(sum(x["browser_cpu"] for x in s) / len(s)),
+                    peak_server_procs=max(x["server_procs"] for x in s),
+                    min_available_mb=min(x["available_mb"] for x in s))
+
+
+async def student(i: int, browser, url: str, duration: float, rng: random.Random, abort: threading.Event,
+                  shots: Path | None) -> dict:
+    """One student's session; returns their timings and errors (never raises)."""
+    r: dict = dict(user=i, errors=[], captions=[], maps=[])
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await ctx.new_page()
+    page.set_default_timeout(ACTION_TIMEOUT)  # a shared 2-core machine under load answers slowly, not never
+    t0 = time.monotonic()
+
+    async def until(t: float) -> None:  # think time: wait until t seconds after the page was opened
+        while time.monotonic() - t0 < t and not abort.is_set():
+            await asyncio.sleep(0.5)
+        if abort.is_set():
+            raise RuntimeError("aborted: memory limit")
+
+    async def caption(n_rows: int) -> None:
+        t = time.monotonic()
+        await page.locator("button").filter(has_text=CAPTION).click()
+        await page.wait_for_function(f"() => ({ROWS_JS})() >= {n_rows}", timeout=ACTION_TIMEOUT)
+        r["captions"].append(round(time.monotonic() - t, 3))
+
+    async def word(k: int) -> None:
+        before = await page.evaluate(MAP_JS)
+        t = time.monotonic()
+        buttons = page.locator("button[title^='map of']")
+        await buttons.nth(min(k, await buttons.count() - 1)).click()
+        await page.wait_for_function(f"() => {{ const s = ({MAP_JS})(); return s && s !== {json.dumps(before)}; }}",
+                                     timeout=ACTION_TIMEOUT)
+        r["maps"].append(round(time.monotonic() - t, 3))
+
+    try:
+        await page.goto(url, timeout=PAGE_TIMEOUT, wait_until="commit")
+        await page.locator("button").filter(has_text=CAPTION).wait_for(timeout=PAGE_TIMEOUT)
+        r["ready_s"] = round(time.monotonic() - t0, 3)
+        fcp = await page.evaluate(FCP_JS)
+        r["first_paint_s"] = None if fcp is None else round(fcp / 1000, 3)
+        own = f"ShapesWorld test #{i}"
+        index = page.locator(".widget-inline-hbox", has_text="scene #").locator("input")
+        await index.fill(str(i))
+        await index.press("Enter")
+        await page.locator("button").filter(has_text=re.compile(r"^\W*Generate\s*$")).click()
+        await page.wait_for_function(f"() => document.body.innerText.includes({json.dumps(own + ' (')})",
+                                     timeout=ACTION_TIMEOUT)
+        rows0 = await page.evaluate(ROWS_JS)  # plain `make app` pages already hold notebook 11's own captions
+        await until(rng.uniform(0.02, 0.35) * duration)
+        await caption(rows0 + 1)
+        await until(time.monotonic() - t0 + rng.uniform(2, 8))
+        await word(0)
+        await page.locator("button.widget-toggle-button", has_text="beam").click()
+        await until(rng.uniform(0.45, 0.8) * duration)
+        await caption(rows0 + 2)
+        await until(time.monotonic() - t0 + rng.uniform(2, 8))
+        await word(1)
+        rows = await page.evaluate(ROW_TEXT_JS)
+        mine = rows[:2]  # newest first
+        if len(rows) != rows0 + 2 or not all(row.split("\t")[1].strip() == own for row in mine):
+            r["errors"].append(f"history is not this student's own: {rows[:3]}")
+        if ("Traceback" in await page.inner_text("body")
+                or await page.locator("b", has_text="Something went wrong").first.is_visible()):
+            r["errors"].append("error dialog or traceback on the page")
+        if shots is not None and i == 0:
+            await page.screenshot(path=str(shots / "classroom_student0.png"), full_page=True)
+    except Exception as e:  # a timeout, a missing element, the memory guard
+        r["errors"].append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    finally:
+        r["session_s"] = round(time.monotonic() - t0, 1)
+        await ctx.close()
+    return r
+
+
+async def drive(url: str, users: int, duration: float, abort: threading.Event, seed: int, shots: Path | None):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            rngs = [random.Random(seed * 1000 + i) for i in range(users)]
+            return await asyncio.gather(*(student(i, browser, url, duration, rngs[i], abort, shots)
+                                          for i in range(users)))
+        finally:
+            await browser.close()
+
+
+def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb: float = 16, seed: int = 0,
+        shots: Path | None = None) -> dict:
+    """One load test of `setup` ("classroom" or "app"): a dict of the measurements and each student's record."""
+    pool = users if pool is None else pool
+    with tempfile.TemporaryDirectory(prefix=f"mmkit-{setup}-") as tmp:
+        server = Server(setup, pool, Path(tmp) / "server.log")
+        sampler = Sampler(server.proc.pid, max_gb)
+        sampler.start()
+        t = time.monotonic()
+        try:
+            students = asyncio.run(drive(server.url, users, duration, sampler.abort, seed, shots))
+        finally:
+            sampler.done.set()
+            sampler.join(5)
+            wall = round(time.monotonic() - t, 1)
+            log = server.log.read_text(errors="replace")
+            server.stop()
+    caps = [c for s in students for c in s["captions"]]
+    maps = [m for s in students for m in s["maps"]]
+    errors = [f"user {s['user']}: {e}" for s in students for e in s["errors"]]
+    return dict(setup=setup, users=users, duration_s=duration, pool=pool if setup == "classroom" else 0,
+                server_start_s=server.start_s, wall_s=wall, aborted_for_memory=sampler.abort.is_set(),
+                first_paint_p50_s=percentile([s.get("first_paint_s") for s in students], 50),
+                first_paint_p95_s=percentile([s.get("first_paint_s") for s in students], 95),
+                ready_p50_s=percentile([s.get("ready_s") for s in students], 50),
+                ready_p95_s=percentile([s.get("ready_s") for s in students], 95),
+                ready_max_s=percentile([s.get("ready_s") for s in students], 100),
+                captions=len(caps), caption_p50_s=percentile(caps, 50), caption_p95_s=percentile(caps, 95),
+                maps=len(maps), map_p50_s=percentile(maps, 50), map_p95_s=percentile(maps, 95),
+                errors=len(errors), error_list=errors[:20], kernel_errors=log.count("Traceback"),
+                **sampler.summary(), students=students)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=30)
+    ap.add_argument("--duration", type=float, default=300, help="seconds over which each student's actions spread")
+    ap.add_argument("--setups", default="classroom,app", help="comma-separated: classroom, app")
+    ap.add_argument("--pool", type=int, default=None, help="preheated kernels for classroom (default: --users)")
+    ap.add_argument("--max-gb", type=float, default=16, help="stop when server + browser RSS passes this")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "classroom_results.json"))
+    args = ap.parse_args(argv)
+    shots = REPO / "out" / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    results = []
+    for setup in args.setups.split(","):
+        res = run(setup.strip(), args.users, args.duration, args.pool, args.max_gb, shots=shots)
+        results.append(res)
+        print(json.dumps({k: v for k, v in res.items() if k != "students"}, indent=1), flush=True)
+    import platform
+
+    Path(args.out).write_text(json.dumps(dict(machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+                                              date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                              results=results), indent=1))
+    return 0 if all(r["errors"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
