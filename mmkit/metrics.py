@@ -94,7 +94,7 @@ class MetricUnavailable(RuntimeError):
     """A metric cannot run on this machine (no Java, or models not downloaded); the message names the fix."""
 
 
-def _coco_inputs(hyps: Mapping, refs: Mapping) -> tuple[dict, dict]:
+def coco_inputs(hyps: Mapping, refs: Mapping) -> tuple[dict, dict]:
     """Check ids and tokenize: (gts {id: [ref, ...]}, res {id: [hyp]}), lower-case words and digits only."""
     if set(hyps) != set(refs):
         raise ValueError("hyps and refs must have the same ids")
@@ -123,7 +123,7 @@ def caption_scores(hyps: Mapping, refs: Mapping, meteor: bool = False, spice: bo
         from pycocoevalcap.rouge.rouge import Rouge
     except ImportError:
         raise ImportError("caption_scores needs pycocoevalcap: pip install pycocoevalcap") from None
-    gts, res = _coco_inputs(hyps, refs)
+    gts, res = coco_inputs(hyps, refs)
     out: dict[str, float] = {}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     out.update({f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)})
@@ -150,7 +150,7 @@ def caption_scores_per_item(hyps: Mapping, refs: Mapping, meteor: bool = False,
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    gts, res = _coco_inputs(hyps, refs)
+    gts, res = coco_inputs(hyps, refs)
     keys = list(hyps)
     out = {}
     _, bleu = Bleu(4).compute_score(gts, res, verbose=0)
@@ -158,7 +158,7 @@ def caption_scores_per_item(hyps: Mapping, refs: Mapping, meteor: bool = False,
     out["ROUGE-L"] = np.asarray(Rouge().compute_score(gts, res)[1], dtype=float)
     g2, r2 = dict(gts), dict(res)
     if background:
-        bg_gts, bg_res = _coco_inputs({k: v[0] if not isinstance(v, str) else v for k, v in background.items()},
+        bg_gts, bg_res = coco_inputs({k: v[0] if not isinstance(v, str) else v for k, v in background.items()},
                                       background)
         g2.update({("background", k): v for k, v in bg_gts.items()})
         r2.update({("background", k): v for k, v in bg_res.items()})
@@ -199,7 +199,7 @@ def meteor_score(hyps: Mapping, refs: Mapping) -> float:
 
     Args: as caption_scores. Raises MetricUnavailable, naming the fix, when Java is missing.
     """
-    return float(_meteor(*_coco_inputs(hyps, refs))[0])
+    return float(_meteor(*coco_inputs(hyps, refs))[0])
 
 
 def _meteor(gts: dict, res: dict) -> tuple:
@@ -228,7 +228,7 @@ def spice_score(hyps: Mapping, refs: Mapping) -> float:
     """
     import os
 
-    gts, res = _coco_inputs(hyps, refs)
+    gts, res = coco_inputs(hyps, refs)
     if java_version() is None:
         raise MetricUnavailable(_NO_JAVA)
     try:
@@ -245,3 +245,7 @@ def spice_score(hyps: Mapping, refs: Mapping) -> float:
         return float(spice_mod.Spice().compute_score(gts, res)[0])
     except Exception as e:  # the Java side fails in many ways (memory, lmdb, old Java): report them as one
         raise MetricUnavailable(f"the SPICE Java scorer failed: {type(e).__name__}: {e}") from None
+
+
+# the old private names, for callers not yet moved to the public ones
+_coco_inputs = coco_inputs

@@ -88,7 +88,7 @@ def test_itm_match_encodes_each_image_once_and_scores_as_transformers_does():
     it once per image and must still give that forward's P(match) for every pair."""
     import torch
 
-    from mmkit.tasks.inputs import _pixels, _tokenize
+    from mmkit.tasks.inputs import pixel_inputs, tokenize
 
     scenes = list(mmkit.ShapesWorld(5, seed=TEST_SEED + 1, split="test"))
     images = [s.image for s in scenes]
@@ -108,10 +108,10 @@ def test_itm_match_encodes_each_image_once_and_scores_as_transformers_does():
 
     plain = mmkit.load_model("shapes-blip-itm", device="cpu", attention=True)  # transformers' code throughout
     pairs = [(i, j) for i in range(5) for j in range(4)]
-    enc = _tokenize(plain, [texts[j] for _, j in pairs])
+    enc = tokenize(plain, [texts[j] for _, j in pairs])
     with torch.inference_mode():
         out = plain.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_itm_head=True,
-                          pixel_values=_pixels(plain, [images[i] for i, _ in pairs])["pixel_values"])
+                          pixel_values=pixel_inputs(plain, [images[i] for i, _ in pairs])["pixel_values"])
     ref = out.itm_score.softmax(-1)[:, 1].view(5, 4)
     assert ref.max() - ref.min() > 0.5  # trained scores that tell pairs apart, so the comparison means something
     assert torch.allclose(grid, ref, atol=1e-5)

@@ -10,7 +10,7 @@ import torch
 
 import mmkit
 from mmkit.speedups import cache_keyword, fuse_attention
-from mmkit.tasks.inputs import _pixels
+from mmkit.tasks.inputs import pixel_inputs
 
 
 def _fused(module) -> bool:
@@ -25,7 +25,7 @@ def test_fused_vision_attention_matches_eager(family, model_dirs, scenes):
     assert attn and all(_fused(mod) for mod in attn)
     assert not any(_fused(mod) for mod in eager.model.modules() if type(mod).__name__ == "BlipAttention")
     assert type(attn[0]).forward is not vars(attn[0])["forward"]  # the class itself is untouched
-    px = _pixels(fast, scenes.images[:3])["pixel_values"]
+    px = pixel_inputs(fast, scenes.images[:3])["pixel_values"]
     with torch.inference_mode():
         a = fast.model.vision_model(pixel_values=px).last_hidden_state
         b = eager.model.vision_model(pixel_values=px).last_hidden_state
@@ -90,7 +90,7 @@ def test_in_place_encoder_layers_give_the_same_numbers_and_leave_their_input_alo
     layers = _layers(m.model)
     assert layers and all(_fused(mod) for mod in layers)
     assert not any(_fused(mod) for mod in _layers(mmkit.load_model(name, attention=True).model))
-    px = _pixels(m, scenes.images)["pixel_values"]
+    px = pixel_inputs(m, scenes.images)["pixel_values"]
     vision = m.model.vision_model
     mask = (None,) if name == "shapes-clip" else ()  # CLIP's layers take an attention mask, positionally
     with torch.inference_mode():
@@ -120,7 +120,7 @@ def test_in_place_encoder_layers_step_aside_for_gradients_and_training(monkeypat
     calls = _class_forward_calls(monkeypatch, CLIPEncoderLayer)
     m = mmkit.load_model("shapes-clip")
     n = len(_layers(m.model.vision_model))
-    px = _pixels(m, scenes.images[:2])["pixel_values"].requires_grad_()
+    px = pixel_inputs(m, scenes.images[:2])["pixel_values"].requires_grad_()
     m.model.vision_model(pixel_values=px).pooler_output.sum().backward()  # Grad-CAM-style use: gradients flow
     assert len(calls) == n and px.grad is not None and px.grad.abs().sum() > 0
     with torch.inference_mode():
@@ -141,7 +141,7 @@ def test_clip_image_features_run_the_last_layer_for_cls_alone_with_the_same_embe
     from mmkit.speedups import clip_image_features
 
     m = mmkit.load_model(name if size is None else model_dirs(name, size))
-    px = _pixels(m, scenes.images)["pixel_values"]
+    px = pixel_inputs(m, scenes.images)["pixel_values"]
     last = m.model.vision_model.encoder.layers[-1]
     fc1_rows = []  # rows of each input to the last layer's MLP
     hook = last.mlp.fc1.register_forward_pre_hook(lambda mod, args: fc1_rows.append(args[0][..., 0].numel()))
@@ -162,11 +162,11 @@ def test_clip_image_features_step_aside_where_they_do_not_apply(scenes, monkeypa
     from mmkit.speedups import clip_image_features
 
     m = mmkit.load_model("shapes-clip")
-    px = _pixels(m, scenes.images[:2])["pixel_values"]
+    px = pixel_inputs(m, scenes.images[:2])["pixel_values"]
     assert clip_image_features(m.model, px) is None  # gradients recorded (Grad-CAM): transformers' code
     with torch.inference_mode():
         align = mmkit.load_model("shapes-align")
-        assert clip_image_features(align.model, _pixels(align, scenes.images[:2])["pixel_values"]) is None
+        assert clip_image_features(align.model, pixel_inputs(align, scenes.images[:2])["pixel_values"]) is None
         m.model.train()
         try:
             assert clip_image_features(m.model, px) is None
@@ -251,10 +251,10 @@ def test_pil_pixels_leave_what_they_do_not_cover_to_the_processor(monkeypatch):
     real = inputs.pil_pixels
     monkeypatch.setattr(inputs, "pil_pixels", lambda *a: taken.append(real(*a)) or taken[-1])
     m = mmkit.load_model("shapes-vilt-vqa")  # declined: _pixels asks the processor, pixel mask and all
-    assert set(_pixels(m, [image])) == {"pixel_values", "pixel_mask"} and taken == [None]
+    assert set(pixel_inputs(m, [image])) == {"pixel_values", "pixel_mask"} and taken == [None]
     m = mmkit.load_model("shapes-blip-caption")
     taken.clear()
-    out = _pixels(m, [image, mmkit.load_image(image.convert("RGBA"))])  # task functions load every input as RGB
+    out = pixel_inputs(m, [image, mmkit.load_image(image.convert("RGBA"))])  # task functions load every input as RGB
     assert taken[0] is not None and torch.equal(out["pixel_values"], taken[0])
 
 
@@ -420,7 +420,7 @@ def test_bundled_blip_models_give_the_same_results_with_and_without_the_speedups
 
 def test_greedy_caption_gives_what_generate_gives(scenes, model_dirs):
     from mmkit.speedups import can_decode_greedily, greedy_caption
-    from mmkit.tasks.inputs import _tokenize
+    from mmkit.tasks.inputs import tokenize
 
     bundled = mmkit.load_model("shapes-blip-caption")  # trained: captions end at different lengths, then pad
     base = mmkit.load_model(model_dirs("blip-caption", "base"))  # real size: 12 layers, 577 image tokens
@@ -433,8 +433,8 @@ def test_greedy_caption_gives_what_generate_gives(scenes, model_dirs):
     with torch.inference_mode():
         for m, ims, prompt, kw in cases:
             assert can_decode_greedily(m.model)
-            px = _pixels(m, ims)["pixel_values"]
-            enc = _tokenize(m, [prompt] * len(ims)) if prompt else {}
+            px = pixel_inputs(m, ims)["pixel_values"]
+            enc = tokenize(m, [prompt] * len(ims)) if prompt else {}
             enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}  # what caption passes
             ours = greedy_caption(m.model, px, enc.get("input_ids"), kw["max_new_tokens"], kw.get("min_new_tokens", 0))
             ref = m.model.generate(pixel_values=px, **enc, **kw)
@@ -485,7 +485,7 @@ def test_vision_tower_encodes_each_distinct_image_of_a_batch_once(name, scenes):
     a, b = scenes.images[:2]
     seen = []  # images per run of the patch embedding
     hook = fast.model.vision_model.embeddings.register_forward_hook(lambda mod, args, out: seen.append(len(out)))
-    px = _pixels(fast, [a, b, a, a])["pixel_values"]  # rows 0, 2 and 3 are the same image
+    px = pixel_inputs(fast, [a, b, a, a])["pixel_values"]  # rows 0, 2 and 3 are the same image
     with torch.inference_mode():
         out = fast.model.vision_model(pixel_values=px)
         ref = plain.model.vision_model(pixel_values=px)
@@ -566,12 +566,12 @@ def _patched_cases(model_dirs, scenes):
     x = torch.randn(2, 17, dec.config.encoder_hidden_size)  # (B, S, E) image states
     ids = torch.randint(5, dec.config.vocab_size, (2, 3))
     key = cache_keyword(dec)
-    blip_px = _pixels(cap, [scenes.images[0], scenes.images[1], scenes.images[0]])["pixel_values"]  # a repeat
-    blip2_px = _pixels(blip2, [scenes.images[2], scenes.images[2]])["pixel_values"]
-    clip_px = _pixels(clip, scenes.images)["pixel_values"]
+    blip_px = pixel_inputs(cap, [scenes.images[0], scenes.images[1], scenes.images[0]])["pixel_values"]  # a repeat
+    blip2_px = pixel_inputs(blip2, [scenes.images[2], scenes.images[2]])["pixel_values"]
+    clip_px = pixel_inputs(clip, scenes.images)["pixel_values"]
     proc = bundled.processor.image_processor
     photos = _odd_images()
-    bundled_px = _pixels(bundled, scenes.images)["pixel_values"]
+    bundled_px = pixel_inputs(bundled, scenes.images)["pixel_values"]
     return {
         "BlipAttention": (lambda: attn(h)[0], False, type(attn)),
         "BlipEncoderLayer": (lambda: _module(cap.model, "BlipEncoderLayer")(h), False, None),  # its attention fused
@@ -642,7 +642,7 @@ def test_speedups_off_decline_every_path_that_is_not_a_module_forward(switch, sc
     from mmkit.speedups import can_decode_greedily, clip_image_features, pil_pixels
 
     clip, cap = mmkit.load_model("shapes-clip"), mmkit.load_model("shapes-blip-caption")
-    px = _pixels(clip, scenes.images[:2])["pixel_values"]
+    px = pixel_inputs(clip, scenes.images[:2])["pixel_values"]
     switch(False)
     with torch.inference_mode():
         assert clip_image_features(clip.model, px) is None

@@ -49,8 +49,8 @@ def test_embeddings_zero_shot_match_retrieve(family, model_dirs, scenes):
 def test_zero_shot_caches_label_embeddings(model_dirs, scenes, monkeypatch):
     m = mmkit.load_model(model_dirs("clip"))
     calls = []
-    real = mmkit.tasks.embeddings._embed_texts
-    monkeypatch.setattr(mmkit.tasks.embeddings, "_embed_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = mmkit.tasks.embeddings.text_embeddings
+    monkeypatch.setattr(mmkit.tasks.embeddings, "text_embeddings", lambda *a, **k: calls.append(1) or real(*a, **k))
     labels = [f"label {i}" for i in range(20)]
     first = mmkit.zero_shot(m, scenes.images, labels)
     second = mmkit.zero_shot(m, scenes.images, labels)
@@ -207,12 +207,12 @@ def test_images_the_gpu_cannot_resize_are_preprocessed_on_the_cpu(model_dirs, mo
 
     monkeypatch.setattr(inputs, "_on_device_preprocessing", lambda m: {"device": "cuda"})
     monkeypatch.setattr(m.processor, "image_processor", gpu_like)
-    px = inputs._pixels(m, [Image.new("RGB", (1, 5000), (0, 255, 0))])["pixel_values"]
+    px = inputs.pixel_inputs(m, [Image.new("RGB", (1, 5000), (0, 255, 0))])["pixel_values"]
     assert devices == ["cuda", None] and px.shape[0] == 1 and torch.isfinite(px).all()
     monkeypatch.setattr(inputs, "_on_device_preprocessing", lambda m: {})  # already on the CPU: the error stands
     monkeypatch.setattr(m.processor, "image_processor", lambda *a, **k: gpu_like(device="cuda"))
     with pytest.raises(RuntimeError, match="shared memory"):
-        inputs._pixels(m, [Image.new("RGB", (8, 8))])
+        inputs.pixel_inputs(m, [Image.new("RGB", (8, 8))])
 
 
 def test_model_given_as_a_path(model_dirs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cross import _pixels, _square_grid, _stack
+from .cross import image_inputs, square_grid, stack_layers
 from .maps import AttentionMaps
 
 WEIGHTED = "<lm-weighted>"
@@ -21,9 +21,9 @@ def _query_weights(m, px, text: str):
     """How much the language model's text positions attend to each query, averaged (32,), summing to 1."""
     import torch
 
-    from ..tasks.inputs import _with_image_tokens
+    from ..tasks.inputs import tokenize_with_image_tokens
 
-    enc = _with_image_tokens(m, [text])  # (1, Q + T): the query placeholders first, as generate sees them
+    enc = tokenize_with_image_tokens(m, [text])  # (1, Q + T): the query placeholders first, as generate sees them
     out = m.model(pixel_values=px, **enc, output_attentions=True)
     att = out.language_model_outputs.attentions if hasattr(out, "language_model_outputs") else out.attentions
     if not att or att[0] is None:
@@ -50,7 +50,7 @@ def blip2_maps(m, image, text: str | None = None, **generate_kwargs) -> Attentio
     model = m.model
     if text is None:
         text = caption(m, image, **generate_kwargs)
-    px = _pixels(m, image)["pixel_values"]  # (1, 3, H, W) on the model's device and dtype
+    px = image_inputs(m, image)["pixel_values"]  # (1, 3, H, W) on the model's device and dtype
     with torch.inference_mode():
         vision = model.vision_model(pixel_values=px, return_dict=True).last_hidden_state  # (1, 1 + P, Dv)
         queries = model.query_tokens.expand(vision.shape[0], -1, -1)  # (1, Q, Dq)
@@ -59,10 +59,10 @@ def blip2_maps(m, image, text: str | None = None, **generate_kwargs) -> Attentio
                            output_attentions=True, return_dict=True)
         cross = [c for c in (qf.cross_attentions or ()) if c is not None]
         weights = _query_weights(m, px, text) if text else None
-    att = _stack(cross)  # (Lc, H, Q, 1 + P); raises the eager-attention advice when there are none
+    att = stack_layers(cross)  # (Lc, H, Q, 1 + P); raises the eager-attention advice when there are none
     att = att[..., 1:]  # (Lc, H, Q, P) drop the ViT's CLS token
     n_queries, n_patches = att.shape[2], att.shape[3]
-    gh, gw = _square_grid(n_patches, px)
+    gh, gw = square_grid(n_patches, px)
     att = att.reshape(att.shape[:3] + (gh, gw))  # (Lc, H, Q, gh, gw), patches are row-major
     words = [f"q{i}" for i in range(n_queries)]
     if weights is not None:

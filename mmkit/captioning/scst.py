@@ -36,10 +36,10 @@ class SCSTConfig:
 
 def cider_rewards(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
     """CIDEr-D of each hypothesis against its references (idf from the references given), shape (N,)."""
-    from ..metrics import _coco_inputs
+    from ..metrics import coco_inputs
     from pycocoevalcap.cider.cider import Cider
 
-    gts, res = _coco_inputs({i: [h] for i, h in enumerate(hyps)}, {i: r for i, r in enumerate(refs)})
+    gts, res = coco_inputs({i: [h] for i, h in enumerate(hyps)}, {i: r for i, r in enumerate(refs)})
     return np.asarray(Cider().compute_score(gts, res)[1], dtype=float)  # in key order 0..N-1
 
 

@@ -275,8 +275,8 @@ class ShapesWorld:
         for (color, shape, size), (x, y, d) in zip(attrs, placed):
             rgb = tuple(int(np.clip(v + rng.integers(-15, 16), 0, 255)) for v in COLORS[color])
             mask_im = Image.new("L", (S, S), 0)
-            _draw_shape(draw, shape, x, y, d, rgb)
-            _draw_shape(ImageDraw.Draw(mask_im), shape, x, y, d, 255)
+            draw_shape(draw, shape, x, y, d, rgb)
+            draw_shape(ImageDraw.Draw(mask_im), shape, x, y, d, 255)
             mask = np.asarray(mask_im) > 0
             ys, xs = np.nonzero(mask)
             box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
@@ -409,7 +409,7 @@ def _clear_relation(p, q, S: int) -> bool:
     return max(dx, dy) >= 1.5 * min(dx, dy) and max(dx, dy) >= 0.2 * S
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, d: int, fill) -> None:
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, d: int, fill) -> None:
     """Draw one shape inside the d x d square whose top-left corner is (x, y)."""
     if shape == "circle":
         draw.ellipse([x, y, x + d - 1, y + d - 1], fill=fill)
@@ -418,3 +418,7 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, d: int, f
         draw.rectangle([x + m, y + m, x + d - 1 - m, y + d - 1 - m], fill=fill)
     else:
         draw.polygon([(x + (d - 1) / 2, y), (x, y + d - 1), (x + d - 1, y + d - 1)], fill=fill)
+
+
+# the old private names, for callers not yet moved to the public ones
+_draw_shape = draw_shape

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .shapes import BACKGROUND, COLORS, SHAPES, SIZES, Named, Obj, _draw_shape, describe_scene
+from .shapes import BACKGROUND, COLORS, SHAPES, SIZES, Named, Obj, draw_shape, describe_scene
 
 VISIBLE = 0.5  # an object counts as visible when at least this fraction of its footprint is inside the frame
 SLIDE = 0.5  # seconds an object takes to slide in (and out)
@@ -90,7 +90,7 @@ class Clip:
         for tr in self.tracks:
             p = tr.position(self._t(t))
             if p is not None:
-                _draw_shape(draw, tr.shape, int(round(p[0])), int(round(p[1])), tr.d, tr.rgb)
+                draw_shape(draw, tr.shape, int(round(p[0])), int(round(p[1])), tr.d, tr.rgb)
         return image
 
     def frames(self):

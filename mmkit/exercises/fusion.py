@@ -12,7 +12,7 @@ from ..fusion.pointing import box_fraction
 from .core import Case, exercise
 
 
-def _randn(rng: np.random.Generator, *shape, scale: float = 1.0) -> torch.Tensor:
+def randn(rng: np.random.Generator, *shape, scale: float = 1.0) -> torch.Tensor:
     return torch.from_numpy(rng.standard_normal(shape).astype(np.float32) * scale)
 
 
@@ -55,7 +55,7 @@ def embed_words_reference(input_ids: torch.Tensor, E: torch.Tensor, P: torch.Ten
 def _embed_cases(rng):
     def make(B, T, V, D, max_len, label):
         ids = torch.from_numpy(rng.integers(0, V, size=(B, T)))
-        return Case(label, (ids, _randn(rng, V, D), _randn(rng, max_len, D)))
+        return Case(label, (ids, randn(rng, V, D), randn(rng, max_len, D)))
 
     yield make(1, 1, 5, 4, 8, "edge: one sentence of one token")
     yield make(3, 8, 11, 6, 8, "edge: sentences as long as the position table")
@@ -68,13 +68,13 @@ def _embed_cases(rng):
           lambda x, mask: masked_mean(x, mask),
           hint="multiply by the mask (as floats, shape (B, L, 1)) before summing, and divide by the number of real tokens")
 def _masked_mean_cases(rng):
-    yield Case("edge: only the first token is real", (_randn(rng, 2, 5, 3), torch.tensor([[1, 0, 0, 0, 0]] * 2).bool()))
-    yield Case("edge: no padding at all", (_randn(rng, 3, 4, 2), torch.ones(3, 4, dtype=torch.bool)))
-    yield Case("edge: sequences of length 1", (_randn(rng, 4, 1, 6), torch.ones(4, 1, dtype=torch.bool)))
-    yield Case("edge: a 0/1 integer mask", (_randn(rng, 2, 6, 3), torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]])))
+    yield Case("edge: only the first token is real", (randn(rng, 2, 5, 3), torch.tensor([[1, 0, 0, 0, 0]] * 2).bool()))
+    yield Case("edge: no padding at all", (randn(rng, 3, 4, 2), torch.ones(3, 4, dtype=torch.bool)))
+    yield Case("edge: sequences of length 1", (randn(rng, 4, 1, 6), torch.ones(4, 1, dtype=torch.bool)))
+    yield Case("edge: a 0/1 integer mask", (randn(rng, 2, 6, 3), torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]])))
     for _ in range(6):
         B, L, D = int(rng.integers(1, 6)), int(rng.integers(2, 10)), int(rng.integers(1, 10))
-        yield Case("random padded batch", (_randn(rng, B, L, D), _padding_mask(rng, B, L)))
+        yield Case("random padded batch", (randn(rng, B, L, D), _padding_mask(rng, B, L)))
 
 
 # -------------------------------------------------------------------------------- 02 early and late
@@ -88,14 +88,14 @@ def _module(cls, rng, Dt, Di, out):
           lambda t, v, gated: gated(t, v),
           hint="the gate reads the concatenation [t; v] (text first); g weighs the text, 1 - g the image")
 def _gated_cases(rng):
-    yield Case("edge: one example", (_randn(rng, 1, 5), _randn(rng, 1, 5), _module(GatedFusion, rng, 5, 5, 3)))
-    yield Case("edge: text and image of different widths", (_randn(rng, 4, 3), _randn(rng, 4, 9), _module(GatedFusion, rng, 3, 9, 6)))
-    yield Case("edge: one output feature", (_randn(rng, 3, 4), _randn(rng, 3, 4), _module(GatedFusion, rng, 4, 4, 1)))
-    yield Case("edge: large inputs (the gate saturates)", (_randn(rng, 2, 6, scale=30), _randn(rng, 2, 6, scale=30),
+    yield Case("edge: one example", (randn(rng, 1, 5), randn(rng, 1, 5), _module(GatedFusion, rng, 5, 5, 3)))
+    yield Case("edge: text and image of different widths", (randn(rng, 4, 3), randn(rng, 4, 9), _module(GatedFusion, rng, 3, 9, 6)))
+    yield Case("edge: one output feature", (randn(rng, 3, 4), randn(rng, 3, 4), _module(GatedFusion, rng, 4, 4, 1)))
+    yield Case("edge: large inputs (the gate saturates)", (randn(rng, 2, 6, scale=30), randn(rng, 2, 6, scale=30),
                                                            _module(GatedFusion, rng, 6, 6, 4)))
     for _ in range(5):
         B, Dt, Di, out = (int(x) for x in rng.integers(1, 12, size=4))
-        yield Case("random", (_randn(rng, B, Dt), _randn(rng, B, Di), _module(GatedFusion, rng, Dt, Di, out)))
+        yield Case("random", (randn(rng, B, Dt), randn(rng, B, Di), _module(GatedFusion, rng, Dt, Di, out)))
 
 
 @exercise("film_fusion", "02", "FiLM: the text scales and shifts every image cell, then pool",
@@ -103,11 +103,11 @@ def _gated_cases(rng):
           hint="gamma, beta = film.film(t).chunk(2, dim=-1); h = relu((1 + gamma) * v + beta) at every cell, "
                "then relu(film.conv(h)), mean over the cells, relu(film.out(...))")
 def _film_cases(rng):
-    yield Case("edge: a grid of one cell", (_randn(rng, 2, 4), _randn(rng, 2, 1, 3), _module(FiLMFusion, rng, 4, 3, 5)))
-    yield Case("edge: one example", (_randn(rng, 1, 6), _randn(rng, 1, 16, 6), _module(FiLMFusion, rng, 6, 6, 2)))
+    yield Case("edge: a grid of one cell", (randn(rng, 2, 4), randn(rng, 2, 1, 3), _module(FiLMFusion, rng, 4, 3, 5)))
+    yield Case("edge: one example", (randn(rng, 1, 6), randn(rng, 1, 16, 6), _module(FiLMFusion, rng, 6, 6, 2)))
     for _ in range(5):
         B, N, Dt, Di, out = (int(x) for x in rng.integers(1, 10, size=5))
-        yield Case("random", (_randn(rng, B, Dt), _randn(rng, B, N, Di), _module(FiLMFusion, rng, Dt, Di, out)))
+        yield Case("random", (randn(rng, B, Dt), randn(rng, B, N, Di), _module(FiLMFusion, rng, Dt, Di, out)))
 
 
 def soft_vote_reference(s_t: torch.Tensor, s_v: torch.Tensor) -> torch.Tensor:
@@ -120,13 +120,13 @@ def soft_vote_reference(s_t: torch.Tensor, s_v: torch.Tensor) -> torch.Tensor:
           hint="average probabilities, not scores: (softmax(s_t) + softmax(s_v)) / 2 over the classes (dim=-1), "
                "then log (clamp at 1e-8 first, so log never sees 0)")
 def _vote_cases(rng):
-    s = _randn(rng, 3, 5)
+    s = randn(rng, 3, 5)
     yield Case("edge: both heads agree exactly", (s, s.clone()))
-    yield Case("edge: the image head has no opinion (all scores 0)", (_randn(rng, 2, 4), torch.zeros(2, 4)))
-    yield Case("edge: two classes", (_randn(rng, 4, 2), _randn(rng, 4, 2)))
+    yield Case("edge: the image head has no opinion (all scores 0)", (randn(rng, 2, 4), torch.zeros(2, 4)))
+    yield Case("edge: two classes", (randn(rng, 4, 2), randn(rng, 4, 2)))
     for _ in range(5):
         B, C = int(rng.integers(1, 6)), int(rng.integers(2, 16))
-        yield Case("random", (_randn(rng, B, C, scale=3), _randn(rng, B, C, scale=3)))
+        yield Case("random", (randn(rng, B, C, scale=3), randn(rng, B, C, scale=3)))
 
 
 # ------------------------------------------------------------------------------------ 03 attention
@@ -150,7 +150,7 @@ def cross_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                "out = attn @ v; return the pair (out, attn)")
 def _xattn_cases(rng):
     def make(B, T, N, d, dv, mask, label, scale=1.0):
-        return Case(label, (_randn(rng, B, T, d, scale=scale), _randn(rng, B, N, d), _randn(rng, B, N, dv),
+        return Case(label, (randn(rng, B, T, d, scale=scale), randn(rng, B, N, d), randn(rng, B, N, dv),
                             _padding_mask(rng, B, N) if mask is True else mask))
 
     yield make(2, 3, 5, 4, 4, None, "edge: no mask")
@@ -190,3 +190,7 @@ def _patch_hit_cases(rng):
         x0, y0 = (int(x) for x in rng.integers(0, size - 2, size=2))
         x1, y1 = int(rng.integers(x0 + 1, size + 1)), int(rng.integers(y0 + 1, size + 1))
         yield Case("random", (rng.random(grid * grid), (x0, y0, x1, y1), grid, size))
+
+
+# the old private names, for callers not yet moved to the public ones
+_randn = randn

@@ -7,11 +7,11 @@ import torch
 from ..attention.maps import to_grid
 from ..metrics import recall_at_k, roc_auc
 from .core import Case, exercise
-from .fusion import _randn
+from .fusion import randn
 
 
 def _unit(rng, *shape) -> torch.Tensor:
-    return torch.nn.functional.normalize(_randn(rng, *shape), dim=-1)
+    return torch.nn.functional.normalize(randn(rng, *shape), dim=-1)
 
 
 # --------------------------------------------------------------------------------------------- 04 CLIP
@@ -33,7 +33,7 @@ def _infonce_cases(rng):
     x = _unit(rng, 5, 6)
     yield Case("edge: texts equal to their images", (x, x.clone(), 10.0))
     x = _unit(rng, 4, 8)
-    y = torch.nn.functional.normalize(x + 0.05 * _randn(rng, 4, 8), dim=-1)  # near-perfect pairs: cosine ~ 1
+    y = torch.nn.functional.normalize(x + 0.05 * randn(rng, 4, 8), dim=-1)  # near-perfect pairs: cosine ~ 1
     yield Case("edge: scale 100, CLIP's cap, on near-perfect pairs (exp(100) overflows float32)", (x, y, 100.0))
     yield Case("edge: scale 1", (_unit(rng, 3, 4), _unit(rng, 3, 4), 1.0))
     for _ in range(5):
@@ -47,12 +47,12 @@ def _infonce_cases(rng):
                "(ties count in the query's favour); then the share of ranks <= k")
 def _recall_cases(rng):
     yield Case("edge: ties with the right item", (torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 1.0]]), 1))
-    yield Case("edge: k as large as the gallery", (_randn(rng, 4, 4), 4))
-    yield Case("edge: fewer queries than items", (_randn(rng, 3, 10), 2))
-    yield Case("edge: a perfect diagonal", (torch.eye(5) * 3 + _randn(rng, 5, 5) * 0.1, 1))
+    yield Case("edge: k as large as the gallery", (randn(rng, 4, 4), 4))
+    yield Case("edge: fewer queries than items", (randn(rng, 3, 10), 2))
+    yield Case("edge: a perfect diagonal", (torch.eye(5) * 3 + randn(rng, 5, 5) * 0.1, 1))
     for _ in range(6):
         Q = int(rng.integers(2, 12))
-        yield Case("random", (_randn(rng, Q, Q + int(rng.integers(0, 5))), int(rng.integers(1, 6))))
+        yield Case("random", (randn(rng, Q, Q + int(rng.integers(0, 5))), int(rng.integers(1, 6))))
 
 
 def zero_shot_probs_reference(image_emb: torch.Tensor, text_emb: torch.Tensor, scale: float) -> torch.Tensor:
@@ -89,14 +89,14 @@ def grad_cam_reference(fmap: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
           grad_cam_reference,
           hint="alpha = grads.mean over the spatial dims (1, 2), one weight per channel; cam = relu(sum_k alpha_k * fmap[k])")
 def _gradcam_cases(rng):
-    yield Case("edge: a 1x1 feature map", (_randn(rng, 6, 1, 1), _randn(rng, 6, 1, 1)))
-    yield Case("edge: one channel", (_randn(rng, 1, 4, 4), _randn(rng, 1, 4, 4)))
+    yield Case("edge: a 1x1 feature map", (randn(rng, 6, 1, 1), randn(rng, 6, 1, 1)))
+    yield Case("edge: one channel", (randn(rng, 1, 4, 4), randn(rng, 1, 4, 4)))
     yield Case("edge: every gradient negative (nothing raises the score)",
-               (_randn(rng, 3, 4, 4).abs(), -_randn(rng, 3, 4, 4).abs()))
-    yield Case("edge: a non-square map", (_randn(rng, 5, 2, 7), _randn(rng, 5, 2, 7)))
+               (randn(rng, 3, 4, 4).abs(), -randn(rng, 3, 4, 4).abs()))
+    yield Case("edge: a non-square map", (randn(rng, 5, 2, 7), randn(rng, 5, 2, 7)))
     for _ in range(5):
         C, h, w = int(rng.integers(1, 16)), int(rng.integers(1, 8)), int(rng.integers(1, 8))
-        yield Case("random", (_randn(rng, C, h, w), _randn(rng, C, h, w)))
+        yield Case("random", (randn(rng, C, h, w), randn(rng, C, h, w)))
 
 
 @exercise("roc_auc", "05", "ROC AUC: the chance that a random positive outscores a random negative (ties count 1/2)",
@@ -164,12 +164,12 @@ def _share_cases(rng):
           hint="divide the logits by tau, then softmax over the vocabulary (the last dim); torch.softmax is stable, "
                "exp() by hand overflows when tau is small")
 def _temp_cases(rng):
-    yield Case("edge: tau = 1", (_randn(rng, 7), 1.0))
-    yield Case("edge: tiny tau with large logits (almost greedy)", (_randn(rng, 10, scale=20), 0.01))
-    yield Case("edge: huge tau (almost uniform)", (_randn(rng, 5), 1000.0))
-    yield Case("edge: a batch of steps (2D logits)", (_randn(rng, 3, 6), 0.7))
+    yield Case("edge: tau = 1", (randn(rng, 7), 1.0))
+    yield Case("edge: tiny tau with large logits (almost greedy)", (randn(rng, 10, scale=20), 0.01))
+    yield Case("edge: huge tau (almost uniform)", (randn(rng, 5), 1000.0))
+    yield Case("edge: a batch of steps (2D logits)", (randn(rng, 3, 6), 0.7))
     for _ in range(5):
-        yield Case("random", (_randn(rng, int(rng.integers(2, 30)), scale=3), float(rng.uniform(0.2, 3))))
+        yield Case("random", (randn(rng, int(rng.integers(2, 30)), scale=3), float(rng.uniform(0.2, 3))))
 
 
 def top_p_filter_reference(probs: torch.Tensor, p: float) -> torch.Tensor:
@@ -209,4 +209,4 @@ def _entropy_cases(rng):
     yield Case("edge: uniform over 8 words (H = log 8)", (torch.full((8,), 1 / 8),))
     yield Case("edge: a batch of steps (2D)", (torch.from_numpy(rng.random((3, 5)).astype(np.float32)).softmax(-1),))
     for _ in range(5):
-        yield Case("random", (_randn(rng, int(rng.integers(2, 50)), scale=2).softmax(0),))
+        yield Case("random", (randn(rng, int(rng.integers(2, 50)), scale=2).softmax(0),))

@@ -24,9 +24,9 @@ import functools
 
 from .. import config
 
-from .blip import (_absorbed_forward, _decoder_forward, _distinct_forward, _fused_forward, cache_keyword,
+from .blip import (absorbed_forward, decoder_forward, distinct_forward, fused_forward, cache_keyword,
                    can_decode_greedily, greedy_caption)
-from .layers import _layer_forward, clip_image_features
+from .layers import layer_forward, clip_image_features
 from .pixels import pil_pixels
 
 __all__ = ["fuse_attention", "cache_keyword", "can_decode_greedily", "greedy_caption", "clip_image_features",
@@ -63,12 +63,12 @@ def _bound(forward, module):
 
 # class name -> (its faster forward, the attributes that forward reads)
 _FORWARDS = {
-    "BlipEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
-    "CLIPEncoderLayer": (_layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
-    "BlipAttention": (_fused_forward, ("qkv", "projection", "num_heads", "scale")),
-    "BlipTextSelfAttention": (_absorbed_forward, ("query", "key", "value", "num_attention_heads",
+    "BlipEncoderLayer": (layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
+    "CLIPEncoderLayer": (layer_forward, ("self_attn", "layer_norm1", "mlp", "layer_norm2")),
+    "BlipAttention": (fused_forward, ("qkv", "projection", "num_heads", "scale")),
+    "BlipTextSelfAttention": (absorbed_forward, ("query", "key", "value", "num_attention_heads",
                                                   "attention_head_size", "all_head_size", "layer_idx")),
-    "BlipTextLMHeadModel": (_decoder_forward, ("bert", "cls")),
-    "BlipVisionModel": (_distinct_forward, ("embeddings", "encoder")),
-    "Blip2VisionModel": (_distinct_forward, ("embeddings", "encoder")),
+    "BlipTextLMHeadModel": (decoder_forward, ("bert", "cls")),
+    "BlipVisionModel": (distinct_forward, ("embeddings", "encoder")),
+    "Blip2VisionModel": (distinct_forward, ("embeddings", "encoder")),
 }

@@ -58,7 +58,7 @@ def _unhandled(kwargs, handled) -> bool:
     return any(v is not None and v is not False and k not in handled for k, v in kwargs.items())
 
 
-def _fused_forward(self, hidden_states, *args, **kwargs):
+def fused_forward(self, hidden_states, *args, **kwargs):
     """BlipAttention.forward in one scaled_dot_product_attention call (module docstring, 1.); returns (output, None).
 
     Runs transformers' forward in training, for attention weights, and for any argument it does not handle."""
@@ -72,7 +72,7 @@ def _fused_forward(self, hidden_states, *args, **kwargs):
     return self.projection(out.transpose(1, 2).reshape(b, n, d)), None
 
 
-def _absorbed_forward(self, hidden_states, *args, **kwargs):
+def absorbed_forward(self, hidden_states, *args, **kwargs):
     """BlipTextSelfAttention.forward with the key/value projections moved onto the queries (module docstring).
 
     transformers calls it with keywords only; any call this does not recognise runs the original forward."""
@@ -138,7 +138,7 @@ _STEP_KEYWORDS = {"input_ids", "attention_mask", "position_ids", "encoder_hidden
                   "past_key_values", "cache", "use_cache", "logits_to_keep", "is_decoder", "return_dict"}
 
 
-def _decoder_forward(self, *args, **kwargs):
+def decoder_forward(self, *args, **kwargs):
     """BlipTextLMHeadModel.forward for one step of generate's plain inference, in fewer tensor operations.
 
     transformers builds masks, wraps the cache and makes some fifteen module calls per layer for every token; at
@@ -250,7 +250,7 @@ def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30
     return torch.cat(out, dim=1)
 
 
-def _distinct_forward(self, *args, **kwargs):
+def distinct_forward(self, *args, **kwargs):
     """BlipVisionModel / Blip2VisionModel forward that encodes each distinct image of a batch once (module
     docstring, 7.), and gives every row the states of its image.
 
@@ -290,3 +290,10 @@ def _first_equal_rows(x) -> list | None:
         if first[i] == i:
             same.append(i)
     return None if first == list(range(len(x))) else first
+
+
+# the old private names, for callers not yet moved to the public ones
+_absorbed_forward = absorbed_forward
+_decoder_forward = decoder_forward
+_distinct_forward = distinct_forward
+_fused_forward = fused_forward

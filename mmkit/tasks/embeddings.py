@@ -9,67 +9,67 @@ from ..errors import InputError
 from ..models import Loaded
 from ..speedups import clip_image_features
 from ..options import check_option, check_templates
-from .inputs import BATCH_SIZE, _batched, _images, _model, _pixels, _texts, _tokenize
+from .inputs import BATCH_SIZE, batched, image_list, task_model, pixel_inputs, text_list, tokenize
 
 
-def _feature(out):
+def pooled_feature(out):
     """transformers 5 returns model outputs from get_*_features; older versions a tensor."""
     return out if hasattr(out, "dim") else out.pooler_output
 
 
-def _embed_images(m: Loaded, images: list, batch_size: int):
+def image_embeddings(m: Loaded, images: list, batch_size: int):
     import torch
 
     def step(sl):
-        px = _pixels(m, images[sl])["pixel_values"]
+        px = pixel_inputs(m, images[sl])["pixel_values"]
         if m.spec.family == "blip-itm":
             h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
             f = m.model.vision_proj(h[:, 0, :])  # (B, E) from the CLS token
         else:  # CLIP: the last layer for the CLS token alone (speedups/layers.py, 8.), unless maps are wanted
             f = None if m.attention else clip_image_features(m.model, px)
-            f = _feature(m.model.get_image_features(pixel_values=px)) if f is None else f  # (B, E)
+            f = pooled_feature(m.model.get_image_features(pixel_values=px)) if f is None else f  # (B, E)
         return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
 
     with torch.inference_mode():
-        feats = _batched(m, len(images), batch_size, step, "image embedding")
+        feats = batched(m, len(images), batch_size, step, "image embedding")
     return torch.cat(feats)  # outside inference mode: a normal tensor that autograd may use (Grad-CAM)
 
 
-def _embed_texts(m: Loaded, texts: list[str], batch_size: int = 256):
+def text_embeddings(m: Loaded, texts: list[str], batch_size: int = 256):
     import torch
 
     def step(sl):
-        enc = _tokenize(m, texts[sl])
+        enc = tokenize(m, texts[sl])
         if m.spec.family == "blip-itm":
             h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             f = m.model.text_proj(h.last_hidden_state[:, 0, :])  # (B, E) from the CLS token
         else:
             if m.spec.family == "clip":
                 enc.pop("token_type_ids", None)  # CLIP's text tower takes no segment ids
-            f = _feature(m.model.get_text_features(**enc))  # (B, E)
+            f = pooled_feature(m.model.get_text_features(**enc))  # (B, E)
         return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
 
     with torch.inference_mode():
-        feats = _batched(m, len(texts), batch_size, step, "text embedding")
+        feats = batched(m, len(texts), batch_size, step, "text embedding")
     return torch.cat(feats)  # outside inference mode: a normal tensor that autograd may use (Grad-CAM)
 
 
 def embed_images(m, images, batch_size: int = BATCH_SIZE):
     """L2-normalised image embeddings, a float32 CPU tensor of shape (N, D) (N = 1 for one image)."""
-    m = _model(m, "embed_images")
-    ims, _ = _images(images)
+    m = task_model(m, "embed_images")
+    ims, _ = image_list(images)
     check_domain(m, ims, "embedding")  # a bundled model warns on pictures with no shapes
-    return _embed_images(m, ims, batch_size)
+    return image_embeddings(m, ims, batch_size)
 
 
 def embed_texts(m, texts, batch_size: int = 256):
     """L2-normalised text embeddings, a float32 CPU tensor of shape (N, D) (N = 1 for one string)."""
-    m = _model(m, "embed_texts")
-    ts, _ = _texts(texts)
-    return _embed_texts(m, ts, batch_size)
+    m = task_model(m, "embed_texts")
+    ts, _ = text_list(texts)
+    return text_embeddings(m, ts, batch_size)
 
 
-def _logit_scale(m: Loaded) -> float:
+def logit_scale(m: Loaded) -> float:
     if m.spec.family == "blip-itm":
         return 1.0 / 0.07  # BLIP's contrastive temperature (transformers does not store it)
     scale = getattr(m.model, "logit_scale", None)
@@ -89,7 +89,7 @@ def _label_embeddings(m: Loaded, labels: tuple[str, ...], templates: tuple[str, 
         cache.move_to_end(key)
         return cache[key]
     prompts = [t.format(lab) for lab in labels for t in templates]
-    e = _embed_texts(m, prompts)  # (L * T, D)
+    e = text_embeddings(m, prompts)  # (L * T, D)
     e = e.view(len(labels), len(templates), -1).mean(1)  # (L, D) average over templates
     e = torch.nn.functional.normalize(e, dim=-1)
     cache[key] = e
@@ -106,8 +106,8 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
         templates: prompt templates with "{}" (several are averaged: prompt ensembling);
             default: the model's own (see mmkit.list_models()).
     """
-    m = _model(m, "zero_shot")
-    labs, _ = _texts(labels, "label")
+    m = task_model(m, "zero_shot")
+    labs, _ = text_list(labels, "label")
     if isinstance(labels, str) or len(labs) < 2:
         raise InputError("labels must be a list of at least two class names, e.g. ['cat', 'dog'] "
                          "(with one label the probability is always 1)")
@@ -116,11 +116,11 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
         raise InputError(f"duplicate labels {dup}: each class name must appear once")
     templates = check_templates(templates) or (m.spec.zero_shot_template,)
     batch_size = check_option("batch_size", batch_size)
-    ims, single = _images(images)
+    ims, single = image_list(images)
     check_domain(m, ims, "zero-shot result")
     text_emb = _label_embeddings(m, tuple(labs), tuple(templates))  # (L, D)
-    image_emb = _embed_images(m, ims, batch_size)  # (N, D)
-    probs = (_logit_scale(m) * image_emb @ text_emb.T).softmax(dim=-1)  # (N, L)
+    image_emb = image_embeddings(m, ims, batch_size)  # (N, D)
+    probs = (logit_scale(m) * image_emb @ text_emb.T).softmax(dim=-1)  # (N, L)
     out = [{lab: float(p) for lab, p in zip(labs, row)} for row in probs]
     return out[0] if single else out
 
@@ -132,21 +132,21 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
     """
     import torch
 
-    m = _model(m, "match")
+    m = task_model(m, "match")
     paired, batch_size = check_option("paired", paired), check_option("batch_size", batch_size)
-    ims, _ = _images(images)
+    ims, _ = image_list(images)
     check_domain(m, ims, "match score")
-    ts, _ = _texts(texts)
+    ts, _ = text_list(texts)
     if paired and len(ims) != len(ts):
         raise InputError(f"paired=True needs as many images as texts, got {len(ims)} images and {len(ts)} texts")
     fam = m.spec.family
     if fam in ("clip", "align"):
-        ie, te = _embed_images(m, ims, batch_size), _embed_texts(m, ts)
+        ie, te = image_embeddings(m, ims, batch_size), text_embeddings(m, ts)
         return (ie * te).sum(-1) if paired else ie @ te.T
     pairs = list(zip(range(len(ims)), range(len(ts)))) if paired else [(i, j) for i in range(len(ims)) for j in range(len(ts))]
     step = _blip_itm_step(m, ims, ts, pairs) if fam == "blip-itm" else _vilt_itm_step(m, ims, ts, pairs)
     with torch.inference_mode():
-        scores = _batched(m, len(pairs), batch_size, step, "matching")
+        scores = batched(m, len(pairs), batch_size, step, "matching")
     s = torch.cat(scores)
     return s if paired else s.view(len(ims), len(ts))  # (N_images, N_texts)
 
@@ -155,7 +155,7 @@ def _vilt_itm_step(m: Loaded, ims: list, ts: list[str], pairs: list):
     """A batch of pairs -> (B,) P(match) from ViLT's ITM head: one joint forward pass per pair (single stream)."""
     def step(sl):
         chunk = pairs[sl]
-        out = m.model(**_tokenize(m, [ts[j] for _, j in chunk]), **_pixels(m, [ims[i] for i, _ in chunk]))
+        out = m.model(**tokenize(m, [ts[j] for _, j in chunk]), **pixel_inputs(m, [ims[i] for i, _ in chunk]))
         return out.logits.float()[:, 0].sigmoid().cpu()  # (B,)
 
     return step
@@ -178,12 +178,12 @@ def _blip_itm_step(m: Loaded, ims: list, ts: list[str], pairs: list):
         need = [i for i in dict.fromkeys(i for i, _ in chunk) if i not in states]
         if need:  # pairs come grouped by image, in order: encode as many images ahead as the batch has pairs
             ahead = list(range(need[0], min(len(ims), need[0] + len(chunk))))
-            px = _pixels(m, [ims[i] for i in ahead])["pixel_values"]
+            px = pixel_inputs(m, [ims[i] for i in ahead])["pixel_values"]
             states.update(zip(ahead, m.model.vision_model(pixel_values=px).last_hidden_state))
         x = torch.stack([states[i] for i, _ in chunk])  # (B, 1 + patches, D)
         for i in [i for i in states if i < chunk[-1][0]]:
             del states[i]  # done with: later pairs have later images
-        enc = _tokenize(m, [ts[j] for _, j in chunk])
+        enc = tokenize(m, [ts[j] for _, j in chunk])
         h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                                  encoder_hidden_states=x,
                                  encoder_attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=x.device))
@@ -232,7 +232,7 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     """
     import torch
 
-    m = _model(m, "retrieve")
+    m = task_model(m, "retrieve")
     k, batch_size = check_option("k", k), check_option("batch_size", batch_size)
     many = isinstance(query, (list, tuple))
     queries = list(query) if many else [query]
@@ -241,7 +241,7 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     text_query = isinstance(queries[0], str)
     if any(isinstance(q, str) != text_query for q in queries):
         raise InputError("mix of text and image queries; pass only texts or only images")
-    q_emb = _embed_texts(m, _texts(queries, "query")[0]) if text_query else _embed_images(m, _images(queries)[0], batch_size)
+    q_emb = text_embeddings(m, text_list(queries, "query")[0]) if text_query else image_embeddings(m, image_list(queries)[0], batch_size)
     if hasattr(gallery, "hits") and hasattr(gallery, "search"):  # an mmkit.index.Index: FAISS search
         res = gallery.hits(q_emb.numpy(), k)
         return res if many else res[0]
@@ -254,10 +254,17 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
         if text_query:
             if any(isinstance(g, str) for g in items):
                 raise InputError("a text query searches a gallery of images, but the gallery has text in it")
-            g_emb = _embed_images(m, _images(items)[0], batch_size)
+            g_emb = image_embeddings(m, image_list(items)[0], batch_size)
         else:
-            g_emb = _embed_texts(m, _texts(items, "gallery text")[0])
+            g_emb = text_embeddings(m, text_list(items, "gallery text")[0])
     sim = q_emb @ g_emb.T  # (Q, N)
     top = sim.topk(min(k, sim.shape[1]), dim=-1)
     res = [[Hit(int(i), float(s), items[int(i)]) for s, i in zip(vs, ix)] for vs, ix in zip(top.values, top.indices)]
     return res if many else res[0]
+
+
+# the old private names, for callers not yet moved to the public ones
+_feature = pooled_feature
+_embed_images = image_embeddings
+_embed_texts = text_embeddings
+_logit_scale = logit_scale

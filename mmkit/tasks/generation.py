@@ -5,8 +5,8 @@ from ..domain import check as check_domain
 from ..errors import InputError, warn
 from ..options import check_generate_options, check_option
 from ..speedups import can_decode_greedily, greedy_caption
-from .inputs import (BATCH_SIZE, _batched, _images, _max_len, _model, _pixels, _texts, _tokenize,
-                     _with_image_tokens)
+from .inputs import (BATCH_SIZE, batched, image_list, max_text_len, task_model, pixel_inputs, text_list, tokenize,
+                     tokenize_with_image_tokens)
 
 
 def check_decoding(max_new_tokens: int = 30, num_beams: int = 1, temperature: float = 1.0, top_p: float = 1.0,
@@ -41,21 +41,21 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     """
     import torch
 
-    m = _model(m, "caption")
+    m = task_model(m, "caption")
     kw = _generate_kwargs(check_generate_options(dict(
         max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample, temperature=temperature, top_p=top_p,
         top_k=top_k, length_penalty=length_penalty, **generate_kwargs)))
     seed = check_option("seed", seed)
     batch_size = check_option("batch_size", batch_size)
     prompt = check_option("prompt", prompt)  # cleaned text, or None
-    ims, single = _images(images)
+    ims, single = image_list(images)
     check_domain(m, ims, "caption")  # a bundled model warns on pictures with no shapes
-    room = _max_len(m) - (len(_tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
+    room = max_text_len(m) - (len(tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
     if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
         if room < 1:
-            raise InputError(f"the prompt fills the model's {_max_len(m)}-token limit; shorten it")
+            raise InputError(f"the prompt fills the model's {max_text_len(m)}-token limit; shorten it")
         warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is "
-                      f"{_max_len(m)} tokens")
+                      f"{max_text_len(m)} tokens")
         kw["max_new_tokens"] = room
         if kw.get("min_new_tokens", 0) > room:
             kw["min_new_tokens"] = room
@@ -67,12 +67,12 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
               and can_decode_greedily(m.model))
 
     def step(sl):
-        inputs = _pixels(m, ims[sl])
+        inputs = pixel_inputs(m, ims[sl])
         if prompt is not None:
             if m.spec.family == "blip2":
-                enc = _with_image_tokens(m, [prompt] * len(ims[sl]))
+                enc = tokenize_with_image_tokens(m, [prompt] * len(ims[sl]))
             else:
-                enc = _tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
+                enc = tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
             inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         if greedy and set(inputs) <= {"pixel_values", "input_ids", "attention_mask"}:
             ids = greedy_caption(m.model, inputs["pixel_values"], inputs.get("input_ids"), kw["max_new_tokens"],
@@ -82,7 +82,7 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
         return [" ".join(t.split()) for t in tok.batch_decode(ids, skip_special_tokens=True)]
 
     with torch.inference_mode():
-        out = [c for batch in _batched(m, len(ims), batch_size, step, "captioning") for c in batch]
+        out = [c for batch in batched(m, len(ims), batch_size, step, "captioning") for c in batch]
     return out[0] if single else out
 
 
@@ -93,12 +93,12 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     """
     import torch
 
-    m = _model(m, "answer")
+    m = task_model(m, "answer")
     max_new_tokens = check_option("max_new_tokens", max_new_tokens)
     batch_size = check_option("batch_size", batch_size)
-    ims, single_im = _images(images)
+    ims, single_im = image_list(images)
     check_domain(m, ims, "answer")
-    qs, single_q = _texts(questions, "question")
+    qs, single_q = text_list(questions, "question")
     if len(ims) == 1 and len(qs) > 1:
         ims = ims * len(qs)
     elif len(qs) == 1 and len(ims) > 1:
@@ -107,17 +107,17 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
         raise InputError(f"{len(ims)} images but {len(qs)} questions; pass one question per image, "
                          "or one image / one question to share")
     fam = m.spec.family
-    room = _max_len(m) - 2  # BLIP's answer decoder starts from its own BOS: the question takes no room
+    room = max_text_len(m) - 2  # BLIP's answer decoder starts from its own BOS: the question takes no room
     if fam == "blip-vqa" and max_new_tokens > room:  # no position embeddings past the limit
-        warn(f"max_new_tokens={max_new_tokens} lowered to {room}: this model's text limit is {_max_len(m)} tokens")
+        warn(f"max_new_tokens={max_new_tokens} lowered to {room}: this model's text limit is {max_text_len(m)} tokens")
         max_new_tokens = room
 
     def step(sl):
-        px = _pixels(m, ims[sl])
+        px = pixel_inputs(m, ims[sl])
         if fam == "blip2":
-            enc = _with_image_tokens(m, [f"Question: {q} Answer:" for q in qs[sl]])
+            enc = tokenize_with_image_tokens(m, [f"Question: {q} Answer:" for q in qs[sl]])
         else:
-            enc = _tokenize(m, qs[sl])
+            enc = tokenize(m, qs[sl])
         if fam == "vilt-vqa":
             logits = m.model(**enc, **px).logits  # (B, num_answers)
             return [m.model.config.id2label[int(i)] for i in logits.argmax(-1)]
@@ -128,5 +128,5 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
         return [" ".join(t.split()) for t in m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     with torch.inference_mode():
-        out = [a for batch in _batched(m, len(ims), batch_size, step, "question answering") for a in batch]
+        out = [a for batch in batched(m, len(ims), batch_size, step, "question answering") for a in batch]
     return out[0] if (single_im and single_q) else out

@@ -19,13 +19,13 @@ BATCH_SIZE = 32  # images per forward pass
 PREPROCESS_ON_DEVICE = True  # resize images on the model's GPU when the processor can; benchmarks/gpu.py measures it
 
 
-def _model(m, task: str) -> Loaded:
+def task_model(m, task: str) -> Loaded:
     m = load_model(os.fspath(m)) if isinstance(m, (str, os.PathLike)) else m  # a name, or a model folder
     require(m, task)
     return m
 
 
-def _images(images) -> tuple[list, bool]:
+def image_list(images) -> tuple[list, bool]:
     """(list of RGB PIL images, whether a single image was given)."""
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
@@ -54,7 +54,7 @@ def clean_text(t, what: str = "text") -> str:
 _text = clean_text
 
 
-def _texts(texts, what: str = "text") -> tuple[list[str], bool]:
+def text_list(texts, what: str = "text") -> tuple[list[str], bool]:
     if isinstance(texts, str):
         return [_text(texts, what)], True
     if not isinstance(texts, (list, tuple)) or len(texts) == 0:
@@ -62,7 +62,7 @@ def _texts(texts, what: str = "text") -> tuple[list[str], bool]:
     return [_text(t, what) for t in texts], False
 
 
-def _max_len(m: Loaded) -> int:
+def max_text_len(m: Loaded) -> int:
     tok = getattr(m.processor, "tokenizer", m.processor)
     limits = [getattr(tok, "model_max_length", 10**9)]
     cfg = getattr(m.model.config, "text_config", m.model.config)
@@ -72,10 +72,10 @@ def _max_len(m: Loaded) -> int:
     return int(min(limits))
 
 
-def _tokenize(m: Loaded, texts: list[str]) -> dict:
+def tokenize(m: Loaded, texts: list[str]) -> dict:
     """Tokenize with padding and truncation to the model's limit, warning when text is cut."""
     tok = getattr(m.processor, "tokenizer", m.processor)
-    limit = _max_len(m)
+    limit = max_text_len(m)
     long = [t for t in texts if len(t) > limit and _n_tokens(tok, t, limit) > limit]
     if long:
         warn(f"{len(long)} text(s) longer than this model's limit of {limit} tokens were truncated "
@@ -84,7 +84,7 @@ def _tokenize(m: Loaded, texts: list[str]) -> dict:
     return {k: v.to(m.device) for k, v in enc.items()}
 
 
-def _with_image_tokens(m: Loaded, texts: list[str]) -> dict:
+def tokenize_with_image_tokens(m: Loaded, texts: list[str]) -> dict:
     """BLIP-2 prompts: left-padded text after the Q-Former's query placeholders, as its generate expects.
 
     Without the placeholders BLIP-2's generate has nowhere to put the image and silently ignores it.
@@ -94,7 +94,7 @@ def _with_image_tokens(m: Loaded, texts: list[str]) -> dict:
     tok = m.processor.tokenizer
     side, tok.padding_side = tok.padding_side, "left"  # decoder-only: pad before the prompt, not before new tokens
     try:
-        enc = _tokenize(m, texts)
+        enc = tokenize(m, texts)
     finally:
         tok.padding_side = side
     n = m.processor.num_query_tokens or m.model.config.num_query_tokens
@@ -112,9 +112,9 @@ def _n_tokens(tok, text: str, limit: int) -> int:
 def fit_text(m: Loaded, text: str, reserve: int = 0, what: str = "text") -> str:
     """`text` cut at a word boundary to fit the model's token limit (minus `reserve`), with a warning."""
     tok = getattr(m.processor, "tokenizer", m.processor)
-    limit = _max_len(m) - reserve
+    limit = max_text_len(m) - reserve
     if limit < 3:
-        raise InputError(f"no room left for the {what} in this model's {_max_len(m)}-token limit")
+        raise InputError(f"no room left for the {what} in this model's {max_text_len(m)}-token limit")
     if len(text) <= limit or _n_tokens(tok, text, limit) <= limit:
         return text
     words, lo, hi = text.split(), 0, len(text.split())
@@ -146,7 +146,7 @@ def _on_device_preprocessing(m: Loaded) -> dict:
     return {"device": m.device} if PREPROCESS_ON_DEVICE and torchvision and m.device.type != "cpu" else {}
 
 
-def _pixels(m: Loaded, images: list) -> dict:
+def pixel_inputs(m: Loaded, images: list) -> dict:
     """Model inputs for the images, each image object that appears several times processed once."""
     import torch
 
@@ -179,6 +179,17 @@ def _distinct_pixels(m: Loaded, images: list) -> dict:
     return out
 
 
-def _batched(m: Loaded, n: int, batch_size: int, step, what: str) -> list:
+def batched(m: Loaded, n: int, batch_size: int, step, what: str) -> list:
     """run_batched with the model's name, device and dtype in its messages (smaller batches on OOM)."""
     return run_batched(n, check_option("batch_size", batch_size), step, f"{what} on {m.spec.name}", m.device, m.dtype)
+
+
+# the old private names, for callers not yet moved to the public ones
+_model = task_model
+_images = image_list
+_texts = text_list
+_max_len = max_text_len
+_tokenize = tokenize
+_with_image_tokens = tokenize_with_image_tokens
+_pixels = pixel_inputs
+_batched = batched

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.video import Frame, VideoFrames, video_frames
 from ..errors import InputError
-from ..tasks.inputs import _model
+from ..tasks.inputs import task_model
 
 TASK_SIDE = 640  # frames are scaled (while decoding, in YUV) so the longer side is at most this: image models
 # see 64-384 px, and a batch of 16 frames at 640 px is 20 MB where 16 full-HD frames would be 100 MB
@@ -174,7 +174,7 @@ def caption_video(m, video, every: float | None = 1.0, max_frames: int | None = 
     """
     from ..tasks import caption
 
-    m = _model(m, "caption")
+    m = task_model(m, "caption")
     times, caps, end = _run(video, every, max_frames, max_side, batch_size,
                             lambda ims: caption(m, ims, **caption_kwargs), progress)
     return VideoCaptions([Segment(a, b, c) for a, b, c in runs(caps, times, end)], times, caps)
@@ -259,12 +259,12 @@ def search_video(m, video, text, k: int = 3, every: float | None = 1.0, threshol
             alone (5x cheaper; single-object texts then score low on frames with several objects).
     Returns VideoSearch(text, moments, times (T,), scores (T,), threshold), or a list of them.
     """
-    from ..tasks.inputs import _texts
+    from ..tasks.inputs import text_list
 
-    m = _model(m, "match")
+    m = task_model(m, "match")
     if not isinstance(text, (str, list, tuple)):
         raise InputError("text must be a string, e.g. 'a red circle', or a list of strings")
-    texts, single = _texts(text, "text")
+    texts, single = text_list(text, "text")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputError(f"k={k!r} must be a whole number >= 1")
     if regions not in REGIONS:
@@ -298,7 +298,7 @@ def answer_video(m, video, question: str, every: float | None = 1.0, rule: str =
 
     if rule not in RULES:
         raise InputError(f"rule={rule!r}: use one of {sorted(RULES)} ({'; '.join(f'{k}: {v}' for k, v in RULES.items())})")
-    m = _model(m, "answer")
+    m = task_model(m, "answer")
     if not isinstance(question, str) or not question.strip():
         raise InputError("question must be a non-empty string, e.g. 'is there a red circle?'")
     times, answers, _ = _run(video, every, max_frames, max_side, batch_size, lambda ims: answer(m, ims, question),
