@@ -76,6 +76,15 @@ app: $(STAMP)
 	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]"
 	MPLBACKEND=Agg $(VENV)/bin/voila notebooks/11_caption_app.ipynb $(VOILA_ARGS)
 
+# `make classroom`: the caption app for a whole class from one machine (docs/CLASSROOM.md): one shared model process
+# and a pool of POOL preheated Voila kernels that call it; CLASSROOM_ARGS="--ip 0.0.0.0" serves the classroom network
+POOL ?= 30
+CLASSROOM_ARGS ?=
+.PHONY: classroom
+classroom: $(STAMP)
+	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]"
+	MPLBACKEND=Agg $(PY) -m mmkit.classroom --pool $(POOL) $(CLASSROOM_ARGS)
+
 test-widgets7: $(STAMP)
 	@test -x $(IPYW7)/bin/python || $(PY) -m venv $(IPYW7)
 	@$(IPYW7)/bin/python -c "import ipywidgets, torch, mmkit, pytest, hypothesis, av, filelock; assert ipywidgets.__version__ == '7.7.1'" 2>/dev/null || \
