@@ -79,17 +79,18 @@ def check_links(site: Path) -> list[str]:
     return problems
 
 
-def image_payloads(nb) -> list[str]:
-    """The image outputs of a notebook outside its check cells, as the strings a page embeds."""
+def image_payloads(nb) -> list[list[str]]:
+    """The figures of a notebook outside its check cells: per output with an image, its encodings (an output may
+    carry a PNG and a JPEG of the same picture; the page shows one of them), as the strings a page embeds."""
     out = []
     for cell in nb.cells:
         if cell.cell_type != "code" or CHECK_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         for o in cell.get("outputs", []):
-            for kind in IMAGE_TYPES:
-                data = o.get("data", {}).get(kind)
-                if data:
-                    out.append("".join(data) if isinstance(data, list) else data)
+            data = [o.get("data", {}).get(kind) for kind in IMAGE_TYPES]
+            data = ["".join(d) if isinstance(d, list) else d for d in data if d]
+            if data:
+                out.append(data)
     return out
 
 
@@ -104,9 +105,9 @@ def check_chapter(site: Path, executed: Path) -> list[str]:
     parsed = parse(page)
     problems = []
     squashed_raw = squash(raw)
-    for i, img in enumerate(image_payloads(nb)):
-        key = squash(img)[:200] if not img.lstrip().startswith("<") else squash(html.escape(img))[:200]
-        if key not in squashed_raw and squash(img)[:200] not in squashed_raw:
+    for i, encodings in enumerate(image_payloads(nb)):
+        keys = [squash(img)[:200] for img in encodings] + [squash(html.escape(img))[:200] for img in encodings]
+        if not any(key in squashed_raw for key in keys):
             problems.append(f"{name}: figure {i + 1} of the executed notebook is missing from its page")
     if any(c.startswith("celltag_") and CHECK_TAG in c for c in parsed.classes):
         problems.append(f"{name}: the page shows a cell tagged {CHECK_TAG}")
