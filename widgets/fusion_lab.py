@@ -155,7 +155,7 @@ class FusionLab(w.VBox):
 
 def curves_figure(curves: dict):
     """A Figure with training loss and running train accuracy per method (no pyplot: safe in threads)."""
-    from mmkit.fusion.plots import new_figure
+    from mmkit.viz import new_figure
 
     fig = new_figure((8, 2.6))
     ax1, ax2 = fig.subplots(1, 2)
@@ -176,7 +176,7 @@ def probe(model, task: str, index: int, text: str, budget) -> dict:
 
     from mmkit.fusion.compare import prepare
     from mmkit.fusion.encoders import WordVocab
-    from mmkit.fusion.plots import new_figure
+    from mmkit.viz import new_figure
     from mmkit.fusion.pointing import plot_word_attention
     from mmkit.viz.text import plain
 

@@ -5,7 +5,8 @@
     history = model.fit(images, captions, FitConfig(steps=600))
     model.generate(images, num_beams=3)
 """
-from .base import Captioner, CaptionerConfig, FitConfig, load_captioner, plot_losses
+from ..viz.captions import plot_losses
+from .base import Captioner, CaptionerConfig, FitConfig, load_captioner
 from .decoding import beam_search, decode, greedy_or_sample
 from .evaluate import comparison_table, evaluate_captioner, plot_comparison, plot_word_attention, score_captions
 from .hallucination import hallucination_rate, mentioned_objects

@@ -299,26 +299,3 @@ def load_captioner(directory) -> Captioner:
     model = cls(config, tokenizer=BertTokenizerFast.from_pretrained(str(d)), pretrain=False)
     model.load_state_dict(load_file(str(d / "model.safetensors")))
     return model.eval()
-
-
-def plot_losses(histories, ax=None, smooth: int = 20):
-    """Training loss curves: histories is one `fit` result or {name: result}. Returns the Figure."""
-    import numpy as np
-
-    from ..viz import new_figure
-
-    if isinstance(histories, dict) and "loss" in histories:
-        histories = {"loss": histories}
-    fig = ax.figure if ax is not None else new_figure((6, 3.5))
-    ax = ax if ax is not None else fig.subplots()
-    for name, h in histories.items():
-        y = np.asarray(h["loss"], dtype=float)
-        k = max(1, min(smooth, len(y) // 5 or 1))
-        ys = np.convolve(y, np.ones(k) / k, mode="valid")  # moving average over k steps
-        ax.plot(np.arange(len(ys)) + k, ys, label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (moving average)")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return fig

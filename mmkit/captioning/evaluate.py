@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..metrics import caption_scores, exact_match
+from ..viz.captions import plot_comparison, plot_word_attention  # noqa: F401 (re-exported)
 from .hallucination import hallucination_rate
 
 
@@ -41,50 +42,6 @@ def comparison_table(results: dict, columns: Sequence[str] = COLUMNS) -> str:
     for name, r in results.items():
         lines.append(name.ljust(width) + "".join(fmt(r.get(c)).rjust(14) for c in cols))
     return "\n".join(lines)
-
-
-def plot_comparison(results: dict, metrics: Sequence[str] = ("exact_match", "BLEU-4", "CIDEr"), ax=None):
-    """Grouped bars, one group per metric (CIDEr divided by 10 to share the 0-1 axis). Returns the Figure."""
-    import numpy as np
-
-    from ..viz import new_figure
-
-    fig = ax.figure if ax is not None else new_figure((7, 3.5))
-    ax = ax if ax is not None else fig.subplots()
-    names = list(results)
-    x = np.arange(len(metrics))
-    w = 0.8 / max(len(names), 1)
-    for k, name in enumerate(names):
-        vals = [results[name].get(m, 0.0) / (10.0 if m == "CIDEr" else 1.0) for m in metrics]
-        ax.bar(x + (k - (len(names) - 1) / 2) * w, vals, w, label=name)
-    ax.set_xticks(x, [m + (" / 10" if m == "CIDEr" else "") for m in metrics])
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def plot_word_attention(image, words: Sequence[str], maps, boxes=None, cols: int = 7):
-    """Each generated word over the image with the attention the decoder paid to the grid for it.
-
-    Args:
-        image: PIL image; words: T generated tokens; maps: (T, G, G) attention (a Captioner's `attend`).
-        boxes: optional ShapesWorld objects, drawn dashed. Returns the Figure.
-    """
-    import numpy as np
-
-    from ..viz.attention import overlay
-    from ..viz import new_figure
-
-    T = len(words)
-    rows = (T + cols - 1) // cols
-    fig = new_figure((1.8 * min(T, cols), 2.0 * rows))
-    axes = np.atleast_1d(fig.subplots(rows, min(T, cols))).ravel()
-    for ax, word, heat in zip(axes, words, maps):
-        overlay(image, np.asarray(heat, dtype=np.float32), ax=ax, title=word, colorbar=False, boxes=boxes)
-    for ax in axes[T:]:
-        ax.axis("off")
-    return fig
 
 
 def true_paraphrases(scene) -> list[str]:

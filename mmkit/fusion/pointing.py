@@ -104,7 +104,7 @@ def plot_word_attention(model, scene, text: str, image_emb: torch.Tensor | None 
     from matplotlib.patches import Rectangle
 
     from ..viz.text import plain
-    from .plots import new_figure
+    from ..viz import new_figure
 
     if image_emb is None:
         if encoder is None:
