@@ -10,10 +10,13 @@ whole prompt one more, labelled "<prompt>" when it has several words.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .cross import _np, _pixels, _stack
 from .maps import AttentionMaps, rollout
+from .relevance import lazy
 
 
 def _prompts(m, text: str) -> tuple[list[str], list[str]]:
@@ -32,7 +35,10 @@ def _text_emb(m, texts):
 
 
 def clip_maps(m, image, text: str) -> AttentionMaps:
-    """CLIP: similarity and relevance maps per word; CLS attention and its rollout for reference."""
+    """CLIP: similarity and relevance maps per word; CLS attention and its rollout for reference.
+
+    One forward pass without gradients gives the similarity, attention and rollout maps; relevance is computed
+    when first read (clip_relevance: one more forward pass, with gradients, and one backward pass for all words)."""
     import torch
 
     model = m.model
@@ -40,24 +46,12 @@ def clip_maps(m, image, text: str) -> AttentionMaps:
     t = _text_emb(m, texts)  # (W, D)
     px = _pixels(m, image)["pixel_values"]
     vm = model.vision_model
-    with torch.enable_grad():
+    with torch.no_grad():
         out = vm(pixel_values=px, output_attentions=True, return_dict=True)
         atts = list(out.attentions)
         if not atts or atts[0] is None:
             _stack(atts)  # raises the advice to load with attention=True
         patches = model.visual_projection(vm.post_layernorm(out.last_hidden_state[:, 1:])).float()  # (1, N, D)
-        # similarities in float32, as zero_shot computes them (the model may run in bf16/fp16 on a GPU)
-        image_emb = torch.nn.functional.normalize(model.visual_projection(out.pooler_output).float(), dim=-1)  # (1, D)
-        scores = (image_emb @ t.T)[0]  # (W,)
-        relevance = []
-        for w in range(len(words)):
-            grads = torch.autograd.grad(scores[w], atts, retain_graph=True)
-            n = atts[0].shape[-1]
-            r = torch.eye(n)
-            for a, g in zip(atts, grads):
-                cam = (g[0] * a[0]).clamp(min=0).mean(0).detach().float().cpu()  # (S, S) heads averaged
-                r = r + cam @ r
-            relevance.append(r[0, 1:].numpy())  # CLS row, patches only
     att = _stack(atts)  # (L, H, S, S)
     n_patches = att.shape[-1] - 1
     side = int(round(n_patches ** 0.5))
@@ -67,10 +61,55 @@ def clip_maps(m, image, text: str) -> AttentionMaps:
     attn = np.broadcast_to(cls, att.shape[:2] + (len(words),) + grid)
     rolled = np.broadcast_to(rollout(att)[0, 1:].reshape((1,) + grid), (len(words),) + grid)
     groups = [[i] for i in range(len(words))]
+    relevance = lazy(m, lambda: clip_relevance(m, px, t).reshape((len(words),) + grid))
     return AttentionMaps(image, words, groups, words, grid, attn,
-                         {"similarity": sim.reshape((len(words),) + grid),
-                          "relevance": np.stack(relevance).reshape((len(words),) + grid), "rollout": rolled},
+                         {"similarity": sim.reshape((len(words),) + grid), "relevance": relevance, "rollout": rolled},
                          m.spec.name, text, notes={"attention_is_text_independent": True})
+
+
+def clip_relevance(m, px, t) -> np.ndarray:
+    """Relevance (Chefer et al. 2021) of each prompt's cosine similarity for CLIP's vision tower.
+
+    Args:
+        px: (1, 3, H, W) pixel values; t: (W, D) L2-normalised prompt embeddings.
+    Returns (W, N) float32: each prompt's CLS row over the N patches. The gradients of the W similarities are
+    taken in one backward pass (batched over the prompts); where autograd cannot batch it, one pass per prompt.
+    Needs eager attention (attention_maps' relevance runs under it)."""
+    import torch
+
+    model, vm = m.model, m.model.vision_model
+    with torch.enable_grad(), _weights_frozen(model):  # gradients reach the attentions through the pixels alone
+        out = vm(pixel_values=px.detach().requires_grad_(True), output_attentions=True, return_dict=True)
+        atts = list(out.attentions)  # L x (1, H, S, S)
+        # similarities in float32, as zero_shot computes them (the model may run in bf16/fp16 on a GPU)
+        image_emb = torch.nn.functional.normalize(model.visual_projection(out.pooler_output).float(), dim=-1)  # (1, D)
+        scores = (image_emb @ t.T)[0]  # (W,)
+        try:  # row w of the identity picks prompt w's similarity: W gradients in one pass
+            grads = torch.autograd.grad(scores, atts, torch.eye(len(scores), dtype=scores.dtype, device=scores.device),
+                                        retain_graph=True, is_grads_batched=True)  # L x (W, 1, H, S, S)
+        except RuntimeError:  # an operation vmap cannot batch: one pass per prompt, as before
+            per = [torch.autograd.grad(scores[w], atts, retain_graph=True) for w in range(len(scores))]
+            grads = [torch.stack([p[i] for p in per]) for i in range(len(atts))]
+    n = atts[0].shape[-1]
+    r = torch.eye(n).expand(len(scores), n, n)  # (W, S, S)
+    for a, g in zip(atts, grads):
+        cam = (g[:, 0] * a[0].detach()).clamp(min=0).mean(1).float().cpu()  # (W, S, S) heads averaged
+        r = r + torch.bmm(cam, r)
+    return r[:, 0, 1:].numpy()  # CLS rows, patches only
+
+
+@contextmanager
+def _weights_frozen(model):
+    """The model's parameters without requires_grad within the block (as they were after it): autograd then
+    keeps no inputs for weight gradients and computes none (benchmarks/attention_cost.py)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def align_maps(m, image, text: str) -> AttentionMaps:
