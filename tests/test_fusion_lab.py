@@ -1,12 +1,12 @@
 """FusionLab driven from code: train synchronously and in a thread, stop, compare, probe a sentence."""
 import time
 
-import ipywidgets as w
 import pytest
 
 from mmkit.data import ANSWERS
 from mmkit.fusion.compare import Budget
 from widgets import FusionLab
+from widgets.base import Panel
 
 TINY = Budget(n_train=300, n_test=60, steps=40, batch_size=32)
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_panel_trains_compares_and_answers():
     lab = FusionLab(methods=("concat", "cross_attention"), task="vqa", budget=TINY)
-    assert isinstance(lab, w.VBox)
+    assert isinstance(lab, Panel)
     lab.steps.value = 50
     lab.run_sync()
     r = lab.results
@@ -25,7 +25,7 @@ def test_panel_trains_compares_and_answers():
     assert "<table>" in lab.table.value and "cross_attention" in lab.table.value
     assert lab.plot.value[:4] == b"\x89PNG"  # the live plot was drawn
     assert len(lab.curves["concat"]) == 2  # one point every 25 steps
-    assert "Done" in lab.status.value
+    assert "Done" in lab.message.value and lab.error.value == ""
     assert lab.train_button.disabled is False and lab.stop_button.disabled is True
 
     lab.model_choice.value = "cross_attention"
@@ -52,7 +52,7 @@ def test_panel_trains_compares_and_answers():
 def test_errors_are_shown_in_the_panel():
     lab = FusionLab(methods=(), budget=TINY)
     lab.train_button.click()
-    assert "no method selected" in lab.status.value
+    assert "no method selected" in lab.error.value and lab.thread is None
     lab.try_button.click()
     assert "press Train first" in lab.prediction.value
 
@@ -70,6 +70,6 @@ def test_background_training_does_not_block_and_stops():
     lab.stop_button.click()
     lab.thread.join(timeout=30)
     assert not lab.thread.is_alive()
-    assert "Stopped" in lab.status.value
+    assert "Stopped" in lab.status.value and "Stopped" in lab.message.value
     assert lab.results is not None and len(lab.results) == 1  # the second method never started
     assert lab.results[0]["stopped"] is True

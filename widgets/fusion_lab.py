@@ -1,37 +1,32 @@
-"""FusionLab: pick fusion methods and a task, train them with a live plot, compare, then try a sentence."""
+"""FusionLab: pick fusion methods and a task, train them with a live plot, compare, then try a sentence.
+
+A Panel: training runs in a background thread with the panel's progress bar and Stop button; Stop ends the
+method being trained after its current step and keeps every result trained so far.
+"""
 from __future__ import annotations
 
 import html
-import io
-import threading
 import time
 
 import ipywidgets as w
 
 from mmkit.errors import InputError
 
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return buf.getvalue()
+from .base import Panel, error_html, png
 
 
-def _error_html(e: BaseException) -> str:
-    kind = "" if isinstance(e, InputError) else f"{type(e).__name__}: "
-    return f"<span style='color:#b00'>{html.escape(kind + str(e))}</span>"
-
-
-class FusionLab(w.VBox):
+class FusionLab(Panel):
     """Train several fusion methods on a ShapesWorld task, watch loss/accuracy live, compare, and probe one.
 
     Args:
         methods: the methods selected at start (any of mmkit.fusion.list()).
         task: "vqa" or "match".
         budget: a mmkit.fusion.compare.Budget (data sizes and default steps); default Budget.reduced().
+        background: train in a thread (True, for people) or in the calling thread (False, for tests).
     """
 
-    def __init__(self, methods=("concat", "cross_attention", "late_mean"), task: str = "vqa", budget=None):
+    def __init__(self, methods=("concat", "cross_attention", "late_mean"), task: str = "vqa", budget=None,
+                 background: bool = True):
         from mmkit.fusion import list_methods
         from mmkit.fusion.compare import Budget
         from mmkit.fusion.data import TASKS
@@ -40,8 +35,6 @@ class FusionLab(w.VBox):
         self.results = None  # mmkit.fusion.compare.Results of the latest run
         self.results_task = task  # the task those results were trained on
         self.curves: dict = {}  # method -> list of {"step", "loss", "acc"}
-        self.thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._last_draw = 0.0
         names = list(list_methods())
         self.methods = w.SelectMultiple(options=names, value=tuple(m for m in methods if m in names),
@@ -49,89 +42,80 @@ class FusionLab(w.VBox):
         self.task = w.Dropdown(options=list(TASKS), value=task, description="task")
         self.steps = w.IntSlider(value=self.budget.steps, min=50, max=3000, step=50, description="steps")
         self.train_button = w.Button(description="Train", button_style="primary", icon="play")
-        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
-        self.status = w.HTML("Pick methods and a task, then Train.")
-        self.plot = w.Image(format="png", layout=w.Layout(width="640px"))
+        self.message = w.HTML("Pick methods and a task, then Train.")  # what the last run did
+        self.plot = w.Image(format="png", layout=w.Layout(width="640px", max_width="100%"))
         self.table = w.HTML()
         self.model_choice = w.Dropdown(options=[], description="model")
         self.scene_index = w.BoundedIntText(value=0, min=0, max=self.budget.n_test - 1, description="scene")
         self.sentence = w.Text(value="what color is the circle?", description="text",
-                               layout=w.Layout(width="420px"))
+                               layout=w.Layout(width="420px", max_width="100%"))
         self.try_button = w.Button(description="Predict", icon="search")
         self.prediction = w.HTML()
-        self.attention = w.Image(format="png", layout=w.Layout(width="720px"))
+        self.attention = w.Image(format="png", layout=w.Layout(width="720px", max_width="100%"))
         self.train_button.on_click(lambda _: self.start())
-        self.stop_button.on_click(lambda _: self.stop())
         self.try_button.on_click(lambda _: self.predict())
         super().__init__([
-            w.HBox([self.methods, w.VBox([self.task, self.steps, w.HBox([self.train_button, self.stop_button])])]),
-            self.status, self.plot, self.table,
+            w.HBox([self.methods, w.VBox([self.task, self.steps, self.train_button])],
+                   layout=w.Layout(flex_flow="row wrap")),
+            self.message, self.plot, self.table,
             w.HTML("<b>Try it</b>: a question (vqa) or a caption (match) about a held-out ShapesWorld scene"),
-            w.HBox([self.model_choice, self.scene_index]), w.HBox([self.sentence, self.try_button]),
-            self.prediction, self.attention])
+            w.HBox([self.model_choice, self.scene_index], layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.sentence, self.try_button], layout=w.Layout(flex_flow="row wrap")),
+            self.prediction, self.attention], background=background)
+        self._busy_buttons = [self.train_button]
 
     # -- training ------------------------------------------------------------------------------
-    def start(self, blocking: bool = False) -> None:
-        """Train the selected methods: in a background thread, or in this thread with blocking=True."""
-        if self.thread is not None and self.thread.is_alive():
-            self.status.value = "Training is already running; press Stop first."
-            return
+    def start(self) -> None:
+        """Train the selected methods (in a thread when the panel is in the background mode)."""
         if not self.methods.value:
-            self.status.value = _error_html(InputError("no method selected: pick one or more in the list"))
+            self.show_error(InputError("no method selected: pick one or more in the list"))
             return
-        self._stop.clear()
         self.curves = {m: [] for m in self.methods.value}
-        self.train_button.disabled, self.stop_button.disabled = True, False
-        if blocking:
-            self._run()
-        else:
-            self.thread = threading.Thread(target=self._run, daemon=True)
-            self.thread.start()
+        self.run(self._train, label="Preparing the encoder and data (first run only)...")
 
     def run_sync(self) -> None:
         """Train the selected methods in this thread (for tests and scripts)."""
-        self.start(blocking=True)
+        background, self.background = self.background, False
+        try:
+            self.start()
+        finally:
+            self.background = background
 
-    def stop(self) -> None:
-        """Ask the training to stop after the current step."""
-        self._stop.set()
-        self.status.value = "Stopping..."
-
-    def _run(self) -> None:
+    def _train(self, job):
+        """The work: train every selected method; the results so far are shown even when Stop ends it."""
         from dataclasses import replace
 
         from mmkit.fusion.compare import compare
 
-        try:
-            budget = replace(self.budget, steps=int(self.steps.value))
-            self.status.value = "Preparing the encoder and data (first run only)..."
-            task = self.task.value
-            self.results = compare(self.methods.value, task=task, budget=budget,
-                                   callback=self._on_point, stop_event=self._stop)
-            self.results_task = task
-            self._draw(force=True)
-            self.table.value = self.results._repr_html_()
-            self.model_choice.options = list(self.results.models)
-            if self.results.models:
-                self.model_choice.value = list(self.results.models)[-1]
-            stopped = self._stop.is_set()
-            self.status.value = ("Stopped." if stopped else "Done.") + f" Trained {len(self.results)} method(s)."
-        except Exception as e:  # shown in the panel, never as a traceback
-            self.status.value = _error_html(e)
-        finally:
-            self.train_button.disabled, self.stop_button.disabled = False, True
+        budget = replace(self.budget, steps=int(self.steps.value))
+        task, n = self.task.value, len(self.methods.value)
 
-    def _on_point(self, method: str, point: dict) -> None:
-        self.curves.setdefault(method, []).append(point)
-        self.status.value = (f"Training <b>{html.escape(method)}</b>: step {point['step']}/{self.steps.value}, "
-                             f"loss {point['loss']:.3f}, train acc {point['acc']:.2f}")
-        self._draw()
+        def on_point(method: str, point: dict) -> None:
+            self.curves.setdefault(method, []).append(point)
+            done = sum(pts[-1]["step"] for pts in self.curves.values() if pts)  # steps trained over all methods
+            self.status.value = (f"Training <b>{html.escape(method)}</b>: step {point['step']}/{budget.steps}, "
+                                 f"loss {point['loss']:.3f}, train acc {point['acc']:.2f}")
+            self.progress.max = n * budget.steps
+            self.progress.value = min(done, self.progress.max)
+            self._draw()
+
+        results = compare(self.methods.value, task=task, budget=budget, callback=on_point,
+                          stop_event=job.stop_event)
+        self.results, self.results_task = results, task
+        self._draw(force=True)
+        self.table.value = results._repr_html_()
+        self.model_choice.options = list(results.models)
+        if results.models:
+            self.model_choice.value = list(results.models)[-1]
+        stopped = job.cancelled
+        self.message.value = ("Stopped." if stopped else "Done.") + f" Trained {len(results)} method(s)."
+        return results
 
     def _draw(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_draw < 0.5:
             return  # at most two redraws a second
         self._last_draw = time.monotonic()
-        self.plot.value = _png(curves_figure(self.curves))
+        self.plot.value = png(curves_figure(self.curves))
 
     # -- trying a sentence ---------------------------------------------------------------------
     def predict(self) -> str:
@@ -147,8 +131,8 @@ class FusionLab(w.VBox):
             self.prediction.value = out["html"]
             self.attention.value = out["png"]
             return out["answer"]
-        except Exception as e:
-            self.prediction.value = _error_html(e)
+        except Exception as e:  # shown in the panel, never as a traceback
+            self.prediction.value = error_html(e)
             self.attention.value = b""
             return ""
 
@@ -203,5 +187,5 @@ def probe(model, task: str, index: int, text: str, budget) -> dict:
         ax.imshow(scene.image)
         ax.axis("off")
         ax.set_title(plain(f"{model.method}: no attention map"), fontsize=8)
-    out["png"] = _png(fig)
+    out["png"] = png(fig)
     return out
