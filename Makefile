@@ -59,9 +59,19 @@ install: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
+# two phases, each timed: the unit tests, then the notebooks; each writes a JUnit file to build/test-times/ (per-test
+# times; `python scripts/notebook_times.py build/test-times/notebooks.xml` makes the per-notebook table). Both phases
+# always run; the exit status is the first failing phase's (pytest's "no tests collected", 5, counts as success).
 test: $(STAMP)
-	@$(TEST_ENV) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS); \
-	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	@mkdir -p build/test-times; rc=0; t0=$$(date +%s); \
+	for phase in "unit tests|tests" "notebooks|notebooks"; do \
+	  name=$${phase%%|*}; dir=$${phase#*|}; start=$$(date +%s); \
+	  $(TEST_ENV) $(PY) -m pytest -q $$dir --nbval-lax --nbval-current-env --junitxml=build/test-times/$$dir.xml \
+	    $(PYTEST_ARGS); r=$$?; \
+	  if [ $$r -eq 5 ]; then echo "pytest collected no $$name"; r=0; fi; \
+	  echo "make test: $$name took $$(( $$(date +%s) - start )) s (exit $$r; make test so far $$(( $$(date +%s) - t0 )) s)"; \
+	  if [ $$r -ne 0 ] && [ $$rc -eq 0 ]; then rc=$$r; fi; \
+	done; exit $$rc
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q tests -x $(PYTEST_ARGS)
