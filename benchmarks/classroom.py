@@ -1,15 +1,16 @@
 """Classroom load test: N simulated students (Playwright browser contexts in one headless chromium) use the
 caption app at once, against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and
-runs the whole notebook 11) and `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that
-caption through one shared model server). Localhost only; bounded in users, time and memory.
+runs the whole notebook 11), `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that
+caption through one shared model server) and "pool" (the same preheated kernels, each loading its own model).
+Localhost only; bounded in users, time and memory.
 
 Each student opens the page (all together), picks their own ShapesWorld scene (test #i), captions it greedily,
 clicks a word, switches to beam search, captions again and clicks another word; the actions are spread over
 the run with seeded random think times. Measured: time to first contentful paint and to a usable app (the
 Caption button drawn), caption latency (click to the new history row), word-map latency, errors (timeouts,
 the error dialog, a traceback, a history row that is not the student's own), peak RSS and CPU of the server
-side (Voila, kernels, model server) and of chromium, sampled each second. The run stops early when server +
-browser RSS passes --max-gb (default 16).
+side (Voila, kernels, model server) and of chromium (PSS), sampled every 2 s. The run stops early when server +
+browser memory passes --max-gb (default 16) or the machine's available memory falls under 3 GB.
 
     nice -n 5 .venv/bin/python benchmarks/classroom.py                    # 30 users, 5 min, both setups
     .venv/bin/python benchmarks/classroom.py --users 6 --duration 60 --setups classroom   # the CI size
@@ -46,6 +47,9 @@ MAP_JS = """() => { const i = [...document.querySelectorAll('img')].filter(i => 
                       i.getBoundingClientRect().width > 150 && i.getBoundingClientRect().width < 320);
                     return i.length ? i[i.length - 1].src : null; }"""
 FCP_JS = "() => { const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null; }"
+# when the server had sent the whole page (Voila without preheat runs the notebook before it answers)
+RESPONSE_JS = "() => { const e = performance.getEntriesByType('navigation')[0]; return e ? e.responseEnd : null; }"
+MIN_AVAILABLE_MB = 3 * 1024  # stop before the machine (shared with others) runs short
 
 
 def free_port() -> int:
@@ -63,7 +67,8 @@ def percentile(xs, q: float):
 
 
 class Server:
-    """`make app` (setup "app") or `make classroom` (setup "classroom") on a free port, in its own session."""
+    """`make app` ("app"), `make classroom` ("classroom") or its pool without the shared model ("pool": each
+    preheated kernel loads its own model at its first caption) on a free port, in its own session."""
 
     def __init__(self, setup: str, pool: int, log: Path, timeout: float = 600):
         self.port = free_port()
@@ -76,7 +81,7 @@ class Server:
             ready = "Voil"  # "Voilà is running at"
         else:
             cmd = [sys.executable, "-m", "mmkit.classroom", f"--port={self.port}", f"--pool={pool}",
-                   "--out", str(log.parent / "classroom_nb")]
+                   "--out", str(log.parent / "classroom_nb")] + (["--no-server"] if setup == "pool" else [])
             ready = "is filled with" if pool > 0 else "Voil"
         self.out = open(log, "w")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.out, stderr=subprocess.STDOUT,
@@ -109,14 +114,18 @@ class Server:
 
 
 class Sampler(threading.Thread):
-    """Each second: RSS and CPU of the server's process tree and of the browser's; aborts past max_gb."""
+    """Every 2 s: memory (PSS: shared pages counted once, split among the processes that share them; RSS where
+    PSS cannot be read) and CPU of the server's process tree and of the browser's; aborts past max_gb, or when
+    the machine's available memory falls under MIN_AVAILABLE_MB."""
 
-    def __init__(self, server_pid: int, max_gb: float):
+    def __init__(self, server_pid: int, max_gb: float, max_wall: float = float("inf")):
         super().__init__(daemon=True)
+        self.max_wall = max_wall  # s: the run is stopped after this, whatever it is waiting for
         import psutil
 
         self.psutil, self.server_pid, self.max_mb = psutil, server_pid, max_gb * 1024
         self.samples: list[dict] = []
+        self.reason = ""  # why the run was stopped early ("" when it was not)
         self.abort = threading.Event()
         self.done = threading.Event()
         self.procs: dict[int, object] = {}
@@ -134,7 +143,10 @@ class Sampler(threading.Thread):
         for p in procs:
             p = self.procs.setdefault(p.pid, p)  # the same object each time, so cpu_percent has a baseline
             try:
-                rss += p.memory_info().rss / 2**20
+                try:
+                    rss += p.memory_full_info().pss / 2**20
+                except (AttributeError, self.psutil.AccessDenied):
+                    rss += p.memory_info().rss / 2**20
                 cpu += p.cpu_percent(None)
                 n += 1
             except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
@@ -152,9 +164,13 @@ class Sampler(threading.Thread):
             self.samples.append(dict(t=round(time.monotonic() - t0, 1), server_mb=round(s_rss), server_cpu=s_cpu,
                                      browser_mb=round(c_rss), browser_cpu=c_cpu, server_procs=kernels,
                                      available_mb=round(self.psutil.virtual_memory().available / 2**20)))
-            if s_rss + c_rss > self.max_mb:
+            if s_rss + c_rss > self.max_mb or self.samples[-1]["available_mb"] < MIN_AVAILABLE_MB:
+                self.reason = self.reason or f"memory at {self.samples[-1]['t']} s"
                 self.abort.set()
-            self.done.wait(1.0)
+            if time.monotonic() - t0 > self.max_wall:
+                self.reason = self.reason or f"time limit of {self.max_wall:.0f} s"
+                self.abort.set()
+            self.done.wait(2.0)
 
     def summary(self) -> dict:
         s = self.samples[1:] or self.samples  # the first cpu_percent reading is 0 by definition
@@ -183,7 +199,7 @@ async def student(i: int, browser, url: str, duration: float, rng: random.Random
         while time.monotonic() - t0 < t and not abort.is_set():
             await asyncio.sleep(0.5)
         if abort.is_set():
-            raise RuntimeError("aborted: memory limit")
+            raise RuntimeError("aborted: the memory or time limit was reached")
 
     async def caption(n_rows: int) -> None:
         t = time.monotonic()
@@ -204,8 +220,9 @@ async def student(i: int, browser, url: str, duration: float, rng: random.Random
         await page.goto(url, timeout=PAGE_TIMEOUT, wait_until="commit")
         await page.locator("button").filter(has_text=CAPTION).wait_for(timeout=PAGE_TIMEOUT)
         r["ready_s"] = round(time.monotonic() - t0, 3)
-        fcp = await page.evaluate(FCP_JS)
+        fcp, response = await page.evaluate(FCP_JS), await page.evaluate(RESPONSE_JS)
         r["first_paint_s"] = None if fcp is None else round(fcp / 1000, 3)
+        r["response_s"] = None if response is None else round(response / 1000, 3)
         own = f"ShapesWorld test #{i}"
         index = page.locator(".widget-inline-hbox", has_text="scene #").locator("input")
         await index.fill(str(i))
@@ -236,7 +253,10 @@ async def student(i: int, browser, url: str, duration: float, rng: random.Random
         r["errors"].append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
     finally:
         r["session_s"] = round(time.monotonic() - t0, 1)
-        await ctx.close()
+        try:
+            await ctx.close()
+        except Exception:  # the browser was closed by the memory or time limit
+            pass
     return r
 
 
@@ -245,21 +265,30 @@ async def drive(url: str, users: int, duration: float, abort: threading.Event, s
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+        async def watch():  # the memory or time limit: close the browser, so every waiting student ends now
+            while not abort.is_set():
+                await asyncio.sleep(1)
+            await browser.close()
+
+        watcher = asyncio.create_task(watch())
         try:
             rngs = [random.Random(seed * 1000 + i) for i in range(users)]
             return await asyncio.gather(*(student(i, browser, url, duration, rngs[i], abort, shots)
                                           for i in range(users)))
         finally:
-            await browser.close()
+            watcher.cancel()
+            if browser.is_connected():
+                await browser.close()
 
 
 def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb: float = 16, seed: int = 0,
         shots: Path | None = None) -> dict:
-    """One load test of `setup` ("classroom" or "app"): a dict of the measurements and each student's record."""
+    """One load test of `setup` ("classroom", "pool" or "app"): a dict of the measurements and each student's."""
     pool = users if pool is None else pool
     with tempfile.TemporaryDirectory(prefix=f"mmkit-{setup}-") as tmp:
         server = Server(setup, pool, Path(tmp) / "server.log")
-        sampler = Sampler(server.proc.pid, max_gb)
+        sampler = Sampler(server.proc.pid, max_gb, max_wall=duration + 2 * PAGE_TIMEOUT / 1000)
         sampler.start()
         t = time.monotonic()
         try:
@@ -273,8 +302,11 @@ def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb
     caps = [c for s in students for c in s["captions"]]
     maps = [m for s in students for m in s["maps"]]
     errors = [f"user {s['user']}: {e}" for s in students for e in s["errors"]]
-    return dict(setup=setup, users=users, duration_s=duration, pool=pool if setup == "classroom" else 0,
-                server_start_s=server.start_s, wall_s=wall, aborted_for_memory=sampler.abort.is_set(),
+    return dict(setup=setup, users=users, duration_s=duration, pool=pool if setup != "app" else 0,
+                server_start_s=server.start_s, wall_s=wall, aborted_for_memory=sampler.reason.startswith("memory"),
+                stopped_early=sampler.reason,
+                response_p50_s=percentile([s.get("response_s") for s in students], 50),
+                response_p95_s=percentile([s.get("response_s") for s in students], 95),
                 first_paint_p50_s=percentile([s.get("first_paint_s") for s in students], 50),
                 first_paint_p95_s=percentile([s.get("first_paint_s") for s in students], 95),
                 ready_p50_s=percentile([s.get("ready_s") for s in students], 50),
@@ -290,9 +322,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=30)
     ap.add_argument("--duration", type=float, default=300, help="seconds over which each student's actions spread")
-    ap.add_argument("--setups", default="classroom,app", help="comma-separated: classroom, app")
+    ap.add_argument("--setups", default="classroom,app", help="comma-separated: classroom, pool, app")
     ap.add_argument("--pool", type=int, default=None, help="preheated kernels for classroom (default: --users)")
-    ap.add_argument("--max-gb", type=float, default=16, help="stop when server + browser RSS passes this")
+    ap.add_argument("--max-gb", type=float, default=16, help="stop when server + browser PSS passes this")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "classroom_results.json"))
     args = ap.parse_args(argv)
     shots = REPO / "out" / "browser"

@@ -49,7 +49,7 @@ def voila_command(notebook: Path, port: int, pool: int, ip: str = "127.0.0.1", e
            "--MappingKernelManager.cull_idle_timeout=1800",  # a closed tab's kernel goes after 30 min
            "--MappingKernelManager.cull_interval=120"]
     if pool > 0:
-        cmd += ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaKernelManager.fill_delay=0"]
+        cmd += ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaKernelManager.fill_delay=10"]  # refills after the first rush
     return cmd + list(extra)
 
 
