@@ -1,12 +1,12 @@
 """Install mmkit on Colab without replacing anything Colab already has.
 
 Every notebook's first cell clones the repository to ./mmkit and runs this file. It installs mmkit
-itself with --no-deps, then only the dependencies (from pyproject.toml, plus the `metrics` extra) that
-are missing altogether. Colab's own torch, transformers and ipywidgets (and every other package that is
+itself with --no-deps, then only the dependencies (from pyproject.toml, plus the optional groups that this
+notebook names, e.g. `metrics` for chapter 10) that are missing altogether. Colab's own torch, transformers and ipywidgets (and every other package that is
 already there) are never reinstalled or upgraded; one that is too old for mmkit gets a warning with the
 command to upgrade it. Finally the clone goes on sys.path, so `import mmkit` works without a restart.
 
-    python mmkit/scripts/colab_setup.py [CLONE_DIR]     # or runpy.run_path(...) from a notebook
+    python mmkit/scripts/colab_setup.py [CLONE_DIR [EXTRA ...]]   # or runpy.run_path(...)["main"](dir, extras)
 Standard library only (Python >= 3.10); `packaging` is used for version checks when it is installed.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 KEEP = ("torch", "torchvision", "torchaudio", "transformers", "ipywidgets")  # Colab's builds: never touched
-EXTRAS = ("metrics", "video")  # optional dependency groups the notebooks use (pycocoevalcap for chapter 10, PyAV for 14)
+EXTRAS = ("metrics", "video")  # optional dependency groups installed when a notebook names none
 
 
 def _norm(name: str) -> str:
@@ -94,11 +94,16 @@ def pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args], check=True)
 
 
-def main(root: str = "mmkit") -> dict:
-    """Install the clone at `root` and its missing dependencies; put it on sys.path. Returns what was done."""
+def main(root: str = "mmkit", extras=EXTRAS) -> dict:
+    """Install the clone at `root` and its missing dependencies; put it on sys.path. Returns what was done.
+
+    Args:
+        extras: the optional dependency groups of pyproject.toml this notebook needs, e.g. ("metrics",) for
+            chapter 10's pycocoevalcap (about 100 MB); the others are not installed.
+    """
     root = os.path.abspath(root)
     with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as f:
-        reqs = requirements(f.read())
+        reqs = requirements(f.read(), tuple(extras))
     install, warnings, kept = plan(reqs)
     if install:
         pip(*install)
@@ -114,4 +119,4 @@ def main(root: str = "mmkit") -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "mmkit")
+    main(sys.argv[1] if len(sys.argv) > 1 else "mmkit", tuple(sys.argv[2:]))
