@@ -73,7 +73,12 @@ class Index:
 
     def search(self, queries, k: int = 10):
         """(scores (Q, k) cosine, ids (Q, k)) for L2-normalised queries (Q, D); ids -1 where fewer exist."""
-        q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        q = np.asarray(queries, dtype=np.float32)
+        q = q.reshape(1, -1) if q.ndim == 1 else q
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise InputError(f"queries of width {q.shape[-1]} do not fit this index of {self.dim}-dim vectors "
+                             f"(model {self.model}); embed the query with the index's model")
+        q = np.ascontiguousarray(q)
         k = max(1, min(int(k), len(self)))
         if self.kind == "flat":
             return self.index.search(q, k)
@@ -166,9 +171,9 @@ def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None =
         nlist = nlist or max(16, int(4 * n ** 0.5))
         m = _pq_bytes(d, pq_bytes)
         index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x8", faiss.METRIC_INNER_PRODUCT)
+        faiss.downcast_index(index).do_polysemous_training = False  # minutes of annealing, unused here
         rng = np.random.default_rng(seed)
         train = vecs[rng.choice(n, size=min(n, max(64 * nlist, 256 * 40)), replace=False)]
-        faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))
         index.train(train)
         index.add(vecs)
         idx = Index(index, items, "ivfpq", model, vectors=vecs, nprobe=nprobe, rerank=rerank)
