@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import mmkit
-from mmkit.viz import figure_png, head_scores, head_view
+from mmkit.viz import figure_png, head_scores, head_view, head_view_html
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,44 @@ def test_head_view_figure_sorting_and_png(vilt_maps, tmp_path):
         head_view(maps, "circle", sort="size")
 
 
+def test_head_view_html_is_self_contained(vilt_maps, tmp_path):
+    """The HTML export: one page, every cell an embedded PNG linked to its enlarged copy, nothing fetched."""
+    import base64
+    import re
+
+    maps = vilt_maps
+    page = head_view_html(maps, "circle", sort="entropy", path=tmp_path / "heads.html", cell=64, big=256)
+    assert (tmp_path / "heads.html").read_text(encoding="utf-8") == page
+    L, H = maps.layers, maps.heads
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(uris) == 2 * L * H  # a small and an enlarged map per cell
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # no external file or URL
+    assert len(set(re.findall(r'href="#(l\d+h\d+)"', page))) == L * H
+    assert all(f'id="l{l}h{h}"' in page for l in range(L) for h in range(H))
+    small, big = (Image.open(io.BytesIO(base64.b64decode(u))) for u in (uris[0], uris[-1]))
+    assert small.format == big.format == "PNG" and max(small.size) == 64 and max(big.size) == 256
+    assert np.asarray(big.convert("RGB"), dtype=float).std() > 20  # a map, not a blank square
+    ent = head_scores(maps, "circle", "entropy")
+    first = re.search(r'<tr><th>layer 0</th><td><a href="#l0h(\d+)"', page).group(1)
+    assert int(first) == int(np.argmin(ent[0]))  # sorted as the figure: the most focused head first
+    assert 2_000 < len(page) < 60_000 * L * H  # PNGs inside, and no runaway size
+    assert "&#x27;circle&#x27;" in page and maps.model in page
+    import copy
+
+    odd = copy.copy(maps)
+    odd.text = "<script>alert(1)</script>"  # user text is escaped, never markup
+    assert "<script>" not in head_view_html(odd, 0, cell=32, big=48)
+
+
+def test_cell_image_for_photos_of_any_shape(vilt_maps):
+    import copy
+
+    maps = copy.deepcopy(vilt_maps)
+    maps.image = Image.new("RGB", (300, 90), "white")  # a wide picture, not ShapesWorld's square
+    im = mmkit.viz.cell_image(maps, "circle", 0, 0, size=120)
+    assert im.size == (120, 36) and im.mode == "RGB"
+
+
 def test_explorer_head_view_driven_from_code(model_dirs, tmp_path, monkeypatch):
     pytest.importorskip("ipywidgets")
     from widgets.attention_explorer import AttentionExplorer
@@ -70,19 +108,37 @@ def test_explorer_head_view_driven_from_code(model_dirs, tmp_path, monkeypatch):
     assert isinstance(ex, Panel) and ex.stop_button.disabled and "object" in ex.sort.options
     ex.show_button.click()
     single = bytes(ex.picture.value)
+    assert ex.cells.children == () and ex.enlarged.value == b""  # no head view yet
     ex.words.value = ex.maps.index(scene.objects[0].shape)
     ex.head_view.value = True  # the toggle: every layer x head for the word
     grid = Image.open(io.BytesIO(bytes(ex.picture.value)))
     assert bytes(ex.picture.value) != single and grid.size[1] > 200
+    L, H = ex.maps.layers, ex.maps.heads
+    assert len(ex.cells.children) == L and all(len(r.children) == H for r in ex.cells.children)
     ex.sort.value = "object"
-    ex.layer.value, ex.head.value = 1, 0
     assert bytes(ex.picture.value[:4]) == b"\x89PNG" and "color:#b00" not in ex.message.value
-    ex.enlarge_button.click()  # the outlined cell alone
-    assert not ex.head_view.value and ex.method.value == "attention"
-    assert np.allclose(ex.heat(), ex.maps.for_token(ex.words.value, layer=1, head=0))
-    ex.head_view.value = True
+    from mmkit.viz import head_order
+
+    order, _ = head_order(ex.maps, ex.words.value, "object", scene.objects[0].box)
+    cell = ex.cells.children[1].children[0]  # layer 1's first cell: its head with the most mass on the object
+    assert cell.description.startswith(f"L1 h{order[1][0]} ")
+    before = bytes(ex.picture.value)
+    cell.click()  # click a cell: it is outlined in the grid and shown enlarged below
+    assert (ex.layer.value, ex.head.value) == (1, order[1][0]) and ex.head_view.value
+    big = Image.open(io.BytesIO(bytes(ex.enlarged.value)))
+    assert big.format == "PNG" and big.size[0] > 200 and bytes(ex.picture.value) != before
+    ex.cells.children[0].children[-1].click()
+    assert (ex.layer.value, ex.head.value) == (0, order[0][-1])
+    ex.layer.value, ex.head.value = 1, 0
+    ex.enlarge_button.click()  # the slider-selected cell, enlarged
+    assert ex.heat().shape == ex.maps.grid and (ex.layer.value, ex.head.value) == (1, 0) and ex.enlarged.value
     path = ex.export(tmp_path / "slide.png")
     assert ex.exported == str(path) and Image.open(path).size[1] > 200 and "saved" in ex.status.value
+    page = ex.export(tmp_path / "slide.html", fmt="html")
+    text = (tmp_path / "slide.html").read_text(encoding="utf-8")
+    assert page == str(tmp_path / "slide.html") and text.count("data:image/png;base64,") == 2 * L * H
+    ex.head_view.value = False
+    assert ex.cells.children == () and ex.enlarged.value == b""
 
 
 def test_explorer_stop_discards_a_background_extraction(model_dirs, scenes, monkeypatch):

@@ -1,5 +1,6 @@
 """AttentionExplorer: click a word, see where the model looked; layer/head sliders, method, opacity, and a
-head view (every layer by every head for the word, sortable by entropy or by mass on the word's object).
+head view (every layer by every head for the word, sortable by entropy or by mass on the word's object; click a
+cell's button to enlarge it below; export as PNG or as a self-contained HTML page for slides).
 
 Core ipywidgets and matplotlib only (no custom JavaScript), so it works in Colab and offline. It is a Panel:
 extraction can run in the background with a Stop button. Errors and out-of-domain notices are shown inside
@@ -60,12 +61,17 @@ class AttentionExplorer(Panel):
                                         tooltip="every layer x head for the word; layer/head pick the outlined cell")
         sorts = ["layer", "entropy"] + (["object"] if self.scene is not None else [])
         self.sort = W.Dropdown(options=sorts, value="layer", description="sort heads", layout=W.Layout(width="220px"))
-        self.enlarge_button = W.Button(description="enlarge cell", tooltip="show the outlined layer/head alone")
+        self.enlarge_button = W.Button(description="enlarge cell", tooltip="show the outlined layer/head enlarged")
         self.export_button = W.Button(description="PNG", icon="download", tooltip="save the picture as a PNG")
-        self.exported = None  # path of the last PNG export
+        self.html_button = W.Button(description="HTML", icon="download",
+                                    tooltip="save the head view as one HTML page (PNGs inside; click a cell to enlarge)")
+        self.cells = W.VBox()  # the head view's cells as buttons, one row per layer, in the figure's order
+        self.enlarged = W.Image(format="png", layout=W.Layout(width="300px"))  # the clicked cell, enlarged
+        self.exported = None  # path of the last export
         self.show_button.on_click(lambda _: self.compute())
         self.enlarge_button.on_click(lambda _: self.enlarge())
         self.export_button.on_click(lambda _: self.export())
+        self.html_button.on_click(lambda _: self.export(fmt="html"))
         for w in (self.words, self.method, self.layer, self.head, self.agg, self.opacity, self.head_view, self.sort):
             w.observe(lambda _: self.render(), names="value")
         super().__init__([
@@ -73,8 +79,8 @@ class AttentionExplorer(Panel):
                    f"({html.escape(self.model.spec.family)}, {html.escape(self.model.spec.source)})"),
             W.HBox([self.text, self.show_button]), self.words, self.method,
             W.HBox([self.layer, self.head, self.agg]), self.opacity,
-            W.HBox([self.head_view, self.sort, self.enlarge_button, self.export_button]),
-            self.picture, self.message, self.notice], background=background)
+            W.HBox([self.head_view, self.sort, self.enlarge_button, self.export_button, self.html_button]),
+            self.picture, self.cells, self.enlarged, self.message, self.notice], background=background)
         self._busy_buttons = [self.show_button]
 
     def _error(self, e: BaseException) -> None:
@@ -147,35 +153,69 @@ class AttentionExplorer(Panel):
         """The current picture as a Figure: the head view when it is on, else the selected map's overlay."""
         word = self.maps.words[self.words.value]
         if self.head_view.value and self.maps.attn is not None:
-            box = self._box()
-            sort = self.sort.value if (self.sort.value != "object" or box is not None) else "entropy"
+            sort, box = self._sort()
             sel = (max(self.layer.value, 0), max(self.head.value, 0))
             return mmkit.viz.head_view(self.maps, self.words.value, sort=sort, box=box, alpha=self.opacity.value,
                                        selected=sel)
         return mmkit.viz.overlay(self.maps.image, self.heat(), alpha=self.opacity.value,
                                  title=f"'{word}' · {self.method.value}")
 
+    def _sort(self) -> tuple[str, object]:
+        """The head view's sort and box ("object" falls back to entropy for a word that names no one object)."""
+        box = self._box()
+        return (self.sort.value if (self.sort.value != "object" or box is not None) else "entropy"), box
+
     def enlarge(self, layer: int | None = None, head: int | None = None) -> None:
-        """Show one cell of the head view alone: raw attention of that layer and head (default: the outlined one)."""
+        """Show one cell of the head view enlarged below it (default: the outlined one) and outline it."""
         if self.maps is None or self.maps.attn is None:
             return
         self._quiet = True
         try:
             self.layer.value = max(0, self.layer.value) if layer is None else int(layer)
             self.head.value = max(0, self.head.value) if head is None else int(head)
-            self.method.value = "attention"
-            self.head_view.value = False
+            self.head_view.value = True
         finally:
             self._quiet = False
         self.render()
 
-    def export(self, path=None) -> str | None:
-        """Write the current picture (head view or map) as a PNG for slides; returns its path."""
+    def _show_enlarged(self) -> None:
+        l, h = max(self.layer.value, 0), max(self.head.value, 0)
+        word = self.maps.words[self.words.value]
+        fig = mmkit.viz.overlay(self.maps.image, self.maps.for_token(self.words.value, layer=l, head=h),
+                                alpha=self.opacity.value, title=f"'{word}' · layer {l}, head {h}")
+        self.enlarged.value = figure_png(fig)
+
+    def _cell_buttons(self) -> None:
+        """One button per layer and head, in the head view's order; a click enlarges that cell below."""
+        sort, box = self._sort()
+        orders, scores = mmkit.viz.head_order(self.maps, self.words.value, sort, box)
+        rows = []
+        for l, order in enumerate(orders):
+            row = []
+            for hd in order:
+                label = f"L{l} h{hd}" + ("" if scores is None else f" {scores[l, hd]:.2f}")
+                b = W.Button(description=label, tooltip=f"enlarge layer {l}, head {hd}",
+                             layout=W.Layout(width="92px"))
+                b.on_click(lambda _, l=l, hd=hd: self.enlarge(l, hd))
+                row.append(b)
+            rows.append(W.HBox(row))
+        self.cells.children = rows
+
+    def export(self, path=None, fmt: str = "png") -> str | None:
+        """Write the current picture (head view or map) as a PNG for slides, or (fmt="html") the head view as one
+        self-contained HTML page with every cell as an embedded PNG; returns the path."""
         if self.maps is None:
             return None
-        path = path or f"attention_{self.model.spec.name.replace('/', '_')}_{self.words.value}.png"
+        path = path or f"attention_{self.model.spec.name.replace('/', '_')}_{self.words.value}.{fmt}"
         try:
-            mmkit.viz.figure_png(self.figure(), path)
+            if fmt == "html":
+                if self.maps.attn is None:
+                    raise ValueError(f"{self.maps.model} has no attention heads to export; use the PNG export")
+                sort, box = self._sort()
+                mmkit.viz.head_view_html(self.maps, self.words.value, sort=sort, box=box, path=path,
+                                         alpha=self.opacity.value)
+            else:
+                mmkit.viz.figure_png(self.figure(), path)
         except Exception as e:
             self._error(e)
             return None
@@ -184,10 +224,16 @@ class AttentionExplorer(Panel):
         return self.exported
 
     def render(self) -> None:
-        """Redraw the picture for the current controls."""
+        """Redraw the picture for the current controls (and, in the head view, the cell buttons and enlarged cell)."""
         if self._quiet or self.maps is None or self.words.value is None or self.method.value is None:
             return
         try:
             self.picture.value = figure_png(self.figure())
+            if self.head_view.value and self.maps.attn is not None:
+                self._cell_buttons()
+                self._show_enlarged()
+            else:
+                self.cells.children = ()
+                self.enlarged.value = b""
         except Exception as e:  # a map that cannot be drawn is reported, the explorer goes on
             self._error(e)

@@ -1,6 +1,7 @@
 """A head view for vision-language attention (after bertviz's head and model views): every layer by every
 head as a grid of small maps for one word, the heads of each layer sortable by how much they concentrate on
-the word's object or, without ground truth, by entropy. Returns a Figure; `figure_png` exports it for slides.
+the word's object or, without ground truth, by entropy. Returns a Figure; `figure_png` exports it for slides,
+`head_view_html` as one self-contained HTML page (PNGs embedded; click a cell to enlarge it, no JavaScript).
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 
 import numpy as np
 
-from .scenes import _new_figure
+from .scenes import new_figure
 from .text import plain
 
 SORTS = ("layer", "entropy", "object")  # heads in model order; most focused first; most mass on the object first
@@ -38,6 +39,17 @@ def head_scores(maps, word, by: str = "entropy", box=None) -> np.ndarray:
     return out
 
 
+def head_order(maps, word, sort: str = "layer", box=None) -> tuple[list[list[int]], np.ndarray | None]:
+    """The heads of each layer in display order, and their scores (L, H) (None for sort="layer"): by entropy the
+    most focused first, by object the most mass inside box first."""
+    if sort not in SORTS:
+        raise ValueError(f"sort={sort!r}: use one of {SORTS}")
+    if sort == "layer":
+        return [list(range(maps.heads)) for _ in range(maps.layers)], None
+    scores = head_scores(maps, word, sort, box)
+    return [[int(h) for h in np.argsort(s if sort == "entropy" else -s, kind="stable")] for s in scores], scores
+
+
 def head_view(maps, word, sort: str = "layer", box=None, alpha: float = 0.6, cell: float = 1.1,
               selected: tuple[int, int] | None = None):
     """Every layer (rows) by every head (columns) of one word's raw attention. Returns the Figure.
@@ -53,17 +65,13 @@ def head_view(maps, word, sort: str = "layer", box=None, alpha: float = 0.6, cel
     """
     from matplotlib.patches import Rectangle
 
-    if sort not in SORTS:
-        raise ValueError(f"sort={sort!r}: use one of {SORTS}")
-    scores = None if sort == "layer" else head_scores(maps, word, sort, box)
+    orders, scores = head_order(maps, word, sort, box)
     L, H = maps.layers, maps.heads
     w, h = maps.image.size
-    fig = _new_figure((cell * H + 0.6, cell * L + 0.5))
+    fig = new_figure((cell * H + 0.6, cell * L + 0.5))
     axes = np.array(fig.subplots(L, H, squeeze=False))
     for l in range(L):
-        order = list(range(H)) if scores is None else list(np.argsort(scores[l] if sort == "entropy" else -scores[l],
-                                                                       kind="stable"))
-        for col, hd in enumerate(order):
+        for col, hd in enumerate(orders[l]):
             ax = axes[l, col]
             ax.imshow(maps.image)
             ax.imshow(maps.for_token(word, layer=l, head=int(hd)), cmap="jet", alpha=alpha,
@@ -94,3 +102,71 @@ def figure_png(fig, path=None, dpi: int = 110) -> bytes:
         with open(path, "wb") as f:
             f.write(data)
     return data
+
+
+def cell_image(maps, word, layer: int, head: int, size: int = 160, alpha: float = 0.6):
+    """One head's map over the image as an RGB PIL image, the longer side `size` pixels (no matplotlib figure)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    w, h = maps.image.size
+    scale = size / max(w, h)
+    out = (max(1, round(w * scale)), max(1, round(h * scale)))
+    heat = maps.for_token(word, layer=layer, head=head, size=(out[1], out[0])).astype(np.float64)  # (H, W)
+    lo, hi = heat.min(), heat.max()
+    heat = (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
+    color = colormaps["jet"](heat)[..., :3]  # (H, W, 3) in 0..1
+    base = np.asarray(maps.image.convert("RGB").resize(out, Image.BILINEAR), dtype=np.float64) / 255.0
+    return Image.fromarray(np.uint8(255 * ((1 - alpha) * base + alpha * color)))
+
+
+def _png_uri(im) -> str:
+    import base64
+
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_CSS = """body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td{padding:2px;text-align:center;
+font-size:11px}td img{display:block;border:2px solid transparent}a:hover img{border-color:#d00}
+.big{display:none;margin-top:1em}.big:target{display:block}.big img{border:1px solid #888}"""
+
+
+def head_view_html(maps, word, sort: str = "layer", box=None, path=None, cell: int = 96, big: int = 384,
+                   alpha: float = 0.6) -> str:
+    """The head view as one self-contained HTML page for slides: a layer x head table of small maps (PNGs
+    embedded as data URIs), each a link that shows its enlarged map below (CSS :target, no JavaScript).
+
+    Args:
+        maps, word, sort, box: as head_view.
+        path: also write the page there (UTF-8).
+        cell, big: pixels of the longer side of a small map and of an enlarged one.
+    Returns the HTML text.
+    """
+    import html
+
+    orders, scores = head_order(maps, word, sort, box)
+    name = maps.words[maps.index(word)]
+    how = {"layer": "heads in order", "entropy": "heads by entropy (bits, focused first)",
+           "object": "heads by mass on the object"}[sort]
+    rows, bigs = [], []
+    for l, order in enumerate(orders):
+        tds = []
+        for hd in order:
+            label = f"h{hd}" + ("" if scores is None else f" {scores[l, hd]:.2f}")
+            tds.append(f'<td><a href="#l{l}h{hd}"><img src="{_png_uri(cell_image(maps, word, l, hd, cell, alpha))}" '
+                       f'alt="layer {l} head {hd}"></a>{label}</td>')
+            bigs.append(f'<div class="big" id="l{l}h{hd}"><b>layer {l}, head {hd}</b>'
+                        + ("" if scores is None else f" ({sort} {scores[l, hd]:.3f})")
+                        + f'<br><img src="{_png_uri(cell_image(maps, word, l, hd, big, alpha))}" '
+                          f'alt="layer {l} head {hd}, enlarged"></div>')
+        rows.append(f"<tr><th>layer {l}</th>{''.join(tds)}</tr>")
+    title = html.escape(f"'{name}' ({maps.model}): {how}")
+    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>'
+            f"<body><h3>{title}</h3><p>{html.escape(maps.text)}</p><p>Click a map to enlarge it.</p>"
+            f"<table>{''.join(rows)}</table>{''.join(bigs)}</body></html>\n")
+    if path is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(page)
+    return page
