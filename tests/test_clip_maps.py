@@ -10,7 +10,7 @@ import torch
 
 import mmkit
 from mmkit.attention import dual
-from mmkit.attention.cross import _pixels, _stack
+from mmkit.attention.cross import image_inputs as _pixels, stack_layers as _stack
 from mmkit.data.samples import sample_images
 
 
@@ -87,3 +87,16 @@ def test_relevance_falls_back_to_one_pass_per_word(monkeypatch, model_dirs, imag
     looped = dual.clip_relevance(m, px, t)
     assert calls == [True, False, False, False]
     assert np.abs(batched - looped).max() <= 1e-5 * np.abs(looped).max() and looped.shape == (3, 16)
+
+
+def test_prompt_embeddings_are_kept_and_bounded(model_dirs, images):
+    m = mmkit.load_model(str(model_dirs("clip")))
+    m.cache.pop("map_prompts", None)
+    first = mmkit.attention_maps(m, images[0], "red circle")
+    tpl = m.spec.zero_shot_template.format
+    assert list(m.cache["map_prompts"]) == [(tpl("red"), tpl("circle"), tpl("red circle"))]
+    again = mmkit.attention_maps(m, images[0], "red circle")  # from the kept embeddings: the same maps
+    assert np.array_equal(first.extra["similarity"], again.extra["similarity"])
+    for i in range(20):
+        mmkit.attention_maps(m, images[0], f"word{i}")
+    assert len(m.cache["map_prompts"]) == 16 and (tpl("word19"),) in m.cache["map_prompts"]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .cross import _np, _pixels, _stack
+from .cross import image_inputs, stack_layers, to_numpy
 from .maps import AttentionMaps, rollout
 from .relevance import lazy
 
@@ -29,9 +29,20 @@ def _prompts(m, text: str) -> tuple[list[str], list[str]]:
 
 
 def _text_emb(m, texts):
-    from ..tasks.embeddings import _embed_texts
+    """(W, D) L2-normalised prompt embeddings, float32 whatever the model's dtype; the last 16 prompt lists are
+    kept on the Loaded object (m.cache["map_prompts"]), as zero_shot keeps its labels'."""
+    from collections import OrderedDict
 
-    return _embed_texts(m, texts).to(m.device)  # (W, D) L2-normalised, float32 whatever the model's dtype
+    from ..tasks.embeddings import text_embeddings
+
+    cache = m.cache.setdefault("map_prompts", OrderedDict())
+    key = tuple(texts)
+    if key not in cache:
+        cache[key] = text_embeddings(m, list(texts))
+        while len(cache) > 16:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
+    return cache[key].to(m.device)
 
 
 def clip_maps(m, image, text: str) -> AttentionMaps:
@@ -44,19 +55,19 @@ def clip_maps(m, image, text: str) -> AttentionMaps:
     model = m.model
     words, texts = _prompts(m, text)
     t = _text_emb(m, texts)  # (W, D)
-    px = _pixels(m, image)["pixel_values"]
+    px = image_inputs(m, image)["pixel_values"]
     vm = model.vision_model
     with torch.no_grad():
         out = vm(pixel_values=px, output_attentions=True, return_dict=True)
         atts = list(out.attentions)
         if not atts or atts[0] is None:
-            _stack(atts)  # raises the advice to load with attention=True
+            stack_layers(atts)  # raises the advice to load with attention=True
         patches = model.visual_projection(vm.post_layernorm(out.last_hidden_state[:, 1:])).float()  # (1, N, D)
-    att = _stack(atts)  # (L, H, S, S)
+    att = stack_layers(atts)  # (L, H, S, S)
     n_patches = att.shape[-1] - 1
     side = int(round(n_patches ** 0.5))
     grid = (side, n_patches // side)
-    sim = _np(torch.nn.functional.normalize(patches[0], dim=-1) @ t.T).T  # (W, N)
+    sim = to_numpy(torch.nn.functional.normalize(patches[0], dim=-1) @ t.T).T  # (W, N)
     cls = att[:, :, :1, 1:].reshape(att.shape[:2] + (1,) + grid)  # (L, H, 1, gh, gw) text-independent
     attn = np.broadcast_to(cls, att.shape[:2] + (len(words),) + grid)
     rolled = np.broadcast_to(rollout(att)[0, 1:].reshape((1,) + grid), (len(words),) + grid)
@@ -119,7 +130,7 @@ def align_maps(m, image, text: str) -> AttentionMaps:
     model = m.model
     words, texts = _prompts(m, text)
     t = _text_emb(m, texts)  # (W, D)
-    px = _pixels(m, image)["pixel_values"]
+    px = image_inputs(m, image)["pixel_values"]
     with torch.enable_grad():
         out = model.vision_model(pixel_values=px, return_dict=True)
         fmap = out.last_hidden_state  # (1, C, h, w)
@@ -136,4 +147,4 @@ def align_maps(m, image, text: str) -> AttentionMaps:
     grid = tuple(fmap.shape[-2:])
     groups = [[i] for i in range(len(words))]
     return AttentionMaps(image, words, groups, words, grid, None,
-                         {"gradcam": np.stack(cams), "similarity": _np(share)}, m.spec.name, text)
+                         {"gradcam": np.stack(cams), "similarity": to_numpy(share)}, m.spec.name, text)
