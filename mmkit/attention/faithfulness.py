@@ -8,7 +8,8 @@ explaining the image, not the model.
 
 Beside them, the perturbation test (perturbation.py, no boxes needed): the area under the model's score as
 the map's top patches are deleted (lower is better) or inserted (higher is better), and the same for a
-random order of patches.
+random order of patches; and the same over the text's tokens, ranked by the method's text-side reading
+(text_perturbation.py), for the models whose text is an input.
 """
 from __future__ import annotations
 
@@ -86,11 +87,20 @@ class Score:
     random_deletion: float = float("nan")  # the same for random orders of the patches
     random_insertion: float = float("nan")
     score: str = ""  # what the perturbation curves measure, e.g. "P(answer)"
+    text_deletion: float = float("nan")  # the same over the text's tokens, in the method's text order
+    text_insertion: float = float("nan")
+    text_random_deletion: float = float("nan")
+    text_random_insertion: float = float("nan")
 
     @property
     def deletion_margin(self) -> float:
         """Random deletion AUC minus the map's: > 0 when deleting the map's patches first hurts more."""
         return self.random_deletion - self.deletion
+
+    @property
+    def text_deletion_margin(self) -> float:
+        """Random token-deletion AUC minus the method's (nan where the method has no text ranking)."""
+        return self.text_random_deletion - self.text_deletion
 
 
 def score_maps(m, scenes, method: str | None = None, randomized: bool = False) -> Score:
@@ -120,20 +130,30 @@ def perturbation_texts(family: str, scenes) -> list | None:
     return None if family == "blip-caption" else [_texts_for(family, s)[0] for s in scenes]
 
 
-def perturb_scores(m, scenes, methods: list[str], **kwargs) -> dict:
+def perturb_scores(m, scenes, methods: list[str], over: str = "patches", **kwargs) -> dict:
     """Perturbation curves of each method on the scenes: {method: Perturbation}. CLIP and ALIGN score the
-    prompt's zero-shot probability among every colour-shape name (their cosine falls whatever is deleted)."""
+    prompt's zero-shot probability among every colour-shape name (their cosine falls whatever is deleted).
+    over="tokens" perturbs the text instead, for the methods that rank its tokens (the others are left out)."""
     from .perturbation import perturbation_many
+    from .text_perturbation import TEXT_METHODS
 
     fam = m.spec.family
     if fam in ("clip", "align"):
         kwargs.setdefault("labels", [f"{c} {s}" for c in COLORS for s in SHAPES])
-    return perturbation_many(m, [s.image for s in scenes], methods, perturbation_texts(fam, scenes), **kwargs)
+    if over == "tokens":
+        methods = [x for x in methods if x in TEXT_METHODS.get(fam, ())]
+        if not methods:
+            return {}
+    return perturbation_many(m, [s.image for s in scenes], methods, perturbation_texts(fam, scenes), over=over,
+                             **kwargs)
 
 
-def _with_perturbation(score: Score, p) -> Score:
+def _with_perturbation(score: Score, p, t=None) -> Score:
     score.deletion, score.insertion = p.deletion_auc, p.insertion_auc
     score.random_deletion, score.random_insertion, score.score = p.random_deletion_auc, p.random_insertion_auc, p.score
+    if t is not None:
+        score.text_deletion, score.text_insertion = t.deletion_auc, t.insertion_auc
+        score.text_random_deletion, score.text_random_insertion = t.random_deletion_auc, t.random_insertion_auc
     return score
 
 
@@ -154,14 +174,29 @@ class FaithfulnessTable(list):
     """Rows of Score that print as a table."""
 
     def __str__(self) -> str:
+        f = lambda x: f"{x:.3f}" if np.isfinite(x) else "-"  # noqa: E731
         head = (f"{'model':<38} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8} "
-                f"{'del AUC':>8} {'random':>7} {'ins AUC':>8} {'random':>7}")
+                f"{'del AUC':>8} {'random':>7} {'ins AUC':>8} {'random':>7} "
+                f"{'txt del':>8} {'random':>7} {'txt ins':>8} {'random':>7}")
         lines = [head] + [f"{s.model:<38} {s.method:<11} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
-                          f"{s.baseline:>8.1%} {s.deletion:>8.3f} {s.random_deletion:>7.3f} {s.insertion:>8.3f} "
-                          f"{s.random_insertion:>7.3f}" for s in self]
+                          f"{s.baseline:>8.1%} {f(s.deletion):>8} {f(s.random_deletion):>7} {f(s.insertion):>8} "
+                          f"{f(s.random_insertion):>7} {f(s.text_deletion):>8} {f(s.text_random_deletion):>7} "
+                          f"{f(s.text_insertion):>8} {f(s.text_random_insertion):>7}" for s in self]
         scores = {s.model.replace(" (re-initialised)", ""): s.score for s in self if s.score}
-        lines += [f"AUC of {m}: {sc}" for m, sc in scores.items()]
+        lines += [f"AUC of {m}: {sc} (del/ins: image patches; txt: text tokens, '-' where the method ranks none)"
+                  for m, sc in scores.items()]
         return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """The table as Markdown, for docs."""
+        f = lambda x: f"{x:.3f}" if np.isfinite(x) else "-"  # noqa: E731
+        out = ["| model | method | words | pointing | mass | uniform | del AUC | random | ins AUC | random | "
+               "txt del | random | txt ins | random |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += [f"| {s.model} | {s.method} | {s.words} | {s.pointing:.1%} | {s.mass:.1%} | {s.baseline:.1%} | "
+                f"{f(s.deletion)} | {f(s.random_deletion)} | {f(s.insertion)} | {f(s.random_insertion)} | "
+                f"{f(s.text_deletion)} | {f(s.text_random_deletion)} | {f(s.text_insertion)} | "
+                f"{f(s.text_random_insertion)} |" for s in self]
+        return "\n".join(out)
 
     def _repr_pretty_(self, p, cycle):
         p.text(str(self))
@@ -175,7 +210,8 @@ def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = Tru
         models: Loaded models (or names).
         scenes: ShapesWorld scenes (the ground truth).
         methods: {family: [methods]}; default: every method the family's maps offer.
-        perturb: add the deletion / insertion AUCs (perturbation.py); perturb_kwargs go to it (steps, n_random).
+        perturb: add the deletion / insertion AUCs (perturbation.py), over the image's patches and, for the
+            models with an input text, over its tokens; perturb_kwargs go to it (steps, n_random).
     """
     from ..models import load_model
     from . import attention_maps
@@ -188,12 +224,15 @@ def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = Tru
         if probe.notes.get("attention_is_text_independent"):  # CLIP: text-dependent methods first
             meths = [x for x in meths if x not in ("attention", "rollout")] + [x for x in meths if x in ("attention", "rollout")]
         curves = perturb_scores(m, scenes, meths, **perturb_kwargs) if perturb else {}
+        text = perturb_scores(m, scenes, meths, "tokens", **perturb_kwargs) if perturb else {}
         for meth in meths:
             row = score_maps(m, scenes, meth)
-            rows.append(_with_perturbation(row, curves[meth]) if perturb else row)
+            rows.append(_with_perturbation(row, curves[meth], text.get(meth)) if perturb else row)
         if sanity:
             r = randomized_copy(m)
             row = score_maps(r, scenes, meths[0], randomized=True)
-            rows.append(_with_perturbation(row, perturb_scores(r, scenes, meths[:1], **perturb_kwargs)[meths[0]])
-                        if perturb else row)
+            if perturb:
+                t = perturb_scores(r, scenes, meths[:1], "tokens", **perturb_kwargs).get(meths[0])
+                row = _with_perturbation(row, perturb_scores(r, scenes, meths[:1], **perturb_kwargs)[meths[0]], t)
+            rows.append(row)
     return rows

@@ -47,6 +47,7 @@ class Perturbation:
     random_deletion: np.ndarray
     random_insertion: np.ndarray
     texts: list = field(default_factory=list)  # the text each image was scored with (caption, question, prompt)
+    over: str = "patches"  # what was deleted / inserted: image "patches" or text "tokens"
 
     def aucs(self, which: str) -> np.ndarray:
         """Per-image AUC, (N,), of "deletion", "insertion", "random_deletion" or "random_insertion"."""
@@ -79,7 +80,7 @@ class Perturbation:
         return self.insertion_auc - self.random_insertion_auc
 
     def __repr__(self) -> str:
-        return (f"Perturbation({self.model!r}, {self.method!r}, {len(self.deletion)} images, {self.score}: "
+        return (f"Perturbation({self.model!r}, {self.method!r}, {len(self.deletion)} images, {self.over}, {self.score}: "
                 f"deletion AUC {self.deletion_auc:.3f} (random {self.random_deletion_auc:.3f}), "
                 f"insertion AUC {self.insertion_auc:.3f} (random {self.random_insertion_auc:.3f}))")
 
@@ -207,15 +208,21 @@ def _curves(m, enc, state, orders: list[np.ndarray], grid, fractions, batch_size
     import torch
 
     px = enc["pixel_values"]  # (1, C, H, W)
-    masks = torch.cat([_masks(o, grid, fractions, px.shape[-2:], ins) for o in orders for ins in (False, True)])
-    copies = px * masks.to(px.device, px.dtype)  # (2 * O * K, C, H, W) deleted patches at the mean colour (0)
+    inner = np.asarray(fractions)[1:-1]  # every curve starts and ends at the whole image or the blank one
+    masks = torch.cat([torch.ones(1, 1, *px.shape[-2:]), torch.zeros(1, 1, *px.shape[-2:])]
+                      + [_masks(o, grid, inner, px.shape[-2:], ins) for o in orders for ins in (False, True)])
+    copies = px * masks.to(px.device, px.dtype)  # (2 + 2 * O * (K - 2), C, H, W) deleted patches at the mean (0)
     out = np.concatenate([_scores(m, enc, copies[i:i + batch_size], state)
                           for i in range(0, len(copies), batch_size)])
-    return out.reshape(len(orders), 2, len(fractions))
+    full, blank = out[0], out[1]
+    mid = out[2:].reshape(len(orders), 2, len(inner))
+    ends = np.array([[full, blank], [blank, full]])  # (deletion, insertion) x (first, last)
+    return np.concatenate([np.broadcast_to(ends[:, :1], (len(orders), 2, 1)), mid,
+                           np.broadcast_to(ends[:, 1:], (len(orders), 2, 1))], axis=-1)
 
 
 def perturbation_many(m, images, methods: list[str], texts=None, steps: int = STEPS, n_random: int = N_RANDOM,
-                      batch_size: int = 64, seed: int = 0, labels=None) -> dict[str, Perturbation]:
+                      batch_size: int = 64, seed: int = 0, labels=None, over: str = "patches") -> dict[str, Perturbation]:
     """`perturbation` for several methods at once: the random curves (method-independent) are computed once."""
     from ..data.images import fit_aspect, load_image
     from ..models import load_model
@@ -233,7 +240,18 @@ def perturbation_many(m, images, methods: list[str], texts=None, steps: int = ST
         raise InputError(f"texts has {len(texts)} entries for {len(images)} images; give one text per image")
     if steps < 1 or n_random < 1:
         raise InputError(f"steps={steps}, n_random={n_random}: both must be at least 1")
+    if over not in ("patches", "tokens"):
+        raise InputError(f"over={over!r}: use 'patches' (the image) or 'tokens' (the text)")
     fractions = np.linspace(0.0, 1.0, steps + 1)
+    score = "P(prompt) among the labels" if labels and fam in ("clip", "align") else SCORES[fam]
+    if over == "tokens":
+        from .text_perturbation import text_perturbation_many
+
+        used = []
+        imgs = [fit_aspect(load_image(x)) for x in images]
+        curves = text_perturbation_many(m, imgs, methods, texts, fractions, n_random, batch_size, seed, labels, used)
+        return {meth: Perturbation(m.spec.name, meth, score, fractions, **{k: np.stack(v) for k, v in c.items()},
+                                   texts=used, over="tokens") for meth, c in curves.items()}
     curves = {k: {x: [] for x in ("deletion", "insertion", "random_deletion", "random_insertion")} for k in methods}
     used = []
     for n, (image, text) in enumerate(zip(images, texts)):
@@ -255,13 +273,12 @@ def perturbation_many(m, images, methods: list[str], texts=None, steps: int = ST
             c = curves[meth]
             c["deletion"].append(out[k, 0]), c["insertion"].append(out[k, 1])
             c["random_deletion"].append(rand[0]), c["random_insertion"].append(rand[1])
-    score = "P(prompt) among the labels" if labels and fam in ("clip", "align") else SCORES[fam]
     return {meth: Perturbation(m.spec.name, meth, score, fractions, **{k: np.stack(v) for k, v in c.items()},
                                texts=used) for meth, c in curves.items()}
 
 
 def perturbation(m, images, method: str | None = None, texts=None, steps: int = STEPS, n_random: int = N_RANDOM,
-                 batch_size: int = 64, seed: int = 0, labels=None) -> Perturbation:
+                 batch_size: int = 64, seed: int = 0, labels=None, over: str = "patches") -> Perturbation:
     """Deletion and insertion curves of one map method on the images, against random orderings.
 
     Args:
@@ -276,8 +293,16 @@ def perturbation(m, images, method: str | None = None, texts=None, steps: int = 
         batch_size: perturbed copies per forward pass.
         labels: CLIP/ALIGN only: other labels; the score is then the prompt's zero-shot probability among
             them instead of the cosine similarity (which deleting any patch lowers).
+        over: "patches" (delete image patches) or "tokens" (delete the text's tokens, ranked by the method's
+            text-side reading: text_perturbation.py; not for captioning models, whose text is the output).
     Returns a Perturbation: curves (N, steps + 1) and their AUCs, the map's and random's.
     """
+    if method is None and over == "tokens":
+        from ..models import load_model
+        from .text_perturbation import TEXT_METHODS
+
+        m = load_model(m, attention=True) if isinstance(m, str) else m
+        method = TEXT_METHODS.get(m.spec.family, ("attention",))[0]
     if method is None:
         from . import attention_maps
 
@@ -289,4 +314,4 @@ def perturbation(m, images, method: str | None = None, texts=None, steps: int = 
 
             m_ = m = load_model(m, attention=True)
         method = attention_maps(m_, first, text).methods[0]
-    return perturbation_many(m, images, [method], texts, steps, n_random, batch_size, seed, labels)[method]
+    return perturbation_many(m, images, [method], texts, steps, n_random, batch_size, seed, labels, over)[method]

@@ -26,7 +26,8 @@ def perturbation_curves(results, title: str | None = None):
         first = results[0]
         rand = getattr(first, "random_" + kind).mean(0)
         ax.plot(first.fractions, rand, "k--", label=plain(f"random (AUC {first.aucs('random_' + kind).mean():.2f})"))
-        ax.set_xlabel(f"share of patches {'deleted' if kind == 'deletion' else 'inserted'}", fontsize=8)
+        over = getattr(first, "over", "patches")  # image patches or text tokens
+        ax.set_xlabel(f"share of {over} {'deleted' if kind == 'deletion' else 'inserted'}", fontsize=8)
         ax.set_ylabel(plain(first.score), fontsize=8)
         ax.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is better)", fontsize=9)
         ax.legend(fontsize=7)

@@ -1,0 +1,247 @@
+"""Perturbation over the text tokens: delete (or insert) the question / caption / prompt tokens in the order a
+method ranks them, and watch the model's own score (the same scores as perturbation.py, the image untouched).
+
+A deleted token becomes [MASK] (the sequence keeps its length); a tokenizer with no mask token (CLIP's) drops it
+and pads the end. Each method's ranking of the tokens is its text-side counterpart, read at the output token
+(ViLT's and BLIP's [CLS], CLIP's end token, BLIP-VQA's answer positions):
+
+* attention: the output token's attention to each token, mean over layers and heads (BLIP-VQA: the answer
+  decoder's cross-attention over the question);
+* rollout: attention rollout's row of the output token;
+* relevance: the output token's row of Chefer et al.'s relevance matrix (relevance.py; BLIP-VQA: the answer
+  positions' relevance to the question tokens, summed);
+* gradcam: BLIP-ITM: attention x its positive gradient at Grad-CAM's layer; ALIGN: Grad-CAM over the text
+  tower's last hidden states;
+* similarity (CLIP, ALIGN): each token's state through the text projection, cosine with the image embedding.
+
+A captioning model's text is its output, not an input: it has no text curves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+TEXT_METHODS = {"vilt-vqa": ("attention", "rollout", "relevance"), "vilt-itm": ("attention", "rollout", "relevance"),
+                "blip-vqa": ("attention", "relevance"), "blip-itm": ("attention", "gradcam", "relevance"),
+                "clip": ("attention", "rollout", "relevance", "similarity"), "align": ("gradcam", "similarity")}
+
+
+def text_inputs(m, text: str) -> dict:
+    """The token ids the model scores (1, T), their mask, the positions of real tokens and of the output token."""
+    import torch
+
+    from .cross import _content
+
+    fam, tok = m.spec.family, m.processor.tokenizer
+    if fam in ("clip", "align"):
+        text = m.spec.zero_shot_template.format(text)  # the prompt as zero_shot and the maps embed it
+    enc = tok(text, return_tensors="pt")
+    ids = enc["input_ids"].to(m.device)
+    mask = enc.get("attention_mask", torch.ones_like(ids)).to(m.device)
+    content = _content(tok, ids[0])
+    if not content:
+        raise InputError(f"the text {text!r} has no tokens {m.spec.name} can delete; give a few words")
+    out = 0 if fam != "clip" else ids.shape[1] - 1  # CLIP pools its end token; the others their first
+    return {"ids": ids, "mask": mask, "content": content, "out": out, "text": text}
+
+
+def _image_emb(m, enc):
+    import torch
+
+    from ..tasks.embeddings import _feature
+
+    f = _feature(m.model.get_image_features(pixel_values=enc["pixel_values"])).float()
+    return torch.nn.functional.normalize(f, dim=-1)  # (1, D)
+
+
+def _dual_score(m, state, txt):
+    """CLIP / ALIGN score of text embeddings txt (B, D): cosine with the image, or the zero-shot probability
+    among the other labels when they were given."""
+    sims = txt @ state["image_emb"].T  # (B, 1)
+    others = state["text_emb"][1:]  # (L - 1, D) the other labels
+    if len(others) == 0:
+        return sims[:, 0]
+    import torch
+
+    rest = (state["image_emb"] @ others.float().T).expand(len(txt), -1)  # (B, L - 1)
+    return (state["scale"] * torch.cat([sims, rest], -1)).softmax(-1)[:, 0]
+
+
+def token_scores(m, enc: dict, state: dict, ids, mask) -> np.ndarray:
+    """The model's score with each row of token ids: ids, mask (B, T) -> (B,) float numpy."""
+    import torch
+
+    fam, model, B = m.spec.family, m.model, ids.shape[0]
+    rep = lambda t: t.expand(B, *t.shape[1:])  # noqa: E731  (1, ...) -> (B, ...)
+    with torch.inference_mode(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # ViLT samples patches: the same draw for every copy and call
+        if fam in ("clip", "align"):
+            from ..tasks.embeddings import _feature
+
+            f = _feature(model.get_text_features(input_ids=ids, attention_mask=mask)).float()
+            s = _dual_score(m, state, torch.nn.functional.normalize(f, dim=-1))
+        elif fam.startswith("vilt"):
+            kw = {k: (ids if k == "input_ids" else mask if k == "attention_mask" else rep(v)) for k, v in enc.items()}
+            logits = model(**kw).logits.float()  # (B, labels) or (B, 1)
+            s = logits.softmax(-1)[:, state["label"]] if fam == "vilt-vqa" else logits[:, 0]
+        else:
+            vis = rep(state["vis"])  # (B, 1 + N, D)
+            h = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=vis,
+                                   return_dict=True).last_hidden_state
+            if fam == "blip-itm":
+                s = model.itm_head(h[:, 0]).float().softmax(-1)[:, 1]
+            else:  # blip-vqa: P(answer) teacher-forced through the answer decoder
+                a = rep(state["answer"])  # (B, A)
+                logits = model.text_decoder(input_ids=a, attention_mask=torch.ones_like(a), encoder_hidden_states=h,
+                                            encoder_attention_mask=mask, return_dict=True).logits.float()
+                s = logits[:, :-1].log_softmax(-1).gather(-1, a[:, 1:, None])[..., 0].sum(-1).exp()
+    return s.detach().cpu().numpy().astype(np.float64)
+
+
+def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """Each method's score of each real token, {method: (n,)}: the higher, the earlier it is deleted."""
+    import torch
+
+    from .cross import _stack
+    from .maps import rollout
+    from .relevance import _first, avg_heads, blip_streams, self_relevance, vilt_relevance
+
+    fam, model, pos, o = m.spec.family, m.model, t["content"], t["out"]
+    ids, mask = t["ids"], t["mask"]
+    out = {}
+    if fam.startswith("vilt"):
+        with torch.inference_mode(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            att = _stack(model(**enc, output_attentions=True).attentions)  # (L, H, S, S) text first
+        out["attention"] = att[:, :, o, pos].mean((0, 1))
+        out["rollout"] = rollout(att)[o, pos]
+        if "relevance" in methods:
+            out["relevance"] = vilt_relevance(m, enc)[o, pos]
+    elif fam in ("blip-itm", "blip-vqa"):
+        px = enc["pixel_values"]
+        with torch.enable_grad():
+            q = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=state["vis"],
+                                   output_attentions=True, return_dict=True)
+            if fam == "blip-itm":
+                att = _stack(q.attentions)  # (L, H, T, T)
+                out["attention"] = att[:, :, o, pos].mean((0, 1))
+                if "gradcam" in methods:  # the layer Grad-CAM reads on the image side (cross.py)
+                    layer = min((2 * len(att)) // 3, len(att) - 2) if len(att) > 1 else 0
+                    p = model.itm_head(q.last_hidden_state[:, 0]).float().softmax(-1)[0, 1]
+                    (g,) = torch.autograd.grad(p, [q.attentions[layer]])
+                    out["gradcam"] = avg_heads(q.attentions[layer][0].detach(), g[0].clamp(min=0))[o, pos].numpy()
+                if "relevance" in methods:
+                    out["relevance"] = blip_streams(m, px, "itm", ids, mask)["qq"][o, pos].numpy()
+            else:
+                a = model.text_decoder(input_ids=state["answer"], attention_mask=torch.ones_like(state["answer"]),
+                                       encoder_hidden_states=q.last_hidden_state, encoder_attention_mask=mask,
+                                       output_attentions=True, return_dict=True)
+                rows = state["answer_rows"]
+                out["attention"] = _stack(a.cross_attentions)[:, :, rows][..., pos].mean((0, 1, 2))
+                if "relevance" in methods:
+                    aq = blip_streams(m, px, "vqa", ids, mask, state["answer"])["aq"]  # (A, Tq)
+                    out["relevance"] = aq[rows][:, pos].sum(0).numpy()
+    else:  # clip, align: the text tower alone, scored against the image embedding
+        with torch.enable_grad():
+            res = model.text_model(input_ids=ids, attention_mask=mask, output_attentions=fam == "clip", return_dict=True)
+            last = res.last_hidden_state  # (1, T, D)
+            pooled = res.pooler_output if fam == "clip" else last[:, 0]
+            norm = lambda x: torch.nn.functional.normalize(model.text_projection(x).float(), dim=-1)  # noqa: E731
+            target = _dual_score(m, state, norm(pooled))[0]
+            out["similarity"] = (norm(last[0, pos]) @ state["image_emb"][0]).detach().numpy()
+            if fam == "clip":
+                atts = list(res.attentions)
+                grads = torch.autograd.grad(target, atts)
+                att = _stack(atts)  # (L, H, T, T)
+                out["attention"] = att[:, :, o, pos].mean((0, 1))
+                out["rollout"] = rollout(att)[o, pos]
+                out["relevance"] = self_relevance(_first(atts), _first(grads))[o, pos].numpy()
+            else:  # Grad-CAM over the tokens: gradient-weighted last hidden states
+                (g,) = torch.autograd.grad(target, [last])
+                w = g[0].mean(0)  # (D,) token-averaged gradient
+                out["gradcam"] = torch.relu((last[0].detach() * w).sum(-1))[pos].numpy()
+    return {k: np.asarray(out[k], dtype=np.float64) for k in methods}
+
+
+def token_copies(t: dict, order: np.ndarray, fractions, insert: bool, mask_id, pad_id):
+    """Token ids (K, T) and masks (K, T) with the real tokens in `order` deleted (or revealed) step by step:
+    replaced by mask_id, or dropped and the end padded with pad_id (mask 0) when mask_id is None."""
+    import torch
+
+    ids, pos = t["ids"][0].tolist(), t["content"]
+    n = len(pos)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    rows, masks = [], []
+    for c in np.rint(np.asarray(fractions) * n).astype(int):
+        gone = {pos[i] for i in range(n) if (rank[i] >= c if insert else rank[i] < c)}
+        if mask_id is not None:
+            row = [mask_id if j in gone else x for j, x in enumerate(ids)]
+            keep = [1] * len(ids)
+        else:
+            row = [x for j, x in enumerate(ids) if j not in gone]
+            keep = [1] * len(row) + [0] * (len(ids) - len(row))
+            row = row + [pad_id] * (len(ids) - len(row))
+        rows.append(row), masks.append(keep)
+    dev = t["ids"].device
+    return torch.tensor(rows, device=dev), torch.tensor(masks, device=dev, dtype=t["mask"].dtype)
+
+
+def text_perturbation_many(m, images, methods, texts, fractions, n_random: int, batch_size: int, seed: int,
+                           labels=None, used=None) -> dict:
+    """Token deletion / insertion curves of several methods: {method: {curve name: (N, K)}}; `used` collects
+    the texts. The random curves (method-independent) are computed once per image."""
+    import torch
+
+    from . import _eager
+    from .perturbation import _inputs
+
+    fam = m.spec.family
+    if fam not in TEXT_METHODS:
+        raise InputError(f"{m.spec.name} ({fam}) has no input text to perturb (a caption is the model's output); "
+                         "use over='patches'")
+    for meth in methods:
+        if meth not in TEXT_METHODS[fam]:
+            raise InputError(f"method {meth!r} has no text ranking for {fam}; choose one of {TEXT_METHODS[fam]}")
+    tok = m.processor.tokenizer
+    mask_id, pad_id = tok.mask_token_id, tok.pad_token_id if tok.pad_token_id is not None else 0
+    curves = {k: {x: [] for x in ("deletion", "insertion", "random_deletion", "random_insertion")} for k in methods}
+    with _eager(m):
+        for n, (image, text) in enumerate(zip(images, texts)):
+            if not text:
+                raise InputError(f"image {n} has no text; give the question / caption / prompt to perturb")
+            enc, state = _inputs(m, image, text, labels)
+            state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in state.items()}  # usable under autograd
+            t = text_inputs(m, text)
+            if fam.startswith("vilt"):  # the ids and mask the processor made, with the image's
+                t["ids"], t["mask"] = enc["input_ids"], enc["attention_mask"]
+            with torch.no_grad():
+                if fam in ("clip", "align"):
+                    state["image_emb"] = _image_emb(m, enc)
+                elif fam.startswith("blip"):
+                    state["vis"] = m.model.vision_model(pixel_values=enc["pixel_values"]).last_hidden_state
+                if fam == "blip-vqa":
+                    from .cross import _content
+
+                    rows = [p - 1 for p in _content(tok, state["answer"][0]) if p > 0]
+                    state["answer_rows"] = rows or [0]
+            rank = token_ranking(m, enc, state, t, methods)
+            rng = np.random.default_rng(seed + n)
+            k = len(t["content"])
+            orders = [np.argsort(-rank[x], kind="stable") for x in methods] + [rng.permutation(k) for _ in range(n_random)]
+            pairs = [token_copies(t, o, fractions, ins, mask_id, pad_id) for o in orders for ins in (False, True)]
+            ids, mask = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+            rows, back = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)  # each text once
+            ids, mask = rows[:, :ids.shape[1]], rows[:, ids.shape[1]:]
+            scores = np.concatenate([token_scores(m, enc, state, ids[i:i + batch_size], mask[i:i + batch_size])
+                                     for i in range(0, len(ids), batch_size)])
+            out = scores[back.cpu().numpy()].reshape(len(orders), 2, len(fractions))
+            rand = out[len(methods):].mean(axis=0)
+            for j, meth in enumerate(methods):
+                c = curves[meth]
+                c["deletion"].append(out[j, 0]), c["insertion"].append(out[j, 1])
+                c["random_deletion"].append(rand[0]), c["random_insertion"].append(rand[1])
+            if used is not None:
+                used.append(text)
+    return curves
