@@ -105,23 +105,36 @@ class Score:
 
 def score_maps(m, scenes, method: str | None = None, randomized: bool = False) -> Score:
     """Pointing game and mass-in-box of one model's maps on ShapesWorld scenes (text from the ground truth)."""
+    return score_maps_many(m, scenes, [method], randomized)[method]
+
+
+def score_maps_many(m, scenes, methods: list, randomized: bool = False) -> dict:
+    """`score_maps` for several methods, each scene's maps extracted once: {method: Score} (None: the first)."""
     from . import attention_maps
 
-    hits, masses, shares = [], [], []
+    found = {k: ([], [], []) for k in methods}  # hits, masses, box shares
+    first = None
     for scene in scenes:
         for text in _texts_for(m.spec.family, scene):
             maps = attention_maps(m, scene.image, text)
-            meth = method or maps.methods[0]
-            for i, obj in target_objects(scene, maps.words):
-                heat = maps.for_token(i, method=meth, size="image")
-                hits.append(pointing_hit(heat, obj.box))
-                masses.append(mass_in_box(heat, obj.box))
-                shares.append(box_share(obj.box, scene.image.size))
+            first = first or maps.methods[0]
+            pairs = target_objects(scene, maps.words)
+            for meth in methods:
+                hits, masses, shares = found[meth]
+                for i, obj in pairs:
+                    heat = maps.for_token(i, method=meth or maps.methods[0], size="image")
+                    hits.append(pointing_hit(heat, obj.box))
+                    masses.append(mass_in_box(heat, obj.box))
+                    shares.append(box_share(obj.box, scene.image.size))
     name = m.spec.name + (" (re-initialised)" if randomized else "")
-    if not hits:
-        return Score(name, method or "?", 0, float("nan"), float("nan"), float("nan"))
-    return Score(name, method or maps.methods[0], len(hits), float(np.mean(hits)), float(np.mean(masses)),
-                 float(np.mean(shares)))
+    out = {}
+    for meth, (hits, masses, shares) in found.items():
+        if not hits:
+            out[meth] = Score(name, meth or first or "?", 0, float("nan"), float("nan"), float("nan"))
+        else:
+            out[meth] = Score(name, meth or first, len(hits), float(np.mean(hits)), float(np.mean(masses)),
+                              float(np.mean(shares)))
+    return out
 
 
 def perturbation_texts(family: str, scenes) -> list | None:
@@ -225,8 +238,9 @@ def faithfulness(models, scenes, methods: dict | None = None, sanity: bool = Tru
             meths = [x for x in meths if x not in ("attention", "rollout")] + [x for x in meths if x in ("attention", "rollout")]
         curves = perturb_scores(m, scenes, meths, **perturb_kwargs) if perturb else {}
         text = perturb_scores(m, scenes, meths, "tokens", **perturb_kwargs) if perturb else {}
+        points = score_maps_many(m, scenes, meths)
         for meth in meths:
-            row = score_maps(m, scenes, meth)
+            row = points[meth]
             rows.append(_with_perturbation(row, curves[meth], text.get(meth)) if perturb else row)
         if sanity:
             r = randomized_copy(m)
