@@ -24,6 +24,7 @@ class Timing(dict):
 
 
 def _decode_one(path: str, size: int, draft: bool):
+    """(image | None, error | None, seconds) of one file."""
     try:
         im, s = decode(path, size, draft)
         return im, None, s
