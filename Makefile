@@ -76,6 +76,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q tests -x $(PYTEST_ARGS)
 
+# collection jobs at full size: the resume test over 1,000 images with 10 SIGKILLs, the Ray engine on a local cluster
+.PHONY: test-scale
+test-scale: $(STAMP)
+	MMKIT_SCALE_TESTS=1 $(TEST_ENV) $(PY) -m pytest -q tests/test_jobs_resume.py tests/test_jobs_ray.py $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) scripts/demo.py --out out
 
