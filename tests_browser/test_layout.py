@@ -63,8 +63,8 @@ def check_layout(page, root: str, where: str) -> dict:
 
 def screenshot(page, locator, path, width: int, height: int) -> None:
     """An element screenshot with the whole page inside the window (headless chromium leaves what lies below
-    the window blank), then the window as it was."""
-    full = page.evaluate("() => document.documentElement.scrollHeight")
+    the window blank; Voila scrolls an inner box, not the document), then the window as it was."""
+    full = page.evaluate("() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))") + 40
     page.set_viewport_size({"width": width, "height": max(height, full)})
     page.wait_for_timeout(300)
     locator.screenshot(path=str(path))
