@@ -7,8 +7,12 @@ Baselines, for the same model, images and decoding settings:
 For zero-shot, also mmkit's matrix products replayed alone (floor.py): the most that work on anything but
 those products could bring. And for zero-shot over many labels: label-embedding caching (mmkit's default)
 against re-encoding the labels on every call, one image per call as an interactive panel does. And for an
-image with many texts (ITM scores against 16 captions, 8 questions, 16 sampled captions): mmkit against the
-BLIP class's own forward or generate on the same rows.
+image with many texts (ITM scores against 16 captions, 8 questions): mmkit against the BLIP class's own forward
+or generate on the same rows; 16 sampled captions of one image: mmkit against `generate(...,
+num_return_sequences=16)`, which encodes the image once. Every row compares the outputs of mmkit and its
+baselines from the same timed run (agree(): the same captions and answers, probabilities within 1e-4), and
+a row whose outputs differ is flagged DIFFERS in the tables. The matrix-product floors and the compiled
+baselines of each task are in floor.py (floor_table.py).
 
 Models: the bundled shapes-blip-caption / shapes-clip / shapes-blip-itm / shapes-blip-vqa, and real-size
 random-init BLIP-base (captioning, ITM, VQA) / CLIP ViT-B/32 (the architectures of
@@ -49,13 +53,41 @@ hf_logging.set_verbosity_error()
 MIN_ROUND_S = 0.5  # a call shorter than this (the bundled models: ~40 ms) is repeated to fill each timed round
 
 
+def keeping(fns: dict, outputs: dict) -> dict:
+    """The fns, each storing its last output in outputs[name] (to compare what the timed calls gave)."""
+    def wrap(name, fn):
+        def run():
+            outputs[name] = fn()
+        return run
+    return {name: wrap(name, fn) for name, fn in fns.items()}
+
+
+def agree(a, b, tol: float = 1e-4) -> str:
+    """"same" when two outputs agree (strings equal after whitespace is normalised; numbers within tol; dicts
+    of label -> probability by label), else "DIFFERS: what"."""
+    if isinstance(a, str) or (isinstance(a, list) and a and isinstance(a[0], str)):
+        a, b = ([a], [b]) if isinstance(a, str) else (a, b)
+        norm = [(" ".join(x.split()), " ".join(y.split())) for x, y in zip(a, b)]
+        bad = [(x, y) for x, y in norm if x != y]
+        return "same" if not bad and len(a) == len(b) else f"DIFFERS: {len(bad)}/{len(a)}" + (
+            f" ({bad[0][0]!r} vs {bad[0][1]!r})" if bad else "")
+    if isinstance(a, list) and a and isinstance(a[0], dict):
+        a = [[d[k] for k in sorted(d)] for d in a]
+        b = [[d[k] for k in sorted(d)] for d in b]
+    gap = float((torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)).abs().max())
+    return "same" if gap <= tol else f"DIFFERS: max |diff| {gap:.1e}"
+
+
 def bench_caption(name: str, path: str, images, tokens: int, naive_n: int, repeats: int = 2) -> dict:
     n = len(images)
     m = mmkit.load_model(path)
     kw = dict(max_new_tokens=tokens, min_new_tokens=tokens)  # every method generates exactly `tokens` tokens
     pipe = pipeline("image-text-to-text", model=path, dtype=torch.float32)
-    t = timed_rounds({"mmkit": lambda: mmkit.caption(m, images, batch_size=n, **kw),
-                      "pipeline": lambda: pipe(images=images, text=[""] * n, batch_size=n, generate_kwargs=kw)},
+    out = {}
+    t = timed_rounds(keeping({"mmkit": lambda: mmkit.caption(m, images, batch_size=n, **kw),
+                              "pipeline": lambda: [o[0]["generated_text"] if isinstance(o, list) else o["generated_text"]
+                                                   for o in pipe(images=images, text=[""] * n, batch_size=n,
+                                                                 generate_kwargs=kw)]}, out),
                      repeats, min_round_s=MIN_ROUND_S)
 
     def naive():
@@ -68,7 +100,7 @@ def bench_caption(name: str, path: str, images, tokens: int, naive_n: int, repea
                 model.generate(**proc(images=im, return_tensors="pt"), **kw)
 
     t_naive = timed(naive, repeats=1) * n / naive_n
-    return row("caption", name, n, t, t_naive)
+    return {**row("caption", name, n, t, t_naive), "agree": agree(out["mmkit"], out["pipeline"])}
 
 
 def bench_zero_shot(name: str, path: str, images, labels, naive_n: int, repeats: int = 2) -> dict:
@@ -81,11 +113,13 @@ def bench_zero_shot(name: str, path: str, images, labels, naive_n: int, repeats:
         return mmkit.zero_shot(m, images, labels, templates=["a {}"], batch_size=n)
 
     ours()  # the label embeddings are cached from here on, as in every timed call
-    floor, gflop = matmul_floor(m.model, ours)  # mmkit's matrix products alone (floor.py)
-    t = timed_rounds({
+    floor, gflop = matmul_floor(ours, m.model)  # mmkit's matrix products alone (floor.py)
+    out = {}
+    t = timed_rounds(keeping({
         "mmkit": ours,
-        "pipeline": lambda: pipe(images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n),
-        "floor": floor}, repeats, min_round_s=MIN_ROUND_S)
+        "pipeline": lambda: [{d["label"]: d["score"] for d in o} for o in pipe(
+            images, candidate_labels=labels, hypothesis_template="a {}", batch_size=n)],
+        "floor": floor}, out), repeats, min_round_s=MIN_ROUND_S)
 
     def naive():
         for im in images[:naive_n]:
@@ -99,7 +133,8 @@ def bench_zero_shot(name: str, path: str, images, labels, naive_n: int, repeats:
     t_naive = timed(naive, repeats=1) * n / naive_n
     t_floor = statistics.median(t["floor"])
     return {**row("zero_shot", name, n, t, t_naive), "floor_img_s": n / t_floor, "floor_gflop_s": gflop / t_floor,
-            "vs_pipeline_at_most": statistics.median(t["pipeline"]) / t_floor}
+            "vs_pipeline_at_most": statistics.median(t["pipeline"]) / t_floor,
+            "of_floor": t_floor / statistics.median(t["mmkit"]), "agree": agree(out["mmkit"], out["pipeline"])}
 
 
 def bench_label_cache(name: str, path: str, images, n_labels: int, repeats: int = 2) -> dict:
@@ -127,7 +162,8 @@ def bench_many_texts(task: str, name: str, path: str, images, texts, repeats: in
     fresh instance) on the same rows in batches of 32, which encodes the image again for every row.
 
     task: "match" (BLIP-ITM P(match), every image x every text), "answer" (BLIP-VQA, one question per row) or
-    "caption" (sampled captions, the texts only count the samples)."""
+    "caption" (sampled captions of one image, the texts only count the samples; the baseline is one
+    generate(..., num_return_sequences=16) call, seeded as mmkit.caption is, so the samples are the same)."""
     from transformers import (AutoProcessor, BlipForConditionalGeneration, BlipForImageTextRetrieval,
                               BlipForQuestionAnswering)
 
@@ -142,23 +178,34 @@ def bench_many_texts(task: str, name: str, path: str, images, texts, repeats: in
            "caption": lambda: mmkit.caption(m, [images[i] for i, _ in rows], **kw)}[task]
 
     def transformers_code():
+        got = []
         with torch.inference_mode():
+            if task == "caption":  # one image, generate's own way to draw many samples: the image encoded once
+                torch.manual_seed(0)  # mmkit.caption's default seed: the same samples
+                ids = model.generate(**proc(images=images[0], return_tensors="pt"), **kw,
+                                     num_return_sequences=len(rows))
+                return proc.batch_decode(ids, skip_special_tokens=True)
             for s in range(0, len(rows), 32):
                 ims = [images[i] for i, _ in rows[s:s + 32]]
-                if task == "caption":
-                    model.generate(**proc(images=ims, return_tensors="pt"), **kw)
-                    continue
                 enc = proc(images=ims, text=[texts[j] for _, j in rows[s:s + 32]], padding=True, return_tensors="pt")
                 if task == "match":
-                    model(**enc, use_itm_head=True)
+                    got += model(**enc, use_itm_head=True).itm_score.softmax(-1)[:, 1].tolist()
                 else:
-                    model.generate(**enc, max_new_tokens=10)
+                    got += proc.batch_decode(model.generate(**enc, max_new_tokens=10), skip_special_tokens=True)
+        return got
 
-    t = timed_together({"mmkit": run, "transformers": transformers_code}, repeats, min_round_s=MIN_ROUND_S)
+    out = {}
+    t = timed_together(keeping({"mmkit": run, "transformers": transformers_code}, out), repeats,
+                       min_round_s=MIN_ROUND_S)
+    ours = out["mmkit"]
+    if task == "match":  # (images, texts) -> the rows' order
+        ours = [float(ours[i][j]) for i, j in rows]
     what = {"match": "texts", "answer": "questions", "caption": "samples"}[task]
     return {"task": f"{task}, {len(images)} image{'s' * (len(images) > 1)} x {len(texts)} {what}", "model": name,
             "rows": len(rows), "mmkit_rows_s": len(rows) / t["mmkit"],
-            "transformers_rows_s": len(rows) / t["transformers"], "vs_transformers": t["transformers"] / t["mmkit"]}
+            "transformers_rows_s": len(rows) / t["transformers"], "vs_transformers": t["transformers"] / t["mmkit"],
+            "baseline": "generate(num_return_sequences)" if task == "caption" else "the class, 32 rows a call",
+            "agree": agree(ours, out["transformers"])}
 
 
 def bench_bf16(task: str, name: str, path: str, images, labels, repeats: int = 2) -> dict:
@@ -202,11 +249,12 @@ def report(results: list, heading: str) -> None:
     """The results as markdown tables, one per kind of comparison."""
     print(f"\n{heading}")
     table(results, "vs_pipeline", ["task", "model", "images", "mmkit img/s", "pipeline img/s", "naive img/s",
-                                   "x pipeline", "x pipeline per round", "x naive"],
+                                   "x pipeline", "x pipeline per round", "x naive", "x of floor", "outputs"],
           lambda r: [r["task"], r["model"], r["images"], f"{r['mmkit_img_s']:.1f}", f"{r['pipeline_img_s']:.1f}",
                      f"{r['naive_img_s']:.2f}", f"{r['vs_pipeline']:.2f}",
                      "-".join(f"{x:.2f}" for x in sorted({min(r["vs_pipeline_rounds"]), max(r["vs_pipeline_rounds"])})),
-                     f"{r['vs_naive']:.1f}"])
+                     f"{r['vs_naive']:.1f}", f"{r['of_floor']:.2f}" if "of_floor" in r else "floor.py",
+                     r.get("agree", "-")])
     if any("vs_pipeline_at_most" in r for r in results):
         print("\nmmkit's matrix products alone (benchmarks/floor.py), as if everything else in its call were free:")
     table(results, "vs_pipeline_at_most", ["task", "model", "images", "mmkit img/s", "its products alone img/s",
@@ -216,10 +264,10 @@ def report(results: list, heading: str) -> None:
     table(results, "speedup", ["task", "model", "images", "cached img/s", "re-encoding img/s", "speed-up"],
           lambda r: [r["task"], r["model"], r["images"], f"{r['cached_img_s']:.1f}", f"{r['recompute_img_s']:.1f}",
                      f"{r['speedup']:.1f}"])
-    table(results, "vs_transformers", ["task", "model", "rows", "mmkit rows/s", "transformers' code rows/s",
-                                       "x transformers"],
+    table(results, "vs_transformers", ["task", "model", "rows", "mmkit rows/s", "transformers rows/s", "baseline",
+                                       "x transformers", "outputs"],
           lambda r: [r["task"], r["model"], r["rows"], f"{r['mmkit_rows_s']:.1f}", f"{r['transformers_rows_s']:.1f}",
-                     f"{r['vs_transformers']:.2f}"])
+                     r.get("baseline", "-"), f"{r['vs_transformers']:.2f}", r.get("agree", "-")])
     if any("agreement" in r for r in results):
         print(f"\nbfloat16 on this CPU (native bf16 instructions: {mmkit.config.cpu_has_bf16()}):")
     table(results, "agreement", ["task", "model", "images", "mmkit fp32 img/s", "mmkit bf16 img/s",

@@ -1,5 +1,5 @@
-"""The benchmarks' shared timer, and the GPU benchmark script end to end on a CPU with toy models (its numbers
-mean nothing there)."""
+"""The benchmarks' shared timer, the matrix-product floor, the agreement checks, the notebook-times script, and
+the GPU and floor benchmark scripts end to end on a CPU with toy models (their numbers mean nothing there)."""
 import json
 import os
 import subprocess
@@ -39,6 +39,8 @@ def test_timer_interleaves_the_compared_functions_and_takes_medians(monkeypatch)
 
 
 def test_matmul_floor_records_and_replays_the_products_a_call_runs():
+    """Every dense product is recorded at torch's kernel level (linear layers, bare matmuls, convolutions), the
+    model's weights kept as themselves and activations as layouts; the replay's GFLOP are the call's."""
     import floor
     import torch
 
@@ -50,21 +52,74 @@ def test_matmul_floor_records_and_replays_the_products_a_call_runs():
 
     def call():
         x = model["patches"](px).flatten(2).transpose(1, 2)  # (2, 16, 8)
-        return model["head"](model["lin"](x)[:, 0])  # (2, 2) from the first token
+        h = model["lin"](x)  # (2, 16, 5)
+        scores = h @ h.transpose(1, 2)  # (2, 16, 16): a product outside any module (as mmkit's lean decoder runs)
+        return model["head"](scores.softmax(-1) @ h)[:, 0]  # (2, 2)
 
-    with floor.recording(model) as products:
+    with torch.inference_mode(), floor.recording(model) as calls:
         call()
-    assert [(tuple(w.shape), b is not None, rows) for w, b, rows in products] == [
-        ((8, 48), True, 32), ((5, 8), True, 32), ((2, 5), False, 2)]  # (N, K), bias, M
-    assert not any(m._forward_hooks for m in model.values())  # the hooks are gone after the block
-    # the convolution is the product it is counted as: unfolded patches times the flattened weight
-    unfolded = torch.nn.functional.unfold(px, kernel_size=4, stride=4).transpose(1, 2)  # (2, 16, 48)
-    w, b, _ = products[0]
-    assert torch.allclose(unfolded @ w.T + b, patches(px).flatten(2).transpose(1, 2), atol=1e-5)
-    run, gflop = floor.matmul_floor(model, call)
-    assert gflop == 2 * (8 * 48 * 32 + 5 * 8 * 32 + 2 * 5 * 2) / 1e9
+    assert [name for name, _, _ in calls] == ["conv", "addmm", "matmul", "matmul", "mm"]
+    assert calls[1][1][0] is not None and calls[1][1][0].data_ptr() == model["lin"].bias.data_ptr()  # kept
+    assert calls[1][1][2].data_ptr() == model["lin"].weight.data_ptr()  # the weight itself, transposed: (K, N)
+    assert tuple(calls[1][1][2].shape) == (8, 5) and calls[1][1][1][:3] == ("layout", (32, 8), (8, 1))
+    assert calls[0][1][1].data_ptr() == patches.weight.data_ptr()
+    run, gflop = floor.matmul_floor(call, model)
+    expected = 2 * (8 * 48 * 32 + 5 * 8 * 32 + 2 * 16 * 16 * 5 + 2 * 16 * 5 * 16 + 2 * 5 * 32) / 1e9
+    assert abs(gflop - expected) < 1e-12
     run()
     assert floor.square_rate(64, repeats=1) > 0
+
+
+def test_floor_table_runs_on_tiny_models_and_checks_agreement(tmp_path):
+    out = tmp_path / "floor.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "floor.py"), "--quick", "--only", "zero_shot",
+                        "--dtypes", "fp32", "--compile", "", "--repeats", "1", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(out.read_text())["results"]
+    assert [(x["task"], x["dtype"]) for x in rows] == [("zero_shot", "fp32")]
+    assert all(x["floor_gflop"] > 0 and 0 < x["of_floor"] for x in rows)
+    assert rows[0]["agree"] == {"transformers": "same", "pipeline": "same"}
+    assert "| x of floor |" in r.stdout and "all same" in r.stdout
+
+
+def test_agreement_checks_flag_differing_outputs():
+    import floor_table
+    import numpy as np
+    import tasks
+
+    assert tasks.agree(["a red  circle"], ["a red circle"]) == "same"  # whitespace normalised
+    assert tasks.agree(["a red circle", "x"], ["a red circle", "y"]).startswith("DIFFERS: 1/2")
+    assert tasks.agree([{"a": 0.5, "b": 0.5}], [{"b": 0.5, "a": 0.5 + 1e-6}]) == "same"
+    assert tasks.agree([0.1, 0.2], [0.1, 0.3]).startswith("DIFFERS: max |diff| 1.0e-01")
+    assert floor_table.agree("zero_shot", "fp32", np.array([[0.6, 0.4]]), np.array([[0.4, 0.6]])).endswith("top label")
+    assert floor_table.agree("itm", "bf16", np.array([0.5]), np.array([0.51])) == "same"  # bf16: within 2e-2
+
+
+def test_notebook_times_reads_junit_and_durations_and_updates_the_course_table(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import notebook_times
+
+    xml = tmp_path / "nb.xml"
+    xml.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+                   '<testcase classname="notebooks.00_start_here.ipynb" name="Cell 0" time="1.5" />'
+                   '<testcase classname="notebooks.00_start_here.ipynb" name="Cell 1" time="2.0" />'
+                   '<testcase classname="notebooks.04_clip.ipynb" name="Cell 0" time="30.2" />'
+                   '<testcase classname="tests.test_x" name="test_a" time="0.5" /></testsuite></testsuites>')
+    log = tmp_path / "durations.txt"
+    log.write_text("== slowest durations ==\n3.00s call     notebooks/06_vilt.ipynb::Cell 2\n"
+                   "1.00s setup    notebooks/06_vilt.ipynb::Cell 0\n0.20s call     tests/test_y.py::test_b\n")
+    times = notebook_times.read_times([xml, log])
+    assert times == {"notebooks/00_start_here.ipynb": 3.5, "notebooks/04_clip.ipynb": 30.2, "tests/test_x.py": 0.5,
+                     "notebooks/06_vilt.ipynb": 4.0, "tests/test_y.py": 0.2}
+    course = tmp_path / "COURSE.md"
+    course.write_text("| notebook | quick, s | full, s |\n|---|---|---|\n| 00 start here | 9-15 | same |\n"
+                      "| 04 CLIP | 20-38 | not measured |\n| 05 ALIGN | 11-16 | not measured |\n")
+    assert notebook_times.main([str(xml), "--course", str(course), "--label", "run 1"]) == 0
+    assert course.read_text().splitlines()[2:] == ["| 00 start here | 4 (run 1) | same |",
+                                                   "| 04 CLIP | 30 (run 1) | not measured |",
+                                                   "| 05 ALIGN | 11-16 | not measured |"]  # unmeasured rows kept
+    assert notebook_times.main([str(tmp_path / "missing.xml")]) == 2
 
 
 def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
