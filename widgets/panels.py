@@ -242,9 +242,12 @@ class RetrievalPanel(Panel):
         self._busy_buttons = [self.button]
 
     def set_gallery(self, images, names=None) -> None:
-        """Search your own images instead of ShapesWorld scenes (a list, or a dict name -> image)."""
+        """Search your own images instead of ShapesWorld scenes (a list, a dict name -> image, or an mmkit.index.Index)."""
         from mmkit.data import load_image
 
+        if hasattr(images, "hits") and hasattr(images, "search"):  # an mmkit.index.Index: FAISS finds the hits
+            self.index, self.split.disabled, self.size.disabled = images, True, True
+            return
         if isinstance(images, dict):
             names, images = list(images), list(images.values())
         images = [load_image(x) for x in images]
@@ -282,6 +285,9 @@ class RetrievalPanel(Panel):
             if not q:
                 raise InputError("the query is empty; describe what to find, e.g. 'a large blue square'")
             m = self.model.get("retrieve")
+            if getattr(self, "index", None) is not None:  # an index: only the hits' images are loaded
+                hits = mmkit.retrieve(m, q, self.index, k=check_option("k", self.k.value, label="top k"))
+                return q, [h._replace(item=mmkit.load_image(h.item)) for h in hits], {h.index: str(h.item) for h in hits}
             images, names, key = self.gallery()
             key = (m.spec.name, key)
             if key not in self._cache:
