@@ -70,3 +70,22 @@ def test_retrieve_and_cli_search_an_embed_job(tmp_path):
     p = subprocess.run([sys.executable, "-m", "mmkit", "search", str(tmp_path / "none.index"), "x"], env=ENV,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "not an mmkit index" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_retrieval_panel_searches_an_index(tmp_path):
+    from mmkit.data import ShapesWorld
+    from widgets import RetrievalPanel
+
+    m = mmkit.load_model("shapes-clip")
+    paths = []
+    for i, item in enumerate(ShapesWorld(12, seed=2)):
+        paths.append(str(tmp_path / f"{i}.png"))
+        item.image.save(paths[-1])
+    idx = build(mmkit.embed_images(m, paths), items=paths, model="shapes-clip")
+    panel = RetrievalPanel(m, background=False)
+    panel.set_gallery(idx)
+    panel.search("a red circle")
+    assert panel.result is not None
+    want = mmkit.retrieve(m, "a red circle", idx, k=panel.k.value)
+    assert [h.index for h in panel.result] == [h.index for h in want] and panel.grid.value
+    assert paths[want[0].index] in panel.output.value
