@@ -222,10 +222,12 @@ def check_attention_options(m, kwargs: dict) -> dict:
     blip-caption and blip2 take decoding options (used when the caption is generated), blip-vqa takes
     max_new_tokens, blip-itm takes layer (the Grad-CAM layer); the other families take none.
     """
-    fam = m.spec.family
-    if fam in ("blip-caption", "blip2"):
+    from .families import adapter
+
+    fam, how = m.spec.family, adapter(m)
+    if not how.maps_need_text:  # the model writes its own caption first: generate's options
         return _fit_tokens(m, check_generate_options(kwargs, task=f"attention_maps on {m.spec.name}"))
-    allowed = {"blip-vqa": ("max_new_tokens",), "blip-itm": ("layer",)}.get(fam, ())
+    allowed = how.map_options
     extra = [k for k in kwargs if k not in allowed]
     if extra:
         takes = f"takes only {', '.join(allowed)}" if allowed else "takes no keyword options"
@@ -245,7 +247,9 @@ def _fit_tokens(m, kw: dict) -> dict:
 
     cfg = getattr(m.model.config, "text_config", None)
     room = int(getattr(cfg, "max_position_embeddings", 0) or 0) - 2  # the start token and one spare
-    if m.spec.family in ("blip-caption", "blip-vqa") and room > 0 and kw.get("max_new_tokens", 0) > room:
+    from .families import adapter
+
+    if adapter(m).decoder_limits_new_tokens and room > 0 and kw.get("max_new_tokens", 0) > room:
         warn(f"max_new_tokens={kw['max_new_tokens']} lowered to {room}: this model's text limit is {room + 2} tokens")
         kw["max_new_tokens"] = room
         if "min_new_tokens" in kw:

@@ -69,9 +69,7 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         text: the prompt (CLIP/ALIGN), question (VQA), caption (ITM, ViLT-ITM); for captioning models
             (and BLIP-2, whose maps are per Q-Former query) None generates the caption first (kwargs go to generate), or give a caption to inspect.
     """
-    from .cross import blip_caption_maps, blip_itm_maps, blip_vqa_maps, vilt_maps
-    from .dual import align_maps, clip_maps
-
+    from ..families import adapter, map_function
     from ..options import check_attention_options
     from ..tasks import clean_text, fit_text
 
@@ -86,21 +84,7 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
             raise InputError("text is empty; type a prompt, a question or a caption")
         text = " ".join(clean_text(text, "text").split())  # NUL bytes and broken unicode cleaned
         text = fit_text(m, text, what="text")  # longer than the model's limit: cut, with a warning
-    elif fam not in ("blip-caption", "blip2"):
+    elif adapter(m).maps_need_text:
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     with _eager(m):  # the model's attention implementation and flag come back after the call
-        if fam == "blip2":
-            from .qformer import blip2_maps
-
-            return blip2_maps(m, image, text, **kwargs)
-        if fam == "blip-caption":
-            return blip_caption_maps(m, image, text, **kwargs)
-        if fam == "blip-vqa":
-            return blip_vqa_maps(m, image, text, **kwargs)
-        if fam == "blip-itm":
-            return blip_itm_maps(m, image, text, **kwargs)
-        if fam.startswith("vilt"):
-            return vilt_maps(m, image, text)
-        if fam == "clip":
-            return clip_maps(m, image, text)
-        return align_maps(m, image, text)
+        return map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)

@@ -6,8 +6,8 @@ from typing import NamedTuple
 
 from ..domain import check as check_domain
 from ..errors import InputError
+from ..families import adapter
 from ..models import Loaded
-from ..speedups import clip_image_features
 from ..options import check_option, check_templates
 from .inputs import BATCH_SIZE, batched, image_list, task_model, pixel_inputs, text_list, tokenize
 
@@ -18,16 +18,14 @@ def pooled_feature(out):
 
 
 def image_embeddings(m: Loaded, images: list, batch_size: int):
+    """(N, E) L2-normalised image embeddings on the CPU, in batches."""
     import torch
+
+    features = adapter(m).image_features
 
     def step(sl):
         px = pixel_inputs(m, images[sl])["pixel_values"]
-        if m.spec.family == "blip-itm":
-            h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
-            f = m.model.vision_proj(h[:, 0, :])  # (B, E) from the CLS token
-        else:  # CLIP: the last layer for the CLS token alone (speedups/layers.py, 8.), unless maps are wanted
-            f = None if m.attention else clip_image_features(m.model, px)
-            f = pooled_feature(m.model.get_image_features(pixel_values=px)) if f is None else f  # (B, E)
+        f = features(m, px)  # (B, E)
         return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
 
     with torch.inference_mode():
@@ -36,17 +34,13 @@ def image_embeddings(m: Loaded, images: list, batch_size: int):
 
 
 def text_embeddings(m: Loaded, texts: list[str], batch_size: int = 256):
+    """(N, E) L2-normalised text embeddings on the CPU, in batches."""
     import torch
 
+    features = adapter(m).text_features
+
     def step(sl):
-        enc = tokenize(m, texts[sl])
-        if m.spec.family == "blip-itm":
-            h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            f = m.model.text_proj(h.last_hidden_state[:, 0, :])  # (B, E) from the CLS token
-        else:
-            if m.spec.family == "clip":
-                enc.pop("token_type_ids", None)  # CLIP's text tower takes no segment ids
-            f = pooled_feature(m.model.get_text_features(**enc))  # (B, E)
+        f = features(m, tokenize(m, texts[sl]))  # (B, E)
         return torch.nn.functional.normalize(f.float(), dim=-1).cpu()
 
     with torch.inference_mode():
@@ -70,13 +64,8 @@ def embed_texts(m, texts, batch_size: int = 256):
 
 
 def logit_scale(m: Loaded) -> float:
-    if m.spec.family == "blip-itm":
-        return 1.0 / 0.07  # BLIP's contrastive temperature (transformers does not store it)
-    scale = getattr(m.model, "logit_scale", None)
-    if scale is not None:
-        return float(scale.detach().exp())
-    temp = getattr(m.model, "temperature", None)  # ALIGN divides by a learned temperature
-    return 1.0 / float(temp.detach()) if temp is not None else 100.0
+    """The model's contrastive logit scale (mmkit.families)."""
+    return adapter(m).logit_scale(m)
 
 
 def _label_embeddings(m: Loaded, labels: tuple[str, ...], templates: tuple[str, ...]):
@@ -139,12 +128,12 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
     ts, _ = text_list(texts)
     if paired and len(ims) != len(ts):
         raise InputError(f"paired=True needs as many images as texts, got {len(ims)} images and {len(ts)} texts")
-    fam = m.spec.family
-    if fam in ("clip", "align"):
+    pair_scores = adapter(m).pair_scores
+    if pair_scores is None:  # an embedding space: cosine similarity
         ie, te = image_embeddings(m, ims, batch_size), text_embeddings(m, ts)
         return (ie * te).sum(-1) if paired else ie @ te.T
     pairs = list(zip(range(len(ims)), range(len(ts)))) if paired else [(i, j) for i in range(len(ims)) for j in range(len(ts))]
-    step = _blip_itm_step(m, ims, ts, pairs) if fam == "blip-itm" else _vilt_itm_step(m, ims, ts, pairs)
+    step = {"blip": _blip_itm_step, "vilt": _vilt_itm_step}[pair_scores](m, ims, ts, pairs)
     with torch.inference_mode():
         scores = batched(m, len(pairs), batch_size, step, "matching")
     s = torch.cat(scores)

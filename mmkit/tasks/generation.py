@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from ..domain import check as check_domain
 from ..errors import InputError, warn
+from ..families import adapter
 from ..options import check_generate_options, check_option
 from ..speedups import can_decode_greedily, greedy_caption
-from .inputs import (BATCH_SIZE, batched, image_list, max_text_len, task_model, pixel_inputs, text_list, tokenize,
-                     tokenize_with_image_tokens)
+from .inputs import BATCH_SIZE, batched, image_list, max_text_len, pixel_inputs, task_model, text_list, tokenize
 
 
 def check_decoding(max_new_tokens: int = 30, num_beams: int = 1, temperature: float = 1.0, top_p: float = 1.0,
@@ -69,10 +69,7 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     def step(sl):
         inputs = pixel_inputs(m, ims[sl])
         if prompt is not None:
-            if m.spec.family == "blip2":
-                enc = tokenize_with_image_tokens(m, [prompt] * len(ims[sl]))
-            else:
-                enc = tokenize(m, [prompt] * len(ims[sl]))  # BLIP's generate drops the final [SEP] itself
+            enc = adapter(m).prompt(m, [prompt] * len(ims[sl]))
             inputs.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         if greedy and set(inputs) <= {"pixel_values", "input_ids", "attention_mask"}:
             ids = greedy_caption(m.model, inputs["pixel_values"], inputs.get("input_ids"), kw["max_new_tokens"],
@@ -106,26 +103,15 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     elif len(ims) != len(qs):
         raise InputError(f"{len(ims)} images but {len(qs)} questions; pass one question per image, "
                          "or one image / one question to share")
-    fam = m.spec.family
+    how = adapter(m)
     room = max_text_len(m) - 2  # BLIP's answer decoder starts from its own BOS: the question takes no room
-    if fam == "blip-vqa" and max_new_tokens > room:  # no position embeddings past the limit
+    if how.decoder_limits_new_tokens and max_new_tokens > room:  # no position embeddings past the limit
         warn(f"max_new_tokens={max_new_tokens} lowered to {room}: this model's text limit is {max_text_len(m)} tokens")
         max_new_tokens = room
 
     def step(sl):
-        px = pixel_inputs(m, ims[sl])
-        if fam == "blip2":
-            enc = tokenize_with_image_tokens(m, [f"Question: {q} Answer:" for q in qs[sl]])
-        else:
-            enc = tokenize(m, qs[sl])
-        if fam == "vilt-vqa":
-            logits = m.model(**enc, **px).logits  # (B, num_answers)
-            return [m.model.config.id2label[int(i)] for i in logits.argmax(-1)]
-        ids = m.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                               max_new_tokens=max_new_tokens, **px)
-        if fam == "blip2":
-            ids = ids[:, enc["input_ids"].shape[1]:]
-        return [" ".join(t.split()) for t in m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        enc = how.prompt(m, [how.question.format(q=q) for q in qs[sl]])
+        return how.answer(m, enc, pixel_inputs(m, ims[sl]), max_new_tokens)
 
     with torch.inference_mode():
         out = [a for batch in batched(m, len(ims), batch_size, step, "question answering") for a in batch]

@@ -10,6 +10,7 @@ import os
 
 from ..data.images import fit_aspect, load_image
 from ..errors import InputError, warn
+from ..families import adapter
 from ..models import Loaded, load_model, require
 from ..options import check_option
 from ..resources import run_batched
@@ -67,8 +68,9 @@ def max_text_len(m: Loaded) -> int:
     limits = [getattr(tok, "model_max_length", 10**9)]
     cfg = getattr(m.model.config, "text_config", m.model.config)
     limits.append(getattr(cfg, "max_position_embeddings", 10**9))
-    if m.spec.family.startswith("vilt"):
-        limits.append(getattr(m.model.config, "max_position_embeddings", 40))
+    extra = adapter(m).text_limit
+    if extra is not None:
+        limits.append(extra(m))
     return int(min(limits))
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 FAMILIES = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm", "blip2")
 
-_TINY_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-_TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
 
 @lru_cache(maxsize=None)
@@ -47,8 +47,8 @@ def _clip(size: str):
                             vision_config=dict(image_size=224, patch_size=32))
         ip = tf.CLIPImageProcessor()
     else:
-        cfg = tf.CLIPConfig(text_config=dict(vocab_size=len(tok), max_position_embeddings=32, **_TINY_TEXT, **ids),
-                            vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT), projection_dim=16)
+        cfg = tf.CLIPConfig(text_config=dict(vocab_size=len(tok), max_position_embeddings=32, **TINY_TEXT, **ids),
+                            vision_config=dict(image_size=32, patch_size=8, **TINY_VIT), projection_dim=16)
         ip = tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     return tf.CLIPModel(cfg), tf.CLIPProcessor(image_processor=ip, tokenizer=tok)
 
@@ -63,7 +63,7 @@ def _align(size: str):
         cfg = tf.AlignConfig(text_config=dict(vocab_size=30522), vision_config=dict(image_size=289))
         side = 289
     else:
-        cfg = tf.AlignConfig(text_config=dict(vocab_size=len(tok), **_TINY_TEXT),
+        cfg = tf.AlignConfig(text_config=dict(vocab_size=len(tok), **TINY_TEXT),
                              vision_config=dict(image_size=32, width_coefficient=0.25, depth_coefficient=0.25,
                                                 hidden_dim=64),
                              projection_dim=80)  # ALIGN compares text projected to the image pooler's width
@@ -87,7 +87,7 @@ def _vilt(size: str, head: str):
         ip = tf.ViltImageProcessor(size={"shortest_edge": 384})
     else:
         cfg = tf.ViltConfig(vocab_size=len(tok), image_size=32, patch_size=8, max_position_embeddings=40,
-                            **_TINY_VIT, **labels)
+                            **TINY_VIT, **labels)
         ip = tf.ViltImageProcessor(size={"shortest_edge": 32}, size_divisor=8)
     cls = tf.ViltForQuestionAnswering if head == "vqa" else tf.ViltForImageAndTextRetrieval
     return cls(cfg), tf.ViltProcessor(image_processor=ip, tokenizer=tok)
@@ -104,8 +104,8 @@ def _blip(size: str, head: str):
         ip = tf.BlipImageProcessor()
     else:
         cfg = tf.BlipConfig(text_config=dict(vocab_size=len(tok), sep_token_id=tok.sep_token_id, encoder_hidden_size=32,
-                                             max_position_embeddings=40, **_TINY_TEXT, **ids),
-                            vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT),
+                                             max_position_embeddings=40, **TINY_TEXT, **ids),
+                            vision_config=dict(image_size=32, patch_size=8, **TINY_VIT),
                             projection_dim=16, image_text_hidden_size=16)
         ip = tf.BlipImageProcessor(size={"height": 32, "width": 32})
     cls = {"caption": tf.BlipForConditionalGeneration, "vqa": tf.BlipForQuestionAnswering,
@@ -127,9 +127,9 @@ def _blip2(size: str):
     processor = tf.Blip2Processor(image_processor=ip, tokenizer=tok, num_query_tokens=32)  # adds <image>
     image_id = tok.convert_tokens_to_ids("<image>")
     # the real layout at toy width: 32 learned queries; cross-attention in every second Q-Former layer
-    cfg = tf.Blip2Config(vision_config=dict(image_size=32, patch_size=8, **_TINY_VIT),
+    cfg = tf.Blip2Config(vision_config=dict(image_size=32, patch_size=8, **TINY_VIT),
                          qformer_config=dict(vocab_size=len(tok), encoder_hidden_size=32, cross_attention_frequency=2,
-                                             **dict(_TINY_TEXT, num_hidden_layers=4)),
+                                             **dict(TINY_TEXT, num_hidden_layers=4)),
                          text_config=dict(model_type="opt", vocab_size=len(tok), hidden_size=32, ffn_dim=64,
                                           num_hidden_layers=2, num_attention_heads=2, word_embed_proj_dim=32,
                                           max_position_embeddings=128, pad_token_id=tok.pad_token_id,
@@ -141,6 +141,12 @@ def _blip2(size: str):
     return model, processor
 
 
+# family -> fn(size) -> (model, processor) with random weights
+BUILDERS = {"clip": _clip, "align": _align, "vilt-vqa": lambda size: _vilt(size, "vqa"),
+            "vilt-itm": lambda size: _vilt(size, "itm"), "blip-caption": lambda size: _blip(size, "caption"),
+            "blip-vqa": lambda size: _blip(size, "vqa"), "blip-itm": lambda size: _blip(size, "itm"), "blip2": _blip2}
+
+
 def build_random(family: str, size: str = "tiny", seed: int = 0):
     """(model, processor) of the family's class with random weights; size is "tiny" or "base"."""
     import torch
@@ -148,15 +154,7 @@ def build_random(family: str, size: str = "tiny", seed: int = 0):
     if family not in FAMILIES or size not in ("tiny", "base"):
         raise ValueError(f"family must be one of {FAMILIES} and size 'tiny' or 'base'")
     torch.manual_seed(seed)
-    if family == "clip":
-        return _clip(size)
-    if family == "align":
-        return _align(size)
-    if family.startswith("vilt"):
-        return _vilt(size, family.split("-")[1])
-    if family == "blip2":
-        return _blip2(size)
-    return _blip(size, family.split("-")[1])
+    return BUILDERS[family](size)
 
 
 def random_model_dir(family: str, size: str, folder) -> Path:

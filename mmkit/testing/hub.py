@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _TINY_TEXT, _TINY_VIT
+from . import TINY_TEXT, TINY_VIT
 
+REAL_SIZE = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm")  # BLIP-2: tiny only
 HUB_BUILD = "1"  # bump when what simulated_hub writes changes: a cache built by an older mmkit is rebuilt
 _CLIP_MEAN, _CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 # the text the tiny tokenizers learn their merges from (any other text still round-trips: WordPiece spells an
@@ -68,9 +69,9 @@ def _hub_clip(repo: str, real: bool):
     large = "large" in repo
     side = 224 if real else 4 * patch  # tiny: a 4 x 4 patch grid
     vision = dict(image_size=side, patch_size=patch, **(dict(hidden_size=1024, num_hidden_layers=24,
-                  num_attention_heads=16, intermediate_size=4096) if large and real else _tiny(real, **_TINY_VIT)))
+                  num_attention_heads=16, intermediate_size=4096) if large and real else _tiny(real, **TINY_VIT)))
     text = dict(vocab_size=49408 if real else len(tok), **ids, **(dict(hidden_size=768, num_attention_heads=12,
-                intermediate_size=3072) if large and real else _tiny(real, **_TINY_TEXT)))
+                intermediate_size=3072) if large and real else _tiny(real, **TINY_TEXT)))
     cfg = tf.CLIPConfig(text_config=text, vision_config=vision, projection_dim=768 if large and real else 512 if real
                         else 16)
     pre = {"crop_size": side, "do_center_crop": True, "do_normalize": True, "do_resize": True,
@@ -86,7 +87,7 @@ def _hub_align(repo: str, real: bool):
 
     tok = _hub_wordpiece(64)
     crop, side = (289, 346) if real else (32, 40)
-    cfg = tf.AlignConfig(text_config=dict(vocab_size=30522 if real else len(tok), **_tiny(real, **_TINY_TEXT)),
+    cfg = tf.AlignConfig(text_config=dict(vocab_size=30522 if real else len(tok), **_tiny(real, **TINY_TEXT)),
                          vision_config=dict(image_size=crop, **_tiny(real, width_coefficient=0.25,
                                                                      depth_coefficient=0.25, hidden_dim=64)),
                          **_tiny(real, projection_dim=80))
@@ -110,7 +111,7 @@ def _hub_vilt(repo: str, real: bool):
     answers = ["yes", "no", "2", "1", "cat", "coffee", "rocket"] + [a for a in ANSWERS if a not in ("yes", "no")]
     labels = dict(id2label=dict(enumerate(answers)), label2id={a: i for i, a in enumerate(answers)})
     cfg = tf.ViltConfig(vocab_size=30522 if real else len(tok), max_position_embeddings=40,
-                        **_tiny(real, image_size=128, **_TINY_VIT), **labels)
+                        **_tiny(real, image_size=128, **TINY_VIT), **labels)
     cls = tf.ViltForQuestionAnswering if repo.endswith("vqa") else tf.ViltForImageAndTextRetrieval
     pre = {"do_normalize": True, "do_resize": True, "feature_extractor_type": "ViltFeatureExtractor",
            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 3, "size": 384 if real else 128,
@@ -128,9 +129,9 @@ def _hub_blip(repo: str, real: bool):
                eos_token_id=tok.sep_token_id)
     text = dict(vocab_size=30524 if real else len(tok), **ids,
                 **(dict(num_attention_heads=12, encoder_hidden_size=1024 if large else 768) if real else
-                   dict(encoder_hidden_size=32, **_TINY_TEXT)))
+                   dict(encoder_hidden_size=32, **TINY_TEXT)))
     vision = dict(image_size=side, patch_size=16, **(dict(hidden_size=1024, num_hidden_layers=24,
-                  num_attention_heads=16, intermediate_size=4096) if large else _tiny(real, **_TINY_VIT)))
+                  num_attention_heads=16, intermediate_size=4096) if large else _tiny(real, **TINY_VIT)))
     cfg = tf.BlipConfig(text_config=text, vision_config=vision, **_tiny(real, projection_dim=16,
                                                                         image_text_hidden_size=16))
     cls = (tf.BlipForConditionalGeneration if "captioning" in repo else tf.BlipForQuestionAnswering if "vqa" in repo
@@ -153,9 +154,9 @@ def _hub_blip2(repo: str, real: bool):
     tok = _hub_opt_bpe()
     tok.add_tokens(["<image>"], special_tokens=True)  # as the hub's Blip2Processor files carry it
     side = 56  # 4 x 4 patches of 14
-    cfg = tf.Blip2Config(vision_config=dict(image_size=side, patch_size=14, **_TINY_VIT),
+    cfg = tf.Blip2Config(vision_config=dict(image_size=side, patch_size=14, **TINY_VIT),
                          qformer_config=dict(vocab_size=len(tok), encoder_hidden_size=32, cross_attention_frequency=2,
-                                             **dict(_TINY_TEXT, num_hidden_layers=4)),
+                                             **dict(TINY_TEXT, num_hidden_layers=4)),
                          text_config=dict(model_type="opt", vocab_size=len(tok), hidden_size=32, ffn_dim=64,
                                           num_hidden_layers=2, num_attention_heads=2, word_embed_proj_dim=32,
                                           max_position_embeddings=128, pad_token_id=tok.pad_token_id,
@@ -212,7 +213,7 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
     for repo in repos or known:
         if repo not in known:
             raise InputError(f"{repo!r} is not a hub id of the registry; see mmkit.testing.hub_repos()")
-        if size == "real" and known[repo] == "blip2":
+        if size == "real" and known[repo] not in REAL_SIZE:
             continue  # tiny only
         commit = hashlib.sha1(f"{repo} {size} {HUB_BUILD} {transformers.__version__}".encode()).hexdigest()
         base = folder / ("models--" + repo.replace("/", "--"))

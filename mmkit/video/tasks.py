@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data.video import Frame, VideoFrames, video_frames
 from ..errors import InputError
+from ..families import adapter
 from ..tasks.inputs import task_model
 
 TASK_SIDE = 640  # frames are scaled (while decoding, in YUV) so the longer side is at most this: image models
@@ -210,7 +211,7 @@ def _scorer(m, texts: list[str], regions: str):
     from ..tasks import embed_images, embed_texts, match
 
     k = REGIONS[regions]
-    if m.spec.family in ("clip", "align", "blip-itm"):  # BLIP: its contrastive (ITC) head, BLIP's own retrieval score
+    if adapter(m).embeds:  # an embedding space (BLIP-ITM: its contrastive head, BLIP's own retrieval score)
         text_emb = embed_texts(m, texts)  # (Q, D) embedded once
         score = lambda ims: (embed_images(m, ims) @ text_emb.T).numpy()  # (B * k, Q) cosine similarity
     else:
