@@ -67,9 +67,15 @@ def test_retrieve_and_cli_search_an_embed_job(tmp_path):
     assert p.returncode == 0, p.stderr
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert [x["path"] for x in lines] == [h.item for h in got] and [x["rank"] for x in lines] == [1, 2, 3, 4, 5]
-    p = subprocess.run([sys.executable, "-m", "mmkit", "search", str(tmp_path / "none.index"), "x"], env=ENV,
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 2 and "not an mmkit index" in p.stderr and "Traceback" not in p.stderr
+
+
+
+def test_cli_search_of_a_missing_index_says_so(tmp_path, capsys):
+    from mmkit.cli import main
+
+    assert main(["search", str(tmp_path / "none.index"), "x"]) == 2
+    err = capsys.readouterr().err
+    assert "not an mmkit index" in err and "Traceback" not in err
 
 
 def test_retrieval_panel_searches_an_index(tmp_path):

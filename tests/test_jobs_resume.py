@@ -1,7 +1,7 @@
 """The resume test of issue 24: a caption job SIGKILLed at random points, each rerun with --resume.
 
 Every rerun must end with exactly one row per image, equal to an uninterrupted run's (greedy decoding).
-`make test` runs a short version (160 images, 3 kills); MMKIT_SCALE_TESTS=1 (`make test-scale`) the full
+`make test` runs a short version (128 images, 2 kills); MMKIT_SCALE_TESTS=1 (`make test-scale`) the full
 one (1,000 images, 10 kills).
 """
 import json
@@ -55,7 +55,7 @@ def rows(out: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("n, kills", [(1000, 10)] if FULL else [(160, 3)])
+@pytest.mark.parametrize("n, kills", [(1000, 10)] if FULL else [(128, 2)])
 def test_sigkill_and_resume_equals_uninterrupted(tmp_path, n, kills):
     folder = make_folder(tmp_path, n)
     ref_out = tmp_path / "ref.jsonl"
