@@ -256,7 +256,9 @@ def _number(name: str, flag: str):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `mmkit` (one sub-command per entry of COMMANDS)."""
-    parser = _Parser(prog="mmkit", description="Run mmkit models on images from the command line.")
+    parser = _Parser(prog="mmkit", description="Run mmkit models on images from the command line.",
+                     epilog="Whole collections: mmkit caption|answer|zero-shot|embed DIR --recursive --out FILE "
+                            "[--resume], mmkit index, mmkit search (mmkit/jobs/cli.py; see `mmkit embed --help`).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}",
                                 parser_class=_Parser)
     for name, cmd in COMMANDS.items():
