@@ -47,7 +47,8 @@ def voila_command(notebook: Path, port: int, pool: int, ip: str = "127.0.0.1", e
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={ip}",
            f"--Voila.root_dir={notebook.parent}",
            "--MappingKernelManager.cull_idle_timeout=1800",  # a closed tab's kernel goes after 30 min
-           "--MappingKernelManager.cull_interval=120"]
+           "--MappingKernelManager.cull_interval=120",
+           "--KernelManager.transport=ipc"]  # Unix sockets: 30 kernels starting at once race for TCP ports
     if pool > 0:
         cmd += ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaKernelManager.fill_delay=10"]  # refills after the first rush
     return cmd + list(extra)
