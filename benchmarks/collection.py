@@ -85,7 +85,9 @@ def baseline(task: str, paths: list[str], out: Path, workers: int, batch_size: i
                 ids = m.model.generate(pixel_values=px, max_new_tokens=30)
                 res = m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
             else:
-                res = torch.nn.functional.normalize(m.model.get_image_features(pixel_values=px), dim=-1).tolist()
+                f_ = m.model.get_image_features(pixel_values=px)
+                f_ = f_ if torch.is_tensor(f_) else f_.pooler_output  # transformers 5 returns an output object
+                res = torch.nn.functional.normalize(f_, dim=-1).tolist()
             for n, r in zip(names, res):
                 f.write(json.dumps({"path": n, "result": r}) + "\n")
     return time.perf_counter() - t
@@ -168,8 +170,8 @@ def main() -> None:
                               "median_after_vs_baseline": float(np.median([x["after_vs_baseline"] for x in rows])),
                               "median_after_vs_before": float(np.median([x["after_vs_before"] for x in rows]))}
         print(task, json.dumps(res["tasks"][task]["split_ms_per_image"]), flush=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+        with open(args.out, "w") as f:  # after each task: a later failure keeps the earlier results
+            json.dump(res, f, indent=1)
 
 
 if __name__ == "__main__":
