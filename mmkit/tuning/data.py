@@ -173,8 +173,8 @@ def _read_coco(path: Path, image_dir=None) -> Examples:
 
 def _read_tuples(rows) -> Examples:
     rows = list(rows)
-    sizes = {len(r) for r in rows if isinstance(r, (tuple, list))}
-    kind = "qa" if sizes == {3} else "caption"
+    sizes = [len(r) for r in rows if isinstance(r, (tuple, list))]
+    kind = "qa" if sizes.count(3) > sizes.count(2) else "caption"  # the form most rows have
     col = _Collector(kind, f"a list of {len(rows)} tuples")
     for n, r in enumerate(rows):
         where = f"row {n}"

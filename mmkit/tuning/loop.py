@@ -58,6 +58,19 @@ def _split(ex: Examples, val_data, share: float, seed: int) -> tuple[list, list]
     return [e for e in ex.items if e.key not in held], [e for e in ex.items if e.key in held]
 
 
+def _grouped_order(train: list, rng: random.Random) -> list[int]:
+    """A shuffled order of the examples in which one picture's rows follow each other (its questions share a
+    batch, so BLIP-VQA encodes the picture once for all of them); pictures and rows within one are shuffled."""
+    by_key: dict = {}
+    for i, e in enumerate(train):
+        by_key.setdefault(e.key, []).append(i)
+    groups = list(by_key.values())
+    rng.shuffle(groups)
+    for g in groups:
+        rng.shuffle(g)
+    return [i for g in groups for i in g]
+
+
 def _check_task(m: Loaded, task: str | None, kind: str) -> str:
     fam = m.spec.family
     task = task or ("vqa" if kind == "qa" and fam in ("blip-vqa", "vilt-vqa") else DEFAULT_TASK.get(fam))
@@ -182,8 +195,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     try:
         for epoch in range(1, cfg.epochs + 1):
             net.train()
-            order = list(range(len(train)))
-            rng.shuffle(order)
+            order = _grouped_order(train, rng)
             losses = []
             for s in range(steps_per_epoch):
                 batch = [train[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
@@ -231,5 +243,5 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
               "n_train": len(train), "best_epoch": best["epoch"]}
     return Finetuned(model=live, history=history, scores=scores, task=task, base=base.spec.name, peft_model=peft_model,
                      added_words=grown["added"], answers_added=answers_added, trainable=(n_train, n_all),
-                     stopped=stopped, skipped=ex.skipped, lr=lr,
+                     stopped=stopped, skipped=ex.skipped, lr=lr, val=val,
                      train_seconds=time.perf_counter() - t0, train_cpu_seconds=time.process_time() - c0)

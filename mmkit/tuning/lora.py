@@ -77,7 +77,6 @@ def merged(peft_model):
 def load_adapter(spec, dev, dt, attention: bool):
     """Loaded of a directory that Finetuned.save(path, merge=False) wrote: the base model named in its mmkit.json,
     grown to the saved vocabulary, with the saved adapters on it (unfused: mmkit's speed-ups would skip them)."""
-    import copy
     from dataclasses import replace
 
     from peft import PeftModel
@@ -91,22 +90,25 @@ def load_adapter(spec, dev, dt, attention: bool):
     if not base_name:
         raise InputError(f"{str(path)!r} holds a LoRA adapter without mmkit.json naming its base model; save it with "
                          "mmkit's Finetuned.save(path, merge=False), or merge it (merge=True)")
-    base = models.load_model(base_name, device=dev, dtype=dt, attention=attention)
-    model = copy.deepcopy(base.model)  # the cached base stays as it was
-    unfuse(model)
-    from transformers import AutoProcessor
+    # not load_model: it holds the model cache's lock while this runs. The base is read from its folder as-is.
+    import transformers
+    from transformers import AutoConfig, AutoProcessor
 
+    base_spec = models.resolve(base_name)
+    arch = AutoConfig.from_pretrained(base_spec.repo).architectures[0]
+    kwargs = {"dtype": dt, "use_safetensors": True, **({"attn_implementation": "eager"} if attention else {})}
+    model = getattr(transformers, arch).from_pretrained(base_spec.repo, **kwargs).to(dev)
     processor = AutoProcessor.from_pretrained(str(path))
     added = meta.get("added_words") or []
     if added:
         from .vocab import grow_vocabulary
 
-        grow_vocabulary(model, copy.deepcopy(base.processor.tokenizer), added)
+        grow_vocabulary(model, AutoProcessor.from_pretrained(base_spec.repo).tokenizer, added)
     if FULL.get(spec.family) and meta.get("answers_added"):
         from .vocab import grow_answers
 
         grow_answers(model, meta["answers_added"])
     peft_model = PeftModel.from_pretrained(model, str(path))
     peft_model.eval()
-    return models.Loaded(peft_model.base_model.model, processor, replace(spec, family=spec.family or base.spec.family),
+    return models.Loaded(peft_model.base_model.model, processor, replace(spec, family=spec.family or base_spec.family),
                          dev, dt, attention)

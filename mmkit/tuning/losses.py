@@ -51,7 +51,10 @@ def blip_vqa_loss(model, loaded, batch, px):
     """BLIP-VQA answer cross-entropy: vision -> question encoder (cross-attending) -> answer decoder."""
     import torch
 
-    image = model.vision_model(pixel_values=px).last_hidden_state  # (B, 1+P, D)
+    keys = [e.key for e in batch]
+    first = {k: keys.index(k) for k in dict.fromkeys(keys)}  # each distinct picture's first row
+    rows = torch.tensor([list(first).index(k) for k in keys], device=px.device)  # (B,) row -> its picture
+    image = model.vision_model(pixel_values=px[list(first.values())]).last_hidden_state[rows]  # (B, 1+P, D)
     q = tokens(loaded, [e.question for e in batch], px.device)
     question = model.text_encoder(input_ids=q["input_ids"], attention_mask=q["attention_mask"],
                                   encoder_hidden_states=image,

@@ -32,6 +32,7 @@ class Finetuned:
     lr: float = 0.0
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0
+    val: list = field(default_factory=list, repr=False)  # the validation Examples (before/after comparisons)
 
     def __repr__(self) -> str:
         m = self.scores.get("metric", "")

@@ -69,16 +69,16 @@ def _vqa_accuracy(m, scenes, kinds=("color", "shape", "exists")) -> float:
 
 
 def vqa_study(model="shapes-blip-vqa", color: str = "orange", n_new: int = 200, n_old: int = 100,
-              n_test: int = 100, epochs: int = 4, seed: int = 0, **options) -> tuple:
+              n_test: int = 100, epochs: int = 3, seed: int = 0, kinds=("color", "shape"), **options) -> tuple:
     """(Finetuned, {learnt, kept, old_before, old_after, ...}) for a VQA model and a new colour."""
     from .. import load_model
 
     train = concept_scenes(n_new, color, 1.0, seed=seed) + concept_scenes(n_old, color, 0.0, seed=seed + 1)
-    ft, out = _finetune(model, qa_triples(train), epochs=epochs, seed=seed, **options)
+    ft, out = _finetune(model, qa_triples(train, kinds), epochs=epochs, seed=seed, **options)
     new = concept_scenes(n_test, color, 1.0, seed=seed + 7, split="test")
     old = concept_scenes(n_test, color, 0.0, seed=seed + 7, split="test")
-    before, after = _vqa_accuracy(load_model(model), old), _vqa_accuracy(ft.model, old)
-    out.update(learnt=_vqa_accuracy(ft.model, new), new_before=_vqa_accuracy(load_model(model), new),
+    before, after = _vqa_accuracy(load_model(model), old, kinds), _vqa_accuracy(ft.model, old, kinds)
+    out.update(learnt=_vqa_accuracy(ft.model, new, kinds), new_before=_vqa_accuracy(load_model(model), new, kinds),
                old_before=before, old_after=after, kept=after / before if before else float("nan"), n_test=n_test)
     return ft, out
 

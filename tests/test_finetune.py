@@ -1,0 +1,147 @@
+"""finetune on tiny random-init models (fast): history, scores, plot, stop keeps the best epoch, the cached base model
+is untouched, saves load back in a fresh process with the same outputs, LoRA outputs through mmkit's task functions
+equal peft's own forward, every trainable family runs. Real sizes: tests/test_finetune_real.py."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import mmkit
+from mmkit.testing import random_model_dir
+from mmkit.tuning.concepts import caption_pairs, concept_scenes, label_pairs, qa_triples
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """family -> folder of a tiny random-init model."""
+    root = tmp_path_factory.mktemp("tiny")
+    return {f: str(random_model_dir(f, "tiny", root / f)) for f in ("blip-caption", "blip-vqa", "clip", "vilt-vqa")}
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return concept_scenes(24, "orange", 0.5, seed=2)
+
+
+def _captions_in_fresh_process(paths, images_dir) -> list[list[str]]:
+    """For each saved model folder, its captions of the pictures in images_dir, in one new Python process."""
+    code = ("import json, sys, mmkit, warnings; warnings.simplefilter('ignore');"
+            "from pathlib import Path; ims = [str(p) for p in sorted(Path(sys.argv[1]).glob('*.png'))];"
+            "print(json.dumps([mmkit.caption(mmkit.load_model(p), ims) for p in sys.argv[2:]]))")
+    out = subprocess.run([sys.executable, "-c", code, str(images_dir), *map(str, paths)], capture_output=True,
+                         text=True, env=ENV, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_finetune_caption_history_scores_save_and_reload(tiny, scenes, tmp_path):
+    base = mmkit.load_model(tiny["blip-caption"])
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    steps = []
+    ft = mmkit.finetune(base, caption_pairs(scenes), epochs=2, batch_size=8, lr=1e-3, progress=False,
+                        callback=steps.append)
+    assert isinstance(ft, mmkit.Finetuned) and ft.task == "caption"
+    assert [h["epoch"] for h in ft.history] == [0, 1, 2]
+    assert all(k in ft.history[1] for k in ("train_loss", "val_loss", "CIDEr", "seconds", "cpu_seconds"))
+    assert ft.history[2]["val_loss"] < ft.history[0]["val_loss"]  # it learnt something
+    assert set(ft.scores) >= {"before", "after", "metric", "n_val"} and ft.scores["metric"] == "CIDEr"
+    assert ft.scores["n_val"] + ft.scores["n_train"] == len(scenes)
+    assert "orange" in ft.added_words and ft.trainable[0] == ft.trainable[1]
+    assert any("step" in s for s in steps) and any(s.get("epoch") == 2 for s in steps)
+    assert all(torch.equal(v, base.model.state_dict()[k]) for k, v in before.items())  # the cached model is untouched
+    assert ft.plot().axes and "finetuned" in repr(ft) or "Finetuned(" in repr(ft)
+    images = tmp_path / "ims"
+    images.mkdir()
+    for i, s in enumerate(concept_scenes(4, "orange", 1.0, seed=9, split="test")):
+        s.image.save(images / f"{i}.png")
+    mine = mmkit.caption(ft.model, [str(p) for p in sorted(images.glob("*.png"))])
+    saved = ft.save(tmp_path / "saved")
+    assert json.loads((saved / "mmkit.json").read_text())["added_words"] == ft.added_words
+    assert _captions_in_fresh_process([saved], images) == [mine]
+
+
+def test_stop_keeps_the_best_epoch_and_the_model_works(tiny, scenes):
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] >= 2  # in the first epoch: no epoch finished, the weights before training are kept
+
+    base = mmkit.load_model(tiny["blip-caption"])
+    ft = mmkit.finetune(base, caption_pairs(scenes), epochs=5, batch_size=4, progress=False, should_stop=stop)
+    assert "stopped" in ft.stopped and len(ft.history) == 1 and ft.scores["best_epoch"] == 0
+    got = ft.model.model.state_dict()
+    ref = base.model.state_dict()
+    grown = ft.history and ft.added_words  # new words add rows; every old weight is as it was
+    assert all(torch.equal(got[k][:ref[k].shape[0]] if grown else got[k], ref[k]) for k in ref)
+    assert isinstance(mmkit.caption(ft.model, scenes[0].image), str)
+
+
+def test_bad_options_and_data_raise_input_error(tiny, scenes):
+    with pytest.raises(mmkit.InputError, match="unknown option"):
+        mmkit.finetune(tiny["blip-caption"], caption_pairs(scenes), epoch=3)
+    with pytest.raises(mmkit.InputError, match="needs .*caption.* but the data has qa rows"):
+        mmkit.finetune(tiny["blip-caption"], qa_triples(scenes[:3]))
+    with pytest.raises(mmkit.InputError, match="cannot be fine-tuned for task='vqa'"):
+        mmkit.finetune(tiny["clip"], caption_pairs(scenes), task="vqa")
+    with pytest.raises(mmkit.InputError, match="at least 2"):
+        mmkit.finetune(tiny["blip-caption"], caption_pairs(scenes[:1]))
+    with pytest.raises(mmkit.InputError, match="no usable examples"):
+        mmkit.finetune(tiny["blip-caption"], [(b"garbage", "a caption")])
+
+
+def test_lora_outputs_through_mmkit_equal_peft_forward_and_saves_load_back(tiny, scenes, tmp_path):
+    base = mmkit.load_model(tiny["blip-caption"])
+    ft = mmkit.finetune(base, caption_pairs(scenes), epochs=2, batch_size=8, lr=5e-3, lora=True, progress=False)
+    assert ft.peft_model is not None and ft.trainable[0] < ft.trainable[1] * 0.5
+    net = ft.model.model
+    assert not any("forward" in vars(mod) for mod in net.modules())  # no speed-up forward bypasses an adapter
+    lora_b = [p for n, p in net.named_parameters() if "lora_B" in n]
+    assert lora_b and any(float(p.detach().abs().max()) > 0 for p in lora_b)  # the adapters moved away from zero
+    ims = [s.image for s in scenes[:4]]
+    px = ft.model.processor.image_processor(images=ims, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        ids = ft.peft_model.generate(pixel_values=px, max_new_tokens=30)
+    peft_caps = [" ".join(t.split()) for t in ft.model.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    assert mmkit.caption(ft.model, ims) == peft_caps
+    # and the adapters matter: the base model with the same tokenizer says something else on some picture
+    with torch.no_grad():
+        enc = ft.model.processor.tokenizer(["a small orange circle"] * 4, return_tensors="pt")
+        a = ft.peft_model(pixel_values=px, input_ids=enc["input_ids"]).logits
+        with ft.peft_model.disable_adapter():
+            b = ft.peft_model(pixel_values=px, input_ids=enc["input_ids"]).logits
+    assert not torch.allclose(a, b)
+    images = tmp_path / "ims"
+    images.mkdir()
+    for i, im in enumerate(ims):
+        im.save(images / f"{i}.png")
+    mine = mmkit.caption(ft.model, [str(p) for p in sorted(images.glob("*.png"))])
+    merged, adapter = ft.save(tmp_path / "merged"), ft.save(tmp_path / "adapter", merge=False)
+    assert (adapter / "adapter_config.json").exists() and not (merged / "adapter_config.json").exists()
+    assert (adapter / "adapter_model.safetensors").stat().st_size < (merged / "model.safetensors").stat().st_size
+    assert _captions_in_fresh_process([merged, adapter], images) == [mine, mine]
+
+
+@pytest.mark.parametrize("family,make,lora", [
+    ("blip-vqa", qa_triples, False), ("blip-vqa", qa_triples, True), ("clip", label_pairs, False),
+    ("clip", label_pairs, True), ("vilt-vqa", qa_triples, False), ("vilt-vqa", qa_triples, True)])
+def test_each_family_trains_and_scores(tiny, family, make, lora):
+    data = make(concept_scenes(16, "purple", 0.5, seed=4, objects=1))
+    ft = mmkit.finetune(tiny[family], data, epochs=1, batch_size=8, lora=lora, progress=False)
+    m = ft.scores["metric"]
+    assert 0.0 <= ft.scores["after"][m] <= 1.0 and ft.history[1]["train_loss"] > 0
+    if family == "vilt-vqa":
+        assert "purple" in ft.model.model.config.label2id  # the new answer is a class now
+        assert isinstance(mmkit.answer(ft.model, data[0][0], "what color is the circle?"), str)
+    elif family == "clip":
+        probs = mmkit.zero_shot(ft.model, data[0][0], ["purple circle", "red square"])
+        assert abs(sum(probs.values()) - 1) < 1e-5
+    if lora:
+        assert ft.trainable[0] < ft.trainable[1]

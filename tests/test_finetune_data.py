@@ -1,0 +1,169 @@
+"""finetune's data readers: every data form, bad rows reported with their row and skipped, InputError when nothing is
+usable; new words grow the tokenizer and the embeddings. No training here (tests/test_finetune.py trains)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmkit
+from mmkit.tuning import read_examples
+from mmkit.tuning.concepts import concept_scenes
+from mmkit.tuning.vocab import grow_answers, grow_vocabulary, unknown_words
+
+
+def _pictures(folder, n=4, size=64):
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, s in enumerate(concept_scenes(n, "orange", 0.5, seed=3)):
+        s.image.resize((size + 7 * i, size)).save(folder / f"p{i}.png")  # other sizes than ShapesWorld's
+        names.append(f"p{i}.png")
+    return names
+
+
+def test_captions_csv_reports_each_bad_row_and_keeps_the_rest(tmp_path):
+    names = _pictures(tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    rows = ["image,caption", f"{names[0]},a small orange circle", f"{names[0]},another caption of the same picture",
+            "missing.png,a red square", "broken.png,a blue square", f"{names[1]},   ",
+            f"{names[0]},a small orange circle", f"{names[2]},a green triangle"]
+    (tmp_path / "captions.csv").write_text("\n".join(rows) + "\n")
+    ex = read_examples(tmp_path)
+    assert ex.kind == "caption" and len(ex) == 3
+    assert [e.text for e in ex.items] == ["a small orange circle", "another caption of the same picture",
+                                          "a green triangle"]
+    why = dict(ex.skipped)
+    assert set(why) == {"captions.csv line 4", "captions.csv line 5", "captions.csv line 6", "captions.csv line 7"}
+    assert "no such file" in why["captions.csv line 4"]
+    assert "broken.png" in why["captions.csv line 5"]
+    assert why["captions.csv line 6"] == "empty caption"
+    assert "duplicate" in why["captions.csv line 7"]
+    assert "4 rows skipped" in ex.report() and "line 5" in ex.report()
+    assert ex.items[0].image.mode == "RGB" and ex.items[0].key == ex.items[1].key  # one picture, two captions
+
+
+def test_wrong_columns_and_empty_data_raise_input_error(tmp_path):
+    _pictures(tmp_path, 1)
+    (tmp_path / "captions.csv").write_text("file,text\np0.png,a red circle\n")
+    with pytest.raises(mmkit.InputError, match=r"without \['image', 'caption'\]"):
+        read_examples(tmp_path)
+    (tmp_path / "captions.csv").write_text("image,caption\n")
+    with pytest.raises(mmkit.InputError, match="no usable examples"):
+        read_examples(tmp_path)
+    (tmp_path / "captions.csv").write_text("image,caption\nnope.png,a cat\n")
+    with pytest.raises(mmkit.InputError, match="no usable examples.*line 2.*no such file"):
+        read_examples(tmp_path)
+    with pytest.raises(mmkit.InputError, match="no captions.csv"):
+        read_examples(tmp_path / "..")
+    with pytest.raises(mmkit.InputError, match="no usable examples"):
+        read_examples([])
+    with pytest.raises(mmkit.InputError, match="cannot read examples"):
+        read_examples(42)
+
+
+def test_qa_csv_and_tuples_of_three(tmp_path):
+    names = _pictures(tmp_path, 2)
+    (tmp_path / "qa.csv").write_text(f"image,question,answer\n{names[0]},what color is it?,orange\n"
+                                     f"{names[1]},what shape is it?,\n")
+    ex = read_examples(tmp_path)
+    assert ex.kind == "qa" and len(ex) == 1 and ex.items[0].answer == "orange"
+    assert ex.skipped == [("qa.csv line 3", "empty answer")]
+    im = Image.open(tmp_path / names[0])
+    ex = read_examples([(im, "what?", "orange"), (np.zeros((20, 30, 3), np.uint8), "q", "a"), ("x",)])
+    assert ex.kind == "qa" and len(ex) == 2 and "row 2" in dict(ex.skipped)
+
+
+def test_coco_file_written_by_the_annotation_store_with_sample_photos(tmp_path):
+    from mmkit.annotations import AnnotationStore
+    from mmkit.data.samples import sample_images
+
+    folder = tmp_path / "mine"
+    names = _pictures(folder, 2)
+    photos = sample_images()
+    for k, (name, im) in enumerate(list(photos.items())[:2]):
+        im.convert("RGB").save(folder / f"photo{k}.jpg")
+        names.append(f"photo{k}.jpg")
+    store = AnnotationStore(folder / "captions.json")
+    for i, n in enumerate(names):
+        store.accept(n, f"picture number {i}")
+    store.skip(names[0])
+    (folder / names[1]).unlink()  # annotated, then deleted
+    ex = read_examples(folder / "captions.json")
+    assert ex.kind == "caption"
+    assert [e.text for e in ex.items] == ["picture number 2", "picture number 3"]
+    assert any("no such file" in why for _, why in ex.skipped)
+    assert read_examples(folder).origin.endswith("captions.json")  # the folder finds AnnotationPanel's file
+    (tmp_path / "bad.json").write_text(json.dumps({"images": 3}))
+    with pytest.raises(mmkit.InputError, match="not a COCO caption file"):
+        read_examples(tmp_path / "bad.json")
+
+
+class _Dataset:
+    """What finetune reads of a datasets.Dataset: column_names and rows as dicts (datasets is not installed here)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.column_names = list(rows[0])
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+
+def test_a_dataset_with_image_and_text_columns():
+    ims = [s.image for s in concept_scenes(3, seed=1)]
+    ex = read_examples(_Dataset([{"image": ims[0], "text": "a"}, {"image": ims[1], "text": ""},
+                                 {"image": {"bytes": None, "path": "/nope.png"}, "text": "c"}]))
+    assert len(ex) == 1 and dict(ex.skipped).keys() == {"row 1", "row 2"}
+    with pytest.raises(mmkit.InputError, match="needs an image column"):
+        read_examples(_Dataset([{"pixels": ims[0], "text": "a"}]))
+
+
+def test_new_words_grow_the_tokenizer_and_tied_embeddings():
+    import copy
+
+    import torch
+
+    from mmkit.tuning.lora import unfuse
+
+    m = mmkit.load_model("shapes-blip-caption")
+    net, tok = copy.deepcopy(m.model), copy.deepcopy(m.processor.tokenizer)
+    unfuse(net)  # a deep copy's speed-up forwards are still bound to the original's modules
+    texts = ["a small orange circle", "a large orange square", "a red circle", "a purple circle", "a purple square"]
+    words = unknown_words(tok, texts, min_count=2)
+    assert words == ["orange", "purple"]
+    pieces = tok("orange", add_special_tokens=False)["input_ids"]
+    emb = net.text_decoder.bert.embeddings.word_embeddings
+    expect = emb.weight[pieces].mean(0).detach().clone()
+    grown = grow_vocabulary(net, tok, words)
+    assert grown["added"] == ["orange", "purple"] and grown["new_size"] == grown["old_size"] + 2
+    assert tok.tokenize("a small orange circle") == ["a", "small", "orange", "circle"]
+    emb = net.text_decoder.bert.embeddings.word_embeddings
+    head = net.text_decoder.cls.predictions.decoder
+    assert emb.weight.shape[0] == grown["new_size"] and head.weight is emb.weight  # still tied
+    assert head.bias.shape[0] == grown["new_size"] and net.text_decoder.cls.predictions.bias is head.bias
+    assert torch.allclose(emb.weight[grown["ids"][0]], expect)
+    assert net.config.text_config.vocab_size == grown["new_size"]
+    ids = tok(["a small orange circle"], return_tensors="pt")["input_ids"]
+    assert net.text_decoder(input_ids=ids, encoder_hidden_states=torch.zeros(1, 65, 128)).logits.shape[-1] == \
+        grown["new_size"]
+    assert m.model.text_decoder.bert.embeddings.word_embeddings.num_embeddings == grown["old_size"]  # the cache's copy
+
+
+def test_vilt_answers_grow_without_changing_old_scores():
+    import copy
+
+    import torch
+
+    m = mmkit.load_model("shapes-vilt-vqa")
+    net = copy.deepcopy(m.model)
+    enc = m.processor(images=concept_scenes(1)[0].image, text="what color is it?", return_tensors="pt")
+    before = net(**enc).logits
+    assert grow_answers(net, ["orange", "red", "orange"]) == ["orange"]
+    after = net(**enc).logits
+    assert after.shape[-1] == before.shape[-1] + 1 and net.config.id2label[before.shape[-1]] == "orange"
+    assert torch.allclose(after[:, :-1], before)
