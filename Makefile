@@ -76,6 +76,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q tests -x $(PYTEST_ARGS)
 
+# fine-tuning at real size (BLIP-base, CLIP-B/32, ViLT, random weights, with and without LoRA): minutes on a 2-core CPU
+test-finetune-real: $(STAMP)
+	MMKIT_FINETUNE_REAL=1 $(TEST_ENV) $(PY) -m pytest -q tests/test_finetune_real.py $(PYTEST_ARGS)
+
 # collection jobs at full size: the resume test over 1,000 images with 10 SIGKILLs, the Ray engine on a local cluster
 .PHONY: test-scale
 test-scale: $(STAMP)
