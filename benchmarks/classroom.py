@@ -1,4 +1,4 @@
-"""Classroom load test: N simulated students (Playwright browser contexts in one headless chromium) use the
+"""Classroom load test: N simulated students (Playwright browser contexts, 5 per headless chromium) use the
 caption app at once, against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and
 runs the whole notebook 11), `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that
 caption through one shared model server) and "pool" (the same preheated kernels, each loading its own model).
@@ -40,6 +40,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--renderer-process-limit=64"]
 PAGE_TIMEOUT = 300_000  # ms for a page to become usable (plain Voila runs notebook 11 before it answers)
 ACTION_TIMEOUT = 180_000  # ms for one caption or map
+STUDENTS_PER_BROWSER = 5  # browser contexts per chromium process
 CAPTION = re.compile(r"^\W*Caption\s*$")
 ROWS_JS = "() => Math.max(0, document.querySelectorAll('.widget-html-content table tr').length - 1)"
 ROW_TEXT_JS = "() => [...document.querySelectorAll('.widget-html-content table tr')].slice(1).map(r => r.innerText)"
@@ -264,22 +265,27 @@ async def drive(url: str, users: int, duration: float, abort: threading.Event, s
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        # one chromium per STUDENTS_PER_BROWSER students: one browser process for all of them was itself a
+        # bottleneck that real students (each on their own laptop) do not share
+        browsers = [await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                    for _ in range(-(-users // STUDENTS_PER_BROWSER))]
 
-        async def watch():  # the memory or time limit: close the browser, so every waiting student ends now
+        async def watch():  # the memory or time limit: close the browsers, so every waiting student ends now
             while not abort.is_set():
                 await asyncio.sleep(1)
-            await browser.close()
+            for b in browsers:
+                await b.close()
 
         watcher = asyncio.create_task(watch())
         try:
             rngs = [random.Random(seed * 1000 + i) for i in range(users)]
-            return await asyncio.gather(*(student(i, browser, url, duration, rngs[i], abort, shots)
-                                          for i in range(users)))
+            return await asyncio.gather(*(student(i, browsers[i // STUDENTS_PER_BROWSER], url, duration, rngs[i],
+                                                  abort, shots) for i in range(users)))
         finally:
             watcher.cancel()
-            if browser.is_connected():
-                await browser.close()
+            for b in browsers:
+                if b.is_connected():
+                    await b.close()
 
 
 def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb: float = 16, seed: int = 0,

@@ -23,6 +23,9 @@ from .client import ENV
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "notebooks" / "11_caption_app.ipynb"
+# s before Voila replaces a kernel taken from the pool: each replacement runs the app page inside Voila's own
+# process, so 30 of them during the first rush slowed every student's page (measured: benchmarks/classroom.py)
+FILL_DELAY = 180
 
 
 def app_notebook(out_dir: Path, source: Path = SOURCE) -> Path:
@@ -42,7 +45,8 @@ def app_notebook(out_dir: Path, source: Path = SOURCE) -> Path:
     return path
 
 
-def voila_command(notebook: Path, port: int, pool: int, ip: str = "127.0.0.1", extra=()) -> list[str]:
+def voila_command(notebook: Path, port: int, pool: int, ip: str = "127.0.0.1", extra=(),
+                  fill_delay: float = FILL_DELAY) -> list[str]:
     """The Voila command line: preheated pool of `pool` kernels (0: a fresh kernel per visitor)."""
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={ip}",
            f"--Voila.root_dir={notebook.parent}",
@@ -50,7 +54,7 @@ def voila_command(notebook: Path, port: int, pool: int, ip: str = "127.0.0.1", e
            "--MappingKernelManager.cull_interval=120",
            "--KernelManager.transport=ipc"]  # Unix sockets: 30 kernels starting at once race for TCP ports
     if pool > 0:
-        cmd += ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaKernelManager.fill_delay=10"]  # refills after the first rush
+        cmd += ["--preheat_kernel=True", f"--pool_size={pool}", f"--VoilaKernelManager.fill_delay={fill_delay}"]  # refill after the rush, not during it
     return cmd + list(extra)
 
 
