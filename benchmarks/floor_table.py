@@ -233,6 +233,8 @@ def main(argv=None) -> int:
             rows.append(task_row(task, f"{name} (random init)" if not args.quick else f"{family} tiny", path, dtype,
                                  images, texts.get(task), args.repeats, modes))
             clear_cache()
+            report(rows[-1:], machine)  # each row as it comes, and the file so far: a long run stopped keeps them
+            Path(args.out).write_text(json.dumps({"machine": machine, "results": rows}, indent=2, default=str))
         shutil.rmtree(tmp / family, ignore_errors=True)
     report(rows, machine)
     Path(args.out).write_text(json.dumps({"machine": machine, "results": rows}, indent=2, default=str))
