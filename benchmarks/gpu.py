@@ -1,6 +1,8 @@
 """GPU throughput and half-precision checks, measured in one run on one GPU.
 
-1. Speed: images/s of mmkit's `caption` (real-size BLIP-base) and `zero_shot` (real-size CLIP ViT-B/32),
+1. Speed (interleaved rounds, --repeats, medians; each row compares mmkit's outputs with the pipeline's from the
+   same timed calls, and gives the share of the device's dense peak FLOP/s that mmkit's matrix products reach:
+   the target for BLIP-base bf16 captioning at batch 32 is >= 10%): images/s of mmkit's `caption` (real-size BLIP-base) and `zero_shot` (real-size CLIP ViT-B/32),
    random weights, in fp32, fp16 and bf16 at batch sizes 1-128, against the transformers pipeline for the
    same task, model, dtype, batch size and decoding (greedy, exactly 10 new tokens; 9 labels, template "a {}").
    mmkit is timed twice: as shipped (images resized and normalised on the GPU when transformers' torchvision
@@ -41,6 +43,7 @@ from mmkit.data import ShapesWorld, sample_images  # noqa: E402
 from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402  the 9 colour x shape labels
+from floor import matmul_floor  # noqa: E402  (benchmarks/floor.py)
 from timing import timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
@@ -49,7 +52,39 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TOKENS = dict(max_new_tokens=10, min_new_tokens=10)  # every method generates exactly 10 tokens
 
 
-def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, device) -> list[dict]:
+# dense tensor-core peaks of one H100 SXM (NVIDIA's data sheet, without sparsity), TFLOP/s; --peak-tflops overrides
+PEAK_TFLOPS = {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0}
+
+
+def keeping(fns: dict, outputs: dict) -> dict:
+    """The fns, each storing its last output in outputs[name]: the timed calls' outputs, to compare."""
+    def wrap(name, fn):
+        def run():
+            outputs[name] = fn()
+        return run
+    return {name: wrap(name, fn) for name, fn in fns.items()}
+
+
+def pipeline_outputs(task: str, out):
+    """The pipeline's outputs as mmkit gives them: captions, or {label: probability} per image."""
+    if task == "caption":
+        return [(o[0] if isinstance(o, list) else o)["generated_text"] for o in out]
+    return [{d["label"]: d["score"] for d in o} for o in out]
+
+
+def outputs_agree(task: str, dtype: str, ours, theirs) -> str:
+    """"same" or "DIFFERS: ..." (captions equal after whitespace; probabilities within 1e-4 in fp32, 2e-2 in half
+    precision, and the same top label)."""
+    if task == "caption":
+        bad = sum(" ".join(a.split()) != " ".join(b.split()) for a, b in zip(ours, theirs))
+        return "same" if not bad and len(ours) == len(theirs) else f"DIFFERS: {bad}/{len(ours)} captions"
+    tol = 1e-4 if dtype == "fp32" else 2e-2
+    gap = max(abs(a[k] - b[k]) for a, b in zip(ours, theirs) for k in a)
+    top = all(max(a, key=a.get) == max(b, key=b.get) for a, b in zip(ours, theirs))
+    return "same" if gap <= tol and top else f"DIFFERS: max |diff| {gap:.1e}" + ("" if top else ", top label")
+
+
+def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, device, repeats: int = 3) -> list[dict]:
     rows = []
     for dname in dtypes:
         dt = DTYPES[dname]
@@ -79,17 +114,23 @@ def speed_rows(task: str, name: str, path: str, images_all, batches, dtypes, dev
                 finally:
                     inputs.PREPROCESS_ON_DEVICE = True
 
-            t = timed_together({"mmkit": run_mmkit, "cpu_pre": run_cpu_preprocess, "pipeline": run_pipe},
-                               device=device)
+            _, gflop = matmul_floor(run_mmkit, m.model)  # the call's dense products (floor.py), for % of peak
+            out = {}
+            t = timed_together(keeping({"mmkit": run_mmkit, "cpu_pre": run_cpu_preprocess, "pipeline": run_pipe}, out),
+                               repeats=repeats, device=device)
             t_mmkit, t_cpu_pre, t_pipe = t["mmkit"], t["cpu_pre"], t["pipeline"]
+            peak = PEAK_TFLOPS.get(dname)
             rows.append({"task": task, "model": name, "dtype": dname, "batch": b, "images": n,
                          "mmkit_img_s": n / t_mmkit, "mmkit_cpu_preprocess_img_s": n / t_cpu_pre,
                          "pipeline_img_s": n / t_pipe, "vs_pipeline": t_pipe / t_mmkit,
-                         "preprocess_gain": t_cpu_pre / t_mmkit})
+                         "preprocess_gain": t_cpu_pre / t_mmkit, "gflop": gflop,
+                         "of_peak": gflop / t_mmkit / 1e3 / peak if peak else None,
+                         "agree": outputs_agree(task, dname, out["mmkit"], pipeline_outputs(task, out["pipeline"])),
+                         "agree_cpu_pre": outputs_agree(task, dname, out["mmkit"], out["cpu_pre"])})
             r = rows[-1]
             print(f"  {task} {dname} batch {b}: mmkit {r['mmkit_img_s']:.1f} img/s "
                   f"(CPU preprocessing {r['mmkit_cpu_preprocess_img_s']:.1f}), pipeline {r['pipeline_img_s']:.1f}, "
-                  f"x{r['vs_pipeline']:.2f}", flush=True)
+                  f"x{r['vs_pipeline']:.2f}, outputs {r['agree']}", flush=True)
         m = pipe = None  # free them before the next dtype loads
         clear_cache()
         if device.type == "cuda":
@@ -176,8 +217,13 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-agreement", action="store_true")
     ap.add_argument("--skip-preprocess", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds per row (median kept)")
+    ap.add_argument("--peak-tflops", help="dtype=TFLOP/s,... the device's dense peak (default: one H100 SXM's)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("gpu_results.json")))
     args = ap.parse_args(argv)
+    for item in filter(None, (args.peak_tflops or "").split(",")):
+        k, v = item.split("=")
+        PEAK_TFLOPS[k] = float(v)
     device = mmkit.config.get_device(args.device)
     batches = [1, 32] if args.quick else [1, 4, 16, 32, 64, 128]
     dtypes = args.dtypes.split(",")
@@ -197,8 +243,10 @@ def main(argv=None) -> int:
         blip = str(random_model_dir("blip-caption", args.size, tmp / "blip"))
         clip = str(random_model_dir("clip", args.size, tmp / "clip"))
         names = ("blip-base", "clip-b32") if args.size == "base" else ("blip-tiny", "clip-tiny")
-        results["speed"] += speed_rows("caption", f"{names[0]} (random init)", blip, images, batches, dtypes, device)
-        results["speed"] += speed_rows("zero_shot", f"{names[1]} (random init)", clip, images, batches, dtypes, device)
+        results["speed"] += speed_rows("caption", f"{names[0]} (random init)", blip, images, batches, dtypes, device,
+                                       args.repeats)
+        results["speed"] += speed_rows("zero_shot", f"{names[1]} (random init)", clip, images, batches, dtypes, device,
+                                       args.repeats)
     if not args.skip_agreement:
         results["agreement"] = agreement_rows(device, 40 if args.quick else 300)
     if not args.skip_preprocess:
@@ -208,12 +256,13 @@ def main(argv=None) -> int:
     print(f"\n{machine}\n")
     if results["speed"]:
         print("| task | model | dtype | batch | images | mmkit img/s | mmkit, CPU preprocessing img/s | pipeline img/s "
-              "| x pipeline | on-GPU preprocessing gain |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| x pipeline | on-GPU preprocessing gain | % of peak FLOP/s | outputs vs pipeline |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results["speed"]:
+            peak = f"{100 * r['of_peak']:.1f}%" if r["of_peak"] is not None and device.type == "cuda" else "-"
             print(f"| {r['task']} | {r['model']} | {r['dtype']} | {r['batch']} | {r['images']} | {r['mmkit_img_s']:.1f} "
                   f"| {r['mmkit_cpu_preprocess_img_s']:.1f} | {r['pipeline_img_s']:.1f} | {r['vs_pipeline']:.2f} "
-                  f"| {r['preprocess_gain']:.2f} |")
+                  f"| {r['preprocess_gain']:.2f} | {peak} | {r['agree']} |")
     if results["agreement"]:
         print("\n| model | metric | n | fp32 | default dtype | default | same output as fp32 |")
         print("|---|---|---|---|---|---|---|")

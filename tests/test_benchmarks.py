@@ -126,7 +126,7 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
     out, scratch = tmp_path / "gpu.json", tmp_path / "scratch"
     scratch.mkdir()
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--quick",
-                          "--size", "tiny", "--dtypes", "fp32", "--out", str(out)],
+                          "--size", "tiny", "--dtypes", "fp32", "--repeats", "1", "--out", str(out)],
                          capture_output=True, text=True, cwd=ROOT, timeout=600,  # own process: it sets TQDM_DISABLE
                          env={**os.environ, "TMPDIR": str(scratch)})
     assert run.returncode == 0, run.stderr[-2000:]
@@ -135,6 +135,7 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
     speed = results["speed"]
     assert {(r["task"], r["batch"]) for r in speed} == {(t, b) for t in ("caption", "zero_shot") for b in (1, 32)}
     assert all(r["mmkit_img_s"] > 0 and r["pipeline_img_s"] > 0 for r in speed)
+    assert all(r["agree"] == "same" and r["agree_cpu_pre"] == "same" and r["gflop"] > 0 for r in speed)  # same outputs
     agreement = {r["model"]: r for r in results["agreement"]}
     assert len(agreement) == 6 and all(r["same_output"] == 1.0 for r in agreement.values())  # fp32 is the default here
     assert agreement["shapes-clip"]["fp32"] >= 0.9  # the bundled models score as in their READMEs
