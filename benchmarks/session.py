@@ -4,7 +4,8 @@ peak resident memory, for mmkit against plain transformers (`from_pretrained` + 
 Each measurement is its own Python process (nothing imported or cached beforehand; the OS file cache is warm for
 both sides alike after the first round), started from here; mmkit and plain transformers alternate in every
 round and the median of the rounds is kept. The child reports the times of import, load and first call and
-ru_maxrss (peak RSS); the wall time counted here includes the interpreter's start. The outputs of both are
+its peak RSS (VmHWM: ru_maxrss on Linux keeps the parent's RSS at the fork across exec, which inflated both
+sides alike in a first version); the wall time counted here includes the interpreter's start. The outputs of both are
 compared (the same caption; the same top label, probabilities within 1e-4).
 
     python benchmarks/session.py                    # bundled + real-size random-init models; session_results.json
@@ -65,8 +66,12 @@ else:
             enc = proc(images=image, text=[f"a {lab}" for lab in labels], padding=True, return_tensors="pt")
             out = model(**enc).logits_per_image.softmax(-1)[0].tolist()
 t3 = time.perf_counter()
+try:  # this process image's own peak (ru_maxrss would also count the parent's RSS when it forked us)
+    peak = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT" + json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2, "in_process_s": t3 - t0,
-                             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "out": out}))
+                             "peak_rss_mb": peak, "out": out}))
 '''
 
 

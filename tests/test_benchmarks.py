@@ -171,3 +171,13 @@ def test_task_benchmark_runs_and_a_partial_run_keeps_the_other_rows(tmp_path):
     others = [rows[0], *rows[3:]]
     _, rows = run("shapes-clip")  # rewrites the shapes-clip rows, keeps the others
     assert len(rows) == 6 and rows[:4] == others and {r["model"] for r in rows[4:]} == {"shapes-clip"}
+
+
+def test_session_compares_outputs_and_reads_its_own_peak_memory():
+    import session
+
+    assert session.same("caption", "a red circle", "a red circle") == "same"
+    assert session.same("caption", "a red circle", "a blue circle").startswith("DIFFERS")
+    assert session.same("zero_shot", [0.7, 0.3], [0.7 + 1e-6, 0.3]) == "same"
+    assert session.same("zero_shot", [0.6, 0.4], [0.4, 0.6]).startswith("DIFFERS")
+    assert "VmHWM" in session.CHILD  # the child's own peak: ru_maxrss would count the parent's RSS at the fork
