@@ -247,5 +247,27 @@ def spice_score(hyps: Mapping, refs: Mapping) -> float:
         raise MetricUnavailable(f"the SPICE Java scorer failed: {type(e).__name__}: {e}") from None
 
 
-# the old private names, for callers not yet moved to the public ones
-_coco_inputs = coco_inputs
+# -- attention maps against ground-truth boxes (image-sized maps; box = (x0, y0, x1, y1)) ----------------
+
+def pointing_hit(heat: np.ndarray, box) -> bool:
+    """True when the peak of an image-sized map lies inside box = (x0, y0, x1, y1)."""
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    x0, y0, x1, y1 = box
+    return bool(x0 <= x < x1 and y0 <= y < y1)
+
+
+def mass_in_box(heat: np.ndarray, box) -> float:
+    """Share of an image-sized map's (non-negative) mass inside box."""
+    h = np.clip(np.asarray(heat, dtype=np.float64), 0, None)
+    total = h.sum()
+    if total <= 0:
+        return 0.0
+    x0, y0, x1, y1 = box
+    return float(h[y0:y1, x0:x1].sum() / total)
+
+
+def box_share(box, size) -> float:
+    """The box's share of the image: the uniform map's expected pointing and mass score."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    return (x1 - x0) * (y1 - y0) / (w * h)

@@ -385,7 +385,7 @@ def clear_cache() -> None:
 
 
 @contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Hide transformers' per-load chatter (weight-loading bars, "torchvision missing: using the PIL
     image processor" notices) while a model loads; real errors still raise."""
     from transformers.utils import logging as hf_logging
@@ -402,7 +402,7 @@ def _quiet_transformers():
 
 
 def _load(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
-    with _quiet_transformers():
+    with quiet_transformers():
         return _load_quietly(spec, dev, dt, attention)
 
 

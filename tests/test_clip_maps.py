@@ -10,19 +10,19 @@ import torch
 
 import mmkit
 from mmkit.attention import dual
-from mmkit.attention.cross import image_inputs as _pixels, stack_layers as _stack
+from mmkit.attention.cross import image_inputs, stack_layers
 from mmkit.data.samples import sample_images
 
 
 def reference(m, image, text):
     """The old clip_maps arithmetic: {"similarity", "relevance", "rollout"} and attn, one backward per word."""
-    from mmkit.attention import _eager
+    from mmkit.attention import eager_attention
     from mmkit.attention.maps import rollout
 
-    with _eager(m):
+    with eager_attention(m):
         words, texts = dual._prompts(m, text)
-        t = dual._text_emb(m, texts)
-        px = _pixels(m, image)["pixel_values"]
+        t = dual.prompt_embeddings(m, texts)
+        px = image_inputs(m, image)["pixel_values"]
         vm = m.model.vision_model
         with torch.enable_grad():
             out = vm(pixel_values=px, output_attentions=True, return_dict=True)
@@ -37,7 +37,7 @@ def reference(m, image, text):
                 for a, g in zip(atts, grads):
                     r = r + (g[0] * a[0]).clamp(min=0).mean(0).detach().float() @ r
                 relevance.append(r[0, 1:].numpy())
-        att = _stack(atts)
+        att = stack_layers(atts)
         sim = (torch.nn.functional.normalize(patches[0], dim=-1) @ t.T).T.detach().numpy()
         return {"similarity": sim, "relevance": np.stack(relevance), "rollout": rollout(att)[0, 1:], "attn": att}
 
@@ -71,8 +71,8 @@ def test_clip_maps_equal_the_per_word_computation(which, model_dirs, images):
 def test_relevance_falls_back_to_one_pass_per_word(monkeypatch, model_dirs, images):
     """Where autograd cannot batch the backward pass, one pass per word gives the same relevance."""
     m = mmkit.load_model(str(model_dirs("clip")), attention=True)
-    px = _pixels(m, images[0])["pixel_values"]
-    t = dual._text_emb(m, ["a red", "a circle", "a red circle"])
+    px = image_inputs(m, images[0])["pixel_values"]
+    t = dual.prompt_embeddings(m, ["a red", "a circle", "a red circle"])
     batched = dual.clip_relevance(m, px, t)
     grad = torch.autograd.grad
     calls = []

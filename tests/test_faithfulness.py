@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import mmkit
-from mmkit.attention.faithfulness import (target_objects, box_share, faithfulness, mass_in_box, pointing_hit,
-                                          randomized_copy)
+from mmkit.attention.faithfulness import faithfulness, randomized_copy
+from mmkit.data.targets import target_objects
+from mmkit.metrics import box_share, mass_in_box, pointing_hit
 
 
 def test_scores_of_planted_maps():

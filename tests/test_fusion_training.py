@@ -32,7 +32,7 @@ def test_box_fraction():
     # attention mass per patch, weighted by the patch's share in the box = mass_in_box of the upsampled map
     import numpy as np
 
-    from mmkit.attention.faithfulness import mass_in_box
+    from mmkit.metrics import mass_in_box
 
     a = np.random.default_rng(0).dirichlet(np.ones(64))  # (64,) attention over an 8x8 grid
     heat = np.kron(a.reshape(8, 8), np.ones((8, 8)) / 64)  # (64, 64) image-sized

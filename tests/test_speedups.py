@@ -172,8 +172,8 @@ def test_clip_image_features_step_aside_where_they_do_not_apply(scenes, monkeypa
             assert clip_image_features(m.model, px) is None
         finally:
             m.model.eval()
-    # the task functions take it for CLIP, and not for a model loaded for attention maps
-    import mmkit.tasks.embeddings as emb
+    # the task functions take it for CLIP (through mmkit.families), and not for a model loaded for attention maps
+    import mmkit.speedups as emb
 
     used = []
     monkeypatch.setattr(emb, "clip_image_features", lambda model, px: used.append(len(px)))  # None: the fallback
@@ -250,7 +250,7 @@ def test_pil_pixels_leave_what_they_do_not_cover_to_the_processor(monkeypatch):
     taken = []
     real = inputs.pil_pixels
     monkeypatch.setattr(inputs, "pil_pixels", lambda *a: taken.append(real(*a)) or taken[-1])
-    m = mmkit.load_model("shapes-vilt-vqa")  # declined: _pixels asks the processor, pixel mask and all
+    m = mmkit.load_model("shapes-vilt-vqa")  # declined: pixel_inputs asks the processor, pixel mask and all
     assert set(pixel_inputs(m, [image])) == {"pixel_values", "pixel_mask"} and taken == [None]
     m = mmkit.load_model("shapes-blip-caption")
     taken.clear()

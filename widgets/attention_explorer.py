@@ -9,20 +9,12 @@ the explorer; no exception escapes a click or a slider.
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as W
 
 import mmkit
 
-from .base import Panel
-
-
-def figure_png(fig) -> bytes:
-    """Render a matplotlib Figure to PNG bytes (no display needed)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+from .base import Panel, png
 
 
 class AttentionExplorer(Panel):
@@ -141,7 +133,7 @@ class AttentionExplorer(Panel):
 
     def _box(self):
         """The box of the object the selected word names in the scene, or None."""
-        from mmkit.attention.faithfulness import target_objects
+        from mmkit.data.targets import target_objects
 
         if self.scene is None:
             return None
@@ -183,7 +175,7 @@ class AttentionExplorer(Panel):
         word = self.maps.words[self.words.value]
         fig = mmkit.viz.overlay(self.maps.image, self.maps.for_token(self.words.value, layer=l, head=h),
                                 alpha=self.opacity.value, title=f"'{word}' · layer {l}, head {h}")
-        self.enlarged.value = figure_png(fig)
+        self.enlarged.value = png(fig, dpi=110)
 
     def _cell_buttons(self) -> None:
         """One button per layer and head, in the head view's order; a click enlarges that cell below."""
@@ -228,7 +220,7 @@ class AttentionExplorer(Panel):
         if self._quiet or self.maps is None or self.words.value is None or self.method.value is None:
             return
         try:
-            self.picture.value = figure_png(self.figure())
+            self.picture.value = png(self.figure(), dpi=110)
             if self.head_view.value and self.maps.attn is not None:
                 self._cell_buttons()
                 self._show_enlarged()

@@ -76,15 +76,17 @@ def _contains(widget, target) -> bool:
 
 def png(x, dpi: int = 80) -> bytes:
     """PNG bytes of a matplotlib Figure (closed afterwards) or a PIL image, for a `w.Image`."""
-    buf = io.BytesIO()
     if hasattr(x, "savefig"):
-        x.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        from mmkit.viz import figure_png
+
+        data = figure_png(x, dpi=dpi)
         if getattr(x.canvas, "manager", None) is not None:  # a pyplot figure: free it
             import matplotlib.pyplot as plt
 
             plt.close(x)
-    else:
-        x.save(buf, format="PNG")
+        return data
+    buf = io.BytesIO()
+    x.save(buf, format="PNG")
     return buf.getvalue()
 
 

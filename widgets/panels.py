@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipywidgets as w
 
 from mmkit.errors import InputError
-from mmkit.viz.text import plain
+from mmkit.viz import prob_chart
 
 from .base import ModelChoice, Panel, control_layout, esc, png, wrap_row
 from .decoding import DecodingControls, caption_picked
@@ -137,25 +137,6 @@ def parse_lines(text: str, commas: bool = True) -> list[str]:
     if commas and len(lines) == 1 and "," in lines[0]:
         lines = [x.strip() for x in lines[0].split(",") if x.strip()]
     return lines
-
-
-def prob_chart(probs: dict, title: str = ""):
-    """A horizontal bar chart of {label: probability}, highest on top. Returns the Figure."""
-    from matplotlib.figure import Figure
-
-    items = sorted(probs.items(), key=lambda kv: kv[1])
-    fig = Figure(figsize=(4.6, 0.35 * len(items) + 0.9), layout="constrained")
-    ax = fig.subplots()
-    labels = [plain(k) for k, _ in items]  # shown as typed, never as matplotlib mathtext
-    bars = ax.barh(labels, [v for _, v in items], color="#4c72b0")
-    bars[-1].set_color("#dd8452")
-    for b, (_, v) in zip(bars, items):
-        ax.text(min(v + 0.01, 0.9), b.get_y() + b.get_height() / 2, f"{v:.2f}", va="center", fontsize=8)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("probability")
-    if title:
-        ax.set_title(plain(title), fontsize=9)
-    return fig
 
 
 class ZeroShotPanel(Panel):

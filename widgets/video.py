@@ -103,7 +103,7 @@ class VideoPanel(Panel):
         """Sample frames, caption them into segments and score them against the query (the Analyse button)."""
         import mmkit
         from mmkit.data import video_frames
-        from mmkit.video.tasks import _source
+        from mmkit.video.tasks import frame_source
 
         def work(job):
             video, clip = self._video()
@@ -111,7 +111,7 @@ class VideoPanel(Panel):
             if not query:
                 raise InputError("the query is empty; type what to find, e.g. 'a red circle'")
             every = float(self.every.value)
-            frames_in = _source(video, every, self.max_frames, 256)[0] if clip is not None else \
+            frames_in = frame_source(video, every, self.max_frames, 256)[0] if clip is not None else \
                 video_frames(video, every=every, max_frames=self.max_frames, max_side=256)
             frames = []
             for f in frames_in:  # kept small (256 px) for the strip and the slider

@@ -21,7 +21,7 @@ _SWITCH = threading.RLock()  # one switched call at a time: a second call must n
 
 
 @contextmanager
-def _eager(m: Loaded):
+def eager_attention(m: Loaded):
     """Eager attention for the call (sdpa returns no attention weights), and the model as it was after it.
 
     A model loaded with attention=True is used as it is. Any other (the shared cached model that zero_shot,
@@ -86,5 +86,5 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         text = fit_text(m, text, what="text")  # longer than the model's limit: cut, with a warning
     elif adapter(m).maps_need_text:
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
-    with _eager(m):  # the model's attention implementation and flag come back after the call
+    with eager_attention(m):  # the model's attention implementation and flag come back after the call
         return map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)

@@ -195,12 +195,3 @@ def vilt_maps(m, image, text: str) -> AttentionMaps:
         notes["answer"] = model.config.id2label[int(out.logits[0].argmax())]
     return AttentionMaps(image, words, groups, pieces, grid, attn, {"rollout": rolled, "relevance": relevant},
                          m.spec.name, text, notes=notes)
-
-
-# the old private names, for callers not yet moved to the public ones
-_np = to_numpy
-_stack = stack_layers
-_pixels = image_inputs
-_square_grid = square_grid
-_content = content_positions
-_text_pieces = text_pieces

@@ -28,7 +28,7 @@ def _prompts(m, text: str) -> tuple[list[str], list[str]]:
     return words, texts
 
 
-def _text_emb(m, texts):
+def prompt_embeddings(m, texts):
     """(W, D) L2-normalised prompt embeddings, float32 whatever the model's dtype; the last 16 prompt lists are
     kept on the Loaded object (m.cache["map_prompts"]), as zero_shot keeps its labels'."""
     from collections import OrderedDict
@@ -54,7 +54,7 @@ def clip_maps(m, image, text: str) -> AttentionMaps:
 
     model = m.model
     words, texts = _prompts(m, text)
-    t = _text_emb(m, texts)  # (W, D)
+    t = prompt_embeddings(m, texts)  # (W, D)
     px = image_inputs(m, image)["pixel_values"]
     vm = model.vision_model
     with torch.no_grad():
@@ -129,7 +129,7 @@ def align_maps(m, image, text: str) -> AttentionMaps:
 
     model = m.model
     words, texts = _prompts(m, text)
-    t = _text_emb(m, texts)  # (W, D)
+    t = prompt_embeddings(m, texts)  # (W, D)
     px = image_inputs(m, image)["pixel_values"]
     with torch.enable_grad():
         out = model.vision_model(pixel_values=px, return_dict=True)

@@ -19,49 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.shapes import COLORS, SHAPES
-
-TARGET_WORDS = set(COLORS) | set(SHAPES)
-
-
-def pointing_hit(heat: np.ndarray, box) -> bool:
-    """True when the peak of an image-sized map lies inside box = (x0, y0, x1, y1)."""
-    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    x0, y0, x1, y1 = box
-    return bool(x0 <= x < x1 and y0 <= y < y1)
-
-
-def mass_in_box(heat: np.ndarray, box) -> float:
-    """Share of an image-sized map's (non-negative) mass inside box."""
-    h = np.clip(np.asarray(heat, dtype=np.float64), 0, None)
-    total = h.sum()
-    if total <= 0:
-        return 0.0
-    x0, y0, x1, y1 = box
-    return float(h[y0:y1, x0:x1].sum() / total)
-
-
-def box_share(box, size) -> float:
-    """The box's share of the image: the uniform map's expected pointing and mass score."""
-    x0, y0, x1, y1 = box
-    w, h = size
-    return (x1 - x0) * (y1 - y0) / (w * h)
-
-
-def target_objects(scene, words: list[str]) -> list[tuple[int, object]]:
-    """(word index, object) for colour/shape words that name exactly one object of the scene."""
-    out = []
-    for i, w in enumerate(words):
-        lw = w.lower().strip("?.,")
-        if lw not in TARGET_WORDS:
-            continue
-        # the object named by the phrase this word belongs to: the nearest following shape word decides
-        phrase = [x.lower().strip("?.,") for x in words[i:i + 3]]
-        shape = next((x for x in phrase if x in SHAPES), None)
-        color = lw if lw in COLORS else next((x.lower() for x in words[max(0, i - 2):i] if x.lower() in COLORS), None)
-        cands = [o for o in scene.objects if (shape is None or o.shape == shape) and (color is None or o.color == color)]
-        if len(cands) == 1:
-            out.append((i, cands[0]))
-    return out
+from ..data.targets import target_objects
+from ..metrics import box_share, mass_in_box, pointing_hit
 
 
 def _texts_for(family: str, scene) -> list[str]:

@@ -92,28 +92,28 @@ SCORES = {"blip-caption": "log-likelihood per token of the caption", "blip-vqa":
           "align": "cosine(image, prompt)"}
 
 
-def _inputs(m, image, text, labels=None):
+def model_inputs(m, image, text, labels=None):
     """Processor inputs of one image (and text for ViLT), and the state a scorer needs: (enc, state)."""
     import torch
 
-    from .cross import _pixels
+    from .cross import image_inputs
 
     fam = m.spec.family
     if fam.startswith("vilt"):
         enc = m.processor(images=image, text=text, return_tensors="pt")
         enc = {k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device)) for k, v in enc.items()}
     else:
-        enc = dict(_pixels(m, image))
+        enc = dict(image_inputs(m, image))
     tok = getattr(m.processor, "tokenizer", None)
     state = {}
     with torch.inference_mode():
         if fam in ("clip", "align"):
-            from ..tasks.embeddings import _logit_scale
-            from .dual import _text_emb
+            from ..tasks.embeddings import logit_scale
+            from .dual import prompt_embeddings
 
             others = [x for x in (labels or []) if x != text]  # zero-shot against these, when given
-            state["text_emb"] = _text_emb(m, [m.spec.zero_shot_template.format(x) for x in [text] + others])  # (1+L, D)
-            state["scale"] = _logit_scale(m)
+            state["text_emb"] = prompt_embeddings(m, [m.spec.zero_shot_template.format(x) for x in [text] + others])  # (1+L, D)
+            state["scale"] = logit_scale(m)
         elif fam == "blip-caption":
             ids = tok(text, return_tensors="pt")["input_ids"].to(m.device)
             ids[0, 0] = m.model.config.text_config.bos_token_id  # BLIP's decoder starts from its BOS token
@@ -134,14 +134,14 @@ def _scores(m, enc: dict, px, state: dict):
     """The model's score of each perturbed copy: px (B, C, H, W) -> (B,) float numpy."""
     import torch
 
-    from ..tasks.embeddings import _feature
+    from ..tasks.embeddings import pooled_feature
 
     fam, model, B = m.spec.family, m.model, px.shape[0]
     rep = lambda t: t.expand(B, *t.shape[1:])  # noqa: E731  (1, ...) -> (B, ...)
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # ViLT samples patches: the same draw for every copy and call
         if fam in ("clip", "align"):
-            f = torch.nn.functional.normalize(_feature(model.get_image_features(pixel_values=px)).float(), dim=-1)
+            f = torch.nn.functional.normalize(pooled_feature(model.get_image_features(pixel_values=px)).float(), dim=-1)
             sims = f @ state["text_emb"].float().T  # (B, 1 + L)
             s = sims[:, 0] if sims.shape[1] == 1 else (state["scale"] * sims).softmax(-1)[:, 0]
         elif fam.startswith("vilt"):
@@ -262,7 +262,7 @@ def perturbation_many(m, images, methods: list[str], texts=None, steps: int = ST
         for meth in methods:
             if meth not in maps.methods:
                 raise InputError(f"method {meth!r} is not available for {m.spec.name}; choose one of {maps.methods}")
-        enc, state = _inputs(m, image, text, labels)
+        enc, state = model_inputs(m, image, text, labels)
         rng = np.random.default_rng(seed + n)
         P = maps.grid[0] * maps.grid[1]
         heats = [explanation_map(maps, meth).ravel() for meth in methods]

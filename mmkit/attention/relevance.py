@@ -18,9 +18,9 @@ def lazy(m, fn):
     """fn as a function AttentionMaps calls on first use, with eager attention (as attention_maps has it)."""
 
     def compute():
-        from . import _eager
+        from . import eager_attention
 
-        with _eager(m):
+        with eager_attention(m):
             return fn()
 
     return compute
@@ -80,7 +80,7 @@ def _grads(target, tensors):
     return torch.autograd.grad(target, tensors, retain_graph=True, allow_unused=True)
 
 
-def _first(ts):
+def first_item(ts):
     """Batch item 0 of each tensor: (1, H, Q, K) -> (H, Q, K); a missing gradient becomes zeros."""
     return [t[0].detach().cpu() if t is not None else None for t in ts]
 
@@ -97,7 +97,7 @@ def vilt_relevance(m, enc) -> np.ndarray:
         target = logits[logits.argmax()] if logits.numel() > 1 else logits[0]
         atts = list(out.attentions)
         grads = _grads(target, atts)
-    return self_relevance(_first(atts), _zeros_for(_first(grads), _first(atts))).float().numpy()
+    return self_relevance(first_item(atts), _zeros_for(first_item(grads), first_item(atts))).float().numpy()
 
 
 def _zeros_for(grads, like):
@@ -109,7 +109,7 @@ def _zeros_for(grads, like):
 def _all_grads(target, stacks: list[list]) -> list[list]:
     """Gradients of target for several lists of attention tensors in one backward pass: the same nesting."""
     flat = [t for st in stacks for t in st]
-    g = _zeros_for(_first(_grads(target, flat)), _first(flat))
+    g = _zeros_for(first_item(_grads(target, flat)), first_item(flat))
     out, i = [], 0
     for st in stacks:
         out.append(g[i:i + len(st)])
@@ -119,7 +119,7 @@ def _all_grads(target, stacks: list[list]) -> list[list]:
 
 def _text_stack(out, grads_self, grads_cross):
     """Self and cross attentions of a BLIP text model's output with their gradients: 4 lists of (H, Q, K)."""
-    return _first(list(out.attentions)), grads_self, _first(list(out.cross_attentions)), grads_cross
+    return first_item(list(out.attentions)), grads_self, first_item(list(out.cross_attentions)), grads_cross
 
 
 def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np.ndarray:
@@ -148,7 +148,7 @@ def blip_relevance(m, px, kind: str, ids=None, mask=None, answer_ids=None) -> np
             for t in range(1, ids.shape[1]):
                 target = logp[t - 1, ids[0, t]]
                 gv, gs, gc = _all_grads(target, [v_atts, list(out.attentions), list(out.cross_attentions)])
-                _, r_ti = stream_relevance(*_text_stack(out, gs, gc), self_relevance(_first(v_atts), gv))
+                _, r_ti = stream_relevance(*_text_stack(out, gs, gc), self_relevance(first_item(v_atts), gv))
                 rows.append(r_ti[t - 1, 1:])
         return torch.stack(rows).float().numpy() if rows else np.zeros((0, h.shape[1] - 1), np.float32)
     r = blip_streams(m, px, kind, ids, mask, answer_ids)
@@ -183,7 +183,7 @@ def blip_streams(m, px, kind: str, ids, mask, answer_ids=None) -> dict:
         if a is not None:
             stacks += [list(a.attentions), list(a.cross_attentions)]
         g = _all_grads(target, stacks)
-    r_qq, r_qi = stream_relevance(*_text_stack(q, g[1], g[2]), self_relevance(_first(v_atts), g[0]))
+    r_qq, r_qi = stream_relevance(*_text_stack(q, g[1], g[2]), self_relevance(first_item(v_atts), g[0]))
     out = {"qq": r_qq, "qi": r_qi}
     if a is not None:
         out["aq"] = stream_relevance(*_text_stack(a, g[3], g[4]), r_qq)[1]

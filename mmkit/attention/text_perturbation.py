@@ -31,7 +31,7 @@ def text_inputs(m, text: str) -> dict:
     """The token ids the model scores (1, T), their mask, the positions of real tokens and of the output token."""
     import torch
 
-    from .cross import _content
+    from .cross import content_positions
 
     fam, tok = m.spec.family, m.processor.tokenizer
     if fam in ("clip", "align"):
@@ -39,7 +39,7 @@ def text_inputs(m, text: str) -> dict:
     enc = tok(text, return_tensors="pt")
     ids = enc["input_ids"].to(m.device)
     mask = enc.get("attention_mask", torch.ones_like(ids)).to(m.device)
-    content = _content(tok, ids[0])
+    content = content_positions(tok, ids[0])
     if not content:
         raise InputError(f"the text {text!r} has no tokens {m.spec.name} can delete; give a few words")
     out = 0 if fam != "clip" else ids.shape[1] - 1  # CLIP pools its end token; the others their first
@@ -49,9 +49,9 @@ def text_inputs(m, text: str) -> dict:
 def _image_emb(m, enc):
     import torch
 
-    from ..tasks.embeddings import _feature
+    from ..tasks.embeddings import pooled_feature
 
-    f = _feature(m.model.get_image_features(pixel_values=enc["pixel_values"])).float()
+    f = pooled_feature(m.model.get_image_features(pixel_values=enc["pixel_values"])).float()
     return torch.nn.functional.normalize(f, dim=-1)  # (1, D)
 
 
@@ -77,9 +77,9 @@ def token_scores(m, enc: dict, state: dict, ids, mask) -> np.ndarray:
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # ViLT samples patches: the same draw for every copy and call
         if fam in ("clip", "align"):
-            from ..tasks.embeddings import _feature
+            from ..tasks.embeddings import pooled_feature
 
-            f = _feature(model.get_text_features(input_ids=ids, attention_mask=mask)).float()
+            f = pooled_feature(model.get_text_features(input_ids=ids, attention_mask=mask)).float()
             s = _dual_score(m, state, torch.nn.functional.normalize(f, dim=-1))
         elif fam.startswith("vilt"):
             kw = {k: (ids if k == "input_ids" else mask if k == "attention_mask" else rep(v)) for k, v in enc.items()}
@@ -103,9 +103,9 @@ def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
     """Each method's score of each real token, {method: (n,)}: the higher, the earlier it is deleted."""
     import torch
 
-    from .cross import _stack
+    from .cross import stack_layers
     from .maps import rollout
-    from .relevance import _first, avg_heads, blip_streams, self_relevance, vilt_relevance
+    from .relevance import first_item, avg_heads, blip_streams, self_relevance, vilt_relevance
 
     fam, model, pos, o = m.spec.family, m.model, t["content"], t["out"]
     ids, mask = t["ids"], t["mask"]
@@ -113,7 +113,7 @@ def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
     if fam.startswith("vilt"):
         with torch.inference_mode(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            att = _stack(model(**enc, output_attentions=True).attentions)  # (L, H, S, S) text first
+            att = stack_layers(model(**enc, output_attentions=True).attentions)  # (L, H, S, S) text first
         out["attention"] = att[:, :, o, pos].mean((0, 1))
         out["rollout"] = rollout(att)[o, pos]
         if "relevance" in methods:
@@ -124,7 +124,7 @@ def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
             q = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=state["vis"],
                                    output_attentions=True, return_dict=True)
             if fam == "blip-itm":
-                att = _stack(q.attentions)  # (L, H, T, T)
+                att = stack_layers(q.attentions)  # (L, H, T, T)
                 out["attention"] = att[:, :, o, pos].mean((0, 1))
                 if "gradcam" in methods:  # the layer Grad-CAM reads on the image side (cross.py)
                     layer = min((2 * len(att)) // 3, len(att) - 2) if len(att) > 1 else 0
@@ -138,7 +138,7 @@ def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
                                        encoder_hidden_states=q.last_hidden_state, encoder_attention_mask=mask,
                                        output_attentions=True, return_dict=True)
                 rows = state["answer_rows"]
-                out["attention"] = _stack(a.cross_attentions)[:, :, rows][..., pos].mean((0, 1, 2))
+                out["attention"] = stack_layers(a.cross_attentions)[:, :, rows][..., pos].mean((0, 1, 2))
                 if "relevance" in methods:
                     aq = blip_streams(m, px, "vqa", ids, mask, state["answer"])["aq"]  # (A, Tq)
                     out["relevance"] = aq[rows][:, pos].sum(0).numpy()
@@ -153,10 +153,10 @@ def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
             if fam == "clip":
                 atts = list(res.attentions)
                 grads = torch.autograd.grad(target, atts)
-                att = _stack(atts)  # (L, H, T, T)
+                att = stack_layers(atts)  # (L, H, T, T)
                 out["attention"] = att[:, :, o, pos].mean((0, 1))
                 out["rollout"] = rollout(att)[o, pos]
-                out["relevance"] = self_relevance(_first(atts), _first(grads))[o, pos].numpy()
+                out["relevance"] = self_relevance(first_item(atts), first_item(grads))[o, pos].numpy()
             else:  # Grad-CAM over the tokens: gradient-weighted last hidden states
                 (g,) = torch.autograd.grad(target, [last])
                 w = g[0].mean(0)  # (D,) token-averaged gradient
@@ -194,8 +194,8 @@ def text_perturbation_many(m, images, methods, texts, fractions, n_random: int, 
     the texts. The random curves (method-independent) are computed once per image."""
     import torch
 
-    from . import _eager
-    from .perturbation import _inputs
+    from . import eager_attention
+    from .perturbation import model_inputs
 
     fam = m.spec.family
     if fam not in TEXT_METHODS:
@@ -207,11 +207,11 @@ def text_perturbation_many(m, images, methods, texts, fractions, n_random: int, 
     tok = m.processor.tokenizer
     mask_id, pad_id = tok.mask_token_id, tok.pad_token_id if tok.pad_token_id is not None else 0
     curves = {k: {x: [] for x in ("deletion", "insertion", "random_deletion", "random_insertion")} for k in methods}
-    with _eager(m):
+    with eager_attention(m):
         for n, (image, text) in enumerate(zip(images, texts)):
             if not text:
                 raise InputError(f"image {n} has no text; give the question / caption / prompt to perturb")
-            enc, state = _inputs(m, image, text, labels)
+            enc, state = model_inputs(m, image, text, labels)
             state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in state.items()}  # usable under autograd
             t = text_inputs(m, text)
             if fam.startswith("vilt"):  # the ids and mask the processor made, with the image's
@@ -222,9 +222,9 @@ def text_perturbation_many(m, images, methods, texts, fractions, n_random: int, 
                 elif fam.startswith("blip"):
                     state["vis"] = m.model.vision_model(pixel_values=enc["pixel_values"]).last_hidden_state
                 if fam == "blip-vqa":
-                    from .cross import _content
+                    from .cross import content_positions
 
-                    rows = [p - 1 for p in _content(tok, state["answer"][0]) if p > 0]
+                    rows = [p - 1 for p in content_positions(tok, state["answer"][0]) if p > 0]
                     state["answer_rows"] = rows or [0]
             rank = token_ranking(m, enc, state, t, methods)
             rng = np.random.default_rng(seed + n)

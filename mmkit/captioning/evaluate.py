@@ -90,7 +90,8 @@ def attention_pointing(model, scenes: Sequence, **decoding) -> dict:
     """
     import numpy as np
 
-    from ..attention.faithfulness import target_objects, box_share, mass_in_box, pointing_hit
+    from ..data.targets import target_objects
+    from ..metrics import box_share, mass_in_box, pointing_hit
 
     hits, mass, base = [], [], []
     for s in scenes:

@@ -418,7 +418,3 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, d: int, fi
         draw.rectangle([x + m, y + m, x + d - 1 - m, y + d - 1 - m], fill=fill)
     else:
         draw.polygon([(x + (d - 1) / 2, y), (x, y + d - 1), (x + d - 1, y + d - 1)], fill=fill)
-
-
-# the old private names, for callers not yet moved to the public ones
-_draw_shape = draw_shape

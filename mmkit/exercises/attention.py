@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..attention.faithfulness import mass_in_box, pointing_hit
+from ..metrics import mass_in_box, pointing_hit
 from ..attention.maps import rollout
 from .core import Case, exercise
 

@@ -190,7 +190,3 @@ def _patch_hit_cases(rng):
         x0, y0 = (int(x) for x in rng.integers(0, size - 2, size=2))
         x1, y1 = int(rng.integers(x0 + 1, size + 1)), int(rng.integers(y0 + 1, size + 1))
         yield Case("random", (rng.random(grid * grid), (x0, y0, x1, y1), grid, size))
-
-
-# the old private names, for callers not yet moved to the public ones
-_randn = randn

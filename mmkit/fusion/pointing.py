@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..attention.faithfulness import box_share, mass_in_box
+from ..metrics import box_share, mass_in_box
 from ..errors import InputError
 from .encoders import WordVocab, encode_images
 

@@ -23,7 +23,7 @@ class Timing(dict):
         super().__init__(decode=0.0, wait=0.0, model=0.0, write=0.0, total=0.0)
 
 
-def _decode_one(path: str, size: int, draft: bool):
+def decode_one(path: str, size: int, draft: bool):
     """(image | None, error | None, seconds) of one file."""
     try:
         im, s = decode(path, size, draft)
@@ -65,12 +65,12 @@ def run_local(task: JobTask, m, options: dict, plan: list[list[str]], pending: l
     def submit_until(n: int) -> None:
         nonlocal next_submit
         while next_submit < min(n, len(work)):
-            ahead.append([pool.submit(_decode_one, p, size, draft) for p in work[next_submit][1]])
+            ahead.append([pool.submit(decode_one, p, size, draft) for p in work[next_submit][1]])
             next_submit += 1
 
     def decoded(_i):
         if pool is None:
-            out = [_decode_one(p, size, draft) for p in work[pos][1]]
+            out = [decode_one(p, size, draft) for p in work[pos][1]]
         else:
             submit_until(pos + 1 + max(2, workers))  # keep the pool a few batches ahead of the model
             out = [f.result() for f in ahead.popleft()]

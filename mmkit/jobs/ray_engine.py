@@ -34,7 +34,7 @@ class ShardWorker:
         self.plan = self.journal.plan()
 
     def __call__(self, batch: dict) -> dict:
-        from .local import Timing, _decode_one, process_shard_batches
+        from .local import Timing, decode_one, process_shard_batches
         from .source import input_size
 
         size = input_size(self.m) if self.draft else 0
@@ -47,7 +47,7 @@ class ShardWorker:
                 batches = [paths[i:i + self.batch_size] for i in range(0, len(paths), self.batch_size)]
 
                 def decoded(i):
-                    got = [_decode_one(p, size, self.draft) for p in batches[i]]
+                    got = [decode_one(p, size, self.draft) for p in batches[i]]
                     timing["decode"] += sum(s for _, _, s in got)
                     return [(im, err) for im, err, _ in got]
 

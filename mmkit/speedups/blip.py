@@ -290,10 +290,3 @@ def _first_equal_rows(x) -> list | None:
         if first[i] == i:
             same.append(i)
     return None if first == list(range(len(x))) else first
-
-
-# the old private names, for callers not yet moved to the public ones
-_absorbed_forward = absorbed_forward
-_decoder_forward = decoder_forward
-_distinct_forward = distinct_forward
-_fused_forward = fused_forward

@@ -91,7 +91,3 @@ def clip_image_features(model, pixel_values):
     c = a.out_proj(ctx.transpose(1, 2).reshape(b, 1, d))  # (B, 1, D)
     c += h[:, :1]  # c is new: the residual sum goes into it
     return model.visual_projection(vm.post_layernorm(_mlp_block(last, c)[:, 0]))  # (B, E)
-
-
-# the old private names, for callers not yet moved to the public ones
-_layer_forward = layer_forward

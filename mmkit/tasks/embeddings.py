@@ -250,10 +250,3 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     top = sim.topk(min(k, sim.shape[1]), dim=-1)
     res = [[Hit(int(i), float(s), items[int(i)]) for s, i in zip(vs, ix)] for vs, ix in zip(top.values, top.indices)]
     return res if many else res[0]
-
-
-# the old private names, for callers not yet moved to the public ones
-_feature = pooled_feature
-_embed_images = image_embeddings
-_embed_texts = text_embeddings
-_logit_scale = logit_scale

@@ -184,14 +184,3 @@ def _distinct_pixels(m: Loaded, images: list) -> dict:
 def batched(m: Loaded, n: int, batch_size: int, step, what: str) -> list:
     """run_batched with the model's name, device and dtype in its messages (smaller batches on OOM)."""
     return run_batched(n, check_option("batch_size", batch_size), step, f"{what} on {m.spec.name}", m.device, m.dtype)
-
-
-# the old private names, for callers not yet moved to the public ones
-_model = task_model
-_images = image_list
-_texts = text_list
-_max_len = max_text_len
-_tokenize = tokenize
-_with_image_tokens = tokenize_with_image_tokens
-_pixels = pixel_inputs
-_batched = batched

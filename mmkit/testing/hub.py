@@ -204,7 +204,7 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
     import transformers
 
     from ..errors import InputError
-    from ..models import _quiet_transformers
+    from ..models import quiet_transformers
 
     if size not in ("tiny", "real"):
         raise InputError(f"size={size!r}: use 'tiny' or 'real'")
@@ -221,7 +221,7 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
                 and (base / "snapshots" / commit / "config.json").exists():
             continue
         torch.manual_seed(int(commit[:8], 16))
-        with _quiet_transformers():  # no progress bars or "torchvision missing" notices while writing
+        with quiet_transformers():  # no progress bars or "torchvision missing" notices while writing
             model, tok, pre, proc = _HUB_BUILDERS[known[repo]](repo, size == "real")
             _write_repo(base, commit, model, tok, pre, proc)
     return folder

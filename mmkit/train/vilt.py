@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..attention.faithfulness import target_objects
+from ..data.targets import target_objects
 from ..data.shapes import PIXEL_MEAN, PIXEL_STD
 from .common import adamw, flat_if, param_groups, warmup_linear
 from ..data.styles import fit_scene

@@ -97,7 +97,7 @@ class VideoAnswers:
         return f"{self.answer}  ({self.rule}; per frame: {dict(self.counts)}; {self.limits})"
 
 
-def _source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], float | None]:
+def frame_source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], float | None]:
     """(iterable of Frames, clip end in seconds if known) for a path/bytes/file, a VideoFrames, a Clip or Frames."""
     from ..data.video_world import Clip
 
@@ -133,7 +133,7 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
     """Apply fn(list of images) -> list to the sampled frames batch by batch: (times, results, clip end)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size={batch_size!r} must be a whole number >= 1")
-    frames, end = _source(video, every, max_frames, max_side)
+    frames, end = frame_source(video, every, max_frames, max_side)
     times: list[float] = []
     out: list = []
     for batch in _batches(frames, batch_size):

@@ -1,5 +1,6 @@
 """matplotlib figures for mmkit: every function returns a Figure and works headless (Agg)."""
 from .attention import caption_strip, compare_methods, layer_head_grid, overlay
+from .charts import prob_chart
 from .captions import plot_comparison, plot_losses, plot_word_attention
 from .curves import perturbation_curves
 from .fusion import plot_cell_predictions, plot_history, plot_results, plot_robustness, plot_tradeoff
@@ -10,4 +11,4 @@ from .text import plain
 __all__ = ["caption_strip", "cell_image", "compare_methods", "draw_boxes", "figure_png", "head_order", "head_scores",
            "head_view", "head_view_html", "image_grid", "layer_head_grid", "new_figure", "overlay",
            "perturbation_curves", "plain", "plot_cell_predictions", "plot_comparison", "plot_history",
-           "plot_losses", "plot_results", "plot_robustness", "plot_tradeoff", "plot_word_attention", "scene_card", "scene_grid"]
+           "plot_losses", "plot_results", "plot_robustness", "plot_tradeoff", "plot_word_attention", "prob_chart", "scene_card", "scene_grid"]

@@ -18,7 +18,7 @@ SORTS = ("layer", "entropy", "object")  # heads in model order; most focused fir
 def head_scores(maps, word, by: str = "entropy", box=None) -> np.ndarray:
     """One score per layer and head, (L, H): the entropy of the head's map in bits ("entropy"; low = focused),
     or the share of its mass inside box = (x0, y0, x1, y1) in image pixels ("object")."""
-    from ..attention.faithfulness import mass_in_box
+    from ..metrics import mass_in_box
 
     if maps.attn is None:
         raise ValueError(f"{maps.model} has no attention heads; its maps are {maps.methods}")

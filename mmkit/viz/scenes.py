@@ -96,6 +96,3 @@ def scene_card(scene):
     ax_txt.axis("off")
     ax_txt.text(0, 1, plain("\n".join(textwrap.fill(l, 60) for l in lines)), va="top", fontsize=8, family="monospace")
     return fig
-
-
-_new_figure = new_figure  # the old private name, until every caller uses new_figure
