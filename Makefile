@@ -112,7 +112,8 @@ test-widgets7: $(STAMP)
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
 	  tests/test_annotation_panel.py tests/test_safety.py tests/test_video_panel.py tests/test_notices.py \
-	  tests/test_fuzz_surfaces.py tests/test_head_view.py -W ignore::DeprecationWarning $(PYTEST_ARGS)
+	  tests/test_fuzz_surfaces.py tests/test_head_view.py tests/test_finetune_panel.py tests/test_classroom.py \
+	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 # The pretrained path: every family name resolves to its real hub id through a simulated hub (random weights), and
 # the notebooks that load family models run their pretrained (`else:`) branches; quality asserts sit under
@@ -125,13 +126,13 @@ test-hub: $(STAMP)
 
 # Colab's versions (requirements-colab.txt, with the date they were read and what cannot be matched here) in a second
 # environment, rebuilt when the pins change; torch is the platform's CPU build, as for `make test-widgets7`; the
-# metrics extra, as scripts/colab_setup.py installs it on Colab. Runs the unit tests that touch transformers or the
-# widgets (the speed-up tests among them) and the simulated-hub notebooks.
+# extras the notebooks name in their setup cells (scripts/colab_setup.py installs them on Colab). Runs the unit tests
+# that touch transformers or the widgets (the speed-up tests among them) and the simulated-hub notebooks.
 test-colab: $(STAMP)
 	@test -x $(COLAB)/bin/python || $(PY) -m venv $(COLAB)
 	@cmp -s requirements-colab.txt $(COLAB)/.pins 2>/dev/null || \
 	  { { $(COLAB)/bin/python -m pip install -q "$(TORCH)" || $(COLAB)/bin/python -m pip install -q torch; } && \
-	    $(COLAB)/bin/python -m pip install -q -e ".[metrics,video]" -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
+	    $(COLAB)/bin/python -m pip install -q -e ".[metrics,video,finetune,index]" -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
 	      "nbformat>=5" "nbclient>=0.10" && cp requirements-colab.txt $(COLAB)/.pins; }
 	@$(COLAB)/bin/python -c "import sys, transformers, ipywidgets, numpy, PIL, matplotlib, torch; \
 	  print('Colab pins:', 'python', sys.version.split()[0], 'transformers', transformers.__version__, 'ipywidgets', \

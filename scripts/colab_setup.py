@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 KEEP = ("torch", "torchvision", "torchaudio", "transformers", "ipywidgets")  # Colab's builds: never touched
-EXTRAS = ("metrics", "video")  # optional dependency groups installed when a notebook names none
+EXTRAS = ()  # optional dependency groups installed when a notebook names none (a notebook names its own)
 
 
 def _norm(name: str) -> str:

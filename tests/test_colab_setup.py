@@ -26,8 +26,13 @@ URL = re.search(r'^Repository\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_t
 COLAB = {"torch": "2.11.0+cpu", "torchvision": "0.26.0+cpu", "transformers": "5.15.0", "ipywidgets": "7.7.1",
          "numpy": "2.1.3", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3", "huggingface-hub": "1.0.1",
          "safetensors": "0.8.0", "tokenizers": "0.22.2", "scikit-image": "0.25.2", "packaging": "25.0",
-         "filelock": "3.32.3"}
+         "filelock": "3.32.3", "peft": "0.20.0", "accelerate": "1.14.0", "pyarrow": "18.1.0"}
 PROTECTED = ("torch", "torchvision", "transformers", "ipywidgets")
+# the optional dependency groups each notebook names in its setup cell (none: the core dependencies only)
+NEEDS = {"09": ("metrics",), "10": ("metrics",), "13": ("metrics", "finetune"), "14": ("video",), "15": ("index",)}
+# what pip is asked for on Colab (COLAB below has peft and pyarrow already, as Colab does)
+EXTRA_PACKAGES = {(): [], ("metrics",): ["pycocoevalcap>=1.2"], ("metrics", "finetune"): ["pycocoevalcap>=1.2"],
+                  ("video",): ["av>=12"], ("index",): ["faiss-cpu>=1.8"]}
 
 
 def setup_cell(path: Path) -> str:
@@ -103,8 +108,9 @@ def test_setup_cell_installs_only_what_colab_lacks(path, colab, capsys):
     named = [a for c in pip for a in c[4:] if not a.startswith("-")]
     for pkg in PROTECTED:
         assert not any(re.match(rf"{pkg}\b", a) for a in named), f"{pkg} would be reinstalled: {pip}"
-    deps = [c for c in pip if "-e" not in c]
-    assert len(deps) == 1 and [a for a in deps[0][4:] if not a.startswith("-")] == ["pycocoevalcap>=1.2", "av>=12"], pip
+    deps = [a for c in pip if "-e" not in c for a in c[4:] if not a.startswith("-")]
+    # only this notebook's optional groups: chapter 10's pycocoevalcap (about 100 MB) is not installed for 00
+    assert deps == EXTRA_PACKAGES[NEEDS.get(path.name[:2], ())], pip
     editable = [c for c in pip if "-e" in c]
     assert len(editable) == 1 and "--no-deps" in editable[0] and editable[0][-1].endswith("mmkit")
     assert str(Path("mmkit").resolve()) in sys.path  # importable in this kernel without a restart
@@ -122,8 +128,14 @@ def test_setup_cell_is_a_no_op_outside_colab(monkeypatch):
 
 
 def test_all_setup_cells_and_badges_agree_with_pyproject():
-    cells = {p.name: setup_cell(p) for p in NOTEBOOKS}
-    assert len(set(cells.values())) == 1, "setup cells differ between notebooks"
+    extras = re.compile(r', extras=\(([^)]*)\)\)$')
+    cells = {p.name: extras.sub(")", setup_cell(p)) for p in NOTEBOOKS}
+    assert len(set(cells.values())) == 1, "setup cells differ between notebooks (other than their extras)"
+    named = {p.name[:2]: tuple(re.findall(r'"(\w+)"', m.group(1))) for p in NOTEBOOKS
+             if (m := extras.search(setup_cell(p)))}
+    assert named == {k: v for k, v in NEEDS.items() if any(p.name[:2] == k for p in NOTEBOOKS)}
+    optional = __import__("tomllib").loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert all(e in optional for v in named.values() for e in v)
     owner_repo = URL.split("github.com/")[1]
     for p in NOTEBOOKS:
         first = nbformat.read(p, 4).cells[0].source
