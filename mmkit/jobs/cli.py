@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..cli_output import say
-from ..errors import InputError
 from .tasks import TASKS
 
 JOB_COMMANDS = ("caption", "embed", "answer", "zero-shot")
@@ -104,25 +102,11 @@ def run_job(args) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point for the job, index and search commands; returns the exit code."""
+    """Entry point for the job, index and search commands; returns the exit code. mmkit.cli.main calls it and
+    turns errors into its exit codes (2 bad input, 1 unexpected, 130 interrupted)."""
     from ..index.cli import run_index_command
 
-    try:
-        args = build_parser().parse_args(argv)
-        if args.command in ("index", "search"):
-            return run_index_command(args)
-        return run_job(args)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-    except BrokenPipeError:
-        return 0
-    except InputError as e:
-        say(f"mmkit: error: {' '.join(str(e).split())}")
-        return 2
-    except KeyboardInterrupt:
-        say("mmkit: interrupted")
-        return 130
-    except Exception as e:  # never a traceback: one line naming the error
-        say(f"mmkit: error: {type(e).__name__}: {' '.join(str(e).split()) or 'no details'} "
-            "(unexpected; please report it with the command that caused it)")
-        return 1
+    args = build_parser().parse_args(argv)
+    if args.command in ("index", "search"):
+        return run_index_command(args)
+    return run_job(args)
