@@ -44,7 +44,7 @@ from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402  the 9 colour x shape labels
 from floor import matmul_floor  # noqa: E402  (benchmarks/floor.py)
-from timing import timed_together  # noqa: E402  (benchmarks/timing.py)
+from timing import keeping, timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
 
@@ -54,15 +54,6 @@ TOKENS = dict(max_new_tokens=10, min_new_tokens=10)  # every method generates ex
 
 # dense tensor-core peaks of one H100 SXM (NVIDIA's data sheet, without sparsity), TFLOP/s; --peak-tflops overrides
 PEAK_TFLOPS = {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0}
-
-
-def keeping(fns: dict, outputs: dict) -> dict:
-    """The fns, each storing its last output in outputs[name]: the timed calls' outputs, to compare."""
-    def wrap(name, fn):
-        def run():
-            outputs[name] = fn()
-        return run
-    return {name: wrap(name, fn) for name, fn in fns.items()}
 
 
 def pipeline_outputs(task: str, out):

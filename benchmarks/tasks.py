@@ -47,19 +47,10 @@ from mmkit.models import clear_cache  # noqa: E402
 from mmkit.testing import random_model_dir  # noqa: E402
 from mmkit.train.contrastive import LABELS  # noqa: E402
 from floor import matmul_floor, square_rate  # noqa: E402  (benchmarks/floor.py)
-from timing import timed, timed_rounds, timed_together  # noqa: E402  (benchmarks/timing.py)
+from timing import keeping, timed, timed_rounds, timed_together  # noqa: E402  (benchmarks/timing.py)
 
 hf_logging.set_verbosity_error()
 MIN_ROUND_S = 0.5  # a call shorter than this (the bundled models: ~40 ms) is repeated to fill each timed round
-
-
-def keeping(fns: dict, outputs: dict) -> dict:
-    """The fns, each storing its last output in outputs[name] (to compare what the timed calls gave)."""
-    def wrap(name, fn):
-        def run():
-            outputs[name] = fn()
-        return run
-    return {name: wrap(name, fn) for name, fn in fns.items()}
 
 
 def agree(a, b, tol: float = 1e-4) -> str:

@@ -49,3 +49,12 @@ def timed_together(fns: dict, repeats: int = 2, device=None, min_round_s: float 
 def timed(fn, repeats: int = 2, device=None) -> float:
     """Median wall time of fn() over `repeats` runs, after one warm-up run."""
     return timed_together({"fn": fn}, repeats, device)["fn"]
+
+
+def keeping(fns: dict, outputs: dict) -> dict:
+    """The fns, each storing its last output in outputs[name]: the timed calls' outputs, to compare."""
+    def wrap(name, fn):
+        def run():
+            outputs[name] = fn()
+        return run
+    return {name: wrap(name, fn) for name, fn in fns.items()}

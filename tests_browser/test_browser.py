@@ -78,6 +78,42 @@ def accept_dialogs(page) -> None:
             button.click()
 
 
+def open_lab(browser, tmp_path: Path, root: Path, notebook: str, viewport=(1280, 800), timeout: float = 120):
+    """Start JupyterLab on `root` and open `notebook` in a new page: (server, page), the page past its
+    "Select Kernel" dialog. Every cell stays in the DOM (no virtual scrolling), so a page can be read whole."""
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    port = free_port()
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root",
+           f"--LabApp.user_settings_dir={tmp_path / 'settings'}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}"]
+    server = Server(cmd, root, tmp_path / "lab.log", port, server_env(tmp_path))
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={TOKEN}&reset", timeout=timeout * 1000)
+        page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=timeout * 1000)
+        page.wait_for_timeout(3000)  # a "Select Kernel" dialog may open while the kernel starts
+        accept_dialogs(page)
+    except Exception:
+        page.close()
+        server.stop()
+        raise
+    return server, page
+
+
+def open_voila(browser, tmp: Path, notebook: Path, viewport=(1280, 800)):
+    """Serve `notebook` with Voila as `make app` does and open it in a new page: (server, page). Voila runs
+    the notebook before it answers, so the caller waits for what it needs on the page."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+           "--VoilaConfiguration.show_tracebacks=True", f"--Voila.root_dir={notebook.parent}"]
+    server = Server(cmd, notebook.parent, tmp / "voila.log", port, server_env(tmp))
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    server.url = f"http://127.0.0.1:{port}/"
+    return server, page
+
+
 def server_env(tmp: Path) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1", JUPYTER_PLATFORM_DIRS="1",
                JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
@@ -104,21 +140,8 @@ def test_jupyterlab_runs_start_here(browser, tmp_path):
     root = tmp_path / "nb"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "00_start_here.ipynb", root)
-    # every cell in the DOM (no virtual scrolling), so the page can be read and screenshot whole
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    port = free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root",
-           f"--LabApp.user_settings_dir={tmp_path / 'settings'}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}"]
-    server = Server(cmd, root, tmp_path / "lab.log", port, server_env(tmp_path))
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    server, page = open_lab(browser, tmp_path, root, "00_start_here.ipynb", (1400, 1000), 90)
     try:
-        page.goto(f"http://127.0.0.1:{port}/lab/tree/00_start_here.ipynb?token={TOKEN}&reset", timeout=90_000)
-        page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=90_000)
-        page.wait_for_timeout(3000)  # a "Select Kernel" dialog may open while the kernel starts
-        accept_dialogs(page)
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         prompts = "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent)"
@@ -147,14 +170,9 @@ def test_jupyterlab_runs_start_here(browser, tmp_path):
 
 def test_voila_caption_app_click_through(browser, tmp_path):
     pytest.importorskip("voila") if not REQUIRED else None
-    notebook = REPO / "notebooks" / "11_caption_app.ipynb"
-    port = free_port()
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--VoilaConfiguration.show_tracebacks=True", f"--Voila.root_dir={notebook.parent}"]
-    server = Server(cmd, notebook.parent, tmp_path / "voila.log", port, server_env(tmp_path))
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    server, page = open_voila(browser, tmp_path, REPO / "notebooks" / "11_caption_app.ipynb", (1200, 900))
     try:
-        page.goto(f"http://127.0.0.1:{port}/", timeout=240_000)  # Voila runs the notebook before it answers
+        page.goto(server.url, timeout=240_000)  # Voila runs the notebook before it answers
         caption_button = page.locator("button").filter(has_text=re.compile(r"^\W*Caption\s*$"))  # text after its icon
         try:
             caption_button.wait_for(timeout=180_000)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from test_browser import OUT, REPO, TOKEN, Server, accept_dialogs, browser, free_port, need, server_env  # noqa: F401
+from test_browser import OUT, REPO, TOKEN, Server, accept_dialogs, browser, free_port, need, open_lab, open_voila, server_env  # noqa: F401
 
 WIDTHS = [(1280, 800), (1024, 768), (390, 844)]
 CAPTION = re.compile(r"^\W*Caption\s*$")
@@ -79,14 +79,9 @@ def top(page, js_selector: str) -> float:
 def voila_app(browser, tmp_path_factory):  # noqa: F811 (the fixture imported from test_browser)
     """A page of the caption app served by Voila as `make app` does (notebook 11, check cells and all)."""
     tmp = tmp_path_factory.mktemp("voila-layout")
-    notebook = REPO / "notebooks" / "11_caption_app.ipynb"
-    port = free_port()
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--VoilaConfiguration.show_tracebacks=True", f"--Voila.root_dir={notebook.parent}"]
-    server = Server(cmd, notebook.parent, tmp / "voila.log", port, server_env(tmp))
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    server, page = open_voila(browser, tmp, REPO / "notebooks" / "11_caption_app.ipynb")
     try:
-        page.goto(f"http://127.0.0.1:{port}/", timeout=300_000)
+        page.goto(server.url, timeout=300_000)
         page.locator("button").filter(has_text=CAPTION).wait_for(timeout=300_000)
         yield page
     finally:
@@ -164,14 +159,9 @@ def panels_notebook(path):
 
 
 def test_task_panels_layout_in_voila(browser, tmp_path):  # noqa: F811
-    notebook = panels_notebook(tmp_path / "nb" / "panels.ipynb")
-    port = free_port()
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--VoilaConfiguration.show_tracebacks=True", f"--Voila.root_dir={notebook.parent}"]
-    server = Server(cmd, notebook.parent, tmp_path / "voila.log", port, server_env(tmp_path))
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    server, page = open_voila(browser, tmp_path, panels_notebook(tmp_path / "nb" / "panels.ipynb"))
     try:
-        page.goto(f"http://127.0.0.1:{port}/", timeout=300_000)
+        page.goto(server.url, timeout=300_000)
         page.wait_for_function(f"() => document.querySelectorAll('.mmkit-panel').length == {len(PANELS)}",
                                timeout=300_000)
         assert "Traceback" not in page.inner_text("body")
@@ -195,20 +185,8 @@ def test_app_and_panels_layout_in_jupyterlab(browser, tmp_path):  # noqa: F811
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     root.mkdir()
     nbformat.write(nb, root / "layout.ipynb")
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    port = free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root",
-           f"--LabApp.user_settings_dir={tmp_path / 'settings'}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}"]
-    server = Server(cmd, root, tmp_path / "lab.log", port, server_env(tmp_path))
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    server, page = open_lab(browser, tmp_path, root, "layout.ipynb", (1280, 800), 120)
     try:
-        page.goto(f"http://127.0.0.1:{port}/lab/tree/layout.ipynb?token={TOKEN}&reset", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
-        page.wait_for_timeout(3000)
-        accept_dialogs(page)
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         deadline = time.monotonic() + 300
