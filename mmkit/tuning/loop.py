@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import InputError
 from ..models import Loaded, load_model
+from ..train.common import flat_if, param_groups
 from .data import Examples, read_examples
 from .evaluate import METRIC, score
 from .losses import FAMILY_TASKS, DEFAULT_TASK, loss_fn, pixels
@@ -83,12 +84,7 @@ def _check_task(m: Loaded, task: str | None, kind: str) -> str:
     return task
 
 
-def _param_groups(model, weight_decay: float) -> list[dict]:
-    decay, rest = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (rest if p.ndim < 2 or "norm" in name.lower() or "embed" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+FLAT = flat_if("norm", "embed", lower=True)  # no weight decay on norms, embeddings and 1-D tensors
 
 
 def _snapshot(model) -> dict:
@@ -158,7 +154,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(cfg.warmup * total))
-    opt = torch.optim.AdamW(_param_groups(net, cfg.weight_decay), lr=lr)
+    opt = torch.optim.AdamW(param_groups(net.named_parameters(), cfg.weight_decay, FLAT), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     metric = METRIC[task]
