@@ -99,6 +99,21 @@ def continue_answers(m, enc, px, max_new_tokens: int) -> list[str]:
     return [" ".join(t.split()) for t in m.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
+def forward_logits(model, enc, px):
+    """CLIP/ALIGN training: (B, B) image x text logits from the model's own forward, scaled by its temperature."""
+    return model(**enc, pixel_values=px).logits_per_image
+
+
+def projection_logits(model, enc, px):
+    """BLIP-ITM training: (B, B) image x text logits from the CLS tokens through the contrastive projections."""
+    import torch.nn.functional as F
+
+    img = F.normalize(model.vision_proj(model.vision_model(pixel_values=px).last_hidden_state[:, 0]), dim=-1)
+    txt = model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    txt = F.normalize(model.text_proj(txt[:, 0]), dim=-1)  # (B, E)
+    return img @ txt.t() / 0.07
+
+
 def vilt_text_limit(m) -> int:
     """ViLT's text position embeddings (its tokenizer allows more)."""
     return int(getattr(m.model.config, "max_position_embeddings", 40))
@@ -124,6 +139,10 @@ class Adapter:
         other keyword options its extractor takes.
     scores: the robustness scores of the family (mmkit.train.robustness); no_shapes: how a picture with no
         shapes is asked about there ("caption" or "count"), None when it is not.
+    tunes: the tasks mmkit.finetune trains (the first is the default); contrastive_logits(model, enc, px) ->
+        (B, B) image x text logits for contrastive training; lora_targets: the Linear layers that get LoRA
+        adapters; lora_full: task heads trained in full beside them; word_embeddings: the token embedding
+        module that grows with new words.
     """
 
     maps: tuple[str, str]
@@ -140,6 +159,16 @@ class Adapter:
     map_options: tuple[str, ...] = ()
     scores: tuple[str, ...] = ()
     no_shapes: str | None = None
+    tunes: tuple[str, ...] = ()
+    contrastive_logits: Callable | None = None
+    lora_targets: tuple[str, ...] = ()
+    lora_full: tuple[str, ...] = ()
+    word_embeddings: str = "word_embeddings"
+
+    @property
+    def classifies(self) -> bool:
+        """Whether VQA answers are the classes of a classifier (new answers grow it) rather than generated text."""
+        return self.answer is classify_answers
 
     @property
     def embeds(self) -> bool:
@@ -147,20 +176,29 @@ class Adapter:
         return self.image_features is not None
 
 
+BERT_QV = ("query", "value")
+BLIP_QV = ("query", "value", "qkv")
+
 ADAPTERS: dict[str, Adapter] = {
     "clip": Adapter(("dual", "clip_maps"), dual_image_features, clip_text_features, learned_scale,
-                    scores=("zero_shot",)),
+                    scores=("zero_shot",), tunes=("contrastive",), contrastive_logits=forward_logits,
+                    lora_targets=("q_proj", "v_proj"), word_embeddings="token_embedding"),
     "align": Adapter(("dual", "align_maps"), dual_image_features, dual_text_features, learned_scale,
-                     scores=("zero_shot",)),
+                     scores=("zero_shot",), tunes=("contrastive",), contrastive_logits=forward_logits,
+                     lora_targets=BERT_QV),
     "blip-itm": Adapter(("cross", "blip_itm_maps"), blip_image_features, blip_text_features, blip_scale,
-                        pair_scores="blip", map_options=("layer",), scores=("auc",)),
-    "vilt-itm": Adapter(("cross", "vilt_maps"), pair_scores="vilt", text_limit=vilt_text_limit),
+                        pair_scores="blip", map_options=("layer",), scores=("auc",), tunes=("itm", "contrastive"),
+                        contrastive_logits=projection_logits, lora_targets=BLIP_QV, lora_full=("itm_head",)),
+    "vilt-itm": Adapter(("cross", "vilt_maps"), pair_scores="vilt", text_limit=vilt_text_limit,
+                        lora_targets=BERT_QV, lora_full=("rank_output",)),
     "vilt-vqa": Adapter(("cross", "vilt_maps"), answer=classify_answers, text_limit=vilt_text_limit,
-                        scores=("color_shape",), no_shapes="count"),
+                        scores=("color_shape",), no_shapes="count", tunes=("vqa",), lora_targets=BERT_QV,
+                        lora_full=("classifier",)),
     "blip-vqa": Adapter(("cross", "blip_vqa_maps"), answer=generate_answers, decoder_limits_new_tokens=True,
-                        map_options=("max_new_tokens",), scores=("color_shape",), no_shapes="count"),
+                        map_options=("max_new_tokens",), scores=("color_shape",), no_shapes="count", tunes=("vqa",),
+                        lora_targets=BLIP_QV),
     "blip-caption": Adapter(("cross", "blip_caption_maps"), decoder_limits_new_tokens=True, maps_need_text=False,
-                            scores=("names", "exact"), no_shapes="caption"),
+                            scores=("names", "exact"), no_shapes="caption", tunes=("caption",), lora_targets=BLIP_QV),
     "blip2": Adapter(("qformer", "blip2_maps"), prompt=blip2_prompt, question="Question: {q} Answer:",
                      answer=continue_answers, maps_need_text=False),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 from ..errors import OutOfDomainWarning
+from ..families import adapter
 
 METRIC = {"caption": "CIDEr", "vqa": "VQA accuracy", "contrastive": "R@1", "itm": "R@1"}
 
@@ -50,7 +51,7 @@ def score(loaded, task: str, examples) -> dict:
     right = {k: {e.text for e in examples if e.key == k} for k in keys}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OutOfDomainWarning)
-        if loaded.spec.family in ("clip", "align"):
+        if adapter(loaded).pair_scores is None:  # a dual encoder: cosine of the embeddings
             sim = tasks.embed_images(loaded, [image_of[k] for k in keys]) @ tasks.embed_texts(loaded, texts).T
         else:
             sim = tasks.match(loaded, [image_of[k] for k in keys], texts)

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, replace
 
 from ..errors import InputError
+from ..families import adapter
 from ..models import Loaded, load_model
 from ..train.common import flat_if, param_groups
 from .data import Examples, read_examples
 from .evaluate import METRIC, score
-from .losses import FAMILY_TASKS, DEFAULT_TASK, loss_fn, pixels
+from .losses import loss_fn, pixels
 from .result import Finetuned
 
 
@@ -73,10 +74,10 @@ def _grouped_order(train: list, rng: random.Random) -> list[int]:
 
 
 def _check_task(m: Loaded, task: str | None, kind: str) -> str:
-    fam = m.spec.family
-    task = task or ("vqa" if kind == "qa" and fam in ("blip-vqa", "vilt-vqa") else DEFAULT_TASK.get(fam))
-    if task not in FAMILY_TASKS.get(fam, ()):
-        can = ", ".join(FAMILY_TASKS.get(fam, ())) or "none"
+    fam, tunes = m.spec.family, adapter(m).tunes
+    task = task or ("vqa" if kind == "qa" and "vqa" in tunes else (tunes[0] if tunes else None))
+    if task not in tunes:
+        can = ", ".join(tunes) or "none"
         raise InputError(f"{m.spec.name} ({fam}) cannot be fine-tuned for task={task!r}; it trains: {can}")
     if (task == "vqa") != (kind == "qa"):
         need = "(image, question, answer) rows (qa.csv)" if task == "vqa" else "(image, caption) rows (captions.csv)"
@@ -141,7 +142,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     else:
         words = list(cfg.new_words or [])
     grown = grow_vocabulary(net, processor.tokenizer, words) if words else {"added": [], "ids": []}
-    answers_added = grow_answers(net, [e.answer for e in train]) if base.spec.family == "vilt-vqa" else []
+    answers_added = grow_answers(net, [e.answer for e in train]) if adapter(base).classifies else []
     if grown["added"] or answers_added:
         print(f"finetune: the vocabulary grew by {len(grown['added'])} word(s) {grown['added']}"
               + (f" and {len(answers_added)} answer(s) {answers_added}" if answers_added else ""), file=sys.stderr)
@@ -150,7 +151,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     spec = replace(base.spec, name=f"{base.spec.name}+finetuned", source="finetuned")  # no ShapesWorld-only warning
     live = Loaded(net, processor, spec, dev, base.dtype, base.attention)
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.lora or n_all < 20e6 else 3e-5)
-    loss_of = loss_fn(task, base.spec.family)
+    loss_of = loss_fn(task, adapter(base))
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(cfg.warmup * total))

@@ -3,7 +3,7 @@
 mmkit's inference speed-ups (mmkit/speedups) replace the forwards of some module instances, and one of them
 (BLIP's absorbed cross-attention) reads `key.weight` and `value.weight` directly: on a LoRA model that
 would silently skip the adapter. `unfuse` gives every module of a model its class's own forward back, so a
-LoRA model runs transformers' code (through peft's layers) everywhere; tests/test_finetune_lora.py checks
+LoRA model runs transformers' code (through peft's layers) everywhere; tests/test_finetune.py checks
 mmkit.caption on a LoRA model against peft's own forward. A merged model (plain Linear layers again) gets
 the speed-ups back with `fuse_attention`.
 """
@@ -12,15 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# family -> the Linear layers that get adapters (attention queries and values, as in the LoRA paper)
-TARGETS = {
-    "blip-caption": ["query", "value", "qkv"], "blip-vqa": ["query", "value", "qkv"],
-    "blip-itm": ["query", "value", "qkv"], "clip": ["q_proj", "v_proj"], "align": ["query", "value"],
-    "vilt-vqa": ["query", "value"], "vilt-itm": ["query", "value"],
-}
-# family -> the modules trained in full beside the adapters (task heads that finetune may have grown)
-FULL = {"vilt-vqa": ["classifier"], "vilt-itm": ["rank_output"], "blip-itm": ["itm_head"]}
-EMBEDDINGS = {"clip": "token_embedding", "align": "word_embeddings"}  # default: BERT's word_embeddings
+from ..families import ADAPTERS, adapter
+
+# The Linear layers that get adapters (attention queries and values, as in the LoRA paper), the modules
+# trained in full beside them (task heads that finetune may have grown) and the token embeddings that grow
+# are columns of mmkit.families.ADAPTERS: lora_targets, lora_full, word_embeddings.
 
 
 def unfuse(model) -> int:
@@ -34,7 +30,7 @@ def unfuse(model) -> int:
 
 
 def add_lora(model, family: str, r: int = 8, alpha: int = 16, dropout: float = 0.0, new_ids=()):
-    """model wrapped as a peft.PeftModel with LoRA adapters (rank r) on TARGETS[family]; the base is frozen.
+    """model wrapped as a peft.PeftModel with LoRA adapters (rank r) on the family's lora_targets; the base is frozen.
 
     Args:
         new_ids: token ids added by grow_vocabulary; their embedding rows are trained too (peft's
@@ -44,14 +40,15 @@ def add_lora(model, family: str, r: int = 8, alpha: int = 16, dropout: float = 0
 
     from ..errors import InputError
 
-    if family not in TARGETS:
+    row = ADAPTERS.get(family)
+    if row is None or not row.lora_targets:
         raise InputError(f"LoRA is not set up for the {family!r} family; use lora=False")
     unfuse(model)
-    kw = dict(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=TARGETS[family], bias="none")
-    if FULL.get(family):
-        kw["modules_to_save"] = FULL[family]
+    kw = dict(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(row.lora_targets), bias="none")
+    if row.lora_full:
+        kw["modules_to_save"] = list(row.lora_full)
     if new_ids:
-        kw["trainable_token_indices"] = {EMBEDDINGS.get(family, "word_embeddings"): list(new_ids)}
+        kw["trainable_token_indices"] = {row.word_embeddings: list(new_ids)}
     return get_peft_model(model, LoraConfig(**kw))
 
 
@@ -104,7 +101,7 @@ def load_adapter(spec, dev, dt, attention: bool):
         from .vocab import grow_vocabulary
 
         grow_vocabulary(model, AutoProcessor.from_pretrained(base_spec.repo).tokenizer, added)
-    if FULL.get(spec.family) and meta.get("answers_added"):
+    if adapter(spec.family).lora_full and meta.get("answers_added"):
         from .vocab import grow_answers
 
         grow_answers(model, meta["answers_added"])

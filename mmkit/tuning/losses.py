@@ -8,15 +8,7 @@
 """
 from __future__ import annotations
 
-TASKS = ("caption", "vqa", "itm", "contrastive")
-
-# family -> the task it trains when task=None
-DEFAULT_TASK = {"blip-caption": "caption", "blip-vqa": "vqa", "vilt-vqa": "vqa", "clip": "contrastive",
-                "align": "contrastive", "blip-itm": "itm", "blip2": "caption"}
-
-# family -> the tasks it can train
-FAMILY_TASKS = {"blip-caption": ("caption",), "blip-vqa": ("vqa",), "vilt-vqa": ("vqa",),
-                "clip": ("contrastive",), "align": ("contrastive",), "blip-itm": ("itm", "contrastive")}
+TASKS = ("caption", "vqa", "itm", "contrastive")  # which family trains which: mmkit.families.ADAPTERS' `tunes`
 
 
 def pixels(loaded, images, device):
@@ -91,15 +83,11 @@ def contrastive_loss(model, loaded, batch, px):
     """Symmetric InfoNCE on the model's own similarity logits (CLIP, ALIGN; BLIP-ITM's projections)."""
     import torch.nn.functional as F
 
+    from ..families import adapter
+
     texts = [e.text for e in batch]
     enc = tokens(loaded, texts, px.device)
-    if loaded.spec.family == "blip-itm":
-        img = F.normalize(model.vision_proj(model.vision_model(pixel_values=px).last_hidden_state[:, 0]), dim=-1)
-        txt = model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-        txt = F.normalize(model.text_proj(txt[:, 0]), dim=-1)  # (B, E)
-        logits = img @ txt.t() / 0.07  # (B, B) image x text
-    else:
-        logits = model(**enc, pixel_values=px).logits_per_image  # (B, B), scaled by the model's temperature
+    logits = adapter(loaded).contrastive_logits(model, enc, px)  # (B, B) image x text, scaled
     target = _soft_targets(texts, px.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
@@ -125,12 +113,13 @@ def itm_loss(model, loaded, batch, px, rng=None):
     return torch.nn.functional.cross_entropy(logits, target)
 
 
-def loss_fn(task: str, family: str):
-    """The loss function of (task, family): f(model, loaded, batch, px) -> scalar tensor."""
+def loss_fn(task: str, row):
+    """The loss function of a task for a family's row of mmkit.families.ADAPTERS: f(model, loaded, batch, px) ->
+    scalar tensor."""
     if task == "caption":
         return caption_loss
     if task == "vqa":
-        return vilt_vqa_loss if family == "vilt-vqa" else blip_vqa_loss
+        return vilt_vqa_loss if row.classifies else blip_vqa_loss
     if task == "contrastive":
         return contrastive_loss
     return itm_loss

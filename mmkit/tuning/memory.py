@@ -92,10 +92,11 @@ def _model_on_meta(name_or_loaded):
     if hasattr(name_or_loaded, "parameters") and hasattr(name_or_loaded, "config"):
         return name_or_loaded, type(name_or_loaded).__name__
     spec = resolve(name_or_loaded)
-    if spec.source == "pretrained" and spec.name in PRETRAINED and spec.family != "blip2":
+    if spec.source == "pretrained" and spec.name in PRETRAINED:
         from ..testing import build_random
 
-        size = "base" if "large" not in spec.name and "l14" not in spec.name else None
+        # mmkit.testing's "base" builds have the hub checkpoints' architecture, except the large ones and BLIP-2
+        size = None if any(w in spec.name for w in ("large", "l14", "blip2")) else "base"
         if size:  # the real architecture of the hub checkpoint, with no weights in memory
             with torch.device("meta"):
                 model, _ = build_random(spec.family, "base")
@@ -125,10 +126,11 @@ def memory_estimate(model, lora: bool = False, batch_size: int = 8, text_len: in
             seen.add(id(p))
             params += p.numel()
     if lora:
-        from .lora import TARGETS
+        from ..families import ADAPTERS
 
         family = getattr(getattr(model, "spec", None), "family", None) or _family(net)
-        targets = TARGETS.get(family, ["query", "value"])
+        row = ADAPTERS.get(family)
+        targets = row.lora_targets if row and row.lora_targets else ("query", "value")
         trained = sum(lora_r * (m.in_features + m.out_features) for n, m in net.named_modules()
                       if type(m).__name__ == "Linear" and n.split(".")[-1] in targets)
     else:
