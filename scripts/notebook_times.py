@@ -60,18 +60,35 @@ def table(rows: list[tuple[str, float]], what: str) -> str:
 
 def update_course(course: Path, rows: list[tuple[str, float]], label: str) -> int:
     """Write each measured notebook's seconds into the quick column of the course guide's per-notebook table
-    (rows start with `| NN `); returns how many rows changed."""
-    seconds = {n[:2]: s for n, s in rows}
-    out, changed = [], 0
-    for line in course.read_text().splitlines(keepends=True):
-        m = re.match(r"^\| (\d\d) [^|]*\| ([^|]*) \|", line)
+    (the table whose header names a "quick" column; its rows start with `| NN `). A measured notebook without a
+    row gets one, in number order, with "not measured" in the other columns. Returns how many rows changed."""
+    seconds = {n[:2]: (n, s) for n, s in rows}
+    lines = course.read_text().splitlines(keepends=True)
+    head = next((i for i, line in enumerate(lines) if line.startswith("|") and "quick" in line.lower()), None)
+    if head is None:
+        return 0
+    end = head + 1
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    width = lines[head].count("|") - 1  # columns
+    table, seen, changed = [], set(), 0
+    for line in lines[head + 2:end]:
+        m = re.match(r"^\| (\d\d) [^|]*\|", line)
         if m and m.group(1) in seconds:
             cells = line.split("|")
-            cells[2] = f" {seconds[m.group(1)]:.0f} ({label}) "
+            cells[2] = f" {seconds[m.group(1)][1]:.0f} ({label}) "
             line = "|".join(cells)
+            seen.add(m.group(1))
             changed += 1
-        out.append(line)
-    course.write_text("".join(out))
+        table.append((m.group(1) if m else "", line))
+    for num, (name, secs) in seconds.items():
+        if num not in seen:
+            title = Path(name).stem.replace("_", " ")
+            cells = [title, f"{secs:.0f} ({label})"] + ["not measured"] * (width - 2)
+            table.append((num, "| " + " | ".join(cells) + " |\n"))
+            changed += 1
+    table.sort(key=lambda t: t[0])  # stable: unnumbered rows keep their order, first
+    course.write_text("".join(lines[:head + 2] + [line for _, line in table] + lines[end:]))
     return changed
 
 

@@ -113,12 +113,15 @@ def test_notebook_times_reads_junit_and_durations_and_updates_the_course_table(t
     assert times == {"notebooks/00_start_here.ipynb": 3.5, "notebooks/04_clip.ipynb": 30.2, "tests/test_x.py": 0.5,
                      "notebooks/06_vilt.ipynb": 4.0, "tests/test_y.py": 0.2}
     course = tmp_path / "COURSE.md"
-    course.write_text("| notebook | quick, s | full, s |\n|---|---|---|\n| 00 start here | 9-15 | same |\n"
-                      "| 04 CLIP | 20-38 | not measured |\n| 05 ALIGN | 11-16 | not measured |\n")
+    course.write_text("| session | notebooks |\n|---|---|\n| 04 | 04 CLIP |\n\n"  # another table: untouched
+                      "| notebook | quick, s | full, s |\n|---|---|---|\n| 00 start here | 9-15 | same |\n"
+                      "| 05 ALIGN | 11-16 | not measured |\n\nafter\n")
     assert notebook_times.main([str(xml), "--course", str(course), "--label", "run 1"]) == 0
-    assert course.read_text().splitlines()[2:] == ["| 00 start here | 4 (run 1) | same |",
-                                                   "| 04 CLIP | 30 (run 1) | not measured |",
-                                                   "| 05 ALIGN | 11-16 | not measured |"]  # unmeasured rows kept
+    assert course.read_text().splitlines() == [
+        "| session | notebooks |", "|---|---|", "| 04 | 04 CLIP |", "",
+        "| notebook | quick, s | full, s |", "|---|---|---|", "| 00 start here | 4 (run 1) | same |",
+        "| 04 clip | 30 (run 1) | not measured |",  # a measured notebook without a row gets one, in order
+        "| 05 ALIGN | 11-16 | not measured |", "", "after"]  # unmeasured rows kept
     assert notebook_times.main([str(tmp_path / "missing.xml")]) == 2
 
 
