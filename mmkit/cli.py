@@ -121,12 +121,13 @@ def _caption(args, m, items) -> list[Record]:
 
 def _check_caption(args, m) -> None:
     """InputError on a bad --prompt, or when --max-tokens (plus the prompt) would run past the model's positions."""
+    from .families import adapter
     from .options import check_option
 
     args.prompt = check_option("prompt", args.prompt, label="--prompt") if args.prompt and args.prompt.strip() else None
     cfg = getattr(m.model.config, "text_config", m.model.config)
     limit = getattr(cfg, "max_position_embeddings", None)
-    if not isinstance(limit, int) or m.spec.family != "blip-caption":
+    if not isinstance(limit, int) or not adapter(m).decoder_limits_new_tokens:
         return
     used = len(m.processor.tokenizer(args.prompt)["input_ids"]) - 1 if args.prompt else 1  # generate drops [SEP]
     if args.max_tokens > limit - used:

@@ -143,6 +143,18 @@ class Adapter:
         (B, B) image x text logits for contrastive training; lora_targets: the Linear layers that get LoRA
         adapters; lora_full: task heads trained in full beside them; word_embeddings: the token embedding
         module that grows with new words.
+    dual_encoder: two towers whose embeddings are compared by cosine (a prompt is embedded alone);
+        joint_inputs: the processor takes the image and the text together (ViLT); pools_end_token: the text
+        tower's output is read at the end token, not the first.
+    scene_texts: the texts a ShapesWorld scene gives its maps in the faithfulness test ("caption",
+        "questions" about colour, shape and size, or "objects": the objects' names).
+    perturbation (mmkit.attention.perturbation; None: not supported): perturb_score says what the curves
+        measure; scorer_state: (module, function) fn(m, enc, text, labels) -> dict, what the scorer needs beside
+        the pixels; image_scorer: (module, function) fn(m, enc, px (B, C, H, W), state) -> (B,) scores.
+    over the text (mmkit.attention.text_perturbation): text_methods: the map methods that rank its tokens (():
+        none, the text is the output); text_state: fn(m, enc, state) -> dict added to the state; token_scorer:
+        fn(m, enc, state, ids (B, T), mask (B, T)) -> (B,); token_ranking: fn(m, enc, state, t, methods) ->
+        {method: (n,)}; each a (module under mmkit.attention, function) pair.
     """
 
     maps: tuple[str, str]
@@ -164,6 +176,17 @@ class Adapter:
     lora_targets: tuple[str, ...] = ()
     lora_full: tuple[str, ...] = ()
     word_embeddings: str = "word_embeddings"
+    dual_encoder: bool = False
+    joint_inputs: bool = False
+    pools_end_token: bool = False
+    scene_texts: str = "objects"
+    perturb_score: str | None = None
+    scorer_state: tuple[str, str] | None = None
+    image_scorer: tuple[str, str] | None = None
+    text_methods: tuple[str, ...] = ()
+    text_state: tuple[str, str] | None = None
+    token_scorer: tuple[str, str] | None = None
+    token_ranking: tuple[str, str] | None = None
 
     @property
     def classifies(self) -> bool:
@@ -178,27 +201,54 @@ class Adapter:
 
 BERT_QV = ("query", "value")
 BLIP_QV = ("query", "value", "qkv")
+P, T = "perturbation", "text_perturbation"  # the modules of mmkit.attention that hold the scorers
+COS = "cosine(image, prompt)"
 
 ADAPTERS: dict[str, Adapter] = {
     "clip": Adapter(("dual", "clip_maps"), dual_image_features, clip_text_features, learned_scale,
                     scores=("zero_shot",), tunes=("contrastive",), contrastive_logits=forward_logits,
-                    lora_targets=("q_proj", "v_proj"), word_embeddings="token_embedding"),
+                    lora_targets=("q_proj", "v_proj"), word_embeddings="token_embedding",
+                    dual_encoder=True, pools_end_token=True, perturb_score=COS, scorer_state=(P, "dual_scorer_state"),
+                    image_scorer=(P, "dual_image_scorer"), text_methods=("attention", "rollout", "relevance",
+                                                                         "similarity"),
+                    text_state=(T, "dual_text_state"), token_scorer=(T, "dual_token_scorer"),
+                    token_ranking=(T, "clip_token_ranking")),
     "align": Adapter(("dual", "align_maps"), dual_image_features, dual_text_features, learned_scale,
                      scores=("zero_shot",), tunes=("contrastive",), contrastive_logits=forward_logits,
-                     lora_targets=BERT_QV),
+                     lora_targets=BERT_QV, dual_encoder=True, perturb_score=COS, scorer_state=(P, "dual_scorer_state"),
+                     image_scorer=(P, "dual_image_scorer"), text_methods=("gradcam", "similarity"),
+                     text_state=(T, "dual_text_state"), token_scorer=(T, "dual_token_scorer"),
+                     token_ranking=(T, "align_token_ranking")),
     "blip-itm": Adapter(("cross", "blip_itm_maps"), blip_image_features, blip_text_features, blip_scale,
                         pair_scores="blip", map_options=("layer",), scores=("auc",), tunes=("itm", "contrastive"),
-                        contrastive_logits=projection_logits, lora_targets=BLIP_QV, lora_full=("itm_head",)),
+                        contrastive_logits=projection_logits, lora_targets=BLIP_QV, lora_full=("itm_head",),
+                        scene_texts="caption", perturb_score="P(match)", scorer_state=(P, "blip_itm_scorer_state"),
+                        image_scorer=(P, "blip_itm_image_scorer"), text_methods=("attention", "gradcam", "relevance"),
+                        text_state=(T, "blip_text_state"), token_scorer=(T, "blip_itm_token_scorer"),
+                        token_ranking=(T, "blip_itm_token_ranking")),
     "vilt-itm": Adapter(("cross", "vilt_maps"), pair_scores="vilt", text_limit=vilt_text_limit,
-                        lora_targets=BERT_QV, lora_full=("rank_output",)),
+                        lora_targets=BERT_QV, lora_full=("rank_output",), joint_inputs=True, scene_texts="caption",
+                        perturb_score="ITM score", image_scorer=(P, "vilt_itm_image_scorer"),
+                        text_methods=("attention", "rollout", "relevance"), token_scorer=(T, "vilt_itm_token_scorer"),
+                        token_ranking=(T, "vilt_token_ranking")),
     "vilt-vqa": Adapter(("cross", "vilt_maps"), answer=classify_answers, text_limit=vilt_text_limit,
                         scores=("color_shape",), no_shapes="count", tunes=("vqa",), lora_targets=BERT_QV,
-                        lora_full=("classifier",)),
+                        lora_full=("classifier",), joint_inputs=True, scene_texts="questions",
+                        perturb_score="P(answer)", scorer_state=(P, "vilt_vqa_scorer_state"),
+                        image_scorer=(P, "vilt_vqa_image_scorer"),
+                        text_methods=("attention", "rollout", "relevance"), token_scorer=(T, "vilt_vqa_token_scorer"),
+                        token_ranking=(T, "vilt_token_ranking")),
     "blip-vqa": Adapter(("cross", "blip_vqa_maps"), answer=generate_answers, decoder_limits_new_tokens=True,
                         map_options=("max_new_tokens",), scores=("color_shape",), no_shapes="count", tunes=("vqa",),
-                        lora_targets=BLIP_QV),
+                        lora_targets=BLIP_QV, scene_texts="questions", perturb_score="P(answer)",
+                        scorer_state=(P, "blip_vqa_scorer_state"), image_scorer=(P, "blip_vqa_image_scorer"),
+                        text_methods=("attention", "relevance"), text_state=(T, "blip_vqa_text_state"),
+                        token_scorer=(T, "blip_vqa_token_scorer"), token_ranking=(T, "blip_vqa_token_ranking")),
     "blip-caption": Adapter(("cross", "blip_caption_maps"), decoder_limits_new_tokens=True, maps_need_text=False,
-                            scores=("names", "exact"), no_shapes="caption", tunes=("caption",), lora_targets=BLIP_QV),
+                            scores=("names", "exact"), no_shapes="caption", tunes=("caption",), lora_targets=BLIP_QV,
+                            scene_texts="caption", perturb_score="log-likelihood per token of the caption",
+                            scorer_state=(P, "blip_caption_scorer_state"),
+                            image_scorer=(P, "blip_caption_image_scorer")),
     "blip2": Adapter(("qformer", "blip2_maps"), prompt=blip2_prompt, question="Question: {q} Answer:",
                      answer=continue_answers, maps_need_text=False),
 }
@@ -212,9 +262,14 @@ def adapter(m) -> Adapter:
     return ADAPTERS[family]
 
 
-def map_function(m) -> Callable:
-    """The attention-map extractor of the model's family: fn(m, image, text, **options) -> AttentionMaps."""
+def attention_function(ref: tuple[str, str]) -> Callable:
+    """A function of mmkit.attention named by a (module, function) entry of the table, imported on first use."""
     import importlib
 
-    module, name = adapter(m).maps
+    module, name = ref
     return getattr(importlib.import_module(f"mmkit.attention.{module}"), name)
+
+
+def map_function(m) -> Callable:
+    """The attention-map extractor of the model's family: fn(m, image, text, **options) -> AttentionMaps."""
+    return attention_function(adapter(m).maps)

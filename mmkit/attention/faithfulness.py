@@ -20,15 +20,19 @@ import numpy as np
 
 from ..data.shapes import COLORS, SHAPES
 from ..data.targets import target_objects
+from ..families import adapter
 from ..metrics import box_share, mass_in_box, pointing_hit
 
 
 def _texts_for(family: str, scene) -> list[str]:
-    if family in ("blip-caption", "blip-itm", "vilt-itm"):
+    """The texts a scene gives the family's maps (its row's scene_texts): the caption, the questions about
+    colour, shape and size, or the objects' names ("red circle")."""
+    which = adapter(family).scene_texts
+    if which == "caption":
         return [scene.caption]
-    if family in ("vilt-vqa", "blip-vqa"):
+    if which == "questions":
         return [q.question for q in scene.qa if q.kind in ("color", "shape", "size")]
-    return [o.name for o in scene.objects]  # clip, align: "red circle"
+    return [o.name for o in scene.objects]
 
 
 @dataclass
@@ -99,7 +103,7 @@ def score_maps_many(m, scenes, methods: list, randomized: bool = False) -> dict:
 def perturbation_texts(family: str, scenes) -> list | None:
     """One text per scene for the perturbation test: the first question / caption / object name (None for a
     captioning model: it scores its own caption)."""
-    return None if family == "blip-caption" else [_texts_for(family, s)[0] for s in scenes]
+    return None if not adapter(family).maps_need_text else [_texts_for(family, s)[0] for s in scenes]
 
 
 def perturb_scores(m, scenes, methods: list[str], over: str = "patches", **kwargs) -> dict:
@@ -107,13 +111,12 @@ def perturb_scores(m, scenes, methods: list[str], over: str = "patches", **kwarg
     prompt's zero-shot probability among every colour-shape name (their cosine falls whatever is deleted).
     over="tokens" perturbs the text instead, for the methods that rank its tokens (the others are left out)."""
     from .perturbation import perturbation_many
-    from .text_perturbation import TEXT_METHODS
 
     fam = m.spec.family
-    if fam in ("clip", "align"):
+    if adapter(m).dual_encoder:
         kwargs.setdefault("labels", [f"{c} {s}" for c in COLORS for s in SHAPES])
     if over == "tokens":
-        methods = [x for x in methods if x in TEXT_METHODS.get(fam, ())]
+        methods = [x for x in methods if x in adapter(m).text_methods]
         if not methods:
             return {}
     return perturbation_many(m, [s.image for s in scenes], methods, perturbation_texts(fam, scenes), over=over,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..families import ADAPTERS, adapter, attention_function
 
 STEPS = 8  # curve steps: fractions 0, 1/8, ..., 1 of the patches deleted / inserted
 N_RANDOM = 2  # random orderings averaged per image for the baseline curves
@@ -86,47 +87,136 @@ class Perturbation:
 
 
 # --- the model's own score on a batch of perturbed copies -------------------------------------------------
+# Each family's row in mmkit.families.ADAPTERS names what its score is (perturb_score), what the scorer needs
+# beside the pixels (scorer_state: fn(m, enc, text, labels) -> dict) and the scorer itself (image_scorer:
+# fn(m, enc, px, state) -> (B,) tensor); the functions are below.
 
-SCORES = {"blip-caption": "log-likelihood per token of the caption", "blip-vqa": "P(answer)", "vilt-vqa": "P(answer)",
-          "blip-itm": "P(match)", "vilt-itm": "ITM score", "clip": "cosine(image, prompt)",
-          "align": "cosine(image, prompt)"}
+
+def _rep(t, B: int):
+    """(1, ...) -> (B, ...) without a copy."""
+    return t.expand(B, *t.shape[1:])
+
+
+def dual_scorer_state(m, enc: dict, text: str, labels) -> dict:
+    """CLIP/ALIGN: the prompt's embedding first, then the other labels' (1 + L, D), and the logit scale."""
+    from ..tasks.embeddings import logit_scale
+    from .dual import prompt_embeddings
+
+    others = [x for x in (labels or []) if x != text]  # zero-shot against these, when given
+    return {"text_emb": prompt_embeddings(m, [m.spec.zero_shot_template.format(x) for x in [text] + others]),
+            "scale": logit_scale(m)}
+
+
+def blip_caption_scorer_state(m, enc: dict, text: str, labels) -> dict:
+    """BLIP captioning: the caption's ids (1, T), starting from the decoder's BOS token."""
+    ids = m.processor.tokenizer(text, return_tensors="pt")["input_ids"].to(m.device)
+    ids[0, 0] = m.model.config.text_config.bos_token_id  # BLIP's decoder starts from its BOS token
+    return {"ids": ids}
+
+
+def blip_itm_scorer_state(m, enc: dict, text: str, labels) -> dict:
+    """BLIP-ITM: the caption tokenised, {"q": ids and mask (1, T)}."""
+    return {"q": m.processor.tokenizer(text, return_tensors="pt").to(m.device)}
+
+
+def blip_vqa_scorer_state(m, enc: dict, text: str, labels) -> dict:
+    """BLIP-VQA: the question tokenised and the model's own answer to it on the whole image (1, A)."""
+    state = blip_itm_scorer_state(m, enc, text, labels)
+    state["answer"] = m.model.generate(pixel_values=enc["pixel_values"], input_ids=state["q"]["input_ids"],
+                                       attention_mask=state["q"]["attention_mask"], max_new_tokens=10)
+    return state
+
+
+def vilt_vqa_scorer_state(m, enc: dict, text: str, labels) -> dict:
+    """ViLT-VQA: the class of the model's answer on the whole image."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return {"label": int(m.model(**enc).logits[0].argmax())}
+
+
+def dual_image_scorer(m, enc: dict, px, state: dict):
+    """CLIP/ALIGN: cosine(image, prompt), or the prompt's zero-shot probability among the labels: (B,)."""
+    import torch
+
+    from ..tasks.embeddings import pooled_feature
+
+    f = torch.nn.functional.normalize(pooled_feature(m.model.get_image_features(pixel_values=px)).float(), dim=-1)
+    sims = f @ state["text_emb"].float().T  # (B, 1 + L)
+    return sims[:, 0] if sims.shape[1] == 1 else (state["scale"] * sims).softmax(-1)[:, 0]
+
+
+def _vilt_logits(m, enc: dict, px):
+    """ViLT's logits (B, labels) or (B, 1) with the text repeated beside each perturbed copy."""
+    kw = {k: (px if k == "pixel_values" else _rep(v, px.shape[0])) for k, v in enc.items()}
+    return m.model(**kw).logits.float()
+
+
+def vilt_vqa_image_scorer(m, enc: dict, px, state: dict):
+    """ViLT-VQA: P(the answer on the whole image), (B,)."""
+    return _vilt_logits(m, enc, px).softmax(-1)[:, state["label"]]
+
+
+def vilt_itm_image_scorer(m, enc: dict, px, state: dict):
+    """ViLT-ITM: the matching score (a logit), (B,)."""
+    return _vilt_logits(m, enc, px)[:, 0]
+
+
+def blip_caption_image_scorer(m, enc: dict, px, state: dict):
+    """BLIP captioning: the caption's log-likelihood per token, teacher-forced, (B,)."""
+    import torch
+
+    vis = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + N, D)
+    ids = _rep(state["ids"], px.shape[0])  # (B, T)
+    logits = m.model.text_decoder(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                  encoder_hidden_states=vis, return_dict=True).logits.float()
+    logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T - 1)
+    return logp.mean(-1)
+
+
+def _blip_text_states(m, px, state: dict):
+    """BLIP's text encoder over the tokenised text, attending to each copy's vision states: (B, T, D)."""
+    vis = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + N, D)
+    q, B = state["q"], px.shape[0]
+    return m.model.text_encoder(input_ids=_rep(q["input_ids"], B), attention_mask=_rep(q["attention_mask"], B),
+                                encoder_hidden_states=vis, return_dict=True).last_hidden_state
+
+
+def blip_itm_image_scorer(m, enc: dict, px, state: dict):
+    """BLIP-ITM: P(match) from the ITM head, (B,)."""
+    return m.model.itm_head(_blip_text_states(m, px, state)[:, 0]).float().softmax(-1)[:, 1]
+
+
+def blip_vqa_image_scorer(m, enc: dict, px, state: dict):
+    """BLIP-VQA: P(answer) teacher-forced through the answer decoder, (B,)."""
+    import torch
+
+    h, B = _blip_text_states(m, px, state), px.shape[0]
+    a = _rep(state["answer"], B)  # (B, A)
+    logits = m.model.text_decoder(input_ids=a, attention_mask=torch.ones_like(a), encoder_hidden_states=h,
+                                  encoder_attention_mask=_rep(state["q"]["attention_mask"], B),
+                                  return_dict=True).logits.float()
+    return logits[:, :-1].log_softmax(-1).gather(-1, a[:, 1:, None])[..., 0].sum(-1).exp()
 
 
 def model_inputs(m, image, text, labels=None):
-    """Processor inputs of one image (and text for ViLT), and the state a scorer needs: (enc, state)."""
+    """Processor inputs of one image (and text, for a family whose processor takes both), and the state its
+    scorer needs: (enc, state)."""
     import torch
 
     from .cross import image_inputs
 
-    fam = m.spec.family
-    if fam.startswith("vilt"):
+    how = adapter(m)
+    if how.joint_inputs:
         enc = m.processor(images=image, text=text, return_tensors="pt")
         enc = {k: (v.to(m.device, m.dtype) if v.is_floating_point() else v.to(m.device)) for k, v in enc.items()}
     else:
         enc = dict(image_inputs(m, image))
-    tok = getattr(m.processor, "tokenizer", None)
     state = {}
     with torch.inference_mode():
-        if fam in ("clip", "align"):
-            from ..tasks.embeddings import logit_scale
-            from .dual import prompt_embeddings
-
-            others = [x for x in (labels or []) if x != text]  # zero-shot against these, when given
-            state["text_emb"] = prompt_embeddings(m, [m.spec.zero_shot_template.format(x) for x in [text] + others])  # (1+L, D)
-            state["scale"] = logit_scale(m)
-        elif fam == "blip-caption":
-            ids = tok(text, return_tensors="pt")["input_ids"].to(m.device)
-            ids[0, 0] = m.model.config.text_config.bos_token_id  # BLIP's decoder starts from its BOS token
-            state["ids"] = ids  # (1, T)
-        elif fam in ("blip-itm", "blip-vqa"):
-            state["q"] = tok(text, return_tensors="pt").to(m.device)
-            if fam == "blip-vqa":
-                state["answer"] = m.model.generate(pixel_values=enc["pixel_values"], input_ids=state["q"]["input_ids"],
-                                                   attention_mask=state["q"]["attention_mask"], max_new_tokens=10)
-        elif fam == "vilt-vqa":
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                state["label"] = int(m.model(**enc).logits[0].argmax())
+        if how.scorer_state is not None:
+            state = attention_function(how.scorer_state)(m, enc, text, labels)
     return enc, state
 
 
@@ -134,40 +224,10 @@ def _scores(m, enc: dict, px, state: dict):
     """The model's score of each perturbed copy: px (B, C, H, W) -> (B,) float numpy."""
     import torch
 
-    from ..tasks.embeddings import pooled_feature
-
-    fam, model, B = m.spec.family, m.model, px.shape[0]
-    rep = lambda t: t.expand(B, *t.shape[1:])  # noqa: E731  (1, ...) -> (B, ...)
+    scorer = attention_function(adapter(m).image_scorer)
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # ViLT samples patches: the same draw for every copy and call
-        if fam in ("clip", "align"):
-            f = torch.nn.functional.normalize(pooled_feature(model.get_image_features(pixel_values=px)).float(), dim=-1)
-            sims = f @ state["text_emb"].float().T  # (B, 1 + L)
-            s = sims[:, 0] if sims.shape[1] == 1 else (state["scale"] * sims).softmax(-1)[:, 0]
-        elif fam.startswith("vilt"):
-            kw = {k: (px if k == "pixel_values" else rep(v)) for k, v in enc.items()}
-            logits = model(**kw).logits.float()  # (B, labels) or (B, 1)
-            s = logits.softmax(-1)[:, state["label"]] if fam == "vilt-vqa" else logits[:, 0]
-        else:
-            vis = model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + N, D)
-            if fam == "blip-caption":
-                ids = rep(state["ids"])  # (B, T)
-                logits = model.text_decoder(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                            encoder_hidden_states=vis, return_dict=True).logits.float()
-                logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T - 1)
-                s = logp.mean(-1)
-            else:
-                q = state["q"]
-                h = model.text_encoder(input_ids=rep(q["input_ids"]), attention_mask=rep(q["attention_mask"]),
-                                       encoder_hidden_states=vis, return_dict=True).last_hidden_state
-                if fam == "blip-itm":
-                    s = model.itm_head(h[:, 0]).float().softmax(-1)[:, 1]
-                else:  # blip-vqa: P(answer) teacher-forced through the answer decoder
-                    a = rep(state["answer"])  # (B, A)
-                    logits = model.text_decoder(input_ids=a, attention_mask=torch.ones_like(a), encoder_hidden_states=h,
-                                                encoder_attention_mask=rep(q["attention_mask"]),
-                                                return_dict=True).logits.float()
-                    s = logits[:, :-1].log_softmax(-1).gather(-1, a[:, 1:, None])[..., 0].sum(-1).exp()
+        s = scorer(m, enc, px, state)
     return s.detach().cpu().numpy().astype(np.float64)
 
 
@@ -229,9 +289,10 @@ def perturbation_many(m, images, methods: list[str], texts=None, steps: int = ST
     from . import attention_maps
 
     m = load_model(m, attention=True) if isinstance(m, str) else m
-    fam = m.spec.family
-    if fam not in SCORES:
-        raise InputError(f"perturbation does not support {m.spec.name} ({fam}); use one of {sorted(SCORES)}")
+    how = adapter(m)
+    if how.image_scorer is None:
+        can = sorted(f for f, a in ADAPTERS.items() if a.image_scorer is not None)
+        raise InputError(f"perturbation does not support {m.spec.name} ({m.spec.family}); use one of {can}")
     single = not isinstance(images, (list, tuple))
     images = [images] if single else list(images)
     if texts is None or isinstance(texts, str):
@@ -243,7 +304,7 @@ def perturbation_many(m, images, methods: list[str], texts=None, steps: int = ST
     if over not in ("patches", "tokens"):
         raise InputError(f"over={over!r}: use 'patches' (the image) or 'tokens' (the text)")
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    score = "P(prompt) among the labels" if labels and fam in ("clip", "align") else SCORES[fam]
+    score = "P(prompt) among the labels" if labels and how.dual_encoder else how.perturb_score
     if over == "tokens":
         from .text_perturbation import text_perturbation_many
 
@@ -299,10 +360,9 @@ def perturbation(m, images, method: str | None = None, texts=None, steps: int = 
     """
     if method is None and over == "tokens":
         from ..models import load_model
-        from .text_perturbation import TEXT_METHODS
 
         m = load_model(m, attention=True) if isinstance(m, str) else m
-        method = TEXT_METHODS.get(m.spec.family, ("attention",))[0]
+        method = (adapter(m).text_methods or ("attention",))[0]
     if method is None:
         from . import attention_maps
 

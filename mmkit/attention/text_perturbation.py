@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..families import ADAPTERS, adapter, attention_function
 
-TEXT_METHODS = {"vilt-vqa": ("attention", "rollout", "relevance"), "vilt-itm": ("attention", "rollout", "relevance"),
-                "blip-vqa": ("attention", "relevance"), "blip-itm": ("attention", "gradcam", "relevance"),
-                "clip": ("attention", "rollout", "relevance", "similarity"), "align": ("gradcam", "similarity")}
+# Derived from mmkit.families.ADAPTERS (its text_methods column): family -> the methods that rank its tokens.
+TEXT_METHODS = {f: a.text_methods for f, a in ADAPTERS.items() if a.text_methods}
 
 
 def text_inputs(m, text: str) -> dict:
@@ -33,8 +33,8 @@ def text_inputs(m, text: str) -> dict:
 
     from .cross import content_positions
 
-    fam, tok = m.spec.family, m.processor.tokenizer
-    if fam in ("clip", "align"):
+    how, tok = adapter(m), m.processor.tokenizer
+    if how.dual_encoder:
         text = m.spec.zero_shot_template.format(text)  # the prompt as zero_shot and the maps embed it
     enc = tok(text, return_tensors="pt")
     ids = enc["input_ids"].to(m.device)
@@ -42,9 +42,11 @@ def text_inputs(m, text: str) -> dict:
     content = content_positions(tok, ids[0])
     if not content:
         raise InputError(f"the text {text!r} has no tokens {m.spec.name} can delete; give a few words")
-    out = 0 if fam != "clip" else ids.shape[1] - 1  # CLIP pools its end token; the others their first
+    out = ids.shape[1] - 1 if how.pools_end_token else 0  # CLIP pools its end token; the others their first
     return {"ids": ids, "mask": mask, "content": content, "out": out, "text": text}
 
+
+# --- each family's state, score and token ranking (named in its row of mmkit.families.ADAPTERS) --------------
 
 def _image_emb(m, enc):
     import torch
@@ -53,6 +55,24 @@ def _image_emb(m, enc):
 
     f = pooled_feature(m.model.get_image_features(pixel_values=enc["pixel_values"])).float()
     return torch.nn.functional.normalize(f, dim=-1)  # (1, D)
+
+
+def dual_text_state(m, enc: dict, state: dict) -> dict:
+    """CLIP/ALIGN: the image's normalised embedding (1, D), which the text is scored against."""
+    return {"image_emb": _image_emb(m, enc)}
+
+
+def blip_text_state(m, enc: dict, state: dict) -> dict:
+    """BLIP: the image's vision states (1, 1 + N, D), which the text encoder attends to."""
+    return {"vis": m.model.vision_model(pixel_values=enc["pixel_values"]).last_hidden_state}
+
+
+def blip_vqa_text_state(m, enc: dict, state: dict) -> dict:
+    """BLIP-VQA: the vision states, and the decoder rows that predict the answer's real tokens."""
+    from .cross import content_positions
+
+    rows = [p - 1 for p in content_positions(m.processor.tokenizer, state["answer"][0]) if p > 0]
+    return {**blip_text_state(m, enc, state), "answer_rows": rows or [0]}
 
 
 def _dual_score(m, state, txt):
@@ -68,99 +88,184 @@ def _dual_score(m, state, txt):
     return (state["scale"] * torch.cat([sims, rest], -1)).softmax(-1)[:, 0]
 
 
+def dual_token_scorer(m, enc: dict, state: dict, ids, mask):
+    """CLIP/ALIGN: each text row's score against the image (cosine, or P(prompt) among the labels), (B,)."""
+    import torch
+
+    from ..tasks.embeddings import pooled_feature
+
+    f = pooled_feature(m.model.get_text_features(input_ids=ids, attention_mask=mask)).float()
+    return _dual_score(m, state, torch.nn.functional.normalize(f, dim=-1))
+
+
+def _vilt_logits(m, enc: dict, ids, mask):
+    """ViLT's logits (B, labels) or (B, 1) with each row of text beside the image."""
+    B = ids.shape[0]
+    kw = {k: (ids if k == "input_ids" else mask if k == "attention_mask" else v.expand(B, *v.shape[1:]))
+          for k, v in enc.items()}
+    return m.model(**kw).logits.float()
+
+
+def vilt_vqa_token_scorer(m, enc: dict, state: dict, ids, mask):
+    """ViLT-VQA: P(the answer on the whole text), (B,)."""
+    return _vilt_logits(m, enc, ids, mask).softmax(-1)[:, state["label"]]
+
+
+def vilt_itm_token_scorer(m, enc: dict, state: dict, ids, mask):
+    """ViLT-ITM: the matching score (a logit), (B,)."""
+    return _vilt_logits(m, enc, ids, mask)[:, 0]
+
+
+def _blip_text_states(m, state: dict, ids, mask):
+    """BLIP's text encoder over each row of text, attending to the image: (B, T, D)."""
+    vis = state["vis"].expand(ids.shape[0], *state["vis"].shape[1:])  # (B, 1 + N, D)
+    return m.model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=vis,
+                                return_dict=True).last_hidden_state
+
+
+def blip_itm_token_scorer(m, enc: dict, state: dict, ids, mask):
+    """BLIP-ITM: P(match) from the ITM head, (B,)."""
+    return m.model.itm_head(_blip_text_states(m, state, ids, mask)[:, 0]).float().softmax(-1)[:, 1]
+
+
+def blip_vqa_token_scorer(m, enc: dict, state: dict, ids, mask):
+    """BLIP-VQA: P(answer) teacher-forced through the answer decoder, (B,)."""
+    import torch
+
+    h = _blip_text_states(m, state, ids, mask)
+    a = state["answer"].expand(ids.shape[0], *state["answer"].shape[1:])  # (B, A)
+    logits = m.model.text_decoder(input_ids=a, attention_mask=torch.ones_like(a), encoder_hidden_states=h,
+                                  encoder_attention_mask=mask, return_dict=True).logits.float()
+    return logits[:, :-1].log_softmax(-1).gather(-1, a[:, 1:, None])[..., 0].sum(-1).exp()
+
+
 def token_scores(m, enc: dict, state: dict, ids, mask) -> np.ndarray:
     """The model's score with each row of token ids: ids, mask (B, T) -> (B,) float numpy."""
     import torch
 
-    fam, model, B = m.spec.family, m.model, ids.shape[0]
-    rep = lambda t: t.expand(B, *t.shape[1:])  # noqa: E731  (1, ...) -> (B, ...)
+    scorer = attention_function(adapter(m).token_scorer)
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # ViLT samples patches: the same draw for every copy and call
-        if fam in ("clip", "align"):
-            from ..tasks.embeddings import pooled_feature
-
-            f = pooled_feature(model.get_text_features(input_ids=ids, attention_mask=mask)).float()
-            s = _dual_score(m, state, torch.nn.functional.normalize(f, dim=-1))
-        elif fam.startswith("vilt"):
-            kw = {k: (ids if k == "input_ids" else mask if k == "attention_mask" else rep(v)) for k, v in enc.items()}
-            logits = model(**kw).logits.float()  # (B, labels) or (B, 1)
-            s = logits.softmax(-1)[:, state["label"]] if fam == "vilt-vqa" else logits[:, 0]
-        else:
-            vis = rep(state["vis"])  # (B, 1 + N, D)
-            h = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=vis,
-                                   return_dict=True).last_hidden_state
-            if fam == "blip-itm":
-                s = model.itm_head(h[:, 0]).float().softmax(-1)[:, 1]
-            else:  # blip-vqa: P(answer) teacher-forced through the answer decoder
-                a = rep(state["answer"])  # (B, A)
-                logits = model.text_decoder(input_ids=a, attention_mask=torch.ones_like(a), encoder_hidden_states=h,
-                                            encoder_attention_mask=mask, return_dict=True).logits.float()
-                s = logits[:, :-1].log_softmax(-1).gather(-1, a[:, 1:, None])[..., 0].sum(-1).exp()
+        s = scorer(m, enc, state, ids, mask)
     return s.detach().cpu().numpy().astype(np.float64)
 
 
-def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
-    """Each method's score of each real token, {method: (n,)}: the higher, the earlier it is deleted."""
+def vilt_token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """ViLT: the output token's attention to each text token, its rollout row and its relevance row."""
     import torch
 
     from .cross import stack_layers
     from .maps import rollout
-    from .relevance import first_item, avg_heads, blip_streams, self_relevance, vilt_relevance
+    from .relevance import vilt_relevance
 
-    fam, model, pos, o = m.spec.family, m.model, t["content"], t["out"]
-    ids, mask = t["ids"], t["mask"]
-    out = {}
-    if fam.startswith("vilt"):
-        with torch.inference_mode(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            att = stack_layers(model(**enc, output_attentions=True).attentions)  # (L, H, S, S) text first
-        out["attention"] = att[:, :, o, pos].mean((0, 1))
-        out["rollout"] = rollout(att)[o, pos]
+    pos, o = t["content"], t["out"]
+    with torch.inference_mode(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        att = stack_layers(m.model(**enc, output_attentions=True).attentions)  # (L, H, S, S) text first
+    out = {"attention": att[:, :, o, pos].mean((0, 1)), "rollout": rollout(att)[o, pos]}
+    if "relevance" in methods:
+        out["relevance"] = vilt_relevance(m, enc)[o, pos]
+    return out
+
+
+def _blip_question(m, state: dict, t: dict):
+    """BLIP's text encoder over the text, attending to the image, with its attentions (B = 1)."""
+    return m.model.text_encoder(input_ids=t["ids"], attention_mask=t["mask"], encoder_hidden_states=state["vis"],
+                                output_attentions=True, return_dict=True)
+
+
+def blip_itm_token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """BLIP-ITM: the [CLS] row's attention, attention x gradient at Grad-CAM's layer, and relevance."""
+    import torch
+
+    from .cross import stack_layers
+    from .relevance import avg_heads, blip_streams
+
+    pos, o = t["content"], t["out"]
+    with torch.enable_grad():
+        q = _blip_question(m, state, t)
+        att = stack_layers(q.attentions)  # (L, H, T, T)
+        out = {"attention": att[:, :, o, pos].mean((0, 1))}
+        if "gradcam" in methods:  # the layer Grad-CAM reads on the image side (cross.py)
+            layer = min((2 * len(att)) // 3, len(att) - 2) if len(att) > 1 else 0
+            p = m.model.itm_head(q.last_hidden_state[:, 0]).float().softmax(-1)[0, 1]
+            (g,) = torch.autograd.grad(p, [q.attentions[layer]])
+            out["gradcam"] = avg_heads(q.attentions[layer][0].detach(), g[0].clamp(min=0))[o, pos].numpy()
         if "relevance" in methods:
-            out["relevance"] = vilt_relevance(m, enc)[o, pos]
-    elif fam in ("blip-itm", "blip-vqa"):
-        px = enc["pixel_values"]
-        with torch.enable_grad():
-            q = model.text_encoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=state["vis"],
-                                   output_attentions=True, return_dict=True)
-            if fam == "blip-itm":
-                att = stack_layers(q.attentions)  # (L, H, T, T)
-                out["attention"] = att[:, :, o, pos].mean((0, 1))
-                if "gradcam" in methods:  # the layer Grad-CAM reads on the image side (cross.py)
-                    layer = min((2 * len(att)) // 3, len(att) - 2) if len(att) > 1 else 0
-                    p = model.itm_head(q.last_hidden_state[:, 0]).float().softmax(-1)[0, 1]
-                    (g,) = torch.autograd.grad(p, [q.attentions[layer]])
-                    out["gradcam"] = avg_heads(q.attentions[layer][0].detach(), g[0].clamp(min=0))[o, pos].numpy()
-                if "relevance" in methods:
-                    out["relevance"] = blip_streams(m, px, "itm", ids, mask)["qq"][o, pos].numpy()
-            else:
-                a = model.text_decoder(input_ids=state["answer"], attention_mask=torch.ones_like(state["answer"]),
-                                       encoder_hidden_states=q.last_hidden_state, encoder_attention_mask=mask,
-                                       output_attentions=True, return_dict=True)
-                rows = state["answer_rows"]
-                out["attention"] = stack_layers(a.cross_attentions)[:, :, rows][..., pos].mean((0, 1, 2))
-                if "relevance" in methods:
-                    aq = blip_streams(m, px, "vqa", ids, mask, state["answer"])["aq"]  # (A, Tq)
-                    out["relevance"] = aq[rows][:, pos].sum(0).numpy()
-    else:  # clip, align: the text tower alone, scored against the image embedding
-        with torch.enable_grad():
-            res = model.text_model(input_ids=ids, attention_mask=mask, output_attentions=fam == "clip", return_dict=True)
-            last = res.last_hidden_state  # (1, T, D)
-            pooled = res.pooler_output if fam == "clip" else last[:, 0]
-            norm = lambda x: torch.nn.functional.normalize(model.text_projection(x).float(), dim=-1)  # noqa: E731
-            target = _dual_score(m, state, norm(pooled))[0]
-            out["similarity"] = (norm(last[0, pos]) @ state["image_emb"][0]).detach().numpy()
-            if fam == "clip":
-                atts = list(res.attentions)
-                grads = torch.autograd.grad(target, atts)
-                att = stack_layers(atts)  # (L, H, T, T)
-                out["attention"] = att[:, :, o, pos].mean((0, 1))
-                out["rollout"] = rollout(att)[o, pos]
-                out["relevance"] = self_relevance(first_item(atts), first_item(grads))[o, pos].numpy()
-            else:  # Grad-CAM over the tokens: gradient-weighted last hidden states
-                (g,) = torch.autograd.grad(target, [last])
-                w = g[0].mean(0)  # (D,) token-averaged gradient
-                out["gradcam"] = torch.relu((last[0].detach() * w).sum(-1))[pos].numpy()
+            out["relevance"] = blip_streams(m, enc["pixel_values"], "itm", t["ids"], t["mask"])["qq"][o, pos].numpy()
+    return out
+
+
+def blip_vqa_token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """BLIP-VQA: the answer decoder's cross-attention over the question, and the answer's relevance to it."""
+    import torch
+
+    from .cross import stack_layers
+    from .relevance import blip_streams
+
+    pos, ans, rows = t["content"], state["answer"], state["answer_rows"]
+    with torch.enable_grad():
+        q = _blip_question(m, state, t)
+        a = m.model.text_decoder(input_ids=ans, attention_mask=torch.ones_like(ans),
+                                 encoder_hidden_states=q.last_hidden_state, encoder_attention_mask=t["mask"],
+                                 output_attentions=True, return_dict=True)
+        out = {"attention": stack_layers(a.cross_attentions)[:, :, rows][..., pos].mean((0, 1, 2))}
+        if "relevance" in methods:
+            aq = blip_streams(m, enc["pixel_values"], "vqa", t["ids"], t["mask"], ans)["aq"]  # (A, Tq)
+            out["relevance"] = aq[rows][:, pos].sum(0).numpy()
+    return out
+
+
+def _projected(m, x):
+    """CLIP/ALIGN text states (..., D) through the text projection, normalised: (..., E)."""
+    import torch
+
+    return torch.nn.functional.normalize(m.model.text_projection(x).float(), dim=-1)
+
+
+def _text_tower(m, state: dict, t: dict, attentions: bool, pool):
+    """CLIP/ALIGN's text tower alone: (its output, the score of the pooled text, each token's similarity)."""
+    res = m.model.text_model(input_ids=t["ids"], attention_mask=t["mask"], output_attentions=attentions,
+                             return_dict=True)
+    last = res.last_hidden_state  # (1, T, D)
+    target = _dual_score(m, state, _projected(m, pool(res)))[0]
+    similarity = (_projected(m, last[0, t["content"]]) @ state["image_emb"][0]).detach().numpy()
+    return res, target, similarity
+
+
+def clip_token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """CLIP: the end token's attention, rollout and relevance rows in the text tower; each token's similarity."""
+    import torch
+
+    from .cross import stack_layers
+    from .maps import rollout
+    from .relevance import first_item, self_relevance
+
+    pos, o = t["content"], t["out"]
+    with torch.enable_grad():
+        res, target, similarity = _text_tower(m, state, t, True, lambda r: r.pooler_output)
+        atts = list(res.attentions)
+        grads = torch.autograd.grad(target, atts)
+        att = stack_layers(atts)  # (L, H, T, T)
+        return {"similarity": similarity, "attention": att[:, :, o, pos].mean((0, 1)), "rollout": rollout(att)[o, pos],
+                "relevance": self_relevance(first_item(atts), first_item(grads))[o, pos].numpy()}
+
+
+def align_token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """ALIGN: Grad-CAM over the tokens (gradient-weighted last hidden states) and each token's similarity."""
+    import torch
+
+    with torch.enable_grad():
+        res, target, similarity = _text_tower(m, state, t, False, lambda r: r.last_hidden_state[:, 0])
+        last = res.last_hidden_state  # (1, T, D)
+        (g,) = torch.autograd.grad(target, [last])
+        w = g[0].mean(0)  # (D,) token-averaged gradient
+        return {"similarity": similarity, "gradcam": torch.relu((last[0].detach() * w).sum(-1))[t["content"]].numpy()}
+
+
+def token_ranking(m, enc: dict, state: dict, t: dict, methods) -> dict:
+    """Each method's score of each real token, {method: (n,)}: the higher, the earlier it is deleted."""
+    out = attention_function(adapter(m).token_ranking)(m, enc, state, t, methods)
     return {k: np.asarray(out[k], dtype=np.float64) for k in methods}
 
 
@@ -197,13 +302,13 @@ def text_perturbation_many(m, images, methods, texts, fractions, n_random: int, 
     from . import eager_attention
     from .perturbation import model_inputs
 
-    fam = m.spec.family
-    if fam not in TEXT_METHODS:
+    fam, how = m.spec.family, adapter(m)
+    if not how.text_methods:
         raise InputError(f"{m.spec.name} ({fam}) has no input text to perturb (a caption is the model's output); "
                          "use over='patches'")
     for meth in methods:
-        if meth not in TEXT_METHODS[fam]:
-            raise InputError(f"method {meth!r} has no text ranking for {fam}; choose one of {TEXT_METHODS[fam]}")
+        if meth not in how.text_methods:
+            raise InputError(f"method {meth!r} has no text ranking for {fam}; choose one of {how.text_methods}")
     tok = m.processor.tokenizer
     mask_id, pad_id = tok.mask_token_id, tok.pad_token_id if tok.pad_token_id is not None else 0
     curves = {k: {x: [] for x in ("deletion", "insertion", "random_deletion", "random_insertion")} for k in methods}
@@ -214,18 +319,11 @@ def text_perturbation_many(m, images, methods, texts, fractions, n_random: int, 
             enc, state = model_inputs(m, image, text, labels)
             state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in state.items()}  # usable under autograd
             t = text_inputs(m, text)
-            if fam.startswith("vilt"):  # the ids and mask the processor made, with the image's
+            if how.joint_inputs:  # the ids and mask the processor made, with the image's
                 t["ids"], t["mask"] = enc["input_ids"], enc["attention_mask"]
-            with torch.no_grad():
-                if fam in ("clip", "align"):
-                    state["image_emb"] = _image_emb(m, enc)
-                elif fam.startswith("blip"):
-                    state["vis"] = m.model.vision_model(pixel_values=enc["pixel_values"]).last_hidden_state
-                if fam == "blip-vqa":
-                    from .cross import content_positions
-
-                    rows = [p - 1 for p in content_positions(tok, state["answer"][0]) if p > 0]
-                    state["answer_rows"] = rows or [0]
+            if how.text_state is not None:
+                with torch.no_grad():
+                    state.update(attention_function(how.text_state)(m, enc, state))
             rank = token_ranking(m, enc, state, t, methods)
             rng = np.random.default_rng(seed + n)
             k = len(t["content"])
