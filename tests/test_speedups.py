@@ -443,6 +443,32 @@ def test_greedy_caption_gives_what_generate_gives(scenes, model_dirs):
                 assert (ours == m.model.config.text_config.pad_token_id).any()
 
 
+def test_caption_maps_decode_from_their_own_vision_states_and_write_the_caption(monkeypatch):
+    from mmkit.data.samples import sample_images
+
+    m = mmkit.load_model("shapes-blip-caption")
+    tower = m.model.vision_model
+    calls = []
+    hook = tower.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        photo = next(iter(sample_images().values()))  # a real photo, out of the bundled model's domain: it warns
+        images = mmkit.ShapesWorld(6, seed=9, split="test").images + [photo.resize((300, 200))]
+        for image in images:
+            for kw in ({}, {"max_new_tokens": 4}, {"min_new_tokens": 9, "max_new_tokens": 12}):
+                with pytest.warns() if image is images[-1] else contextlib.nullcontext():
+                    expected = mmkit.caption(m, image, **kw)
+                calls.clear()
+                with pytest.warns() if image is images[-1] else contextlib.nullcontext():
+                    maps = mmkit.attention_maps(m, image, **kw)
+                assert maps.text == expected, kw
+                assert len(calls) == 1  # the tower's states serve the decoding and the maps
+        calls.clear()
+        mmkit.attention_maps(m, images[0], num_beams=2)  # beam search: transformers' generate, a second pass
+        assert len(calls) == 2
+    finally:
+        hook.remove()
+
+
 def test_captioning_decodes_greedily_only_where_that_is_what_generate_does(model_dirs, monkeypatch):
     import mmkit.tasks.generation as generation
     from mmkit.speedups import can_decode_greedily

@@ -55,13 +55,19 @@ def blip_caption_maps(m, image, text: str | None = None, **generate_kwargs) -> A
     """Per caption word, the decoder's cross-attention over the image at the step that produced it."""
     import torch
 
+    from ..speedups.blip import can_decode_greedily, greedy_caption
+
     model, tok = m.model, m.processor.tokenizer
     px = image_inputs(m, image)["pixel_values"]
     with torch.inference_mode():
         vis = model.vision_model(pixel_values=px).last_hidden_state  # (1, 1 + N, D)
         if text is None:
             generate_kwargs.setdefault("max_new_tokens", 30)
-            ids = model.generate(pixel_values=px, **generate_kwargs)[0]  # (T,) starts with BOS
+            if set(generate_kwargs) <= {"max_new_tokens", "min_new_tokens"} and can_decode_greedily(model):
+                # what mmkit.caption writes, from the states above (the vision tower runs once)
+                ids = greedy_caption(model, px, None, image_states=vis, **generate_kwargs)[0]  # (T,) BOS first
+            else:
+                ids = model.generate(pixel_values=px, **generate_kwargs)[0]  # (T,) starts with BOS
         else:
             limit = model.config.text_config.max_position_embeddings
             ids = tok(text, return_tensors="pt", truncation=True, max_length=limit)["input_ids"][0].to(m.device)

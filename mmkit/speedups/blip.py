@@ -215,20 +215,23 @@ def can_decode_greedily(model) -> bool:
                for k, v in vars(model.text_decoder.generation_config).items())
 
 
-def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30, min_new_tokens: int = 0):
+def greedy_caption(model, pixel_values, input_ids=None, max_new_tokens: int = 30, min_new_tokens: int = 0,
+                   image_states=None):
     """What BlipForConditionalGeneration.generate returns for greedy decoding, without generate's per-token
     bookkeeping (module docstring, 4.); only for models where can_decode_greedily(model) holds.
 
     Args:
         pixel_values: (B, 3, H, W) preprocessed images.
         input_ids: (B, T) tokenized prompt ([CLS] ... [SEP], no padding), or None.
+        image_states: (B, S, E) the vision tower's last hidden states of pixel_values when the caller has them
+            already (the attention maps do), so that the tower does not run twice.
     Returns:
         (B, T' + new) token ids: BOS, the prompt, then the caption; pad ids after a caption's end."""
     import torch
     from transformers import DynamicCache
 
     cfg, dec = model.config.text_config, model.text_decoder
-    x = model.vision_model(pixel_values=pixel_values)[0]  # (B, S, E) image states
+    x = model.vision_model(pixel_values=pixel_values)[0] if image_states is None else image_states  # (B, S, E)
     b = x.shape[0]
     if input_ids is None:
         ids = torch.full((b, 1), cfg.bos_token_id, dtype=torch.long, device=x.device)  # (B, 1)
