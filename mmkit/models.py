@@ -13,14 +13,13 @@ import difflib
 import json
 import os
 import sys
-import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import config
 from .errors import InputError
+from .model_cache import HALF_OF_RAM, ModelCache, model_bytes  # noqa: F401
 
 # HF class name -> family; only these classes are loaded (no remote code, ever)
 CLASS_FAMILY = {
@@ -264,79 +263,22 @@ class Loaded:
         return self.spec.name
 
 
-_CACHE: "OrderedDict[tuple, Loaded]" = OrderedDict()  # least recently used first
-_BYTES: dict[tuple, int] = {}  # cache key -> model_bytes, measured once when the model is cached
-_LOCK = threading.Lock()
-# the cache's bound: at most this many models, and at most this many bytes of weights (None: no bound);
-# set with set_cache_limit. Default bytes: half the machine's memory, so a notebook that tries one big model
-# after another keeps the newest ones instead of running out of memory.
-_LIMIT = {"models": None, "bytes": "half of RAM"}
+CACHE = ModelCache()  # load_model's models, bounded (set_cache_limit), least recently used dropped first
 
 
-def _total_ram() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        try:
-            import psutil
-
-            return psutil.virtual_memory().total
-        except Exception:  # noqa: BLE001  no way to know: no bytes bound
-            return None
-
-
-def model_bytes(m: Loaded) -> int:
-    """Bytes of a loaded model's parameters and buffers (each tensor counted once)."""
-    seen, total = set(), 0
-    for t in list(m.model.parameters()) + list(m.model.buffers()):
-        key = (t.data_ptr(), t.nbytes)
-        if key not in seen:
-            seen.add(key)
-            total += t.nbytes
-    return total
-
-
-def set_cache_limit(models: int | None = None, max_bytes: int | str | None = "half of RAM") -> None:
+def set_cache_limit(models: int | None = None, max_bytes: int | str | None = HALF_OF_RAM) -> None:
     """Bound load_model's cache; the least recently used models are dropped first (the newest is always kept).
 
     Args:
         models: at most this many cached models (a model loaded with attention=True is a second copy and counts).
         max_bytes: at most this many bytes of weights in all, "half of RAM" (the default) or None for no bound.
-    Dropping a model only forgets the cache's reference: a Loaded you still hold keeps working.
-    """
-    if models is not None and (not isinstance(models, int) or isinstance(models, bool) or models < 1):
-        raise InputError(f"models={models!r}: give a whole number of models >= 1, or None for no bound")
-    if max_bytes is not None and max_bytes != "half of RAM" and (
-            not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1):
-        raise InputError(f"max_bytes={max_bytes!r}: give a number of bytes >= 1 (e.g. 4 * 2**30 for 4 GiB), "
-                         "'half of RAM' or None for no bound")
-    with _LOCK:
-        _LIMIT.update(models=models, bytes=max_bytes)
-        _evict()
+    Dropping a model only forgets the cache's reference: a Loaded you still hold keeps working."""
+    CACHE.set_limit(models, max_bytes)
 
 
 def cache_info() -> list[dict]:
     """The cached models, least recently used first: name, device, dtype, attention, bytes."""
-    with _LOCK:
-        return [{"name": m.spec.name, "device": str(m.device), "dtype": str(m.dtype), "attention": key[3],
-                 "bytes": _BYTES.get(key, 0)} for key, m in _CACHE.items()]
-
-
-def _byte_limit() -> int | None:
-    lim = _LIMIT["bytes"]
-    if lim == "half of RAM":
-        ram = _total_ram()
-        return ram // 2 if ram else None
-    return lim
-
-
-def _evict() -> None:
-    """Drop least recently used models until the cache is within its bound (the newest stays). Holds _LOCK."""
-    max_models, max_bytes = _LIMIT["models"], _byte_limit()
-    while len(_CACHE) > 1 and ((max_models is not None and len(_CACHE) > max_models) or
-                               (max_bytes is not None and sum(_BYTES.get(k, 0) for k in _CACHE) > max_bytes)):
-        key, _ = _CACHE.popitem(last=False)
-        _BYTES.pop(key, None)
+    return CACHE.info()
 
 
 def load_model(name_or_path, device=None, dtype=None, attention: bool = False) -> Loaded:
@@ -356,16 +298,7 @@ def load_model(name_or_path, device=None, dtype=None, attention: bool = False) -
         raise InputError(_offline_message(spec))  # decided before torch is even imported
     dev = config.get_device(device)
     dt = config.get_dtype(dev, dtype)
-    key = (spec.repo, str(dev), str(dt), bool(attention))
-    with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)  # most recently used
-            return _CACHE[key]
-        loaded = _load(spec, dev, dt, attention)
-        _CACHE[key] = loaded
-        _BYTES[key] = model_bytes(loaded)
-        _evict()
-        return loaded
+    return CACHE.get((spec.repo, str(dev), str(dt), bool(attention)), lambda: _load(spec, dev, dt, attention))
 
 
 def _offline_message(spec: ModelSpec) -> str:
@@ -379,9 +312,7 @@ def _offline_message(spec: ModelSpec) -> str:
 
 def clear_cache() -> None:
     """Forget every loaded model (frees memory)."""
-    with _LOCK:
-        _CACHE.clear()
-        _BYTES.clear()
+    CACHE.clear()
 
 
 @contextmanager

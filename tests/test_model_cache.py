@@ -8,13 +8,14 @@ from mmkit import models
 @pytest.fixture
 def fresh_cache():
     """An empty cache with no bound, and the cache and bound as they were afterwards."""
-    before, limit = dict(models._CACHE), dict(models._LIMIT)
+    before, limit = dict(models.CACHE.entries), dict(models.CACHE.limit)
     models.clear_cache()
     models.set_cache_limit(None, None)
     yield
     models.clear_cache()
-    models._LIMIT.update(limit)
-    models._CACHE.update(before)
+    models.CACHE.limit.update(limit)
+    for key, m in before.items():
+        models.CACHE.get(key, lambda: m)
 
 
 def names():
@@ -59,8 +60,10 @@ def test_byte_bound_counts_each_model_once_and_keeps_the_newest(fresh_cache, mod
 
 def test_default_bound_is_half_the_memory_and_bad_bounds_name_the_fix(fresh_cache):
     models.set_cache_limit()
-    assert models._LIMIT == {"models": None, "bytes": "half of RAM"}
-    assert 0 < models._byte_limit() < models._total_ram()
+    assert models.CACHE.limit == {"models": None, "bytes": "half of RAM"}
+    from mmkit.model_cache import total_ram
+
+    assert 0 < models.CACHE.byte_limit() < total_ram()
     for bad in (0, -1, 2.5, True, "3"):
         with pytest.raises(mmkit.InputError, match="models="):
             models.set_cache_limit(models=bad)
