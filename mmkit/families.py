@@ -6,7 +6,8 @@ how an answer is read, and which function extracts the family's attention maps. 
 `adapter(m)` instead of branching on the family's name.
 
 Adding a family: its class in models.CLASS_FAMILY, its tasks in models.FAMILY_TASKS (and a family name in
-models.FAMILIES when it has a pretrained/bundled pair), a map extractor in mmkit.attention, and a row here.
+models.FAMILIES when it has a pretrained/bundled pair), a map extractor in mmkit.attention (and, for the
+faithfulness tests, its scorers in attention/perturbation.py and attention/text_perturbation.py), and a row here.
 """
 from __future__ import annotations
 
