@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .geometry import clear_relation, draw_shape, footprints_apart  # noqa: F401  draw_shape: public here too
+
 COLORS = {"red": (215, 40, 40), "green": (35, 160, 60), "blue": (40, 80, 215)}  # name -> RGB
 SHAPES = ("circle", "square", "triangle")
 SIZES = {"small": 0.22, "large": 0.36}  # name -> diameter as a fraction of the image side
@@ -254,7 +256,7 @@ class ShapesWorld:
             d = max(6, int(round(SIZES[size] * S * rng.uniform(0.92, 1.08))))
             for _ in range(100):
                 x, y = int(rng.integers(2, W - d - 1)), int(rng.integers(2, H - d - 1))
-                if all(_apart((x, y, d), p, gap=gap) and _clear_relation((x, y, d), p, S) for p in placed):
+                if all(footprints_apart((x, y, d), p, gap=gap) and clear_relation((x, y, d), p, S) for p in placed):
                     placed.append((x, y, d))
                     break
             else:
@@ -393,28 +395,3 @@ class ShapesWorld:
             words = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
             qa.append(QA(f"is the {a.name} {words[ask]} the {b.name}?", "yes" if ask == rel else "no", "position"))
         return qa
-
-
-def _apart(p, q, gap: int) -> bool:
-    """True when two square footprints (x, y, d) are at least `gap` pixels apart on some axis."""
-    (x1, y1, d1), (x2, y2, d2) = p, q
-    return x1 + d1 + gap <= x2 or x2 + d2 + gap <= x1 or y1 + d1 + gap <= y2 or y2 + d2 + gap <= y1
-
-
-def _clear_relation(p, q, S: int) -> bool:
-    """True when one axis clearly dominates the displacement between two footprints' centres."""
-    (x1, y1, d1), (x2, y2, d2) = p, q
-    dx = abs((x1 + d1 / 2) - (x2 + d2 / 2))
-    dy = abs((y1 + d1 / 2) - (y2 + d2 / 2))
-    return max(dx, dy) >= 1.5 * min(dx, dy) and max(dx, dy) >= 0.2 * S
-
-
-def draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, d: int, fill) -> None:
-    """Draw one shape inside the d x d square whose top-left corner is (x, y)."""
-    if shape == "circle":
-        draw.ellipse([x, y, x + d - 1, y + d - 1], fill=fill)
-    elif shape == "square":
-        m = int(round(d * 0.08))  # a square looks as big as a circle of the same footprint when a bit smaller
-        draw.rectangle([x + m, y + m, x + d - 1 - m, y + d - 1 - m], fill=fill)
-    else:
-        draw.polygon([(x + (d - 1) / 2, y), (x, y + d - 1), (x + d - 1, y + d - 1)], fill=fill)

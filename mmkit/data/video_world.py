@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .shapes import BACKGROUND, COLORS, SHAPES, SIZES, Named, Obj, draw_shape, describe_scene
+from .geometry import draw_shape
+from .shapes import BACKGROUND, COLORS, SHAPES, SIZES, Named, Obj, describe_scene
 
 VISIBLE = 0.5  # an object counts as visible when at least this fraction of its footprint is inside the frame
 SLIDE = 0.5  # seconds an object takes to slide in (and out)
