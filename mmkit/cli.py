@@ -19,64 +19,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .annotations import IMAGE_SUFFIXES  # the image files a folder contributes
+from .cli_input import expand, read_image, reason
 from .cli_output import encoding_of, json_record, say, show_path, text_line, write
 from .errors import InputError
 from .notices import capture_notices
 
 Record = tuple[list[str], dict]  # (text-mode fields, JSON fields) of one image
-
-
-# -- reading the inputs --------------------------------------------------------------------------------
-def expand(paths: list[str]) -> list[Path]:
-    """Files as given and the image files inside folders (sorted); InputError for a missing path or empty folder.
-
-    Only stat() is used (never open()), so a FIFO or a device among the paths cannot hang the listing.
-    """
-    out: list[Path] = []
-    for p in map(Path, paths):
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            raise InputError(f"{show_path(p)!r} does not exist; pass image files or folders of images") from None
-        except (OSError, ValueError) as e:  # permission, a name too long, a NUL byte, a symlink loop, ...
-            raise InputError(f"{show_path(p)!r} cannot be read ({_reason(e)}); pass image files or folders") from None
-        if not stat.S_ISDIR(st.st_mode):
-            out.append(p)  # non-image files are reported one by one when they are read
-            continue
-        try:
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-        except OSError as e:
-            raise InputError(f"folder {show_path(p)!r} cannot be listed ({_reason(e)})") from None
-        if not found:
-            raise InputError(f"folder {show_path(p)!r} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        out += found
-    return out
-
-
-def _reason(e: BaseException) -> str:
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__
-
-
-def read_image(path: Path):
-    """The image of one file, or InputError; FIFOs, devices and folders are refused before anything is opened."""
-    from .data import load_image
-
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{show_path(path)!r} cannot be read ({_reason(e)})") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
-                else "a device or socket")
-        raise InputError(f"{show_path(path)!r} is {kind}, not a regular file; pass image files")
-    return load_image(path)
 
 
 # -- the commands ------------------------------------------------------------------------------------------
@@ -186,7 +139,7 @@ def _check_attention(args, m) -> None:
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
-        raise InputError(f"--out {show_path(args.out)!r} cannot be made a folder ({_reason(e)}); "
+        raise InputError(f"--out {show_path(args.out)!r} cannot be made a folder ({reason(e)}); "
                          "pass a folder you can write to") from None
 
 
@@ -206,7 +159,7 @@ def _attention(args, m, items) -> list[Record]:
         try:
             mmkit.viz.caption_strip(maps, method=args.method).savefig(target, dpi=90)
         except OSError as e:
-            raise InputError(f"cannot write {show_path(target)!r} ({_reason(e)}); pass another --out") from None
+            raise InputError(f"cannot write {show_path(target)!r} ({reason(e)}); pass another --out") from None
         out.append(([show_path(target), maps.text], {"png": show_path(target), "text": maps.text, "words": maps.words}))
     return out
 
