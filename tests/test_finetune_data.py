@@ -100,27 +100,54 @@ def test_coco_file_written_by_the_annotation_store_with_sample_photos(tmp_path):
         read_examples(tmp_path / "bad.json")
 
 
-class _Dataset:
-    """What finetune reads of a datasets.Dataset: column_names and rows as dicts (datasets is not installed here)."""
-
-    def __init__(self, rows):
-        self.rows = rows
-        self.column_names = list(rows[0])
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __len__(self):
-        return len(self.rows)
-
-
-def test_a_dataset_with_image_and_text_columns():
+def test_a_datasets_dataset_with_an_image_feature_a_path_column_labels_and_lists(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
     ims = [s.image for s in concept_scenes(3, seed=1)]
-    ex = read_examples(_Dataset([{"image": ims[0], "text": "a"}, {"image": ims[1], "text": ""},
-                                 {"image": {"bytes": None, "path": "/nope.png"}, "text": "c"}]))
-    assert len(ex) == 1 and dict(ex.skipped).keys() == {"row 1", "row 2"}
-    with pytest.raises(mmkit.InputError, match="needs an image column"):
-        read_examples(_Dataset([{"pixels": ims[0], "text": "a"}]))
+    ims[1] = ims[1].convert("L").resize((50, 31))  # grey, another size: RGB after reading
+    feats = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict({"image": ims, "text": ["a red circle", "  a  grey   one ", ""]}, features=feats)
+    ex = read_examples(ds)
+    assert [e.text for e in ex.items] == ["a red circle", "a grey one"] and ex.skipped == [("row 2", "empty caption")]
+    assert [e.image.mode for e in ex.items] == ["RGB", "RGB"] and ex.items[1].image.size == (50, 31)
+    assert len({e.key for e in ex.items}) == 2  # each row its own picture (for the validation split)
+    # undecoded images ({'bytes', 'path'} dicts) and a streamed dataset read the same
+    assert [e.text for e in read_examples(ds.cast_column("image", datasets.Image(decode=False))).items] == \
+        ["a red circle", "a grey one"]
+    streamed = read_examples(ds.to_iterable_dataset())
+    assert len(streamed) == 2 and "3 streamed rows" in streamed.origin
+    # a str path column: relative paths under image_dir (or the current folder), a missing file reported
+    names = _pictures(tmp_path / "pics", n=3)
+    paths = datasets.Dataset.from_dict({"file_name": names + ["gone.png", names[0]],
+                                        "caption": ["one", "two", "three", "four", "one"]})
+    ex = read_examples(paths, image_dir=tmp_path / "pics")
+    assert [e.text for e in ex.items] == ["one", "two", "three"]
+    assert dict(ex.skipped)["row 3"].startswith("image 'gone.png'") and "duplicate" in dict(ex.skipped)["row 4"]
+    with pytest.raises(mmkit.InputError, match="image_dir= sets their folder"):
+        read_examples(paths)  # relative to the current folder (the repository): none there
+    monkeypatch.chdir(tmp_path / "pics")
+    assert len(read_examples(paths)) == 3
+    # class labels become their names; a list of captions gives one example per caption
+    labelled = datasets.Dataset.from_dict(
+        {"img": ims, "label": [1, 0, 1]},
+        features=datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])}))
+    assert [e.text for e in read_examples(labelled).items] == ["dog", "cat", "dog"]
+    multi = datasets.Dataset.from_dict({"image": ims[:2], "captions": [["a red circle", "a round thing"], []]},
+                                       features=datasets.Features({"image": datasets.Image(),
+                                                                   "captions": datasets.List(datasets.Value("string"))}))
+    ex = read_examples(multi)
+    assert [(e.key, e.text) for e in ex.items] == [("row 0", "a red circle"), ("row 0", "a round thing")]
+    qa = datasets.Dataset.from_dict({"image": ims[:2], "question": ["what color?", "what shape?"],
+                                     "answer": ["red", ""]}, features=datasets.Features(
+        {"image": datasets.Image(), "question": datasets.Value("string"), "answer": datasets.Value("string")}))
+    ex = read_examples(qa)
+    assert ex.kind == "qa" and [(e.question, e.answer) for e in ex.items] == [("what color?", "red")]
+    # whole-input mistakes: InputError naming the fix
+    with pytest.raises(mmkit.InputError, match=r"needs an image column.*rename_column"):
+        read_examples(ds.rename_column("image", "pixels"))
+    with pytest.raises(mmkit.InputError, match=r"DatasetDict .*ds\['train'\], val_data=ds\['test'\]"):
+        read_examples(datasets.DatasetDict({"train": ds, "test": ds}))
+    with pytest.raises(mmkit.InputError, match="no usable examples in a dataset of 0 rows"):
+        read_examples(ds.select([]))
 
 
 def test_new_words_grow_the_tokenizer_and_tied_embeddings():

@@ -23,7 +23,7 @@ from ..errors import InputError, describe
 
 CAPTION_COLUMNS = ("image", "caption")
 QA_COLUMNS = ("image", "question", "answer")
-TEXT_COLUMNS = ("caption", "text", "label", "sentence")  # accepted names of a Dataset's text column
+TEXT_COLUMNS = ("caption", "captions", "text", "label", "sentence")  # accepted names of a Dataset's text column
 IMAGE_COLUMNS = ("image", "img", "picture", "file_name", "path")
 
 
@@ -189,22 +189,58 @@ def _read_tuples(rows) -> Examples:
     return col.out
 
 
-def _read_dataset(ds) -> Examples:
-    """A Hugging Face datasets.Dataset with an image column and text (or question + answer) columns."""
-    cols = [c.lower() for c in ds.column_names]
-    real = dict(zip(cols, ds.column_names))
+def _label_names(ds, column: str):
+    """The class names of a datasets ClassLabel column (ints -> words), or None for a text column."""
+    feature = getattr(ds, "features", None) and ds.features.get(column)
+    return getattr(feature, "names", None)
+
+
+def _texts(value, names) -> list[str]:
+    """The texts of one dataset cell: a string, a ClassLabel int (its name), or a list of captions."""
+    if names is not None and isinstance(value, int) and 0 <= value < len(names):
+        return [names[value]]
+    if isinstance(value, (list, tuple)):  # several captions of one picture (COCO-style datasets)
+        return [_clean(v) for v in value] or [""]
+    return [_clean(value)]
+
+
+def _read_dataset(ds, image_dir=None) -> Examples:
+    """A Hugging Face datasets.Dataset (or IterableDataset) with an image column and text (or question + answer)
+    columns. Image cells may be decoded pictures (the Image feature), {'bytes', 'path'} dicts or path strings
+    (relative ones under image_dir, default the current folder); a ClassLabel column gives its class names; a
+    list of strings gives one example per caption."""
+    if isinstance(ds, dict) or type(ds).__name__ in ("DatasetDict", "IterableDatasetDict"):
+        splits = list(ds)
+        raise InputError(f"the data is a DatasetDict with splits {splits}; pass one split, e.g. finetune(model, "
+                         f"ds[{splits[0]!r}]" + (f", val_data=ds[{splits[1]!r}])" if len(splits) > 1 else ")"))
+    names = list(ds.column_names or [])
+    if not names:  # a streamed dataset whose columns are only known from its first row
+        first = next(iter(ds), None)
+        names = list(first) if isinstance(first, dict) else []
+    cols = [c.lower() for c in names]
+    real = dict(zip(cols, names))
     image = next((real[c] for c in IMAGE_COLUMNS if c in cols), None)
     qa = "question" in cols and "answer" in cols
     text = next((real[c] for c in TEXT_COLUMNS if c in cols), None)
     if image is None or not (qa or text):
-        raise InputError(f"the dataset has columns {ds.column_names}; it needs an image column ({', '.join(IMAGE_COLUMNS)}) "
-                         f"and a text column ({', '.join(TEXT_COLUMNS)}) or 'question' and 'answer'")
-    col = _Collector("qa" if qa else "caption", f"a dataset of {len(ds)} rows")
+        raise InputError(f"the dataset has columns {names}; it needs an image column ({', '.join(IMAGE_COLUMNS)}) "
+                         f"and a text column ({', '.join(TEXT_COLUMNS)}) or 'question' and 'answer'; rename "
+                         "columns with ds.rename_column(old, new)")
+    labels = None if qa else _label_names(ds, text)
+    size = f"{len(ds)} rows" if hasattr(ds, "__len__") else "streamed rows"
+    col = _Collector("qa" if qa else "caption", f"a dataset of {size}",
+                     base=Path(image_dir) if image_dir is not None else None)
+    n = -1
     for n, row in enumerate(ds):
         if qa:
             col.add(f"row {n}", row[image], question=_clean(row[real["question"]]), answer=_clean(row[real["answer"]]))
         else:
-            col.add(f"row {n}", row[image], text=_clean(row[text]))
+            for t in _texts(row[text], labels):
+                col.add(f"row {n}", row[image], text=t)
+    if not hasattr(ds, "__len__"):
+        col.out.origin = f"a dataset of {n + 1} streamed rows"
+    if image_dir is None and any("no such file" in why for _, why in col.out.skipped):
+        col.out.origin += f" (relative image paths are read from {os.getcwd()!r}; image_dir= sets their folder)"
     return col.out
 
 
@@ -213,7 +249,8 @@ def read_examples(data, image_dir=None) -> Examples:
 
     Args:
         data: folder | captions.csv / qa.csv | COCO JSON | list of tuples | datasets.Dataset | Examples.
-        image_dir: for a COCO file, the folder its file names are relative to (default: the file's folder).
+        image_dir: for a COCO file, the folder its file names are relative to (default: the file's folder); for a
+            dataset with a path column, the folder of its relative paths (default: the current folder).
     """
     if isinstance(data, Examples):
         out = data
@@ -230,7 +267,7 @@ def read_examples(data, image_dir=None) -> Examples:
                              "JSON file, or a list of (image, text) tuples")
         out = _read_coco(p, image_dir) if p.suffix.lower() == ".json" else _read_csv(p)
     elif hasattr(data, "column_names") and hasattr(data, "__iter__"):
-        out = _read_dataset(data)
+        out = _read_dataset(data, image_dir)
     elif isinstance(data, (list, tuple)):
         out = _read_tuples(data)
     else:
