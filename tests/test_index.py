@@ -95,3 +95,33 @@ def test_retrieval_panel_searches_an_index(tmp_path):
     want = mmkit.retrieve(m, "a red circle", idx, k=panel.k.value)
     assert [h.index for h in panel.result] == [h.index for h in want] and panel.grid.value
     assert paths[want[0].index] in panel.output.value
+
+
+def recall(want, got) -> float:
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want, got)]))
+
+
+def test_default_effort_finds_text_queries_in_their_own_cone_and_tune_changes_it(tmp_path):
+    """Text queries sit in a cone of their own (CLIP's modality gap; benchmarks/index.py measures its size on
+    shapes-clip): the default nprobe (an eighth of the lists, at least 32) and re-ranking still find flat's top 10."""
+    from mmkit.index.store import default_nlist, default_nprobe
+
+    assert default_nlist(100_000) == 2529 and default_nprobe(2529) == 316 and default_nprobe(20) == 20
+    rng = np.random.default_rng(3)
+    x = clustered(6000, d=64, centres=100)
+    u_img, u_txt = rng.standard_normal(64), rng.standard_normal(64)
+    x = x + 0.22 * u_img / np.linalg.norm(u_img)  # the image cone (|mean| about 0.21, as shapes-clip's)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = clustered(60, d=64, centres=100, seed=1) + 0.63 * u_txt / np.linalg.norm(u_txt)  # text cone (|mean| 0.53)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    ivf = build(x, tmp_path / "g.index", flat_max=1000, nlist=128, pq_bytes=16)
+    assert ivf.nprobe == 32 and ivf.rerank == 20
+    want = build(x, flat_max=10**9).search(q, 10)[1]
+    assert recall(want, ivf.search(q, 10)[1]) >= 0.95
+    assert load(tmp_path / "g.index").nprobe == 32  # saved with the index
+    low = recall(want, ivf.tune(nprobe=1, rerank=1).search(q, 10)[1])
+    assert low < 0.9 and ivf.nprobe == 1  # less effort, fewer of flat's hits: the knob reaches FAISS
+    with pytest.raises(InputError, match="nprobe=0"):
+        ivf.tune(nprobe=0)
+    with pytest.raises(InputError, match="rerank"):
+        ivf.tune(rerank=2.5)

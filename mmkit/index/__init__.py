@@ -5,9 +5,10 @@
     idx.search_text(m, "a red circle", k=10)  # [Hit(index, score, item=path), ...]
     mmkit.retrieve(m, "a red circle", idx, k=10)  # the same, through the task API
 
-IVF-PQ keeps only short codes in memory (`pq_bytes` per vector, plus the list ids) and re-ranks the top
-`k * rerank` candidates exactly against the float32 vectors, which stay on disk (memory-mapped). An index is
-a folder: faiss.index, vectors.npy (IVF-PQ only) and meta.json (model, kind, paths of the images).
+IVF-PQ keeps only short codes in memory (`pq_bytes` per vector, plus the list ids), visits an eighth of its
+lists per query and re-ranks the top `k * rerank` (20 k) candidates exactly against the float32 vectors, which
+stay on disk (memory-mapped); `idx.tune(nprobe=, rerank=)` trades recall for speed.
+An index is a folder: faiss.index, vectors.npy (IVF-PQ only) and meta.json (model, kind, paths of the images).
 """
 from __future__ import annotations
 

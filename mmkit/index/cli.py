@@ -22,10 +22,11 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="index folder to write, e.g. gallery.index")
     p.add_argument("--flat-max", type=int, default=FLAT_MAX,
                    help=f"exact (flat) index up to this many vectors, IVF-PQ beyond (default {FLAT_MAX})")
-    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default about 4 * sqrt(N))")
+    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default about 8 * sqrt(N))")
     p.add_argument("--pq-bytes", type=int, default=64, help="PQ code bytes per vector (default 64)")
-    p.add_argument("--nprobe", type=int, default=32, help="IVF lists searched per query (default 32)")
-    p.add_argument("--rerank", type=int, default=10, help="candidates re-ranked exactly per hit (default 10)")
+    p.add_argument("--nprobe", type=int, default=None,
+                   help="IVF lists searched per query (default an eighth of the lists, at least 32)")
+    p.add_argument("--rerank", type=int, default=20, help="candidates re-ranked exactly per hit (default 20)")
     p.add_argument("--model", default=None, help="the model that made the embeddings (default: from the job)")
     s = sub.add_parser("search", help="search an index by text or by an image file")
     s.add_argument("index", help="index folder made by `mmkit index`")

@@ -48,12 +48,23 @@ class Index:
     """A searchable gallery: `search(vectors, k)` -> (scores (Q, k), ids (Q, k)); `items` are the image paths."""
 
     def __init__(self, index, items: list, kind: str, model: str | None, vectors=None, nprobe: int = 32,
-                 rerank: int = 10, folder: Path | None = None):
+                 rerank: int = 20, folder: Path | None = None):
         self.index, self.items, self.kind, self.model = index, list(items), kind, model
         self.vectors = vectors  # (N, D) float32, memory-mapped, for exact re-ranking (IVF-PQ)
-        self.nprobe, self.rerank, self.folder = nprobe, rerank, folder
-        if kind == "ivfpq":
-            _faiss().extract_index_ivf(index).nprobe = nprobe
+        self.folder, self.nprobe, self.rerank = folder, nprobe, rerank
+        self.tune(nprobe, rerank)
+
+    def tune(self, nprobe: int | None = None, rerank: int | None = None) -> "Index":
+        """Set the search effort of an IVF-PQ index: `nprobe` lists visited per query, `rerank` candidates
+        re-ranked exactly per hit. More of either: higher recall, slower queries. Returns the index."""
+        for name, value in (("nprobe", nprobe), ("rerank", rerank)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise InputError(f"{name}={value!r}: pass a positive whole number")
+        self.nprobe = int(nprobe or self.nprobe)
+        self.rerank = int(rerank or self.rerank)
+        if self.kind == "ivfpq":
+            _faiss().extract_index_ivf(self.index).nprobe = self.nprobe
+        return self
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -135,15 +146,27 @@ class Index:
         return folder
 
 
+def default_nlist(n: int) -> int:
+    """IVF lists for n vectors: about 8 * sqrt(n) (about 40 vectors per list at 100k)."""
+    return max(16, int(8 * n ** 0.5))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists visited per query: an eighth of them, at least 32 (all of them when there are fewer)."""
+    return min(nlist, max(32, nlist // 8))
+
+
 def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None = None, pq_bytes: int = 64,
-          nprobe: int = 32, rerank: int = 10, items=None, model: str | None = None, seed: int = 0) -> Index:
+          nprobe: int | None = None, rerank: int = 20, items=None, model: str | None = None,
+          seed: int = 0) -> Index:
     """An index over embeddings: exact (flat) up to `flat_max` vectors, IVF-PQ with exact re-ranking beyond.
 
     Args:
         embeddings: an embed job's output file, or an (N, D) array of L2-normalised vectors.
         out: folder to save it in (optional).
-        nlist: IVF lists (default about 4 * sqrt(N)); pq_bytes: code bytes per vector (a divisor of D is used).
-        nprobe: lists searched per query; rerank: candidates re-ranked exactly per result (k * rerank in all).
+        nlist: IVF lists (default about 8 * sqrt(N)); pq_bytes: code bytes per vector (a divisor of D is used).
+        nprobe: lists searched per query (default nlist / 8, at least 32); rerank: candidates re-ranked
+            exactly per result (default 20: k * rerank in all). Both can be changed later with Index.tune.
         items: what each row is (default: the image paths of the job file, else row numbers).
     """
     faiss = _faiss()
@@ -168,15 +191,16 @@ def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None =
         index.add(vecs)
         idx = Index(index, items, "flat", model)
     else:
-        nlist = nlist or max(16, int(4 * n ** 0.5))
+        nlist = nlist or default_nlist(n)
         m = _pq_bytes(d, pq_bytes)
         index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x8", faiss.METRIC_INNER_PRODUCT)
         faiss.downcast_index(index).do_polysemous_training = False  # minutes of annealing, unused here
         rng = np.random.default_rng(seed)
-        train = vecs[rng.choice(n, size=min(n, max(64 * nlist, 256 * 40)), replace=False)]
+        train = vecs[rng.choice(n, size=min(n, max(40 * nlist, 256 * 40)), replace=False)]  # >= 39 per list
         index.train(train)
         index.add(vecs)
-        idx = Index(index, items, "ivfpq", model, vectors=vecs, nprobe=nprobe, rerank=rerank)
+        idx = Index(index, items, "ivfpq", model, vectors=vecs, nprobe=nprobe or default_nprobe(nlist),
+                    rerank=rerank)
     if out is not None:
         idx.save(out)
     return idx
