@@ -124,6 +124,25 @@ def test_picker_upload_samples_and_scenes(scenes):
     assert len(seen) == 5
 
 
+def test_picker_draws_the_same_scene_in_every_look_and_marks_the_held_out_ones():
+    p = ImagePicker(source=None)
+    labels = dict((style, label) for label, style in p.look.options)
+    assert labels["plain"] == "plain" and labels["photo-test"] == "photo-test (held out)"
+    assert set(labels) == set(mmkit.data.styles.STYLES)
+    plain = mmkit.ShapesWorld(3, split="test")[2]
+    p.choose_scene(2, split="test")
+    assert p.scene.caption == plain.caption and p.image.size == (64, 64) and p.label == "ShapesWorld test #2"
+    p.choose_scene(2, look="photo-test")
+    photo = mmkit.ShapesWorld(3, split="test", style="photo-test")[2]
+    assert p.scene.caption == plain.caption and p.scene.style == "photo-test"
+    assert p.image.tobytes() == photo.image.tobytes() and p.label == "ShapesWorld test #2, photo-test look"
+    p.look.value = "sketch"
+    p.generate.click()  # the Generate button reads the dropdown
+    assert p.scene.style == "sketch" and p.scene.caption == plain.caption
+    p.choose_scene(1, look="watercolour")  # not a style: said in the picker, the image kept
+    assert "watercolour" in p.error.value and p.scene.style == "sketch" and p.index.value == 2
+
+
 def test_picker_rejects_big_and_broken_uploads(scenes):
     p = ImagePicker(source="shapes")
     before = p.image

@@ -198,7 +198,29 @@ def test_voila_caption_app_click_through(browser, tmp_path):
         page.wait_for_function(attention, timeout=60_000)
         body = page.inner_text("body")
         assert caption in body and "Traceback" not in body
+        # the README's picture: a scene drawn on a held-out photo background (a look the model never trained on),
+        # one the bundled captioner gets right, and the map of one of its words
+        page.locator(".widget-dropdown", has_text="look").locator("select").select_option(label="photo-test (held out)")
+        index = page.locator(".widget-text", has_text="scene #").locator("input")
+        index.fill("2")
+        index.press("Tab")  # the number is sent to the kernel when the field loses focus
+        page.locator("button").filter(has_text=re.compile(r"^\W*Generate\s*$")).click()
+        page.wait_for_function("() => document.body.innerText.includes('test #2, photo-test look')", timeout=60_000)
+        caption_button.click()
+        expected = "a small green circle above a large blue circle"  # its ground truth
+        page.wait_for_function(f"() => document.body.innerText.includes('(matches)') && "
+                               f"document.body.innerText.includes({json.dumps(expected)})", timeout=120_000)
+        map_src = ("() => { const i = [...document.querySelectorAll('img')].find(i => i.naturalWidth > 0 && "
+                   "Math.abs(i.getBoundingClientRect().width - 300) < 2); return i ? i.src : null; }")
+        before_map = page.evaluate(map_src)
+        page.locator("button[title^='map of']").filter(has_text=re.compile(r"^\s*green\s*$")).first.click()
+        page.wait_for_function(f"() => ({map_src})() !== {json.dumps(before_map)} && [...document.querySelectorAll("
+                               f"'button.mod-info')].some(b => b.innerText.trim() === 'green')", timeout=60_000)
+        assert "Traceback" not in page.inner_text("body")
         app = page.locator(".widget-vbox", has=page.locator("h3", has_text="Captioning app")).first
+        page.set_viewport_size({"width": 1200, "height": 1800})  # the whole app in view: nothing left unpainted
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.wait_for_timeout(500)
         app.screenshot(path=str(OUT / "caption_app.png"))
         page.screenshot(path=str(OUT / "voila_page.png"), full_page=True)
     finally:

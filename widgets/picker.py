@@ -12,11 +12,19 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
+from mmkit.data.styles import STYLES, TEST_STYLES
+
 from .base import IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, wrap_row
 
 MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
 SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
 NONE = "(choose)"  # first entry of the samples list
+
+
+def look_options() -> list[tuple[str, str]]:
+    """(label, style) for the look dropdown: every ShapesWorld style, the held-out ones (never in the bundled
+    models' training) marked as such."""
+    return [(f"{name} (held out)" if name in TEST_STYLES else name, name) for name in STYLES]
 
 
 def on_colab() -> bool:
@@ -82,6 +90,8 @@ class ImagePicker(w.VBox):
         self.objects = w.Dropdown(options=[("1-2 objects", (1, 2)), ("1 object", (1, 1)), ("2 objects", (2, 2))],
                                   value=(1, 2), description="objects", style=LABEL_STYLE,
                                   layout=control_layout("170px"))
+        self.look = w.Dropdown(options=look_options(), value="plain", description="look", style=LABEL_STYLE,
+                               layout=control_layout("230px"))  # ShapesWorld's styles, held-out ones marked
         self.generate = w.Button(description="Generate", icon="random", layout=w.Layout(width="auto"))
         self.preview = w.Image(format="png", layout=w.Layout(width=f"{preview_size}px", max_width="100%"))
         self.caption = w.HTML("<i>no image yet</i>")  # where the image came from (escaped)
@@ -105,7 +115,7 @@ class ImagePicker(w.VBox):
         super().__init__([
             w.HTML(f"<b>Image</b>: upload one (up to {max_upload_mb:g} MB), pick a sample photo, or generate a scene"),
             *upload_row,
-            wrap_row([self.split, self.index, self.objects, self.generate]),
+            wrap_row([self.split, self.index, self.objects, self.look, self.generate]),
             self.preview, self.caption, self.error,
         ], layout=w.Layout(max_width="100%"))
         if source == "shapes":
@@ -139,18 +149,26 @@ class ImagePicker(w.VBox):
         for fn in self._callbacks:
             fn(self)
 
-    def choose_scene(self, index: int | None = None, split: str | None = None) -> None:
-        """Show ShapesWorld scene `index` of `split` (default: the widgets' values)."""
+    def choose_scene(self, index: int | None = None, split: str | None = None, look: str | None = None) -> None:
+        """Show ShapesWorld scene `index` of `split`, drawn in `look` (a style of mmkit.data.styles; default:
+        the widgets' values). The same index gives the same objects and caption in every look."""
         from mmkit.data import ShapesWorld
 
+        if look is not None and look not in STYLES:
+            self.error.value = error_html(InputError(
+                f"look={look!r} is not a ShapesWorld style; choose one of {', '.join(STYLES)}"))
+            return
         if index is not None:
             self.index.value = index
         if split is not None:
             self.split.value = split
-        i = self.index.value
+        if look is not None:
+            self.look.value = look
+        i, look = self.index.value, self.look.value
         lo, hi = self.objects.value
-        scene = ShapesWorld(i + 1, seed=0, split=self.split.value, objects=(lo, hi))[i]
-        self.set_image(scene.image, f"ShapesWorld {self.split.value} #{i}", scene=scene)
+        scene = ShapesWorld(i + 1, seed=0, split=self.split.value, objects=(lo, hi), style=look)[i]
+        where = f"ShapesWorld {self.split.value} #{i}" + ("" if look == "plain" else f", {look} look")
+        self.set_image(scene.image, where, scene=scene)
 
     def choose_sample(self, name: str) -> None:
         """Show a bundled sample photo by name (see mmkit.data.SAMPLES)."""
