@@ -1,5 +1,6 @@
 """Check a built book (out/book): every internal link and image resolves, every chapter shows its figures,
-has an "Open in Colab" and a download link, and shows no check cell (tag "ci-check").
+has an "Open in Colab" and a download link, shows no check cell (tag "ci-check"), and can draw its panels (a
+page with saved widget views loads require.js, which the widget renderer needs).
 
     python scripts/check_book.py out/book --sources build/book-src/executed
 
@@ -20,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 
 CHECK_TAG = "ci-check"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a panel's saved view, drawn online by embed-amd.js
+REQUIRE_JS = re.compile(r"<script[^>]*\bsrc=\"[^\"]*require(\.min)?\.js\"")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
@@ -117,6 +120,9 @@ def check_chapter(site: Path, executed: Path) -> list[str]:
             body = squash(cell.source)
             if body and body in text:
                 problems.append(f"{name}: the page shows this check cell:\n{cell.source}")
+    if WIDGET_VIEW in raw and not REQUIRE_JS.search(raw):  # the renderer (embed-amd.js) is an AMD module
+        problems.append(f"{name}: the page has widget views but loads no require.js, so no panel is drawn "
+                        "(mkdocs-jupyter: include_requirejs: true)")
     urls = [u for _, u in parsed.refs]
     if not any(u.startswith("https://colab.research.google.com/github/") and u.endswith(f"/notebooks/{name}")
                for u in urls):

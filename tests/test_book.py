@@ -165,6 +165,14 @@ def test_one_chapter_book_builds_and_the_checker_catches_each_fault(tmp_path):
     page.write_text(html.replace("</article>", '<div class="jp-Cell celltag_ci-check">'
                                  "assert secret_check_value == 42</div></article>", 1))
     assert cb.main(args) == 1
+    view = ('<script type="application/vnd.jupyter.widget-view+json">{"model_id": "a", "version_major": 2}'
+            '</script></article>')
+    page.write_text(html.replace("</article>", view, 1))  # a saved panel, with require.js: drawn online
+    assert cb.main(args) == 0
+    without = cb.REQUIRE_JS.sub("<script", html)
+    assert without != html  # the book loads require.js
+    page.write_text(without.replace("</article>", view, 1))  # the same panel without it: never drawn
+    assert cb.main(args) == 1
     page.write_text(html)
     shutil.rmtree(site / "download")
     assert cb.main(args) == 1
