@@ -13,6 +13,7 @@ Runs, alternated round by round (other programs share the CPU; the load average 
 The time split (decode, preprocess, model, write) is measured per image on a sample, full vs draft decode.
 
     python benchmarks/collection.py [--n 2000] [--rounds 2] [--workers 2] [--tasks caption,embed]
+        [--variants baseline,before,after] [--threads 1]
 """
 from __future__ import annotations
 
@@ -140,8 +141,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--tasks", default="caption,embed")
+    ap.add_argument("--variants", default="baseline,before,after", help="runs per round (after always runs)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads of the model (every run alike; 0: torch's default, one per core)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "collection_results.json"))
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     folder = ROOT / "build" / "collection_photos"
     paths = make_photos(folder, args.n)
     if len(list(folder.glob("*.jpg"))) > args.n:  # a smaller run: its own folder of the first n files
@@ -154,21 +162,37 @@ def main() -> None:
     work = ROOT / "build" / "collection_out"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    res = {"n": len(paths), "workers": args.workers, "batch_size": args.batch_size, "tasks": {}}
+    variants = set(args.variants.split(","))
+    res = {"n": len(paths), "workers": args.workers, "batch_size": args.batch_size, "cpus": os.cpu_count(),
+           "torch_threads": __import__("torch").get_num_threads(), "tasks": {}}
+    if os.path.exists(args.out):  # keep the other tasks' results of an earlier run with the same n
+        with open(args.out) as f:
+            old = json.load(f)
+        if old.get("n") == len(paths) and old.get("torch_threads") == res["torch_threads"]:
+            res["tasks"] = old.get("tasks", {})
     for task in args.tasks.split(","):
         rows = []
         for r in range(args.rounds):
-            load = os.getloadavg()[0]
-            b = baseline(task, paths, work / "base.jsonl", args.workers, args.batch_size)
-            before, tb = job(task, folder, work / "before.jsonl", 0, args.batch_size, False)
-            after, ta = job(task, folder, work / "after.jsonl", args.workers, args.batch_size, True)
-            rows.append({"round": r, "load_before": load, "load_after": os.getloadavg()[0], "baseline_s": b,
-                         "before_s": before, "after_s": after, "before_timing": tb, "after_timing": ta,
-                         "after_vs_baseline": b / after, "after_vs_before": before / after})
+            row = {"round": r, "load_start": os.getloadavg()[0]}
+            if "baseline" in variants:
+                row["baseline_s"] = baseline(task, paths, work / "base.jsonl", args.workers, args.batch_size)
+                row["load_baseline_end"] = os.getloadavg()[0]
+            if "before" in variants:
+                row["before_s"], row["before_timing"] = job(task, folder, work / "before.jsonl", 0, args.batch_size,
+                                                            False)
+                row["load_before_end"] = os.getloadavg()[0]
+            row["after_s"], row["after_timing"] = job(task, folder, work / "after.jsonl", args.workers,
+                                                      args.batch_size, True)
+            row["load_after_end"] = os.getloadavg()[0]
+            for name in ("baseline", "before"):
+                if name in variants:
+                    row[f"after_vs_{name}"] = row[f"{name}_s"] / row["after_s"]
+            rows.append(row)
             print(task, json.dumps(rows[-1]), flush=True)
-        res["tasks"][task] = {"rounds": rows, "split_ms_per_image": split(task, paths),
-                              "median_after_vs_baseline": float(np.median([x["after_vs_baseline"] for x in rows])),
-                              "median_after_vs_before": float(np.median([x["after_vs_before"] for x in rows]))}
+        res["tasks"][task] = {"model": MODELS[task], "rounds": rows, "split_ms_per_image": split(task, paths)}
+        for name in ("baseline", "before"):
+            if name in variants:
+                res["tasks"][task][f"median_after_vs_{name}"] = float(np.median([x[f"after_vs_{name}"] for x in rows]))
         print(task, json.dumps(res["tasks"][task]["split_ms_per_image"]), flush=True)
         with open(args.out, "w") as f:  # after each task: a later failure keeps the earlier results
             json.dump(res, f, indent=1)
