@@ -1,20 +1,25 @@
-"""Classroom load test: N simulated students (Playwright browser contexts, 5 per headless chromium) use the
-caption app at once, against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and
+"""Classroom load test: N simulated students use the caption app at once, either at the protocol level (`--client ws`,
+the default: mmkit.classroom.student, HTTP + the kernel websocket + ipywidgets' comm messages, no browser, all in
+this process) or in browsers (`--client browser`: Playwright browser contexts, 5 per headless chromium), against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and
 runs the whole notebook 11), `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that
 caption through one shared model server) and "pool" (the same preheated kernels, each loading its own model).
 Localhost only; bounded in users, time and memory.
 
 Each student opens the page (all together), picks their own ShapesWorld scene (test #i), captions it greedily,
 clicks a word, switches to beam search, captions again and clicks another word; the actions are spread over
-the run with seeded random think times. Measured: time to first contentful paint and to a usable app (the
-Caption button drawn), caption latency (click to the new history row), word-map latency, errors (timeouts,
-the error dialog, a traceback, a history row that is not the student's own), peak RSS and CPU of the server
-side (Voila, kernels, model server) and of chromium (PSS), sampled every 2 s. The run stops early when server +
-browser memory passes --max-gb (default 16) or the machine's available memory falls under 3 GB.
+the run with seeded random think times. Measured: time to the page (ws: first byte and whole page; browser:
+server response and first contentful paint) and to a usable app (ws: the Caption button's model received;
+browser: drawn), caption latency (click to the new history row), word-map latency, errors (timeouts, the error
+box, a traceback, a history row that is not the student's own), peak memory (PSS) and CPU of the server side
+(Voila, kernels, model server) and of the load generator (ws: this process; browser: chromium), sampled every
+2 s. The run stops early when server + client memory passes --max-gb (default 16) or the machine's available
+memory falls under 3 GB.
 
-    nice -n 5 .venv/bin/python benchmarks/classroom.py                    # 30 users, 5 min, both setups
+    .venv/bin/python benchmarks/classroom.py                    # 30 ws students, 5 min, classroom and app
     .venv/bin/python benchmarks/classroom.py --users 6 --duration 60 --setups classroom   # the CI size
-Results: benchmarks/classroom_results.json (--out), screenshots of student 0 in out/browser/.
+    nice -n 5 .venv/bin/python benchmarks/classroom.py --client browser --setups classroom
+Results: benchmarks/classroom_results_ws.json (ws) or classroom_results.json (browser) (--out); browser
+screenshots of student 0 in out/browser/.
 """
 from __future__ import annotations
 
@@ -119,8 +124,9 @@ class Sampler(threading.Thread):
     PSS cannot be read) and CPU of the server's process tree and of the browser's; aborts past max_gb, or when
     the machine's available memory falls under MIN_AVAILABLE_MB."""
 
-    def __init__(self, server_pid: int, max_gb: float, max_wall: float = float("inf")):
+    def __init__(self, server_pid: int, max_gb: float, max_wall: float = float("inf"), self_is_client=False):
         super().__init__(daemon=True)
+        self.self_is_client = self_is_client  # ws: the load generator is this process, not its children
         self.max_wall = max_wall  # s: the run is stopped after this, whatever it is waiting for
         import psutil
 
@@ -159,11 +165,11 @@ class Sampler(threading.Thread):
         while not self.done.is_set():
             server = self._tree(self.server_pid)
             ids = {p.pid for p in server}
-            client = [p for p in self._tree(os.getpid())[1:] if p.pid not in ids]
+            client = [p for p in self._tree(os.getpid())[0 if self.self_is_client else 1:] if p.pid not in ids]
             s_rss, s_cpu, kernels = self._measure(server)
             c_rss, c_cpu, _ = self._measure(client)
             self.samples.append(dict(t=round(time.monotonic() - t0, 1), server_mb=round(s_rss), server_cpu=s_cpu,
-                                     browser_mb=round(c_rss), browser_cpu=c_cpu, server_procs=kernels,
+                                     client_mb=round(c_rss), client_cpu=c_cpu, server_procs=kernels,
                                      available_mb=round(self.psutil.virtual_memory().available / 2**20)))
             if s_rss + c_rss > self.max_mb or self.samples[-1]["available_mb"] < MIN_AVAILABLE_MB:
                 self.reason = self.reason or f"memory at {self.samples[-1]['t']} s"
@@ -177,12 +183,12 @@ class Sampler(threading.Thread):
         s = self.samples[1:] or self.samples  # the first cpu_percent reading is 0 by definition
         if not s:
             return {}
-        return dict(peak_server_mb=max(x["server_mb"] for x in s), peak_browser_mb=max(x["browser_mb"] for x in s),
-                    peak_total_mb=max(x["server_mb"] + x["browser_mb"] for x in s),
+        return dict(peak_server_mb=max(x["server_mb"] for x in s), peak_client_mb=max(x["client_mb"] for x in s),
+                    peak_total_mb=max(x["server_mb"] + x["client_mb"] for x in s),
                     peak_server_cpu_pct=round(max(x["server_cpu"] for x in s)),
                     mean_server_cpu_pct=round(sum(x["server_cpu"] for x in s) / len(s)),
-                    peak_browser_cpu_pct=round(max(x["browser_cpu"] for x in s)),
-                    mean_browser_cpu_pct=round(sum(x["browser_cpu"] for x in s) / len(s)),
+                    peak_client_cpu_pct=round(max(x["client_cpu"] for x in s)),
+                    mean_client_cpu_pct=round(sum(x["client_cpu"] for x in s) / len(s)),
                     peak_server_procs=max(x["server_procs"] for x in s),
                     min_available_mb=min(x["available_mb"] for x in s))
 
@@ -288,17 +294,31 @@ async def drive(url: str, users: int, duration: float, abort: threading.Event, s
                     await b.close()
 
 
+def drive_ws(url: str, users: int, duration: float, abort: threading.Event, seed: int) -> list[dict]:
+    """`users` protocol-level students (mmkit.classroom.student) in this process's event loop."""
+    from mmkit.classroom.student import run_students
+
+    return asyncio.run(run_students(url, users, duration, seed=seed, abort=abort))
+
+
 def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb: float = 16, seed: int = 0,
-        shots: Path | None = None) -> dict:
-    """One load test of `setup` ("classroom", "pool" or "app"): a dict of the measurements and each student's."""
+        shots: Path | None = None, client: str = "browser") -> dict:
+    """One load test of `setup` ("classroom", "pool" or "app") with `client` students ("browser" or "ws"): a dict
+    of the measurements and each student's."""
+    if client not in ("browser", "ws"):
+        raise ValueError(f"client={client!r}: use 'browser' (chromium) or 'ws' (protocol level, no browser)")
     pool = users if pool is None else pool
     with tempfile.TemporaryDirectory(prefix=f"mmkit-{setup}-") as tmp:
         server = Server(setup, pool, Path(tmp) / "server.log")
-        sampler = Sampler(server.proc.pid, max_gb, max_wall=duration + 2 * PAGE_TIMEOUT / 1000)
+        sampler = Sampler(server.proc.pid, max_gb, max_wall=duration + 2 * PAGE_TIMEOUT / 1000,
+                          self_is_client=client == "ws")
         sampler.start()
         t = time.monotonic()
         try:
-            students = asyncio.run(drive(server.url, users, duration, sampler.abort, seed, shots))
+            if client == "ws":
+                students = drive_ws(server.url, users, duration, sampler.abort, seed)
+            else:
+                students = asyncio.run(drive(server.url, users, duration, sampler.abort, seed, shots))
         finally:
             sampler.done.set()
             sampler.join(5)
@@ -308,13 +328,18 @@ def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb
     caps = [c for s in students for c in s["captions"]]
     maps = [m for s in students for m in s["maps"]]
     errors = [f"user {s['user']}: {e}" for s in students for e in s["errors"]]
-    return dict(setup=setup, users=users, duration_s=duration, pool=pool if setup != "app" else 0,
+    ws = [s for s in students if s.get("client") == "ws"]
+    return dict(setup=setup, client=client, users=users, duration_s=duration, pool=pool if setup != "app" else 0,
                 server_start_s=server.start_s, wall_s=wall, aborted_for_memory=sampler.reason.startswith("memory"),
                 stopped_early=sampler.reason,
                 response_p50_s=percentile([s.get("response_s") for s in students], 50),
                 response_p95_s=percentile([s.get("response_s") for s in students], 95),
                 first_paint_p50_s=percentile([s.get("first_paint_s") for s in students], 50),
                 first_paint_p95_s=percentile([s.get("first_paint_s") for s in students], 95),
+                first_byte_p50_s=percentile([s.get("first_byte_s") for s in students], 50),
+                first_byte_p95_s=percentile([s.get("first_byte_s") for s in students], 95),
+                states_via={k: sum(s.get("states_via") == k for s in ws) for k in ("control", "models")} if ws else None,
+                shutdown_status=sorted({s.get("shutdown_status") for s in ws} - {None}) if ws else None,
                 ready_p50_s=percentile([s.get("ready_s") for s in students], 50),
                 ready_p95_s=percentile([s.get("ready_s") for s in students], 95),
                 ready_max_s=percentile([s.get("ready_s") for s in students], 100),
@@ -331,18 +356,27 @@ def main(argv=None) -> int:
     ap.add_argument("--setups", default="classroom,app", help="comma-separated: classroom, pool, app")
     ap.add_argument("--pool", type=int, default=None, help="preheated kernels for classroom (default: --users)")
     ap.add_argument("--max-gb", type=float, default=16, help="stop when server + browser PSS passes this")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "classroom_results.json"))
+    ap.add_argument("--client", choices=["ws", "browser"], default="ws",
+                    help="ws: protocol-level students in this process (no browser); browser: chromium via Playwright")
+    ap.add_argument("--seed", type=int, default=0, help="the students' think times")
+    ap.add_argument("--out", default=None, help="default: benchmarks/classroom_results_ws.json (ws) or "
+                                                "classroom_results.json (browser)")
     args = ap.parse_args(argv)
+    out = Path(args.out or REPO / "benchmarks" / ("classroom_results_ws.json" if args.client == "ws"
+                                                   else "classroom_results.json"))
     shots = REPO / "out" / "browser"
     shots.mkdir(parents=True, exist_ok=True)
     results = []
     for setup in args.setups.split(","):
-        res = run(setup.strip(), args.users, args.duration, args.pool, args.max_gb, shots=shots)
+        load = os.getloadavg()
+        res = run(setup.strip(), args.users, args.duration, args.pool, args.max_gb, args.seed,
+                  shots=shots if args.client == "browser" else None, client=args.client)
+        res = dict(res, load_before=[round(x, 2) for x in load], load_after=[round(x, 2) for x in os.getloadavg()])
         results.append(res)
         print(json.dumps({k: v for k, v in res.items() if k != "students"}, indent=1), flush=True)
     import platform
 
-    Path(args.out).write_text(json.dumps(dict(machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+    out.write_text(json.dumps(dict(machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
                                               date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                               results=results), indent=1))
     return 0 if all(r["errors"] == 0 for r in results) else 1
