@@ -85,6 +85,12 @@ test-finetune-real: $(STAMP)
 test-scale: $(STAMP)
 	MMKIT_SCALE_TESTS=1 $(TEST_ENV) $(PY) -m pytest -q tests/test_jobs_resume.py tests/test_jobs_ray.py $(PYTEST_ARGS)
 
+# the classroom load test at CI size without a browser: 6 protocol-level students for 1 minute against make classroom
+# (about 2 minutes; the full size, 30 students for 5 minutes against make classroom and make app: benchmarks/classroom.py)
+.PHONY: test-classroom
+test-classroom: $(STAMP)
+	MMKIT_CLASSROOM_LOAD=1 $(TEST_ENV) $(PY) -m pytest -q tests/test_classroom.py $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) scripts/demo.py --out out
 
