@@ -127,6 +127,13 @@ def test_lora_outputs_through_mmkit_equal_peft_forward_and_saves_load_back(tiny,
     assert (adapter / "adapter_config.json").exists() and not (merged / "adapter_config.json").exists()
     assert (adapter / "adapter_model.safetensors").stat().st_size < (merged / "model.safetensors").stat().st_size
     assert _captions_in_fresh_process([merged, adapter], images) == [mine, mine]
+    # load_in_8bit=True needs CUDA, its save path does not: a run marked as trained over an 8-bit base merges through
+    # its adapter folder into the base read again in fp32, the same weights as the plain merge
+    ft.quantized = True
+    via_adapter = ft.save(tmp_path / "via-adapter")
+    assert not (via_adapter / "adapter_config.json").exists()
+    a, b = mmkit.load_model(merged).model.state_dict(), mmkit.load_model(via_adapter).model.state_dict()
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 @pytest.mark.parametrize("family,make,lora", [
@@ -145,3 +152,71 @@ def test_each_family_trains_and_scores(tiny, family, make, lora):
         assert abs(sum(probs.values()) - 1) < 1e-5
     if lora:
         assert ft.trainable[0] < ft.trainable[1]
+
+
+def _probe_embeddings(m, images, texts) -> torch.Tensor:
+    """(images + texts, E) embeddings of a model with an embedding space."""
+    return torch.cat([mmkit.embed_images(m, images), mmkit.embed_texts(m, texts)])
+
+
+@pytest.mark.parametrize("name,task,lora", [("shapes-align", "contrastive", True), ("shapes-blip-itm", "itm", False),
+                                            ("shapes-blip-itm", "contrastive", True)])
+def test_align_and_blip_itm_learn_the_new_labels_and_load_back(name, task, lora, tmp_path):
+    # ALIGN's EfficientNet has BatchNorm: under LoRA its statistics must not move, or the adapter folder (which
+    # holds only what was trained) would load back onto a base with other statistics and embed differently
+    data = label_pairs(concept_scenes(16, "orange", 0.5, seed=4, objects=1))
+    ft = mmkit.finetune(name, data, task=task, epochs=2, batch_size=8, lora=lora, progress=False)
+    assert ft.task == task and "orange" in ft.added_words
+    val = [h["val_loss"] for h in ft.history]
+    assert val[-1] < val[0] and ft.history[-1]["train_loss"] > 0, val
+    images, texts = [d[0] for d in data[:3]], [d[1] for d in data[:3]]
+    want = _probe_embeddings(ft.model, images, texts)
+    saved = [ft.save(tmp_path / "merged")] + ([ft.save(tmp_path / "adapter", merge=False)] if lora else [])
+    for path in saved:
+        back = mmkit.load_model(path)
+        assert torch.allclose(_probe_embeddings(back, images, texts), want, atol=1e-4), path.name
+        if task == "itm":
+            assert torch.allclose(torch.as_tensor(mmkit.match(back, images, texts)),
+                                  torch.as_tensor(mmkit.match(ft.model, images, texts)), atol=1e-4)
+
+
+def test_load_in_8bit_errors_name_what_is_missing(tiny, scenes, monkeypatch):
+    import importlib.util
+
+    data = caption_pairs(scenes[:6])
+    with pytest.raises(mmkit.InputError, match="needs lora=True"):
+        mmkit.finetune(tiny["blip-caption"], data, load_in_8bit=True, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(mmkit.InputError, match="needs a CUDA GPU .*drop load_in_8bit"):
+            mmkit.finetune(tiny["blip-caption"], data, lora=True, load_in_8bit=True, progress=False)
+    base = mmkit.load_model(tiny["blip-caption"])  # loaded before CUDA is faked (load_model would pick it)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a))
+    with pytest.raises(mmkit.InputError, match="needs the bitsandbytes package.*pip install bitsandbytes"):
+        mmkit.finetune(base, data, lora=True, load_in_8bit=True, progress=False)
+    # bitsandbytes "present" but not importable: transformers' own error comes back as an InputError
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: real("json") if n == "bitsandbytes" else real(n, *a))
+    if real("bitsandbytes") is None:
+        with pytest.raises(mmkit.InputError, match=r"in 8-bit failed \(.*bitsandbytes.*pip install -U bitsandbytes"):
+            mmkit.finetune(base, data, lora=True, load_in_8bit=True, progress=False)
+    ft = mmkit.finetune(base, data, epochs=1, progress=False)  # a model that exists only in memory
+    with pytest.raises(mmkit.InputError, match="save it first"):
+        mmkit.finetune(ft.model, data, lora=True, load_in_8bit=True, progress=False)
+
+
+def test_memory_estimate_prints_full_lora_and_8bit_lines():
+    from mmkit.tuning import memory_estimate
+
+    full = memory_estimate("blip-caption-base", batch_size=8)
+    lora = memory_estimate("blip-caption-base", lora=True, batch_size=8)
+    eight = lora.eight_bit
+    assert full.eight_bit is None and eight is not None and eight.dtype == "8bit" and eight.trained == lora.trained
+    assert 200e6 < full.params < 250e6 and lora.trained < 0.05 * lora.params  # BLIP-base: 224M weights
+    assert eight.total < lora.total < full.total and eight.weights < lora.weights / 2
+    text = str(lora)
+    assert "LoRA" in text and "fits on a 16 GB T4" in text and "with load_in_8bit=True" in text
+    assert "with load_in_8bit" not in str(full) and not memory_estimate("blip-caption-base", batch_size=512).fits(16)
+    with pytest.raises(mmkit.InputError, match="pass lora=True"):
+        memory_estimate("blip-caption-base", dtype="8bit")

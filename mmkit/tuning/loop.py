@@ -40,6 +40,7 @@ class FinetuneConfig:
     lora: bool = False  # train LoRA adapters (peft) instead of every weight
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scale numerator (the update is alpha / r * B A)
+    load_in_8bit: bool = False  # with lora=True on a CUDA GPU with bitsandbytes: the frozen base in int8 (eightbit.py)
     new_words: object = "auto"  # "auto": add words the tokenizer spells in 3+ pieces; False; or a list of words
     max_seconds: float | None = None  # stop after this much training time (the best epoch is kept)
     progress: bool = True  # show a tqdm bar
@@ -114,7 +115,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     from tqdm.auto import tqdm
 
     from ..config import seed_everything
-    from .lora import add_lora, trainable_share, unfuse
+    from .eightbit import check_8bit, load_8bit
+    from .lora import add_lora, freeze_norm_statistics, trainable_share, unfuse
     from .vocab import grow_answers, grow_vocabulary, unknown_words
 
     bad = [k for k in options if k not in FinetuneConfig.__dataclass_fields__]
@@ -123,6 +125,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     cfg = FinetuneConfig(**options)
     if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.val_split < 1:
         raise InputError("epochs and batch_size must be >= 1 and val_split between 0 and 1")
+    if cfg.load_in_8bit:
+        check_8bit(cfg.lora)  # before any data is read or weight is copied
     base = load_model(model)
     ex = read_examples(data, image_dir=image_dir)
     if ex.skipped:
@@ -132,7 +136,11 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     val = val[:cfg.max_val]
     seed_everything(cfg.seed)
     dev = base.device
-    net = copy.deepcopy(base.model)  # the shared cached model stays untouched
+    if cfg.load_in_8bit:
+        net = load_8bit(base, adapter(base))  # a new int8 copy on the first GPU
+        dev = next(p.device for p in net.parameters())
+    else:
+        net = copy.deepcopy(base.model)  # the shared cached model stays untouched
     unfuse(net)
     processor = copy.deepcopy(base.processor)
     # new words (captions, questions, answers) become tokens with their own embedding rows
@@ -146,7 +154,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     if grown["added"] or answers_added:
         print(f"finetune: the vocabulary grew by {len(grown['added'])} word(s) {grown['added']}"
               + (f" and {len(answers_added)} answer(s) {answers_added}" if answers_added else ""), file=sys.stderr)
-    peft_model = add_lora(net, base.spec.family, cfg.lora_r, cfg.lora_alpha, new_ids=grown["ids"]) if cfg.lora else None
+    peft_model = add_lora(net, base.spec.family, cfg.lora_r, cfg.lora_alpha, new_ids=grown["ids"],
+                          kbit=cfg.load_in_8bit) if cfg.lora else None
     n_train, n_all = trainable_share(net)
     spec = replace(base.spec, name=f"{base.spec.name}+finetuned", source="finetuned")  # no ShapesWorld-only warning
     live = Loaded(net, processor, spec, dev, base.dtype, base.attention)
@@ -192,6 +201,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     try:
         for epoch in range(1, cfg.epochs + 1):
             net.train()
+            freeze_norm_statistics(net)  # frozen BatchNorm keeps its statistics (LoRA: the adapter is all that changes)
             order = _grouped_order(train, rng)
             losses = []
             for s in range(steps_per_epoch):
@@ -240,5 +250,5 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
               "n_train": len(train), "best_epoch": best["epoch"]}
     return Finetuned(model=live, history=history, scores=scores, task=task, base=base.spec.name, peft_model=peft_model,
                      added_words=grown["added"], answers_added=answers_added, trainable=(n_train, n_all),
-                     stopped=stopped, skipped=ex.skipped, lr=lr, val=val,
+                     quantized=cfg.load_in_8bit, stopped=stopped, skipped=ex.skipped, lr=lr, val=val,
                      train_seconds=time.perf_counter() - t0, train_cpu_seconds=time.process_time() - c0)

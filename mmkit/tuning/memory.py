@@ -9,8 +9,12 @@
     overhead     CUDA context and allocator slack: 0.8 GB
 
 LoRA still stores the activations (gradients must flow back through every layer to reach the adapters)
-but not the gradients and optimizer state of the frozen weights. The counts come from the model's
-config, built on PyTorch's meta device (no memory, no download) for pretrained names.
+but not the gradients and optimizer state of the frozen weights. LoRA over an 8-bit base
+(finetune(..., lora=True, load_in_8bit=True), tuning/eightbit.py) keeps the Linear weights in int8 (1 byte)
+and every other weight in fp32 (peft's prepare_model_for_kbit_training), and checkpoints the activations:
+per layer only its 16-bit input, s x h x 2 bytes, plus one layer's full activations while it is recomputed.
+A LoRA estimate carries its 8-bit variant (`eight_bit`), and its summary prints both. The counts come from
+the model's config, built on PyTorch's meta device (no memory, no download) for pretrained names.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class MemoryEstimate:
     batch_size: int
     lora: bool
     dtype: str
+    eight_bit: "MemoryEstimate | None" = None  # the same LoRA run with load_in_8bit=True (LoRA estimates only)
 
     @property
     def total(self) -> float:
@@ -50,7 +55,14 @@ class MemoryEstimate:
                 f"({verdict} {gpu}): weights {self.weights / GB:.2f} GB ({self.params / 1e6:.0f}M params), gradients "
                 f"{self.gradients / GB:.2f} GB + AdamW {self.optimizer / GB:.2f} GB ({self.trained / 1e6:.2f}M trained, "
                 f"{self.trained / self.params:.1%}), activations {self.activations / GB:.2f} GB, overhead "
-                f"{OVERHEAD / GB:.1f} GB")
+                f"{OVERHEAD / GB:.1f} GB" + (self.eight_bit.eight_bit_line(gpu_gb, gpu) if self.eight_bit else ""))
+
+    def eight_bit_line(self, gpu_gb: float = 16.0, gpu: str = "a 16 GB T4") -> str:
+        """The second line of a LoRA summary: this (8-bit) estimate in short."""
+        verdict = "fits on" if self.fits(gpu_gb) else "does NOT fit on"
+        return (f"\n  with load_in_8bit=True (CUDA + bitsandbytes): about {self.total / GB:.1f} GB ({verdict} {gpu}): "
+                f"weights {self.weights / GB:.2f} GB (Linear layers in int8), activations {self.activations / GB:.2f} "
+                f"GB (checkpointed)")
 
     def __str__(self) -> str:
         return self.summary()
@@ -113,12 +125,17 @@ def memory_estimate(model, lora: bool = False, batch_size: int = 8, text_len: in
     Args:
         model: a name (pretrained names need no download), a Loaded, or a transformers model.
         lora: LoRA adapters of rank lora_r on the attention queries and values (mmkit.tuning.lora.TARGETS).
-        dtype: the weights' type: "fp32", "fp16", "bf16" or "8bit" (trained parameters stay fp32).
+        dtype: the weights' type: "fp32", "fp16", "bf16" or "8bit" (LoRA only: finetune's load_in_8bit=True);
+            trained parameters stay fp32.
+    Returns a MemoryEstimate; with lora=True its .eight_bit is the load_in_8bit=True estimate of the same run.
     """
     from ..errors import InputError
 
     if dtype not in BYTES:
         raise InputError(f"dtype={dtype!r}: use one of {', '.join(BYTES)}")
+    if dtype == "8bit" and not lora:
+        raise InputError("dtype='8bit' is LoRA over an 8-bit base (8-bit weights cannot be trained themselves); "
+                         "pass lora=True")
     net, name = _model_on_meta(model)
     seen, params = set(), 0
     for p in net.parameters():
@@ -135,12 +152,29 @@ def memory_estimate(model, lora: bool = False, batch_size: int = 8, text_len: in
                       if type(m).__name__ == "Linear" and n.split(".")[-1] in targets)
     else:
         trained = params
+    weights = params * BYTES[dtype]
+    if dtype == "8bit":  # int8 Linear weights (not the outputs over the vocabulary), the rest fp32
+        from .vocab import text_vocab_size
+
+        vocab = text_vocab_size(net.config)
+        int8 = sum(m.weight.numel() for m in net.modules()
+                   if type(m).__name__ == "Linear" and m.out_features != vocab)
+        weights = int8 * 1 + (params - int8) * 4
     act_bytes = 2 if dtype in ("fp16", "bf16", "8bit") else 4
-    acts = 0.0
+    acts, widest = 0.0, 0.0
     for (layers, h, a), s in zip(_layers(net.config), _tokens(net.config, text_len)):
-        acts += layers * s * batch_size * h * (34 + 5 * a * s / max(h, 1)) * act_bytes / 2
-    return MemoryEstimate(name, params, trained, params * BYTES[dtype], trained * 4.0, trained * 8.0, acts,
-                          batch_size, lora, dtype)
+        per_layer = s * batch_size * h * (34 + 5 * a * s / max(h, 1)) * act_bytes / 2
+        if dtype == "8bit":  # gradient checkpointing: each layer's input, and one layer recomputed at a time
+            acts += layers * s * batch_size * h * act_bytes
+            widest = max(widest, per_layer)
+        else:
+            acts += layers * per_layer
+    est = MemoryEstimate(name, params, trained, weights, trained * 4.0, trained * 8.0, acts + widest, batch_size,
+                         lora, dtype)
+    if lora and dtype != "8bit":
+        est.eight_bit = memory_estimate(model, lora=True, batch_size=batch_size, text_len=text_len, dtype="8bit",
+                                        lora_r=lora_r)
+    return est
 
 
 def _family(net) -> str:

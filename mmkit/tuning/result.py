@@ -27,6 +27,7 @@ class Finetuned:
     added_words: list = field(default_factory=list)  # words the tokenizer gained
     answers_added: list = field(default_factory=list)  # answers ViLT's classifier gained
     trainable: tuple = (0, 0)  # (trained parameters, all parameters)
+    quantized: bool = False  # trained with load_in_8bit=True: the base in model is int8
     stopped: str = ""  # why training ended
     skipped: list = field(default_factory=list)  # (row, reason) of the data rows left out
     lr: float = 0.0
@@ -77,6 +78,19 @@ class Finetuned:
                 "zero_shot_template": self.model.spec.zero_shot_template,
                 "train_seconds": round(self.train_seconds, 1), "train_cpu_seconds": round(self.train_cpu_seconds, 1)}
 
+    def _merged_in_full_precision(self):
+        """The adapters of an 8-bit run merged into the base loaded in fp32 on the CPU (through an adapter folder)."""
+        import tempfile
+
+        import torch
+
+        from .lora import peft_from_folder
+
+        with tempfile.TemporaryDirectory(prefix="mmkit-merge-") as tmp:
+            self.save(tmp, merge=False)
+            peft_model, _, _ = peft_from_folder(tmp, torch.device("cpu"), torch.float32)
+            return peft_model.merge_and_unload()
+
     def save(self, path, merge: bool = True) -> Path:
         """Write an ordinary Hugging Face directory that mmkit.load_model(path) loads back; returns the path.
 
@@ -84,6 +98,8 @@ class Finetuned:
             merge: with LoRA, True folds the adapters into the weights (a plain model, the size of the base);
                 False saves only the adapters (a few MB) plus the processor, config and the base's name in
                 mmkit.json; load_model puts them back on the base. Without LoRA the whole model is saved.
+                A model trained with load_in_8bit=True merges into the full-precision base (read again from its
+                folder), never into the int8 weights it trained on.
         """
         from .lora import merged
 
@@ -98,6 +114,8 @@ class Finetuned:
         if adapter:
             self.peft_model.save_pretrained(str(out))
             self.model.model.config.save_pretrained(str(out))  # family and grown sizes, for load_model's resolver
+        elif self.quantized:
+            self._merged_in_full_precision().save_pretrained(str(out))
         else:
             model = merged(self.peft_model) if self.peft_model is not None else self.model.model
             model.save_pretrained(str(out))
