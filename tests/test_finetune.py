@@ -220,3 +220,42 @@ def test_memory_estimate_prints_full_lora_and_8bit_lines():
     assert "with load_in_8bit" not in str(full) and not memory_estimate("blip-caption-base", batch_size=512).fits(16)
     with pytest.raises(mmkit.InputError, match="pass lora=True"):
         memory_estimate("blip-caption-base", dtype="8bit")
+
+
+def test_validation_answers_the_classifier_never_saw_and_mismatched_val_data(tiny, capsys):
+    train = qa_triples(concept_scenes(8, "orange", 0.0, seed=1, objects=1))  # old colours only
+    val = qa_triples(concept_scenes(2, "purple", 1.0, seed=2, objects=1))  # 'purple': no class, none in training
+    ft = mmkit.finetune(tiny["vilt-vqa"], train, val_data=val, epochs=1, batch_size=8, progress=False)
+    assert "purple" not in ft.model.model.config.label2id and ft.history[1]["val_loss"] > 0
+    assert "validation answers no training row has" in capsys.readouterr().err
+    with pytest.raises(mmkit.InputError, match="val_data has caption rows"):
+        mmkit.finetune(tiny["vilt-vqa"], train, val_data=caption_pairs(concept_scenes(2, seed=2)), progress=False)
+
+
+def test_finetune_on_a_datasets_dataset(tiny):
+    datasets = pytest.importorskip("datasets")
+    pairs = label_pairs(concept_scenes(12, "orange", 0.5, seed=5, objects=1))
+    ds = datasets.Dataset.from_dict({"image": [p[0] for p in pairs], "text": [p[1] for p in pairs]},
+                                    features=datasets.Features({"image": datasets.Image(),
+                                                                "text": datasets.Value("string")}))
+    ft = mmkit.finetune(tiny["clip"], ds, val_data=ds.select(range(3)), epochs=1, batch_size=4, progress=False)
+    assert ft.scores["n_train"] == 12 and ft.scores["n_val"] == 3 and "orange" in ft.added_words
+
+
+def test_an_adapter_names_its_base_so_any_folder_can_load_it(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    data = label_pairs(concept_scenes(8, "orange", 0.5, seed=6, objects=1))
+    shutil.copytree(tiny["clip"], tmp_path / "models" / "my-clip")
+    monkeypatch.chdir(tmp_path / "models")
+    ft = mmkit.finetune("my-clip", data, epochs=1, batch_size=4, lora=True, progress=False)  # a relative folder
+    adapter = ft.save(tmp_path / "adapter", merge=False)
+    assert json.loads((adapter / "mmkit.json").read_text())["base"] == str((tmp_path / "models" / "my-clip").resolve())
+    monkeypatch.chdir(tmp_path)  # elsewhere: the relative name would find nothing (or another model)
+    im = data[0][0]
+    assert torch.allclose(mmkit.embed_images(mmkit.load_model(adapter), im), mmkit.embed_images(ft.model, im),
+                          atol=1e-5)
+    again = mmkit.finetune(ft.model, data, epochs=1, batch_size=4, lora=True, progress=False)  # a base in memory
+    with pytest.raises(mmkit.InputError, match="exists only in memory.*merge=True"):
+        again.save(tmp_path / "adapter2", merge=False)
+    assert mmkit.load_model(again.save(tmp_path / "merged2")).spec.family == "clip"

@@ -50,7 +50,13 @@ class FinetuneConfig:
 def _split(ex: Examples, val_data, share: float, seed: int) -> tuple[list, list]:
     """(train, val) examples; without val_data, `share` of the distinct images (at least 1) are held out."""
     if val_data is not None:
-        return ex.items, read_examples(val_data).items
+        held = read_examples(val_data)
+        if held.skipped:
+            print("validation data: " + held.report(), file=sys.stderr)
+        if held.kind != ex.kind:
+            raise InputError(f"the training data has {ex.kind} rows but val_data has {held.kind} rows; give both the "
+                             "same form ((image, text) or (image, question, answer))")
+        return ex.items, held.items
     keys = list(dict.fromkeys(e.key for e in ex.items))
     if len(keys) < 2:
         raise InputError(f"only {len(keys)} usable image(s): finetune needs at least 2 (one to train on, one to "
@@ -151,6 +157,11 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
         words = list(cfg.new_words or [])
     grown = grow_vocabulary(net, processor.tokenizer, words) if words else {"added": [], "ids": []}
     answers_added = grow_answers(net, [e.answer for e in train]) if adapter(base).classifies else []
+    if adapter(base).classifies and task == "vqa":
+        unseen = sorted({e.answer for e in val} - set(net.config.label2id))
+        if unseen:
+            print(f"finetune: validation answers no training row has (the model cannot give them; counted wrong): "
+                  f"{unseen[:10]}", file=sys.stderr)
     if grown["added"] or answers_added:
         print(f"finetune: the vocabulary grew by {len(grown['added'])} word(s) {grown['added']}"
               + (f" and {len(answers_added)} answer(s) {answers_added}" if answers_added else ""), file=sys.stderr)
@@ -245,10 +256,13 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
 
         fuse_attention(net)  # plain weights again: mmkit's speed-ups are exact for them
     live.cache.clear()
+    # what an adapter folder names as its base: a folder by its absolute path (a relative one would depend on the
+    # current folder), a fine-tuned model in memory by nothing
+    base_ref = {"path": base.spec.repo, "finetuned": ""}.get(base.spec.source, base.spec.name)
     after = {k: v for k, v in best.items() if k not in ("epoch", "train_loss", "seconds", "cpu_seconds")}
     scores = {"before": dict(before), "after": after, "metric": metric, "n_val": len(val),
               "n_train": len(train), "best_epoch": best["epoch"]}
-    return Finetuned(model=live, history=history, scores=scores, task=task, base=base.spec.name, peft_model=peft_model,
+    return Finetuned(model=live, history=history, scores=scores, task=task, base=base.spec.name, base_ref=base_ref, peft_model=peft_model,
                      added_words=grown["added"], answers_added=answers_added, trainable=(n_train, n_all),
                      quantized=cfg.load_in_8bit, stopped=stopped, skipped=ex.skipped, lr=lr, val=val,
                      train_seconds=time.perf_counter() - t0, train_cpu_seconds=time.process_time() - c0)

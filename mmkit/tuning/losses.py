@@ -62,13 +62,18 @@ def blip_vqa_loss(model, loaded, batch, px):
 
 
 def vilt_vqa_loss(model, loaded, batch, px):
-    """ViLT-VQA cross-entropy over its answer classes (answers it lacks are added by finetune first)."""
+    """ViLT-VQA cross-entropy over its answer classes (finetune first adds the training answers it lacks). A
+    validation answer that is no class (never in training) is left out of the loss (-100); VQA accuracy counts it
+    wrong. A batch of only such answers gives a zero loss."""
     import torch
 
     enc = tokens(loaded, [e.question for e in batch], px.device, max_length=model.config.max_position_embeddings)
-    target = torch.tensor([model.config.label2id[e.answer] for e in batch], device=px.device)  # (B,)
+    ids = model.config.label2id
+    target = torch.tensor([ids.get(e.answer, -100) for e in batch], device=px.device)  # (B,)
     logits = model(**enc, pixel_values=px).logits  # (B, A)
-    return torch.nn.functional.cross_entropy(logits, target)
+    if bool((target == -100).all()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits, target, ignore_index=-100)
 
 
 def _soft_targets(texts, device):

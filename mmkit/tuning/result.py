@@ -23,6 +23,7 @@ class Finetuned:
     scores: dict = field(default_factory=dict)
     task: str = ""
     base: str = ""  # the name of the model it started from
+    base_ref: str = ""  # how load_model finds that model again: its name, or its folder's absolute path ("": in memory)
     peft_model: object = None  # the peft.PeftModel when trained with lora=True
     added_words: list = field(default_factory=list)  # words the tokenizer gained
     answers_added: list = field(default_factory=list)  # answers ViLT's classifier gained
@@ -70,7 +71,7 @@ class Finetuned:
         return fig
 
     def _meta(self, adapter: bool) -> dict:
-        return {"name": Path(self.base).name + "-finetuned", "base": self.base, "task": self.task,
+        return {"name": Path(self.base).name + "-finetuned", "base": self.base_ref or self.base, "task": self.task,
                 "family": self.model.spec.family, "finetuned": True, "adapter": adapter,
                 "added_words": self.added_words, "answers_added": self.answers_added,
                 "trainable_params": self.trainable[0], "params": self.trainable[1], "scores": self.scores,
@@ -111,6 +112,9 @@ class Finetuned:
         except OSError as e:
             raise InputError(f"cannot create {str(out)!r} ({e.strerror or e}); pick a folder you can write to") from None
         adapter = self.peft_model is not None and not merge
+        if (adapter or self.quantized) and not self.base_ref:
+            raise InputError(f"the base model {self.base!r} exists only in memory, so an adapter folder could not name "
+                             "it; save with merge=True, or save the base first and fine-tune its folder")
         if adapter:
             self.peft_model.save_pretrained(str(out))
             self.model.model.config.save_pretrained(str(out))  # family and grown sizes, for load_model's resolver
