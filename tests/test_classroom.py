@@ -1,8 +1,13 @@
 """The classroom server (mmkit.classroom): one shared model process that the students' kernels call.
 
 The server runs in a thread of this process on 127.0.0.1; apps are built with `server=url`, as a Voila
-kernel does through $MMKIT_MODEL_SERVER. The Voila side is exercised by tests_browser/test_classroom_load.py.
+kernel does through $MMKIT_MODEL_SERVER. The simulated student's protocols (mmkit.classroom.wsproto) are
+checked against jupyter_server's own framing and a real CaptionApp's widget states; one protocol-level student
+uses `python -m mmkit.classroom` end to end. The load test at CI size (6 students, 1 minute) runs with
+MMKIT_CLASSROOM_LOAD=1 (`make test-classroom`); in browsers: tests_browser/test_classroom_load.py.
 """
+import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +22,8 @@ pytest.importorskip("ipywidgets")
 
 from mmkit.classroom import ENV, ModelServer, RemoteCaptioner  # noqa: E402
 from mmkit.classroom.__main__ import app_notebook, voila_command  # noqa: E402
+from mmkit.classroom.student import Page, history_rows, text_of  # noqa: E402
+from mmkit.classroom.wsproto import KernelChannel, Widgets, message, pack_v1, put_buffers, unpack_v1  # noqa: E402
 from mmkit.config import models_dir  # noqa: E402
 from mmkit.errors import InputError  # noqa: E402
 from widgets import CaptionApp  # noqa: E402
@@ -109,3 +116,142 @@ def test_served_notebook_is_the_app_alone(tmp_path):
     cmd = voila_command(tmp_path / "caption_app.ipynb", 8866, 8)
     assert "--preheat_kernel=True" in cmd and "--pool_size=8" in cmd
     assert "--preheat_kernel=True" not in voila_command(tmp_path / "x.ipynb", 8866, 0)
+
+
+# -- the simulated student (mmkit.classroom.student, wsproto) -------------------------------------------------------
+def test_v1_frames_are_jupyter_servers_own():
+    conn = pytest.importorskip("jupyter_server.services.kernels.connection.base")
+    _, parts = message("s", "comm_msg", {"comm_id": "c", "data": {"method": "custom"}})
+    parts = parts + [b"\x89PNG\x00binary", b""]  # buffers, an empty one too
+    frame = pack_v1("shell", parts)
+    assert conn.deserialize_msg_from_ws_v1(frame) == ("shell", parts)
+    theirs = conn.serialize_msg_to_ws_v1(parts, "iopub")
+    assert unpack_v1(theirs) == ("iopub", parts)
+    legacy = conn.serialize_binary_message({"header": {}, "parent_header": {}, "metadata": {}, "content": {},
+                                            "buffers": [b"x" * 100]})
+    with pytest.raises(ValueError, match="not a v1"):  # the old framing is refused, not misread
+        unpack_v1(legacy)
+
+
+def app_states(app) -> tuple[dict, list, list]:
+    """What the kernel's request_states sends for every live widget (ipywidgets' own code)."""
+    from ipywidgets.widgets.widget import _instances, _remove_buffers
+
+    full = {mid: {"model_name": wd._model_name, "state": wd.get_state(drop_defaults=False)}
+            for mid, wd in list(_instances.items())}
+    return _remove_buffers(full)
+
+
+class Recorder:
+    """A stand-in websocket: keeps the frames a KernelChannel writes."""
+
+    def __init__(self):
+        self.frames = []
+
+    def write_message(self, frame, binary=False):
+        self.frames.append(unpack_v1(frame))
+
+    async def read_message(self):
+        await asyncio.sleep(3600)
+
+
+def test_student_finds_and_drives_a_real_app(server):
+    app = CaptionApp(background=False, server=server.url)
+    for i in (2, 5):
+        app.picker.choose_scene(i, split="test")
+        app.caption()
+    app.show_word(0)
+    states, paths, buffers = app_states(app)
+    assert buffers  # the preview and the map are PNG bytes sent as buffers
+
+    async def check():
+        ch = KernelChannel(Recorder(), "session")
+        ch.control = "ctl"
+        ch._on_message("iopub", "comm_msg", {}, {"comm_id": "ctl", "data": {
+            "method": "update_states", "states": states, "buffer_paths": paths}}, buffers)
+        page = Page(ch, app.model_id)
+        assert (page.caption, page.generate, page.scene) == (app.button.model_id, app.picker.generate.model_id,
+                                                             app.picker.index.model_id)
+        assert (page.history, page.words, page.image) == (app.history_html.model_id, app.words.model_id,
+                                                          app.attention.model_id)
+        assert ch.widgets.state(page.image)["value"] == app.attention.value[:]
+        assert [row[1] for row in page.rows()] == ["ShapesWorld test #5", "ShapesWorld test #2"]
+        assert page.rows()[0][2] == app.result and page.problems() == []
+        ch.click(page.caption)
+        ch.update(page.decoding, index=1)
+        (_, click), (_, update) = ch.ws.frames
+        assert json.loads(click[3]) == {"comm_id": app.button.model_id,
+                                        "data": {"method": "custom", "content": {"event": "click"}}}
+        assert json.loads(update[0])["msg_type"] == "comm_msg"
+        assert json.loads(update[3])["data"] == {"method": "update", "state": {"index": 1}, "buffer_paths": []}
+        v = ch.widgets.versions[page.image]
+        ch._on_message("iopub", "comm_msg", {}, {"comm_id": page.image, "data": {
+            "method": "update", "state": {}, "buffer_paths": [["value"]]}}, [b"new png"])
+        assert ch.widgets.versions[page.image] == v + 1 and ch.widgets.state(page.image)["value"] == b"new png"
+        ch._on_message("iopub", "error", {}, {"ename": "ValueError", "evalue": "x",
+                                              "traceback": ["Traceback (most recent call last)", "ValueError: x"]}, [])
+        ch._on_message("iopub", "comm_msg", {}, {"comm_id": ch.widgets.ref(page.dialog, "layout"), "data": {
+            "method": "update", "state": {"display": None}, "buffer_paths": []}}, [])
+        assert [p.split(":")[0] for p in page.problems()] == ["error box open", "traceback from the kernel"]
+        ch.reader.cancel()
+
+    asyncio.run(check())
+
+
+def test_history_and_text_parsing():
+    value = ("<div><table><tr><th>n</th><th>image</th></tr><tr><td style='x'>2</td><td>ShapesWorld test #1</td>"
+             "<td>a &lt;red&gt; circle</td></tr><tr><td>1</td><td>sample photo: cat</td><td>x</td></tr></table></div>")
+    assert history_rows(value) == [["2", "ShapesWorld test #1", "a <red> circle"], ["1", "sample photo: cat", "x"]]
+    assert history_rows("<i>no captions yet</i>") == []
+    assert text_of("ShapesWorld test #3 <span style='color:#666'>(64x64)</span>") == "ShapesWorld test #3 (64x64)"
+    state = {"a": {"state": {"value": None}}, "b": [0, None]}
+    put_buffers(state, [["a", "state", "value"], ["b", 1]], [memoryview(b"xy"), b"z"])
+    assert state == {"a": {"state": {"value": b"xy"}}, "b": [0, b"z"]}
+    w = Widgets()
+    w.set("root", {"_model_name": "VBoxModel", "children": ["IPY_MODEL_a", "IPY_MODEL_b"]})
+    w.set("a", {"_model_name": "HTMLModel", "value": "<b>History</b>"})
+    w.set("b", {"_model_name": "HTMLModel", "value": ""})
+    assert w.tree("root") == ["root", "a", "b"] and w.after("root", "<b>History</b>") == "b"
+    assert w.after("root", "<b>Attention</b>") is None and w.find("root", "ButtonModel") is None
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("classroom_bench", REPO / "benchmarks" / "classroom.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_one_student_over_the_protocol_end_to_end():
+    """`python -m mmkit.classroom` with one preheated kernel and one protocol-level student, no think time."""
+    pytest.importorskip("voila")
+    pytest.importorskip("psutil")
+    if not (models_dir() / MODEL / "config.json").exists():
+        pytest.skip(f"bundled model {MODEL} is not in data/models (make models)")
+    res = load_benchmark().run("classroom", 1, 0, pool=1, max_gb=4, client="ws")
+    summary = {k: v for k, v in res.items() if k != "students"}
+    assert res["errors"] == 0 and res["kernel_errors"] == 0, summary
+    assert res["captions"] == 2 and res["maps"] == 2 and res["client"] == "ws", summary
+    (s,) = res["students"]
+    assert [h[0] for h in s["history"]] == ["ShapesWorld test #0"] * 2, s
+    assert s["first_byte_s"] <= s["response_s"] <= s["ready_s"], s
+
+
+@pytest.mark.skipif(os.environ.get("MMKIT_CLASSROOM_LOAD") != "1",
+                    reason="the classroom load test takes ~2 minutes: make test-classroom (MMKIT_CLASSROOM_LOAD=1)")
+def test_six_students_for_a_minute_over_the_protocol():
+    """The CI size of benchmarks/classroom.py: 6 protocol-level students, 1 minute, the classroom setup."""
+    pytest.importorskip("voila")
+    pytest.importorskip("psutil")
+    users = int(os.environ.get("MMKIT_CLASSROOM_USERS", "6"))
+    res = load_benchmark().run("classroom", users, float(os.environ.get("MMKIT_CLASSROOM_SECONDS", "60")),
+                               pool=users, max_gb=8, client="ws")
+    summary = {k: v for k, v in res.items() if k != "students"}
+    print(summary)
+    assert res["errors"] == 0 and res["kernel_errors"] == 0 and not res["stopped_early"], summary
+    assert res["captions"] == 2 * users and res["maps"] == 2 * users, summary
+    for s in res["students"]:  # each sees their own two captions, newest (beam) first
+        assert [h[0] for h in s["history"]] == [f"ShapesWorld test #{s['user']}"] * 2, s
+    assert res["response_p95_s"] < 10, summary  # the page comes from a preheated kernel
+    assert res["peak_total_mb"] < 6 * 1024, summary  # kernels stay small: the model lives in one process
+    assert res["peak_server_procs"] <= 3 + 2 * users, summary

@@ -114,6 +114,7 @@ async def student(i: int, url: str, duration: float, rng: random.Random, abort: 
     client = AsyncHTTPClient(force_instance=True)  # each student their own connections, as their own browser
     ch: KernelChannel | None = None
     kernel, cookies, base, headers = None, "", url, {}
+    pause = min(1.0, duration / 60)  # the 2-8 s look at a caption before clicking a word, shorter in short runs
     t0 = time.monotonic()
 
     async def until(t: float) -> None:  # think time: wait until t seconds after the page was opened
@@ -167,13 +168,13 @@ async def student(i: int, url: str, duration: float, rng: random.Random, abort: 
         rows0 = len(page.rows())  # plain `make app` pages already hold notebook 11's own captions
         await until(rng.uniform(0.02, 0.35) * duration)
         await caption(page, rows0 + 1)
-        await until(time.monotonic() - t0 + rng.uniform(2, 8))
+        await until(time.monotonic() - t0 + rng.uniform(2, 8) * pause)
         await word(page, 0)
         labels = ch.widgets.state(page.decoding).get("_options_labels", [])
         ch.update(page.decoding, index=labels.index("beam"))
         await until(rng.uniform(0.45, 0.8) * duration)
         await caption(page, rows0 + 2)
-        await until(time.monotonic() - t0 + rng.uniform(2, 8))
+        await until(time.monotonic() - t0 + rng.uniform(2, 8) * pause)
         await word(page, 1)
         rows = page.rows()
         r["history"] = [row[1:3] for row in rows[:2]]  # (image, caption), newest first
