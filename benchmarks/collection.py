@@ -142,10 +142,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--tasks", default="caption,embed")
     ap.add_argument("--variants", default="baseline,before,after", help="runs per round (after always runs)")
+    ap.add_argument("--model", default=None, help="the model of the (one) task, instead of the bundled one, e.g. "
+                    "openai/clip-vit-base-patch32 (with HF_HUB_CACHE at a simulated hub for random weights)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads of the model (every run alike; 0: torch's default, one per core)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "collection_results.json"))
     args = ap.parse_args()
+    if args.model:
+        MODELS[args.tasks.split(",")[0]] = args.model
     if args.threads:
         import torch
 
