@@ -135,11 +135,12 @@ def test_v1_frames_are_jupyter_servers_own():
 
 def app_states(app) -> tuple[dict, list, list]:
     """What the kernel's request_states sends for every live widget (ipywidgets' own code)."""
-    from ipywidgets.widgets.widget import _instances, _remove_buffers
+    from ipywidgets.widgets import widget
 
+    instances = getattr(widget, "_instances", None) or widget.Widget.widgets  # ipywidgets 8; 7.7
     full = {mid: {"model_name": wd._model_name, "state": wd.get_state(drop_defaults=False)}
-            for mid, wd in list(_instances.items())}
-    return _remove_buffers(full)
+            for mid, wd in list(instances.items())}
+    return widget._remove_buffers(full)
 
 
 class Recorder:
