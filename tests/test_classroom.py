@@ -199,6 +199,52 @@ def test_student_finds_and_drives_a_real_app(server):
     asyncio.run(check())
 
 
+class OldKernel(Recorder):
+    """A kernel that does not answer the control comm: the page then asks for each widget's state."""
+
+    def __init__(self, states):
+        super().__init__()
+        self.states, self.channel = states, None
+
+    def write_message(self, frame, binary=False):
+        super().write_message(frame)
+        header, content = json.loads(self.frames[-1][1][0]), json.loads(self.frames[-1][1][3])
+        ch, reply = self.channel, None
+        if header["msg_type"] == "comm_info_request":
+            reply = ("shell", "comm_info_reply", {"status": "ok", "comms": {
+                mid: {"target_name": "jupyter.widget"} for mid in self.states}})
+        elif header["msg_type"] == "comm_msg" and content["data"].get("method") == "request_state":
+            mid = content["comm_id"]
+            if mid in self.states:
+                reply = ("iopub", "comm_msg", {"comm_id": mid, "data": {
+                    "method": "update", "state": self.states[mid]["state"], "buffer_paths": []}})
+        if reply:
+            ch._on_message(reply[0], reply[1], {"msg_id": header["msg_id"]}, reply[2], [])
+            ch.changed.set()
+
+
+def test_widgets_load_model_by_model_when_the_control_comm_is_silent(monkeypatch):
+    import mmkit.classroom.wsproto as wsproto
+
+    monkeypatch.setattr(wsproto, "STATES_WAIT", 0.2)
+    app = CaptionApp(background=False, server="")
+    states, _, _ = app_states(app)
+
+    async def check():
+        kernel = OldKernel(states)
+        ch = KernelChannel(kernel, "session")
+        kernel.channel = ch
+        assert await ch.load_widgets(10) == "models"
+        sent = [json.loads(parts[0])["msg_type"] for _, parts in kernel.frames]
+        assert sent[:3] == ["comm_open", "comm_msg", "comm_info_request"] and sent[-1] == "comm_close"
+        assert sent.count("comm_msg") == 1 + len(states)  # request_states, then one request_state per widget
+        page = Page(ch, app.model_id)
+        assert page.caption == app.button.model_id and page.rows() == []
+        ch.reader.cancel()
+
+    asyncio.run(check())
+
+
 def test_history_and_text_parsing():
     value = ("<div><table><tr><th>n</th><th>image</th></tr><tr><td style='x'>2</td><td>ShapesWorld test #1</td>"
              "<td>a &lt;red&gt; circle</td></tr><tr><td>1</td><td>sample photo: cat</td><td>x</td></tr></table></div>")
