@@ -18,7 +18,8 @@ A third query set, "text_wide", is the earlier benchmark's offset (a fixed vecto
 length added to it: 98% of every query is the same direction), kept as a stress case far beyond any
 measured gap.
 
-    python benchmarks/index.py [--n 100000] [--gap-model shapes-clip] [--out benchmarks/index_results.json]
+    python benchmarks/index.py [--n 100000] [--per-centre 50,10] [--gap-model shapes-clip] [--out FILE]
+    HF_HUB_CACHE=DIR python benchmarks/index.py --gap-only --gap-model openai/clip-vit-base-patch32
 """
 from __future__ import annotations
 
@@ -85,10 +86,13 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--per-centre", default="50,10", help="gallery structures: vectors per cluster centre")
     ap.add_argument("--gap-model", default="shapes-clip")
+    ap.add_argument("--gap-only", action="store_true", help="print the model's gap and stop")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "index_results.json"))
     args = ap.parse_args()
     gap = gap_stats(args.gap_model)
     print("gap", json.dumps(gap), flush=True)
+    if args.gap_only:
+        return
     res = {"n": args.n, "dim": 512, "pq_bytes": 64, "gap": gap, "structures": []}
     for per_centre in map(int, args.per_centre.split(",")):
         x, queries, stats = data(args.n, 512, args.queries, gap, per_centre=per_centre)
