@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
-import re
 import signal
 import socket
 import subprocess
@@ -39,22 +37,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("MMKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--renderer-process-limit=64"]
-PAGE_TIMEOUT = 300_000  # ms for a page to become usable (plain Voila runs notebook 11 before it answers)
-ACTION_TIMEOUT = 180_000  # ms for one caption or map
-STUDENTS_PER_BROWSER = 5  # browser contexts per chromium process
-CAPTION = re.compile(r"^\W*Caption\s*$")
-ROWS_JS = "() => Math.max(0, document.querySelectorAll('.widget-html-content table tr').length - 1)"
-ROW_TEXT_JS = "() => [...document.querySelectorAll('.widget-html-content table tr')].slice(1).map(r => r.innerText)"
-MAP_JS = """() => { const i = [...document.querySelectorAll('img')].filter(i => i.naturalWidth > 0 &&
-                      i.getBoundingClientRect().width > 150 && i.getBoundingClientRect().width < 320);
-                    return i.length ? i[i.length - 1].src : null; }"""
-FCP_JS = "() => { const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null; }"
-# when the server had sent the whole page (Voila without preheat runs the notebook before it answers)
-RESPONSE_JS = "() => { const e = performance.getEntriesByType('navigation')[0]; return e ? e.responseEnd : null; }"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from classroom_browser import PAGE_TIMEOUT, drive, record_assets  # noqa: E402  (benchmarks/classroom_browser.py)
+
 MIN_AVAILABLE_MB = 3 * 1024  # stop before the machine (shared with others) runs short
 
 
@@ -193,118 +178,26 @@ class Sampler(threading.Thread):
                     min_available_mb=min(x["available_mb"] for x in s))
 
 
-async def student(i: int, browser, url: str, duration: float, rng: random.Random, abort: threading.Event,
-                  shots: Path | None) -> dict:
-    """One student's session; returns their timings and errors (never raises)."""
-    r: dict = dict(user=i, errors=[], captions=[], maps=[])
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await ctx.new_page()
-    page.set_default_timeout(ACTION_TIMEOUT)  # a shared 2-core machine under load answers slowly, not never
-    t0 = time.monotonic()
-
-    async def until(t: float) -> None:  # think time: wait until t seconds after the page was opened
-        while time.monotonic() - t0 < t and not abort.is_set():
-            await asyncio.sleep(0.5)
-        if abort.is_set():
-            raise RuntimeError("aborted: the memory or time limit was reached")
-
-    async def caption(n_rows: int) -> None:
-        t = time.monotonic()
-        await page.locator("button").filter(has_text=CAPTION).click()
-        await page.wait_for_function(f"() => ({ROWS_JS})() >= {n_rows}", timeout=ACTION_TIMEOUT)
-        r["captions"].append(round(time.monotonic() - t, 3))
-
-    async def word(k: int) -> None:
-        before = await page.evaluate(MAP_JS)
-        t = time.monotonic()
-        buttons = page.locator("button[title^='map of']")
-        await buttons.nth(min(k, await buttons.count() - 1)).click()
-        await page.wait_for_function(f"() => {{ const s = ({MAP_JS})(); return s && s !== {json.dumps(before)}; }}",
-                                     timeout=ACTION_TIMEOUT)
-        r["maps"].append(round(time.monotonic() - t, 3))
-
-    try:
-        await page.goto(url, timeout=PAGE_TIMEOUT, wait_until="commit")
-        await page.locator("button").filter(has_text=CAPTION).wait_for(timeout=PAGE_TIMEOUT)
-        r["ready_s"] = round(time.monotonic() - t0, 3)
-        fcp, response = await page.evaluate(FCP_JS), await page.evaluate(RESPONSE_JS)
-        r["first_paint_s"] = None if fcp is None else round(fcp / 1000, 3)
-        r["response_s"] = None if response is None else round(response / 1000, 3)
-        own = f"ShapesWorld test #{i}"
-        index = page.locator(".widget-inline-hbox", has_text="scene #").locator("input")
-        await index.fill(str(i))
-        await index.press("Enter")
-        await page.locator("button").filter(has_text=re.compile(r"^\W*Generate\s*$")).click()
-        await page.wait_for_function(f"() => document.body.innerText.includes({json.dumps(own + ' (')})",
-                                     timeout=ACTION_TIMEOUT)
-        rows0 = await page.evaluate(ROWS_JS)  # plain `make app` pages already hold notebook 11's own captions
-        await until(rng.uniform(0.02, 0.35) * duration)
-        await caption(rows0 + 1)
-        await until(time.monotonic() - t0 + rng.uniform(2, 8))
-        await word(0)
-        await page.locator("button.widget-toggle-button", has_text="beam").click()
-        await until(rng.uniform(0.45, 0.8) * duration)
-        await caption(rows0 + 2)
-        await until(time.monotonic() - t0 + rng.uniform(2, 8))
-        await word(1)
-        rows = await page.evaluate(ROW_TEXT_JS)
-        mine = rows[:2]  # newest first
-        if len(rows) != rows0 + 2 or not all(row.split("\t")[1].strip() == own for row in mine):
-            r["errors"].append(f"history is not this student's own: {rows[:3]}")
-        if ("Traceback" in await page.inner_text("body")
-                or await page.locator("b", has_text="Something went wrong").first.is_visible()):
-            r["errors"].append("error dialog or traceback on the page")
-        if shots is not None and i == 0:
-            await page.screenshot(path=str(shots / "classroom_student0.png"), full_page=True)
-    except Exception as e:  # a timeout, a missing element, the memory guard
-        r["errors"].append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    finally:
-        r["session_s"] = round(time.monotonic() - t0, 1)
-        try:
-            await ctx.close()
-        except Exception:  # the browser was closed by the memory or time limit
-            pass
-    return r
+ASSETS = REPO / "benchmarks" / "classroom_assets.json"  # the static files a chromium page loads (--record-assets)
 
 
-async def drive(url: str, users: int, duration: float, abort: threading.Event, seed: int, shots: Path | None):
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        # one chromium per STUDENTS_PER_BROWSER students: one browser process for all of them was itself a
-        # bottleneck that real students (each on their own laptop) do not share
-        browsers = [await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-                    for _ in range(-(-users // STUDENTS_PER_BROWSER))]
-
-        async def watch():  # the memory or time limit: close the browsers, so every waiting student ends now
-            while not abort.is_set():
-                await asyncio.sleep(1)
-            for b in browsers:
-                await b.close()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            rngs = [random.Random(seed * 1000 + i) for i in range(users)]
-            return await asyncio.gather(*(student(i, browsers[i // STUDENTS_PER_BROWSER], url, duration, rngs[i],
-                                                  abort, shots) for i in range(users)))
-        finally:
-            watcher.cancel()
-            for b in browsers:
-                if b.is_connected():
-                    await b.close()
+def asset_paths(path: Path | None) -> list[str] | None:
+    """The paths of an asset manifest (None for none)."""
+    return None if path is None else [p for p, _ in json.loads(Path(path).read_text())["files"]]
 
 
-def drive_ws(url: str, users: int, duration: float, abort: threading.Event, seed: int) -> list[dict]:
+def drive_ws(url: str, users: int, duration: float, abort: threading.Event, seed: int,
+             assets: list[str] | None = None) -> list[dict]:
     """`users` protocol-level students (mmkit.classroom.student) in this process's event loop."""
     from mmkit.classroom.student import run_students
 
-    return asyncio.run(run_students(url, users, duration, seed=seed, abort=abort))
+    return asyncio.run(run_students(url, users, duration, seed=seed, abort=abort, assets=assets))
 
 
 def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb: float = 16, seed: int = 0,
-        shots: Path | None = None, client: str = "browser") -> dict:
+        shots: Path | None = None, client: str = "browser", assets: Path | None = None) -> dict:
     """One load test of `setup` ("classroom", "pool" or "app") with `client` students ("browser" or "ws"): a dict
-    of the measurements and each student's."""
+    of the measurements and each student's. `assets`: a manifest (ASSETS) whose files ws students fetch too."""
     if client not in ("browser", "ws"):
         raise ValueError(f"client={client!r}: use 'browser' (chromium) or 'ws' (protocol level, no browser)")
     pool = users if pool is None else pool
@@ -316,7 +209,7 @@ def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb
         t = time.monotonic()
         try:
             if client == "ws":
-                students = drive_ws(server.url, users, duration, sampler.abort, seed)
+                students = drive_ws(server.url, users, duration, sampler.abort, seed, asset_paths(assets))
             else:
                 students = asyncio.run(drive(server.url, users, duration, sampler.abort, seed, shots))
         finally:
@@ -338,6 +231,10 @@ def run(setup: str, users: int, duration: float, pool: int | None = None, max_gb
                 first_paint_p95_s=percentile([s.get("first_paint_s") for s in students], 95),
                 first_byte_p50_s=percentile([s.get("first_byte_s") for s in students], 50),
                 first_byte_p95_s=percentile([s.get("first_byte_s") for s in students], 95),
+                assets_p50_s=percentile([s.get("assets_s") for s in students], 50),
+                assets_p95_s=percentile([s.get("assets_s") for s in students], 95),
+                asset_mb=round(sum(s.get("asset_bytes", 0) for s in students) / 2**20, 1),
+                asset_errors=sorted({e for s in students for e in s.get("asset_errors", [])})[:10],
                 states_via={k: sum(s.get("states_via") == k for s in ws) for k in ("control", "models")} if ws else None,
                 shutdown_status=sorted({s.get("shutdown_status") for s in ws} - {None}) if ws else None,
                 ready_p50_s=percentile([s.get("ready_s") for s in students], 50),
@@ -359,9 +256,30 @@ def main(argv=None) -> int:
     ap.add_argument("--client", choices=["ws", "browser"], default="ws",
                     help="ws: protocol-level students in this process (no browser); browser: chromium via Playwright")
     ap.add_argument("--seed", type=int, default=0, help="the students' think times")
+    ap.add_argument("--assets", default=str(ASSETS), help="ws: manifest of the static files each student fetches "
+                                                         "as a browser would ('none': the page and the websocket only)")
+    ap.add_argument("--record-assets", action="store_true",
+                    help="open the classroom page once in chromium and write the files it loads to --assets")
     ap.add_argument("--out", default=None, help="default: benchmarks/classroom_results_ws.json (ws) or "
                                                 "classroom_results.json (browser)")
     args = ap.parse_args(argv)
+    assets = None if args.assets == "none" else Path(args.assets)
+    if args.record_assets:
+        import voila
+
+        with tempfile.TemporaryDirectory(prefix="mmkit-assets-") as tmp:
+            server = Server("classroom", 1, Path(tmp) / "server.log")
+            try:
+                files = asyncio.run(record_assets(server.url))
+            finally:
+                server.stop()
+        assets.write_text(json.dumps(dict(
+            what="same-origin files a chromium page of `make classroom` loaded before its Caption button was drawn "
+                 "(first visit, no cache); mmkit.classroom.student fetches them 6 at a time like a browser",
+            voila=voila.__version__, recorded=time.strftime("%Y-%m-%d, benchmarks/classroom.py --record-assets"),
+            total_bytes=sum(n for _, n in files), files=files), indent=0))
+        print(f"{len(files)} files, {sum(n for _, n in files) / 2**20:.1f} MB -> {assets}")
+        return 0
     out = Path(args.out or REPO / "benchmarks" / ("classroom_results_ws.json" if args.client == "ws"
                                                    else "classroom_results.json"))
     shots = REPO / "out" / "browser"
@@ -370,7 +288,8 @@ def main(argv=None) -> int:
     for setup in args.setups.split(","):
         load = os.getloadavg()
         res = run(setup.strip(), args.users, args.duration, args.pool, args.max_gb, args.seed,
-                  shots=shots if args.client == "browser" else None, client=args.client)
+                  shots=shots if args.client == "browser" else None, client=args.client,
+                  assets=assets if args.client == "ws" else None)
         res = dict(res, load_before=[round(x, 2) for x in load], load_after=[round(x, 2) for x in os.getloadavg()])
         results.append(res)
         print(json.dumps({k: v for k, v in res.items() if k != "students"}, indent=1), flush=True)

@@ -4,7 +4,9 @@ It does what the page's own JavaScript does, so thirty of them fit on the machin
 headless chromium tabs on the server's two cores were the bottleneck of the browser load test, not the server):
 
 1. GET the app's URL (time to the first byte and to the whole page); read the kernel id (`jupyter-config-data`)
-   and the app's widget model id (the `application/vnd.jupyter.widget-view+json` output) from it.
+   and the app's widget model id (the `application/vnd.jupyter.widget-view+json` output) from it. With
+   `assets` (a list of paths, benchmarks/classroom_assets.json: what a chromium page loaded), GET those too,
+   6 at a time, as a browser's first visit does before its JavaScript connects to the kernel.
 2. GET /api/kernels/<id>, open the kernel websocket (mmkit.classroom.wsproto) and load every widget's state:
    the app is usable when its Caption button's model has arrived.
 3. Pick their own scene (scene # = their number, Generate), caption it greedily, click a word, switch the
@@ -105,8 +107,28 @@ async def fetch_page(client, url: str, timeout: float) -> tuple[str, float, floa
     return b"".join(chunks).decode("utf-8", errors="replace"), first[0] if first else done, done, cookies
 
 
+async def fetch_assets(client, base: str, paths: list[str], headers: dict, timeout: float,
+                       parallel: int = 6) -> tuple[int, list[str]]:
+    """GET a page's static files `parallel` at a time (a browser's connections per host); (bytes, failures)."""
+    from tornado.httpclient import HTTPRequest
+
+    gate, got, bad = asyncio.Semaphore(parallel), [0], []
+
+    async def one(path: str) -> None:
+        async with gate:
+            resp = await client.fetch(HTTPRequest(urljoin(base, path), headers=headers, request_timeout=timeout),
+                                      raise_error=False)
+            if resp.code == 200:
+                got[0] += len(resp.body)
+            else:
+                bad.append(f"{resp.code} {path.split('?')[0]}")
+
+    await asyncio.gather(*(one(p) for p in paths))
+    return got[0], bad
+
+
 async def student(i: int, url: str, duration: float, rng: random.Random, abort: threading.Event | None = None,
-                  together: Together | None = None) -> dict:
+                  together: Together | None = None, assets: list[str] | None = None) -> dict:
     """One student's session (see the module's docstring); returns their timings and errors (never raises)."""
     from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -149,6 +171,9 @@ async def student(i: int, url: str, duration: float, rng: random.Random, abort: 
         base = urljoin(url, json.loads(config.group(1)).get("baseUrl", "/"))
         kernel = json.loads(config.group(1))["kernelId"]
         headers = {"Cookie": cookies} if cookies else {}
+        if assets:  # the page's CSS and JavaScript, before its script connects to the kernel
+            r["asset_bytes"], r["asset_errors"] = await fetch_assets(client, base, assets, headers, PAGE_TIMEOUT)
+            r["assets_s"] = round(time.monotonic() - t0, 3)
         await client.fetch(HTTPRequest(f"{base}api/kernels/{kernel}", headers=headers, request_timeout=PAGE_TIMEOUT))
         ws = urlparse(base)._replace(scheme="wss" if url.startswith("https") else "ws").geturl()
         ch = await KernelChannel.connect(f"{ws}api/kernels/{kernel}/channels", headers, PAGE_TIMEOUT, abort)
@@ -221,9 +246,9 @@ class Together:
             self.done.set()
 
 
-async def run_students(url: str, users: int, duration: float, seed: int = 0,
-                       abort: threading.Event | None = None) -> list[dict]:
+async def run_students(url: str, users: int, duration: float, seed: int = 0, abort: threading.Event | None = None,
+                       assets: list[str] | None = None) -> list[dict]:
     """`users` students on the app at `url` at once (all open the page together); each one's results."""
     together = Together(users)
-    return await asyncio.gather(*(student(i, url, duration, random.Random(seed * 1000 + i), abort, together)
+    return await asyncio.gather(*(student(i, url, duration, random.Random(seed * 1000 + i), abort, together, assets)
                                   for i in range(users)))
