@@ -107,6 +107,9 @@ def test_default_effort_finds_text_queries_in_their_own_cone_and_tune_changes_it
     from mmkit.index.store import default_nlist, default_nprobe
 
     assert default_nlist(100_000) == 2529 and default_nprobe(2529) == 316 and default_nprobe(20) == 20
+    assert default_nlist(3000) == 76  # small galleries: at least 39 training vectors per list
+    with pytest.raises(InputError, match="too few for IVF-PQ.*flat_max >= 100"):
+        build(clustered(100, d=32), flat_max=0)
     rng = np.random.default_rng(3)
     x = clustered(6000, d=64, centres=100)
     u_img, u_txt = rng.standard_normal(64), rng.standard_normal(64)

@@ -147,8 +147,9 @@ class Index:
 
 
 def default_nlist(n: int) -> int:
-    """IVF lists for n vectors: about 8 * sqrt(n) (about 40 vectors per list at 100k)."""
-    return max(16, int(8 * n ** 0.5))
+    """IVF lists for n vectors: about 8 * sqrt(n) (about 40 vectors per list at 100k), at most n / 39 (the
+    fewest training vectors per list FAISS accepts without a warning)."""
+    return max(16, min(int(8 * n ** 0.5), n // 39))
 
 
 def default_nprobe(nlist: int) -> int:
@@ -192,6 +193,9 @@ def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None =
         idx = Index(index, items, "flat", model)
     else:
         nlist = nlist or default_nlist(n)
+        if n < max(256, nlist):  # PQ learns 256 centroids per sub-vector, IVF nlist lists
+            raise InputError(f"{n} vectors are too few for IVF-PQ (it needs at least {max(256, nlist)} to train); "
+                             f"use an exact index: flat_max >= {n} (--flat-max)")
         m = _pq_bytes(d, pq_bytes)
         index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x8", faiss.METRIC_INNER_PRODUCT)
         faiss.downcast_index(index).do_polysemous_training = False  # minutes of annealing, unused here
