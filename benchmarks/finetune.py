@@ -59,6 +59,8 @@ def memory(lora: bool) -> dict:
 
     est = memory_estimate("blip-caption-base", lora=lora, batch_size=4)
     rec["estimate_gb_fp32_gpu"] = round(est.total / 2**30, 2)
+    if est.eight_bit is not None:  # the same LoRA steps over an int8 base (load_in_8bit=True: CUDA only, not run here)
+        rec["estimate_gb_8bit_gpu"] = round(est.eight_bit.total / 2**30, 2)
     return rec
 
 

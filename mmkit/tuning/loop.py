@@ -169,7 +169,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
                           kbit=cfg.load_in_8bit) if cfg.lora else None
     n_train, n_all = trainable_share(net)
     spec = replace(base.spec, name=f"{base.spec.name}+finetuned", source="finetuned")  # no ShapesWorld-only warning
-    live = Loaded(net, processor, spec, dev, base.dtype, base.attention)
+    dtype = torch.float32 if cfg.load_in_8bit else base.dtype  # 8-bit: int8 Linear layers, every other weight fp32
+    live = Loaded(net, processor, spec, dev, dtype, base.attention)
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.lora or n_all < 20e6 else 3e-5)
     loss_of = loss_fn(task, adapter(base))
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
