@@ -26,11 +26,11 @@ URL = re.search(r'^Repository\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_t
 COLAB = {"torch": "2.11.0+cpu", "torchvision": "0.26.0+cpu", "transformers": "5.15.0", "ipywidgets": "7.7.1",
          "numpy": "2.1.3", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3", "huggingface-hub": "1.0.1",
          "safetensors": "0.8.0", "tokenizers": "0.22.2", "scikit-image": "0.25.2", "packaging": "25.0",
-         "filelock": "3.32.3", "peft": "0.20.0", "accelerate": "1.14.0", "pyarrow": "18.1.0"}
+         "filelock": "3.32.3", "peft": "0.20.0", "accelerate": "1.14.0", "pyarrow": "18.1.0", "datasets": "4.0.0"}
 PROTECTED = ("torch", "torchvision", "transformers", "ipywidgets")
 # the optional dependency groups each notebook names in its setup cell (none: the core dependencies only)
 NEEDS = {"09": ("metrics",), "10": ("metrics",), "13": ("metrics", "finetune"), "14": ("video",), "15": ("index",)}
-# what pip is asked for on Colab (COLAB below has peft and pyarrow already, as Colab does)
+# what pip is asked for on Colab (COLAB above has peft, datasets and pyarrow already, as Colab does)
 EXTRA_PACKAGES = {(): [], ("metrics",): ["pycocoevalcap>=1.2"], ("metrics", "finetune"): ["pycocoevalcap>=1.2"],
                   ("video",): ["av>=12"], ("index",): ["faiss-cpu>=1.8"]}
 
