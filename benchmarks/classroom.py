@@ -1,8 +1,10 @@
 """Classroom load test: N simulated students use the caption app at once, either at the protocol level (`--client ws`,
-the default: mmkit.classroom.student, HTTP + the kernel websocket + ipywidgets' comm messages, no browser, all in
-this process) or in browsers (`--client browser`: Playwright browser contexts, 5 per headless chromium), against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and
-runs the whole notebook 11), `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that
-caption through one shared model server) and "pool" (the same preheated kernels, each loading its own model).
+the default: mmkit.classroom.student, HTTP (the page and the static files a chromium page loads, listed in
+classroom_assets.json) + the kernel websocket + ipywidgets' comm messages, no browser, all in this process) or
+in browsers (`--client browser`, benchmarks/classroom_browser.py: Playwright browser contexts, 5 per headless
+chromium), against `make app` (plain Voila: a fresh kernel per visitor that loads its own model and runs the
+whole notebook 11), `make classroom` (python -m mmkit.classroom: a pool of preheated kernels that caption
+through one shared model server) and "pool" (the same preheated kernels, each loading its own model).
 Localhost only; bounded in users, time and memory.
 
 Each student opens the page (all together), picks their own ShapesWorld scene (test #i), captions it greedily,
@@ -18,6 +20,7 @@ memory falls under 3 GB.
     .venv/bin/python benchmarks/classroom.py                    # 30 ws students, 5 min, classroom and app
     .venv/bin/python benchmarks/classroom.py --users 6 --duration 60 --setups classroom   # the CI size
     nice -n 5 .venv/bin/python benchmarks/classroom.py --client browser --setups classroom
+    .venv/bin/python benchmarks/classroom.py --record-assets     # re-list the static files (after a Voila upgrade)
 Results: benchmarks/classroom_results_ws.json (ws) or classroom_results.json (browser) (--out); browser
 screenshots of student 0 in out/browser/.
 """
