@@ -143,7 +143,9 @@ def test_caption_app_layout(voila_app, width, height):
     screenshot(page, page.locator(app).first, OUT / f"app_{width}.png", width, height)
 
 
-PANELS = ["CaptionPanel", "VQAPanel", "ZeroShotPanel", "RetrievalPanel"]  # the task panels (widgets/panels.py)
+# the task panels (widgets/panels.py), the video panel, the fusion lab, the attention explorer, the fine-tuning panel
+PANELS = ["CaptionPanel", "VQAPanel", "ZeroShotPanel", "RetrievalPanel", "VideoPanel", "FusionLab",
+          "AttentionExplorer", "FinetunePanel"]
 PANELS_NB = [f"import sys\nsys.path.insert(0, {str(REPO)!r})\nimport widgets\nfrom IPython.display import display",
              *[f"p = widgets.{name}()\np.add_class('mmkit-panel')\ndisplay(p)" for name in PANELS]]
 

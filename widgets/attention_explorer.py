@@ -14,7 +14,7 @@ import ipywidgets as W
 
 import mmkit
 
-from .base import Panel, png
+from .base import Panel, png, wrap_row
 
 
 class AttentionExplorer(Panel):
@@ -38,7 +38,7 @@ class AttentionExplorer(Panel):
         self.maps = None
         self._quiet = False
         self.text = W.Text(value=text or "", placeholder="prompt, question or caption (empty: generate a caption)",
-                           description="text", layout=W.Layout(width="420px"))
+                           description="text", layout=W.Layout(width="420px", max_width="100%"))
         self.show_button = W.Button(description="Show maps", button_style="primary")
         self.words = W.ToggleButtons(options=[], description="word")
         self.method = W.ToggleButtons(options=[], description="method")
@@ -46,7 +46,7 @@ class AttentionExplorer(Panel):
         self.head = W.IntSlider(value=-1, min=-1, max=0, description="head", tooltip="-1: mean of all heads")
         self.agg = W.ToggleButtons(options=["mean", "max"], description="heads")
         self.opacity = W.FloatSlider(value=0.55, min=0.0, max=1.0, step=0.05, description="opacity")
-        self.picture = W.Image(format="png", layout=W.Layout(width="360px"))
+        self.picture = W.Image(format="png", layout=W.Layout(width="360px", max_width="100%"))
         self.message = W.HTML()
         self.notice = W.HTML()  # out-of-domain notices of the last compute(), escaped
         self.head_view = W.ToggleButton(value=False, description="head view", icon="th",
@@ -58,7 +58,7 @@ class AttentionExplorer(Panel):
         self.html_button = W.Button(description="HTML", icon="download",
                                     tooltip="save the head view as one HTML page (PNGs inside; click a cell to enlarge)")
         self.cells = W.VBox()  # the head view's cells as buttons, one row per layer, in the figure's order
-        self.enlarged = W.Image(format="png", layout=W.Layout(width="300px"))  # the clicked cell, enlarged
+        self.enlarged = W.Image(format="png", layout=W.Layout(width="300px", max_width="100%"))  # the clicked cell, enlarged
         self.exported = None  # path of the last export
         self.show_button.on_click(lambda _: self.compute())
         self.enlarge_button.on_click(lambda _: self.enlarge())
@@ -69,9 +69,9 @@ class AttentionExplorer(Panel):
         super().__init__([
             W.HTML(f"<b>Attention explorer</b> &middot; {html.escape(self.model.spec.name)} "
                    f"({html.escape(self.model.spec.family)}, {html.escape(self.model.spec.source)})"),
-            W.HBox([self.text, self.show_button]), self.words, self.method,
-            W.HBox([self.layer, self.head, self.agg]), self.opacity,
-            W.HBox([self.head_view, self.sort, self.enlarge_button, self.export_button, self.html_button]),
+            wrap_row([self.text, self.show_button]), self.words, self.method,
+            wrap_row([self.layer, self.head, self.agg]), self.opacity,
+            wrap_row([self.head_view, self.sort, self.enlarge_button, self.export_button, self.html_button]),
             self.picture, self.cells, self.enlarged, self.message, self.notice], background=background)
         self._busy_buttons = [self.show_button]
 

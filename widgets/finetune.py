@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError, OutOfDomainWarning
 
-from .base import ModelChoice, Panel, esc, png, preview_png
+from .base import ModelChoice, Panel, esc, png, preview_png, wrap_row
 
 
 class FinetunePanel(Panel):
@@ -29,7 +29,7 @@ class FinetunePanel(Panel):
         self.options = dict(options)
         self.data = w.Text(value="(given in code)" if self.given is not None else str(data or ""),
                            description="data", placeholder="folder with captions.csv / qa.csv, or captions.json",
-                           layout=w.Layout(width="480px"))
+                           layout=w.Layout(width="480px", max_width="100%"))
         self.check_button = w.Button(description="Check data", icon="search")
         self.usable = w.HTML("")  # how many examples are usable, and the rows skipped
         self.model = ModelChoice(model)
@@ -40,11 +40,12 @@ class FinetunePanel(Panel):
         self.curve = w.Image(format="png", layout=w.Layout(width="480px", max_width="100%"))
         self.scores_html = w.HTML("")
         self.compare = w.VBox([])  # before / after on validation pictures
-        self.save_path = w.Text(value="finetuned-model", description="save to", layout=w.Layout(width="360px"))
+        self.save_path = w.Text(value="finetuned-model", description="save to", layout=w.Layout(width="360px", max_width="100%"))
         self.merge = w.Checkbox(value=True, description="merge LoRA", indent=False)
         self.save_button = w.Button(description="Save", icon="save", disabled=True)
         self.saved = w.HTML("")
-        self.open_button = w.Button(description="Open in CaptionApp", icon="external-link", disabled=True)
+        self.open_button = w.Button(description="Open in CaptionApp", icon="external-link", disabled=True,
+                                    layout=w.Layout(width="auto"))  # its text is wider than a default button
         self.app_box = w.VBox([])
         self.result = None  # the last mmkit.Finetuned
         self.examples = None  # the last mmkit.tuning.Examples read
@@ -57,9 +58,9 @@ class FinetunePanel(Panel):
         self.save_button.on_click(lambda _: self.save())
         self.open_button.on_click(lambda _: self.open_app())
         super().__init__([
-            w.HBox([self.data, self.check_button]), self.usable, self.model.box,
-            w.HBox([self.epochs, self.lora, self.train_button]), self.curve, self.scores_html, self.compare,
-            w.HBox([self.save_path, self.merge, self.save_button]), self.saved, self.open_button, self.app_box,
+            wrap_row([self.data, self.check_button]), self.usable, self.model.box,
+            wrap_row([self.epochs, self.lora, self.train_button]), self.curve, self.scores_html, self.compare,
+            wrap_row([self.save_path, self.merge, self.save_button]), self.saved, self.open_button, self.app_box,
         ], background=background)
         self._busy_buttons += [self.train_button, self.check_button]
 

@@ -6,7 +6,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, esc, png, preview_png
+from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, esc, png, preview_png, wrap_row
 from .picker import uploaded_files
 
 MAX_UPLOAD_MB = 200  # uploads stay in memory; longer videos are better read from a path in code
@@ -33,17 +33,17 @@ class VideoPanel(Panel):
         self.caption_model = ModelChoice(caption_model, "captioner")
         self.search_model = ModelChoice(search_model, "matcher")
         self.source = w.Dropdown(options=[(f"ShapesWorld clip {i}", i) for i in range(len(self.clips))],
-                                 value=0 if self.clips else None, description="clip", layout=w.Layout(width="320px"))
+                                 value=0 if self.clips else None, description="clip", layout=w.Layout(width="320px", max_width="100%"))
         self.upload = w.FileUpload(accept="video/*,.mp4,.webm,.mkv,.mov,.avi", multiple=False, description="Upload")
         self.uploaded: tuple[str, bytes] | None = None  # (name, content) of the last upload
         self.every = w.BoundedFloatText(value=every, min=0.05, max=60, step=0.25, description="every (s)",
                                         layout=w.Layout(width="180px"))
-        self.query = w.Text(value="a red circle", description="find", layout=w.Layout(width="320px"))
+        self.query = w.Text(value="a red circle", description="find", layout=w.Layout(width="320px", max_width="100%"))
         self.button = w.Button(description="Analyse", button_style="primary", icon="film")
         self.strip = w.Image(format="png")  # the sampled frames side by side
         self.timeline = w.Image(format="png")  # caption segments and the query's score curve
         self.slider = w.IntSlider(value=0, min=0, max=0, description="frame", continuous_update=False,
-                                  layout=w.Layout(width="480px"))
+                                  layout=w.Layout(width="480px", max_width="100%"))
         self.show_attention = w.Checkbox(value=False, description="attention", indent=False)
         self.frame_view = w.Image(format="png")
         self.frame_text = w.HTML("")  # time and caption of the scrubbed frame
@@ -59,9 +59,9 @@ class VideoPanel(Panel):
             self.upload.observe(lambda _: self._on_upload(self.upload.value), names="_counter")
         self.picked = w.HTML(self._label())
         super().__init__([self.caption_model.box, self.search_model.box,
-                          w.HBox([self.source, self.upload, self.picked]),
-                          w.HBox([self.every, self.query, self.button]), self.strip, self.timeline,
-                          w.HBox([self.slider, self.show_attention]), w.HBox([self.frame_view, self.frame_text]),
+                          wrap_row([self.source, self.upload, self.picked]),
+                          wrap_row([self.every, self.query, self.button]), self.strip, self.timeline,
+                          wrap_row([self.slider, self.show_attention]), wrap_row([self.frame_view, self.frame_text]),
                           self.attention], background)
         self._busy_buttons = [self.button]
 
