@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import nbformat
+
+from mmkit.testing import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "build" / "book-src"
@@ -40,14 +41,7 @@ KERNEL_ENV = {"MMKIT_QUICK": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "P
               "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-make_student = _load("make_student")
+make_student = load_script(REPO / "scripts" / "make_student.py")
 
 
 def tags(cell) -> list[str]:
@@ -223,7 +217,7 @@ def main(argv=None) -> int:
         return rc
     print(f"site: {OUT} ({len(executed)} chapters, mkdocs {time.perf_counter() - t0:.0f} s)")
     if not a.no_check:
-        rc = _load("check_book").main([str(OUT), "--sources", str(SRC / "executed"), "--only", *executed])
+        rc = load_script(REPO / "scripts" / "check_book.py").main([str(OUT), "--sources", str(SRC / "executed"), "--only", *executed])
         if rc:
             return rc
     print(f"book built in {time.perf_counter() - t_all:.0f} s")

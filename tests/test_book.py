@@ -5,7 +5,6 @@ Static checks of every notebook (fast), then the book machinery on a one-chapter
 "executed" notebook (one mkdocs build, ~15 s): the real book is `make book`, which executes every notebook.
 """
 import ast
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -13,19 +12,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mmkit.testing import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 QUICK_LINE = 'QUICK = os.environ.get("MMKIT_QUICK") == "1"  # True: shorter runs (the tests use this)'
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mb, cb = _load("make_book"), _load("check_book")
+mb, cb = load_script(REPO / "scripts" / "make_book.py"), load_script(REPO / "scripts" / "check_book.py")
 
 
 def tags(cell):

@@ -7,7 +7,6 @@ uses `python -m mmkit.classroom` end to end. The load test at CI size (6 student
 MMKIT_CLASSROOM_LOAD=1 (`make test-classroom`); in browsers: tests_browser/test_classroom_load.py.
 """
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +25,7 @@ from mmkit.classroom.student import Page, history_rows, text_of  # noqa: E402
 from mmkit.classroom.wsproto import KernelChannel, Widgets, message, pack_v1, put_buffers, unpack_v1  # noqa: E402
 from mmkit.config import models_dir  # noqa: E402
 from mmkit.errors import InputError  # noqa: E402
+from mmkit.testing import load_script  # noqa: E402
 from widgets import CaptionApp  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -263,10 +263,7 @@ def test_history_and_text_parsing():
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("classroom_bench", REPO / "benchmarks" / "classroom.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "benchmarks" / "classroom.py", "classroom_bench")
 
 
 def test_one_student_over_the_protocol_end_to_end():

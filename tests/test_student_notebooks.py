@@ -7,26 +7,20 @@ one kernel per version (a `%reset` between notebooks): executing whole student n
 the training cells that `make test` already runs on the sources. Exercise cells are self-contained, so
 they run without the cells before them. Works for any notebook that has exercise cells.
 """
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from mmkit.testing import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 CHAPTERS = [p.name for p in sorted(NOTEBOOKS.glob("*.ipynb")) if "01" <= p.name[:2] <= "10"]  # 2-4 exercises each
 
 
-def _make_student():
-    spec = importlib.util.spec_from_file_location("make_student", REPO / "scripts" / "make_student.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ms = _make_student()
+ms = load_script(REPO / "scripts" / "make_student.py")
 
 
 def tags(cell) -> list[str]:

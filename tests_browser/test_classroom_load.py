@@ -5,11 +5,11 @@ The full run (30 students, 5 minutes, against plain `make app` too) is benchmark
 its driver. Each student opens the page, picks their own scene, captions it greedily and with beam search, and
 clicks two words; every one must finish without an error and see only their own history.
 """
-import importlib.util
 import os
 
 import pytest
 
+from mmkit.testing import load_script
 from test_browser import CHROMIUM, OUT, REPO, need
 
 USERS = int(os.environ.get("MMKIT_CLASSROOM_USERS", "6"))
@@ -17,10 +17,7 @@ DURATION = float(os.environ.get("MMKIT_CLASSROOM_SECONDS", "60"))
 
 
 def load_driver():
-    spec = importlib.util.spec_from_file_location("classroom_bench", REPO / "benchmarks" / "classroom.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "benchmarks" / "classroom.py", "classroom_bench")
 
 
 def test_six_students_for_a_minute():

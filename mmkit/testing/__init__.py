@@ -147,6 +147,18 @@ BUILDERS = {"clip": _clip, "align": _align, "vilt-vqa": lambda size: _vilt(size,
             "blip-vqa": lambda size: _blip(size, "vqa"), "blip-itm": lambda size: _blip(size, "itm"), "blip2": _blip2}
 
 
+
+def load_script(path, name: str | None = None):
+    """A script (scripts/*.py, benchmarks/*.py) imported as a module from its path, so tests can call its functions."""
+    import importlib.util
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def build_random(family: str, size: str = "tiny", seed: int = 0):
     """(model, processor) of the family's class with random weights; size is "tiny" or "base"."""
     import torch
