@@ -4,8 +4,9 @@
 loads the model in its constructor, then takes one shard at a time: decodes it (JPEG draft; 2 threads, up to
 3 batches ahead of the model), runs the same fixed batches as the local engine and writes the shard file
 itself (atomically). Ray retries the task of a worker that dies, and a shard file appears only complete, so
-the output is whole and has no duplicates; resume works exactly as for the local engine. Actors ask for 0.5 CPU each: on a 2-CPU machine whole-CPU
-actors would leave nothing for Ray Data's own read tasks and the job would wait forever.
+the output is whole and has no duplicates; resume works exactly as for the local engine. Actors ask for 0.5
+CPU each: on a 2-CPU machine whole-CPU actors would leave nothing for Ray Data's own read tasks and the job
+would wait forever.
 """
 from __future__ import annotations
 
