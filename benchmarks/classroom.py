@@ -150,12 +150,16 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         t0 = time.monotonic()
+        # ws: the load generator is this process, which may hold much else (a pytest run's models): its memory
+        # counts from here on, as what the students added
+        base = self._measure(self._tree(os.getpid())[:1])[0] if self.self_is_client else 0.0
         while not self.done.is_set():
             server = self._tree(self.server_pid)
             ids = {p.pid for p in server}
             client = [p for p in self._tree(os.getpid())[0 if self.self_is_client else 1:] if p.pid not in ids]
             s_rss, s_cpu, kernels = self._measure(server)
             c_rss, c_cpu, _ = self._measure(client)
+            c_rss = max(0.0, c_rss - base)
             self.samples.append(dict(t=round(time.monotonic() - t0, 1), server_mb=round(s_rss), server_cpu=s_cpu,
                                      client_mb=round(c_rss), client_cpu=c_cpu, server_procs=kernels,
                                      available_mb=round(self.psutil.virtual_memory().available / 2**20)))

@@ -275,7 +275,7 @@ def test_one_student_over_the_protocol_end_to_end():
     bench = load_benchmark()
     res = bench.run("classroom", 1, 0, pool=1, max_gb=4, client="ws", assets=bench.ASSETS)
     summary = {k: v for k, v in res.items() if k != "students"}
-    assert res["errors"] == 0 and res["kernel_errors"] == 0, summary
+    assert res["errors"] == 0 and res["kernel_errors"] == 0, (res["error_list"], res["students"])
     assert res["captions"] == 2 and res["maps"] == 2 and res["client"] == "ws", summary
     (s,) = res["students"]
     assert [h[0] for h in s["history"]] == ["ShapesWorld test #0"] * 2, s
