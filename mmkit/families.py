@@ -26,10 +26,21 @@ def dual_image_features(m, px):
     return pooled_feature(m.model.get_image_features(pixel_values=px)) if f is None else f
 
 
+def blip_image_projection(model, px):
+    """BLIP-ITM's model (or a LoRA copy): (B, 3, H, W) pixels -> (B, E), the vision CLS token projected."""
+    h = model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
+    return model.vision_proj(h[:, 0, :])
+
+
+def blip_text_projection(model, enc):
+    """BLIP-ITM's model: tokenised texts -> (B, E), the text CLS token projected."""
+    h = model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    return model.text_proj(h.last_hidden_state[:, 0, :])
+
+
 def blip_image_features(m, px):
     """BLIP-ITM: (B, 3, H, W) pixels -> (B, E) from the vision CLS token through the contrastive projection."""
-    h = m.model.vision_model(pixel_values=px).last_hidden_state  # (B, 1 + patches, D)
-    return m.model.vision_proj(h[:, 0, :])
+    return blip_image_projection(m.model, px)
 
 
 def dual_text_features(m, enc):
@@ -46,8 +57,7 @@ def clip_text_features(m, enc):
 
 def blip_text_features(m, enc):
     """BLIP-ITM: tokenised texts -> (B, E) from the text CLS token through the contrastive projection."""
-    h = m.model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-    return m.model.text_proj(h.last_hidden_state[:, 0, :])
+    return blip_text_projection(m.model, enc)
 
 
 def learned_scale(m) -> float:
@@ -59,9 +69,12 @@ def learned_scale(m) -> float:
     return 1.0 / float(temp.detach()) if temp is not None else 100.0
 
 
+BLIP_TEMPERATURE = 0.07  # BLIP's contrastive temperature (transformers does not store it)
+
+
 def blip_scale(m) -> float:
-    """BLIP's contrastive temperature, 0.07 (transformers does not store it)."""
-    return 1.0 / 0.07
+    """1 / BLIP's contrastive temperature."""
+    return 1.0 / BLIP_TEMPERATURE
 
 
 # -- prompts and answers -------------------------------------------------------------------------------
@@ -109,10 +122,9 @@ def projection_logits(model, enc, px):
     """BLIP-ITM training: (B, B) image x text logits from the CLS tokens through the contrastive projections."""
     import torch.nn.functional as F
 
-    img = F.normalize(model.vision_proj(model.vision_model(pixel_values=px).last_hidden_state[:, 0]), dim=-1)
-    txt = model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-    txt = F.normalize(model.text_proj(txt[:, 0]), dim=-1)  # (B, E)
-    return img @ txt.t() / 0.07
+    img = F.normalize(blip_image_projection(model, px), dim=-1)  # (B, E)
+    txt = F.normalize(blip_text_projection(model, enc), dim=-1)  # (B, E)
+    return img @ txt.t() / BLIP_TEMPERATURE
 
 
 def vilt_text_limit(m) -> int:
