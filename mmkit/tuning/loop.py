@@ -134,6 +134,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     if cfg.load_in_8bit:
         check_8bit(cfg.lora)  # before any data is read or weight is copied
     base = load_model(model)
+    row = adapter(base)  # what the family does its own way (mmkit.families)
     ex = read_examples(data, image_dir=image_dir)
     if ex.skipped:
         print(ex.report(), file=sys.stderr)
@@ -143,7 +144,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     seed_everything(cfg.seed)
     dev = base.device
     if cfg.load_in_8bit:
-        net = load_8bit(base, adapter(base))  # a new int8 copy on the first GPU
+        net = load_8bit(base, row)  # a new int8 copy on the first GPU
         dev = next(p.device for p in net.parameters())
     else:
         net = copy.deepcopy(base.model)  # the shared cached model stays untouched
@@ -156,8 +157,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     else:
         words = list(cfg.new_words or [])
     grown = grow_vocabulary(net, processor.tokenizer, words) if words else {"added": [], "ids": []}
-    answers_added = grow_answers(net, [e.answer for e in train]) if adapter(base).classifies else []
-    if adapter(base).classifies and task == "vqa":
+    answers_added = grow_answers(net, [e.answer for e in train]) if row.classifies else []
+    if row.classifies and task == "vqa":
         unseen = sorted({e.answer for e in val} - set(net.config.label2id))
         if unseen:
             print(f"finetune: validation answers no training row has (the model cannot give them; counted wrong): "
@@ -172,7 +173,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     dtype = torch.float32 if cfg.load_in_8bit else base.dtype  # 8-bit: int8 Linear layers, every other weight fp32
     live = Loaded(net, processor, spec, dev, dtype, base.attention)
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.lora or n_all < 20e6 else 3e-5)
-    loss_of = loss_fn(task, adapter(base))
+    loss_of = loss_fn(task, row)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(cfg.warmup * total))
