@@ -6,7 +6,9 @@ layers, mmkit's lean decoder step, absorbed cross-attention), then replay the sa
 strides and weights, with inputs and outputs made beforehand and nothing else in between. The replay's time is
 what the call would cost if everything besides its matrix products (fused attention kernels, softmax, layer
 norms, activations, preprocessing, Python) were free. "x of floor" = t_floor / t_call: 1.0 would mean
-nothing but products. The products' GFLOP/s against a large square product's shows how close to the
+nothing but products. A fused attention kernel (scaled_dot_product_attention) runs two products of its own,
+q·kᵀ and p·v, inside one kernel; with `attention=True` they join the floor as the two batched products of the
+same shapes (and the softmax between them stays free), the floor of a call that must compute attention. The products' GFLOP/s against a large square product's shows how close to the
 machine's rate the products themselves run.
 
 Weights are replayed from the model's own tensors (so no two layers share a cache-warm copy); activations and
@@ -36,13 +38,22 @@ class _Recorder(TorchDispatchMode):
     """Appends (op name, args, kwargs) of every dense product run within it; tensors kept as the real tensor when it
     is one of the kept storages (weights), else as its layout (shape, stride, dtype, device)."""
 
-    def __init__(self, keep: set):
+    def __init__(self, keep: set, attention: bool = False):
         super().__init__()
-        self.keep, self.calls = keep, []
+        self.keep, self.calls, self.attention, self.inside_attention = keep, [], attention, False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in PRODUCTS:
+        if self.attention and _FUSED_ATTENTION in str(func):
+            if self.inside_attention:  # the kernel the composite op chose (seen outside inference mode)
+                return func(*args, **kwargs)
+            self.calls.extend(_attention_products(args[0], args[1]))
+            self.inside_attention = True
+            try:  # whatever it runs inside (a fused kernel, or the unfused path's own products) is counted above
+                return func(*args, **kwargs)
+            finally:
+                self.inside_attention = False
+        if func in PRODUCTS and not self.inside_attention:
             name, args_ = PRODUCTS[func], list(args)
             if name == "linear":  # x (..., K) @ W.T (+ b) is the (rows, K) x (K, N) product addmm / mm runs
                 x, w, b = args_[0], args_[1], args_[2] if len(args_) > 2 else None
@@ -63,6 +74,19 @@ class _Recorder(TorchDispatchMode):
         return ("layout", tuple(a.shape), tuple(a.stride()), a.dtype, a.device)
 
 
+_FUSED_ATTENTION = "scaled_dot_product"  # scaled_dot_product_attention, and the kernels it dispatches to
+
+
+def _attention_products(q, k) -> list:
+    """The two batched products a fused attention kernel runs: q·kᵀ (BH, L, d) x (BH, d, S), then the weights
+    (BH, L, S) x v (BH, S, d); q (..., L, d), k and v (..., S, d)."""
+    bh, (l, d), s = q.numel() // (q.shape[-2] * q.shape[-1]), q.shape[-2:], k.shape[-2]
+
+    def lay(shape):
+        return ("layout", shape, (shape[1] * shape[2], shape[2], 1), q.dtype, q.device)
+    return [("bmm", [lay((bh, l, d)), lay((bh, d, s))], {}), ("bmm", [lay((bh, l, s)), lay((bh, s, d))], {})]
+
+
 def _transposed(spec):
     """A 2-D weight, or its layout, transposed."""
     if isinstance(spec, torch.Tensor):
@@ -80,9 +104,10 @@ def _storages(models) -> set:
 
 
 @contextlib.contextmanager
-def recording(*models):
-    """Within the block, every dense product is recorded into the yielded list; the models' weights are kept."""
-    rec = _Recorder(_storages(models))
+def recording(*models, attention: bool = False):
+    """Within the block, every dense product is recorded into the yielded list; the models' weights are kept.
+    attention: fused attention kernels' two products recorded too (module docstring)."""
+    rec = _Recorder(_storages(models), attention)
     with rec:
         yield rec.calls
 
@@ -133,9 +158,10 @@ def replay(calls: list):
     return run, flop / 1e9
 
 
-def matmul_floor(fn, *models):
-    """(replay function, GFLOP) for the dense products that one call of fn() runs; models: whose weights to keep."""
-    with recording(*models) as calls:
+def matmul_floor(fn, *models, attention: bool = False):
+    """(replay function, GFLOP) for the dense products that one call of fn() runs; models: whose weights to keep;
+    attention: the products inside fused attention kernels counted too."""
+    with recording(*models, attention=attention) as calls:
         fn()
     return replay(calls)
 

@@ -6,6 +6,8 @@ zero-shot (CLIP ViT-B/32, 9 labels), VQA (BLIP-VQA-base, one question per image)
 one caption per image); in fp32, and in bf16 where the CPU has native bf16 (else the rows are skipped and the
 reason printed). Columns, all from interleaved rounds of one run (timing.py):
   x of floor      t_floor / t_mmkit, the floor being mmkit's own products replayed bare (floor.py);
+  x of floor with attention
+                  the same, with the two products inside each fused attention kernel (q·kᵀ, p·v) replayed too;
   x pipeline      the transformers pipeline for the task, where one exists (captioning, zero-shot);
   x transformers  the model class's own call (forward or generate) on the processor's batch;
   x compile       the same, with torch.compile on the model's forward passes (mode "default", and
@@ -148,7 +150,8 @@ def task_row(task: str, name: str, path: str, dtype: str, images, texts, repeats
     m, ours, makers = calls(task, path, dtype, images, texts)
     reference = ours()
     floor, gflop = matmul_floor(ours, m.model)
-    fns, outputs, first_call, failed = {"mmkit": ours, "floor": floor}, {}, {}, {}
+    floor_attn, gflop_attn = matmul_floor(ours, m.model, attention=True)
+    fns, outputs, first_call, failed = {"mmkit": ours, "floor": floor, "floor_attention": floor_attn}, {}, {}, {}
     for method, make in makers.items():
         if method.startswith("compile") and method.replace("compile", "").strip() not in compile_modes:
             continue
@@ -167,7 +170,8 @@ def task_row(task: str, name: str, path: str, dtype: str, images, texts, repeats
     return {"task": task, "model": name, "dtype": dtype, "images": n, "mmkit_img_s": n / t["mmkit"],
             "floor_img_s": n / t["floor"], "of_floor": t["floor"] / t["mmkit"], "floor_gflop": gflop,
             "floor_gflop_s": gflop / t["floor"], "seconds": t,
-            "vs": {k: t[k] / t["mmkit"] for k in t if k not in ("mmkit", "floor")},
+            "of_floor_attention": t["floor_attention"] / t["mmkit"], "floor_attention_gflop": gflop_attn,
+            "vs": {k: t[k] / t["mmkit"] for k in t if k not in ("mmkit", "floor", "floor_attention")},
             "vs_rounds": {k: [b / a for a, b in zip(rounds["mmkit"], rounds[k])] for k in t if k != "mmkit"},
             "agree": {k: agree(task, dtype, reference, v) for k, v in outputs.items()},
             "first_call_s": first_call, "failed": failed, "load": [load0, os.getloadavg()[0]]}
@@ -175,7 +179,8 @@ def task_row(task: str, name: str, path: str, dtype: str, images, texts, repeats
 
 def report(rows: list, machine: str) -> None:
     print(f"\nmachine: {machine}\n")
-    cols = ["task", "model", "dtype", "images", "mmkit img/s", "floor img/s", "x of floor", "products GFLOP/s",
+    cols = ["task", "model", "dtype", "images", "mmkit img/s", "floor img/s", "x of floor",
+            "x of floor with attention", "products GFLOP/s",
             "x pipeline", "x transformers", "x compile", "x compile (reduce-overhead)", "outputs", "load (1 min)"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
@@ -185,7 +190,8 @@ def report(rows: list, machine: str) -> None:
             return f"{r['vs'][k]:.2f}" if k in r["vs"] else "-"
         flags = [f"{k}: {v}" for k, v in r["agree"].items() if v != "same"]
         print(f"| {r['task']} | {r['model']} | {r['dtype']} | {r['images']} | {r['mmkit_img_s']:.2f} | "
-              f"{r['floor_img_s']:.2f} | {r['of_floor']:.2f} | {r['floor_gflop_s']:.0f} | {x('pipeline')} | "
+              f"{r['floor_img_s']:.2f} | {r['of_floor']:.2f} | {r.get('of_floor_attention', float('nan')):.2f} | "
+              f"{r['floor_gflop_s']:.0f} | {x('pipeline')} | "
               f"{x('transformers')} | {x('compile')} | {x('compile reduce-overhead')} | "
               f"{'all same' if not flags else '; '.join(flags)} | {r['load'][0]:.1f}-{r['load'][1]:.1f} |")
     comp = [(r, k, s) for r in rows for k, s in r["first_call_s"].items() if k.startswith("compile")]

@@ -70,6 +70,29 @@ def test_matmul_floor_records_and_replays_the_products_a_call_runs():
     assert floor.square_rate(64, repeats=1) > 0
 
 
+def test_matmul_floor_counts_the_products_inside_fused_attention_when_asked():
+    """With attention=True a fused attention kernel adds its two products, q·kᵀ and p·v, as batched products of
+    the same shapes; without it, the kernel is left out of the floor."""
+    import floor
+    import torch
+
+    q, k, v = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 7, 4), torch.randn(2, 3, 7, 4)  # (B, H, L/S, d)
+
+    def call():
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    for mode in (torch.inference_mode, torch.no_grad):  # the op arrives whole, or with the kernel it chose
+        with mode(), floor.recording(attention=True) as calls:
+            call()
+        assert [c[0] for c in calls] == ["bmm", "bmm"], mode
+        assert [tuple(a[1]) for _, args, _ in calls for a in args] == [(6, 5, 4), (6, 4, 7), (6, 5, 7), (6, 7, 4)]
+        with mode():
+            _, plain = floor.matmul_floor(call)
+            run, with_attention = floor.matmul_floor(call, attention=True)
+        assert plain == 0 and abs(with_attention - 2 * (6 * 5 * 7 * 4 * 2) / 1e9) < 1e-15
+        run()
+
+
 def test_floor_table_runs_on_tiny_models_and_checks_agreement(tmp_path):
     out = tmp_path / "floor.json"
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "floor.py"), "--quick", "--only", "zero_shot",
@@ -184,3 +207,25 @@ def test_session_compares_outputs_and_reads_its_own_peak_memory():
     assert session.same("zero_shot", [0.7, 0.3], [0.7 + 1e-6, 0.3]) == "same"
     assert session.same("zero_shot", [0.6, 0.4], [0.4, 0.6]).startswith("DIFFERS")
     assert "VmHWM" in session.CHILD  # the child's own peak: ru_maxrss would count the parent's RSS at the fork
+
+
+def test_floor_gap_sorts_kernels_into_kinds_and_accounts_for_the_call(tmp_path):
+    """floor_gap.py gives every profiled kernel to one kind; on tiny models the kinds add up to the profiled call."""
+    import floor_gap
+
+    assert [floor_gap.kind(f"aten::{op}") for op in ("addmm", "_scaled_dot_product_flash_attention_for_cpu",
+                                                    "_softmax", "native_layer_norm", "gelu_", "add_", "copy_",
+                                                    "argmax")] == ["products", "attention", "softmax", "norms",
+                                                                   "activations", "elementwise", "movement",
+                                                                   "other ops"]
+    out = tmp_path / "gap.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "floor_gap.py"), "--quick", "--only", "zero_shot",
+                        "--repeats", "1", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(out.read_text())["results"][0]
+    parts = row["profiled"]
+    total = sum(parts[k] for k in floor_gap.KINDS)
+    assert parts["products"] > 0 and abs(total - parts["wall_profiled_s"]) < 0.5 * parts["wall_profiled_s"]
+    assert row["attention_gflop"] > 0 and 0 < row["ceiling_with_attention"] < 1
+    assert "| zero_shot |" in r.stdout
