@@ -80,6 +80,10 @@ def table(results: dict, n: int) -> str:
                      + f" | {sum(held) / len(held):.3f} | >= {floor} | {'' if ns is None else f'{ns:.3f}'} |")
         if name == "shapes-blip-caption":
             lines.append(f"| {name} | exact | " + " | ".join(f"{row[s]['exact']:.3f}" for s in STYLES) + " | | | |")
+    below = [name for name, row in results.items()
+             if sum(row[s][FLOORS[name][0]] for s in STYLES if s != "plain") / (len(STYLES) - 1) < FLOORS[name][1]]
+    misses = (f"{len(below)} of {len(results)} held-out means are below their targets." if below
+              else "Every held-out mean meets its target.")
     point = ["| model | map | " + " | ".join(STYLES) + " |", "|" + "---|" * (len(STYLES) + 2)]
     for name, row in results.items():
         for meth, by_style in row.get("pointing", {}).items():
@@ -101,6 +105,10 @@ outlined shapes), `tiny` (32-40 px canvases), `big` (320-512 px canvases up to 1
   "zero" to "how many shapes are there?".
 
 {chr(10).join(lines)}
+
+{misses} What bounds the scores (the looks seen in training against the held-out
+ones, training on the held-out looks, three times the steps, and other image towers learning the labels
+directly) is measured in `ROBUSTNESS_BOUND.md` (`scripts/robustness_bound.py`).
 
 ## Do the maps still point at the right object?
 The pointing game on held-out scenes of each style (`mmkit.attention.faithfulness.score_maps`): the share of

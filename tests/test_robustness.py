@@ -64,3 +64,32 @@ def test_word_maps_still_point_at_their_object_on_held_out_looks(name):
     scenes = [s for style in TEST_STYLES for s in R.scenes(style, 5, objects=1, seed=SEED)]
     score = score_maps(m, scenes, "attention")
     assert score.words >= 20 and score.pointing >= 0.7 and score.pointing > 4 * score.baseline, score
+
+
+def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
+    """scripts/robustness_bound.py: the variants change one thing each, and the write-up's sentences come from
+    the runs' numbers (here made up), not from text typed beside them."""
+    from pathlib import Path
+
+    from mmkit.testing import load_script
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root / "scripts"))
+    bound = load_script(root / "scripts" / "robustness_bound.py")
+    shipped, v = __import__("build_robust").RECIPES["shapes-clip"], bound.variants()
+    assert [r["steps"] for r in v["budget3"]] == [3 * r["steps"] for r in shipped]
+    assert all(set(r["style"]) == set(s["style"]) | set(TEST_STYLES) and r["steps"] == s["steps"]
+               for r, s in zip(v["oracle"], shipped))
+    looks = bound.SEEN + TEST_STYLES
+    monkeypatch.setattr(bound, "OUT", tmp_path)
+    row = lambda seen, held: {**{s: seen for s in bound.SEEN}, **{s: held for s in TEST_STYLES}}  # noqa: E731
+    (tmp_path / "inout.json").write_text(__import__("json").dumps(
+        {"n": 10, "scores": {name: row(0.8, 0.7) for name in bound.MODELS}}))
+    for tower, score in (("vit-stage1", 0.61), ("cnn", 0.93), ("cnn-mean", 0.42)):
+        (tmp_path / f"tower-{tower}.json").write_text(__import__("json").dumps(
+            {"tower": tower, "steps": 5, "parameters": 9, "cpu_seconds": 1.0, "final_loss": 0.5,
+             "scores": {"plain": 1.0, **{s: score for s in looks}}}))
+    text = bound.table()
+    assert "score 0.80-0.80 (means over those looks); on the held-out looks 0.70-0.70" in text
+    assert "the small CNN 0.93" in text and "0.42 against 0.93" in text
+    assert "| cnn | 9 | 5 | 1 | 0.50 |" in text and "oracle" not in text  # no oracle run, no oracle sentence

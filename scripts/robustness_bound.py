@@ -1,0 +1,293 @@
+"""What bounds the bundled models' held-out scores: where the robustness table's misses come from.
+
+    python scripts/robustness_bound.py inout [--n 100]            # every shipped model, training vs held-out looks
+    python scripts/robustness_bound.py train --variant oracle      # shapes-clip stage 2 with the held-out looks added
+    python scripts/robustness_bound.py train --variant budget3     # shapes-clip stage 2 with 3x the steps
+    python scripts/robustness_bound.py eval --variant oracle       # score a trained variant again
+    python scripts/robustness_bound.py towers --tower cnn          # one tower learning the 9 labels directly
+    python scripts/robustness_bound.py table                       # data/models/ROBUSTNESS_BOUND.md from the runs
+
+Three measurements, each separating one cause:
+- inout: each shipped model scored on new scenes (split "test") in the looks it was trained on, beside the looks
+  held out. Good on the first and poor on the second is a generalisation gap; poor on both is a shortage of
+  capacity or training.
+- oracle: shapes-clip's stage 2 rerun, same steps, pools and seeds, with the held-out looks added to its training
+  styles (their scenes are still new: split "train" against split "test"). Its held-out score is what this
+  model reaches in this budget when no look is new: the ceiling that more varied training data could give.
+- budget3: the shipped stage 2 with three times the steps in each phase: does the 20-minute build budget bind?
+- towers: the same 9-way "<colour> <shape>" task learnt directly (cross-entropy, 700 steps of 64 one-object
+  scenes in the training looks, one CPU thread) by shapes-clip's vision tower from its stage-1 weights, by the
+  same tower from a random start, by shapes-align's EfficientNet tower from its stage-1 weights, and by a small
+  CNN (four 3x3 convolutions, max- or mean-pooled) from a random start: is it the training objective, the
+  starting point or the tower?
+Results go to build/bound/*.json; `table` writes them up (data/models/ROBUSTNESS_BOUND.md, and .json with the runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from mmkit.data.styles import TEST_STYLES, TRAIN_STYLES  # noqa: E402
+
+OUT = ROOT / "build" / "bound"
+MODELS = ["shapes-clip", "shapes-align", "shapes-blip-caption", "shapes-blip-vqa", "shapes-vilt-vqa", "shapes-blip-itm"]
+KEY = {"shapes-clip": "zero_shot", "shapes-align": "zero_shot", "shapes-blip-caption": "names",
+       "shapes-blip-vqa": "color_shape", "shapes-vilt-vqa": "color_shape", "shapes-blip-itm": "auc"}
+SEEN = tuple(s for s in TRAIN_STYLES if s != "plain")  # the looks stage 2 trained on, plain apart
+
+
+def variants() -> dict:
+    """variant -> shapes-clip's stage-2 phases (build_robust.RECIPES' two, changed in one thing)."""
+    from build_robust import RECIPES
+
+    shipped = RECIPES["shapes-clip"]
+    return {"oracle": [{**r, "style": tuple(r["style"]) + TEST_STYLES} for r in shipped],
+            "budget3": [{**r, "steps": 3 * r["steps"]} for r in shipped]}
+
+
+def inout(n: int) -> None:
+    import mmkit
+    from mmkit.train import robustness as R
+
+    rows = {}
+    for name in MODELS:
+        t0 = time.perf_counter()
+        m = mmkit.load_model(str(ROOT / "data" / "models" / name))
+        rows[name] = {style: R.score(m, style, n)[KEY[name]] for style in SEEN + TEST_STYLES}
+        print(name, json.dumps(rows[name]), f"{time.perf_counter() - t0:.0f} s", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "inout.json").write_text(json.dumps({"n": n, "scores": rows}, indent=2) + "\n")
+
+
+def train(variant: str, n: int, threads: int) -> None:
+    import shutil
+
+    import torch
+
+    from build_robust import train_dual
+    from mmkit.config import seed_everything
+
+    torch.set_num_threads(threads)
+    base, out = ROOT / "build" / "models-plain", OUT / variant
+    shutil.copytree(base / "shapes-clip", out / "shapes-clip", dirs_exist_ok=True)  # mmkit.json, tokenizer
+    phases = []
+    for k, r in enumerate(variants()[variant], start=1):
+        seed_everything(r["seed"])
+        stats = train_dual("shapes-clip", base if k == 1 else out, out, r)
+        phases.append({"phase": k, "steps": r["steps"], "styles": list(r["style"]), **stats})
+        print(json.dumps(phases[-1]), flush=True)
+    (out / "phases.json").write_text(json.dumps({"threads": threads, "phases": phases}, indent=2) + "\n")
+    evaluate(variant, n)
+
+
+def evaluate(variant: str, n: int) -> None:
+    """Score a trained variant on every look; its phases from phases.json (or the run's log)."""
+    import mmkit
+    from mmkit.train import robustness as R
+
+    out = OUT / variant
+    if (out / "phases.json").exists():
+        phases = json.loads((out / "phases.json").read_text())["phases"]
+    else:  # a run whose scoring failed: its phases were printed to its log
+        log = (OUT / f"{variant}.log").read_text()
+        phases = [json.loads(line[line.index('{"phase"'):]) for line in log.splitlines() if '{"phase"' in line]
+    if not (out / "shapes-clip" / "mmkit.json").exists():
+        (out / "shapes-clip" / "mmkit.json").write_text(
+            (ROOT / "build" / "models-plain" / "shapes-clip" / "mmkit.json").read_text())
+    m = mmkit.load_model(str(out / "shapes-clip"))
+    scores = {style: R.score(m, style, n)["zero_shot"] for style in ("plain",) + SEEN + TEST_STYLES}
+    print(json.dumps(scores), flush=True)
+    (OUT / f"{variant}.json").write_text(json.dumps({"variant": variant, "n": n, "phases": phases,
+                                                     "scores": scores}, indent=2) + "\n")
+
+
+TOWERS = ("vit-stage1", "vit-random", "cnn", "cnn-mean", "align-stage1")
+
+
+def small_cnn(pool: str = "max"):
+    """Four 3x3 convolutions (three strided), then the largest (or the mean) of each channel over the picture:
+    (B, 3, 64, 64) -> (B, 128); about 130k parameters."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(3, 32, 3, 1, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                         nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU(), nn.Conv2d(64, 128, 3, 2, 1), nn.ReLU(),
+                         nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def towers(tower: str, steps: int, n: int) -> None:
+    """Train one image tower with a linear head on the 9 labels (training looks), then score every look."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import AutoModel, AutoProcessor, CLIPModel
+
+    from mmkit.config import seed_everything
+    from mmkit.data import ShapesWorld
+    from mmkit.data.styles import square_image
+    from mmkit.train.robustness import LABELS, scenes
+
+    torch.set_num_threads(1)
+    seed_everything(0)
+    base = ROOT / "build" / "models-plain" / ("shapes-align" if tower == "align-stage1" else "shapes-clip")
+    ip = AutoProcessor.from_pretrained(base).image_processor
+    ip.size, ip.do_center_crop = {"height": 64, "width": 64}, False  # as stage 2 sees pictures
+    if tower.startswith("cnn"):
+        net = small_cnn("mean" if tower == "cnn-mean" else "max")
+    else:
+        model = AutoModel.from_pretrained(base)
+        net = (CLIPModel(model.config) if tower == "vit-random" else model).vision_model
+
+    def embed(images):
+        pix = ip(images=images, return_tensors="pt")["pixel_values"]
+        return net(pix) if tower.startswith("cnn") else net(pixel_values=pix).pooler_output  # ViT: normed [CLS]
+
+    net.eval()  # the width of its features, without touching batch-norm statistics
+    with torch.no_grad():
+        width = embed([Image.new("RGB", (64, 64))]).shape[-1]
+    head = torch.nn.Linear(width, len(LABELS))
+
+    pool = list(ShapesWorld(6000, seed=0, objects=1, split="train", style="train"))
+    images = [square_image(s.image, 64) for s in pool]
+    y = torch.tensor([LABELS.index(s.objects[0].name) for s in pool])
+    opt = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=5e-4, weight_decay=0.05)
+    rng, losses, t0, c0 = np.random.default_rng(0), [], time.perf_counter(), time.process_time()
+    net.train()
+    for _ in range(steps):
+        idx = rng.integers(0, len(pool), 64)
+        loss = torch.nn.functional.cross_entropy(head(embed([images[i] for i in idx])), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    net.eval()
+    scores = {}
+    with torch.no_grad():
+        for style in ("plain",) + SEEN + TEST_STYLES:
+            items = scenes(style, n, objects=1)
+            pred = head(embed([s.image for s in items])).argmax(1).tolist()
+            scores[style] = float(np.mean([LABELS[p] == s.objects[0].name for p, s in zip(pred, items)]))
+    row = {"tower": tower, "steps": steps, "n": n, "parameters": sum(p.numel() for p in net.parameters()),
+           "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - c0, 1),
+           "final_loss": round(float(np.mean(losses[-50:])), 4), "scores": scores}
+    print(json.dumps(row), flush=True)
+    (OUT / f"tower-{tower}.json").write_text(json.dumps(row, indent=2) + "\n")
+
+
+def table() -> str:
+    io_ = json.loads((OUT / "inout.json").read_text())
+    mean = lambda row, styles: sum(row[s] for s in styles) / len(styles)  # noqa: E731
+    lines = ["# What bounds the held-out scores", "",
+             "Written by `scripts/robustness_bound.py table` from its runs (see its docstring for what each one is).",
+             "", f"## Seen looks against held-out looks ({io_['n']} new scenes per look, split \"test\")", "",
+             "| model | score | " + " | ".join(SEEN) + " | seen mean | " + " | ".join(TEST_STYLES) + " | held-out mean |",
+             "|" + "---|" * (len(SEEN) + len(TEST_STYLES) + 4)]
+    for name, row in io_["scores"].items():
+        lines.append(f"| {name} | {KEY[name]} | " + " | ".join(f"{row[s]:.2f}" for s in SEEN)
+                     + f" | **{mean(row, SEEN):.2f}** | " + " | ".join(f"{row[s]:.2f}" for s in TEST_STYLES)
+                     + f" | **{mean(row, TEST_STYLES):.2f}** |")
+    runs = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json")) if p.stem in variants()]
+    if runs:
+        clip = io_["scores"]["shapes-clip"]
+        shipped = json.loads((ROOT / "data" / "models" / "shapes-clip" / "mmkit.json").read_text())
+        shipped = shipped["robust_recipe"]["phases"]
+        lines += ["", "## shapes-clip's stage 2 changed in one thing (zero-shot accuracy)", "",
+                  "| stage 2 | steps | CPU s | scenes per look | " + " | ".join(TEST_STYLES)
+                  + " | held-out mean | seen mean |", "|" + "---|" * (len(TEST_STYLES) + 6),
+                  f"| shipped | {'+'.join(str(p['steps']) for p in shipped)} | "
+                  f"{sum(p['cpu_seconds'] for p in shipped):.0f} | {io_['n']} | "
+                  + " | ".join(f"{clip[s]:.2f}" for s in TEST_STYLES)
+                  + f" | {mean(clip, TEST_STYLES):.2f} | {mean(clip, SEEN):.2f} |"]
+        for r in runs:
+            s = r["scores"]
+            lines.append(f"| {r['variant']} | " + "+".join(str(p["steps"]) for p in r["phases"])
+                         + f" | {sum(p['cpu_seconds'] for p in r['phases']):.0f} | {r['n']} | "
+                         + " | ".join(f"{s[t]:.2f}" for t in TEST_STYLES)
+                         + f" | {mean(s, TEST_STYLES):.2f} | {mean(s, SEEN):.2f} |")
+    tows = [json.loads((OUT / f"tower-{t}.json").read_text()) for t in TOWERS if (OUT / f"tower-{t}.json").exists()]
+    if tows:
+        lines += ["", "## One tower learning the 9 labels directly (accuracy; see `towers` in the script)", "",
+                  "| tower | parameters | steps | CPU s | final loss | " + " | ".join(TEST_STYLES)
+                  + " | held-out mean | seen mean |", "|" + "---|" * (len(TEST_STYLES) + 7)]
+        for r in tows:
+            sc = r["scores"]
+            lines.append(f"| {r['tower']} | {r['parameters']:,} | {r['steps']} | {r['cpu_seconds']:.0f} | "
+                         f"{r['final_loss']:.2f} | " + " | ".join(f"{sc[t]:.2f}" for t in TEST_STYLES)
+                         + f" | {mean(sc, TEST_STYLES):.2f} | {mean(sc, SEEN):.2f} |")
+    lines += ["", "## Reading", ""] + reading(io_, runs, tows)
+    return "\n".join(lines) + "\n"
+
+
+def reading(io_: dict, runs: list, tows: list) -> list:
+    """The comparisons the tables support, as sentences computed from them."""
+    mean = lambda row, styles: sum(row[s] for s in styles) / len(styles)  # noqa: E731
+    gaps = {name: mean(row, SEEN) - mean(row, TEST_STYLES) for name, row in io_["scores"].items()}
+    seen = [mean(row, SEEN) for row in io_["scores"].values()]
+    held = [mean(row, TEST_STYLES) for row in io_["scores"].values()]
+    out = [f"- On new scenes in the looks they were trained on, the six models score {min(seen):.2f}-{max(seen):.2f} "
+           f"(means over those looks); on the held-out looks {min(held):.2f}-{max(held):.2f}, each model "
+           f"{min(gaps.values()):.2f}-{max(gaps.values()):.2f} lower. The miss against the targets is there on the seen looks already: "
+           "they do not fit the looks they trained on, so new looks are not what holds them back."]
+    clip = io_["scores"]["shapes-clip"]
+    by = {r["variant"]: r["scores"] for r in runs}
+    if "oracle" in by:
+        out.append(f"- shapes-clip with the held-out looks added to its training: held-out mean "
+                   f"{mean(by['oracle'], TEST_STYLES):.2f} against {mean(clip, TEST_STYLES):.2f} shipped. More varied "
+                   "training pictures, at this budget, would not raise it.")
+    if "budget3" in by:
+        out.append(f"- Three times the steps: held-out {mean(by['budget3'], TEST_STYLES):.2f}, seen "
+                   f"{mean(by['budget3'], SEEN):.2f} (shipped {mean(clip, TEST_STYLES):.2f} and {mean(clip, SEEN):.2f}). "
+                   "The budget binds in part.")
+    t = {r["tower"]: mean(r["scores"], TEST_STYLES) for r in tows}
+    if {"cnn", "vit-stage1"} <= set(t):
+        out.append(f"- Learning the 9 labels directly, in the same steps: shapes-clip's ViT tower {t['vit-stage1']:.2f} "
+                   "held-out from its stage-1 weights"
+                   + (f", {t['vit-random']:.2f} from a random start" if "vit-random" in t else "")
+                   + (f"; shapes-align's EfficientNet tower {t['align-stage1']:.2f}" if "align-stage1" in t else "")
+                   + f"; the small CNN {t['cnn']:.2f} with a fifth of the ViT's parameters. With direct labels the "
+                   "towers score about what contrastive training gave them, so the objective is not the limit.")
+    if {"cnn", "cnn-mean"} <= set(t):
+        out.append(f"- The same CNN, in the same 700 steps, averaging each channel over the picture instead of taking "
+                   f"its largest value: {t['cnn-mean']:.2f} against {t['cnn']:.2f}. The object covers a small part of "
+                   "the picture, and a readout that averages over the picture loses it in the background. ALIGN's "
+                   "EfficientNet averages; shapes-clip's ViT reads one [CLS] token, which could learn to pick the "
+                   "object but has not in these budgets. A readout that can pick a location is the lever these runs "
+                   "point to; the training data and the budget matter less.")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["inout", "train", "eval", "towers", "table"])
+    ap.add_argument("--tower", choices=TOWERS)
+    ap.add_argument("--steps", type=int, default=700, help="towers: training steps")
+    ap.add_argument("--variant", choices=["oracle", "budget3"])
+    ap.add_argument("--n", type=int, default=100, help="new scenes per look")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "data" / "models" / "ROBUSTNESS_BOUND.md"))
+    args = ap.parse_args(argv)
+    if args.what == "inout":
+        inout(args.n)
+    elif args.what == "train":
+        train(args.variant, args.n, args.threads)
+    elif args.what == "eval":
+        evaluate(args.variant, args.n)
+    elif args.what == "towers":
+        towers(args.tower, args.steps, args.n)
+    else:  # the write-up, and every run's results beside it (build/ is not kept in the repository)
+        Path(args.out).write_text(table())
+        runs = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
+        Path(args.out).with_suffix(".json").write_text(json.dumps(runs, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
