@@ -8,8 +8,9 @@ what the call would cost if everything besides its matrix products (fused attent
 norms, activations, preprocessing, Python) were free. "x of floor" = t_floor / t_call: 1.0 would mean
 nothing but products. A fused attention kernel (scaled_dot_product_attention) runs two products of its own,
 q·kᵀ and p·v, inside one kernel; with `attention=True` they join the floor as the two batched products of the
-same shapes (and the softmax between them stays free), the floor of a call that must compute attention. The products' GFLOP/s against a large square product's shows how close to the
-machine's rate the products themselves run.
+same shapes (and the softmax between them stays free), the floor of a call that must compute attention. The
+products' GFLOP/s against a large square product's shows how close to the machine's rate the products
+themselves run.
 
 Weights are replayed from the model's own tensors (so no two layers share a cache-warm copy); activations and
 outputs of one shape share a buffer (a 32-image BLIP-base caption would otherwise need GBs of them).
