@@ -186,7 +186,15 @@ def table() -> str:
     io_ = json.loads((OUT / "inout.json").read_text())
     mean = lambda row, styles: sum(row[s] for s in styles) / len(styles)  # noqa: E731
     lines = ["# What bounds the held-out scores", "",
-             "Written by `scripts/robustness_bound.py table` from its runs (see its docstring for what each one is).",
+             "Written by `scripts/robustness_bound.py table` from its runs. Each run separates one cause of the "
+             "misses in ROBUSTNESS.md:",
+             "- **seen against held-out**: new scenes in the looks the models trained on, beside the held-out looks "
+             "(a generalisation gap, or a failure to fit?);",
+             "- **oracle**: shapes-clip's stage 2 with the held-out looks added to training (would more varied data "
+             "help?);",
+             "- **budget3**: the same stage 2 with three times the steps (does the build budget bind?);",
+             "- **towers**: the 9 labels learnt directly by one image tower (is it the objective, the starting "
+             "point or the tower?).",
              "", f"## Seen looks against held-out looks ({io_['n']} new scenes per look, split \"test\")", "",
              "| model | score | " + " | ".join(SEEN) + " | seen mean | " + " | ".join(TEST_STYLES) + " | held-out mean |",
              "|" + "---|" * (len(SEEN) + len(TEST_STYLES) + 4)]
