@@ -113,30 +113,10 @@ def gap_row(task: str, name: str, path: str, images, texts, repeats: int) -> dic
     t = {k: statistics.median(v) for k, v in timed_rounds({"mmkit": ours, "floor": floor}, repeats).items()}
     parts = breakdown(ours, repeats)
     rate = gflop / t["floor"]  # the floor's own products rate, GFLOP/s
-    # what the fused attention kernels would cost at that rate: their FLOP, counted from the shapes the call ran
-    attn_gflop = attention_gflop(ours)
+    attn_gflop = matmul_floor(ours, m.model, attention=True)[1] - gflop  # q·kᵀ and p·v inside fused attention
     return {"task": task, "model": name, "images": len(images), "seconds": t, "of_floor": t["floor"] / t["mmkit"],
             "floor_gflop": gflop, "floor_gflop_s": rate, "profiled": parts, "attention_gflop": attn_gflop,
             "ceiling_with_attention": gflop / (gflop + attn_gflop), "load": os.getloadavg()[0]}
-
-
-def attention_gflop(fn) -> float:
-    """GFLOP of the products inside fused attention (q·kᵀ and p·v) over one call, from the shapes it ran."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    total = [0]
-
-    class Count(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if "scaled_dot_product" in str(func) or "flash_attention" in str(func):
-                q, k = args[0], args[1]
-                heads_rows = q.numel() // q.shape[-1]  # batch x heads x queries
-                total[0] += 2 * 2 * heads_rows * k.shape[-2] * q.shape[-1]  # q·kᵀ and p·v
-            return func(*args, **(kwargs or {}))
-
-    with Count():
-        fn()
-    return total[0] / 1e9
 
 
 def report(rows: list) -> None:
