@@ -90,19 +90,12 @@ def train(variant: str, n: int, threads: int) -> None:
 
 
 def evaluate(variant: str, n: int) -> None:
-    """Score a trained variant on every look; its phases from phases.json (or the run's log)."""
+    """Score a trained variant (its folder as `train` left it) on every look."""
     import mmkit
     from mmkit.train import robustness as R
 
     out = OUT / variant
-    if (out / "phases.json").exists():
-        phases = json.loads((out / "phases.json").read_text())["phases"]
-    else:  # a run whose scoring failed: its phases were printed to its log
-        log = (OUT / f"{variant}.log").read_text()
-        phases = [json.loads(line[line.index('{"phase"'):]) for line in log.splitlines() if '{"phase"' in line]
-    if not (out / "shapes-clip" / "mmkit.json").exists():
-        (out / "shapes-clip" / "mmkit.json").write_text(
-            (ROOT / "build" / "models-plain" / "shapes-clip" / "mmkit.json").read_text())
+    phases = json.loads((out / "phases.json").read_text())["phases"]
     m = mmkit.load_model(str(out / "shapes-clip"))
     scores = {style: R.score(m, style, n)["zero_shot"] for style in ("plain",) + SEEN + TEST_STYLES}
     print(json.dumps(scores), flush=True)
@@ -130,6 +123,7 @@ def towers(tower: str, steps: int, n: int) -> None:
     from PIL import Image
     from transformers import AutoModel, AutoProcessor, CLIPModel
 
+    from build_robust import squash_processor
     from mmkit.config import seed_everything
     from mmkit.data import ShapesWorld
     from mmkit.data.styles import square_image
@@ -139,7 +133,7 @@ def towers(tower: str, steps: int, n: int) -> None:
     seed_everything(0)
     base = ROOT / "build" / "models-plain" / ("shapes-align" if tower == "align-stage1" else "shapes-clip")
     ip = AutoProcessor.from_pretrained(base).image_processor
-    ip.size, ip.do_center_crop = {"height": 64, "width": 64}, False  # as stage 2 sees pictures
+    squash_processor(ip)  # as stage 2 sees pictures
     if tower.startswith("cnn"):
         net = small_cnn("mean" if tower == "cnn-mean" else "max")
     else:
