@@ -14,7 +14,7 @@ import ipywidgets as W
 
 import mmkit
 
-from .base import Panel, png, wrap_row
+from .base import Panel, control_layout, png, wrap_row
 
 
 class AttentionExplorer(Panel):
@@ -38,7 +38,7 @@ class AttentionExplorer(Panel):
         self.maps = None
         self._quiet = False
         self.text = W.Text(value=text or "", placeholder="prompt, question or caption (empty: generate a caption)",
-                           description="text", layout=W.Layout(width="420px", max_width="100%"))
+                           description="text", layout=control_layout("420px"))
         self.show_button = W.Button(description="Show maps", button_style="primary")
         self.words = W.ToggleButtons(options=[], description="word")
         self.method = W.ToggleButtons(options=[], description="method")
@@ -46,7 +46,7 @@ class AttentionExplorer(Panel):
         self.head = W.IntSlider(value=-1, min=-1, max=0, description="head", tooltip="-1: mean of all heads")
         self.agg = W.ToggleButtons(options=["mean", "max"], description="heads")
         self.opacity = W.FloatSlider(value=0.55, min=0.0, max=1.0, step=0.05, description="opacity")
-        self.picture = W.Image(format="png", layout=W.Layout(width="360px", max_width="100%"))
+        self.picture = W.Image(format="png", layout=control_layout("360px"))
         self.message = W.HTML()
         self.notice = W.HTML()  # out-of-domain notices of the last compute(), escaped
         self.head_view = W.ToggleButton(value=False, description="head view", icon="th",
@@ -58,7 +58,7 @@ class AttentionExplorer(Panel):
         self.html_button = W.Button(description="HTML", icon="download",
                                     tooltip="save the head view as one HTML page (PNGs inside; click a cell to enlarge)")
         self.cells = W.VBox()  # the head view's cells as buttons, one row per layer, in the figure's order
-        self.enlarged = W.Image(format="png", layout=W.Layout(width="300px", max_width="100%"))  # the clicked cell, enlarged
+        self.enlarged = W.Image(format="png", layout=control_layout("300px"))  # the clicked cell, enlarged
         self.exported = None  # path of the last export
         self.show_button.on_click(lambda _: self.compute())
         self.enlarge_button.on_click(lambda _: self.enlarge())

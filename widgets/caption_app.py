@@ -57,7 +57,7 @@ class CaptionApp(Panel):
         self.words = wrap_row([])  # one button per caption word
         self.method = w.Dropdown(options=["attention"], value="attention", description="map",
                                  layout=control_layout("220px"))
-        self.attention = w.Image(format="png", layout=w.Layout(width="300px", max_width="100%"))
+        self.attention = w.Image(format="png", layout=control_layout("300px"))
         self.attention_note = w.HTML("")
         self.history_html = w.HTML("")
         self.export_json_button = w.Button(description="Export JSON", icon="download")

@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError, OutOfDomainWarning
 
-from .base import ModelChoice, Panel, esc, png, preview_png, wrap_row
+from .base import ModelChoice, Panel, control_layout, esc, png, preview_png, wrap_row
 
 
 class FinetunePanel(Panel):
@@ -29,7 +29,7 @@ class FinetunePanel(Panel):
         self.options = dict(options)
         self.data = w.Text(value="(given in code)" if self.given is not None else str(data or ""),
                            description="data", placeholder="folder with captions.csv / qa.csv, or captions.json",
-                           layout=w.Layout(width="480px", max_width="100%"))
+                           layout=control_layout("480px"))
         self.check_button = w.Button(description="Check data", icon="search")
         self.usable = w.HTML("")  # how many examples are usable, and the rows skipped
         self.model = ModelChoice(model)
@@ -37,10 +37,10 @@ class FinetunePanel(Panel):
                                        layout=w.Layout(width="160px"))
         self.lora = w.Checkbox(value=bool(self.options.pop("lora", False)), description="LoRA (peft)", indent=False)
         self.train_button = w.Button(description="Train", button_style="primary", icon="play")
-        self.curve = w.Image(format="png", layout=w.Layout(width="480px", max_width="100%"))
+        self.curve = w.Image(format="png", layout=control_layout("480px"))
         self.scores_html = w.HTML("")
         self.compare = w.VBox([])  # before / after on validation pictures
-        self.save_path = w.Text(value="finetuned-model", description="save to", layout=w.Layout(width="360px", max_width="100%"))
+        self.save_path = w.Text(value="finetuned-model", description="save to", layout=control_layout("360px"))
         self.merge = w.Checkbox(value=True, description="merge LoRA", indent=False)
         self.save_button = w.Button(description="Save", icon="save", disabled=True)
         self.saved = w.HTML("")

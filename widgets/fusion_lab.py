@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import Panel, error_html, png
+from .base import Panel, control_layout, error_html, png
 
 
 class FusionLab(Panel):
@@ -43,15 +43,15 @@ class FusionLab(Panel):
         self.steps = w.IntSlider(value=self.budget.steps, min=50, max=3000, step=50, description="steps")
         self.train_button = w.Button(description="Train", button_style="primary", icon="play")
         self.message = w.HTML("Pick methods and a task, then Train.")  # what the last run did
-        self.plot = w.Image(format="png", layout=w.Layout(width="640px", max_width="100%"))
+        self.plot = w.Image(format="png", layout=control_layout("640px"))
         self.table = w.HTML()
         self.model_choice = w.Dropdown(options=[], description="model")
         self.scene_index = w.BoundedIntText(value=0, min=0, max=self.budget.n_test - 1, description="scene")
         self.sentence = w.Text(value="what color is the circle?", description="text",
-                               layout=w.Layout(width="420px", max_width="100%"))
+                               layout=control_layout("420px"))
         self.try_button = w.Button(description="Predict", icon="search")
         self.prediction = w.HTML()
-        self.attention = w.Image(format="png", layout=w.Layout(width="720px", max_width="100%"))
+        self.attention = w.Image(format="png", layout=control_layout("720px"))
         self.train_button.on_click(lambda _: self.start())
         self.try_button.on_click(lambda _: self.predict())
         super().__init__([

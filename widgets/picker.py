@@ -93,7 +93,7 @@ class ImagePicker(w.VBox):
         self.look = w.Dropdown(options=look_options(), value="plain", description="look", style=LABEL_STYLE,
                                layout=control_layout("230px"))  # ShapesWorld's styles, held-out ones marked
         self.generate = w.Button(description="Generate", icon="random", layout=w.Layout(width="auto"))
-        self.preview = w.Image(format="png", layout=w.Layout(width=f"{preview_size}px", max_width="100%"))
+        self.preview = w.Image(format="png", layout=control_layout(f"{preview_size}px"))
         self.caption = w.HTML("<i>no image yet</i>")  # where the image came from (escaped)
         self.error = w.HTML("")
         if IPYWIDGETS_MAJOR >= 8:

@@ -6,7 +6,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, esc, png, preview_png, wrap_row
+from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, control_layout, esc, png, preview_png, wrap_row
 from .picker import uploaded_files
 
 MAX_UPLOAD_MB = 200  # uploads stay in memory; longer videos are better read from a path in code
@@ -33,17 +33,17 @@ class VideoPanel(Panel):
         self.caption_model = ModelChoice(caption_model, "captioner")
         self.search_model = ModelChoice(search_model, "matcher")
         self.source = w.Dropdown(options=[(f"ShapesWorld clip {i}", i) for i in range(len(self.clips))],
-                                 value=0 if self.clips else None, description="clip", layout=w.Layout(width="320px", max_width="100%"))
+                                 value=0 if self.clips else None, description="clip", layout=control_layout("320px"))
         self.upload = w.FileUpload(accept="video/*,.mp4,.webm,.mkv,.mov,.avi", multiple=False, description="Upload")
         self.uploaded: tuple[str, bytes] | None = None  # (name, content) of the last upload
         self.every = w.BoundedFloatText(value=every, min=0.05, max=60, step=0.25, description="every (s)",
                                         layout=w.Layout(width="180px"))
-        self.query = w.Text(value="a red circle", description="find", layout=w.Layout(width="320px", max_width="100%"))
+        self.query = w.Text(value="a red circle", description="find", layout=control_layout("320px"))
         self.button = w.Button(description="Analyse", button_style="primary", icon="film")
         self.strip = w.Image(format="png")  # the sampled frames side by side
         self.timeline = w.Image(format="png")  # caption segments and the query's score curve
         self.slider = w.IntSlider(value=0, min=0, max=0, description="frame", continuous_update=False,
-                                  layout=w.Layout(width="480px", max_width="100%"))
+                                  layout=control_layout("480px"))
         self.show_attention = w.Checkbox(value=False, description="attention", indent=False)
         self.frame_view = w.Image(format="png")
         self.frame_text = w.HTML("")  # time and caption of the scrubbed frame
