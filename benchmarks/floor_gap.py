@@ -27,13 +27,10 @@ computes attention.
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -43,10 +40,7 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from floor import PRODUCTS, matmul_floor  # noqa: E402
-from floor_table import FAMILY, calls  # noqa: E402
-from mmkit.data import ShapesWorld  # noqa: E402
-from mmkit.models import clear_cache  # noqa: E402
-from mmkit.testing import random_model_dir  # noqa: E402
+from floor_table import calls, inputs, task_models  # noqa: E402
 from timing import timed_rounds  # noqa: E402
 
 KINDS = ("products", "attention", "softmax", "norms", "activations", "elementwise", "movement", "other ops", "python")
@@ -145,20 +139,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="caption,zero_shot")
     ap.add_argument("--out", default=str(Path(__file__).with_name("floor_gap_results.json")))
     args = ap.parse_args(argv)
-    n = 2 if args.quick else args.batch
-    scenes = ShapesWorld(n, seed=0, split="test")
-    texts = {"vqa": [s.qa[0].question for s in scenes], "itm": [s.caption for s in scenes]}
-    tmp = Path(tempfile.mkdtemp(prefix="mmkit-gap-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    images, texts = inputs(2 if args.quick else args.batch)
     rows = []
-    for task in args.only.split(","):
-        family, name = FAMILY[task]
-        path = str(random_model_dir(family, "tiny" if args.quick else "base", tmp / family))
+    for task, name, path in task_models(args.only.split(","), args.quick, "mmkit-gap-"):
         print(f"{task} ...", flush=True)
-        rows.append(gap_row(task, f"{name} (random init)" if not args.quick else f"{family} tiny", path,
-                            scenes.images, texts.get(task), args.repeats))
-        clear_cache()
-        shutil.rmtree(tmp / family, ignore_errors=True)
+        rows.append(gap_row(task, name, path, images, texts.get(task), args.repeats))
     report(rows)
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cores": os.cpu_count()}
     Path(args.out).write_text(json.dumps({"machine": meta, "results": rows}, indent=2, default=str))

@@ -208,6 +208,25 @@ def report(rows: list, machine: str) -> None:
                 print(f"- {r['task']} {r['dtype']} {k}: FAILED {why}")
 
 
+def inputs(n: int) -> tuple[list, dict]:
+    """(pictures, {task: texts}) of the table's rows: n held-out scenes, their first questions and captions."""
+    scenes = ShapesWorld(n, seed=0, split="test")
+    return scenes.images, {"vqa": [s.qa[0].question for s in scenes], "itm": [s.caption for s in scenes]}
+
+
+def task_models(tasks, quick: bool, prefix: str):
+    """(task, row name, model folder) for each task: its random-init model (real size, or tiny with quick), built
+    in a temporary folder and removed once the caller moves on."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    for task in tasks:
+        family, name = FAMILY[task]
+        path = str(random_model_dir(family, "tiny" if quick else "base", tmp / family))
+        yield task, f"{family} tiny" if quick else f"{name} (random init)", path
+        clear_cache()
+        shutil.rmtree(tmp / family, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny random models, 2 images: a check of the script")
@@ -219,12 +238,7 @@ def main(argv=None) -> int:
                     help="torch.compile modes to time ('' for none; each compiles for minutes on 2 cores)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("floor_results.json")))
     args = ap.parse_args(argv)
-    n = 2 if args.quick else args.batch
-    scenes = ShapesWorld(n, seed=0, split="test")
-    images = scenes.images
-    texts = {"vqa": [s.qa[0].question for s in scenes], "itm": [s.caption for s in scenes]}
-    tmp = Path(tempfile.mkdtemp(prefix="mmkit-floor-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    images, texts = inputs(2 if args.quick else args.batch)
     modes = [m.replace("default", "") for m in args.compile.split(",") if m]
     bf16, why = bf16_support()
     dtypes = [d for d in args.dtypes.split(",") if d]
@@ -235,17 +249,13 @@ def main(argv=None) -> int:
                f"transformers {transformers.__version__}, {torch.get_num_threads()} threads, {why}, fp32 2048^2 "
                f"products at {square_rate():.0f} GFLOP/s, bf16 at {square_rate(dtype=torch.bfloat16):.0f} GFLOP/s")
     rows = []
-    for task in args.only.split(","):
-        family, name = FAMILY[task]
-        path = str(random_model_dir(family, "tiny" if args.quick else "base", tmp / family))
+    for task, name, path in task_models(args.only.split(","), args.quick, "mmkit-floor-"):
         for dtype in dtypes:
             print(f"{task} {dtype} ...", flush=True)
-            rows.append(task_row(task, f"{name} (random init)" if not args.quick else f"{family} tiny", path, dtype,
-                                 images, texts.get(task), args.repeats, modes))
+            rows.append(task_row(task, name, path, dtype, images, texts.get(task), args.repeats, modes))
             clear_cache()
             report(rows[-1:], machine)  # each row as it comes, and the file so far: a long run stopped keeps them
             Path(args.out).write_text(json.dumps({"machine": machine, "results": rows}, indent=2, default=str))
-        shutil.rmtree(tmp / family, ignore_errors=True)
     report(rows, machine)
     Path(args.out).write_text(json.dumps({"machine": machine, "results": rows}, indent=2, default=str))
     return 0
