@@ -217,7 +217,8 @@ def main(argv=None) -> int:
         return rc
     print(f"site: {OUT} ({len(executed)} chapters, mkdocs {time.perf_counter() - t0:.0f} s)")
     if not a.no_check:
-        rc = load_script(REPO / "scripts" / "check_book.py").main([str(OUT), "--sources", str(SRC / "executed"), "--only", *executed])
+        check_book = load_script(REPO / "scripts" / "check_book.py")
+        rc = check_book.main([str(OUT), "--sources", str(SRC / "executed"), "--only", *executed])
         if rc:
             return rc
     print(f"book built in {time.perf_counter() - t_all:.0f} s")

@@ -176,9 +176,13 @@ def towers(tower: str, steps: int, n: int) -> None:
     (OUT / f"tower-{tower}.json").write_text(json.dumps(row, indent=2) + "\n")
 
 
+def mean(row: dict, styles) -> float:
+    """The mean of a row's scores over the given looks."""
+    return sum(row[s] for s in styles) / len(styles)
+
+
 def table() -> str:
     io_ = json.loads((OUT / "inout.json").read_text())
-    mean = lambda row, styles: sum(row[s] for s in styles) / len(styles)  # noqa: E731
     lines = ["# What bounds the held-out scores", "",
              "Written by `scripts/robustness_bound.py table` from its runs. Each run separates one cause of the "
              "misses in ROBUSTNESS.md:",
@@ -230,7 +234,6 @@ def table() -> str:
 
 def reading(io_: dict, runs: list, tows: list) -> list:
     """The comparisons the tables support, as sentences computed from them."""
-    mean = lambda row, styles: sum(row[s] for s in styles) / len(styles)  # noqa: E731
     gaps = {name: mean(row, SEEN) - mean(row, TEST_STYLES) for name, row in io_["scores"].items()}
     seen = [mean(row, SEEN) for row in io_["scores"].values()]
     held = [mean(row, TEST_STYLES) for row in io_["scores"].values()]

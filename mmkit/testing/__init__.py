@@ -147,7 +147,6 @@ BUILDERS = {"clip": _clip, "align": _align, "vilt-vqa": lambda size: _vilt(size,
             "blip-vqa": lambda size: _blip(size, "vqa"), "blip-itm": lambda size: _blip(size, "itm"), "blip2": _blip2}
 
 
-
 def load_script(path, name: str | None = None):
     """A script (scripts/*.py, benchmarks/*.py) imported as a module from its path, so tests can call its functions."""
     import importlib.util
