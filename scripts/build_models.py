@@ -21,11 +21,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="data/models")
     ap.add_argument("--base", default="build/models-plain", help="where stage 1 (the plain look) is built")
     ap.add_argument("--only", nargs="*", help="script names to run, e.g. build_clip.py build_robust.py")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of every build; the shipped files were built with 1, and bit-identical "
+                         "weights need the same count")
     args = ap.parse_args(argv)
     here = Path(__file__).parent
-    steps = [(s, ["--out", args.base]) for s in STAGE1] + [
-        ("build_robust.py", ["--base", args.base, "--out", args.out]),
-        ("build_domain.py", ["--out", args.out]),
+    threads = ["--threads", str(args.threads)]
+    steps = [(s, ["--out", args.base, *threads]) for s in STAGE1] + [
+        ("build_robust.py", ["--base", args.base, "--out", args.out, *threads]),
+        ("build_domain.py", ["--out", args.out, *threads]),
         ("robustness.py", ["--models", args.out])]
     for name, extra in steps:
         if args.only and name not in args.only:
