@@ -85,7 +85,8 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     row = lambda seen, held: {**{s: seen for s in bound.SEEN}, **{s: held for s in TEST_STYLES}}  # noqa: E731
     (tmp_path / "inout.json").write_text(__import__("json").dumps(
         {"n": 10, "scores": {name: row(0.8, 0.7) for name in bound.MODELS}}))
-    for tower, score in (("vit-stage1", 0.61), ("cnn", 0.93), ("cnn-mean", 0.42)):
+    for tower, score in (("vit-stage1", 0.61), ("cnn", 0.93), ("cnn-mean", 0.42), ("align-stage1", 0.75),
+                         ("align-max", 0.72)):
         (tmp_path / f"tower-{tower}.json").write_text(__import__("json").dumps(
             {"tower": tower, "steps": 5, "parameters": 9, "cpu_seconds": 1.0, "final_loss": 0.5,
              "scores": {"plain": 1.0, **{s: score for s in looks}}}))
@@ -93,4 +94,5 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     assert "score 0.80-0.80 (means over those looks); on the held-out looks 0.70-0.70" in text
     assert "the small CNN 0.93" in text and "0.42 against 0.93" in text
     assert "| cnn | 9 | 5 | 1 | 0.50 |" in text
+    assert "0.72 against 0.75. Max pooling does not help this tower" in text
     assert "added to its training: held-out mean" not in text  # no oracle run, no oracle sentence
