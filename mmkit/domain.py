@@ -125,8 +125,12 @@ def check(m, images, task: str = "result") -> list[bool]:
     flags = out_of_domain(images)
     if any(flags):
         which = [i for i, f in enumerate(flags) if f]
-        where = "the picture" if len(images) == 1 else f"{len(which)} of {len(images)} pictures (index {', '.join(map(str, which[:8]))}{', ...' if len(which) > 8 else ''})"
-        warn(f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} show(s) no such shapes, "
+        if len(images) == 1:
+            where = "the picture shows"
+        else:
+            index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
+            where = f"{len(which)} of {len(images)} pictures (index {index}) show"
+        warn(f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
              f"so its {task} is a guess. For photos, load a pretrained model: mmkit.load_model('{spec.family}') "
              f"picks the real checkpoint when the Hugging Face hub is reachable (or cached).", OutOfDomainWarning)
     return flags

@@ -53,11 +53,12 @@ def test_a_bundled_model_warns_once_names_the_fix_and_still_answers(photo):
     assert len(caught) == 1
     msg = str(caught[0].message)
     assert "shapes-blip-caption" in msg and "circles, squares and triangles" in msg and "load_model('blip-caption')" in msg
+    assert "the picture shows no such shapes" in msg
     scene = ShapesWorld(1, seed=2, split="test", style="photo-test")[0].image
     _, quiet = ood_warnings(mmkit.caption, m, [scene, scene])
     assert quiet == []
     _, mixed = ood_warnings(mmkit.caption, m, [scene, photo, scene])
-    assert len(mixed) == 1 and "1 of 3 pictures (index 1)" in str(mixed[0].message)
+    assert len(mixed) == 1 and "1 of 3 pictures (index 1) show no such" in str(mixed[0].message)
 
 
 @pytest.mark.parametrize("name,call", [
