@@ -239,30 +239,26 @@ def _progress(total: int, desc: str):
 def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:
     """Run the command on one batch of (path, image): each image's record and its out-of-domain notices.
 
-    When a batch of several images raises a notice, each image is checked alone to tell which ones it
-    concerns: by the out-of-domain detector alone (mmkit.domain.check, cheap), or where that is missing by
-    running the command again on that image (results discarded). Batches without a notice cost nothing extra.
+    When a batch of several images raises a notice, the out-of-domain detector (mmkit.domain.check, cheap)
+    checks each image alone to tell which pictures its notice concerns; a notice about the words (the question,
+    the labels) concerns them all. Batches without a notice cost nothing extra.
     """
+    from .domain import check
+
     with capture_notices() as notices:
         records = cmd.batch(args, m, items)
     if not notices:
         return [(r, []) for r in records]
     if len(items) == 1:
         return [(records[0], list(notices))]
-    try:
-        from .domain import check
-    except ImportError:
-        check = None
+    with capture_notices() as pictures:  # the batch's notice about its pictures, said again
+        check(m, [item[1] for item in items], cmd.noun)
+    shared = [n for n in notices if n not in pictures]  # about the words: every image's
     per_image = []
     for item in items:
         with capture_notices() as own:
-            if check is not None:
-                check(m, [item[1]], cmd.noun)
-            else:
-                cmd.batch(args, m, [item])
-        per_image.append(list(own))
-    if not any(per_image):  # not the detector's notice, and not one an image raises alone: it concerns them all
-        per_image = [list(notices)] * len(items)
+            check(m, [item[1]], cmd.noun)
+        per_image.append(list(own) + shared)
     return list(zip(records, per_image))
 
 

@@ -1,10 +1,12 @@
-"""Is this picture a shapes scene? The cheap check a bundled model runs before it answers.
+"""Is this picture a shapes scene, and are these ShapesWorld's words? The cheap checks a bundled model runs first.
 
 The bundled models only know ShapesWorld: red, green and blue circles, squares and triangles on some
 background. Given a photo or a screenshot they still answer, confidently and wrongly. A tiny CNN (about
 94k parameters on a 56 x 56 thumbnail, data/models/shapes-domain, trained by scripts/build_domain.py) scores
 whether a picture shows such shapes; where it does not, the task emits `mmkit.OutOfDomainWarning` and
-still returns its result. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the check off.
+still returns its result. The text a bundled model is given (a question, labels, a query) is checked too: a word
+no ShapesWorld text uses ("what is the capital of France?", "a photo of a cat") gets the same warning, since the
+model has never read it. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns both checks off.
 """
 from __future__ import annotations
 
@@ -55,7 +57,6 @@ def load_detector(path: str = str(DETECTOR_DIR)):
     """(module in eval mode, threshold) from a saved detector folder; None when it is missing."""
     import json
 
-    import torch
     from safetensors.torch import load_file
 
     folder = Path(path)
@@ -106,6 +107,59 @@ def is_bundled(spec) -> bool:
         return False
 
 
+def checked(m) -> bool:
+    """Whether the domain checks apply to a model: a bundled one, unless MMKIT_DOMAIN_CHECK=0."""
+    import os
+
+    spec = getattr(m, "spec", None)
+    return spec is not None and is_bundled(spec) and os.environ.get("MMKIT_DOMAIN_CHECK") != "0"
+
+
+@lru_cache(maxsize=1)
+def known_words() -> frozenset:
+    """Every word a ShapesWorld text uses (plain and many looks): the words the bundled models have read."""
+    from .data import ShapesWorld
+
+    return frozenset(ShapesWorld.vocabulary(styled=True))
+
+
+def unknown_words(texts) -> list[str]:
+    """The words of the texts that no ShapesWorld text uses, lower-cased, each once, in order of appearance."""
+    import re
+
+    known, seen = known_words(), {}
+    for t in texts:
+        for word in re.findall(r"[^\W_]+", str(t).lower()):  # letters and digits; punctuation is not a word
+            if word not in known:
+                seen.setdefault(word)
+    return list(seen)
+
+
+def check_words(m, texts, task: str = "result") -> list[str]:
+    """Warn (mmkit.OutOfDomainWarning) when a bundled model is given words that no ShapesWorld text uses.
+
+    Args:
+        m: the Loaded model; only bundled models are checked.
+        texts: the question(s), labels, prompts or queries the task is about to read.
+        task: what the model returns, for the message ("answer", "zero-shot result", ...).
+    Returns: the unknown words (empty for models that are not checked).
+    """
+    from .errors import OutOfDomainWarning, warn
+
+    if not checked(m):
+        return []
+    unknown = unknown_words(texts)
+    if unknown:
+        spec = m.spec
+        shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
+        warn(f"{spec.name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
+             f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
+             f"it has never read {shown}, so its {task} is a guess. Say it in those words, or load a pretrained "
+             f"model: mmkit.load_model('{spec.family}') picks the real checkpoint when the Hugging Face hub is "
+             "reachable (or cached).", OutOfDomainWarning)
+    return unknown
+
+
 def check(m, images, task: str = "result") -> list[bool]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes.
 
@@ -115,13 +169,11 @@ def check(m, images, task: str = "result") -> list[bool]:
         task: what the model returns, for the message ("caption", "answer", ...).
     Returns: the per-image flags (all False for models that are not checked).
     """
-    import os
-
     from .errors import OutOfDomainWarning, warn
 
-    spec = getattr(m, "spec", None)
-    if spec is None or not is_bundled(spec) or os.environ.get("MMKIT_DOMAIN_CHECK") == "0" or not images:
+    if not checked(m) or not images:
         return [False] * len(images)
+    spec = m.spec
     flags = out_of_domain(images)
     if any(flags):
         which = [i for i, f in enumerate(flags) if f]

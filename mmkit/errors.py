@@ -27,7 +27,8 @@ def describe(x: object, limit: int = 60) -> str:
 
 
 class OutOfDomainWarning(UserWarning):
-    """A bundled (ShapesWorld) model was given a picture unlike anything it was trained on; the result still comes back."""
+    """A bundled (ShapesWorld) model was given a picture or words unlike anything it was trained on; the result still
+    comes back."""
 
 
 class ResourceError(RuntimeError):

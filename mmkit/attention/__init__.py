@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from ..data.images import fit_aspect, load_image
 from ..domain import check as check_domain
+from ..domain import check_words
 from ..errors import InputError
 from ..models import Loaded, load_model, require
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid
@@ -84,6 +85,7 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
             raise InputError("text is empty; type a prompt, a question or a caption")
         text = " ".join(clean_text(text, "text").split())  # NUL bytes and broken unicode cleaned
         text = fit_text(m, text, what="text")  # longer than the model's limit: cut, with a warning
+        check_words(m, [text], "attention map")  # and on words that no ShapesWorld text uses
     elif adapter(m).maps_need_text:
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     with eager_attention(m):  # the model's attention implementation and flag come back after the call

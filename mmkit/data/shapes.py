@@ -196,11 +196,19 @@ class ShapesWorld:
         return [(s.index, q) for s in self for q in s.qa if kinds is None or q.kind in kinds]
 
     @staticmethod
-    def vocabulary() -> list[str]:
-        """Every word that captions, negatives, questions and answers can use, sorted."""
+    def vocabulary(styled: bool = False) -> list[str]:
+        """The words of the plain look's captions, negatives, questions and answers, sorted.
+
+        Args:
+            styled: also the words the many looks' texts add: "how many shapes are there?" and the caption of
+                a picture with no shapes, "there are no shapes". (The bundled tokenizers were built from the
+                plain look's list, so that stays the default.)
+        """
         words = {"a", "to", "the", "left", "right", "of", "above", "below", "and", "is", "there", "how", "many",
                  "objects", "object", "are", "what", "color", "shape", "size", "it"}
         words |= set(COLORS) | set(SHAPES) | set(SIZES) | set(COUNT_WORDS) | {"yes", "no"}
+        if styled:
+            words |= set(NO_SHAPES.split()) | {"shapes"}
         return sorted(words)
 
     def grid(self, n: int = 16, cols: int = 8, boxes: bool = False, captions: bool = True):

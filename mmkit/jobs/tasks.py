@@ -109,14 +109,14 @@ def check_options(task: JobTask, options: dict) -> dict:
 
 
 def run_batch(task: JobTask, m, images: list, options: dict) -> list[dict]:
-    """Records for a batch of RGB images, each with a "notice" (None, or the out-of-domain message)."""
+    """Records for a batch of RGB images, each with a "notice" (None, or the out-of-domain messages)."""
     from ..domain import check
 
     with capture_notices() as said:
         flags = check(m, images, task.noun)  # per-image: which pictures the notice concerns
-    with capture_notices():  # the task's own check says the same thing again: already recorded above
+    with capture_notices() as again:  # the task's own check says the same thing again: already recorded above
         records = task.batch(m, images, options)
-    note = said[0] if said else None
+    shared = [n for n in again if n not in said]  # about the words (a question, labels): every record's
     for r, flag in zip(records, flags):
-        r["notice"] = note if flag else None
+        r["notice"] = " ".join(said[:1] * flag + shared) or None
     return records

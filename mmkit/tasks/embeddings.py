@@ -5,6 +5,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from ..domain import check as check_domain
+from ..domain import check_words
 from ..errors import InputError
 from ..families import adapter
 from ..models import Loaded
@@ -60,6 +61,7 @@ def embed_texts(m, texts, batch_size: int = 256):
     """L2-normalised text embeddings, a float32 CPU tensor of shape (N, D) (N = 1 for one string)."""
     m = task_model(m, "embed_texts")
     ts, _ = text_list(texts)
+    check_words(m, ts, "embedding")  # a bundled model warns on words that no ShapesWorld text uses
     return text_embeddings(m, ts, batch_size)
 
 
@@ -107,6 +109,7 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
     batch_size = check_option("batch_size", batch_size)
     ims, single = image_list(images)
     check_domain(m, ims, "zero-shot result")
+    check_words(m, [t.format(lab) for lab in labs for t in templates], "zero-shot result")
     text_emb = _label_embeddings(m, tuple(labs), tuple(templates))  # (L, D)
     image_emb = image_embeddings(m, ims, batch_size)  # (N, D)
     probs = (logit_scale(m) * image_emb @ text_emb.T).softmax(dim=-1)  # (N, L)
@@ -126,6 +129,7 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
     ims, _ = image_list(images)
     check_domain(m, ims, "match score")
     ts, _ = text_list(texts)
+    check_words(m, ts, "match score")
     if paired and len(ims) != len(ts):
         raise InputError(f"paired=True needs as many images as texts, got {len(ims)} images and {len(ts)} texts")
     pair_scores = adapter(m).pair_scores
@@ -230,7 +234,14 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
     text_query = isinstance(queries[0], str)
     if any(isinstance(q, str) != text_query for q in queries):
         raise InputError("mix of text and image queries; pass only texts or only images")
-    q_emb = text_embeddings(m, text_list(queries, "query")[0]) if text_query else image_embeddings(m, image_list(queries)[0], batch_size)
+    if text_query:
+        queries = text_list(queries, "query")[0]
+        check_words(m, queries, "search result")
+        q_emb = text_embeddings(m, queries)
+    else:
+        queries = image_list(queries)[0]
+        check_domain(m, queries, "search result")
+        q_emb = image_embeddings(m, queries, batch_size)
     if hasattr(gallery, "hits") and hasattr(gallery, "search"):  # an mmkit.index.Index: FAISS search
         res = gallery.hits(q_emb.numpy(), k)
         return res if many else res[0]
@@ -243,9 +254,13 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
         if text_query:
             if any(isinstance(g, str) for g in items):
                 raise InputError("a text query searches a gallery of images, but the gallery has text in it")
-            g_emb = image_embeddings(m, image_list(items)[0], batch_size)
+            pictures = image_list(items)[0]
+            check_domain(m, pictures, "search result")
+            g_emb = image_embeddings(m, pictures, batch_size)
         else:
-            g_emb = text_embeddings(m, text_list(items, "gallery text")[0])
+            texts = text_list(items, "gallery text")[0]
+            check_words(m, texts, "search result")
+            g_emb = text_embeddings(m, texts)
     sim = q_emb @ g_emb.T  # (Q, N)
     top = sim.topk(min(k, sim.shape[1]), dim=-1)
     res = [[Hit(int(i), float(s), items[int(i)]) for s, i in zip(vs, ix)] for vs, ix in zip(top.values, top.indices)]

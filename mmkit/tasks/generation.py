@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..domain import check as check_domain
+from ..domain import check_words
 from ..errors import InputError, warn
 from ..families import adapter
 from ..options import check_generate_options, check_option
@@ -50,6 +51,8 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     prompt = check_option("prompt", prompt)  # cleaned text, or None
     ims, single = image_list(images)
     check_domain(m, ims, "caption")  # a bundled model warns on pictures with no shapes
+    if prompt:
+        check_words(m, [prompt], "caption")  # and on words that no ShapesWorld text uses
     room = max_text_len(m) - (len(tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
     if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
         if room < 1:
@@ -96,6 +99,7 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     ims, single_im = image_list(images)
     check_domain(m, ims, "answer")
     qs, single_q = text_list(questions, "question")
+    check_words(m, qs, "answer")
     if len(ims) == 1 and len(qs) > 1:
         ims = ims * len(qs)
     elif len(qs) == 1 and len(ims) > 1:

@@ -1,0 +1,101 @@
+"""The word check: a bundled model given words no ShapesWorld text uses says so, and still answers."""
+import dataclasses
+import json
+import warnings
+
+import pytest
+
+import mmkit
+from mmkit import OutOfDomainWarning, domain
+from mmkit.data import ShapesWorld, sample_images
+
+
+def ood_messages(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [str(w.message) for w in caught if issubclass(w.category, OutOfDomainWarning)]
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return ShapesWorld(1, seed=3, split="test")[0]
+
+
+def test_unknown_words_are_the_words_no_shapesworld_text_uses():
+    assert domain.unknown_words(["What is the capital of France?", "a photo of a CAT", "red_circle 1"]) == [
+        "capital", "france", "photo", "cat", "1"]
+    # every word of every text of the plain look and of the many looks (no-shape pictures included) is known
+    texts = [t for st in ("plain", "train") for s in ShapesWorld(60, seed=0, style=st, empty=0.2 if st == "train" else 0)
+             for t in [s.caption, s.negative] + [q.question for q in s.qa] + [q.answer for q in s.qa]]
+    assert domain.unknown_words(texts) == []
+    assert "shapes" in ShapesWorld.vocabulary(styled=True) and "shapes" not in ShapesWorld.vocabulary()
+
+
+def test_a_question_outside_shapesworld_warns_once_names_the_words_and_still_answers(scene):
+    m = mmkit.load_model("shapes-vilt-vqa")
+    ans, said = ood_messages(mmkit.answer, m, scene.image, "what is the capital of france?")
+    assert isinstance(ans, str) and ans
+    assert len(said) == 1 and "'capital', 'france'" in said[0] and "load_model('vilt-vqa')" in said[0]
+    assert ood_messages(mmkit.answer, m, scene.image, scene.qa[0].question)[1] == []
+    assert ood_messages(mmkit.answer, m, [scene.image] * 2, ["what color is the circle?", "who are you?"])[1]
+
+
+@pytest.mark.parametrize("call,word", [
+    (lambda m, im: mmkit.zero_shot(m, im, ["cat", "dog"]), "'cat', 'dog'"),
+    (lambda m, im: mmkit.zero_shot(m, im, ["red circle", "blue square"], templates=["a photo of a {}"]), "'photo'"),
+    (lambda m, im: mmkit.match(m, im, "a small red kitten"), "'kitten'"),
+    (lambda m, im: mmkit.embed_texts(m, ["a dog on a sofa"]), "'dog', 'on', 'sofa'"),
+    (lambda m, im: mmkit.retrieve(m, "a purple hexagon", [im, im], k=1), "'purple', 'hexagon'"),
+    (lambda m, im: mmkit.attention_maps(m, im, "a crimson circle"), "'crimson'"),
+])
+def test_every_text_task_checks_its_words(call, word, scene):
+    out, said = ood_messages(call, mmkit.load_model("shapes-clip"), scene.image)
+    assert out is not None and len(said) == 1 and word in said[0] and "shapes-clip" in said[0]
+
+
+def test_known_words_pretrained_models_and_the_switch_never_warn(scene, monkeypatch):
+    m = mmkit.load_model("shapes-clip")
+    assert ood_messages(mmkit.zero_shot, m, scene.image, ["red circle", "blue square"])[1] == []
+    as_pretrained = dataclasses.replace(m, spec=dataclasses.replace(m.spec, source="pretrained"))
+    assert ood_messages(mmkit.zero_shot, as_pretrained, scene.image, ["cat", "dog"])[1] == []
+    monkeypatch.setenv("MMKIT_DOMAIN_CHECK", "0")
+    assert ood_messages(mmkit.zero_shot, m, scene.image, ["cat", "dog"])[1] == []
+
+
+def test_the_cli_gives_the_word_notice_to_every_image_and_the_picture_notice_to_the_photo(tmp_path, capsys, scene):
+    from mmkit.cli import main
+
+    scene.image.save(tmp_path / "a_scene.png")
+    sample_images(["cat"])["cat"].save(tmp_path / "b_photo.jpg")
+    assert main(["answer", str(tmp_path), "-q", "what is the capital of france?", "--model", "shapes-blip-vqa",
+                 "--json", "--batch-size", "2"]) == 0
+    out = capsys.readouterr()
+    rows = {r["image"].rsplit("/", 1)[-1]: r for r in map(json.loads, out.out.splitlines())}
+    assert all("'capital', 'france'" in r["notice"] for r in rows.values())
+    assert "no such shapes" in rows["b_photo.jpg"]["notice"] and "no such shapes" not in rows["a_scene.png"]["notice"]
+    assert out.err.count("has never read") == 1  # each distinct notice once on stderr
+
+
+def test_a_collection_job_records_the_word_notice_on_every_row(scene):
+    from mmkit.jobs.tasks import TASKS, check_options, run_batch
+
+    m = mmkit.load_model("shapes-blip-vqa")
+    task = TASKS["answer"]
+    rows = run_batch(task, m, [scene.image, sample_images(["cat"])["cat"]],
+                     check_options(task, {"question": "what is the capital of france?"}))
+    assert all("'capital', 'france'" in r["notice"] for r in rows)
+    assert "no such shapes" in rows[1]["notice"] and "no such shapes" not in rows[0]["notice"]
+
+
+def test_the_vqa_panel_shows_the_word_notice_next_to_the_answer_and_clears_it():
+    pytest.importorskip("ipywidgets")
+    from widgets import VQAPanel
+
+    panel = VQAPanel("shapes-blip-vqa", background=False)
+    panel.picker.choose_scene(0)
+    panel.ask("what is the capital of france?")
+    assert panel.error.value == "" and panel.result
+    assert "has never read" in panel.notice.value and "&#x27;france&#x27;" in panel.notice.value
+    panel.ask("how many objects are there?")
+    assert panel.notice.value == "" and panel.notices == []
