@@ -68,6 +68,8 @@ def test_a_bundled_model_warns_once_names_the_fix_and_still_answers(photo):
     ("shapes-align", lambda m, im: mmkit.embed_images(m, [im])),
     ("shapes-blip-itm", lambda m, im: mmkit.match(m, im, "a small red circle")),
     ("shapes-clip", lambda m, im: mmkit.attention_maps(m, im, "a red circle")),
+    ("shapes-clip", lambda m, im: mmkit.retrieve(m, "a red circle", [im], k=1)),  # a gallery of pictures
+    ("shapes-align", lambda m, im: mmkit.retrieve(m, im, ["a red circle", "a blue square"], k=1)),  # a picture query
 ])
 def test_every_task_warns_on_a_photo(name, call, photo):
     out, caught = ood_warnings(call, mmkit.load_model(name), photo)
