@@ -37,7 +37,7 @@ help:
 	@echo "make lab     open JupyterLab on notebooks/00_start_here.ipynb"
 	@echo "make test    run the tests and execute every notebook (offline)"
 	@echo "make demo    headless tour of the bundled models; results in out/"
-	@echo "make models  rebuild the bundled checkpoints in data/models/ (CPU, deterministic)"
+	@echo "make models  rebuild the bundled checkpoints in data/models/ (CPU, bit-identical, about 55 min on 2 cores)"
 	@echo "make app     serve the captioning app (notebooks/11_caption_app.ipynb) as a web page with Voila"
 	@echo "make test-widgets7  run the panel tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
 	@echo "make test-hub       the pretrained path on a simulated hub (random weights under the real hub ids, $(HUB))"
