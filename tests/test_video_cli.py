@@ -25,6 +25,23 @@ def test_routing():
     assert not handles(["caption", "a.png"]) and not handles(["answer", "a.mp4", "-q", "x"]) and not handles([])
 
 
+def test_a_gif_is_a_clip_alone_and_a_picture_among_pictures(tmp_path, capsys):
+    from mmkit.data import ShapesWorld
+
+    assert handles(["caption", "a.gif"]) and handles(["caption", "a.gif", "b.mp4", "--json"])
+    assert handles(["caption", "a.gif", "--model", "shapes-blip-caption"])
+    scenes = ShapesWorld(2, seed=7, split="test", objects=1)
+    scenes[0].image.save(tmp_path / "a.png")
+    scenes[1].image.save(tmp_path / "b.gif", save_all=True, append_images=[scenes[1].image.rotate(5)])  # animated
+    pictures = ["caption", str(tmp_path / "a.png"), str(tmp_path / "b.gif")]
+    assert not handles(pictures) and not handles(["caption", str(tmp_path), str(tmp_path / "b.gif")])
+    assert handles(["caption", "a.mp4", str(tmp_path / "a.png")])  # a real video among pictures: told to split them
+    assert main(pictures + ["--model", "shapes-blip-caption", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"].rsplit("/", 1)[-1] for r in rows] == ["a.png", "b.gif"] and all(r["caption"] for r in rows)
+    assert scenes[1].objects[0].shape in rows[1]["caption"]  # the GIF's first frame was captioned as a picture
+
+
 def test_caption_gives_timed_segments(clip_file, capsys):
     clip, path = clip_file
     assert main(["caption", path, "--model", "shapes-blip-caption", "--every", "0.5", "--json"]) == 0

@@ -1,7 +1,7 @@
 """The video commands of `mmkit`: `mmkit caption clip.mp4` (timed segments) and `mmkit search-video clip.mp4 TEXT`.
 
 `mmkit caption` with video files (by suffix: .mp4, .webm, .mkv, .mov, ...) comes here instead of the image
-command. Text output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one
+command; a GIF counts as a video when it comes alone or with videos, and as a picture among pictures. Text output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one
 object per segment or moment, with the video's name; out-of-domain notices go to stderr and into "notice".
 Exit codes: 0 fine, 2 bad input (one line saying why and how to fix it), 130 interrupted.
 """
@@ -21,7 +21,18 @@ def handles(argv: list[str]) -> bool:
         return False
     if argv[0] == "search-video":
         return True
-    return argv[0] == "caption" and any(not a.startswith("-") and is_video_path(a) for a in argv[1:])
+    if argv[0] != "caption":
+        return False
+    import os
+
+    from ..annotations import IMAGE_SUFFIXES
+
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    clips = [a for a in words if is_video_path(a)]
+    pictures = [a for a in words if os.path.isdir(a) or (os.path.splitext(a)[1].lower() in IMAGE_SUFFIXES
+                                                         and not is_video_path(a))]
+    # a GIF is a clip alone or among clips, and a picture among pictures (as in a folder, which lists GIFs)
+    return any(not a.lower().endswith(".gif") for a in clips) or bool(clips) and not pictures
 
 
 def build_parser() -> argparse.ArgumentParser:
