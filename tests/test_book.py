@@ -36,6 +36,17 @@ def each_notebook():
 
 
 @pytest.mark.parametrize("path", each_notebook())
+def test_notebook_is_stored_valid_with_cell_ids_and_no_outputs(path):
+    """nbformat 4.5 needs an id on every cell (a missing one is a warning today and an error in later nbformat)."""
+    raw = nbformat.reads(path.read_text(), as_version=nbformat.NO_CONVERT)
+    assert (raw.nbformat, raw.nbformat_minor) >= (4, 5)
+    nbformat.validate(raw)
+    ids = [c.get("id") for c in raw.cells]
+    assert None not in ids and len(set(ids)) == len(ids), "every cell has its own id"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in raw.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", each_notebook())
 def test_lesson_has_no_ci_plumbing(path):
     """The budget is the learner's QUICK switch; asserts live in check cells; the lesson never talks about CI."""
     nb = nbformat.read(path, 4)
