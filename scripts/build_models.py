@@ -27,11 +27,16 @@ BLIPS = ["shapes-blip-caption", "shapes-blip-vqa", "shapes-blip-itm"]
 def chains(base: str, out: str, threads: int) -> dict[str, list[tuple[str, list[str]]]]:
     """The builds as independent chains of (script, arguments); each step needs only the steps before it."""
     t = ["--threads", str(threads)]
-    stage2 = ["build_robust.py", ["--base", base, "--out", out, *t, "--only"]]
-    return {"clip-align-vilt": [("build_clip.py", ["--out", base, *t]), ("build_align.py", ["--out", base, *t]),
-                                ("build_vilt.py", ["--out", base, *t]), (stage2[0], stage2[1] + DUAL_VILT)],
-            "blip-detector": [("build_blip.py", ["--out", base, *t]), (stage2[0], stage2[1] + BLIPS),
-                              ("build_domain.py", ["--out", out, *t])]}
+
+    def stage1(script: str) -> tuple[str, list[str]]:
+        return script, ["--out", base, *t]
+
+    def stage2(models: list[str]) -> tuple[str, list[str]]:
+        return "build_robust.py", ["--base", base, "--out", out, *t, "--only", *models]
+
+    return {"clip-align-vilt": [stage1("build_clip.py"), stage1("build_align.py"), stage1("build_vilt.py"),
+                                stage2(DUAL_VILT)],
+            "blip-detector": [stage1("build_blip.py"), stage2(BLIPS), ("build_domain.py", ["--out", out, *t])]}
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,8 @@ def test_unknown_words_are_the_words_no_shapesworld_text_uses():
     assert domain.unknown_words(["What is the capital of France?", "a photo of a CAT", "red_circle 1"]) == [
         "capital", "france", "photo", "cat", "1"]
     # every word of every text of the plain look and of the many looks (no-shape pictures included) is known
-    texts = [t for st in ("plain", "train") for s in ShapesWorld(60, seed=0, style=st, empty=0.2 if st == "train" else 0)
+    worlds = [ShapesWorld(60, seed=0), ShapesWorld(60, seed=0, style="train", empty=0.2)]
+    texts = [t for w in worlds for s in w
              for t in [s.caption, s.negative] + [q.question for q in s.qa] + [q.answer for q in s.qa]]
     assert domain.unknown_words(texts) == []
     assert "shapes" in ShapesWorld.vocabulary(styled=True) and "shapes" not in ShapesWorld.vocabulary()

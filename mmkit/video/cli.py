@@ -1,8 +1,9 @@
 """The video commands of `mmkit`: `mmkit caption clip.mp4` (timed segments) and `mmkit search-video clip.mp4 TEXT`.
 
 `mmkit caption` with video files (by suffix: .mp4, .webm, .mkv, .mov, ...) comes here instead of the image
-command; a GIF counts as a video when it comes alone or with videos, and as a picture among pictures. Text output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one
-object per segment or moment, with the video's name; out-of-domain notices go to stderr and into "notice".
+command; a GIF counts as a video when it comes alone or with videos, and as a picture among pictures. Text
+output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one object per
+segment or moment, with the video's name; out-of-domain notices go to stderr and into "notice".
 Exit codes: 0 fine, 2 bad input (one line saying why and how to fix it), 130 interrupted.
 """
 from __future__ import annotations
