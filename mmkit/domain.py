@@ -135,6 +135,16 @@ def unknown_words(texts) -> list[str]:
     return list(seen)
 
 
+SPELLINGS = {"colour": "color", "colours": "color", "colors": "color"}  # other spellings -> ShapesWorld's word
+
+
+def known_form(word: str) -> str | None:
+    """The ShapesWorld word an unknown word most likely means ('circles' -> 'circle', 'colour' -> 'color'), if any."""
+    known = known_words()
+    guess = SPELLINGS.get(word) or (word[:-1] if word.endswith("s") else None)
+    return guess if guess in known else None
+
+
 def check_words(m, texts, task: str = "result") -> list[str]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is given words that no ShapesWorld text uses.
 
@@ -152,11 +162,13 @@ def check_words(m, texts, task: str = "result") -> list[str]:
     if unknown:
         spec = m.spec
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
+        near = [f"{known_form(w)!r} for {w!r}" for w in unknown if known_form(w)]
         warn(f"{spec.name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
              f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
-             f"it has never read {shown}, so its {task} is a guess. Say it in those words, or load a pretrained "
-             f"model: mmkit.load_model('{spec.family}') picks the real checkpoint when the Hugging Face hub is "
-             "reachable (or cached).", OutOfDomainWarning)
+             f"it has never read {shown}, so its {task} is a guess. Say it in those words"
+             + (f" ({', '.join(near)})" if near else "")
+             + f", or load a pretrained model: mmkit.load_model('{spec.family}') picks the real checkpoint when the "
+             "Hugging Face hub is reachable (or cached).", OutOfDomainWarning)
     return unknown
 
 

@@ -40,6 +40,8 @@ def test_a_question_outside_shapesworld_warns_once_names_the_words_and_still_ans
     assert len(said) == 1 and "'capital', 'france'" in said[0] and "load_model('vilt-vqa')" in said[0]
     assert ood_messages(mmkit.answer, m, scene.image, scene.qa[0].question)[1] == []
     assert ood_messages(mmkit.answer, m, [scene.image] * 2, ["what color is the circle?", "who are you?"])[1]
+    _, said = ood_messages(mmkit.answer, m, scene.image, "what colour are the circles?")  # ShapesWorld's own words named
+    assert len(said) == 1 and "'color' for 'colour', 'circle' for 'circles'" in said[0]
 
 
 @pytest.mark.parametrize("call,word", [
