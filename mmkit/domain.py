@@ -145,6 +145,12 @@ def known_form(word: str) -> str | None:
     return guess if guess in known else None
 
 
+def pretrained_hint(spec) -> str:
+    """The end of both notices: how to get the real model of the same family."""
+    return (f"load a pretrained model: mmkit.load_model('{spec.family}') picks the real checkpoint when the "
+            "Hugging Face hub is reachable (or cached).")
+
+
 def check_words(m, texts, task: str = "result") -> list[str]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is given words that no ShapesWorld text uses.
 
@@ -162,13 +168,11 @@ def check_words(m, texts, task: str = "result") -> list[str]:
     if unknown:
         spec = m.spec
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
-        near = [f"{known_form(w)!r} for {w!r}" for w in unknown if known_form(w)]
+        near = [f"{form!r} for {w!r}" for w in unknown if (form := known_form(w))]
         warn(f"{spec.name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
              f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
              f"it has never read {shown}, so its {task} is a guess. Say it in those words"
-             + (f" ({', '.join(near)})" if near else "")
-             + f", or load a pretrained model: mmkit.load_model('{spec.family}') picks the real checkpoint when the "
-             "Hugging Face hub is reachable (or cached).", OutOfDomainWarning)
+             + (f" ({', '.join(near)})" if near else "") + f", or {pretrained_hint(spec)}", OutOfDomainWarning)
     return unknown
 
 
@@ -195,6 +199,5 @@ def check(m, images, task: str = "result") -> list[bool]:
             index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
             where = f"{len(which)} of {len(images)} pictures (index {index}) show"
         warn(f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
-             f"so its {task} is a guess. For photos, load a pretrained model: mmkit.load_model('{spec.family}') "
-             f"picks the real checkpoint when the Hugging Face hub is reachable (or cached).", OutOfDomainWarning)
+             f"so its {task} is a guess. For photos, {pretrained_hint(spec)}", OutOfDomainWarning)
     return flags
