@@ -27,7 +27,6 @@ from typing import Callable
 from .cli_input import expand, read_image, reason
 from .cli_output import encoding_of, json_record, say, show_path, text_line, write
 from .errors import InputError
-from .notices import capture_notices
 
 Record = tuple[list[str], dict]  # (text-mode fields, JSON fields) of one image
 
@@ -239,27 +238,13 @@ def _progress(total: int, desc: str):
 def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:
     """Run the command on one batch of (path, image): each image's record and its out-of-domain notices.
 
-    When a batch of several images raises a notice, the out-of-domain detector (mmkit.domain.check, cheap)
-    checks each image alone to tell which pictures its notice concerns; a notice about the words (the question,
-    the labels) concerns them all. Batches without a notice cost nothing extra.
+    A notice about the words (the question, the labels) concerns every image; a notice about the pictures
+    concerns the ones the detector flags (mmkit.domain.notices_per_image).
     """
-    from .domain import check
+    from .domain import notices_per_image
 
-    with capture_notices() as notices:
-        records = cmd.batch(args, m, items)
-    if not notices:
-        return [(r, []) for r in records]
-    if len(items) == 1:
-        return [(records[0], list(notices))]
-    with capture_notices() as pictures:  # the batch's notice about its pictures, said again
-        check(m, [item[1] for item in items], cmd.noun)
-    shared = [n for n in notices if n not in pictures]  # about the words: every image's
-    per_image = []
-    for item in items:
-        with capture_notices() as own:
-            check(m, [item[1]], cmd.noun)
-        per_image.append(list(own) + shared)
-    return list(zip(records, per_image))
+    records, notices = notices_per_image(m, [item[1] for item in items], cmd.noun, lambda: cmd.batch(args, m, items))
+    return list(zip(records, notices))
 
 
 def run(args) -> int:

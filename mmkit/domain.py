@@ -15,40 +15,56 @@ from pathlib import Path
 
 import numpy as np
 
-SIDE = 56  # thumbnail side the detector reads
+SIDE = 56  # thumbnail side the detector reads (the default; a saved detector records its own)
+CHANNELS = (32, 64, 64, 64)  # its four convolutions' widths (likewise)
+THUMBNAIL = "box"  # how the thumbnail is made: "box", or "nearest2-box" (likewise)
 DETECTOR_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "shapes-domain"
 KNOWS = "red, green and blue circles, squares and triangles (ShapesWorld)"
 
 
-def detector_module():
-    """The detector's network, untrained: four 3x3 convolutions (two strided), max- and mean-pooled, one logit."""
+def detector_module(side: int = SIDE, channels=CHANNELS, thumbnail: str = THUMBNAIL):
+    """The detector's network, untrained: four 3x3 convolutions (the first two strided), max- and mean-pooled,
+    one logit. It reads `side` x `side` thumbnails made by `thumbnail` (kept on the module as .side, .thumbnail)."""
     import torch
     from torch import nn
+
+    c1, c2, c3, c4 = channels
 
     class ShapesDetector(nn.Module):
         def __init__(self):
             super().__init__()
+            self.side, self.channels, self.thumbnail = int(side), tuple(int(c) for c in channels), thumbnail
             self.features = nn.Sequential(
-                nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.ReLU(),  # (B, 32, 28, 28)
-                nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
-                nn.Conv2d(64, 64, 3, stride=1, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
-                nn.Conv2d(64, 64, 3, stride=1, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
+                nn.Conv2d(3, c1, 3, stride=2, padding=1), nn.ReLU(),  # (B, c1, side/2, side/2)
+                nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),  # (B, c2, side/4, side/4)
+                nn.Conv2d(c2, c3, 3, stride=1, padding=1), nn.ReLU(),  # (B, c3, side/4, side/4)
+                nn.Conv2d(c3, c4, 3, stride=1, padding=1), nn.ReLU(),  # (B, c4, side/4, side/4)
             )
-            self.head = nn.Linear(128, 1)
+            self.head = nn.Linear(2 * c4, 1)
 
-        def forward(self, x):  # x: (B, 3, SIDE, SIDE) in [-0.5, 0.5]
-            f = self.features(x)  # (B, 64, 14, 14)
-            pooled = torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)  # (B, 128)
+        def forward(self, x):  # x: (B, 3, side, side) in [-0.5, 0.5]
+            f = self.features(x)  # (B, c4, side/4, side/4)
+            pooled = torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)  # (B, 2 * c4)
             return self.head(pooled)[:, 0]  # (B,) logit of "shows coloured shapes"
 
     return ShapesDetector()
 
 
-def thumbnails(images) -> np.ndarray:
-    """RGB PIL images -> (N, 3, SIDE, SIDE) float32 in [-0.5, 0.5] (a box-filtered resize)."""
+def _thumbnail(im, side: int, how: str):
     from PIL import Image
 
-    arr = np.stack([np.asarray(im.convert("RGB").resize((SIDE, SIDE), Image.BOX), np.float32) for im in images])
+    im = im.convert("RGB") if im.mode != "RGB" else im
+    if how == "nearest2-box":  # sample a 2*side grid first: a big picture costs what a small one does
+        if im.width > 2 * side or im.height > 2 * side:
+            im = im.resize((2 * side, 2 * side), Image.NEAREST)
+    elif how != "box":
+        raise ValueError(f"unknown thumbnail method {how!r}; expected 'box' or 'nearest2-box'")
+    return im.resize((side, side), Image.BOX)
+
+
+def thumbnails(images, side: int = SIDE, how: str = THUMBNAIL) -> np.ndarray:
+    """RGB PIL images -> (N, 3, side, side) float32 in [-0.5, 0.5] (a box-filtered resize, or `how`)."""
+    arr = np.stack([np.asarray(_thumbnail(im, side, how), np.float32) for im in images])
     return (arr / 255.0 - 0.5).transpose(0, 3, 1, 2).copy()
 
 
@@ -62,10 +78,10 @@ def load_detector(path: str = str(DETECTOR_DIR)):
     folder = Path(path)
     if not (folder / "model.safetensors").exists():
         return None
-    net = detector_module()
+    meta = json.loads((folder / "mmkit.json").read_text())
+    net = detector_module(meta.get("side", 56), meta.get("channels", (32, 64, 64, 64)), meta.get("thumbnail", "box"))
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
     net.eval()
-    meta = json.loads((folder / "mmkit.json").read_text())
     return net, float(meta["threshold"])
 
 
@@ -82,7 +98,7 @@ def shape_scores(images, detector=None) -> np.ndarray:
         raise FileNotFoundError(f"the shapes-domain detector is missing from {DETECTOR_DIR}; run scripts/build_domain.py")
     net, _ = loaded
     with torch.no_grad():
-        return torch.sigmoid(net(torch.from_numpy(thumbnails(images)))).numpy()
+        return torch.sigmoid(net(torch.from_numpy(thumbnails(images, net.side, net.thumbnail)))).numpy()
 
 
 def out_of_domain(images) -> list[bool]:
@@ -176,6 +192,17 @@ def check_words(m, texts, task: str = "result") -> list[str]:
     return unknown
 
 
+def picture_notice(spec, which: list[int], n: int, task: str = "result") -> str:
+    """The out-of-domain message for `which` of `n` pictures given to the bundled model `spec`."""
+    if n == 1:
+        where = "the picture shows"
+    else:
+        index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
+        where = f"{len(which)} of {n} pictures (index {index}) show"
+    return (f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
+            f"so its {task} is a guess. For photos, {pretrained_hint(spec)}")
+
+
 def check(m, images, task: str = "result") -> list[bool]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes.
 
@@ -189,15 +216,37 @@ def check(m, images, task: str = "result") -> list[bool]:
 
     if not checked(m) or not images:
         return [False] * len(images)
-    spec = m.spec
     flags = out_of_domain(images)
     if any(flags):
-        which = [i for i, f in enumerate(flags) if f]
-        if len(images) == 1:
-            where = "the picture shows"
-        else:
-            index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
-            where = f"{len(which)} of {len(images)} pictures (index {index}) show"
-        warn(f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
-             f"so its {task} is a guess. For photos, {pretrained_hint(spec)}", OutOfDomainWarning)
+        warn(picture_notice(m.spec, [i for i, f in enumerate(flags) if f], len(images), task), OutOfDomainWarning)
     return flags
+
+
+def notices_per_image(m, images, task: str, run):
+    """Run a task over a batch of pictures and say which of its out-of-domain notices concern which picture.
+
+    A notice about the words (a question, labels) concerns every picture; a notice about the pictures becomes
+    a one-picture notice on each picture the detector flags, so a row of a table or a line of the CLI never
+    carries another picture's index. A batch without notices costs nothing extra; one with notices costs one
+    more detector pass.
+
+    Args:
+        m: the Loaded model.
+        images: the RGB PIL images `run` works on.
+        task: what the model returns, for the message ("caption", "answer", ...).
+        run: a function of no arguments that runs the task on the batch and returns its result.
+    Returns: (what `run` returned, one list of notice messages per picture).
+    """
+    from .notices import capture_notices
+
+    with capture_notices() as said:
+        result = run()
+    if not said:
+        return result, [[] for _ in images]
+    if len(images) == 1:
+        return result, [list(said)]
+    with capture_notices() as pictures:  # the batch's notice about its pictures, said again, and the flags
+        flags = check(m, images, task)
+    shared = [n for n in said if n not in pictures]  # about the words: every picture's
+    own = picture_notice(m.spec, [0], 1, task)
+    return result, [[own] * flag + shared for flag in flags]

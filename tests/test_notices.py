@@ -110,7 +110,12 @@ def test_cli_prints_each_notice_once_and_tags_the_json_records_it_concerns(fakes
     import mmkit.domain
     from mmkit.cli import main
 
-    monkeypatch.setattr(mmkit.domain, "check", lambda m, images, task="result": scene_or_photo(images))
+    def check(m, images, task="result"):  # the fake detector, returning its per-picture flags as the real one does
+        return [im.size != (64, 64) for im in scene_or_photo(images)]
+
+    monkeypatch.setattr(mmkit.domain, "check", check)
+    monkeypatch.setattr(mmkit.domain, "picture_notice", lambda spec, which, n, task="result":
+                        f"{len(which)} picture(s): {NOTICE} <b>")
 
     scene = mmkit.ShapesWorld(1, split="test")[0].image
     for name, im in [("a_scene.png", scene), ("b_photo.png", photo()), ("c_scene.png", scene),

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import InputError
-from ..notices import capture_notices
 
 
 @dataclass(frozen=True)
@@ -110,13 +109,9 @@ def check_options(task: JobTask, options: dict) -> dict:
 
 def run_batch(task: JobTask, m, images: list, options: dict) -> list[dict]:
     """Records for a batch of RGB images, each with a "notice" (None, or the out-of-domain messages)."""
-    from ..domain import check
+    from ..domain import notices_per_image
 
-    with capture_notices() as said:
-        flags = check(m, images, task.noun)  # per-image: which pictures the notice concerns
-    with capture_notices() as again:  # the task's own check says the same thing again: already recorded above
-        records = task.batch(m, images, options)
-    shared = [n for n in again if n not in said]  # about the words (a question, labels): every record's
-    for r, flag in zip(records, flags):
-        r["notice"] = " ".join(said[:1] * flag + shared) or None
+    records, notices = notices_per_image(m, images, task.noun, lambda: task.batch(m, images, options))
+    for r, said in zip(records, notices):
+        r["notice"] = " ".join(said) or None
     return records
