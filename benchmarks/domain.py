@@ -1,6 +1,6 @@
 """What the out-of-domain check costs: mmkit.domain.check against the caption call it guards.
 
-    python benchmarks/domain.py [--repeats 5]
+    python benchmarks/domain.py [--repeats 5] [--detector data/models/shapes-domain]
 
 Baseline: `mmkit.caption` on the bundled captioner with the check turned off (MMKIT_DOMAIN_CHECK=0), for one
 picture and for a batch of 32; the check alone on the same pictures. The target is a check under 5% of the
@@ -23,6 +23,7 @@ from timing import timed_together  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--detector", help="a detector folder to time instead of the bundled one")
     args = ap.parse_args(argv)
     import torch
 
@@ -30,9 +31,14 @@ def main(argv=None) -> int:
     from mmkit import domain
     from mmkit.data import load_image
 
+    if args.detector:
+        domain.DETECTOR_DIR = Path(args.detector).resolve()
+        domain.load_detector.cache_clear()
+    net, _ = domain.load_detector()
     m = mmkit.load_model("shapes-blip-caption")
     scenes = [load_image(s.image) for s in mmkit.ShapesWorld(32, seed=0, split="test", style="test")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bundled shapes-blip-caption")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bundled shapes-blip-caption; detector "
+          f"{domain.DETECTOR_DIR} ({net.side} px {net.thumbnail} thumbnails, channels {net.channels})")
     print("| pictures | caption (check off) | check alone | check / caption |")
     print("|---|---|---|---|")
     for n in (1, 32):

@@ -69,13 +69,13 @@ def thumbnails(images, side: int = SIDE, how: str = THUMBNAIL) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def load_detector(path: str = str(DETECTOR_DIR)):
-    """(module in eval mode, threshold) from a saved detector folder; None when it is missing."""
+def load_detector(path: str | None = None):
+    """(module in eval mode, threshold) from a saved detector folder (DETECTOR_DIR when None); None when missing."""
     import json
 
     from safetensors.torch import load_file
 
-    folder = Path(path)
+    folder = Path(path) if path else DETECTOR_DIR
     if not (folder / "model.safetensors").exists():
         return None
     meta = json.loads((folder / "mmkit.json").read_text())
@@ -199,8 +199,10 @@ def picture_notice(spec, which: list[int], n: int, task: str = "result") -> str:
     else:
         index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
         where = f"{len(which)} of {n} pictures (index {index}) show"
+    taught = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
+              "them)") if task == "caption" else ""
     return (f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
-            f"so its {task} is a guess. For photos, {pretrained_hint(spec)}")
+            f"so its {task} is a guess{taught}. For photos, {pretrained_hint(spec)}")
 
 
 def check(m, images, task: str = "result") -> list[bool]:

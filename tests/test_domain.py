@@ -54,6 +54,7 @@ def test_a_bundled_model_warns_once_names_the_fix_and_still_answers(photo):
     msg = str(caught[0].message)
     assert "shapes-blip-caption" in msg and "circles, squares and triangles" in msg and "load_model('blip-caption')" in msg
     assert "the picture shows no such shapes" in msg
+    assert "unless it says 'there are no shapes'" in msg  # a caption saying so is what it was taught
     scene = ShapesWorld(1, seed=2, split="test", style="photo-test")[0].image
     _, quiet = ood_warnings(mmkit.caption, m, [scene, scene])
     assert quiet == []
