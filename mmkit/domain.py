@@ -63,7 +63,8 @@ def _thumbnail(im, side: int, how: str):
 
 
 def thumbnails(images, side: int = SIDE, how: str = THUMBNAIL) -> np.ndarray:
-    """RGB PIL images -> (N, 3, side, side) float32 in [-0.5, 0.5] (a box-filtered resize, or `how`)."""
+    """RGB PIL images -> (N, 3, side, side) float32 in [-0.5, 0.5]; `how`: "box" (a box-filtered resize) or
+    "nearest2-box" (a big picture sampled on a grid of twice the side first, then box-filtered)."""
     return np.ascontiguousarray(_thumbnail_tensor(images, side, how).numpy())
 
 
@@ -89,7 +90,7 @@ def load_detector(path: str | None = None):
     meta = json.loads((folder / "mmkit.json").read_text())
     net = detector_module(meta.get("side", 56), meta.get("channels", (32, 64, 64, 64)), meta.get("thumbnail", "box"))
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
-    net.eval().to(memory_format=torch.channels_last)  # its convolutions run faster so on small batches
+    net.eval().to(memory_format=torch.channels_last)  # its convolutions run faster that way (0.55 vs 0.68 ms for 32)
     return net, float(meta["threshold"])
 
 
