@@ -174,6 +174,13 @@ COMMANDS: dict[str, Command] = {
                          "attention_maps", _attention_args, _attention, one_by_one=True, attention=True,
                          check=_check_attention, noun="attention map"),
 }
+ROUTED = {  # commands that other modules parse (mmkit/video/cli.py, mmkit/jobs/cli.py); listed in the help
+    "search-video": "Find the moments of a video that match a text (see `mmkit search-video --help`).",
+    "embed": "Embed a whole collection of images into a results file, resumable (see `mmkit embed --help`).",
+    "index": "Build a search index from the embeddings of `mmkit embed`.",
+    "search": "Search an index with a text or an image.",
+}
+ALL_COMMANDS = [*COMMANDS, *ROUTED]
 
 
 # -- parsing ---------------------------------------------------------------------------------------------
@@ -182,6 +189,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         message = re.sub(r"^argument (\S+): (?=\1[= ])", "", message)  # "argument --beams: --beams=2.5 ..."
+        wrong = re.match(r"argument \{.*\}: invalid choice: '([^']*)'", message)
+        if wrong:  # an unknown command: name them all, and the nearest
+            import difflib
+
+            near = difflib.get_close_matches(wrong.group(1), ALL_COMMANDS, n=1)
+            message = (f"{wrong.group(1)!r} is not a command" + (f" (did you mean {near[0]!r}?)" if near else "")
+                       + f"; the commands are {', '.join(ALL_COMMANDS)}")
+        elif message.startswith("the following arguments are required: {"):
+            message = f"name a command: {', '.join(ALL_COMMANDS)}"
         say(f"mmkit: error: {message} (see `{self.prog} --help`)")
         raise SystemExit(2)
 
@@ -211,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `mmkit` (one sub-command per entry of COMMANDS)."""
     parser = _Parser(prog="mmkit", description="Run mmkit models on images from the command line.",
                      epilog="Whole collections: mmkit caption|answer|zero-shot|embed DIR --recursive --out FILE "
-                            "[--resume], mmkit index, mmkit search (mmkit/jobs/cli.py; see `mmkit embed --help`).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}",
+                            "[--resume], then mmkit index and mmkit search. Videos: mmkit caption CLIP.mp4, "
+                            "mmkit search-video CLIP TEXT. Each command has its own --help.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(ALL_COMMANDS) + "}",
                                 parser_class=_Parser)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
@@ -225,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=_number("batch_size", "--batch-size"), default=8,
                        help="images per forward pass (default: 8)")
         cmd.arguments(p)
+    for name, text in ROUTED.items():  # parsed by their own modules (main routes them there first)
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 

@@ -284,3 +284,17 @@ def test_json_line_is_one_valid_utf8_line_for_any_record():
     back = json.loads(line)
     assert back["text"] == "a\u2028b\x85c\rd" and back["n"] == 3 and back["video"] == "clip\ufffd\n.mp4"
     assert json_line(rec, ascii_only=True).isascii()
+
+
+def test_help_and_errors_name_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("caption", "answer", "zero-shot", "attention", "search-video", "embed", "index", "search"):
+        assert f"    {command} " in out  # each with its one-line help, the routed ones too
+    assert main(["serach", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "'serach' is not a command (did you mean 'search'?)" in err and "search-video" in err
+    assert err.count("\n") == 1
+    assert main([]) == 2
+    assert "name a command: caption, answer" in capsys.readouterr().err
+    assert main(["embed", "--help"]) == 0 and "--resume" in capsys.readouterr().out  # still parsed by its module
