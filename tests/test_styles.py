@@ -88,3 +88,32 @@ def test_unknown_styles_name_the_choices(bad):
 def test_empty_share_is_checked():
     with pytest.raises(InputError, match="empty="):
         ShapesWorld(2, empty=1.5)
+
+
+def test_big_shapes_fill_more_of_the_picture_and_keep_their_words():
+    usual = ShapesWorld(60, seed=5, objects=(1, 2), split="test", style="test")
+    big = ShapesWorld(60, seed=5, objects=(1, 2), split="test", style="test", big_shapes=1.0)
+
+    def sides(world, size):
+        return [max(o.box[2] - o.box[0], o.box[3] - o.box[1]) / min(s.image.size)
+                for s in world for o in s.objects if o.size == size and len(s.objects) == 1]
+
+    # a large shape is drawn at 0.36 of the short side (+-8%); here up to 0.8 when it is alone
+    assert max(sides(usual, "large")) < 0.42
+    grown = sides(big, "large")
+    assert max(grown) > 0.6 and min(grown) > 0.3 and max(grown) <= 0.86  # a box takes in edges and outlines
+    assert max(sides(big, "small")) < 0.26  # small shapes keep their size, so the size words stay true
+    for s in big:
+        assert all(o.mask.any() for o in s.objects) and s.caption.startswith("a ")
+        two = [o for o in s.objects if len(s.objects) == 2 and o.size == "large"]
+        assert all(max(o.box[2] - o.box[0], o.box[3] - o.box[1]) / min(s.image.size) <= 0.5 for o in two)
+    assert "big_shapes=1.0" in repr(big)
+
+
+def test_no_big_shapes_draws_the_scenes_of_before():
+    a = ShapesWorld(20, seed=8, style="train", empty=0.1)
+    b = ShapesWorld(20, seed=8, style="train", empty=0.1, big_shapes=0.0)
+    assert np.array_equal(np.stack([np.asarray(s.image).sum((0, 1)) for s in a]),
+                          np.stack([np.asarray(s.image).sum((0, 1)) for s in b]))
+    with pytest.raises(InputError, match="big_shapes="):
+        ShapesWorld(2, big_shapes=-0.1)

@@ -18,6 +18,7 @@ from .geometry import clear_relation, draw_shape, footprints_apart  # noqa: F401
 COLORS = {"red": (215, 40, 40), "green": (35, 160, 60), "blue": (40, 80, 215)}  # name -> RGB
 SHAPES = ("circle", "square", "triangle")
 SIZES = {"small": 0.22, "large": 0.36}  # name -> diameter as a fraction of the image side
+BIG_SHAPE_SIDE = {1: 0.8, 2: 0.46}  # objects in the scene -> largest diameter of a large object in a `big_shapes` scene
 COUNT_WORDS = ("zero", "one", "two", "three", "four")
 ANSWERS = ("yes", "no", *COLORS, *SHAPES, *SIZES, *COUNT_WORDS)  # the fixed VQA answer vocabulary
 QUESTION_KINDS = ("count", "exists", "color", "shape", "size", "position")
@@ -133,10 +134,14 @@ class ShapesWorld:
             backgrounds, canvases and renderers; "all") or a list of names; each scene draws one of them.
             Objects, captions and answers do not depend on the style. Other styles pick their own canvas.
         empty: share of scenes drawn with no shapes at all (caption "there are no shapes", count "zero").
+        big_shapes: share of scenes whose large objects are drawn bigger than the usual large size (SIZES), the way
+            people draw one shape that fills the picture: up to BIG_SHAPE_SIDE[k] of the short side in a scene of k
+            objects (k <= 2). Their size word stays "large"; small objects keep their size. 0 draws exactly the
+            scenes of earlier versions; the bundled models train with a share of such scenes.
     """
 
     def __init__(self, n: int, seed: int = 0, size: int = 64, objects=(1, 2), noise: float = 0.0,
-                 split: str = "train", style="plain", empty: float = 0.0):
+                 split: str = "train", style="plain", empty: float = 0.0, big_shapes: float = 0.0):
         from ..errors import InputError
         from .styles import resolve
 
@@ -151,9 +156,11 @@ class ShapesWorld:
             raise InputError(f"n={n} must be >= 0")
         if not 0 <= empty <= 1:
             raise InputError(f"empty={empty!r} is a share of scenes: use a number from 0 to 1")
+        if not 0 <= big_shapes <= 1:
+            raise InputError(f"big_shapes={big_shapes!r} is a share of scenes: use a number from 0 to 1")
         self.n, self.seed, self.size, self.objects = int(n), int(seed), int(size), (lo, hi)
         self.noise, self.split = float(noise), split
-        self.styles, self.style, self.empty = resolve(style), style, float(empty)
+        self.styles, self.style, self.empty, self.big_shapes = resolve(style), style, float(empty), float(big_shapes)
         self._cache: dict[int, Scene] = {}
 
     # -- dataset protocol ---------------------------------------------------------------------
@@ -175,6 +182,7 @@ class ShapesWorld:
 
     def __repr__(self) -> str:
         look = "" if self.styles == ("plain",) and not self.empty else f", style={self.style!r}, empty={self.empty}"
+        look += f", big_shapes={self.big_shapes}" if self.big_shapes else ""
         return (f"ShapesWorld(n={self.n}, seed={self.seed}, size={self.size}, objects={self.objects}, "
                 f"noise={self.noise}, split={self.split!r}{look})")
 
@@ -236,8 +244,12 @@ class ShapesWorld:
         look = make_look(pick_style(self.styles, look_rng), look_rng, self.size)
         if self.empty and look_rng.random() < self.empty:
             return self._empty_scene(look, look_rng, index)
+        grow = None  # a stream of its own too: big_shapes=0 draws exactly the scenes it always drew
+        if self.big_shapes:
+            grow = np.random.default_rng([SPLITS[self.split], self.seed, index, 9])
+            grow = grow if grow.random() < self.big_shapes else None
         for _ in range(1000):
-            scene = self._try_make(rng, index, look, look_rng)
+            scene = self._try_make(rng, index, look, look_rng, grow)
             if scene is not None:
                 return scene
         raise RuntimeError(f"could not place objects for item {index}; use fewer objects or a bigger image")
@@ -252,8 +264,10 @@ class ShapesWorld:
                 return []
         return [(c, s, list(SIZES)[int(rng.integers(len(SIZES)))]) for c, s in picked]
 
-    def _layout(self, rng, W: int, H: int, gap: int):
-        """(attributes, footprints (x, y, d)) of this scene's objects on a W x H canvas, or None to draw again."""
+    def _layout(self, rng, W: int, H: int, gap: int, grow=None):
+        """(attributes, footprints (x, y, d)) of this scene's objects on a W x H canvas, or None to draw again.
+        With `grow` (a generator) large objects of a scene of up to two are drawn from their usual size up to
+        BIG_SHAPE_SIDE."""
         S = min(W, H)
         k = int(rng.integers(self.objects[0], self.objects[1] + 1))
         attrs = self._pick_attributes(rng, k)
@@ -262,6 +276,8 @@ class ShapesWorld:
         placed: list[tuple[int, int, int]] = []  # (x, y, d) of each object's square footprint
         for _, _, size in attrs:
             d = max(6, int(round(SIZES[size] * S * rng.uniform(0.92, 1.08))))
+            if grow is not None and size == "large" and k in BIG_SHAPE_SIDE:
+                d = int(round(S * grow.uniform(SIZES["large"] * 1.08, BIG_SHAPE_SIDE[k])))
             for _ in range(100):
                 x, y = int(rng.integers(2, W - d - 1)), int(rng.integers(2, H - d - 1))
                 if all(footprints_apart((x, y, d), p, gap=gap) and clear_relation((x, y, d), p, S) for p in placed):
@@ -271,11 +287,11 @@ class ShapesWorld:
                 return None
         return attrs, placed
 
-    def _try_make(self, rng, index: int, look=None, look_rng=None) -> Scene | None:
+    def _try_make(self, rng, index: int, look=None, look_rng=None, grow=None) -> Scene | None:
         S = self.size
         if look is not None and look.style != "plain":
-            return self._try_make_styled(rng, index, look, look_rng)
-        layout = self._layout(rng, S, S, gap=3)
+            return self._try_make_styled(rng, index, look, look_rng, grow)
+        layout = self._layout(rng, S, S, gap=3, grow=grow)
         if layout is None:
             return None
         attrs, placed = layout
@@ -300,12 +316,12 @@ class ShapesWorld:
         negative, kind = self._negative(rng, objects, caption)
         return Scene(image, caption, negative, kind, self._questions(rng, objects), objects, index, self.split)
 
-    def _try_make_styled(self, rng, index: int, look, look_rng) -> Scene | None:
+    def _try_make_styled(self, rng, index: int, look, look_rng, grow=None) -> Scene | None:
         """The same draws of objects and places as the plain look, on the look's canvas, drawn its way."""
         from .styles import draw_background, finish, object_colour, shape_alpha, shape_points
 
         W, H = look.width, look.height
-        layout = self._layout(rng, W, H, gap=max(3, min(W, H) // 20))
+        layout = self._layout(rng, W, H, gap=max(3, min(W, H) // 20), grow=grow)
         if layout is None:
             return None
         attrs, placed = layout

@@ -55,6 +55,7 @@ class BlipTrainConfig:
     itc_weight: float = 0.5  # ITM only: weight of the contrastive loss next to the matching loss
     style: object = "plain"  # ShapesWorld looks of the training scenes ("train": every training style)
     empty: float = 0.0  # share of training scenes with no shapes ("there are no shapes")
+    big_shapes: float = 0.0  # share of training scenes with bigger large objects (ShapesWorld's `big_shapes`)
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the recipe
 
 
@@ -155,14 +156,14 @@ class ShapesTensors:
     """ShapesWorld scenes pre-rendered as uint8 pixels (normalised per batch) plus their texts."""
 
     def __init__(self, n: int, arch: BlipShapesConfig, seed: int = 0, split: str = "train", objects=(1, 2),
-                 style="plain", empty: float = 0.0):
+                 style="plain", empty: float = 0.0, big_shapes: float = 0.0):
         import torch
 
         from ..data import ShapesWorld
         from ..data.styles import square_image
 
         self.scenes = list(ShapesWorld(n, seed=seed, size=arch.image_size, objects=objects, split=split, style=style,
-                                       empty=empty))
+                                       empty=empty, big_shapes=big_shapes))
         side = arch.image_size  # other canvases are resized to the processor's square, as it would
         arr = np.stack([np.asarray(square_image(s.image, side)) for s in self.scenes])  # (N, H, W, 3) uint8
         self.pixels = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8

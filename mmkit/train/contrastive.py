@@ -42,6 +42,7 @@ class ContrastiveConfig:
     log_every: int = 10  # record history (and call the callback) every this many steps
     style: object = "plain"  # ShapesWorld looks of the pool ("train": every training style)
     empty: float = 0.0  # share of pool scenes with no shapes ("there are no shapes")
+    big_shapes: float = 0.0  # share of pool scenes whose large objects are drawn bigger (ShapesWorld's `big_shapes`)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class ScenePool:
         from ..data import ShapesWorld
         from ..data.styles import square_image
 
-        look = dict(style=cfg.style, empty=cfg.empty)
+        look = dict(style=cfg.style, empty=cfg.empty, big_shapes=cfg.big_shapes)
         worlds = [ShapesWorld(cfg.n_single, seed=cfg.seed, size=image_size, objects=1, split="train", **look),
                   ShapesWorld(cfg.n_pair, seed=cfg.seed, size=image_size, objects=2, split="train", **look)]
         # (N, H, W, 3) uint8; other canvases resized to the model's square input

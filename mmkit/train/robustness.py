@@ -25,9 +25,11 @@ LABELS = [f"{c} {s}" for c in COLORS for s in SHAPES]  # the 9 zero-shot labels
 HELD_OUT_SEED = 0  # the tables use seed 0 of split "test"; tests may use others
 
 
-def scenes(style: str, n: int, objects=(1, 2), seed: int = HELD_OUT_SEED, empty: float = 0.0) -> list:
-    """n held-out scenes of one style (split "test")."""
-    return list(ShapesWorld(n, seed=seed, objects=objects, split="test", style=style, empty=empty))
+def scenes(style: str, n: int, objects=(1, 2), seed: int = HELD_OUT_SEED, empty: float = 0.0,
+           big_shapes: float = 0.0) -> list:
+    """n held-out scenes of one style (split "test"); `big_shapes` as in ShapesWorld."""
+    return list(ShapesWorld(n, seed=seed, objects=objects, split="test", style=style, empty=empty,
+                            big_shapes=big_shapes))
 
 
 def _quiet(fn, *args, **kwargs):
@@ -88,16 +90,17 @@ def no_shape_score(m, items: list) -> float | None:
     return None
 
 
-def score(m, style: str, n: int, seed: int = HELD_OUT_SEED) -> dict:
+def score(m, style: str, n: int, seed: int = HELD_OUT_SEED, big_shapes: float = 0.0) -> dict:
     """The scores of one model on n held-out scenes of one style (the family decides which scores)."""
     kinds = adapter(m).scores  # which scores the family has (mmkit.families)
+    look = dict(seed=seed, big_shapes=big_shapes)
     if kinds == ("zero_shot",):
-        return {"zero_shot": zero_shot_accuracy(m, scenes(style, n, objects=1, seed=seed))}
+        return {"zero_shot": zero_shot_accuracy(m, scenes(style, n, objects=1, **look))}
     if kinds == ("names", "exact"):
-        one = caption_scores(m, scenes(style, n, objects=1, seed=seed))
-        return {"names": one["names"], "exact": caption_scores(m, scenes(style, n, seed=seed))["exact"]}
+        one = caption_scores(m, scenes(style, n, objects=1, **look))
+        return {"names": one["names"], "exact": caption_scores(m, scenes(style, n, **look))["exact"]}
     if kinds == ("color_shape",):
-        return {"color_shape": vqa_accuracy(m, scenes(style, n, seed=seed))}
+        return {"color_shape": vqa_accuracy(m, scenes(style, n, **look))}
     if kinds == ("auc",):
-        return {"auc": itm_auc(m, scenes(style, n, seed=seed))}
+        return {"auc": itm_auc(m, scenes(style, n, **look))}
     raise ValueError(f"no robustness score for family {m.spec.family!r}")

@@ -72,6 +72,7 @@ class ViltTrainConfig:
                                                         "size": 1.0, "position": 1.0})
     style: object = "plain"  # ShapesWorld looks of the training scenes ("train": every training style)
     empty: float = 0.0  # share of training scenes with no shapes
+    big_shapes: float = 0.0  # share of training scenes with bigger large objects (ShapesWorld's `big_shapes`)
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the recipe
 
 
@@ -261,7 +262,7 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: ViltTrain
     processor = processor if processor is not None else build_processor(arch)
     t0 = time.perf_counter()
     scenes = list(ShapesWorld(train.n_train, seed=train.seed, size=arch.image_size, objects=train.objects,
-                              style=train.style, empty=train.empty))
+                              style=train.style, empty=train.empty, big_shapes=train.big_shapes))
     data = encode_qa(processor, [fit_scene(s, arch.image_size) for s in scenes])
     n_pairs = len(data["label"])
     model = model if model is not None else build_model(arch, processor.tokenizer, seed=train.seed)
