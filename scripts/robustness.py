@@ -52,6 +52,7 @@ def main(argv=None) -> int:
         row = {style: R.score(m, style, args.n) for style in STYLES}
         empty = R.scenes("test", args.n, empty=1.0)  # no shapes, on every held-out background
         row["no shapes"] = R.no_shape_score(m, empty)
+        row["big shapes"] = R.score(m, "test", args.n, big_shapes=1.0)  # large shapes up to 0.8 of the picture
         if name in POINTING:  # the pointing game: does each word's map peak inside its object's box?
             from mmkit.attention.faithfulness import score_maps
 
@@ -71,16 +72,18 @@ def main(argv=None) -> int:
 
 
 def table(results: dict, n: int) -> str:
-    head = "| model | score | " + " | ".join(STYLES) + " | held-out mean | target | no shapes |"
-    lines = [head, "|" + "---|" * (len(STYLES) + 5)]
+    head = "| model | score | " + " | ".join(STYLES) + " | held-out mean | target | no shapes | big shapes |"
+    lines = [head, "|" + "---|" * (len(STYLES) + 6)]
     for name, row in results.items():
         key, floor = FLOORS[name]
         held = [row[s][key] for s in STYLES if s != "plain"]
-        ns = row["no shapes"]
+        ns, big = row["no shapes"], row.get("big shapes", {})
         lines.append(f"| {name} | {key} | " + " | ".join(f"{row[s][key]:.3f}" for s in STYLES)
-                     + f" | {sum(held) / len(held):.3f} | >= {floor} | {'' if ns is None else f'{ns:.3f}'} |")
+                     + f" | {sum(held) / len(held):.3f} | >= {floor} | {'' if ns is None else f'{ns:.3f}'} | "
+                     + (f"{big[key]:.3f} |" if big else " |"))
         if name == "shapes-blip-caption":
-            lines.append(f"| {name} | exact | " + " | ".join(f"{row[s]['exact']:.3f}" for s in STYLES) + " | | | |")
+            lines.append(f"| {name} | exact | " + " | ".join(f"{row[s]['exact']:.3f}" for s in STYLES) + " | | | | "
+                         + (f"{big['exact']:.3f} |" if big else " |"))
     below = [name for name, row in results.items()
              if sum(row[s][FLOORS[name][0]] for s in STYLES if s != "plain") / (len(STYLES) - 1) < FLOORS[name][1]]
     misses = (f"{len(below)} of {len(results)} held-out means are below their targets." if below
@@ -104,6 +107,9 @@ outlined shapes), `tiny` (32-40 px canvases), `big` (320-512 px canvases up to 1
 - auc: ITM ROC AUC of the caption against its attribute-swapped negative (1-2 objects).
 - no shapes: pictures with no shapes on the held-out backgrounds; captioned "there are no shapes" / answered
   "zero" to "how many shapes are there?".
+- big shapes: the same scores on scenes of every held-out style whose large shapes are drawn bigger, up to 0.8 of
+  the picture's short side when alone (`ShapesWorld(big_shapes=1.0)`), the way people draw one shape. The
+  training looks draw a share of their scenes so (`big_shapes` in `scripts/build_robust.py`).
 
 {chr(10).join(lines)}
 

@@ -29,23 +29,23 @@ def held_out(objects=(1, 2)):
 @pytest.mark.parametrize("name,floor", [("shapes-clip", 0.55), ("shapes-align", 0.62)])
 def test_zero_shot_on_held_out_looks(name, floor):
     acc = R.zero_shot_accuracy(_model(name), held_out(objects=1))
-    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.66 / 0.74 (targets 0.90 / 0.85)
+    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.65 / 0.73 (targets 0.90 / 0.85)
 
 
 def test_captions_name_colour_and_shape_on_held_out_looks():
     m = _model("shapes-blip-caption")
-    assert R.caption_scores(m, held_out(objects=1))["names"] >= 0.65  # ROBUSTNESS.md: 0.80 (target 0.90)
+    assert R.caption_scores(m, held_out(objects=1))["names"] >= 0.65  # ROBUSTNESS.md: 0.81 (target 0.90)
     assert R.caption_scores(m, R.scenes("plain", 60, seed=SEED))["exact"] >= 0.95  # the plain look is kept
 
 
 @pytest.mark.parametrize("name,floor", [("shapes-blip-vqa", 0.58), ("shapes-vilt-vqa", 0.62)])
 def test_colour_and_shape_answers_on_held_out_looks(name, floor):
     acc = R.vqa_accuracy(_model(name), held_out())
-    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.73 / 0.74 (target 0.90)
+    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.71 / 0.73 (target 0.90)
 
 
 def test_itm_separates_captions_from_negatives_on_held_out_looks():
-    assert R.itm_auc(_model("shapes-blip-itm"), held_out()) >= 0.70  # ROBUSTNESS.md: 0.80 (target 0.95)
+    assert R.itm_auc(_model("shapes-blip-itm"), held_out()) >= 0.70  # ROBUSTNESS.md: 0.81 (target 0.95)
 
 
 @pytest.mark.parametrize("name", ["shapes-blip-caption", "shapes-vilt-vqa"])
@@ -96,3 +96,43 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     assert "| cnn | 9 | 5 | 1 | 0.50 |" in text
     assert "0.72 against 0.75. Max pooling does not help this tower" in text
     assert "added to its training: held-out mean" not in text  # no oracle run, no oracle sentence
+
+
+def drawn_shapes():
+    """One shape that fills most of the picture, drawn with PIL's own primitives (not ShapesWorld's renderer), as a
+    learner draws one: 9 colour-shape pairs x white, dark or cream background x 60% or 75% of the short side x a
+    200 x 150 or 128 x 128 canvas (108 pictures)."""
+    import itertools
+
+    from PIL import Image, ImageDraw
+
+    rgb = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
+    pictures, truth = [], []
+    for shape, colour, bg, frac, (w, h) in itertools.product(
+            ("circle", "square", "triangle"), rgb, ((255, 255, 255), (25, 25, 35), (230, 220, 200)), (0.6, 0.75),
+            ((200, 150), (128, 128))):
+        im = Image.new("RGB", (w, h), bg)
+        r, x, y = frac * min(w, h) / 2, w / 2, h / 2
+        draw = ImageDraw.Draw(im)
+        if shape == "circle":
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=rgb[colour])
+        elif shape == "square":
+            draw.rectangle([x - r, y - r, x + r, y + r], fill=rgb[colour])
+        else:
+            draw.polygon([(x, y - r), (x - r, y + 0.8 * r), (x + r, y + 0.8 * r)], fill=rgb[colour])
+        pictures.append(im)
+        truth.append(f"{colour} {shape}")
+    return pictures, truth
+
+
+def test_one_big_drawn_shape_is_one_shape():
+    # the models before big shapes in training (ShapesWorld(big_shapes=...)) invented a second object ("a large
+    # red circle above a large red square") for most of these, and counted "one" about half the time
+    pictures, truth = drawn_shapes()
+    caps = mmkit.caption(_model("shapes-blip-caption"), pictures)
+    relations = (" above ", " below ", " left of ", " right of ")
+    right = [t in c and not any(w in c for w in relations) for c, t in zip(caps, truth)]
+    assert sum(right) / len(right) >= 0.8, list(zip(caps, truth))  # measured: 0.91 (before: 0.20)
+    for name in ("shapes-blip-vqa", "shapes-vilt-vqa"):  # measured: 0.94 and 0.93 (before: 0.55 and 0.81)
+        answers = mmkit.answer(_model(name), pictures, "how many objects are there?")
+        assert answers.count("one") / len(answers) >= 0.8, (name, answers)

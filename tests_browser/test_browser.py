@@ -202,12 +202,12 @@ def test_voila_caption_app_click_through(browser, tmp_path):
         # one the bundled captioner gets right, and the map of one of its words
         page.locator(".widget-dropdown", has_text="look").locator("select").select_option(label="photo-test (held out)")
         index = page.locator(".widget-text", has_text="scene #").locator("input")
-        index.fill("2")
+        index.fill("9")
         index.press("Tab")  # the number is sent to the kernel when the field loses focus
         page.locator("button").filter(has_text=re.compile(r"^\W*Generate\s*$")).click()
-        page.wait_for_function("() => document.body.innerText.includes('test #2, photo-test look')", timeout=60_000)
+        page.wait_for_function("() => document.body.innerText.includes('test #9, photo-test look')", timeout=60_000)
         caption_button.click()
-        expected = "a small green circle above a large blue circle"  # its ground truth
+        expected = "a small green square to the left of a small blue square"  # its ground truth
         page.wait_for_function(f"() => document.body.innerText.includes('(matches)') && "
                                f"document.body.innerText.includes({json.dumps(expected)})", timeout=120_000)
         map_src = ("() => { const i = [...document.querySelectorAll('img')].find(i => i.naturalWidth > 0 && "

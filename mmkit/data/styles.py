@@ -33,6 +33,7 @@ STYLES = {  # name -> what it draws
 TRAIN_STYLES = ("plain", "light", "dark", "solid", "gradient", "noise", "photo", "photo+")
 FIRST_STYLES = TRAIN_STYLES[:-1]  # the first stage of the bundled models' training on many looks
 TEST_STYLES = ("texture", "photo-test", "sketch", "tiny", "big")
+TRAIN_BIG_SHAPES = 0.2  # share of the training scenes of the bundled models and the detector drawn with big shapes
 GROUPS = {"train": TRAIN_STYLES, "test": TEST_STYLES, "all": tuple(STYLES)}
 PLAIN_SHARE = 0.3  # share of "plain" scenes when a scene draws its style from a tuple that includes it
 OBJECT_RGB = ((215, 40, 40), (35, 160, 60), (40, 80, 215))  # ShapesWorld's red, green, blue
