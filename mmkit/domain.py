@@ -132,6 +132,12 @@ def is_bundled(spec) -> bool:
         return False
 
 
+def bundled_name(spec) -> str:
+    """The name a notice gives a bundled model: its folder's name when it was loaded by path (as collection
+    workers load it), so every notice names it the same way."""
+    return Path(spec.repo).name if spec.source == "path" else spec.name
+
+
 def checked(m) -> bool:
     """Whether the domain checks apply to a model: a bundled one, unless MMKIT_DOMAIN_CHECK=0."""
     import os
@@ -194,7 +200,7 @@ def check_words(m, texts, task: str = "result") -> list[str]:
         spec = m.spec
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
         near = [f"{form!r} for {w!r}" for w in unknown if (form := known_form(w))]
-        warn(f"{spec.name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
+        warn(f"{bundled_name(spec)} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
              f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
              f"it has never read {shown}, so its {task} is a guess. Say it in those words"
              + (f" ({', '.join(near)})" if near else "") + f", or {pretrained_hint(spec)}", OutOfDomainWarning)
@@ -210,7 +216,7 @@ def picture_notice(spec, which: list[int], n: int, task: str = "result") -> str:
         where = f"{len(which)} of {n} pictures (index {index}) show"
     taught = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
               "them)") if task == "caption" else ""
-    return (f"{spec.name} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
+    return (f"{bundled_name(spec)} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
             f"so its {task} is a guess{taught}. For photos, {pretrained_hint(spec)}")
 
 
