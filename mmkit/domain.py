@@ -200,7 +200,8 @@ def check_words(m, texts, task: str = "result") -> list[str]:
         spec = m.spec
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
         near = [f"{form!r} for {w!r}" for w in unknown if (form := known_form(w))]
-        warn(f"{bundled_name(spec)} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
+        name = bundled_name(spec)
+        warn(f"{name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
              f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
              f"it has never read {shown}, so its {task} is a guess. Say it in those words"
              + (f" ({', '.join(near)})" if near else "") + f", or {pretrained_hint(spec)}", OutOfDomainWarning)

@@ -226,8 +226,8 @@ def table() -> str:
                                                    for p, q in zip(r["phases"], shipped))]
         if older:
             lines += ["", f"{' and '.join(older)} ran on the stage-2 recipe of before big shapes "
-                          "(`ShapesWorld(big_shapes=...)`), when shipped scored 0.66 held-out and 0.71 seen; the shipped "
-                          "row is today's model."]
+                          "(`ShapesWorld(big_shapes=...)`), when shipped scored 0.66 held-out and 0.71 seen; the "
+                          "shipped row is today's model."]
     tows = [json.loads((OUT / f"tower-{t}.json").read_text()) for t in TOWERS if (OUT / f"tower-{t}.json").exists()]
     if tows:
         lines += ["", "## One tower learning the 9 labels directly (accuracy; see `towers` in the script)", "",
