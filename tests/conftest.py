@@ -37,3 +37,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def draw_shape():
+    """A function (shape, rgb, background, size, frac) -> one circle, square or triangle drawn with PIL's own
+    primitives (not ShapesWorld's renderer), centred, its diameter `frac` of the picture's short side."""
+    from PIL import Image, ImageDraw
+
+    def draw(shape: str, rgb, bg=(255, 255, 255), size=(200, 150), frac=0.5):
+        im = Image.new("RGB", size, bg)
+        (w, h), d = size, ImageDraw.Draw(im)
+        r, x, y = frac * min(size) / 2, w / 2, h / 2
+        if shape == "circle":
+            d.ellipse([x - r, y - r, x + r, y + r], fill=rgb)
+        elif shape == "square":
+            d.rectangle([x - r, y - r, x + r, y + r], fill=rgb)
+        else:
+            d.polygon([(x, y - r), (x - r, y + 0.8 * r), (x + r, y + 0.8 * r)], fill=rgb)
+        return im
+
+    return draw

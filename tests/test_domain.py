@@ -48,30 +48,16 @@ def test_photos_text_and_blank_pictures_are_flagged():
     assert domain.out_of_domain([text]) == [True]
 
 
-def _drawn(shape: str, rgb, bg=(255, 255, 255), size=(200, 150), frac=0.5) -> Image.Image:
-    """One shape drawn with PIL's own primitives, not ShapesWorld's renderer."""
-    im = Image.new("RGB", size, bg)
-    (w, h), d = size, ImageDraw.Draw(im)
-    r, x, y = frac * min(size) / 2, w / 2, h / 2
-    if shape == "circle":
-        d.ellipse([x - r, y - r, x + r, y + r], fill=rgb)
-    elif shape == "square":
-        d.rectangle([x - r, y - r, x + r, y + r], fill=rgb)
-    else:
-        d.polygon([(x, y - r), (x - r, y + 0.8 * r), (x + r, y + 0.8 * r)], fill=rgb)
-    return im
-
-
 KNOWN = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
 
 
-def test_drawn_shapes_pass_and_shapes_in_other_colours_are_flagged():
+def test_drawn_shapes_pass_and_shapes_in_other_colours_are_flagged(draw_shape):
     backgrounds = ((255, 255, 255), (30, 30, 30))
-    known = [_drawn(s, rgb, bg, frac=f) for s in ("circle", "square", "triangle") for rgb in KNOWN.values()
+    known = [draw_shape(s, rgb, bg, frac=f) for s in ("circle", "square", "triangle") for rgb in KNOWN.values()
              for bg in backgrounds for f in (0.3, 0.5, 0.75)]
     assert np.mean(domain.out_of_domain(known)) <= 0.15  # measured: 2 of 54, both filling 75% of a 200 x 150 picture
     other = {"yellow": (240, 220, 30), "purple": (140, 40, 170), "pink": (250, 120, 180), "grey": (128, 128, 128)}
-    colours = [_drawn(s, rgb, bg) for s in ("circle", "square", "triangle") for rgb in other.values()
+    colours = [draw_shape(s, rgb, bg) for s in ("circle", "square", "triangle") for rgb in other.values()
                for bg in backgrounds]
     assert np.mean(domain.out_of_domain(colours)) >= 0.9  # measured: 24 of 24
 

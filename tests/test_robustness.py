@@ -98,37 +98,26 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     assert "added to its training: held-out mean" not in text  # no oracle run, no oracle sentence
 
 
-def drawn_shapes():
+def drawn_shapes(draw_shape):
     """One shape that fills most of the picture, drawn with PIL's own primitives (not ShapesWorld's renderer), as a
     learner draws one: 9 colour-shape pairs x white, dark or cream background x 60% or 75% of the short side x a
     200 x 150 or 128 x 128 canvas (108 pictures)."""
     import itertools
 
-    from PIL import Image, ImageDraw
-
     rgb = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
     pictures, truth = [], []
-    for shape, colour, bg, frac, (w, h) in itertools.product(
+    for shape, colour, bg, frac, size in itertools.product(
             ("circle", "square", "triangle"), rgb, ((255, 255, 255), (25, 25, 35), (230, 220, 200)), (0.6, 0.75),
             ((200, 150), (128, 128))):
-        im = Image.new("RGB", (w, h), bg)
-        r, x, y = frac * min(w, h) / 2, w / 2, h / 2
-        draw = ImageDraw.Draw(im)
-        if shape == "circle":
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=rgb[colour])
-        elif shape == "square":
-            draw.rectangle([x - r, y - r, x + r, y + r], fill=rgb[colour])
-        else:
-            draw.polygon([(x, y - r), (x - r, y + 0.8 * r), (x + r, y + 0.8 * r)], fill=rgb[colour])
-        pictures.append(im)
+        pictures.append(draw_shape(shape, rgb[colour], bg, size, frac))
         truth.append(f"{colour} {shape}")
     return pictures, truth
 
 
-def test_one_big_drawn_shape_is_one_shape():
+def test_one_big_drawn_shape_is_one_shape(draw_shape):
     # the models before big shapes in training (ShapesWorld(big_shapes=...)) invented a second object ("a large
     # red circle above a large red square") for most of these, and counted "one" about half the time
-    pictures, truth = drawn_shapes()
+    pictures, truth = drawn_shapes(draw_shape)
     caps = mmkit.caption(_model("shapes-blip-caption"), pictures)
     relations = (" above ", " below ", " left of ", " right of ")
     right = [t in c and not any(w in c for w in relations) for c, t in zip(caps, truth)]
