@@ -36,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     cfg.steps, cfg.seed = args.steps, args.seed
-    arch = dict(image_size=64, width_coefficient=0.5, depth_coefficient=0.5, strides=(1, 2, 2, 1, 1, 2, 1),
+    arch = dict(image_size=64, width_coefficient=0.5, depth_coefficient=0.5, strides=(1, 2, 2, 1, 1, 1, 1),
                 text_width=128, text_layers=2, heads=4)
     model, processor = tiny_align(train_wordpiece(), **arch)
     history = train_contrastive(model, processor, cfg, progress=not args.no_progress)
@@ -45,7 +45,7 @@ def main() -> None:
     grid = arch["image_size"] // stride
     arch_text = (f"- Vision tower: EfficientNet (ALIGN's), {arch['image_size']} px images, width coefficient "
                  f"{vc.width_coefficient}, depth coefficient {vc.depth_coefficient} ({vc.num_hidden_layers} MBConv blocks), "
-                 f"stage strides {list(arch['strides'])} (total stride {stride}: a {grid}x{grid} final feature map); "
+                 f"stage strides {list(arch['strides'])} (total stride {stride}: a final feature map of {grid}x{grid}); "
                  f"image embedding = mean-pooled last block ({model.config.projection_dim}-d; ALIGN has no image "
                  "projection). Init: He (fan-in) convs, batch norms calibrated on 64 ShapesWorld images "
                  "(`mmkit.train.contrastive.init_efficientnet` / `calibrate_batchnorm`), so activations do not vanish.\n"

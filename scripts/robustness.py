@@ -1,6 +1,6 @@
 """The robustness table: every bundled model's held-out score on the plain look and on each held-out style.
 
-    python scripts/robustness.py [--models data/models] [--n 100] [--n-pointing 20] [--out data/models/ROBUSTNESS.md]
+    python scripts/robustness.py [--models data/models] [--n 100] [--n-pointing 100] [--out data/models/ROBUSTNESS.md]
 
 Scores come from mmkit.train.robustness (the public task functions on ShapesWorld(split="test", style=...)).
 Writes the table as Markdown and JSON, and each model's scores into its mmkit.json ("robustness"). The defaults
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="data/models")
     ap.add_argument("--n", type=int, default=100, help="held-out scenes per style (and per score)")
-    ap.add_argument("--n-pointing", type=int, default=20, help="held-out scenes per style for the pointing game")
+    ap.add_argument("--n-pointing", type=int, default=100, help="held-out scenes per style for the pointing game")
     ap.add_argument("--out", default=None, help="Markdown table (default: <models>/ROBUSTNESS.md)")
     ap.add_argument("--only", nargs="*", choices=MODELS)
     ap.add_argument("--table-only", action="store_true",
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
         if args.table_only:
             saved = json.loads((folder / name / "mmkit.json").read_text())["robustness"]
             results[name], args.n = saved["scores"], saved["n_per_style"]
+            args.n_pointing = saved.get("n_pointing", args.n_pointing)
             continue
         t0 = time.perf_counter()
         m = mmkit.load_model(str(folder / name))
@@ -63,15 +64,16 @@ def main(argv=None) -> int:
         print(name, json.dumps(row), f"{time.perf_counter() - t0:.0f} s", flush=True)
         meta_path = folder / name / "mmkit.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        meta["robustness"] = {"n_per_style": args.n, "scores": row}
+        meta["robustness"] = {"n_per_style": args.n, "n_pointing": args.n_pointing, "scores": row}
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     out = Path(args.out) if args.out else folder / "ROBUSTNESS.md"
-    out.with_suffix(".json").write_text(json.dumps({"n_per_style": args.n, "results": results}, indent=2) + "\n")
-    out.write_text(table(results, args.n))
+    out.with_suffix(".json").write_text(json.dumps({"n_per_style": args.n, "n_pointing": args.n_pointing,
+                                                    "results": results}, indent=2) + "\n")
+    out.write_text(table(results, args.n, args.n_pointing))
     return 0
 
 
-def table(results: dict, n: int) -> str:
+def table(results: dict, n: int, n_pointing: int) -> str:
     head = "| model | score | " + " | ".join(STYLES) + " | held-out mean | target | no shapes | big shapes |"
     lines = [head, "|" + "---|" * (len(STYLES) + 6)]
     for name, row in results.items():
@@ -88,10 +90,12 @@ def table(results: dict, n: int) -> str:
              if sum(row[s][FLOORS[name][0]] for s in STYLES if s != "plain") / (len(STYLES) - 1) < FLOORS[name][1]]
     misses = (f"{len(below)} of {len(results)} held-out means are below their targets." if below
               else "Every held-out mean meets its target.")
-    point = ["| model | map | " + " | ".join(STYLES) + " |", "|" + "---|" * (len(STYLES) + 2)]
+    point = ["| model | map | " + " | ".join(STYLES) + " | held-out mean |", "|" + "---|" * (len(STYLES) + 3)]
     for name, row in results.items():
         for meth, by_style in row.get("pointing", {}).items():
-            point.append(f"| {name} | {meth} | " + " | ".join(f"{by_style[s]:.2f}" for s in STYLES) + " |")
+            held = [by_style[s] for s in STYLES if s != "plain"]
+            point.append(f"| {name} | {meth} | " + " | ".join(f"{by_style[s]:.2f}" for s in STYLES)
+                         + f" | {sum(held) / len(held):.2f} |")
     return f"""# Robustness of the bundled models
 
 Held-out scores on ShapesWorld(split="test", seed=0) drawn in the plain look and in each held-out style
@@ -118,8 +122,9 @@ ones, training on the held-out looks, three times the steps, and other image tow
 directly) is measured in `ROBUSTNESS_BOUND.md` (`scripts/robustness_bound.py`).
 
 ## Do the maps still point at the right object?
-The pointing game on held-out scenes of each style (`mmkit.attention.faithfulness.score_maps`): the share of
-word maps whose peak lies inside the named object's box. A uniform map scores about 0.1.
+The pointing game on held-out scenes of each style ({n_pointing} scenes per style;
+`mmkit.attention.faithfulness.score_maps`): the share of word maps whose peak lies inside the named object's box.
+A uniform map scores about 0.1.
 
 {chr(10).join(point)}
 """

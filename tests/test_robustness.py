@@ -29,7 +29,7 @@ def held_out(objects=(1, 2)):
 @pytest.mark.parametrize("name,floor", [("shapes-clip", 0.55), ("shapes-align", 0.62)])
 def test_zero_shot_on_held_out_looks(name, floor):
     acc = R.zero_shot_accuracy(_model(name), held_out(objects=1))
-    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.65 / 0.73 (targets 0.90 / 0.85)
+    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.65 / 0.77 (targets 0.90 / 0.85)
 
 
 def test_captions_name_colour_and_shape_on_held_out_looks():
@@ -66,6 +66,19 @@ def test_word_maps_still_point_at_their_object_on_held_out_looks(name):
     assert score.words >= 20 and score.pointing >= 0.7 and score.pointing > 4 * score.baseline, score
 
 
+def test_align_grad_cam_points_at_its_object_on_held_out_looks():
+    """ALIGN's Grad-CAM reads an 8x8 last feature map (the sixth EfficientNet stage unstrided). On these scenes it
+    peaks in the named object's box for 0.28 of 148 words, against 0.08 for a uniform map; with the 4x4 map it
+    shipped with before, 0.13."""
+    from mmkit.attention.faithfulness import score_maps
+
+    m = _model("shapes-align")
+    assert m.model.config.vision_config.strides == [1, 2, 2, 1, 1, 1, 1]
+    score = score_maps(mmkit.load_model("shapes-align", attention=True),
+                       [s for style in TEST_STYLES for s in R.scenes(style, 8, seed=SEED)], "gradcam")
+    assert score.words >= 100 and score.pointing > 2.5 * score.baseline, score
+
+
 def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     """scripts/robustness_bound.py: the variants change one thing each, and the write-up's sentences come from
     the runs' numbers (here made up), not from text typed beside them."""
@@ -86,15 +99,18 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     (tmp_path / "inout.json").write_text(__import__("json").dumps(
         {"n": 10, "scores": {name: row(0.8, 0.7) for name in bound.MODELS}}))
     for tower, score in (("vit-stage1", 0.61), ("cnn", 0.93), ("cnn-mean", 0.42), ("align-stage1", 0.75),
-                         ("align-max", 0.72)):
+                         ("align-max", 0.72), ("cnn-bn", 0.96), ("align-fine", 0.77), ("align-128", 0.83)):
         (tmp_path / f"tower-{tower}.json").write_text(__import__("json").dumps(
-            {"tower": tower, "steps": 5, "parameters": 9, "cpu_seconds": 1.0, "final_loss": 0.5,
+            {"tower": tower, "steps": 5, "parameters": 9, "cpu_seconds": 1.0, "final_loss": 0.5, "n": 10,
              "scores": {"plain": 1.0, **{s: score for s in looks}}}))
     text = bound.table()
     assert "score 0.80-0.80 (means over those looks); on the held-out looks 0.70-0.70" in text
     assert "the small CNN 0.93" in text and "0.42 against 0.93" in text
-    assert "| cnn | 9 | 5 | 1 | 0.50 |" in text
+    assert "| cnn | 9 | 5 | 1 | 0.50 | 10 |" in text
     assert "0.72 against 0.75. Max pooling does not help this tower" in text
+    assert "batch norm after each convolution: 0.96 held-out against 0.93 without" in text
+    assert "(against 0.75): its sixth stage unstrided (an 8x8 last map instead of 4x4) 0.77;" in text
+    assert "Resolution is the lever: the best of these (align-128)" in text
     assert "added to its training: held-out mean" not in text  # no oracle run, no oracle sentence
 
 
