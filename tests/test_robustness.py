@@ -72,10 +72,11 @@ def test_align_grad_cam_points_at_its_object_on_held_out_looks():
     shipped with before, 0.13."""
     from mmkit.attention.faithfulness import score_maps
 
-    m = _model("shapes-align")
+    if not (mmkit.config.models_dir() / "shapes-align" / "config.json").exists():
+        pytest.skip("shapes-align is not built")
+    m = mmkit.load_model("shapes-align", attention=True)
     assert m.model.config.vision_config.strides == [1, 2, 2, 1, 1, 1, 1]
-    score = score_maps(mmkit.load_model("shapes-align", attention=True),
-                       [s for style in TEST_STYLES for s in R.scenes(style, 8, seed=SEED)], "gradcam")
+    score = score_maps(m, [s for style in TEST_STYLES for s in R.scenes(style, 8, seed=SEED)], "gradcam")
     assert score.words >= 100 and score.pointing > 2.5 * score.baseline, score
 
 
