@@ -42,7 +42,8 @@ def one_thread():
 @pytest.fixture(scope="session")
 def draw_shape():
     """A function (shape, rgb, background, size, frac) -> one circle, square or triangle drawn with PIL's own
-    primitives (not ShapesWorld's renderer), centred, its diameter `frac` of the picture's short side."""
+    primitives (not ShapesWorld's renderer), centred, its diameter `frac` of the picture's short side. Its `known`
+    holds a red, green and blue near ShapesWorld's own, as a learner would pick them."""
     from PIL import Image, ImageDraw
 
     def draw(shape: str, rgb, bg=(255, 255, 255), size=(200, 150), frac=0.5):
@@ -57,4 +58,5 @@ def draw_shape():
             d.polygon([(x, y - r), (x - r, y + 0.8 * r), (x + r, y + 0.8 * r)], fill=rgb)
         return im
 
+    draw.known = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
     return draw

@@ -121,7 +121,7 @@ def drawn_shapes(draw_shape):
     200 x 150 or 128 x 128 canvas (108 pictures)."""
     import itertools
 
-    rgb = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
+    rgb = draw_shape.known
     pictures, truth = [], []
     for shape, colour, bg, frac, size in itertools.product(
             ("circle", "square", "triangle"), rgb, ((255, 255, 255), (25, 25, 35), (230, 220, 200)), (0.6, 0.75),
