@@ -29,8 +29,8 @@ from mmkit.data.styles import FIRST_STYLES, TRAIN_BIG_SHAPES, TRAIN_STYLES  # no
 EMPTY = 0.06  # share of training pictures with no shapes
 # model -> its phases, each trained from the one before: (steps, peak learning rate, pool size, looks, seed).
 # Phase 1 uses the first training styles; phase 2 adds photo crops in turned colours ("photo+") and more
-# pictures with no shapes.
-# and a share of scenes whose large objects are drawn bigger, up to 0.8 of the picture when alone (big_shapes)
+# pictures with no shapes. Both draw a share of scenes whose large objects are bigger, up to 0.8 of the picture
+# when alone (big_shapes).
 PHASE1 = dict(style=FIRST_STYLES, empty=EMPTY, big_shapes=TRAIN_BIG_SHAPES, seed=0)
 PHASE2 = dict(style=TRAIN_STYLES, empty=0.08, big_shapes=TRAIN_BIG_SHAPES, seed=1)
 RECIPES = {
