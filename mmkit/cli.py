@@ -9,7 +9,8 @@ one line), 1 an unexpected error (one line too), 130 interrupted.
 Output never breaks a reader (mmkit/cli_output.py): one text line per image whatever a file name holds,
 any terminal encoding, and --json always valid UTF-8 JSON Lines (`json_record`). An out-of-domain
 notice (`mmkit.OutOfDomainWarning`, e.g. a bundled ShapesWorld model given a photo) is printed on
-stderr once per distinct message, and the JSON records of the images it concerns get a "notice" field.
+stderr once per distinct message, when it first comes; the JSON records of the images it concerns get a
+"notice" field, and in text output a line at the end names them (`concerned`).
 
 Adding a command: write its `batch` function and register a `Command` in COMMANDS; `process` is the one
 place where the per-file work of a command is chosen.
@@ -278,7 +279,7 @@ def run(args) -> int:
     if cmd.check is not None:
         cmd.check(args, m)
     ascii_only = encoding_of(sys.stdout) != "utf-8"  # then \\u escapes keep the JSON valid in any encoding
-    failed, told = 0, set()
+    failed, told = 0, {}  # told: each distinct notice -> the images it concerns, in input order
     step = 1 if cmd.one_by_one else args.batch_size
     bar = _progress(len(paths), args.command)
     try:
@@ -304,16 +305,44 @@ def run(args) -> int:
                 (fields, record), notices = results[j]
                 for n in notices:
                     if n not in told:  # each distinct notice once on stderr
-                        told.add(n)
+                        told[n] = []
                         bar.clear()
                         say(f"mmkit: note: {n}")
+                    told[n].append(p)
                 write(sys.stdout, json_record(p, record, notices, ascii_only) if args.json else text_line(p, fields))
             bar.update(len(batch))
     finally:
         bar.close()
+    for line in concerned(told, len(paths) - failed):
+        say(line)
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0
+
+
+ORDINALS = ("first", "second", "third", "fourth")
+
+
+def concerned(told: dict, n: int, shown: int = 5) -> list[str]:
+    """After the run, which images each printed note concerns: in text output nothing else says so.
+
+    told maps each distinct notice (printed once, when it first came) to the images it concerns. One line per
+    notice when more than one image was read; the first `shown` names, then a count.
+    """
+    lines = []
+    for k, paths in enumerate(told.values()):
+        if n <= 1:
+            continue  # one image: the note can only be about it
+        label = "the note" if len(told) == 1 else f"the {ORDINALS[k]} note" if k < len(ORDINALS) else f"note {k + 1}"
+        if len(paths) == n:
+            lines.append(f"mmkit: {label} concerns all {n} images read")
+            continue
+        cut = shown if len(paths) > shown + 1 else len(paths)  # never "and 1 more"
+        names = ", ".join(show_path(Path(p).name) for p in paths[:cut])
+        more = f" and {len(paths) - cut} more" if len(paths) > cut else ""
+        lines.append(f"mmkit: {label} concerns {len(paths)} of {n} images read: {names}{more} "
+                     "(--json gives each image its notice)")
+    return lines
 
 
 def _stdout_gone() -> None:

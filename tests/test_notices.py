@@ -260,6 +260,42 @@ def test_retrieval_panel_shows_the_gallery_notice_on_every_search(model_dirs, mo
     assert panel.notice.value == "" and calls == [2, 1]
 
 
+def test_cli_text_output_ends_by_naming_the_images_each_note_concerns(fakes, tmp_path, capsys, model_dirs,
+                                                                      monkeypatch):
+    """The note is printed once, so in text output a line at the end says which captions it is about."""
+    import mmkit.domain
+    from mmkit.cli import concerned, main
+
+    def check(m, images, task="result"):
+        return [im.size != (64, 64) for im in scene_or_photo(images)]
+
+    monkeypatch.setattr(mmkit.domain, "check", check)
+    monkeypatch.setattr(mmkit.domain, "picture_notice", lambda spec, which, n, task="result":
+                        f"1 picture(s): {NOTICE} <b>")  # what the fake task says of one picture
+    scene = mmkit.ShapesWorld(1, split="test")[0].image
+    scene.save(tmp_path / "a_scene.png")
+    for i in range(7):
+        photo().save(tmp_path / f"photo{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"")
+    assert main(["caption", str(tmp_path), "--model", model_dirs("blip-caption")]) == 2  # the broken file
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 8 and err.count("mmkit: note:") == 1
+    assert ("mmkit: the note concerns 7 of 8 images read: photo0.png, photo1.png, photo2.png, photo3.png, "
+            "photo4.png and 2 more (--json gives each image its notice)") in err
+    assert main(["caption", str(tmp_path / "a_scene.png"), str(tmp_path / "photo0.png"), "--model",
+                 model_dirs("blip-caption")]) == 0
+    err = capsys.readouterr()[1]
+    assert "concerns 1 of 2 images read: photo0.png (--json" in err  # no "and 0 more"
+    assert main(["caption", str(tmp_path / "photo0.png"), "--model", model_dirs("blip-caption")]) == 0
+    assert "concerns" not in capsys.readouterr()[1]  # one image: the note can only be about it
+    # several notes are told apart by their order; one about every image names none
+    told = {"about the words": ["x/a.png", "x/b.png", "x/c.png"], "about the pictures": ["x/b.png", "x/c.png"]}
+    assert concerned(told, 3) == ["mmkit: the first note concerns all 3 images read",
+                                  "mmkit: the second note concerns 2 of 3 images read: b.png, c.png "
+                                  "(--json gives each image its notice)"]
+    assert concerned({f"n{k}": ["a.png"] for k in range(5)}, 2)[4].startswith("mmkit: note 5 concerns 1 of 2")
+
+
 def test_cli_a_batch_notice_no_single_image_explains_goes_to_every_image(monkeypatch, tmp_path, capsys, model_dirs):
     import json
 
