@@ -517,3 +517,16 @@ def test_file_objects_in_odd_states(tmp_path):
     im.close()
     with pytest.raises(InputError, match="closed"):
         load_image(im)
+
+
+def test_a_file_of_numbers_out_of_range_is_told_to_be_resaved_not_divided(tmp_path):
+    """'divide by 255' helps an array; a float or 32-bit TIFF from a scanner or a lab needs re-saving."""
+    Image.fromarray(np.full((8, 8), 200.0, np.float32)).save(tmp_path / "f.tif")
+    Image.fromarray(np.full((8, 8), -5, np.int32)).save(tmp_path / "i.tif")
+    for name, mode in (("f.tif", "F"), ("i.tif", "I")):
+        with pytest.raises(InputError) as e:
+            load_image(tmp_path / name)
+        assert f"mode-{mode} picture" in str(e.value) and "re-save it with 8 bits" in str(e.value)
+        assert "divide" not in str(e.value) and "uint8" not in str(e.value)
+    with pytest.raises(InputError, match="divide by 255"):  # an array still gets the array's advice
+        load_image(np.full((8, 8), 200.0, np.float32))

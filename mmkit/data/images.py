@@ -192,7 +192,8 @@ def _mode_to_rgb(im: Image.Image, name: str) -> Image.Image:
     if mode == "RGB":
         return im.copy() if im.readonly else im
     if mode in _NUMERIC_MODES:
-        return Image.fromarray(_to_uint8(np.asarray(im), name)).convert("RGB")
+        fix = f"it is a mode-{mode} picture (numbers, not colours): re-save it with 8 bits per channel (PNG or JPEG)"
+        return Image.fromarray(_to_uint8(np.asarray(im), name, fix)).convert("RGB")
     if mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
         mode = im.mode
@@ -205,8 +206,12 @@ def _mode_to_rgb(im: Image.Image, name: str) -> Image.Image:
 
 # -- arrays and tensors -------------------------------------------------------------------------------
 
-def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
-    """The one number rule (module docstring): any bool, integer or float array -> uint8, or InputError."""
+def _to_uint8(a: np.ndarray, name: str, fix: str | None = None) -> np.ndarray:
+    """The one number rule (module docstring): any bool, integer or float array -> uint8, or InputError.
+
+    fix: the advice for numbers out of range when they did not come as an array (a file of PIL mode F or I),
+    where "divide by 255" cannot be done.
+    """
     if a.dtype.byteorder not in ("=", "|") and a.dtype.byteorder != sys.byteorder[0]:
         a = a.astype(a.dtype.newbyteorder("="))  # big-endian '>u2' means the same numbers as '<u2'
     if a.dtype == bool:
@@ -216,6 +221,8 @@ def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
             raise InputError(f"{name} contains NaN or infinite values; clean it (np.nan_to_num) first")
         lo, hi = float(a.min()), float(a.max())
         if lo < 0 or hi > 1:
+            if fix:
+                raise InputError(f"{name} has values in [{lo:g}, {hi:g}]; float images must be in [0, 1], and {fix}")
             if lo >= 0 and hi <= 255:
                 raise InputError(f"{name} is a float array with values up to {hi:g}; float images must be in [0, 1]: "
                                  "divide by 255, or convert with .astype(np.uint8)")
@@ -227,8 +234,8 @@ def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 65535:
-            raise InputError(f"{name} has integer values in [{lo}, {hi}]; use uint8 in [0, 255], uint16 in "
-                             "[0, 65535] or float in [0, 1]")
+            raise InputError(f"{name} has integer values in [{lo}, {hi}]; "
+                             + (fix or "use uint8 in [0, 255], uint16 in [0, 65535] or float in [0, 1]"))
         if hi > 255:
             return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # 16-bit values
         return a.astype(np.uint8)
