@@ -273,7 +273,8 @@ def run(args) -> int:
     from .models import require
 
     cmd = COMMANDS[args.command]
-    paths = expand(args.images)
+    other: list[Path] = []
+    paths = expand(args.images, other)
     m = mmkit.load_model(args.model, device=args.device, attention=cmd.attention)
     require(m, cmd.task)
     if cmd.check is not None:
@@ -315,6 +316,10 @@ def run(args) -> int:
         bar.close()
     for line in concerned(told, len(paths) - failed):
         say(line)
+    if other:
+        names = ", ".join(show_path(p.name) for p in other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        say(f"mmkit: {len(other)} file{'s' * (len(other) > 1)} in the folders passed over, without an image suffix "
+            f"({names}); name them .png, .jpg, ... or pass them one by one")
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0

@@ -11,10 +11,11 @@ from .cli_output import show_path
 from .errors import InputError
 
 
-def expand(paths: list[str]) -> list[Path]:
+def expand(paths: list[str], passed_over: list | None = None) -> list[Path]:
     """Files as given and the image files inside folders (sorted); InputError for a missing path or empty folder.
 
     Only stat() is used (never open()), so a FIFO or a device among the paths cannot hang the listing.
+    passed_over, when given, receives the files inside the folders that were left out (no image suffix).
     """
     out: list[Path] = []
     for p in map(Path, paths):
@@ -28,9 +29,12 @@ def expand(paths: list[str]) -> list[Path]:
             out.append(p)  # non-image files are reported one by one when they are read
             continue
         try:
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            files = sorted(f for f in p.iterdir() if f.is_file())
         except OSError as e:
             raise InputError(f"folder {show_path(p)!r} cannot be listed ({reason(e)})") from None
+        found = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+        if passed_over is not None:
+            passed_over += [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
         if not found:
             raise InputError(f"folder {show_path(p)!r} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         out += found

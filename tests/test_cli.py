@@ -298,3 +298,20 @@ def test_help_and_errors_name_every_command(capsys):
     assert main([]) == 2
     assert "name a command: caption, answer" in capsys.readouterr().err
     assert main(["embed", "--help"]) == 0 and "--resume" in capsys.readouterr().out  # still parsed by its module
+
+
+def test_folder_files_without_an_image_suffix_are_named_as_passed_over(tmp_path, capsys, model_dirs):
+
+    ShapesWorld(1)[0].image.save(tmp_path / "scene.png")
+    ShapesWorld(1)[0].image.save(tmp_path / "scene_saved_without_suffix", format="PNG")
+    (tmp_path / "notes.txt").write_text("not a picture")
+    passed: list = []
+    assert expand([str(tmp_path)], passed) == [tmp_path / "scene.png"]
+    assert passed == [tmp_path / "notes.txt", tmp_path / "scene_saved_without_suffix"]
+    assert main(["caption", str(tmp_path), "--model", model_dirs("blip-caption")]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1
+    assert "2 files in the folders passed over, without an image suffix (notes.txt, scene_saved_without_suffix)" in err
+    assert main(["caption", str(tmp_path / "scene_saved_without_suffix"), "--model", model_dirs("blip-caption")]) == 0
+    out, err = capsys.readouterr()  # given by name, it is read whatever its name
+    assert out.count("\n") == 1 and "passed over" not in err
