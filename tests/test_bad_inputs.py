@@ -8,6 +8,7 @@ the documented conversion) or raises mmkit.InputError whose message names the pr
 error inside itself and then handles the next input. Hypothesis adds random texts, arrays and bytes.
 Tiny random-init models keep it fast (one torch thread).
 """
+import html
 import io
 import struct
 import warnings
@@ -66,7 +67,31 @@ def animated_gif() -> bytes:
     return buf.getvalue()
 
 
+def tiny_mp4() -> bytes:
+    """Five frames of MPEG-4 video in an MP4 container (PyAV)."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for _ in range(5):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")))
+        out.mux(stream.encode())
+    return buf.getvalue()
+
+
+def tiny_zip() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.png", encode(Image.new("RGB", (4, 4))))
+    return buf.getvalue()
+
+
 NOISE = Image.effect_noise((64, 64), 60).convert("RGB")
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an iPhone photo's first bytes
 
 # name -> (file name, bytes, expected): expected is a check of the loaded RGB image, or words of the error
 IMAGES = {
@@ -87,7 +112,20 @@ IMAGES = {
     "exif_rotated": ("rot.jpg", exif_rotated(), lambda im: im.size == (20, 40)),
     "animated_gif": ("anim.gif", animated_gif(), lambda im: im.getpixel((4, 4))[0] > 200 > im.getpixel((4, 4))[2]),
     "webp": ("pic.webp", encode(Image.new("RGB", (24, 12), (0, 0, 255)), "WEBP"), lambda im: im.size == (24, 12)),
+    "heic": ("photo.heic", HEIC, "HEIC/HEIF photo"),
+    "video_named_png": ("clip.png", tiny_mp4(), "it is a video"),
+    "pdf": ("scan.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(40), "PDF document"),
+    "zip": ("pictures.png", tiny_zip(), "ZIP archive"),
 }
+
+
+def test_binary_bytes_are_not_called_a_text_file():
+    """NUL bytes decode as UTF-8, so a file of zeros and ASCII (a broken AVIF, a raw dump) read as 'text'."""
+    with pytest.raises(InputError) as e:
+        mmkit.load_image(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + bytes(60))
+    assert "text file" not in str(e.value) and "None" not in str(e.value)
+    with pytest.raises(InputError, match="text file"):
+        mmkit.load_image(b"just some notes\n")
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +219,7 @@ def test_image_case_panel(case, caption_panel, good):
     simulate_upload(p.picker.upload, name, data)
     if isinstance(expected, str):
         assert expected.lower() in p.picker.error.value.lower() and p.picker.label != f"upload: {name}"
+        assert repr(name) in html.unescape(p.picker.error.value)  # the upload's name, not "bytes input (N bytes)"
     else:
         assert p.picker.error.value == "" and p.picker.label == f"upload: {name}"
     p.caption()  # the panel goes on with the last good image

@@ -50,6 +50,10 @@ def test_upload_a_video_and_a_bad_one(panel):
     simulate_upload(panel.upload, "notes.mp4", b"<script>not a video</script>" * 10, mime="video/mp4")
     panel.analyse()
     assert "not a readable video" in panel.error.value and "<script>" not in panel.error.value
+    assert "&#x27;notes.mp4&#x27; is not" in panel.error.value  # named by the upload, not "bytes input (N bytes)"
+    simulate_upload(panel.upload, "nothing.mp4", b"", mime="video/mp4")
+    assert "&#x27;nothing.mp4&#x27; is empty (0 bytes); choose another file" in panel.error.value
+    assert panel.uploaded[0] == "notes.mp4"  # the last upload that had bytes stays chosen
     panel.source.value = 1  # choosing an example drops the upload
     assert panel.uploaded is None
 

@@ -33,6 +33,17 @@ def error_text(e: BaseException) -> str:
     return msg if isinstance(e, InputError) else f"{type(e).__name__}: {msg}"
 
 
+def upload_error(e: BaseException, content: bytes, file_name: str) -> str:
+    """An error about uploaded bytes, naming the file.
+
+    "bytes input (N bytes) is not ..." becomes "'photo.heic' is not ..."; other errors are left as they are.
+    """
+    from mmkit.errors import describe
+
+    text, subject = error_text(e), describe(content)
+    return repr(file_name) + text[len(subject):] if text.startswith(subject) else text
+
+
 def error_html(e: BaseException | str) -> str:
     """An error as escaped red text (never a traceback)."""
     text = e if isinstance(e, str) else error_text(e)

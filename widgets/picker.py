@@ -14,7 +14,7 @@ from mmkit.errors import InputError
 
 from mmkit.data.styles import STYLES, TEST_STYLES
 
-from .base import IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, wrap_row
+from .base import IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, upload_error, wrap_row
 
 MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
 SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
@@ -128,14 +128,17 @@ class ImagePicker(w.VBox):
         """Call fn(picker) whenever a new image is chosen."""
         self._callbacks.append(fn)
 
-    def set_image(self, image, label: str = "image", scene=None) -> None:
-        """Use any image load_image accepts (path, bytes, PIL, array); errors show in the picker."""
+    def set_image(self, image, label: str = "image", scene=None, file_name: str | None = None) -> None:
+        """Use any image load_image accepts (path, bytes, PIL, array); errors show in the picker.
+
+        file_name: the uploaded file's name, which an error then names instead of "bytes input (N bytes)".
+        """
         from mmkit.data import load_image
 
         try:
             im = load_image(image)
         except InputError as e:
-            self.error.value = error_html(e)
+            self.error.value = error_html(e if file_name is None else upload_error(e, image, file_name))
             return
         self.image, self.label, self.scene = im, label, scene
         self.error.value = ""
@@ -231,13 +234,13 @@ class ImagePicker(w.VBox):
     def _take_upload(self, name: str, content: bytes, size: int) -> None:
         if max(size, len(content)) > self.max_upload_mb * 1024 * 1024:
             mb = max(size, len(content)) / 1024 / 1024
-            self.error.value = error_html(f"{name} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
+            self.error.value = error_html(f"{name!r} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
                                           "Resize the image or save it as JPEG, then upload it again.")
             return
         if not content:
-            self.error.value = error_html(f"{name} is empty (0 bytes); choose another file")
+            self.error.value = error_html(f"{name!r} is empty (0 bytes); choose another file")
             return
-        self.set_image(content, f"upload: {name}")
+        self.set_image(content, f"upload: {name}", file_name=name)
 
     def _on_sample(self, change) -> None:
         from mmkit.data import sample_path

@@ -6,7 +6,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, control_layout, esc, png, preview_png, wrap_row
+from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, control_layout, esc, png, preview_png, upload_error, wrap_row
 from .picker import uploaded_files
 
 MAX_UPLOAD_MB = 200  # uploads stay in memory; longer videos are better read from a path in code
@@ -81,13 +81,20 @@ class VideoPanel(Panel):
         name, content, size = files[0]
         if IPYWIDGETS_MAJOR >= 8:
             self.upload.value = ()  # forget it, so the same file again is seen as a change
+        if not content:
+            self.show_error(f"{name!r} is empty (0 bytes); choose another file")
+            return
         if max(size, len(content)) > MAX_UPLOAD_MB * 1024 * 1024:
-            self.show_error(f"{name} is {max(size, len(content)) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB. "
+            self.show_error(f"{name!r} is {max(size, len(content)) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB. "
                             "Cut or re-encode the video smaller, or pass its path to mmkit.caption_video in code.")
             return
         self.clear_error()
         self.uploaded = (name, content)
         self.picked.value = self._label()
+
+    def on_error(self, e: BaseException) -> None:
+        """Errors about the uploaded bytes name the uploaded file."""
+        self.show_error(upload_error(e, self.uploaded[1], self.uploaded[0]) if self.uploaded else e)
 
     def _video(self):
         """What the tasks read: the uploaded bytes or the chosen example clip."""

@@ -88,10 +88,35 @@ def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
     return canvas
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_VIDEO = (" (it is a video: `mmkit caption FILE` captions it in timed segments, and so does the video panel of "
+          "notebook 14; for one picture, save a frame as PNG)")
+
+
 def _sniff(data: bytes) -> str:
+    """What a file PIL cannot open seems to be, from its first bytes, as a parenthesis for the message."""
+    if data[4:8] == b"ftyp":  # the ISO media family: MP4, MOV, M4A, HEIC, AVIF
+        brand = data[8:12].lower()
+        if brand in _HEIF_BRANDS:
+            return (" (it is a HEIC/HEIF photo, the format iPhones save by default, which this Pillow cannot "
+                    "decode: export it as JPEG, or set the camera to 'Most Compatible')")
+        if brand.startswith(b"m4a") or brand.startswith(b"m4b"):
+            return " (it is an audio file)"
+        if not brand.startswith(b"avi"):  # a broken AVIF is left to the general message
+            return _VIDEO
+    if data.startswith(b"\x1a\x45\xdf\xa3") or (data[:4] == b"RIFF" and data[8:12] == b"AVI "):
+        return _VIDEO  # Matroska / WebM, AVI
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE" or data[:3] == b"ID3":
+        return " (it is an audio file)"
+    if data.startswith(b"%PDF"):
+        return " (it is a PDF document: export the page as PNG)"
+    if data.startswith(b"PK\x03\x04"):
+        return " (it is a ZIP archive: unpack it and pass the pictures, or the folder, instead)"
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<svg")) or b"<html" in head:
         return " (it looks like an HTML/XML page, e.g. a web page saved under an image name)"
+    if b"\x00" in data[:512]:  # NUL bytes decode as UTF-8, but text files do not hold them
+        return ""
     try:
         data[:512].decode("utf-8")
         return " (it looks like a text file)"
