@@ -63,6 +63,23 @@ def test_wrong_columns_and_empty_data_raise_input_error(tmp_path):
         read_examples(42)
 
 
+def test_a_spreadsheet_csv_separated_by_semicolons_or_tabs_is_read(tmp_path):
+    """Excel in a locale whose decimal mark is a comma saves 'CSV' with ';'; some tools save tabs."""
+    names = _pictures(tmp_path, 2)
+    for sep in (";", "\t", "|"):
+        (tmp_path / "captions.csv").write_text(f"Image{sep}Caption\n{names[0]}{sep}\"a circle{sep} orange\"\n"
+                                               f"{names[1]}{sep}a green triangle\n", encoding="utf-8-sig")
+        ex = read_examples(tmp_path)
+        quoted = " ".join(f"a circle{sep} orange".split())  # the separator inside quotes stays (a tab as a space)
+        assert [e.text for e in ex.items] == [quoted, "a green triangle"] and not ex.skipped, sep
+    (tmp_path / "captions.csv").unlink()
+    (tmp_path / "qa.csv").write_text(f"image;question;answer\n{names[0]};what color is it?;orange\n")
+    assert read_examples(tmp_path).items[0].answer == "orange"
+    (tmp_path / "qa.csv").write_text(f"image;question\n{names[0]};what color is it?\n")  # a column missing
+    with pytest.raises(mmkit.InputError, match=r"has columns \['image;question'\], without"):
+        read_examples(tmp_path)
+
+
 def test_qa_csv_and_tuples_of_three(tmp_path):
     names = _pictures(tmp_path, 2)
     (tmp_path / "qa.csv").write_text(f"image,question,answer\n{names[0]},what color is it?,orange\n"

@@ -14,6 +14,7 @@ input as a whole is wrong (a CSV without the needed columns, a file that is not 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -118,18 +119,30 @@ class _Collector:
         self.out.items.append(Example(im, text, question, answer, where, key))
 
 
+def _delimiter(text: str, need) -> str:
+    """The separator whose header line names the needed columns: ',' or what spreadsheets also write (';' where
+    the decimal mark is a comma, a tab, '|'); ',' when none does, so the error names the columns found."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    for sep in (",", ";", "\t", "|"):
+        header = [h.strip().lower() for h in next(csv.reader([first], delimiter=sep), [])]
+        if all(c in header for c in need):
+            return sep
+    return ","
+
+
 def _read_csv(path: Path) -> Examples:
     """captions.csv or qa.csv in a folder -> Examples (image paths relative to the folder)."""
+    need = QA_COLUMNS if path.name == "qa.csv" else CAPTION_COLUMNS
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            lines = list(csv.reader(f))
+            text = f.read()
+        lines = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text, need)))
     except UnicodeDecodeError:
         raise InputError(f"{str(path)!r} is not UTF-8 text; save the CSV as UTF-8") from None
     except (OSError, csv.Error) as e:
         raise InputError(f"{str(path)!r} could not be read as CSV ({e})") from None
     header = [h.strip().lower() for h in (lines[0] if lines else [])]
     rows = [(n, dict(zip(header, r))) for n, r in enumerate(lines[1:], start=2) if any(c.strip() for c in r)]
-    need = QA_COLUMNS if path.name == "qa.csv" else CAPTION_COLUMNS
     missing = [c for c in need if c not in header]
     if missing:
         raise InputError(f"{str(path)!r} has columns {header}, without {missing}; the first line must name the "
