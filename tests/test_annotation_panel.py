@@ -185,3 +185,21 @@ def test_two_panels_on_one_folder_keep_each_others_saves(folder):
     assert {names[a["image_id"]]: a["caption"] for a in data["annotations"]} == {
         "scene0.png": "from panel 1", "scene1.png": "also from panel 1"}
     assert data["mmkit_skipped"] == ["broken.jpg"]
+
+
+def test_a_picture_shows_its_own_notes_only_and_the_default_tags_raise_none(tmp_path, scenes):
+    """On the bundled models: a photo's note goes when the next picture (unreadable, or a scene) shows."""
+    from mmkit.data.samples import sample_images
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    next(iter(sample_images().values())).save(d / "a_photo.png")
+    (d / "b_broken.jpg").write_bytes(b"<html>not an image</html>")
+    mmkit.ShapesWorld(1, split="test")[0].image.save(d / "c_scene.png")
+    p = AnnotationPanel(d, caption_model="shapes-blip-caption", tag_model="shapes-clip", background=False)
+    assert p.current == "a_photo.png" and "no such shapes" in p.notice.value
+    p.skip()
+    assert p.current == "b_broken.jpg" and p.error.value and p.notice.value == ""
+    p.skip()
+    assert p.current == "c_scene.png" and p.error.value == "" and p.suggestion.get("caption")
+    assert p.notice.value == "", p.notice.value  # the default tags are words the bundled CLIP knows

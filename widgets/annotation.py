@@ -15,7 +15,7 @@ from mmkit.errors import InputError
 
 from .base import ModelChoice, Panel, error_text, esc, preview_png
 
-DEFAULT_TAGS = ("red", "green", "blue", "yellow", "circle", "square", "triangle", "small", "large")
+DEFAULT_TAGS = ("red", "green", "blue", "circle", "square", "triangle", "small", "large")  # words every tagger knows
 TOP_TAGS = 3  # suggested tags: the most probable labels...
 MIN_TAG_PROB = 0.1  # ...that reach this zero-shot probability
 
@@ -87,6 +87,7 @@ class AnnotationPanel(Panel):
         if index is not None:
             self.index = max(0, min(int(index), len(self.files)))
         self.clear_error()
+        self.show_notices([])  # the previous picture's notes are not about this one
         self.suggestion, self.image = {}, None
         self.caption.value, self.tags.value, self.suggested.value = "", "", ""
         self._render_header()
