@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .annotations.files import heic_hint
 from .cli_input import expand, read_image, reason
 from .cli_output import encoding_of, json_record, say, show_path, text_line, write
 from .errors import InputError
@@ -318,8 +319,8 @@ def run(args) -> int:
         say(line)
     if other:
         names = ", ".join(show_path(p.name) for p in other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
-        say(f"mmkit: {len(other)} file{'s' * (len(other) > 1)} in the folders passed over, without an image suffix "
-            f"({names}); name them .png, .jpg, ... or pass them one by one")
+        say(f"mmkit: {len(other)} file{'s' * (len(other) > 1)} in the folders passed over, not named as a picture "
+            f"mmkit reads ({names}){heic_hint(other) or '; name them .png, .jpg, ... or pass them one by one'}")
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0
@@ -334,10 +335,10 @@ def concerned(told: dict, n: int, shown: int = 5) -> list[str]:
     told maps each distinct notice (printed once, when it first came) to the images it concerns. One line per
     notice when more than one image was read; the first `shown` names, then a count.
     """
+    if n <= 1:
+        return []  # one image: the note can only be about it
     lines = []
     for k, paths in enumerate(told.values()):
-        if n <= 1:
-            continue  # one image: the note can only be about it
         label = "the note" if len(told) == 1 else f"the {ORDINALS[k]} note" if k < len(ORDINALS) else f"note {k + 1}"
         if len(paths) == n:
             lines.append(f"mmkit: {label} concerns all {n} images read")

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 from .annotations import IMAGE_SUFFIXES  # the image files a folder contributes
+from .annotations.files import heic_hint
 from .cli_output import show_path
 from .errors import InputError
 
@@ -36,7 +37,8 @@ def expand(paths: list[str], passed_over: list | None = None) -> list[Path]:
         if passed_over is not None:
             passed_over += [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
         if not found:
-            raise InputError(f"folder {show_path(p)!r} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise InputError(f"folder {show_path(p)!r} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                             + heic_hint(files))
         out += found
     return out
 

@@ -311,7 +311,26 @@ def test_folder_files_without_an_image_suffix_are_named_as_passed_over(tmp_path,
     assert main(["caption", str(tmp_path), "--model", model_dirs("blip-caption")]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1
-    assert "2 files in the folders passed over, without an image suffix (notes.txt, scene_saved_without_suffix)" in err
+    assert ("2 files in the folders passed over, not named as a picture mmkit reads (notes.txt, "
+            "scene_saved_without_suffix); name them") in err
     assert main(["caption", str(tmp_path / "scene_saved_without_suffix"), "--model", model_dirs("blip-caption")]) == 0
     out, err = capsys.readouterr()  # given by name, it is read whatever its name
     assert out.count("\n") == 1 and "passed over" not in err
+
+
+def test_heic_photos_in_a_folder_are_named_with_what_to_do_and_jfif_is_read(tmp_path, capsys, model_dirs):
+    from mmkit.jobs.source import list_images
+
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an iPhone photo's first bytes
+    (tmp_path / "IMG_0001.HEIC").write_bytes(heic)
+    (tmp_path / "IMG_0002.heic").write_bytes(heic)
+    for listing in (lambda: expand([str(tmp_path)]), lambda: list_images(tmp_path)):
+        with pytest.raises(InputError, match="no image files.*; 2 are HEIC photos .*export them as JPEG"):
+            listing()
+    ShapesWorld(1)[0].image.save(tmp_path / "saved_from_the_web.jfif", format="JPEG")
+    assert main(["caption", str(tmp_path), "--model", model_dirs("blip-caption")]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(str(tmp_path / "saved_from_the_web.jfif") + "\t")
+    assert "(IMG_0001.HEIC, IMG_0002.heic); 2 are HEIC photos" in err and "name them" not in err
+    assert main(["caption", str(tmp_path / "IMG_0001.HEIC"), "--model", model_dirs("blip-caption")]) == 2
+    assert "it is a HEIC/HEIF photo" in capsys.readouterr()[1]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from ..errors import InputError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")  # what a folder walk lists
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".tif", ".tiff", ".webp",
+                  ".avif")  # what a folder walk lists (.jfif: JPEGs as Windows saves them from the web)
+CANNOT_DECODE = {".heic": "HEIC", ".heif": "HEIF"}  # photo formats Pillow reads only with a plug-in: named in messages
 LOCK_TIMEOUT = 60.0  # seconds a writer waits for another one's save before giving up with an error
 _HOST = (os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")).replace(".", "_") \
     or "host"  # temp files name their owner: host and pid
@@ -245,3 +247,12 @@ class WriterLock:
         elif self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+def heic_hint(files) -> str:
+    """'; 3 are HEIC photos (...)' when some of the files are in a photo format that cannot be decoded here."""
+    heic = [f for f in files if Path(f).suffix.lower() in CANNOT_DECODE]
+    if not heic:
+        return ""
+    return (f"; {len(heic)} {'is a HEIC photo' if len(heic) == 1 else 'are HEIC photos'} (what iPhones save), which "
+            "this Pillow cannot decode: export them as JPEG, or set the camera to 'Most Compatible'")

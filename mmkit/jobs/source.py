@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..annotations import IMAGE_SUFFIXES
+from ..annotations.files import heic_hint
 from ..cli_output import show_path
 from ..data import load_image
 from ..data.image_files import read_path
@@ -35,7 +36,7 @@ def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
     if not items:
         raise InputError("no images given; pass a folder of images, a file, or a list of them")
     out: list[str] = []
-    skipped = 0
+    passed: list[str] = []  # the files in the folders without an image suffix
     for x in items:
         p = os.path.abspath(os.fspath(x))
         try:
@@ -50,22 +51,24 @@ def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
             continue
         found, other = _walk(p, recursive)
         out += found
-        skipped += other
+        passed += other
     if not out:
         raise InputError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {show_path(source)!r}"
-                         + ("" if recursive else "; pass recursive=True (--recursive) to look in sub-folders"))
-    return sorted(dict.fromkeys(out)), skipped
+                         + (heic_hint(passed) or ("" if recursive else
+                                                   "; pass recursive=True (--recursive) to look in sub-folders")))
+    return sorted(dict.fromkeys(out)), len(passed)
 
 
-def _walk(root: str, recursive: bool) -> tuple[list[str], int]:
-    found, other = [], 0
+def _walk(root: str, recursive: bool) -> tuple[list[str], list[str]]:
+    """(the image files under root, the other files that are not hidden)."""
+    found, other = [], []
     for top, dirs, files in os.walk(root, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for f in files:
             if Path(f).suffix.lower() in IMAGE_SUFFIXES:
                 found.append(os.path.join(top, f))
             elif not f.startswith("."):
-                other += 1
+                other.append(os.path.join(top, f))
     return found, other
 
 
