@@ -202,19 +202,54 @@ def meteor_score(hyps: Mapping, refs: Mapping) -> float:
     return float(_meteor(*coco_inputs(hyps, refs))[0])
 
 
+def _start_meteor():
+    """pycocoevalcap's METEOR scorer, its Java process told where the paraphrase table is.
+
+    Left to find it, METEOR 1.5 builds the table's URL from its jar's and encodes it twice, so under a folder
+    whose name has a space ("My Projects", "C:\\Users\\Jane Doe") the process stops at once and every score
+    fails. `-a` with the file's path gives the same scores everywhere.
+    """
+    import os
+    import subprocess
+    import threading
+
+    from pycocoevalcap.meteor import meteor as mod
+
+    m = mod.Meteor.__new__(mod.Meteor)  # its compute_score, with the process started here
+    here = os.path.dirname(os.path.abspath(mod.__file__))
+    m.meteor_cmd = ["java", "-jar", "-Xmx2G", mod.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm",
+                    "-a", os.path.join(here, "data", "paraphrase-en.gz")]
+    m.meteor_p = subprocess.Popen(m.meteor_cmd, cwd=here, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+    m.lock = threading.Lock()
+    return m
+
+
+def _drop_meteor() -> None:
+    """Forget a failed METEOR process without hanging: pycocoevalcap's compute_score keeps its lock when the
+    process fails, and its __del__ then waits for that lock forever (the next garbage collection hangs)."""
+    while _METEOR:
+        m = _METEOR.pop()
+        try:
+            m.meteor_p.kill()
+            m.meteor_p.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - already gone, or it will be at exit
+            pass
+        if m.lock.locked():
+            m.lock.release()
+
+
 def _meteor(gts: dict, res: dict) -> tuple:
     """(corpus score, per-item scores) from the shared METEOR process, started (or restarted once) as needed."""
     if java_version() is None:
         raise MetricUnavailable(_NO_JAVA)
-    from pycocoevalcap.meteor.meteor import Meteor
-
     for attempt in range(2):  # restart the Java process once if it died
         try:
             if not _METEOR:
-                _METEOR.append(Meteor())
+                _METEOR.append(_start_meteor())
             return _METEOR[0].compute_score(gts, res)
         except (OSError, ValueError) as e:
-            _METEOR.clear()
+            _drop_meteor()
             if attempt:
                 raise MetricUnavailable(f"the METEOR Java process failed ({e}); check `java -version` works") from None
     raise AssertionError("unreachable")

@@ -46,10 +46,13 @@ def test_known_values():
 
 @pytest.mark.skipif(java_version() is None, reason="METEOR needs Java")
 def test_meteor_matches_pycocoevalcap():
+    import pycocoevalcap.meteor.meteor as mod
     from pycocoevalcap.meteor.meteor import Meteor
 
     from mmkit.metrics import caption_scores_per_item
 
+    if " " in mod.__file__:  # its own process stops at once there (and then hangs Python when collected)
+        pytest.skip("pycocoevalcap's METEOR cannot run from a folder whose name has a space; mmkit's can (next test)")
     corpus, per_item = Meteor().compute_score(REFS, HYPS)
     ours = caption_scores(HYPS, REFS, meteor=True)["METEOR"]
     assert ours == pytest.approx(corpus, abs=1e-6)
@@ -138,3 +141,38 @@ def test_true_paraphrases_and_agreement(scenes):
         assert hallucination_rate(alts, [s] * len(alts))["CHAIR_i"] == 0  # they only name what is there
     agree = metric_agreement({"good": [0.9, 0.8, 0.1], "bad": [0.1, 0.2, 0.9]}, [True, True, False])
     assert agree == {"good": 1.0, "bad": 0.0}
+
+
+@pytest.mark.skipif(java_version() is None, reason="METEOR needs Java")
+def test_meteor_under_a_folder_with_a_space_and_after_its_process_dies(tmp_path):
+    """METEOR 1.5 alone cannot find its paraphrase table under 'My Projects'; a dead process must not hang Python.
+
+    Run in a child Python with a time limit, so a hang fails the test instead of stopping the suite.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import pycocoevalcap.meteor.meteor as mod
+
+    spaced = tmp_path / "My Projects" / "meteor"
+    spaced.mkdir(parents=True)
+    here = os.path.dirname(os.path.abspath(mod.__file__))
+    for name in (mod.METEOR_JAR, "data"):
+        (spaced / name).symlink_to(os.path.join(here, name))
+    script = f"""
+import gc
+import pycocoevalcap.meteor.meteor as mod
+from mmkit import metrics
+mod.__file__ = {str(spaced / "meteor.py")!r}
+one = metrics.meteor_score({{1: ["a red circle"]}}, {{1: ["a red circle"]}})
+metrics._METEOR[0].meteor_p.kill()  # the Java process dies between two calls
+metrics._METEOR[0].meteor_p.wait()
+two = metrics.meteor_score({{1: ["a red circle"]}}, {{1: ["a red circle"]}})
+gc.collect()  # the dead scorer is collected: pycocoevalcap's __del__ waited for a lock that was never released
+print(one, two)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    one, two = map(float, out.stdout.split())
+    assert one > 0.9 and two == one
