@@ -318,9 +318,11 @@ def run(args) -> int:
     for line in concerned(told, len(paths) - failed):
         say(line)
     if other:
-        names = ", ".join(show_path(p.name) for p in other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        names = some_names(other)
+        fix = heic_hint(other) or ("; name them .png, .jpg, ... or pass them one by one" if len(other) > 1
+                                   else "; name it .png, .jpg, ... or pass it by its name")
         say(f"mmkit: {len(other)} file{'s' * (len(other) > 1)} in the folders passed over, not named as a picture "
-            f"mmkit reads ({names}){heic_hint(other) or '; name them .png, .jpg, ... or pass them one by one'}")
+            f"mmkit reads ({names}){fix}")
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0
@@ -343,12 +345,16 @@ def concerned(told: dict, n: int, shown: int = 5) -> list[str]:
         if len(paths) == n:
             lines.append(f"mmkit: {label} concerns all {n} images read")
             continue
-        cut = shown if len(paths) > shown + 1 else len(paths)  # never "and 1 more"
-        names = ", ".join(show_path(Path(p).name) for p in paths[:cut])
-        more = f" and {len(paths) - cut} more" if len(paths) > cut else ""
-        lines.append(f"mmkit: {label} concerns {len(paths)} of {n} images read: {names}{more} "
+        lines.append(f"mmkit: {label} concerns {len(paths)} of {n} images read: {some_names(paths, shown)} "
                      "(--json gives each image its notice)")
     return lines
+
+
+def some_names(paths, shown: int = 5) -> str:
+    """'a.png, b.png, c.png, d.png, e.png and 7 more': the first file names, then a count (never 'and 1 more')."""
+    cut = shown if len(paths) > shown + 1 else len(paths)
+    more = f" and {len(paths) - cut} more" if len(paths) > cut else ""
+    return ", ".join(show_path(Path(p).name) for p in paths[:cut]) + more
 
 
 def _stdout_gone() -> None:
