@@ -51,6 +51,22 @@ def test_escape_helper():
     assert esc("'\"&") == "&#x27;&quot;&amp;"
 
 
+def test_names_and_paths_typed_with_quotes_are_read_without_them(tmp_path, scenes):
+    """Windows' "Copy as path" adds double quotes; a name copied from code has single ones."""
+    from widgets.base import typed
+
+    assert typed('  "C:\\Users\\Jane Doe\\photo.jpg" ') == "C:\\Users\\Jane Doe\\photo.jpg"
+    assert typed("'blip-caption'") == "blip-caption" and typed("it's") == "it's" and typed('"') == '"'
+    path = tmp_path / "my photo.png"
+    scenes[0].image.save(path)
+    p = CaptionPanel("'shapes-blip-caption'", background=False)
+    p.picker.path.value = f'"{path}"'
+    p.picker.open_file()
+    assert p.picker.error.value == "" and p.picker.label == "file: my photo.png"
+    p.caption()
+    assert p.error.value == "" and p.result
+
+
 def test_background_run_stop_and_reuse():
     panel = Panel([])
     started, finished, done_calls = threading.Event(), threading.Event(), []

@@ -33,6 +33,15 @@ def error_text(e: BaseException) -> str:
     return msg if isinstance(e, InputError) else f"{type(e).__name__}: {msg}"
 
 
+def typed(text: str) -> str:
+    """A name or path as typed in a box: spaces around it and one pair of quotes around it dropped
+    (Windows' "Copy as path" adds double quotes; a name copied from code, 'blip-caption', has single ones)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1].strip()
+    return text
+
+
 def upload_error(e: BaseException, content: bytes, file_name: str) -> str:
     """An error about uploaded bytes, naming the file.
 
@@ -158,7 +167,7 @@ class ModelChoice:
         """The Loaded model for a task, or InputError naming a model that can do it."""
         from mmkit.models import require
 
-        name = self.name.value.strip()
+        name = typed(self.name.value)
         if self.loaded is not None and name == self.loaded.spec.name:
             m = self.loaded
         else:

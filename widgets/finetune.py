@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from mmkit.errors import InputError, OutOfDomainWarning
 
-from .base import ModelChoice, Panel, control_layout, esc, png, preview_png, wrap_row
+from .base import ModelChoice, Panel, control_layout, esc, png, preview_png, typed, wrap_row
 
 
 class FinetunePanel(Panel):
@@ -68,7 +68,7 @@ class FinetunePanel(Panel):
     def _data(self):
         if self.given is not None and self.data.value == "(given in code)":
             return self.given
-        value = self.data.value.strip()
+        value = typed(self.data.value)
         if not value:
             raise InputError("choose the data: a folder with captions.csv or qa.csv, or AnnotationPanel's captions.json")
         return value
@@ -189,7 +189,7 @@ class FinetunePanel(Panel):
             self.show_error("train first: nothing to save yet")
             return
         try:
-            path = self.result.save(self.save_path.value.strip() or "finetuned-model", merge=self.merge.value)
+            path = self.result.save(typed(self.save_path.value) or "finetuned-model", merge=self.merge.value)
         except InputError as e:
             self.show_error(e)
             return

@@ -14,7 +14,8 @@ from mmkit.errors import InputError
 
 from mmkit.data.styles import STYLES, TEST_STYLES
 
-from .base import IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, upload_error, wrap_row
+from .base import (IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, typed, upload_error,
+                   wrap_row)
 
 MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
 SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
@@ -199,7 +200,7 @@ class ImagePicker(w.VBox):
 
     def open_file(self, path: str | None = None) -> None:
         """Use the image file at `path` (default: the path box), e.g. one uploaded in Colab's Files panel."""
-        text = (self.path.value if path is None else str(path)).strip()
+        text = typed(self.path.value if path is None else str(path))
         if not text:
             self.error.value = error_html("type the path of an image file, e.g. /content/photo.jpg (upload it in "
                                           "Colab's Files panel first)")
