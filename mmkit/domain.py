@@ -6,7 +6,10 @@ background. Given a photo or a screenshot they still answer, confidently and wro
 whether a picture shows such shapes; where it does not, the task emits `mmkit.OutOfDomainWarning` and
 still returns its result. The text a bundled model is given (a question, labels, a query) is checked too: a word
 no ShapesWorld text uses ("what is the capital of France?", "a photo of a cat") gets the same warning, since the
-model has never read it. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns both checks off.
+model has never read it. A question in ShapesWorld's words but not in one of the forms ShapesWorld asks ("what
+color is the shape?" where it asks "what color is the circle?") gets the warning too: the VQA models were only
+taught those forms, and ViLT answers that question with a shape. Pretrained models are never checked;
+MMKIT_DOMAIN_CHECK=0 turns the checks off.
 """
 from __future__ import annotations
 
@@ -206,6 +209,49 @@ def check_words(m, texts, task: str = "result") -> list[str]:
              f"it has never read {shown}, so its {task} is a guess. Say it in those words"
              + (f" ({', '.join(near)})" if near else "") + f", or {pretrained_hint(spec)}", OutOfDomainWarning)
     return unknown
+
+
+def question_form(question: str) -> str:
+    """A question with its colour, shape, size and count words replaced by their class, for comparing forms:
+    'what color is the circle?' -> 'what color is the {shape}'."""
+    import re
+
+    from .data.shapes import COLORS, COUNT_WORDS, SHAPES, SIZES
+
+    classes = {**dict.fromkeys(COLORS, "{color}"), **dict.fromkeys(SHAPES, "{shape}"),
+               **dict.fromkeys(SIZES, "{size}"), **dict.fromkeys(COUNT_WORDS, "{count}")}
+    return " ".join(classes.get(w, w) for w in re.findall(r"[^\W_]+", str(question).lower()))
+
+
+@lru_cache(maxsize=1)
+def question_forms() -> frozenset:
+    """The forms of the questions ShapesWorld asks, read off its own scenes: the plain look's, and a many-looks
+    world's with pictures without shapes (which adds 'how many shapes are there?'). About 0.2 s, once."""
+    from .data import ShapesWorld
+
+    worlds = (ShapesWorld(300, seed=0), ShapesWorld(60, seed=0, style="light", empty=0.3))
+    return frozenset(question_form(qa.question) for world in worlds for scene in world for qa in scene.qa)
+
+
+def check_questions(m, questions) -> list[str]:
+    """Warn (mmkit.OutOfDomainWarning) when a bundled model is asked, in words it knows, a question that is not
+    in one of ShapesWorld's forms. Questions with unknown words are left to check_words' warning.
+
+    Returns: the questions warned about (empty for models that are not checked).
+    """
+    from .errors import OutOfDomainWarning, warn
+
+    if not checked(m):
+        return []
+    odd = list(dict.fromkeys(q for q in questions if not unknown_words([q]) and question_form(q) not in question_forms()))
+    if odd:
+        shown = ", ".join(repr(q) for q in odd[:3]) + (", ..." if len(odd) > 3 else "")
+        warn(f"{bundled_name(m.spec)} is a bundled teaching model taught ShapesWorld's question forms only ('what "
+             "color is the circle?', 'what shape is the red object?', 'what size is the blue square?', 'how many "
+             "objects are there?', 'is there a green triangle?', 'is the red circle above the blue square?'); "
+             f"{shown} {'is not one of them' if len(odd) == 1 else 'are not'}, so its answer may be a guess. Ask in "
+             f"one of those forms, or {pretrained_hint(m.spec)}", OutOfDomainWarning)
+    return odd
 
 
 def picture_notice(spec, which: list[int], n: int, task: str = "result") -> str:

@@ -44,6 +44,29 @@ def test_a_question_outside_shapesworld_warns_once_names_the_words_and_still_ans
     assert len(said) == 1 and "'color' for 'colour', 'circle' for 'circles'" in said[0]
 
 
+def test_a_question_in_known_words_but_not_in_a_shapesworld_form_warns(scene, monkeypatch):
+    """'what color is the shape?' (the wording #21 itself used) is answered with a shape by the bundled ViLT."""
+    forms = domain.question_forms()
+    assert "what color is the {shape}" in forms and "how many shapes are there" in forms and len(forms) == 11
+    # every question of every look's scenes, no-shape pictures included, is in a known form
+    worlds = [ShapesWorld(80, seed=5, split="test"), ShapesWorld(40, seed=5, style="test", empty=0.3)]
+    assert {domain.question_form(q.question) for w in worlds for s in w for q in s.qa} <= forms
+    m = mmkit.load_model("shapes-vilt-vqa")
+    for q in ("what color is the shape?", "what color is it?", "is there a small red circle?"):
+        ans, said = ood_messages(mmkit.answer, m, scene.image, q)
+        assert isinstance(ans, str) and len(said) == 1, (q, said)
+        assert f"{q!r} is not one of them" in said[0] and "'what color is the circle?'" in said[0]
+    for q in ("What color is the CIRCLE", "how many shapes are there?", "is the red circle below the blue square?"):
+        assert ood_messages(mmkit.answer, m, scene.image, q)[1] == [], q
+    _, said = ood_messages(mmkit.answer, m, scene.image, "what colour is it?")  # unknown words: that warning only
+    assert len(said) == 1 and "'colour'" in said[0]
+    _, said = ood_messages(mmkit.answer, m, [scene.image] * 3, ["what color is it?", "what shape is it?",
+                                                                "what color is it?"])
+    assert len(said) == 1 and "'what color is it?', 'what shape is it?' are not" in said[0]
+    monkeypatch.setenv("MMKIT_DOMAIN_CHECK", "0")
+    assert ood_messages(mmkit.answer, m, scene.image, "what color is the shape?")[1] == []
+
+
 @pytest.mark.parametrize("call,word", [
     (lambda m, im: mmkit.zero_shot(m, im, ["cat", "dog"]), "'cat', 'dog'"),
     (lambda m, im: mmkit.zero_shot(m, im, ["red circle", "blue square"], templates=["a photo of a {}"]), "'photo'"),
