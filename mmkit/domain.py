@@ -243,7 +243,8 @@ def check_questions(m, questions) -> list[str]:
 
     if not checked(m):
         return []
-    odd = list(dict.fromkeys(q for q in questions if not unknown_words([q]) and question_form(q) not in question_forms()))
+    forms = question_forms()
+    odd = list(dict.fromkeys(q for q in questions if not unknown_words([q]) and question_form(q) not in forms))
     if odd:
         shown = ", ".join(repr(q) for q in odd[:3]) + (", ..." if len(odd) > 3 else "")
         warn(f"{bundled_name(m.spec)} is a bundled teaching model taught ShapesWorld's question forms only ('what "

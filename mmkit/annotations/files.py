@@ -14,7 +14,7 @@ from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".tif", ".tiff", ".webp",
                   ".avif")  # what a folder walk lists (.jfif: JPEGs as Windows saves them from the web)
-CANNOT_DECODE = {".heic": "HEIC", ".heif": "HEIF"}  # photo formats Pillow reads only with a plug-in: named in messages
+CANNOT_DECODE = (".heic", ".heif")  # photos Pillow reads only with a plug-in (pillow-heif): named in messages
 LOCK_TIMEOUT = 60.0  # seconds a writer waits for another one's save before giving up with an error
 _HOST = (os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")).replace(".", "_") \
     or "host"  # temp files name their owner: host and pid
