@@ -254,5 +254,8 @@ def heic_hint(files) -> str:
     heic = [f for f in files if Path(f).suffix.lower() in CANNOT_DECODE]
     if not heic:
         return ""
-    return (f"; {len(heic)} {'is a HEIC photo' if len(heic) == 1 else 'are HEIC photos'} (what iPhones save), which "
-            "this Pillow cannot decode: export them as JPEG, or set the camera to 'Most Compatible'")
+    from ..data.images import HEIC_FIX
+
+    one = len(heic) == 1
+    what = "is a HEIC photo" if one else "are HEIC photos"
+    return f"; {len(heic)} {what} (what iPhones save), {HEIC_FIX.format(it='it' if one else 'them')}"

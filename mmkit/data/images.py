@@ -89,6 +89,8 @@ def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
 
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+# what load_image's errors and the folder listings (mmkit.annotations.files.heic_hint) say of HEIC/HEIF photos
+HEIC_FIX = "which this Pillow cannot decode: export {it} as JPEG, or set the camera to 'Most Compatible'"
 _VIDEO = (" (it is a video: `mmkit caption FILE` captions it in timed segments, and so does the video panel of "
           "notebook 14; for one picture, save a frame as PNG)")
 
@@ -98,8 +100,7 @@ def _sniff(data: bytes) -> str:
     if data[4:8] == b"ftyp":  # the ISO media family: MP4, MOV, M4A, HEIC, AVIF
         brand = data[8:12].lower()
         if brand in _HEIF_BRANDS:
-            return (" (it is a HEIC/HEIF photo, the format iPhones save by default, which this Pillow cannot "
-                    "decode: export it as JPEG, or set the camera to 'Most Compatible')")
+            return f" (it is a HEIC/HEIF photo, the format iPhones save by default, {HEIC_FIX.format(it='it')})"
         if brand.startswith(b"m4a") or brand.startswith(b"m4b"):
             return " (it is an audio file)"
         if not brand.startswith(b"avi"):  # a broken AVIF is left to the general message
