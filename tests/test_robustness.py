@@ -104,7 +104,18 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
         (tmp_path / f"tower-{tower}.json").write_text(__import__("json").dumps(
             {"tower": tower, "steps": 5, "parameters": 9, "cpu_seconds": 1.0, "final_loss": 0.5, "n": 10,
              "scores": {"plain": 1.0, **{s: score for s in looks}}}))
+    canv = ["1024x512", "500x500"]
+    (tmp_path / "aspect.json").write_text(__import__("json").dumps({"n": 4, "canvases": canv, "padded": [
+        "shapes-blip-caption"], "scores": {
+        "shapes-blip-caption": {f: {"all": a, **{c: a for c in canv}} for f, a in
+                                (("as given", 0.5), ("4:3", 0.75), ("square", 0.625))},
+        "shapes-clip": {f: {"all": a, **{c: a for c in canv}} for f, a in
+                        (("as given", 0.5), ("4:3", 0.25), ("square", 0.5))}}}))
     text = bound.table()
+    assert "| shapes-blip-caption | 4:3 | 0.75 | 0.75 | **0.75** |" in text
+    assert ("names 0.50 of the drawings right squeezed, 0.75 padded to 4:3 and 0.62 padded to a square; padding to "
+            "4:3 changes the models' scores by shapes-blip-caption +0.25, shapes-clip -0.25. Only shapes-blip-caption is "
+            "given pictures padded to 4:3") in text
     assert "score 0.80-0.80 (means over those looks); on the held-out looks 0.70-0.70" in text
     assert "the small CNN 0.93" in text and "0.42 against 0.93" in text
     assert "| cnn | 9 | 5 | 1 | 0.50 | 10 |" in text

@@ -139,7 +139,7 @@ class AttentionExplorer(Panel):
             return None
         found = dict(target_objects(self.scene, self.maps.words))
         obj = found.get(self.words.value)
-        return None if obj is None else obj.box
+        return None if obj is None else self.maps.box(obj.box)
 
     def figure(self):
         """The current picture as a Figure: the head view when it is on, else the selected map's overlay."""

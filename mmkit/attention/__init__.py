@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from ..data.images import fit_aspect, load_image
+from ..data.images import load_image, pad_offset
 from ..domain import check as check_domain
+from ..domain import fit_picture
 from ..domain import check_words
 from ..errors import InputError
 from ..models import Loaded, load_model, require
@@ -77,8 +78,9 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     m = load_model(m, attention=True) if isinstance(m, str) else m
     require(m, "attention_maps")
     kwargs = check_attention_options(m, kwargs)  # which options each family takes, and their values (mmkit/options.py)
-    image = fit_aspect(load_image(image))  # very thin images padded with white (see fit_aspect)
-    check_domain(m, [image], "attention map")  # a bundled model warns on pictures with no shapes
+    given = load_image(image)
+    check_domain(m, [given], "attention map")  # a bundled model warns on pictures with no shapes
+    image = fit_picture(m, given)  # as the task functions give it: very thin pictures padded, and see fit_picture
     fam = m.spec.family
     if text is not None:
         if isinstance(text, str) and not text.replace("\x00", "").strip():
@@ -89,4 +91,6 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     elif adapter(m).maps_need_text:
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     with eager_attention(m):  # the model's attention implementation and flag come back after the call
-        return map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)
+        maps = map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)
+    maps.offset = pad_offset(given.size, image.size)  # where the given picture lies in maps.image
+    return maps

@@ -86,9 +86,10 @@ def score_maps_many(m, scenes, methods: list, randomized: bool = False) -> dict:
                 hits, masses, shares = found[meth]
                 for i, obj in pairs:
                     heat = maps.for_token(i, method=meth or maps.methods[0], size="image")
-                    hits.append(pointing_hit(heat, obj.box))
-                    masses.append(mass_in_box(heat, obj.box))
-                    shares.append(box_share(obj.box, scene.image.size))
+                    box = maps.box(obj.box)  # the maps cover the picture as padded for the model
+                    hits.append(pointing_hit(heat, box))
+                    masses.append(mass_in_box(heat, box))
+                    shares.append(box_share(box, maps.image.size))
     name = m.spec.name + (" (re-initialised)" if randomized else "")
     out = {}
     for meth, (hits, masses, shares) in found.items():

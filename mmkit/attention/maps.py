@@ -79,6 +79,12 @@ class AttentionMaps:
     text: str = ""  # the caption / question / prompt
     kind: str = "words"  # "words", or "queries" for BLIP-2 Q-Former queries
     notes: dict = field(default_factory=dict)  # e.g. which layer a Grad-CAM used
+    offset: tuple = (0, 0)  # (x, y) of the picture given inside `image`, when the model was given it padded
+
+    def box(self, box) -> tuple:
+        """A box (x0, y0, x1, y1) on the picture given, moved onto `image` (on which the maps lie)."""
+        dx, dy = self.offset
+        return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
     def __post_init__(self):
         self.extra = LazyMaps(self.extra)  # methods such as "relevance" are computed when first read

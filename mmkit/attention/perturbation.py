@@ -284,7 +284,8 @@ def _curves(m, enc, state, orders: list[np.ndarray], grid, fractions, batch_size
 def perturbation_many(m, images, methods: list[str], texts=None, steps: int = STEPS, n_random: int = N_RANDOM,
                       batch_size: int = 64, seed: int = 0, labels=None, over: str = "patches") -> dict[str, Perturbation]:
     """`perturbation` for several methods at once: the random curves (method-independent) are computed once."""
-    from ..data.images import fit_aspect, load_image
+    from ..data.images import load_image
+    from ..domain import fit_picture
     from ..models import load_model
     from . import attention_maps
 
@@ -309,14 +310,14 @@ def perturbation_many(m, images, methods: list[str], texts=None, steps: int = ST
         from .text_perturbation import text_perturbation_many
 
         used = []
-        imgs = [fit_aspect(load_image(x)) for x in images]
+        imgs = [fit_picture(m, load_image(x)) for x in images]
         curves = text_perturbation_many(m, imgs, methods, texts, fractions, n_random, batch_size, seed, labels, used)
         return {meth: Perturbation(m.spec.name, meth, score, fractions, **{k: np.stack(v) for k, v in c.items()},
                                    texts=used, over="tokens") for meth, c in curves.items()}
     curves = {k: {x: [] for x in ("deletion", "insertion", "random_deletion", "random_insertion")} for k in methods}
     used = []
     for n, (image, text) in enumerate(zip(images, texts)):
-        image = fit_aspect(load_image(image))
+        image = fit_picture(m, load_image(image))
         maps = attention_maps(m, image, text)
         text = maps.text if text is None else text  # a captioning model's own caption
         used.append(text)

@@ -22,6 +22,7 @@ are refused without opening them for a blocking read.
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 import warnings
@@ -73,19 +74,35 @@ def load_image(x, *, max_pixels: int | None = None, max_bytes: int | None = None
     )
 
 
-def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT) -> Image.Image:
-    """Pad a very thin image (e.g. 1x5000) with white, centred, to at most max_ratio : 1.
+def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT, fill="white") -> Image.Image:
+    """Pad an image that is wider (or taller) than max_ratio : 1, centred, to that ratio.
 
     Model processors resize the shorter side to a fixed size and cap the longer one, which would shrink
-    the short side of a thin image to zero pixels; tasks and attention_maps call this before them.
+    the short side of a thin image (e.g. 1x5000) to zero pixels; tasks and attention_maps call this before them.
+    fill: "white", or "border" for the median colour of the picture's edge pixels (its background, mostly).
     """
     w, h = im.size
     if max(w, h) <= max_ratio * min(w, h):
         return im
-    size = (w, int(-(-w // max_ratio))) if w > h else (int(-(-h // max_ratio)), h)  # ceil: the short side grows
-    canvas = Image.new("RGB", size, (255, 255, 255))
-    canvas.paste(im, ((size[0] - w) // 2, (size[1] - h) // 2))
+    size = (w, _ceil(w / max_ratio)) if w > h else (_ceil(h / max_ratio), h)  # the short side grows
+    if fill == "border":
+        a = np.asarray(im)
+        edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])  # (2W + 2H, 3)
+        colour = tuple(int(v) for v in np.median(edge, axis=0))
+    else:
+        colour = (255, 255, 255)
+    canvas = Image.new("RGB", size, colour)
+    canvas.paste(im, pad_offset(im.size, size))
     return canvas
+
+
+def _ceil(x: float) -> int:
+    return int(math.ceil(x - 1e-9))  # 400 / (4 / 3) is 300.00000000000006 in floats: 300, not 301
+
+
+def pad_offset(size: tuple[int, int], padded: tuple[int, int]) -> tuple[int, int]:
+    """(x, y) of a picture of `size` inside the `padded` canvas fit_aspect centres it in."""
+    return (padded[0] - size[0]) // 2, (padded[1] - size[1]) // 2
 
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")

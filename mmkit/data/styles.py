@@ -34,6 +34,7 @@ TRAIN_STYLES = ("plain", "light", "dark", "solid", "gradient", "noise", "photo",
 FIRST_STYLES = TRAIN_STYLES[:-1]  # the first stage of the bundled models' training on many looks
 TEST_STYLES = ("texture", "photo-test", "sketch", "tiny", "big")
 TRAIN_BIG_SHAPES = 0.2  # share of the bundled models' stage-2 training scenes drawn with big shapes
+TRAINED_ASPECT = 4 / 3  # the widest (or tallest) canvas the training styles draw: make_look's 0.75-1.33
 GROUPS = {"train": TRAIN_STYLES, "test": TEST_STYLES, "all": tuple(STYLES)}
 PLAIN_SHARE = 0.3  # share of "plain" scenes when a scene draws its style from a tuple that includes it
 OBJECT_RGB = ((215, 40, 40), (35, 160, 60), (40, 80, 215))  # ShapesWorld's red, green, blue

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from ..data.images import fit_aspect, load_image
+from ..data.images import load_image
+from ..domain import fit_picture
 from ..errors import InputError, warn
 from ..families import adapter
 from ..models import Loaded, load_model, require
@@ -162,7 +163,7 @@ def pixel_inputs(m: Loaded, images: list) -> dict:
 
 
 def _distinct_pixels(m: Loaded, images: list) -> dict:
-    images = [fit_aspect(im) for im in images]  # 1x5000 would be resized to zero pixels
+    images = [fit_picture(m, im) for im in images]  # 1x5000 would be resized to zero pixels (and see fit_picture)
     process = m.processor.image_processor
     on_device = _on_device_preprocessing(m)
     pixels = None if on_device else pil_pixels(process, images)  # the PIL processors' steps in one pass

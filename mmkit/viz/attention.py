@@ -18,7 +18,7 @@ def _fig_ax(ax, figsize):
 
 
 def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "jet", title: str | None = None,
-            colorbar: bool = True, boxes=None):
+            colorbar: bool = True, boxes=None, offset=(0, 0)):
     """A heatmap drawn over the image (stretched to the image's size), with a colour bar. Returns the Figure.
 
     Every text (title, words) is drawn as typed, never as matplotlib mathtext.
@@ -27,6 +27,7 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
         image: PIL image.
         heat: (gh, gw) map on the patch grid, or (H, W).
         boxes: optional ShapesWorld objects whose boxes are drawn dashed.
+        offset: (x, y) of the boxes' picture inside `image` (AttentionMaps.offset, when the model got it padded).
     """
     fig, ax = _fig_ax(ax, (3.2, 3))
     w, h = image.size
@@ -34,7 +35,7 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
     im = ax.imshow(np.asarray(heat, dtype=np.float32), cmap=cmap, alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                    interpolation="bilinear")
     if boxes:
-        draw_boxes(ax, boxes)
+        draw_boxes(ax, boxes, offset=offset)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
@@ -53,7 +54,8 @@ def caption_strip(maps, words=None, method: str | None = None, layer=None, head=
     axes = np.atleast_1d(fig.subplots(1, max(1, len(idx))))
     for ax, i in zip(axes, idx):
         heat = maps.for_token(i, layer=layer, head=head, agg=agg, method=method)
-        overlay(maps.image, heat, ax=ax, alpha=alpha, title=maps.words[i], colorbar=False, boxes=boxes)
+        overlay(maps.image, heat, ax=ax, alpha=alpha, title=maps.words[i], colorbar=False, boxes=boxes,
+                offset=maps.offset)
     fig.suptitle(plain(f"{maps.model}: {method or maps.methods[0]}"), fontsize=9)
     return fig
 
@@ -84,6 +86,6 @@ def compare_methods(maps, word, methods=None, alpha: float = 0.55, boxes=None):
     axes = np.atleast_1d(fig.subplots(1, len(methods)))
     for ax, meth in zip(axes, methods):
         overlay(maps.image, maps.for_token(word, method=meth), ax=ax, alpha=alpha, title=meth, colorbar=True,
-                boxes=boxes)
+                boxes=boxes, offset=maps.offset)
     fig.suptitle(plain(f"'{maps.words[maps.index(word)]}' ({maps.model})"), fontsize=9)
     return fig

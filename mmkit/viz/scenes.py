@@ -40,11 +40,12 @@ def _display_in_ipython() -> None:
         png.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
-def draw_boxes(ax, objects, lw: float = 1.5):
+def draw_boxes(ax, objects, lw: float = 1.5, offset=(0, 0)):
+    """Each object's box drawn dashed, moved by offset = (x, y) (where its picture lies in a padded one)."""
     from matplotlib.patches import Rectangle
 
     for o in objects:
-        x0, y0, x1, y1 = o.box
+        x0, y0, x1, y1 = o.box[0] + offset[0], o.box[1] + offset[1], o.box[2] + offset[0], o.box[3] + offset[1]
         # pixel (x, y) covers [x - 0.5, x + 0.5] in imshow coordinates
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="black", lw=lw, ls="--"))
 
