@@ -257,6 +257,43 @@ def test_zero_shot_panel(model_dirs):
     assert set(panel.result) == {"cat", "dog"}
 
 
+def test_a_result_is_marked_as_the_previous_pictures_when_a_new_one_is_picked(model_dirs, monkeypatch):
+    """The caption, answer or labels of one picture stay in view, greyed and said to be the previous picture's, once
+    another picture is picked; the next run shows a fresh result. So does a result that comes back after the
+    picture changed while it was being worked on."""
+    panels = [(CaptionPanel(model_dirs("blip-caption"), background=False), "Caption", lambda p: p.caption()),
+              (VQAPanel(model_dirs("blip-vqa"), background=False), "Ask", lambda p: p.ask()),
+              (ZeroShotPanel(model_dirs("clip"), background=False), "Classify", lambda p: p.classify())]
+    for panel, label, press in panels:
+        panel.picker.choose_scene(1)  # before any result: nothing to mark
+        assert panel.output.value == ""
+        press(panel)
+        assert_no_error(panel)
+        shown = panel.output.value
+        assert shown and "previous picture" not in shown
+        panel.picker.choose_scene(2)
+        assert f"for the previous picture: press {label} for this one" in panel.output.value
+        assert shown in panel.output.value  # still there, greyed
+        panel.picker.choose_scene(3)
+        assert panel.output.value.count("previous picture") == 1  # marked once
+        press(panel)
+        assert "previous picture" not in panel.output.value
+    panel = CaptionPanel(model_dirs("blip-caption"), background=False)
+    real = mmkit.caption
+
+    def caption_then_new_picture(*args, **kwargs):  # the learner picks another picture while this one runs
+        out = real(*args, **kwargs)
+        panel.picker.choose_scene(4)
+        return out
+
+    monkeypatch.setattr(mmkit, "caption", caption_then_new_picture)
+    panel.caption()
+    assert panel.result is not None and "for the previous picture" in panel.output.value
+    app = CaptionApp(model_dirs("blip-caption"), background=False)
+    app.picker.choose_scene(1)
+    assert "previous picture" not in app.caption_html.value  # the "choose an image" hint is not a result
+
+
 def test_retrieval_panel(model_dirs, scenes):
     panel = RetrievalPanel(model_dirs("clip"), gallery_size=8, background=False)
     panel.k.value = 3

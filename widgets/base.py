@@ -65,6 +65,12 @@ def notice_html(notices: list[str]) -> str:
                    f"white-space:pre-wrap'><b>Note:</b> {esc(n)}</div>" for n in notices)
 
 
+def stale_html(shown: str, again: str) -> str:
+    """A result shown for the previous picture: a line saying so, then the result greyed."""
+    return (f"<div style='color:#8a5a00'>for the previous picture: press {esc(again)} for "
+            f"this one</div><div style='opacity:0.45'>{shown}</div>")
+
+
 LABEL_STYLE = {"description_width": "initial"}  # a description as wide as its text: never cut to "sample p..."
 
 
@@ -218,6 +224,9 @@ class Panel(w.VBox):
         self.last_traceback = ""  # full traceback of the last unexpected error, for bug reports (not shown)
         self.job: Job | None = None
         self.thread: threading.Thread | None = None
+        self._pictures = 0  # counts the pictures a followed picker has shown (see follow_picker)
+        self._follow: tuple = ()  # (result widgets, button label) marked stale on a new picture
+        self._fresh = False  # a run's result is shown and not yet marked stale
         self._busy_buttons: list[w.Button] = []  # disabled while work runs
         self.stop_button.on_click(lambda _: self.stop())
         super().__init__(children + ([] if placed else [self.notice])
@@ -240,6 +249,28 @@ class Panel(w.VBox):
         """Show out-of-domain notices next to the result (an empty list clears them)."""
         self.notices = list(notices)
         self.notice.value = notice_html(self.notices)
+
+    def follow_picker(self, picker, outputs, again: str) -> None:
+        """When `picker` shows a new picture, mark the result in `outputs` (HTML widgets; the notice line too)
+        as the previous picture's, greyed, until `again` (the button's label) is pressed. A result that comes back
+        after the picture changed is marked so too."""
+        self._follow = (list(outputs) + [self.notice], again)
+        picker.on_change(lambda _p: self._new_picture())
+
+    def _new_picture(self) -> None:
+        self._pictures += 1
+        self.mark_stale()
+
+    def mark_stale(self) -> None:
+        """Grey the shown result and say it is the previous picture's (once; the next run replaces it)."""
+        outputs, again = self._follow or ((), "")
+        if not self._fresh:
+            return
+        self._fresh = False
+        for o in outputs:
+            if o.value:
+                o.value = (stale_html(o.value, again) if o is not self.notice
+                           else f"<div style='opacity:0.45'>{o.value}</div>")
 
     def run(self, work, done=None, label: str = "working...") -> None:
         """Run `work(job)`, then `done(result)`; errors and Stop are shown in the panel.
@@ -267,12 +298,14 @@ class Panel(w.VBox):
 
     def _execute(self, job: Job, work, done) -> None:
         notices: list[str] = []
+        picture = self._pictures
         try:
             with capture_notices() as notices:  # this run's own: other panels' threads keep theirs
                 result = work(job)
             job.check()
             if done is not None:
                 done(result)
+                self._fresh = True
             self.status.value = ""
         except Cancelled:
             self.status.value = "Stopped."
@@ -290,6 +323,8 @@ class Panel(w.VBox):
         finally:
             if self.job is job and not job.cancelled and notices:  # shown with the result (or the error)
                 self.show_notices(notices)
+            if self.job is job and self._pictures != picture:  # the picture changed while this one was worked on
+                self.mark_stale()
             if self.job is job:
                 self._set_busy(False)
                 self.progress.layout.visibility = "hidden"

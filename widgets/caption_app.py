@@ -94,6 +94,7 @@ class CaptionApp(Panel):
             wrap_row([self.export_json_button, self.export_csv_button, self.clear_button]), self.download,
         ], background, layout=w.Layout(max_width="100%"))
         self._busy_buttons = [self.button]
+        self.follow_picker(self.picker, [self.caption_html], "Caption")  # its word maps show their own picture
         self._render_history()
         if self.server:
             self._show_server()

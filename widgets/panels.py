@@ -46,6 +46,7 @@ class CaptionPanel(Panel):
         super().__init__([self.model.box, self.picker, self.decoding, self.button, self.output, self.notice],
                          background)
         self._busy_buttons = [self.button]
+        self.follow_picker(self.picker, [self.output], "Caption")
 
     def caption(self) -> None:
         """Caption the picked image (the Caption button does this)."""
@@ -91,6 +92,7 @@ class VQAPanel(Panel):
         super().__init__([self.model.box, self.picker, self.suggestions, wrap_row([self.question, self.button]),
                           self.output, self.notice], background)
         self._busy_buttons = [self.button]
+        self.follow_picker(self.picker, [self.output], "Ask")
 
     def _fill_suggestions(self) -> None:
         scene = self.picker.scene
@@ -167,6 +169,7 @@ class ZeroShotPanel(Panel):
         super().__init__([self.model.box, self.picker, wrap_row([self.labels, self.templates]), self.button,
                           self.output, self.notice, self.chart], background)
         self._busy_buttons = [self.button]
+        self.follow_picker(self.picker, [self.output], "Classify")
 
     def classify(self) -> None:
         """Classify the picked image among the labels (the Classify button does this)."""
