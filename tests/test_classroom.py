@@ -64,6 +64,18 @@ def test_remote_app_gives_the_local_captions_and_maps(server):
     assert remote.history[-1]["decoding"].startswith("beam search") and remote.history[-1]["model"] == MODEL
 
 
+def test_remote_maps_of_a_wide_picture_lie_on_the_picture_the_model_was_given(server, draw_shape):
+    """The server's model is given a 2:1 drawing padded to 4:3; the maps it sends lie on that padded picture, so the
+    client pads its own copy the same way (before, the maps were stretched over the unpadded picture)."""
+    import mmkit
+
+    image = draw_shape("triangle", draw_shape.known["green"], (235, 225, 200), (300, 150), 0.7)
+    res = RemoteCaptioner(server.url).caption(image)
+    local = mmkit.attention_maps(MODEL, image, res.caption)
+    assert res.maps.image.size == local.image.size == (300, 225)
+    assert np.array_equal(np.asarray(res.maps.image), np.asarray(local.image))
+
+
 def test_each_student_keeps_their_own_history(server):
     a, b = CaptionApp(background=False, server=server.url), CaptionApp(background=False, server=server.url)
     a.picker.choose_scene(0, split="test")

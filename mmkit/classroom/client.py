@@ -10,6 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from ..errors import InputError, OutOfDomainWarning, warn
 
@@ -86,6 +87,11 @@ class RemoteCaptioner:
             warn(n, OutOfDomainWarning)
         maps = None
         if res.get("words"):
+            pad = res.get("padded")
+            if pad:  # the maps lie on the picture padded as the server's model was given it: pad it the same way
+                canvas = Image.new("RGB", tuple(pad["size"]), tuple(pad["fill"]))
+                canvas.paste(image, tuple(pad["offset"]))
+                image = canvas
             maps = RemoteMaps(image, res["words"], res["methods"],
                               {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()})
         m = res["model"]

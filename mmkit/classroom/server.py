@@ -110,19 +110,22 @@ class ModelServer:
         t = time.perf_counter()
         with self.lock, capture_notices() as notices:
             text = mmkit.caption(self.m, image, **fit_tokens(self.m, kwargs))
-            words, methods, maps, map_error = [], [], {}, ""
+            words, methods, maps, map_error, padded = [], [], {}, "", None
             if text:
                 try:
                     am = mmkit.attention_maps(self.m, image, text=text)
                     words, methods = list(am.words), list(am.methods)
                     maps = {k: [am.for_token(i, method=k).round(5).tolist() for i in range(len(words))]
                             for k in methods}  # each (gh, gw)
+                    if am.image.size != image.size:  # the maps lie on the picture as padded for the model
+                        padded = {"size": list(am.image.size), "offset": list(am.offset),
+                                  "fill": list(am.image.getpixel((0, 0)))}  # a corner is padding
                 except Exception as e:  # the caption still counts; say why there is no map
                     map_error = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
             self.served += 1
         spec = self.m.spec
         return {"caption": text, "model": {"name": spec.name, "source": spec.source, "chosen_by": spec.chosen_by},
-                "notices": list(notices), "words": words, "methods": methods, "maps": maps,
+                "notices": list(notices), "words": words, "methods": methods, "maps": maps, "padded": padded,
                 "map_error": map_error, "seconds": round(time.perf_counter() - t, 4)}
 
     def start(self) -> "ModelServer":
