@@ -59,3 +59,13 @@ def test_figure_text_is_never_mathtext(scenes):
         assert fig.axes[0].get_title() == plain(title)
         fig = overlay(scenes[0].image, [[0.0, 1.0], [1.0, 0.0]], title=title)
         fig.savefig(io.BytesIO(), format="png")
+
+
+def test_explorer_says_when_the_picture_was_padded(model_dirs):
+    """A 6:1 strip is padded to 5:1 (with white) before any model sees it; the explorer says so beside the text."""
+    from PIL import Image
+
+    ex = AttentionExplorer(mmkit.load_model(model_dirs("vilt-vqa")), Image.new("RGB", (600, 100), (200, 30, 30)),
+                           "what color is it?", background=False)
+    ex.show_button.click()
+    assert ex.maps.image.size == (600, 120) and "padded to 600 x 120" in ex.message.value

@@ -294,6 +294,21 @@ def test_a_result_is_marked_as_the_previous_pictures_when_a_new_one_is_picked(mo
     assert "previous picture" not in app.caption_html.value  # the "choose an image" hint is not a result
 
 
+def test_caption_app_says_when_the_model_was_given_the_picture_padded(draw_shape):
+    """The bundled captioner is given a 2:1 picture padded to 4:3; its word maps are drawn on that picture, and the
+    app says why there are bands."""
+    app = CaptionApp("shapes-blip-caption", background=False, server="")
+    app.picker.set_image(draw_shape("circle", draw_shape.known["red"], (240, 235, 220), (400, 200), 0.7), "wide")
+    app.caption()
+    assert app.result == "a large red circle" and app.maps.image.size == (400, 300)
+    assert "padded to 400 x 300" in app.attention_note.value
+    app.show_word(3)
+    assert "padded to 400 x 300" in app.attention_note.value
+    app.picker.set_image(draw_shape("circle", draw_shape.known["red"], (240, 235, 220), (200, 200), 0.7), "square")
+    app.caption()
+    assert app.attention_note.value == ""
+
+
 def test_retrieval_panel(model_dirs, scenes):
     panel = RetrievalPanel(model_dirs("clip"), gallery_size=8, background=False)
     panel.k.value = 3

@@ -14,7 +14,7 @@ import ipywidgets as W
 
 import mmkit
 
-from .base import Panel, control_layout, png, wrap_row
+from .base import Panel, control_layout, padding_note, png, wrap_row
 
 
 class AttentionExplorer(Panel):
@@ -118,7 +118,8 @@ class AttentionExplorer(Panel):
             return
         self.maps = maps
         self.message.value = html.escape(f"text: {maps.text}"
-                                         + (f"  |  answer: {maps.notes['answer']}" if "answer" in maps.notes else ""))
+                                         + (f"  |  answer: {maps.notes['answer']}" if "answer" in maps.notes else "")
+                                         + (f"  |  {padding_note(maps)}" if padding_note(maps) else ""))
         self.render()
 
     def heat(self):

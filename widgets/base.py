@@ -65,6 +65,15 @@ def notice_html(notices: list[str]) -> str:
                    f"white-space:pre-wrap'><b>Note:</b> {esc(n)}</div>" for n in notices)
 
 
+def padding_note(maps) -> str:
+    """A line saying the maps' picture is the one given, padded (AttentionMaps.offset); "" when it is not."""
+    if tuple(getattr(maps, "offset", (0, 0))) == (0, 0):
+        return ""
+    w, h = maps.image.size
+    return (f"The model was given this picture padded to {w} x {h} (the bands at its edges), as it is shown here; "
+            "the map covers the bands too.")
+
+
 def stale_html(shown: str, again: str) -> str:
     """A result shown for the previous picture: a line saying so, then the result greyed."""
     return (f"<div style='color:#8a5a00'>for the previous picture: press {esc(again)} for "

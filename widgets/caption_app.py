@@ -15,7 +15,8 @@ import json
 
 import ipywidgets as w
 
-from .base import ModelChoice, Panel, control_layout, error_html, error_text, esc, model_notice_html, png, wrap_row
+from .base import (ModelChoice, Panel, control_layout, error_html, error_text, esc, model_notice_html, padding_note, png,
+                   wrap_row)
 from .decoding import DecodingControls, caption_picked
 from .panels import truth_html
 from .picker import ImagePicker
@@ -174,7 +175,7 @@ class CaptionApp(Panel):
         line += truth_html(scene, text, truth or None)
         self.caption_html.value = line
         self.attention.value = b""
-        self.attention_note.value = esc(note)
+        self.attention_note.value = esc(" ".join(x for x in (note, padding_note(maps)) if x))
         if maps is not None:
             buttons = []
             for i, word in enumerate(maps.words):
@@ -207,7 +208,7 @@ class CaptionApp(Panel):
         for k, b in enumerate(self.words.children):
             b.button_style = "info" if k == i else ""
         self.attention.value = png(fig)
-        self.attention_note.value = ""
+        self.attention_note.value = esc(padding_note(self.maps))
 
     # -- history and export -------------------------------------------------------------------------
     def _render_history(self) -> None:

@@ -41,6 +41,7 @@ class RemoteMaps:
     words: list[str]
     methods: list[str]
     maps: dict  # method -> (n_words, gh, gw) array
+    offset: tuple = (0, 0)  # (x, y) of the picture given inside `image`, when the model was given it padded
 
     def for_token(self, i: int, method: str | None = None) -> np.ndarray:
         method = method or self.methods[0]
@@ -87,13 +88,14 @@ class RemoteCaptioner:
             warn(n, OutOfDomainWarning)
         maps = None
         if res.get("words"):
-            pad = res.get("padded")
+            pad, offset = res.get("padded"), (0, 0)
             if pad:  # the maps lie on the picture padded as the server's model was given it: pad it the same way
                 canvas = Image.new("RGB", tuple(pad["size"]), tuple(pad["fill"]))
-                canvas.paste(image, tuple(pad["offset"]))
+                offset = tuple(pad["offset"])
+                canvas.paste(image, offset)
                 image = canvas
             maps = RemoteMaps(image, res["words"], res["methods"],
-                              {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()})
+                              {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()}, offset)
         m = res["model"]
         return RemoteResult(res["caption"], RemoteSpec(m["name"], m["source"], m.get("chosen_by", "")), maps,
                             res.get("map_error", "") and f"no attention map: {res['map_error']}")
