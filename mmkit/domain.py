@@ -161,6 +161,17 @@ def fit_picture(m, image):
     return fit_aspect(image)
 
 
+def as_asked(m, question: str) -> str:
+    """The question as ShapesWorld asks it, for a bundled model: ending in one question mark ('what color is the
+    circle' -> 'what color is the circle?'). Every question the bundled VQA models were taught ends so: typed without
+    it, shapes-blip-vqa answered colour and shape questions right 0.31 of the time, against 1.00 with it. Other
+    models get the question as typed."""
+    spec = getattr(m, "spec", None)
+    if spec is None or not is_bundled(spec):
+        return question
+    return question.rstrip(" \t.!?") + "?"
+
+
 def checked(m) -> bool:
     """Whether the domain checks apply to a model: a bundled one, unless MMKIT_DOMAIN_CHECK=0."""
     import os

@@ -67,6 +67,23 @@ def test_a_question_in_known_words_but_not_in_a_shapesworld_form_warns(scene, mo
     assert ood_messages(mmkit.answer, m, scene.image, "what color is the shape?")[1] == []
 
 
+def test_a_bundled_models_question_ends_in_a_question_mark_as_shapesworlds_do(model_dirs):
+    """Typed without its '?', shapes-blip-vqa answered colour and shape questions of these scenes right 0.31 of the
+    time (1.00 with it); the question is now asked as ShapesWorld asks it, with no notice. Other models get it as
+    typed, and so do the maps' words of a pretrained-family model."""
+    scenes = list(ShapesWorld(30, seed=7, objects=1, split="test"))
+    m = mmkit.load_model("shapes-blip-vqa")
+    for ending in ("", " ", ".", " ?", "??"):
+        qs = [f"what color is the {s.objects[0].shape}{ending}" for s in scenes]
+        answers, notes = ood_messages(mmkit.answer, m, [s.image for s in scenes], qs)
+        assert notes == [] and [s.objects[0].color for s in scenes] == answers, ending
+    assert domain.as_asked(m, "What color is the circle. ") == "What color is the circle?"
+    tiny = mmkit.load_model(model_dirs("blip-vqa"))
+    assert domain.as_asked(tiny, "what color is the circle") == "what color is the circle"
+    vilt = mmkit.load_model("shapes-vilt-vqa")
+    assert mmkit.attention_maps(vilt, scenes[0].image, "what color is the circle").text == "what color is the circle?"
+
+
 @pytest.mark.parametrize("call,word", [
     (lambda m, im: mmkit.zero_shot(m, im, ["cat", "dog"]), "'cat', 'dog'"),
     (lambda m, im: mmkit.zero_shot(m, im, ["red circle", "blue square"], templates=["a photo of a {}"]), "'photo'"),

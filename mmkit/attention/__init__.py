@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from ..data.images import load_image, pad_offset
 from ..domain import check as check_domain
-from ..domain import fit_picture
+from ..domain import as_asked, fit_picture
 from ..domain import check_words
 from ..errors import InputError
 from ..models import Loaded, load_model, require
@@ -86,6 +86,8 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         if isinstance(text, str) and not text.replace("\x00", "").strip():
             raise InputError("text is empty; type a prompt, a question or a caption")
         text = " ".join(clean_text(text, "text").split())  # NUL bytes and broken unicode cleaned
+        if adapter(m).answer is not None:  # a VQA model's text is a question: asked as its answers ask it
+            text = as_asked(m, text)
         text = fit_text(m, text, what="text")  # longer than the model's limit: cut, with a warning
         check_words(m, [text], "attention map")  # and on words that no ShapesWorld text uses
     elif adapter(m).maps_need_text:

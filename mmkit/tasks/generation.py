@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..domain import check as check_domain
-from ..domain import check_questions, check_words
+from ..domain import as_asked, check_questions, check_words
 from ..errors import InputError, warn
 from ..families import adapter
 from ..options import check_generate_options, check_option
@@ -99,6 +99,7 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     ims, single_im = image_list(images)
     check_domain(m, ims, "answer")
     qs, single_q = text_list(questions, "question")
+    qs = [as_asked(m, q) for q in qs]  # a bundled model's questions end in '?', as ShapesWorld's do
     check_words(m, qs, "answer")
     check_questions(m, qs)  # and on questions in its words but not in ShapesWorld's forms
     if len(ims) == 1 and len(qs) > 1:
