@@ -8,7 +8,7 @@
     python scripts/robustness_bound.py aspect                      # wide and tall drawings, squeezed or padded
     python scripts/robustness_bound.py table                       # data/models/ROBUSTNESS_BOUND.md from the runs
 
-Three measurements, each separating one cause:
+The measurements, each separating one cause:
 - inout: each shipped model scored on new scenes (split "test") in the looks it was trained on, beside the looks
   held out. Good on the first and poor on the second is a generalisation gap; poor on both is a shortage of
   capacity or training.
@@ -203,7 +203,7 @@ FITS = {"as given": None, "4:3": 4 / 3, "square": 1.0}  # aspect runs: the paddi
 
 def drawings(seed: int = 0) -> list:
     """(shape, colour, canvas, picture) of one filled shape on a plain sheet, drawn with ImageDraw: 3 shapes x
-    3 colours x 3 sheets x the canvases x 3 sizes (a quarter to a half and more of the short side)."""
+    3 colours x 3 sheets x the canvases x 3 sizes (0.25, 0.4 and 0.55 of the short side)."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -429,7 +429,7 @@ def reading(io_: dict, runs: list, tows: list, asp: dict | None = None) -> list:
         sc = asp["scores"]
         gain = {k: v["4:3"]["all"] - v["as given"]["all"] for k, v in sc.items()}
         cap = sc.get("shapes-blip-caption")
-        padded, kept = asp.get("padded", []), [k for k in sc if k not in asp.get("padded", [])]
+        padded = asp.get("padded", [])
         out.append("- Pictures wider or taller than 4:3, squeezed to a square by the processor, lose their shapes' "
                    "proportions: " + (f"shapes-blip-caption names {cap['as given']['all']:.2f} of the drawings right "
                                       f"squeezed, {cap['4:3']['all']:.2f} padded to 4:3 and {cap['square']['all']:.2f} "
