@@ -90,6 +90,14 @@ def fake_zero_shot(m, images, labels, templates=None, **kwargs):
     return probs if isinstance(images, list) else probs[0]
 
 
+def fake_findings(m, images, task="result"):
+    """The fake detector's findings as mmkit.domain.picture_findings gives them: (flags, what the batch's warning
+    says, what each picture's own warning says), in the words scene_or_photo warns with."""
+    flags = [im.size != (64, 64) for im in images]
+    said = [f"{sum(flags)} picture(s): {NOTICE} <b>"] if any(flags) else []
+    return flags, said, [[f"1 picture(s): {NOTICE} <b>"] if f else [] for f in flags]
+
+
 @pytest.fixture
 def fakes(monkeypatch):
     monkeypatch.setattr(mmkit, "caption", fake_caption)
@@ -110,12 +118,7 @@ def test_cli_prints_each_notice_once_and_tags_the_json_records_it_concerns(fakes
     import mmkit.domain
     from mmkit.cli import main
 
-    def check(m, images, task="result"):  # the fake detector, returning its per-picture flags as the real one does
-        return [im.size != (64, 64) for im in scene_or_photo(images)]
-
-    monkeypatch.setattr(mmkit.domain, "check", check)
-    monkeypatch.setattr(mmkit.domain, "picture_notice", lambda spec, which, n, task="result":
-                        f"{len(which)} picture(s): {NOTICE} <b>")
+    monkeypatch.setattr(mmkit.domain, "picture_findings", fake_findings)
 
     scene = mmkit.ShapesWorld(1, split="test")[0].image
     for name, im in [("a_scene.png", scene), ("b_photo.png", photo()), ("c_scene.png", scene),
@@ -266,12 +269,7 @@ def test_cli_text_output_ends_by_naming_the_images_each_note_concerns(fakes, tmp
     import mmkit.domain
     from mmkit.cli import concerned, main
 
-    def check(m, images, task="result"):
-        return [im.size != (64, 64) for im in scene_or_photo(images)]
-
-    monkeypatch.setattr(mmkit.domain, "check", check)
-    monkeypatch.setattr(mmkit.domain, "picture_notice", lambda spec, which, n, task="result":
-                        f"1 picture(s): {NOTICE} <b>")  # what the fake task says of one picture
+    monkeypatch.setattr(mmkit.domain, "picture_findings", fake_findings)
     scene = mmkit.ShapesWorld(1, split="test")[0].image
     scene.save(tmp_path / "a_scene.png")
     for i in range(7):
