@@ -119,12 +119,13 @@ def shape_scores(images, detector=None, pixels: np.ndarray | None = None) -> np.
         return torch.sigmoid(net(_thumbnail_tensor(images, net.side, net.thumbnail, pixels))).numpy()
 
 
-def out_of_domain(images) -> list[bool]:
-    """For each RGB PIL image: True when the detector finds no ShapesWorld-like shapes in it."""
+def out_of_domain(images, pixels: np.ndarray | None = None) -> list[bool]:
+    """For each RGB PIL image: True when the detector finds no ShapesWorld-like shapes in it (pixels: its
+    thumbnails, when already made)."""
     loaded = load_detector()
     if loaded is None:
         return [False] * len(images)
-    return [bool(s < loaded[1]) for s in shape_scores(images)]
+    return [bool(s < loaded[1]) for s in shape_scores(images, loaded, pixels)]
 
 
 def is_bundled(spec) -> bool:
@@ -386,11 +387,9 @@ def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[
     each picture's own one-picture messages). Pictures the detector flags are not counted."""
     if not checked(m) or not images:
         return [False] * len(images), [], [[] for _ in images]
-    loaded = load_detector()
-    net = loaded[0] if loaded else None
+    net = (load_detector() or (None,))[0]
     pixels = _pixels(images, net.side, net.thumbnail) if net else _pixels(images, SIDE, THUMBNAIL)  # read once
-    flags = [bool(s < loaded[1]) for s in shape_scores(images, loaded, pixels)] if loaded else [False] * len(images)
-    counts = _count(pixels)
+    flags, counts = out_of_domain(images, pixels), _count(pixels)
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
     said = []
     if any(flags):
