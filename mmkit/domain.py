@@ -169,14 +169,18 @@ def fit_picture(m, image):
 
 
 def as_asked(m, question: str) -> str:
-    """The question as ShapesWorld asks it, for a bundled model: ending in one question mark ('what color is the
-    circle' -> 'what color is the circle?'). Every question the bundled VQA models were taught ends so: typed without
-    it, shapes-blip-vqa answered colour and shape questions right 0.31 of the time, against 1.00 with it. Other
-    models get the question as typed."""
+    """The question as ShapesWorld spells it, for a bundled model: ending in one question mark ('what color is the
+    circle' -> 'what color is the circle?'), and 'colour' spelt 'color'. Every question the bundled VQA models were
+    taught ends so: typed without it, shapes-blip-vqa answered colour and shape questions right 0.31 of the time,
+    against 1.00 with it; 'what colour is the circle?' was a word they never read, answered right 0 times in 18 by
+    both VQA models. Only spelling and punctuation change, never the wording (check_questions suggests a form for
+    that). Other models get the question as typed."""
+    import re
+
     spec = getattr(m, "spec", None)
     if spec is None or not is_bundled(spec):
         return question
-    return question.rstrip(" \t.!?") + "?"
+    return re.sub(r"\bcolour\b", "color", question.rstrip(" \t.!?"), flags=re.IGNORECASE) + "?"
 
 
 def checked(m) -> bool:
@@ -241,11 +245,13 @@ def check_words(m, texts, task: str = "result") -> list[str]:
         spec = m.spec
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
         near = [f"{form!r} for {w!r}" for w in unknown if (form := known_form(w))]
+        asked = _suggestions([t for t in texts if unknown_words([t])])  # a question reworded as ShapesWorld asks it
         name = bundled_name(spec)
         warn(f"{name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
              f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
              f"it has never read {shown}, so its {task} is a guess. Say it in those words"
-             + (f" ({', '.join(near)})" if near else "") + f", or {pretrained_hint(spec)}", OutOfDomainWarning)
+             + (f" ({', '.join(near)})" if near else "") + (f"; ask {'; '.join(asked)}" if asked else "")
+             + f", or {pretrained_hint(spec)}", OutOfDomainWarning)
     return unknown
 
 
@@ -271,6 +277,50 @@ def question_forms() -> frozenset:
     return frozenset(question_form(qa.question) for world in worlds for scene in world for qa in scene.qa)
 
 
+_IT = r"(?:it|this|that|the (?:shape|object|thing|one)|this (?:shape|object|thing|one))"
+_REWORDINGS = (  # (a question's words, as a pattern) -> the ShapesWorld question that asks the same
+    (r"(?:what|which) (?:is|s) the color of the (?P<s>{shape})", "what color is the {s}?"),  # "what's" too
+    (r"(?:which|what) color does the (?P<s>{shape}) have", "what color is the {s}?"),
+    (r"which color is the (?P<s>{shape})", "what color is the {s}?"),
+    (rf"(?:what|which) color is {_IT}", "what color is the circle? (with its shape)"),
+    (r"(?:what|which) shape is the (?P<c>{color}) (?:shape|thing|one)", "what shape is the {c} object?"),
+    (r"(?:what|which) is the shape of the (?P<c>{color}) (?:shape|object|thing|one)", "what shape is the {c} object?"),
+    (rf"(?:what|which) shape is {_IT}", "what shape is the red object? (with its colour)"),
+    (r"how many (?P<c>{color}) (?:shapes|things) are there", "how many {c} objects are there?"),
+    (r"how many (?:things|objects|shapes) (?:are )?(?:there )?in (?:the|this) (?:picture|image|photo)",
+     "how many objects are there?"),
+    (r"is there an? (?P<c>{color}) (?P<s>{shape}) in (?:the|this) (?:picture|image|photo)", "is there a {c} {s}?"),
+    (r"how (?:big|large) is the (?P<c>{color}) (?P<s>{shape})", "what size is the {c} {s}?"),
+)
+
+
+def suggested_form(question: str) -> str | None:
+    """The ShapesWorld question that asks what `question` asks in other words, when it is one of a few common
+    rewordings ('what is the color of the circle?' -> 'what color is the circle?'); None otherwise. A suggestion
+    for the notice, never a rewrite: the model answers what it is asked."""
+    import re
+
+    from .data.shapes import COLORS, SHAPES
+
+    words = " ".join(re.findall(r"[^\W_]+", re.sub(r"\bcolour\b", "color", str(question).lower())))
+    classes = {"color": "|".join(COLORS), "shape": "|".join(SHAPES)}
+    for pattern, form in _REWORDINGS:
+        hit = re.fullmatch(pattern.replace("{color}", classes["color"]).replace("{shape}", classes["shape"]), words)
+        if hit:
+            return form.format(**hit.groupdict())
+    return None
+
+
+def _suggestions(texts) -> list[str]:
+    """"'form' for 'question'" for each of the first three texts that is a common rewording of a ShapesWorld question."""
+    out = {}
+    for q in list(texts)[:3]:
+        if form := suggested_form(q):
+            asked, mark, hint = form.partition("?")  # 'what color is the circle?' and ' (with its shape)'
+            out.setdefault(f"{asked + mark!r}{hint} for {q!r}")
+    return list(out)
+
+
 def check_questions(m, questions) -> list[str]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is asked, in words it knows, a question that is not
     in one of ShapesWorld's forms. Questions with unknown words are left to check_words' warning.
@@ -285,11 +335,13 @@ def check_questions(m, questions) -> list[str]:
     odd = list(dict.fromkeys(q for q in questions if not unknown_words([q]) and question_form(q) not in forms))
     if odd:
         shown = ", ".join(repr(q) for q in odd[:3]) + (", ..." if len(odd) > 3 else "")
+        near = _suggestions(odd)
         warn(f"{bundled_name(m.spec)} is a bundled teaching model taught ShapesWorld's question forms only ('what "
              "color is the circle?', 'what shape is the red object?', 'what size is the blue square?', 'how many "
              "objects are there?', 'is there a green triangle?', 'is the red circle above the blue square?'); "
              f"{shown} {'is not one of them' if len(odd) == 1 else 'are not'}, so its answer may be a guess. Ask in "
-             f"one of those forms, or {pretrained_hint(m.spec)}", OutOfDomainWarning)
+             "one of those forms" + (f" ({'; '.join(near)})" if near else "") + f", or {pretrained_hint(m.spec)}",
+             OutOfDomainWarning)
     return odd
 
 
