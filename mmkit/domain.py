@@ -14,6 +14,8 @@ three or four. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns t
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -434,10 +436,25 @@ def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = 
             f"many objects are there?'). Draw one or two shapes, or {pretrained_hint(spec)}")
 
 
+_CALLER_CHECKED = ContextVar("mmkit_pictures_checked_by_caller", default=False)
+
+
+@contextmanager
+def pictures_checked():
+    """Within it, task functions leave out their picture check (words are still checked): the caller has checked
+    the pictures it made these from. search_video scores each frame's four masked halves; a half that masks the
+    frame's one shape away is not a picture given without shapes, and was warned about as one."""
+    token = _CALLER_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_CHECKED.reset(token)
+
+
 def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[str], list[list[str]]]:
     """What a bundled model's pictures get said of them: (per-image out-of-domain flags, the batch's messages,
     each picture's own one-picture messages). Pictures the detector flags are not counted."""
-    if not checked(m) or not images:
+    if not checked(m) or not images or _CALLER_CHECKED.get():
         return [False] * len(images), [], [[] for _ in images]
     net = (load_detector() or (None,))[0]
     pixels = _pixels(images, net.side, net.thumbnail) if net else _pixels(images, SIDE, THUMBNAIL)  # read once

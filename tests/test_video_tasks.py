@@ -150,3 +150,27 @@ def test_moment_retrieval_with_align_and_blip(name, bar):
             ious.append(temporal_iou((r.moments[0].start, r.moments[0].end), (t.start, t.end)))
     assert len(ious) == sum(len(c.timeline) for c in HELD_OUT) and all(0 <= x <= 1 for x in ious)
     assert float(np.mean(np.array(ious) >= 0.5)) >= bar, ious
+
+
+def test_search_by_halves_checks_the_frames_not_their_masked_halves(clip_model):
+    """A clip of one red circle (drawn with PIL) was told '3 of 10 pictures show no such shapes': the notice
+    counted the masked halves search_video makes of each frame, where the circle is masked away. Frames of a photo
+    are still flagged, in both region modes."""
+    import warnings
+
+    from PIL import Image, ImageDraw
+
+    from mmkit.data import sample_images
+
+    im = Image.new("RGB", (160, 120), "white")
+    ImageDraw.Draw(im).ellipse((55, 35, 105, 85), fill=(220, 30, 30))
+    photo = next(iter(sample_images().values())).resize((160, 120))
+    for frames, flagged in (([im, im], False), ([photo, photo], True)):
+        for regions in ("halves", "frame"):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = mmkit.search_video(clip_model, [Frame(float(i), f, i) for i, f in enumerate(frames)],
+                                           "a red circle", regions=regions)
+            said = [str(w.message) for w in caught if issubclass(w.category, mmkit.OutOfDomainWarning)]
+            assert len(found.times) == 2
+            assert bool(said) == flagged and all("of 2 pictures" in s for s in said), (regions, said)

@@ -208,6 +208,8 @@ def masked_halves(image):
 
 def _scorer(m, texts: list[str], regions: str):
     """fn(list of images) -> (B, Q) scores of the images against the texts (the best region of each image)."""
+    from ..domain import check as check_pictures
+    from ..domain import pictures_checked
     from ..tasks import embed_images, embed_texts, match
 
     k = REGIONS[regions]
@@ -218,7 +220,13 @@ def _scorer(m, texts: list[str], regions: str):
         score = lambda ims: match(m, ims, texts).numpy()  # (B * k, Q) P(match) from ViLT's ITM head
     if k == 1:
         return score
-    return lambda ims: score([x for im in ims for x in masked_halves(im)]).reshape(len(ims), k, -1).max(1)  # (B, Q)
+
+    def best_region(ims):  # (B, Q)
+        check_pictures(m, ims, "search result")  # the frames; not their masked halves, some of which show no shape
+        with pictures_checked():
+            return score([x for im in ims for x in masked_halves(im)]).reshape(len(ims), k, -1).max(1)
+
+    return best_region
 
 
 def moments(times, scores, end: float, threshold: float | None = None, k: int = 3) -> tuple[list[Moment], float]:
