@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Callable
 from .annotations.files import heic_hint
 from .cli_input import expand, read_image, reason
 from .cli_output import encoding_of, json_record, say, show_path, text_line, write
+from .data.video import is_video_path
 from .errors import InputError
 
 Record = tuple[list[str], dict]  # (text-mode fields, JSON fields) of one image
@@ -183,6 +185,16 @@ ROUTED = {  # commands that other modules parse (mmkit/video/cli.py, mmkit/jobs/
     "search": "Search an index with a text or an image.",
 }
 ALL_COMMANDS = [*COMMANDS, *ROUTED]
+_COLLECTION = ("A whole collection into one results file, resumable: mmkit {name} DIR --recursive --out FILE "
+               "(.parquet, .jsonl or .csv) [--resume] [--engine ray]; `mmkit {name} DIR --out FILE --help` lists "
+               "those options.")
+_VIDEOS = (" Videos: mmkit caption CLIP.mp4 [--every SECONDS] [--max-frames N], timed segments (see `mmkit caption "
+           "CLIP.mp4 --help`).")
+
+
+def _more(name: str) -> str:
+    """The end of a command's --help: the ways of running it that other parsers take (collections, videos)."""
+    return "" if name == "attention" else _COLLECTION.format(name=name) + (_VIDEOS if name == "caption" else "")
 
 
 # -- parsing ---------------------------------------------------------------------------------------------
@@ -234,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(ALL_COMMANDS) + "}",
                                 parser_class=_Parser)
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help, epilog=_more(name))
         p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
+        p.add_argument("--recursive", "-r", action="store_true", help="also read the images in sub-folders")
         p.add_argument("--model", default=cmd.model,
                        help=f"model name, family, directory or hub id (default: {cmd.model}; "
                             "see `python -c 'import mmkit; print(mmkit.list_models())'`)")
@@ -275,7 +288,7 @@ def run(args) -> int:
 
     cmd = COMMANDS[args.command]
     other: list[Path] = []
-    paths = expand(args.images, other)
+    paths = expand(args.images, other, args.recursive)
     m = mmkit.load_model(args.model, device=args.device, attention=cmd.attention)
     require(m, cmd.task)
     if cmd.check is not None:
@@ -317,6 +330,12 @@ def run(args) -> int:
         bar.close()
     for line in concerned(told, len(paths) - failed):
         say(line)
+    clips = [p for p in other if is_video_path(p)]
+    if clips:
+        say(f"mmkit: {len(clips)} video{'s' * (len(clips) > 1)} in the folders passed over ({some_names(clips)}); "
+            "videos are captioned in a command of their own, by name: mmkit caption "
+            + " ".join(shlex.quote(show_path(p)) for p in clips[:2]) + (" ..." if len(clips) > 2 else ""))
+    other = [p for p in other if not is_video_path(p)]
     if other:
         names = some_names(other)
         fix = heic_hint(other) or ("; name them .png, .jpg, ... or pass them one by one" if len(other) > 1

@@ -12,12 +12,16 @@ from .cli_output import show_path
 from .errors import InputError
 
 
-def expand(paths: list[str], passed_over: list | None = None) -> list[Path]:
+def expand(paths: list[str], passed_over: list | None = None, recursive: bool = False) -> list[Path]:
     """Files as given and the image files inside folders (sorted); InputError for a missing path or empty folder.
 
-    Only stat() is used (never open()), so a FIFO or a device among the paths cannot hang the listing.
+    Only stat() is used (never open()), so a FIFO or a device among the paths cannot hang the listing; one with an
+    image name inside a folder is listed, and refused by read_image with its reason, as when it is named.
     passed_over, when given, receives the files inside the folders that were left out (no image suffix).
+    recursive: also list the sub-folders' images (hidden sub-folders, starting with ".", are left out).
     """
+    from .jobs.source import _walk
+
     out: list[Path] = []
     for p in map(Path, paths):
         try:
@@ -30,17 +34,25 @@ def expand(paths: list[str], passed_over: list | None = None) -> list[Path]:
             out.append(p)  # non-image files are reported one by one when they are read
             continue
         try:
-            files = sorted(f for f in p.iterdir() if f.is_file())
+            os.listdir(p)  # os.walk would pass over a folder it cannot list without a word
         except OSError as e:
             raise InputError(f"folder {show_path(p)!r} cannot be listed ({reason(e)})") from None
-        found = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+        found, other = (sorted(map(Path, names)) for names in _walk(os.fspath(p), recursive))
         if passed_over is not None:
-            passed_over += [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+            passed_over += other
         if not found:
             raise InputError(f"folder {show_path(p)!r} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
-                             + heic_hint(files))
+                             + (heic_hint(other) or ("" if recursive or not _has_folders(p) else
+                                                     "; its sub-folders are read with --recursive")))
         out += found
     return out
+
+
+def _has_folders(p: Path) -> bool:
+    try:
+        return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(p))
+    except OSError:
+        return False
 
 
 def reason(e: BaseException) -> str:

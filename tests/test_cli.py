@@ -224,8 +224,14 @@ def test_fifo_device_and_unreadable_folder_do_not_hang(folder, model_dirs, tmp_p
     recs = [json.loads(x) for x in lines]
     assert code == 2 and [("error" in r) for r in recs] == [True, False, True]
     assert "FIFO" in recs[0]["error"] and "device" in recs[2]["error"] and "Traceback" not in err
-    with pytest.raises(InputError, match="no image files"):
-        expand([str(tmp_path)])  # a folder lists regular image files only: x.png is a FIFO
+    assert expand([str(tmp_path)]) == [fifo]  # listed by its name, never opened; then refused with its reason
+    t = threading.Thread(target=lambda: done.update(r=run(capsys, "caption", tmp_path, "--model",
+                                                          model_dirs("blip-caption"))), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "mmkit caption hung on a FIFO in a folder"
+    code, lines, err = done["r"]  # it was passed over without a word before
+    assert code == 2 and lines == [] and "skipped" in err and "is a FIFO" in err and "1 of 1 images" in err
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0)
@@ -334,3 +340,28 @@ def test_heic_photos_in_a_folder_are_named_with_what_to_do_and_jfif_is_read(tmp_
     assert "(IMG_0001.HEIC, IMG_0002.heic); 2 are HEIC photos" in err and "name them" not in err
     assert main(["caption", str(tmp_path / "IMG_0001.HEIC"), "--model", model_dirs("blip-caption")]) == 2
     assert "it is a HEIC/HEIF photo" in capsys.readouterr()[1]
+
+
+def test_recursive_folders_videos_in_folders_and_the_help_that_names_them(tmp_path, capsys, model_dirs):
+    """`mmkit caption DIR --recursive` failed ('unrecognized arguments') unless --out came too, and no command's
+    --help named either; a video in a folder was told to be renamed .png."""
+    scenes = ShapesWorld(2, seed=3, split="test")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".hidden").mkdir()
+    scenes[0].image.save(tmp_path / "a" / "one.png")
+    scenes[1].image.save(tmp_path / "a" / "b" / "two.png")
+    scenes[1].image.save(tmp_path / ".hidden" / "three.png")
+    (tmp_path / "a" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(32))
+    assert expand([str(tmp_path)], recursive=True) == [tmp_path / "a" / "b" / "two.png", tmp_path / "a" / "one.png"]
+    with pytest.raises(InputError, match="its sub-folders are read with --recursive"):
+        expand([str(tmp_path)])
+    code, lines, err = run(capsys, "caption", tmp_path, "--recursive", "--model", model_dirs("blip-caption"))
+    assert code == 0 and [line.split("\t")[0] for line in lines] == [str(tmp_path / "a" / "b" / "two.png"),
+                                                                   str(tmp_path / "a" / "one.png")]
+    assert "1 video in the folders passed over (clip.mp4)" in err and "mmkit caption " + str(tmp_path / "a" / "clip.mp4") in err
+    assert "name it .png" not in err
+    assert main(["caption", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--recursive" in shown and "--out FILE" in shown and "--resume" in shown and "CLIP.mp4" in shown
+    assert main(["answer", "--help"]) == 0 and "mmkit answer DIR --recursive --out FILE" in " ".join(
+        capsys.readouterr().out.split())

@@ -91,3 +91,15 @@ def test_json_is_valid_utf8_whatever_the_file_name(clip_file, tmp_path, capfdbin
     out = capfdbinary.readouterr().out
     rows = [json.loads(line) for line in out.decode("utf-8").splitlines()]  # decodes: valid UTF-8
     assert rows and all(r["video"].endswith("clip-\\xff.mp4") for r in rows)
+
+
+def test_a_picture_among_videos_is_refused_before_any_video_is_captioned(clip_file, tmp_path, capsys):
+    """`mmkit caption clip.mp4 a.png` captioned the video, then stopped at the picture (exit 2): the work was done
+    and the picture not. Now it stops before loading the model, naming the command for each kind."""
+    _, path = clip_file
+    from mmkit.data import ShapesWorld
+
+    ShapesWorld(1, seed=1)[0].image.save(tmp_path / "a.png")
+    assert main(["caption", path, str(tmp_path / "a.png"), "--model", "shapes-blip-caption"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "a.png' is not a video file name" in err and "separate commands" in err

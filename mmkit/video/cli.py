@@ -85,13 +85,16 @@ def run(args) -> int:
 
     if args.every is not None and not args.every > 0:
         raise InputError(f"--every {args.every} must be a number of seconds > 0")
+    videos = args.videos if args.command == "caption" else [args.video]
+    other = [p for p in videos if not is_video_path(p)]
+    if other:  # before any work: a command that captions the videos, then stops at a picture, loses its turn
+        names = ", ".join(f"'{show_path(p)}'" for p in other[:3]) + (", ..." if len(other) > 3 else "")
+        raise InputError(f"{names} {'is not a video file name' if len(other) == 1 else 'are not video file names'} "
+                         f"({', '.join(sorted(VIDEO_SUFFIXES))}); caption images and videos in separate commands "
+                         "(`mmkit caption IMAGES_OR_FOLDERS`, then `mmkit caption VIDEOS`)")
     m = mmkit.load_model(args.model, device=args.device)
     failed = 0
-    videos = args.videos if args.command == "caption" else [args.video]
     for path in videos:
-        if not is_video_path(path):
-            raise InputError(f"'{show_path(path)}' is not a video file name ({', '.join(sorted(VIDEO_SUFFIXES))}); caption "
-                             "images and videos in separate commands")
         try:
             with capture_notices() as notices:
                 if args.command == "caption":
@@ -113,7 +116,7 @@ def run(args) -> int:
                 print(json_line({"video": show_path(path), "error": str(e)}), flush=True)
             continue
         for note in notices:
-            _say(f"mmkit: notice: {note}")
+            _say(f"mmkit: note: {note}")  # as the image commands say it
         for record, text in rows:
             _emit(args, record, text, notices)
     return 2 if failed else 0
