@@ -25,7 +25,7 @@ SIDE = 40  # thumbnail side the detector reads (the default; a saved detector re
 CHANNELS = (16, 32, 32, 32)  # its four convolutions' widths (likewise)
 THUMBNAIL = "nearest2-box"  # how the thumbnail is made: "box", or "nearest2-box" (likewise)
 DETECTOR_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "shapes-domain"
-KNOWS = "red, green and blue circles, squares and triangles (ShapesWorld)"
+KNOWS = "filled red, green and blue circles, squares and triangles (ShapesWorld)"  # outlines: CLIP 2 of 9 right
 
 
 def detector_module(side: int = SIDE, channels=CHANNELS, thumbnail: str = THUMBNAIL):
@@ -350,10 +350,10 @@ def check_questions(m, questions) -> list[str]:
 def picture_notice(spec, which: list[int], n: int, task: str = "result") -> str:
     """The out-of-domain message for `which` of `n` pictures given to the bundled model `spec`."""
     if n == 1:
-        where = "the picture shows"
+        where = "the picture seems to show"  # the detector's reading, not a certainty
     else:
         index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
-        where = f"{len(which)} of {n} pictures (index {index}) show"
+        where = f"{len(which)} of {n} pictures (index {index}) seem to show"
     taught = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
               "them)") if task == "caption" else ""
     return (f"{bundled_name(spec)} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "

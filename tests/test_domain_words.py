@@ -130,7 +130,7 @@ def test_a_collection_job_records_the_word_notice_on_every_row(scene):
                      check_options(task, {"question": "what is the capital of france?"}))
     assert all("'capital', 'france'" in r["notice"] for r in rows)
     assert "no such shapes" in rows[1]["notice"] and "no such shapes" not in rows[0]["notice"]
-    assert "the picture shows" in rows[1]["notice"] and "index" not in rows[1]["notice"]  # its own, not the batch's
+    assert "the picture seems to show" in rows[1]["notice"] and "index" not in rows[1]["notice"]  # its own, not the batch's
 
 
 def test_the_vqa_panel_shows_the_word_notice_next_to_the_answer_and_clears_it():
