@@ -142,8 +142,10 @@ def readme(head: str, meta: dict, model, init, scenes) -> str:
     return f"""# {meta['name']}
 
 A tiny `{meta['class']}` (the Hugging Face class of the real BLIP) trained from scratch on ShapesWorld by
-`scripts/build_blip.py`. It {what}. It only knows ShapesWorld: coloured circles, squares and triangles on a
-plain 64 px background. Load it offline with `mmkit.load_model("{meta['name']}")` or
+`scripts/build_blip.py`. It {what}. It only knows ShapesWorld: coloured circles, squares and triangles. This
+script trains it on the plain 64 px look (stage 1); the bundled model in `data/models/` was then trained on many
+looks (backgrounds, canvas sizes, strokes around the shapes, photos) by `scripts/build_robust.py` (stage 2), and its held-out
+scores per look are in `data/models/ROBUSTNESS.md`. Load it offline with `mmkit.load_model("{meta['name']}")` or
 `{meta['class']}.from_pretrained(path)` + `AutoProcessor.from_pretrained(path)`.
 
 ## Architecture
@@ -160,7 +162,9 @@ plain 64 px background. Load it offline with `mmkit.load_model("{meta['name']}")
 - final training loss (EMA): {meta['final_loss']}
 - training time: {meta['train_seconds']} s wall-clock{cpu} measured on {meta['machine']} (a 2-core machine shared with other jobs, so wall-clock time is longer than on an idle machine)
 
-## Held-out evaluation
+## Held-out evaluation (stage 1 weights)
+The weights this script writes (plain look only); the bundled model is these weights trained further by
+`scripts/build_robust.py` (stage 2), so its scores can differ.
 Protocol: {PROTOCOL[head].format(n=len(scenes), q=n_q)}
 
 | metric | value |

@@ -152,8 +152,9 @@ it knows nothing outside ShapesWorld.
 ```python
 import mmkit
 m = mmkit.load_model("{meta['name']}")
-mmkit.zero_shot(m, scene.image, ["red circle", "blue square", "green triangle"])  # template {meta['zero_shot_template']!r}
-mmkit.match(m, images, ["a small red circle to the left of a large blue square"])
+world = mmkit.data.ShapesWorld(4, seed=0)  # four scenes; world[0].image is a PIL image
+mmkit.zero_shot(m, world[0].image, ["red circle", "blue square", "green triangle"])  # template {meta['zero_shot_template']!r}
+mmkit.match(m, world.images, ["a small red circle to the left of a large blue square"])
 ```
 
 ## Architecture
@@ -175,8 +176,10 @@ mmkit.match(m, images, ["a small red circle to the left of a large blue square"]
   on {meta['train_machine']}, a machine shared with other jobs at the time (the wall time is inflated
   accordingly; on 2 idle cores it is about the CPU time divided by the thread count).
 
-## Held-out results
-The model reloaded from this folder with `mmkit.load_model`; scores through `mmkit.zero_shot` and `mmkit.match`.
+## Held-out results (stage 1 weights)
+The weights this script writes (plain look only), reloaded from this folder with `mmkit.load_model`; scores through
+`mmkit.zero_shot` and `mmkit.match`. The bundled model is these weights trained further by `scripts/build_robust.py`
+(stage 2), so its scores can differ.
 
 - Zero-shot: {p['zero_shot']}.
   **Accuracy {h['zero_shot_acc']:.3f}**.

@@ -161,6 +161,8 @@ large shapes are drawn bigger, up to 0.8 of the picture's short side for one sha
 - {r['threads']} torch thread(s), {r['machine']}, torch {r['torch']}.
 - Held-out scores per style (styles, backgrounds and canvases never used in training): `data/models/ROBUSTNESS.md`,
   written by `scripts/robustness.py`.
+- These are the shipped weights. The held-out scores in the sections above are stage 1's; in the plain look the
+  shipped weights score as in the `plain` column of `data/models/ROBUSTNESS.md`.
 """
 
 

@@ -105,6 +105,7 @@ colour, shape, size, position) with one of the {len(ANSWERS)} words of `mmkit.da
 ```python
 import mmkit
 m = mmkit.load_model("{meta['name']}")
+scene = mmkit.data.ShapesWorld(1, seed=0)[0]  # one scene: .image, .caption, .qa
 mmkit.answer(m, scene.image, "how many objects are there?")
 ```
 
@@ -123,10 +124,18 @@ mmkit.answer(m, scene.image, "how many objects are there?")
 ## Image-token order (for attention maps)
 `ViltEmbeddings.visual_embed` keeps all patches here (`max_image_length=-1`) but orders them with
 `torch.multinomial`, i.e. a fresh random permutation on every forward. Answers do not depend on it
-(each patch carries its own position embedding). To put attention on the grid, record the order with
-`mmkit.train.vilt.record_patch_index(model)`: image token j (sequence position T + 1 + j, after the T
-text tokens and the image [CLS]) is patch (row, col) = `patch_index[b, j]`. Evaluation below seeds the
-generator, so it is repeatable.
+(each patch carries its own position embedding). To put attention on the grid, record the order
+(`import mmkit` alone does not load `mmkit.train.vilt`: import the function by name):
+
+```python
+from mmkit.train.vilt import record_patch_index
+with record_patch_index(m.model) as found:  # m and scene from the example above
+    mmkit.answer(m, scene.image, "what color is the circle?")
+patch_index = found[-1]  # the last forward's (batch, image tokens, 2) tensor
+```
+
+Image token j (sequence position T + 1 + j, after the T text tokens and the image [CLS]) is patch
+(row, col) = `patch_index[b, j]`. Evaluation below seeds the generator, so it is repeatable.
 
 ## Training recipe
 - Data: {r['n_train']:,} ShapesWorld scenes (`split="train"`, seed {r['seed']}, {r['objects'][0]}-{r['objects'][1]} objects),
@@ -147,7 +156,9 @@ generator, so it is repeatable.
   ({r['warmup']:.0%} warm-up), weight decay {r['weight_decay']} (not on biases, norms, embeddings), grad-norm clip {r['clip']}.
 - Training time: **{meta['train_seconds']:.0f} s** on {meta['train_machine']} (shared with other jobs).
 
-## Held-out results
+## Held-out results (stage 1 weights)
+The weights this script writes (plain look only); the bundled model is these weights trained further by
+`scripts/build_robust.py` (stage 2), so its scores can differ.
 Protocol: every question of `ShapesWorld({p['scenes']}, seed={p['seed']}, objects=(1, 2), split="test")`
 ({p['questions']} questions; the test split's seed stream is disjoint from training), arg-max answer,
 exact match, the model reloaded from this folder with `mmkit.load_model`. Evaluation took {eval_seconds:.0f} s.
