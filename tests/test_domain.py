@@ -29,7 +29,8 @@ def photo():
 def test_held_out_shape_scenes_pass():
     scenes = [s.image for st in ("plain", *TEST_STYLES) for s in ShapesWorld(20, seed=5, split="test", style=st)]
     flags = domain.out_of_domain(scenes)
-    # measured 0.917 pass on 1,500 held-out scenes (data/models/shapes-domain/README.md); the target is 0.95
+    # measured 0.925 pass on 1,500 held-out scenes, 0.917 by the detector alone (data/models/shapes-domain/README.md);
+    # the target is 0.95
     assert np.mean(flags) <= 0.12, f"{sum(flags)} of {len(flags)} held-out shape scenes flagged"
 
 
@@ -57,6 +58,27 @@ def test_drawn_shapes_pass_and_shapes_in_other_colours_are_flagged(draw_shape):
     colours = [draw_shape(s, rgb, bg) for s in ("circle", "square", "triangle") for rgb in other.values()
                for bg in backgrounds]
     assert np.mean(domain.out_of_domain(colours)) >= 0.9  # measured: 24 of 24
+
+
+def test_small_shapes_on_big_sheets_pass_on_a_second_look_and_other_colours_are_still_flagged(draw_shape, photo,
+                                                                                               monkeypatch):
+    """An outside tester's shapes 41 px wide on a 512 px sheet were captioned right and all told 'the picture
+    shows no such shapes': in the detector's 40 px thumbnail they are 3 px wide. A flagged picture gets a second
+    look at its content, cropped."""
+    sheets = ((255, 255, 255), (245, 235, 210), (30, 30, 30))
+    small = [draw_shape(s, rgb, bg, size, frac) for s in ("circle", "square", "triangle")
+             for rgb in draw_shape.known.values() for bg in sheets for size in ((512, 512), (1000, 700))
+             for frac in (0.08, 0.12)]
+    assert not any(domain.out_of_domain(small))  # measured: 108 of 108 pass
+    other = {"yellow": (240, 220, 30), "purple": (140, 40, 170), "pink": (250, 120, 180), "grey": (128, 128, 128)}
+    colours = [draw_shape(s, rgb, bg, (512, 512), 0.1) for s in ("circle", "square", "triangle")
+               for rgb in other.values() for bg in sheets]
+    assert np.mean(domain.out_of_domain(colours)) >= 0.9  # measured: 36 of 36
+    assert domain.content_crop(photo) is None and domain.content_crop(Image.new("RGB", (300, 200), "white")) is None
+    crop = domain.content_crop(small[0])
+    assert crop.size[0] == crop.size[1] <= 160 and np.asarray(crop)[0, 0].tolist() == [255, 255, 255]
+    monkeypatch.setattr(domain, "second_look", lambda images, flags, detector: list(flags))
+    assert np.mean(domain.out_of_domain(small)) >= 0.7  # the detector alone: 85 of 108 flagged
 
 
 def test_a_bundled_model_warns_once_names_the_fix_and_still_answers(photo):
