@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -259,3 +260,57 @@ def test_an_adapter_names_its_base_so_any_folder_can_load_it(tiny, tmp_path, mon
     with pytest.raises(mmkit.InputError, match="exists only in memory.*merge=True"):
         again.save(tmp_path / "adapter2", merge=False)
     assert mmkit.load_model(again.save(tmp_path / "merged2")).spec.family == "clip"
+
+
+def _folder_with_captions_and_qa(root, scenes):
+    """Pictures in root with both captions.csv and qa.csv (as a tester's folder had)."""
+    root.mkdir(parents=True, exist_ok=True)
+    caps, qa = ["image,caption"], ["image,question,answer"]
+    for i, s in enumerate(scenes):
+        s.image.save(root / f"{i}.png")
+        caps.append(f"{i}.png,{s.caption}")
+        qa += [f"{i}.png,{q},{a}" for q, a, _ in s.qa]
+    (root / "captions.csv").write_text("\n".join(caps) + "\n")
+    (root / "qa.csv").write_text("\n".join(qa) + "\n")
+    return root
+
+
+def test_a_folder_with_captions_and_qa_trains_each_model_on_its_own_file(tiny, tmp_path):
+    scenes = concept_scenes(8, "orange", 0.5, seed=7, objects=1)
+    root = _folder_with_captions_and_qa(tmp_path / "pics", scenes)
+    n_qa = sum(len(s.qa) for s in scenes)
+    vqa = mmkit.finetune(tiny["vilt-vqa"], root, epochs=1, batch_size=8, progress=False)
+    assert vqa.task == "vqa" and vqa.scores["n_train"] + vqa.scores["n_val"] == n_qa
+    cap = mmkit.finetune(tiny["blip-caption"], str(root) + "/", epochs=1, batch_size=8, progress=False)
+    assert cap.task == "caption" and cap.scores["n_train"] + cap.scores["n_val"] == len(scenes)
+    # a caption file passed to a VQA model: the error names the qa.csv beside it
+    with pytest.raises(mmkit.InputError, match="task 'vqa' needs .*" + re.escape(repr(str(root / "qa.csv")))):
+        mmkit.finetune(tiny["vilt-vqa"], root / "captions.csv", epochs=1, progress=False)
+    (root / "qa.csv").unlink()  # only captions: the error names the file to write, before any picture is read
+    with pytest.raises(mmkit.InputError, match=r"no qa\.csv.*" + re.escape(str(root / "qa.csv"))):
+        mmkit.finetune(tiny["vilt-vqa"], root, epochs=1, progress=False)
+
+
+def _says(text: str, word: str) -> bool:
+    return word in re.findall(r"[a-z][a-z'-]*", text.lower())
+
+
+def test_a_tiny_validation_set_is_flagged_and_new_words_are_checked_in_the_outputs(tiny):
+    train = caption_pairs(concept_scenes(12, "orange", 0.5, seed=11))
+    val_new = caption_pairs(concept_scenes(3, "orange", 1.0, seed=12, split="test"))
+    with pytest.warns(UserWarning, match=r"CIDEr rests on 3 validation pictures"):
+        ft = mmkit.finetune(tiny["blip-caption"], train, val_data=val_new, epochs=1, batch_size=8, progress=False)
+    assert "orange" in ft.added_words
+    said = sum(_says(c, "orange") for c in mmkit.caption(ft.model, [im for im, _ in val_new]))
+    assert ft.scores["new_words"]["orange"] == {"produced": said, "of": 3, "on": "validation"}
+    assert ft.scores["few_val"] is True
+    text = str(ft)
+    assert "rests on 3 validation pictures" in text and f"'orange' in {said} of 3" in text
+    assert repr(ft) == text and any("orange" in n for n in ft.notes)
+    # no validation picture is captioned with the new word: it is checked on the training pictures that are
+    val_old = caption_pairs(concept_scenes(20, "orange", 0.0, seed=13, split="test"))
+    ft = mmkit.finetune(tiny["blip-caption"], train, val_data=val_old, epochs=1, batch_size=8, progress=False)
+    shown = [im for im, c in train if _says(c, "orange")]
+    said = sum(_says(c, "orange") for c in mmkit.caption(ft.model, shown))
+    assert ft.scores["new_words"]["orange"] == {"produced": said, "of": len(shown), "on": "training"}
+    assert ft.scores["few_val"] is False and not any("rests on" in n for n in ft.notes)  # 20 pictures: enough

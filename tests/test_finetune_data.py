@@ -3,6 +3,7 @@ usable; new words grow the tokenizer and the embeddings. No training here (tests
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -211,3 +212,24 @@ def test_vilt_answers_grow_without_changing_old_scores():
     after = net(**enc).logits
     assert after.shape[-1] == before.shape[-1] + 1 and net.config.id2label[before.shape[-1]] == "orange"
     assert torch.allclose(after[:, :-1], before)
+
+
+def test_a_folder_with_both_csvs_is_read_for_the_task_and_a_missing_one_is_named(tmp_path):
+    names = _pictures(tmp_path, 2)
+    (tmp_path / "captions.csv").write_text(f"image,caption\n{names[0]},a small orange circle\n"
+                                           f"{names[1]},a green triangle\n")
+    (tmp_path / "qa.csv").write_text(f"image,question,answer\n{names[0]},what color is it?,orange\n")
+    qa = read_examples(tmp_path, kind="qa")
+    assert qa.kind == "qa" and [e.answer for e in qa.items] == ["orange"] and qa.origin.endswith("qa.csv")
+    caps = read_examples(tmp_path, kind="caption")
+    assert caps.kind == "caption" and len(caps) == 2
+    assert read_examples(tmp_path).kind == "caption"  # no task given: captions.csv first, as before
+    (tmp_path / "qa.csv").unlink()  # only the other task's file: the error names the file to write and its columns
+    with pytest.raises(mmkit.InputError, match=r"no qa\.csv.*question, answer.*" + re.escape(str(tmp_path / "qa.csv"))):
+        read_examples(tmp_path, kind="qa")
+    (tmp_path / "captions.csv").unlink()
+    (tmp_path / "qa.csv").write_text(f"image,question,answer\n{names[0]},what color is it?,orange\n")
+    with pytest.raises(mmkit.InputError,
+                       match=r"no captions\.csv.*image, caption.*" + re.escape(str(tmp_path / "captions.csv"))):
+        read_examples(tmp_path, kind="caption")
+    assert read_examples(tmp_path).kind == "qa"  # no task given: whichever file there is

@@ -2,7 +2,8 @@
 
 Accepted forms:
 - a folder with `captions.csv` (columns `image`, `caption`; several rows per image allowed) or `qa.csv`
-  (`image`, `question`, `answer`); image paths are relative to the folder;
+  (`image`, `question`, `answer`), or both (read_examples' `kind`, the model's task, picks one); image paths are
+  relative to the folder;
 - a COCO caption JSON file (what `widgets.AnnotationPanel` writes), images resolved next to it;
 - a list of `(image, text)` or `(image, question, answer)` tuples (image: path, bytes, PIL, array);
 - a Hugging Face `datasets.Dataset` with an image column and a text (or question + answer) column.
@@ -257,24 +258,49 @@ def _read_dataset(ds, image_dir=None) -> Examples:
     return col.out
 
 
-def read_examples(data, image_dir=None) -> Examples:
+FOLDER_FILES = {"caption": ("captions.csv", "captions.json"), "qa": ("qa.csv",)}  # what a folder may hold, by kind
+FILE_COLUMNS = {"caption": "image, caption", "qa": "image, question, answer"}
+
+
+def _folder_file(folder: Path, kind: str | None) -> Path:
+    """The data file of a folder: the first of captions.csv, qa.csv, captions.json there, or with `kind` ("caption",
+    "qa": what the model's task reads) the first of that kind's files; InputError naming the file to write when the
+    folder has only the other kind's."""
+    found = [n for n in ("captions.csv", "qa.csv", "captions.json") if (folder / n).exists()]
+    if not found:
+        raise InputError(f"{str(folder)!r} has no captions.csv (columns image, caption), qa.csv (image, question, "
+                         "answer) or captions.json (AnnotationPanel's file); add one")
+    if kind is None:
+        return folder / found[0]
+    mine = [n for n in found if n in FOLDER_FILES[kind]]
+    if mine:
+        return folder / mine[0]
+    want = FOLDER_FILES[kind][0]
+    task = "VQA" if kind == "qa" else "captioning and image-text matching"
+    raise InputError(f"{str(folder)!r} has {' and '.join(found)} but no {want}: fine-tuning for {task} needs "
+                     f"{want} (columns {FILE_COLUMNS[kind]}); write it as {str(folder / want)!r} (image paths "
+                     f"relative to the folder) and pass the folder again, or pass that file itself")
+
+
+def read_examples(data, image_dir=None, kind: str | None = None) -> Examples:
     """Every accepted form of `data` (module docstring) -> Examples; InputError when nothing is usable.
 
     Args:
         data: folder | captions.csv / qa.csv | COCO JSON | list of tuples | datasets.Dataset | Examples.
         image_dir: for a COCO file, the folder its file names are relative to (default: the file's folder); for a
             dataset with a path column, the folder of its relative paths (default: the current folder).
+        kind: "caption" or "qa": which file a folder holding both captions.csv and qa.csv is read from (what the
+            model's task needs; finetune passes it); a folder with only the other kind's file is an InputError
+            naming the file to add. None: captions.csv, else qa.csv, else captions.json.
     """
+    if kind not in (None, "caption", "qa"):
+        raise InputError(f"kind={kind!r}: pass 'caption', 'qa' or None")
     if isinstance(data, Examples):
         out = data
     elif isinstance(data, (str, os.PathLike)):
         p = Path(data).expanduser()
         if p.is_dir():
-            found = [p / n for n in ("captions.csv", "qa.csv", "captions.json") if (p / n).exists()]
-            if not found:
-                raise InputError(f"{str(p)!r} has no captions.csv (columns image, caption), qa.csv (image, question, "
-                                 "answer) or captions.json (AnnotationPanel's file); add one")
-            p = found[0]
+            p = _folder_file(p, kind)
         if not p.exists():
             raise InputError(f"{str(p)!r} does not exist; pass a folder with captions.csv or qa.csv, a COCO caption "
                              "JSON file, or a list of (image, text) tuples")

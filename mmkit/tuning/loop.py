@@ -14,13 +14,14 @@ import random
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, warn
 from ..families import adapter
 from ..models import Loaded, load_model
 from ..train.common import flat_if, param_groups
-from .data import Examples, read_examples
-from .evaluate import METRIC, score
+from .data import FILE_COLUMNS, Examples, read_examples
+from .evaluate import METRIC, MIN_VAL, score, scored_items, word_use
 from .losses import loss_fn, pixels
 from .result import Finetuned
 
@@ -50,7 +51,7 @@ class FinetuneConfig:
 def _split(ex: Examples, val_data, share: float, seed: int) -> tuple[list, list]:
     """(train, val) examples; without val_data, `share` of the distinct images (at least 1) are held out."""
     if val_data is not None:
-        held = read_examples(val_data)
+        held = read_examples(val_data, kind=ex.kind)  # a folder with both CSVs: the training data's kind
         if held.skipped:
             print("validation data: " + held.report(), file=sys.stderr)
         if held.kind != ex.kind:
@@ -80,16 +81,62 @@ def _grouped_order(train: list, rng: random.Random) -> list[int]:
     return [i for g in groups for i in g]
 
 
-def _check_task(m: Loaded, task: str | None, kind: str) -> str:
-    fam, tunes = m.spec.family, adapter(m).tunes
+def _wanted_kind(m: Loaded, task: str | None) -> str | None:
+    """The rows the model's task reads ("qa" for VQA, else "caption"), so that a folder holding both captions.csv
+    and qa.csv is read from the right one; None when the task is not one the model trains (_check_task says so)."""
+    tunes = adapter(m).tunes
+    task = task or (tunes[0] if tunes else None)  # every family trains either VQA or caption-row tasks, not both
+    return None if task not in tunes else ("qa" if task == "vqa" else "caption")
+
+
+def _check_task(m: Loaded, task: str | None, ex: Examples) -> str:
+    fam, tunes, kind = m.spec.family, adapter(m).tunes, ex.kind
     task = task or ("vqa" if kind == "qa" and "vqa" in tunes else (tunes[0] if tunes else None))
     if task not in tunes:
         can = ", ".join(tunes) or "none"
         raise InputError(f"{m.spec.name} ({fam}) cannot be fine-tuned for task={task!r}; it trains: {can}")
     if (task == "vqa") != (kind == "qa"):
         need = "(image, question, answer) rows (qa.csv)" if task == "vqa" else "(image, caption) rows (captions.csv)"
-        raise InputError(f"task {task!r} needs {need}, but the data has {kind} rows")
+        raise InputError(f"task {task!r} needs {need}, but {_origin(ex)} has {kind} rows; {_fix(ex, task)}")
     return task
+
+
+def _origin(ex: Examples) -> str:
+    return repr(ex.origin) if ex.origin.endswith((".csv", ".json")) else "the data"
+
+
+def _fix(ex: Examples, task: str) -> str:
+    """How to pass the rows task needs: the file beside a CSV or COCO file that was passed, or the forms to use."""
+    want = "qa.csv" if task == "vqa" else "captions.csv"
+    if ex.origin.endswith((".csv", ".json")):
+        other = Path(ex.origin).parent / want
+        if other.exists():
+            return f"pass {str(other)!r} (beside it) or its folder"
+        return f"write {str(other)!r} (columns {FILE_COLUMNS['qa' if task == 'vqa' else 'caption']}) and pass it"
+    return ("pass (image, question, answer) tuples or a qa.csv" if task == "vqa"
+            else "pass (image, text) tuples or a captions.csv")
+
+
+def _notes(metric: str, n: int, unit: str, task: str, use: dict) -> list[tuple[str, bool]]:
+    """What a learner should know before trusting the scores, each with whether it is a caveat (warned about): a
+    validation set too small to mean much, and whether each new word is actually produced (evaluate.word_use)."""
+    notes = []
+    if n < MIN_VAL:
+        one = unit[:-1]
+        notes.append((f"the {metric} rests on {n} validation {one if n == 1 else unit} (under {MIN_VAL}): one {one} "
+                      f"more or less moves it a lot, so it says little about new pictures; hold out more with "
+                      f"val_data= or a larger val_split=", True))
+    outputs, items = ("captions", "pictures whose captions have it") if task == "caption" else \
+        ("answers", "questions whose answer has it")
+    for w, u in use.items():
+        k, of, on = u["produced"], u["of"], u["on"]
+        verdict = ("the model has not learnt to say it" if k == 0 else
+                   "the model has only partly learnt to say it" if k < of else
+                   "the model says it" if on == "validation" else
+                   "the model says it on pictures it trained on; validate on new pictures with it to see more")
+        where = f"the {on} {items}" + (" (no validation picture has it)" if on == "training" else "")
+        notes.append((f"new word {w!r} in {k} of {of} {outputs} for {where}: {verdict}", k < of))
+    return notes
 
 
 FLAT = flat_if("norm", "embed", lower=True)  # no weight decay on norms, embeddings and 1-D tensors
@@ -104,12 +151,17 @@ def _snapshot(model) -> dict:
 
 def finetune(model, data, task: str | None = None, val_data=None, callback=None, should_stop=None,
              image_dir=None, **options) -> Finetuned:
-    """Fine-tune a model on your own examples; returns Finetuned(model, history, scores, save(path)).
+    """Fine-tune a model on your own examples; returns Finetuned(model, history, scores, notes, save(path)).
+
+    After training it warns (and ft.notes says) when the metric rests on fewer than 20 validation pictures
+    (evaluate.MIN_VAL), and, for each new word, in how many of its captions (answers) for the pictures (questions)
+    that have the word the fine-tuned model says it (scores["new_words"]).
 
     Args:
         model: a name or path load_model accepts, or a Loaded (it is not changed: training runs on a copy).
-        data: a folder with captions.csv or qa.csv, a COCO caption JSON (AnnotationPanel's), a list of
-            (image, text) or (image, question, answer) tuples, or a datasets.Dataset (mmkit.tuning.data).
+        data: a folder with captions.csv or qa.csv (with both, the one the task reads: qa.csv for VQA), a COCO
+            caption JSON (AnnotationPanel's), a list of (image, text) or (image, question, answer) tuples, or a
+            datasets.Dataset (mmkit.tuning.data).
         task: "caption", "vqa", "itm" or "contrastive"; None: the model family's own.
         val_data: validation examples in any of those forms (default: FinetuneConfig.val_split held out).
         callback: called after every epoch with the history record (a dict) and after every step with
@@ -135,10 +187,10 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
         check_8bit(cfg.lora)  # before any data is read or weight is copied
     base = load_model(model)
     row = adapter(base)  # what the family does its own way (mmkit.families)
-    ex = read_examples(data, image_dir=image_dir)
+    ex = read_examples(data, image_dir=image_dir, kind=_wanted_kind(base, task))
     if ex.skipped:
         print(ex.report(), file=sys.stderr)
-    task = _check_task(base, task, ex.kind)
+    task = _check_task(base, task, ex)
     train, val = _split(ex, val_data, cfg.val_split, cfg.seed)
     val = val[:cfg.max_val]
     seed_everything(cfg.seed)
@@ -258,13 +310,20 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
 
         fuse_attention(net)  # plain weights again: mmkit's speed-ups are exact for them
     live.cache.clear()
+    n_scored, unit = scored_items(task, val)
+    use = word_use(live, task, grown["added"] + [a for a in answers_added if a not in grown["added"]], val, train)
+    notes = _notes(metric, n_scored, unit, task, use)
+    for note, caveat in notes:
+        if caveat:
+            warn("finetune: " + note)
     # what an adapter folder names as its base: a folder by its absolute path (a relative one would depend on the
     # current folder), a fine-tuned model in memory by nothing
     base_ref = {"path": base.spec.repo, "finetuned": ""}.get(base.spec.source, base.spec.name)
     after = {k: v for k, v in best.items() if k not in ("epoch", "train_loss", "seconds", "cpu_seconds")}
     scores = {"before": dict(before), "after": after, "metric": metric, "n_val": len(val),
-              "n_train": len(train), "best_epoch": best["epoch"]}
+              "n_train": len(train), "best_epoch": best["epoch"], "few_val": n_scored < MIN_VAL, "new_words": use}
     return Finetuned(model=live, history=history, scores=scores, task=task, base=base.spec.name, base_ref=base_ref, peft_model=peft_model,
                      added_words=grown["added"], answers_added=answers_added, trainable=(n_train, n_all),
                      quantized=cfg.load_in_8bit, stopped=stopped, skipped=ex.skipped, lr=lr, val=val,
+                     notes=[n for n, _ in notes],
                      train_seconds=time.perf_counter() - t0, train_cpu_seconds=time.process_time() - c0)

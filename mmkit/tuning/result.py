@@ -15,8 +15,12 @@ class Finetuned:
 
     `model` is a `Loaded`: every task function, panel and `attention_maps` takes it. `history` has one dict per
     epoch (epoch 0 = before training): train_loss, val_loss, the task metric, seconds, cpu_seconds.
-    `scores` = {"before": {...}, "after": {...}, "metric": name, "n_val", "n_train", "best_epoch"}, on the
-    validation examples; "after" is the best epoch, whose weights the model has."""
+    `scores` = {"before": {...}, "after": {...}, "metric": name, "n_val", "n_train", "best_epoch", "few_val",
+    "new_words"}, on the validation examples; "after" is the best epoch, whose weights the model has; "few_val":
+    the metric averages over fewer than evaluate.MIN_VAL (20) pictures (questions for VQA), too few to mean much;
+    "new_words": {word: {"produced": k, "of": n, "on": "validation" | "training"}}: the fine-tuned model says the
+    new word in k of its n outputs for the pictures (questions) whose captions (answers) have it (evaluate.word_use).
+    `notes` says both in words; print(ft) shows them under its summary line."""
 
     model: object  # mmkit.Loaded
     history: list = field(default_factory=list)
@@ -35,14 +39,18 @@ class Finetuned:
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0
     val: list = field(default_factory=list, repr=False)  # the validation Examples (before/after comparisons)
+    notes: list = field(default_factory=list)  # what to know before trusting the scores (few validation items,
+    # whether each new word is produced); printed under the summary line and warned about by finetune
 
     def __repr__(self) -> str:
         m = self.scores.get("metric", "")
         b, a = self.scores.get("before", {}).get(m), self.scores.get("after", {}).get(m)
         share = self.trainable[0] / max(1, self.trainable[1])
+        if b is None or a is None:
+            return "Finetuned(...)"
         return (f"Finetuned({self.base!r} -> task={self.task!r}, {m}: {b:.3f} -> {a:.3f} on {self.scores.get('n_val')} "
                 f"validation examples, {len(self.history) - 1} epochs ({self.stopped}), trained {share:.1%} of the "
-                f"weights, new words {self.added_words})") if b is not None and a is not None else "Finetuned(...)"
+                f"weights, new words {self.added_words})") + "".join(f"\n  note: {n}" for n in self.notes)
 
     def plot(self, ax=None):
         """Training and validation loss (left axis) and the task metric (right axis) per epoch -> Figure."""
@@ -75,7 +83,7 @@ class Finetuned:
                 "family": self.model.spec.family, "finetuned": True, "adapter": adapter,
                 "added_words": self.added_words, "answers_added": self.answers_added,
                 "trainable_params": self.trainable[0], "params": self.trainable[1], "scores": self.scores,
-                "history": self.history, "stopped": self.stopped, "lr": self.lr,
+                "history": self.history, "stopped": self.stopped, "notes": self.notes, "lr": self.lr,
                 "zero_shot_template": self.model.spec.zero_shot_template,
                 "train_seconds": round(self.train_seconds, 1), "train_cpu_seconds": round(self.train_cpu_seconds, 1)}
 
