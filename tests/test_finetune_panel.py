@@ -54,6 +54,24 @@ def test_train_compare_save_and_open_in_caption_app(folder, tmp_path):
     p.open_button.click()
     app = p.app_box.children[0]
     assert isinstance(app, CaptionApp) and app.model.loaded is ft.model
+    assert "note: the CIDEr rests on 2 validation pictures" in p.scores_html.value  # of 16 pictures
+
+
+def test_check_data_reads_the_file_the_chosen_model_trains_on(folder, tmp_path):
+    """A folder with captions.csv and qa.csv: the panel counted the captions for a VQA model too."""
+    import shutil
+
+    root, model = folder
+    mine = tmp_path / "both"
+    shutil.copytree(root, mine)
+    (mine / "qa.csv").write_text("image,question,answer\n0.png,what color is the circle?,red\n"
+                                 "1.png,how many objects are there?,one\n")
+    p = FinetunePanel(str(mine), model="shapes-vilt-vqa", background=False)
+    p.check_button.click()
+    assert "<b>2</b> usable examples (qa)" in p.usable.value, p.usable.value
+    p.model.name.value = model  # a captioner
+    p.check_button.click()
+    assert "<b>16</b> usable examples (caption)" in p.usable.value, p.usable.value
 
 
 def test_stop_during_training_keeps_the_best_epoch(folder):

@@ -76,6 +76,7 @@ class FinetunePanel(Panel):
     def check(self) -> None:
         """Read the data and show how many examples are usable (and why rows were skipped)."""
         from mmkit.tuning import read_examples
+        from mmkit.tuning.loop import wanted_kind
 
         def done(ex):
             self.examples = ex
@@ -85,7 +86,11 @@ class FinetunePanel(Panel):
                                  f"{len({e.key for e in ex.items})} pictures"
                                  + (f"; {len(ex.skipped)} rows skipped:<ul>{skipped}{more}</ul>" if ex.skipped else ""))
 
-        self.run(lambda job: read_examples(self._data()), done, label="reading the data...")
+        def read(job):  # a folder with captions.csv and qa.csv: the file the chosen model trains on
+            model = self.model.loaded if self.model.loaded is not None else typed(self.model.name.value)
+            return read_examples(self._data(), kind=wanted_kind(model) if model else None)
+
+        self.run(read, done, label="reading the data...")
 
     # -- training ----------------------------------------------------------------------------------
     def _draw(self) -> None:
@@ -155,9 +160,10 @@ class FinetunePanel(Panel):
         rows = "".join(f"<tr><td>{esc(k)}</td><td>{s['before'].get(k, float('nan')):.3f}</td>"
                        f"<td>{s['after'].get(k, float('nan')):.3f}</td></tr>" for k in s["after"])
         words = f"; new words: {esc(', '.join(ft.added_words))}" if ft.added_words else ""
+        notes = "".join(f"<div style='color:#7a4f00'>note: {esc(n)}</div>" for n in getattr(ft, "notes", []))
         self.scores_html.value = (f"<b>{esc(m)}</b> on {s['n_val']} validation examples, best epoch {s['best_epoch']} "
                                   f"({esc(ft.stopped)}){words}<table><tr><th></th><th>before</th><th>after</th></tr>"
-                                  f"{rows}</table>")
+                                  f"{rows}</table>{notes}")
         self.curve.value = png(ft.plot())
         self.compare.children = self._comparison(ft)
         self.save_button.disabled = False

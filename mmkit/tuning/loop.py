@@ -81,10 +81,25 @@ def _grouped_order(train: list, rng: random.Random) -> list[int]:
     return [i for g in groups for i in g]
 
 
-def _wanted_kind(m: Loaded, task: str | None) -> str | None:
+def wanted_kind(model, task: str | None = None) -> str | None:
     """The rows the model's task reads ("qa" for VQA, else "caption"), so that a folder holding both captions.csv
-    and qa.csv is read from the right one; None when the task is not one the model trains (_check_task says so)."""
-    tunes = adapter(m).tunes
+    and qa.csv is read from the right one; None when the task is not one the model trains (_check_task says so)
+    or the family is not known without loading the model (a hub id). model: a Loaded, or a name load_model takes
+    (a family name, a bundled name or a folder: nothing is loaded)."""
+    if isinstance(model, Loaded):
+        family = model.spec.family
+    else:
+        from ..models import FAMILIES, resolve
+
+        name = str(model).strip()
+        try:
+            family = name if name in FAMILIES else resolve(name).family
+        except InputError:
+            return None
+    try:
+        tunes = adapter(family).tunes
+    except ValueError:  # no family yet (a hub id) or one mmkit does not know
+        return None
     task = task or (tunes[0] if tunes else None)  # every family trains either VQA or caption-row tasks, not both
     return None if task not in tunes else ("qa" if task == "vqa" else "caption")
 
@@ -187,7 +202,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
         check_8bit(cfg.lora)  # before any data is read or weight is copied
     base = load_model(model)
     row = adapter(base)  # what the family does its own way (mmkit.families)
-    ex = read_examples(data, image_dir=image_dir, kind=_wanted_kind(base, task))
+    ex = read_examples(data, image_dir=image_dir, kind=wanted_kind(base, task))
     if ex.skipped:
         print(ex.report(), file=sys.stderr)
     task = _check_task(base, task, ex)
