@@ -15,6 +15,10 @@
     python benchmarks/gpu.py                 # writes benchmarks/gpu_results.json
     python benchmarks/gpu.py --quick         # batch sizes 1 and 32, small samples: a smoke run
     python benchmarks/gpu.py --device cpu --quick --size tiny   # check the script on a machine without a GPU
+
+Only a full run on a CUDA GPU (no --quick, --size base, all dtypes, nothing skipped) writes the committed
+benchmarks/gpu_results.json; any other run (a smoke run, a CPU check) writes build/benchmarks/gpu_results.json
+(git-ignored) unless --out names a file.
 """
 from __future__ import annotations
 
@@ -50,6 +54,19 @@ hf_logging.set_verbosity_error()
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TOKENS = dict(max_new_tokens=10, min_new_tokens=10)  # every method generates exactly 10 tokens
+
+
+COMMITTED = Path(__file__).with_name("gpu_results.json")  # the committed numbers: only a full CUDA run writes them
+SCRATCH = Path(__file__).resolve().parents[1] / "build" / "benchmarks"  # git-ignored: any other run's results
+ALL_DTYPES = "fp32,fp16,bf16"
+
+
+def default_out(args, device) -> Path:
+    """Where results go without --out: the committed file for a full run on a CUDA GPU, else the scratch folder
+    (so a --quick or CPU check never overwrites the measured numbers)."""
+    full = (device.type == "cuda" and not args.quick and args.size == "base" and args.dtypes == ALL_DTYPES
+            and not (args.skip_speed or args.skip_agreement or args.skip_preprocess))
+    return COMMITTED if full else SCRATCH / COMMITTED.name
 
 
 # dense tensor-core peaks of one H100 SXM (NVIDIA's data sheet, without sparsity), TFLOP/s; --peak-tflops overrides
@@ -203,19 +220,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="batch sizes 1 and 32, small samples")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dtypes", default="fp32,fp16,bf16")
+    ap.add_argument("--dtypes", default=ALL_DTYPES)
     ap.add_argument("--size", default="base", choices=["base", "tiny"], help="tiny: toy models, to check the script")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-agreement", action="store_true")
     ap.add_argument("--skip-preprocess", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds per row (median kept)")
     ap.add_argument("--peak-tflops", help="dtype=TFLOP/s,... the device's dense peak (default: one H100 SXM's)")
-    ap.add_argument("--out", default=str(Path(__file__).with_name("gpu_results.json")))
+    ap.add_argument("--out", default=None, help="results file (default: benchmarks/gpu_results.json for a full "
+                    "CUDA run, else build/benchmarks/gpu_results.json)")
     args = ap.parse_args(argv)
     for item in filter(None, (args.peak_tflops or "").split(",")):
         k, v = item.split("=")
         PEAK_TFLOPS[k] = float(v)
     device = mmkit.config.get_device(args.device)
+    out = Path(args.out) if args.out else default_out(args, device)
     batches = [1, 32] if args.quick else [1, 4, 16, 32, 64, 128]
     dtypes = args.dtypes.split(",")
     images = ShapesWorld(max(batches), seed=0, split="test").images
@@ -266,8 +285,9 @@ def main(argv=None) -> int:
         for r in results["preprocess"]:
             print(f"| {r['model']} | {r['images']} | {r['processor']} | {r['on_device']} | {r['max_abs_diff']:.2e} "
                   f"| {r['pixel_range']:.2f} |")
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"\n{results['seconds']:.0f} s; wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\n{results['seconds']:.0f} s; wrote {out}")
     return 0
 
 

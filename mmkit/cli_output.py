@@ -53,6 +53,14 @@ def _clean(x):
     return x
 
 
+def path_b64(path) -> str | None:
+    """The exact bytes of a path whose name is not valid UTF-8, in base64; None when its text is exact."""
+    raw = os.fsencode(path) if _encodable(path) else None
+    if raw is not None and raw.decode("utf-8", "replace") != os.fspath(path):
+        return base64.b64encode(raw).decode("ascii")
+    return None
+
+
 def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool = False) -> str:
     """One JSON Lines record: always valid UTF-8 (and pure ASCII with ascii_only), never more than one line.
 
@@ -60,9 +68,9 @@ def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool =
     "image_b64" holds its exact bytes in base64. "notice" is there only when the image raised one.
     """
     rec = {"image": show_path(path)}
-    raw = os.fsencode(path) if _encodable(path) else None
-    if raw is not None and raw.decode("utf-8", "replace") != os.fspath(path):
-        rec["image_b64"] = base64.b64encode(raw).decode("ascii")
+    exact = path_b64(path)
+    if exact is not None:
+        rec["image_b64"] = exact
     rec.update(fields)
     if notices:
         rec["notice"] = " ".join(notices)

@@ -170,6 +170,43 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
     assert "| x pipeline |" in run.stdout
 
 
+def test_gpu_benchmark_check_runs_never_overwrite_the_committed_results(tmp_path, monkeypatch):
+    """A --quick or CPU run without --out writes build/benchmarks/ (git-ignored), never gpu_results.json; only a
+    full CUDA run writes that file. Run in-process with the scratch folder moved to tmp_path: nothing is written
+    into the repository."""
+    import argparse
+
+    import gpu
+    import torch
+
+    committed = ROOT / "benchmarks" / "gpu_results.json"
+    before = committed.read_bytes()
+    assert gpu.SCRATCH == ROOT / "build" / "benchmarks" and "build/" in (ROOT / ".gitignore").read_text().split()
+    monkeypatch.setattr(gpu, "SCRATCH", tmp_path / "build")
+    try:
+        assert gpu.main(["--device", "cpu", "--quick", "--size", "tiny", "--skip-speed", "--skip-agreement",
+                         "--skip-preprocess"]) == 0
+    finally:
+        if committed.read_bytes() != before:  # (the old script overwrote it: put the measured numbers back)
+            committed.write_bytes(before)
+            raise AssertionError("a CPU --quick run overwrote benchmarks/gpu_results.json")
+    assert json.loads((tmp_path / "build" / "gpu_results.json").read_text())["speed"] == []
+
+    def args(*extra):
+        ns = argparse.Namespace(quick=False, size="base", dtypes="fp32,fp16,bf16", skip_speed=False,
+                                skip_agreement=False, skip_preprocess=False)
+        for k in extra:
+            setattr(ns, k, {"quick": True, "size": "tiny", "dtypes": "bf16", "skip_speed": True}[k])
+        return ns
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert gpu.default_out(args(), cuda) == gpu.COMMITTED == committed  # the full run on a GPU
+    scratch = tmp_path / "build" / "gpu_results.json"
+    assert gpu.default_out(args(), cpu) == scratch
+    for partial in ("quick", "size", "dtypes", "skip_speed"):
+        assert gpu.default_out(args(partial), cuda) == scratch, partial
+
+
 def test_task_benchmark_runs_and_a_partial_run_keeps_the_other_rows(tmp_path):
     out = tmp_path / "tasks.json"
 

@@ -164,10 +164,13 @@ def test_cli_job_and_summary(folder, tmp_path, capsys):
     cmd = [sys.executable, "-m", "mmkit", "zero-shot", str(folder), "-r", "-l", "red circle,blue square",
            "--model", "shapes-clip", "--out", str(out), "--json"]
     p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 2, p.stderr  # finished, with unreadable files: 2, as the plain `mmkit zero-shot DIR`
     summary = json.loads(p.stdout)
     assert summary["images"] == len(list_images(folder)[0]) and summary["errors"] >= len(BAD)
+    assert len(read_output(out)) == summary["images"]  # every row written all the same
     assert "images/s" in p.stderr and "unreadable" in p.stderr and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"mmkit: {summary['errors']} of {summary['images']} images "
+                                                        "could not be read")
 
     from mmkit.cli import main  # the error paths in-process (each a subprocess would cost an import of torch)
 
@@ -177,3 +180,94 @@ def test_cli_job_and_summary(folder, tmp_path, capsys):
     assert "--resume" in err and "Traceback" not in err
     assert main(["embed", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def png_bytes(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_cli_job_exits_2_when_an_image_cannot_be_read_and_resume_retries_on_request(tmp_path, capsys):
+    """Exit 2 after the whole job is written when a file is unreadable (README: 2 = bad input, as the plain
+    `mmkit caption DIR`); a resume that still holds the error row exits 2 and names it; --retry-errors reads it
+    again."""
+    from mmkit.cli import main
+    from mmkit.data import ShapesWorld
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    pictures = [item.image for item in ShapesWorld(6, seed=5)]
+    for i, im in enumerate(pictures[:5]):
+        im.save(d / f"s{i}.png")
+    (d / "broken.png").write_bytes(png_bytes(pictures[5])[:60])  # a truncated PNG
+    out = tmp_path / "c.jsonl"
+    cmd = ["caption", str(d), "--out", str(out), "--model", "shapes-blip-caption", "--batch-size", "2",
+           "--shard-size", "2"]
+    capsys.readouterr()
+    assert main(cmd) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"mmkit: 1 of 6 images could not be read; their rows in {out} give the reason in the "
+                       '"error" column'), err
+    rows = read_output(out)  # nothing lost: every row written, the bad one with its reason
+    assert len(rows) == 6 and [Path(r["path"]).name for r in rows if r["error"]] == ["broken.png"]
+    assert all(r["caption"] for r in rows if not r["error"])
+
+    assert main([*cmd, "--resume", "--json"]) == 2  # the error row is still in the file
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["done_before"] == 6 and summary["errors"] == 1 and summary["errors_before"] == 1
+    assert "1 of them by an earlier run: add --retry-errors" in captured.err.strip().splitlines()[-1]
+    assert read_output(out) == rows  # a plain resume keeps the finished rows as they are
+
+    (d / "broken.png").write_bytes(png_bytes(pictures[5]))  # the file is fixed
+    assert main([*cmd, "--resume", "--retry-errors"]) == 0
+    assert "could not be read" not in capsys.readouterr().err
+    again = read_output(out)
+    assert len(again) == 6 and not any(r["error"] for r in again)
+    assert again[0]["caption"] == mmkit.caption(mmkit.load_model("shapes-blip-caption"), [pictures[5]])[0]
+    assert [r for r in again if not r["path"].endswith("broken.png")] == [r for r in rows if not r["error"]]
+
+
+def test_non_utf8_file_names_keep_their_exact_bytes_in_every_format_and_on_resume(tmp_path):
+    """A file named b"r\\xffd.png": "path" shows \\xff, "image_b64" holds the exact bytes (as `--json` does), the
+    same in .jsonl, .csv and .parquet; UTF-8 names have no image_b64; a resume counts those rows as done."""
+    import base64
+
+    from mmkit.cli_output import json_record
+    from mmkit.data import ShapesWorld
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    pictures = [item.image for item in ShapesWorld(2, seed=9)]
+    raw_dir = os.fsencode(d)
+    names = {b"r\xffd.png": png_bytes(pictures[0]), b"plain.png": png_bytes(pictures[1]),
+             b"bad\xfe.png": b"not a picture"}
+    for name, data in names.items():
+        with open(os.path.join(raw_dir, name), "wb") as f:
+            f.write(data)
+    m = mmkit.load_model("shapes-blip-caption")
+    got = {}
+    for fmt in (".jsonl", ".csv", ".parquet"):
+        run("caption", m, d, tmp_path / f"c{fmt}", batch_size=2, shard_size=2, progress=False)
+        got[fmt] = read_output(tmp_path / f"c{fmt}")
+    rows = got[".jsonl"]
+    by_name = {os.path.basename(base64.b64decode(r["image_b64"]) if r["image_b64"] else os.fsencode(r["path"])): r
+               for r in rows}
+    assert set(by_name) == set(names)
+    odd = by_name[b"r\xffd.png"]
+    assert odd["path"].endswith("r\\xffd.png") and odd["caption"] and not odd["error"]
+    exact = base64.b64decode(odd["image_b64"])
+    assert exact == os.path.join(raw_dir, b"r\xffd.png")
+    assert Path(os.fsdecode(exact)).read_bytes() == names[b"r\xffd.png"]  # the row maps back to its file
+    assert odd["image_b64"] == json.loads(json_record(os.fsdecode(exact), {}, []))["image_b64"]  # as --json
+    assert by_name[b"plain.png"]["image_b64"] is None  # a UTF-8 name: "path" is exact
+    assert by_name[b"bad\xfe.png"]["error"] and by_name[b"bad\xfe.png"]["image_b64"]  # error rows too
+    for fmt in (".csv", ".parquet"):  # the same paths and bytes in every format
+        assert [(r["path"], r["image_b64"], r["caption"]) for r in got[fmt]] == \
+               [(r["path"], r["image_b64"], r["caption"]) for r in rows], fmt
+    again = run("caption", m, d, tmp_path / "c.jsonl", batch_size=2, shard_size=2, progress=False)
+    assert again.done_before == 3 and again.images == 3  # the odd names are recognised as done
+    assert read_output(tmp_path / "c.jsonl") == rows

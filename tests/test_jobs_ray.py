@@ -2,6 +2,7 @@
 
 Part of `make test` (about 25 s on a quiet 2-core machine, Ray's start included); `make test-scale` runs it too.
 """
+import base64
 import os
 import signal
 import threading
@@ -32,6 +33,8 @@ def folder(tmp_path_factory):
     for i, item in enumerate(ShapesWorld(48, seed=11)):
         item.image.save(d / f"{i:03d}.{'jpg' if i % 2 else 'png'}")
     (d / "zero.png").write_bytes(b"")
+    with open(os.path.join(os.fsencode(d), b"\xe9t\xe9.png"), "wb") as f:  # a Latin-1 name: not UTF-8
+        f.write((d / "000.png").read_bytes())
     return d
 
 
@@ -62,6 +65,10 @@ def test_ray_engine_kills_a_worker_and_matches_local(cluster, folder, tmp_path):
     t.join()
     assert killed, "no worker was killed: the job ended before one had written a shard"
     assert read_output(out) == read_output(local.out)  # every image once, the same captions and errors
-    assert res.images == 49 and res.errors == 1 and "start" in res.timing
+    assert res.images == 50 and res.errors == 1 and "start" in res.timing
+    odd = [r for r in read_output(out) if r["image_b64"]]  # the exact bytes of the name that is not UTF-8
+    assert len(odd) == 1
+    assert base64.b64decode(odd[0]["image_b64"]) == os.path.join(os.fsencode(folder), b"\xe9t\xe9.png")
+    assert odd[0]["path"].endswith("\\xe9t\\xe9.png") and odd[0]["caption"] and not odd[0]["error"]
     again = run("caption", m, folder, out, engine="ray", batch_size=4, shard_size=4, progress=False)
-    assert again.done_before == 49  # resume semantics as the local engine: nothing left to do
+    assert again.done_before == 50  # resume semantics as the local engine: nothing left to do

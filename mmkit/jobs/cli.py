@@ -9,15 +9,17 @@
 
 `caption`, `answer` and `zero-shot` come here when they are given --out (without it they print one line
 per image: mmkit/cli.py). A progress bar (images/s, ETA) and the summary go to stderr. Exit codes: 0 the
-job finished (unreadable files are error rows in the output, counted in the summary), 2 bad input, 130
-interrupted (the finished shards are kept: rerun with --resume).
+job finished and every image was read; 2 bad input, or the job finished with images that could not be read
+(every other image is done and written; a last stderr line says how many, and their rows in the output have
+the reason in "error"; a resume that still has such rows, from this run or an earlier one, exits 2 too:
+--retry-errors reads them again); 130 interrupted (the finished shards are kept: rerun with --resume).
 """
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..cli_output import say
+from ..cli_output import say, show_path
 from .tasks import TASKS
 
 JOB_COMMANDS = ("caption", "embed", "answer", "zero-shot")
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--recursive", "-r", action="store_true", help="also read the images in sub-folders")
         p.add_argument("--resume", action="store_true", help="continue an earlier run of this job (only missing work)")
         p.add_argument("--overwrite", action="store_true", help="start again even if --out or its journal exists")
+        p.add_argument("--retry-errors", action="store_true",
+                       help="with --resume, also read again the images an earlier run could not read")
         p.add_argument("--model", default=t.model, help=f"model name, family, folder or hub id (default {t.model})")
         p.add_argument("--engine", choices=["local", "ray"], default="local", help="local pool (default) or Ray Data")
         p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
@@ -92,12 +96,19 @@ def run_job(args) -> int:
     res = run(args.command, args.model, source, args.out, resume=args.resume, engine=args.engine,
               overwrite=args.overwrite, recursive=args.recursive, batch_size=args.batch_size,
               shard_size=args.shard_size, workers=args.workers, draft=not args.no_draft, device=args.device,
-              ray_address=args.ray_address, ray_workers=args.ray_workers, **_options(args))
+              ray_address=args.ray_address, ray_workers=args.ray_workers, retry_errors=args.retry_errors,
+              **_options(args))
     if args.json:
         print(json.dumps({"out": str(res.out), "images": res.images, "errors": res.errors,
-                          "done_before": res.done_before, "seconds": round(res.seconds, 3),
-                          "images_per_s": round(res.images_per_s, 2),
+                          "errors_before": res.errors_before, "done_before": res.done_before,
+                          "seconds": round(res.seconds, 3), "images_per_s": round(res.images_per_s, 2),
                           "timing": {k: round(v, 3) for k, v in res.timing.items()}}), flush=True)
+    if res.errors:  # everything else is done and written; exit 2 as the plain `mmkit caption DIR` does
+        earlier = (f" ({res.errors_before} of them by an earlier run: add --retry-errors to read them again)"
+                   if res.errors_before else "")
+        say(f"mmkit: {res.errors} of {res.images} images could not be read{earlier}; their rows in "
+            f"{show_path(res.out)} give the reason in the \"error\" column")
+        return 2
     return 0
 
 

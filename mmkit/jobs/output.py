@@ -1,8 +1,11 @@
 """The merged output of a job: every shard's rows, in plan order, as Parquet, JSON Lines or CSV.
 
 Columns: path, then the task's columns (caption / embedding / question, answer / label, score, probs), then
-error (why the file could not be read, else empty) and notice (an out-of-domain note, else empty). Parquet
-keeps embeddings as list<float32> and zero-shot probabilities as a struct; CSV writes nested values as JSON.
+error (why the file could not be read, else empty), notice (an out-of-domain note, else empty) and image_b64.
+"path" is text: bytes of a file name that are not UTF-8 show as \\xff there, and then "image_b64" holds the
+path's exact bytes in base64 (as in `mmkit ... --json`; empty when the name is UTF-8, "path" being exact), so
+`os.fsdecode(base64.b64decode(row["image_b64"]))` opens the file. Parquet keeps embeddings as list<float32> and
+zero-shot probabilities as a struct; CSV writes nested values as JSON.
 """
 from __future__ import annotations
 
@@ -12,16 +15,18 @@ import json
 import os
 from pathlib import Path
 
-from ..cli_output import show_path, utf8
+from ..cli_output import path_b64, show_path, utf8
 from ..errors import InputError
 
 
 def public_row(row: dict, columns: tuple[str, ...]) -> dict:
-    """A shard row as the output shows it: valid UTF-8 path, every column present (None where empty)."""
+    """A shard row as the output shows it: valid UTF-8 path, every column present (None where empty), and the
+    path's exact bytes in "image_b64" when its name is not UTF-8."""
     out = {"path": show_path(row["path"])}
     out.update({c: row.get(c) for c in columns})
     out["error"] = row.get("error")
     out["notice"] = row.get("notice")
+    out["image_b64"] = path_b64(row["path"])
     return out
 
 
@@ -51,7 +56,7 @@ def _jsonl(f, rows, columns) -> None:
 
 def _csv(f, rows, columns) -> None:
     w = csv.writer(f)
-    names = ["path", *columns, "error", "notice"]
+    names = ["path", *columns, "error", "notice", "image_b64"]
     w.writerow(names)
     for r in rows:
         w.writerow([utf8(json.dumps(r[c]) if isinstance(r[c], (list, dict)) else "" if r[c] is None else str(r[c]))
@@ -68,7 +73,7 @@ def _parquet(tmp: Path, rows, columns, labels) -> None:
              "score": pa.float32(), "embedding": pa.list_(pa.float32()),
              "probs": pa.struct([(lab, pa.float32()) for lab in (labels or [])])}
     schema = pa.schema([("path", pa.string()), *[(c, types[c]) for c in columns], ("error", pa.string()),
-                        ("notice", pa.string())])
+                        ("notice", pa.string()), ("image_b64", pa.string())])
     data = {name: [r[name] for r in rows] for name in schema.names}
     if "path" in data:
         data["path"] = [utf8(p) for p in data["path"]]

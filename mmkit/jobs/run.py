@@ -29,6 +29,7 @@ class JobResult:
     seconds: float  # wall clock of this run
     timing: dict = field(default_factory=dict)  # seconds per stage: decode, wait, model, write, total, (ray: start)
     skipped: int = 0  # files in the folders without an image suffix (not listed)
+    errors_before: int = 0  # of the error rows, those an earlier run wrote (a resume keeps them unless retry_errors)
 
     @property
     def images_per_s(self) -> float:
@@ -41,7 +42,11 @@ class JobResult:
         parts = [f"{new} images in {self.seconds:.1f} s ({self.images_per_s:.1f} images/s)"]
         if self.done_before:
             parts.append(f"{self.done_before} done before (resumed)")
-        parts.append(f"{self.errors} unreadable (error rows)" if self.errors else "no unreadable files")
+        if self.errors:
+            parts.append(f"{self.errors} unreadable (error rows"
+                         + (f", {self.errors_before} of them from an earlier run)" if self.errors_before else ")"))
+        else:
+            parts.append("no unreadable files")
         if self.skipped:
             parts.append(f"{self.skipped} files without an image suffix passed over")
         split = ", ".join(f"{k} {t[k]:.1f} s" for k in ("start", "decode", "wait", "model", "write") if k in t)
@@ -55,7 +60,7 @@ def _shards(paths: list[str], size: int) -> list[list[str]]:
 def run(task: str, model=None, source=".", out="results.parquet", resume: bool = True, engine: str = "local", *,
         overwrite: bool = False, recursive: bool = True, batch_size: int = 16, shard_size: int = 256,
         workers: int | None = None, draft: bool = True, device=None, progress: bool = True,
-        ray_address: str | None = None, ray_workers: int = 2, **options) -> JobResult:
+        ray_address: str | None = None, ray_workers: int = 2, retry_errors: bool = False, **options) -> JobResult:
     """Run a task over every image of `source` into `out`, in shards, resumably.
 
     Args:
@@ -63,7 +68,10 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         model: a Loaded model, a name or a folder (default: the task's family: blip-caption, clip, blip-vqa).
         source: a folder (recursive), a file, or a list of them.
         out: a .parquet, .jsonl or .csv file; the journal is kept beside it in `<out>.parts/`.
-        resume: continue the journal of an earlier run of the same job (only missing shards are done).
+        resume: continue the journal of an earlier run of the same job (only missing shards are done). The
+            error rows of finished shards are kept as they are (the result equals an uninterrupted run's).
+        retry_errors: with resume, also redo the finished shards that hold error rows (files since fixed or
+            made readable are then read again; the others stay error rows).
         engine: "local" (threads decode, one model) or "ray" (Ray Data actors, one model per worker).
         overwrite: start again even when `out` or its journal exists.
         batch_size: images per forward pass; shard_size: images per shard file (a multiple of batch_size).
@@ -112,6 +120,8 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
             plan = _shards(paths, shard_size)
             journal.start(job, plan)
         done = journal.done()
+        if retry_errors:
+            done -= _retry(journal, done)
         pending = [k for k in range(len(plan)) if k not in done]
         before = sum(len(plan[k]) for k in done if k < len(plan))
         total = sum(map(len, plan))
@@ -135,19 +145,33 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         finally:
             bar.close()
         t = time.perf_counter()
-        rows = [public_row(r, spec.columns) for k in range(len(plan)) for r in journal.read_shard(k)]
+        rows, errors_before = [], 0
+        for k in range(len(plan)):
+            shard = [public_row(r, spec.columns) for r in journal.read_shard(k)]
+            if k in done:  # done by an earlier run
+                errors_before += sum(r["error"] is not None for r in shard)
+            rows += shard
         write_output(out, rows, spec.columns, fmt, labels=options.get("labels"))
         timing["write"] += time.perf_counter() - t
         timing["total"] = time.perf_counter() - t0
     finally:
         lock.release()
     res = JobResult(out, len(rows), sum(r["error"] is not None for r in rows), before, timing["total"],
-                    dict(timing), skipped)
+                    dict(timing), skipped, errors_before)
     notes = sorted({r["notice"] for r in rows if r["notice"]})
     for n in notes:
         _say(progress, f"mmkit: note: {n}")
     _say(progress, f"mmkit {spec.name}: {res.summary()}")
     return res
+
+
+def _retry(journal: Journal, done: set[int]) -> set[int]:
+    """The finished shards that hold error rows, their files removed so that they are done again (by either
+    engine: a Ray worker skips a shard that has its file). A job killed now simply redoes them on resume."""
+    again = {k for k in done if any(r.get("error") is not None for r in journal.read_shard(k))}
+    for k in sorted(again):
+        journal.shard_path(k).unlink()
+    return again
 
 
 def _say(progress: bool, text: str) -> None:
