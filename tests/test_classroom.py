@@ -65,15 +65,22 @@ def test_remote_app_gives_the_local_captions_and_maps(server):
 
 
 def test_remote_maps_of_a_wide_picture_lie_on_the_picture_the_model_was_given(server, draw_shape):
-    """The server's model is given a 2:1 drawing padded to 4:3; the maps it sends lie on that padded picture, so the
-    client pads its own copy the same way (before, the maps were stretched over the unpadded picture)."""
+    """The server's model is given a 2:1 drawing cropped to a 4:3 window around its shape (or padded to 4:3 when
+    its shapes span more); the maps it sends lie on that picture, so the client crops or pads its own copy the
+    same way (before, the maps were stretched over the picture as given)."""
     import mmkit
+    from PIL import ImageDraw
 
     image = draw_shape("triangle", draw_shape.known["green"], (235, 225, 200), (300, 150), 0.7)
-    res = RemoteCaptioner(server.url).caption(image)
-    local = mmkit.attention_maps(MODEL, image, res.caption)
-    assert res.maps.image.size == local.image.size == (300, 225)
-    assert np.array_equal(np.asarray(res.maps.image), np.asarray(local.image))
+    spread = draw_shape("triangle", draw_shape.known["green"], (235, 225, 200), (300, 150), 0.3)
+    ImageDraw.Draw(spread).ellipse((5, 50, 55, 100), fill=draw_shape.known["red"])
+    ImageDraw.Draw(spread).ellipse((245, 50, 295, 100), fill=draw_shape.known["red"])
+    for picture, size in ((image, (200, 150)), (spread, (300, 225))):
+        res = RemoteCaptioner(server.url).caption(picture)
+        local = mmkit.attention_maps(MODEL, picture, res.caption)
+        assert res.maps.image.size == local.image.size == size
+        assert np.array_equal(np.asarray(res.maps.image), np.asarray(local.image))
+        assert res.maps.offset == local.offset
 
 
 def test_each_student_keeps_their_own_history(server):

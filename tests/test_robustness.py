@@ -108,14 +108,14 @@ def test_the_bound_write_up_follows_its_runs(tmp_path, monkeypatch):
     (tmp_path / "aspect.json").write_text(__import__("json").dumps({"n": 4, "canvases": canv, "padded": [
         "shapes-blip-caption"], "scores": {
         "shapes-blip-caption": {f: {"all": a, **{c: a for c in canv}} for f, a in
-                                (("as given", 0.5), ("4:3", 0.75), ("square", 0.625))},
+                                (("as given", 0.5), ("4:3", 0.75), ("square", 0.625), ("crop", 0.875))},
         "shapes-clip": {f: {"all": a, **{c: a for c in canv}} for f, a in
-                        (("as given", 0.5), ("4:3", 0.25), ("square", 0.5))}}}))
+                        (("as given", 0.5), ("4:3", 0.25), ("square", 0.5), ("crop", 1.0))}}}))
     text = bound.table()
     assert "| shapes-blip-caption | 4:3 | 0.75 | 0.75 | **0.75** |" in text
     assert ("names 0.50 of the drawings right squeezed, 0.75 padded to 4:3 and 0.62 padded to a square; padding to "
-            "4:3 changes the models' scores by shapes-blip-caption +0.25, shapes-clip -0.25. Only shapes-blip-caption is "
-            "given pictures padded to 4:3") in text
+            "4:3 changes the models' scores by shapes-blip-caption +0.25, shapes-clip -0.25.") in text
+    assert "every model gains: shapes-blip-caption 0.50 -> 0.88, shapes-clip 0.50 -> 1.00 (squeezed -> cropped" in text
     assert "score 0.80-0.80 (means over those looks); on the held-out looks 0.70-0.70" in text
     assert "the small CNN 0.93" in text and "0.42 against 0.93" in text
     assert "| cnn | 9 | 5 | 1 | 0.50 | 10 |" in text

@@ -294,14 +294,22 @@ def test_a_result_is_marked_as_the_previous_pictures_when_a_new_one_is_picked(mo
     assert "previous picture" not in app.caption_html.value  # the "choose an image" hint is not a result
 
 
-def test_caption_app_says_when_the_model_was_given_the_picture_padded(draw_shape):
-    """The bundled captioner is given a 2:1 picture padded to 4:3; its word maps are drawn on that picture, and the
-    app says why there are bands."""
+def test_caption_app_says_when_the_model_was_given_the_picture_cropped_or_padded(draw_shape):
+    """The bundled captioner is given a 2:1 picture cropped to a 4:3 window around its shape, or, when its shapes
+    span more than that, padded to 4:3; its word maps are drawn on the picture it was given, and the app says so."""
+    from PIL import ImageDraw
+
     app = CaptionApp("shapes-blip-caption", background=False, server="")
     app.picker.set_image(draw_shape("circle", draw_shape.known["red"], (240, 235, 220), (400, 200), 0.7), "wide")
     app.caption()
-    assert app.result == "a large red circle" and app.maps.image.size == (400, 300)
-    assert "padded to 400 x 300" in app.attention_note.value
+    assert app.result == "a large red circle" and app.maps.image.size == (267, 200)
+    assert "the 267 x 200 part of this picture around its shapes" in app.attention_note.value
+    spread = draw_shape("circle", draw_shape.known["red"], (240, 235, 220), (400, 200), 0.3)
+    ImageDraw.Draw(spread).rectangle((10, 70, 70, 130), fill=draw_shape.known["blue"])  # far left
+    ImageDraw.Draw(spread).rectangle((330, 70, 390, 130), fill=draw_shape.known["blue"])  # far right
+    app.picker.set_image(spread, "spread")
+    app.caption()
+    assert app.maps.image.size == (400, 300) and "padded to 400 x 300" in app.attention_note.value
     app.show_word(3)
     assert "padded to 400 x 300" in app.attention_note.value
     app.picker.set_image(draw_shape("circle", draw_shape.known["red"], (240, 235, 220), (200, 200), 0.7), "square")

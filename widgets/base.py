@@ -66,10 +66,15 @@ def notice_html(notices: list[str]) -> str:
 
 
 def padding_note(maps) -> str:
-    """A line saying the maps' picture is the one given, padded (AttentionMaps.offset); "" when it is not."""
-    if tuple(getattr(maps, "offset", (0, 0))) == (0, 0):
+    """A line saying the maps' picture is the one given, padded or cropped (AttentionMaps.offset); "" when it is
+    the picture as given."""
+    offset = tuple(getattr(maps, "offset", (0, 0)))
+    if offset == (0, 0):
         return ""
     w, h = maps.image.size
+    if min(offset) < 0:  # the picture reaches past the maps' image: a crop
+        return (f"The model was given the {w} x {h} part of this picture around its shapes (the rest is only "
+                "background), as it is shown here; the map covers that part.")
     return (f"The model was given this picture padded to {w} x {h} (the bands at its edges), as it is shown here; "
             "the map covers the bands too.")
 

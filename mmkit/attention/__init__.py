@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from ..data.images import load_image, pad_offset
+from ..data.images import load_image
 from ..domain import check as check_domain
-from ..domain import as_asked, fit_picture
+from ..domain import as_asked, fit_picture_at
 from ..domain import check_words
 from ..errors import InputError
 from ..models import Loaded, load_model, require
@@ -80,7 +80,7 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     kwargs = check_attention_options(m, kwargs)  # which options each family takes, and their values (mmkit/options.py)
     given = load_image(image)
     check_domain(m, [given], "attention map")  # a bundled model warns on pictures with no shapes
-    image = fit_picture(m, given)  # as the task functions give it: very thin pictures padded, and see fit_picture
+    image, offset = fit_picture_at(m, given)  # as the task functions give it: very thin pictures padded, and more
     fam = m.spec.family
     if text is not None:
         if isinstance(text, str) and not text.replace("\x00", "").strip():
@@ -94,5 +94,5 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     with eager_attention(m):  # the model's attention implementation and flag come back after the call
         maps = map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)
-    maps.offset = pad_offset(given.size, image.size)  # where the given picture lies in maps.image
+    maps.offset = offset  # where the given picture lies in maps.image (negative along a cropped side)
     return maps

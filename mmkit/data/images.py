@@ -96,6 +96,45 @@ def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT, fill="white") -> 
     return canvas
 
 
+def content_box(im: Image.Image, side: int = 96, step: int = 40):
+    """(box, edge colour): the box (x0, y0, x1, y1), in the picture's pixels, around its content, what differs
+    from its edge colour (the median of its edge pixels, an RGB tuple) by more than `step` in some channel, read
+    on a copy at most `side` pixels long (so it errs by up to one of that copy's pixels, outward); the box is
+    None when nothing differs."""
+    rgb = im.convert("RGB") if im.mode != "RGB" else im
+    w, h = rgb.size
+    k = min(1.0, side / max(w, h))
+    small = np.asarray(rgb.resize((max(1, round(w * k)), max(1, round(h * k))), Image.BOX, reducing_gap=2.0))
+    fill = np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]), axis=0)
+    content = np.abs(small.astype(np.int16) - fill).max(-1) > step
+    colour = tuple(int(c) for c in fill)
+    if not content.any():
+        return None, colour
+    rows, cols = np.nonzero(content.any(1))[0], np.nonzero(content.any(0))[0]
+    sy, sx = h / small.shape[0], w / small.shape[1]
+    return (cols[0] * sx, rows[0] * sy, (cols[-1] + 1) * sx, (rows[-1] + 1) * sy), colour
+
+
+def content_window(im: Image.Image, max_ratio: float) -> tuple[int, int, int, int] | None:
+    """For a picture wider (or taller) than max_ratio : 1, the box of a max_ratio : 1 window along its long side
+    that holds all its content (content_box), centred on it as far as the picture allows; None when the picture
+    is within the ratio, has no content, or its content does not fit in such a window."""
+    w, h = im.size
+    if max(w, h) <= max_ratio * min(w, h):
+        return None
+    box, _ = content_box(im)
+    if box is None:
+        return None
+    wide = w > h
+    length, across = (w, h) if wide else (h, w)
+    window = min(length, _ceil(max_ratio * across - 1e-6))
+    lo, hi = (box[0], box[2]) if wide else (box[1], box[3])
+    if hi - lo > window:
+        return None
+    start = int(round(min(max((lo + hi - window) / 2, 0), length - window)))
+    return (start, 0, start + window, h) if wide else (0, start, w, start + window)
+
+
 def _ceil(x: float) -> int:
     return int(math.ceil(x - 1e-9))  # 400 / (4 / 3) is 300.00000000000006 in floats: 300, not 301
 
