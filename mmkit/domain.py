@@ -8,9 +8,10 @@ still returns its result. The text a bundled model is given (a question, labels,
 no ShapesWorld text uses ("what is the capital of France?", "a photo of a cat") gets the same warning, since the
 model has never read it. A question in ShapesWorld's words but not in one of the forms ShapesWorld asks ("what
 color is the shape?" where it asks "what color is the circle?") gets the warning too: the VQA models were only
-taught those forms, and ViLT answers that question with a shape. A picture that seems to show more than two shapes
-(count_shapes) gets the warning too: the models learnt from scenes of one or two, and answer 'two' to a count of
-three or four. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the checks off.
+taught those forms, and ViLT answers that question with a shape. A flagged picture gets a second look at its
+content, cropped (second_look): a small shape on a big sheet is a few pixels in the detector's thumbnail. A picture
+that seems to show more than two shapes (count_shapes) gets the warning too: the models learnt from scenes of one
+or two, and answer 'two' to a count of three or four. Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the checks off.
 """
 from __future__ import annotations
 
@@ -165,8 +166,8 @@ def content_crop(image, side: int = 160):
 def second_look(images, flags: list[bool], detector) -> list[bool]:
     """The flags after a second look at each flagged picture's content (content_crop). The detector reads a 40 px
     thumbnail, so a shape under about a fifth of the picture's side shrinks to a few pixels there: drawings of one
-    shape on 512 x 512, 300 x 200 and 1000 x 700 sheets passed 0.44 of the time (none under an eighth of the side),
-    and all 540 with the second look; on the held-out pictures it flags (photos, text, charts, no-shape scenes) it
+    shape on 512 x 512, 300 x 200 and 1000 x 700 sheets passed 0.44 of the time (1 of 216 under an eighth of the
+    side), and all 540 with the second look; on the held-out pictures it flags (photos, text, charts, no-shape scenes) it
     flags the same share (scripts/build_domain.py writes both in data/models/shapes-domain/README.md). Only flagged
     pictures are looked at again, so a shapes picture costs nothing more."""
     which = [i for i, f in enumerate(flags) if f]
