@@ -140,6 +140,7 @@ class FinetunePanel(Panel):
             opts = dict(self.options, epochs=self.epochs.value, lora=self.lora.value, progress=False)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OutOfDomainWarning)
+                warnings.filterwarnings("ignore", message="finetune: ")  # its notes: shown under the scores
                 return mmkit.finetune(m, data, callback=lambda rec: self._progress(rec, job),
                                       should_stop=lambda: self._stop_training or job.cancelled, **opts)
 
