@@ -416,13 +416,20 @@ def check_questions(m, questions) -> list[str]:
     return odd
 
 
-def picture_notice(spec, which: list[int], n: int, task: str = "result") -> str:
-    """The out-of-domain message for `which` of `n` pictures given to the bundled model `spec`."""
+def _which(which: list[int], n: int, names: list[str] | None) -> str:
+    """'3 of 10 pictures (index 2, 4, 7)', or with names (a video's frame times) '3 of 10 frames (at 2.0 s, ...)'."""
+    shown = [names[i] for i in which] if names else list(map(str, which))
+    listed = ", ".join(shown[:8]) + (", ..." if len(which) > 8 else "")
+    return f"{len(which)} of {n} frames (at {listed})" if names else f"{len(which)} of {n} pictures (index {listed})"
+
+
+def picture_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
+    """The out-of-domain message for `which` of `n` pictures given to the bundled model `spec` (names: what to
+    call each picture instead of its index, e.g. a video frame's time)."""
     if n == 1:
         where = "the picture seems to show"  # the detector's reading, not a certainty
     else:
-        index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
-        where = f"{len(which)} of {n} pictures (index {index}) seem to show"
+        where = f"{_which(which, n, names)} seem to show"
     taught = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
               "them)") if task == "caption" else ""
     return (f"{bundled_name(spec)} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
@@ -493,13 +500,13 @@ def _count(pixels: np.ndarray) -> np.ndarray:
     return counts
 
 
-def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = "result") -> str:
+def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = "result",
+                 names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures that seem to show `counts` shapes, more than MOST_SHAPES."""
     if n == 1:
         where = f"the picture seems to show {counts[0]} shapes"
     else:
-        index = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
-        where = f"{len(which)} of {n} pictures (index {index}) seem to show more"
+        where = f"{_which(which, n, names)} seem to show more"
     return (f"{bundled_name(spec)} is a bundled teaching model that learnt from ShapesWorld scenes of one or two "
             f"shapes; {where}, so its {task} may leave some of them out (the bundled VQA models answer 'two' to 'how "
             f"many objects are there?'). Draw one or two shapes, or {pretrained_hint(spec)}")
@@ -520,23 +527,36 @@ def pictures_checked():
         _CALLER_CHECKED.reset(token)
 
 
-def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[str], list[list[str]]]:
-    """What a bundled model's pictures get said of them: (per-image out-of-domain flags, the batch's messages,
-    each picture's own one-picture messages). Pictures the detector flags are not counted."""
+def picture_readings(m, images) -> tuple[list[bool], list[int]]:
+    """(per-image out-of-domain flags, per-image shape counts) of the pictures a bundled model is given; no flags
+    and no counts for models that are not checked, or inside pictures_checked()."""
     if not checked(m) or not images or _CALLER_CHECKED.get():
-        return [False] * len(images), [], [[] for _ in images]
+        return [False] * len(images), [0] * len(images)
     net = (load_detector() or (None,))[0]
     pixels = _pixels(images, net.side, net.thumbnail) if net else _pixels(images, SIDE, THUMBNAIL)  # read once
-    flags, counts = out_of_domain(images, pixels), _count(pixels)
+    return out_of_domain(images, pixels), [int(c) for c in _count(pixels)]
+
+
+def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "result",
+                    names: list[str] | None = None) -> list[str]:
+    """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
+    about those that seem to show more than MOST_SHAPES shapes (flagged pictures are not counted)."""
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
     said = []
     if any(flags):
-        said.append(picture_notice(m.spec, [i for i, f in enumerate(flags) if f], len(images), task))
+        said.append(picture_notice(spec, [i for i, f in enumerate(flags) if f], len(flags), task, names))
     if crowded:
-        said.append(crowd_notice(m.spec, crowded, [counts[i] for i in crowded], len(images), task))
-    own = [[picture_notice(m.spec, [0], 1, task)] if f else
-           [crowd_notice(m.spec, [0], [c], 1, task)] if i in crowded else [] for i, (f, c) in enumerate(zip(flags, counts))]
-    return flags, said, own
+        said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], len(flags), task, names))
+    return said
+
+
+def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[str], list[list[str]]]:
+    """What a bundled model's pictures get said of them: (per-image out-of-domain flags, the batch's messages,
+    each picture's own one-picture messages). Pictures the detector flags are not counted."""
+    flags, counts = picture_readings(m, images)
+    spec = getattr(m, "spec", None)
+    own = [reading_notices(spec, [f], [c], task) for f, c in zip(flags, counts)]  # [] where nothing is said
+    return flags, reading_notices(spec, flags, counts, task), own
 
 
 def check(m, images, task: str = "result") -> list[bool]:

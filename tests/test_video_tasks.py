@@ -173,4 +173,30 @@ def test_search_by_halves_checks_the_frames_not_their_masked_halves(clip_model):
                                            "a red circle", regions=regions)
             said = [str(w.message) for w in caught if issubclass(w.category, mmkit.OutOfDomainWarning)]
             assert len(found.times) == 2
-            assert bool(said) == flagged and all("of 2 pictures" in s for s in said), (regions, said)
+            assert said == ([f for f in said if "2 of 2 frames (at 0.0 s, 1.0 s) seem to show no such" in f]
+                            if flagged else []), (regions, said)
+            assert len(said) == int(flagged)
+
+
+def test_a_clip_gets_one_notice_naming_its_frames_by_time(cap_model):
+    """caption_video warned batch by batch, naming indices within each batch ('1 of 4 pictures (index 1)'); now one
+    notice for the clip names the frames by their times, and the captions are the same."""
+    import warnings
+
+    from PIL import Image, ImageDraw
+
+    from mmkit.data import sample_images
+
+    shape = Image.new("RGB", (160, 120), "white")
+    ImageDraw.Draw(shape).rectangle((55, 35, 105, 85), fill=(30, 60, 220))
+    photo = next(iter(sample_images().values())).resize((160, 120))
+    frames = [Frame(float(t), im, t) for t, im in enumerate([shape, photo, shape, shape, photo, shape])]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = mmkit.caption_video(cap_model, frames, batch_size=4)
+    said = [str(w.message) for w in caught if issubclass(w.category, mmkit.OutOfDomainWarning)]
+    assert len(said) == 1 and "2 of 6 frames (at 1.0 s, 4.0 s) seem to show no such shapes" in said[0], said
+    assert "index" not in said[0] and "its caption is a guess" in said[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert res.captions == mmkit.caption(cap_model, [f.image for f in frames])

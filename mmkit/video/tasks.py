@@ -8,6 +8,7 @@ frames is in memory at a time. The models see one frame at a time: nothing here 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -129,20 +130,38 @@ def _batches(frames: Iterable[Frame], batch_size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress | None):
-    """Apply fn(list of images) -> list to the sampled frames batch by batch: (times, results, clip end)."""
+def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress | None, m=None,
+         task: str = "result"):
+    """Apply fn(list of images) -> list to the sampled frames batch by batch: (times, results, clip end).
+
+    With m, the frames are checked for m (mmkit.domain) as they go, and one notice for the whole clip names the
+    frames by their times, where the task functions would warn batch by batch, naming indices within a batch."""
+    from ..domain import picture_readings, pictures_checked, reading_notices
+    from ..errors import OutOfDomainWarning, warn
+
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size={batch_size!r} must be a whole number >= 1")
     frames, end = frame_source(video, every, max_frames, max_side)
     times: list[float] = []
     out: list = []
+    flags: list[bool] = []
+    counts: list[int] = []
     for batch in _batches(frames, batch_size):
-        out += list(fn([f.image for f in batch]))
+        images = [f.image for f in batch]
+        if m is not None:
+            f, c = picture_readings(m, images)
+            flags, counts = flags + f, counts + c
+        with pictures_checked() if m is not None else nullcontext():
+            out += list(fn(images))
         times += [f.time for f in batch]
         if progress is not None:
             progress(len(times), times[-1])
     if not times:
         raise InputError("no frames were sampled from the video; use a smaller `every` or check the file")
+    if m is not None:
+        names = [f"{t:.1f} s" for t in times]
+        for message in reading_notices(getattr(m, "spec", None), flags, counts, task, names if len(times) > 1 else None):
+            warn(message, OutOfDomainWarning)
     step = float(np.median(np.diff(times))) if len(times) > 1 else (every or 1.0)
     end = max(end or 0.0, times[-1] + step)  # the last frame is shown until the clip ends
     return times, out, end
@@ -177,7 +196,7 @@ def caption_video(m, video, every: float | None = 1.0, max_frames: int | None = 
 
     m = task_model(m, "caption")
     times, caps, end = _run(video, every, max_frames, max_side, batch_size,
-                            lambda ims: caption(m, ims, **caption_kwargs), progress)
+                            lambda ims: caption(m, ims, **caption_kwargs), progress, m, "caption")
     return VideoCaptions([Segment(a, b, c) for a, b, c in runs(caps, times, end)], times, caps)
 
 
@@ -208,8 +227,6 @@ def masked_halves(image):
 
 def _scorer(m, texts: list[str], regions: str):
     """fn(list of images) -> (B, Q) scores of the images against the texts (the best region of each image)."""
-    from ..domain import check as check_pictures
-    from ..domain import pictures_checked
     from ..tasks import embed_images, embed_texts, match
 
     k = REGIONS[regions]
@@ -221,10 +238,8 @@ def _scorer(m, texts: list[str], regions: str):
     if k == 1:
         return score
 
-    def best_region(ims):  # (B, Q)
-        check_pictures(m, ims, "search result")  # the frames; not their masked halves, some of which show no shape
-        with pictures_checked():
-            return score([x for im in ims for x in masked_halves(im)]).reshape(len(ims), k, -1).max(1)
+    def best_region(ims):  # (B, Q); search_video checks the frames, not their halves (some show no shape)
+        return score([x for im in ims for x in masked_halves(im)]).reshape(len(ims), k, -1).max(1)
 
     return best_region
 
@@ -278,7 +293,8 @@ def search_video(m, video, text, k: int = 3, every: float | None = 1.0, threshol
         raise InputError(f"k={k!r} must be a whole number >= 1")
     if regions not in REGIONS:
         raise InputError(f"regions={regions!r}: use 'halves' (frame and its four halves) or 'frame' (frame only)")
-    times, scores, end = _run(video, every, max_frames, max_side, batch_size, _scorer(m, texts, regions), progress)
+    times, scores, end = _run(video, every, max_frames, max_side, batch_size, _scorer(m, texts, regions), progress,
+                              m, "search result")
     scores = np.asarray(scores, dtype=float)  # (T, Q)
     out = []
     for q, t in enumerate(texts):
@@ -311,7 +327,7 @@ def answer_video(m, video, question: str, every: float | None = 1.0, rule: str =
     if not isinstance(question, str) or not question.strip():
         raise InputError("question must be a non-empty string, e.g. 'is there a red circle?'")
     times, answers, _ = _run(video, every, max_frames, max_side, batch_size, lambda ims: answer(m, ims, question),
-                             progress)
+                             progress, m, "answer")
     counts = Counter(answers)
     first = {a: i for i, a in reversed(list(enumerate(answers)))}  # answer -> first frame giving it
     overall = max(counts, key=lambda a: (counts[a], -first[a]))
