@@ -128,3 +128,21 @@ def test_default_effort_finds_text_queries_in_their_own_cone_and_tune_changes_it
         ivf.tune(nprobe=0)
     with pytest.raises(InputError, match="rerank"):
         ivf.tune(rerank=2.5)
+
+
+def test_an_index_keeps_file_names_that_are_not_utf8_openable(tmp_path):
+    """The embed job keeps such a name's exact bytes in image_b64; the index used its '\\xff' text, which opens
+    nothing, so a hit could not be shown."""
+    import os
+
+    from mmkit.data import ShapesWorld
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    odd = os.fsdecode(os.fsencode(str(d)) + b"/r\xffd.png")
+    for i, item in enumerate(ShapesWorld(3, seed=2)):
+        item.image.save(odd if i == 0 else d / f"{i}.png", format="PNG")
+    mmkit.jobs.run("embed", "shapes-clip", d, tmp_path / "e.jsonl", progress=False)
+    idx = build(tmp_path / "e.jsonl", tmp_path / "g.index")
+    assert odd in idx.items and all(os.path.exists(p) for p in idx.items)
+    assert odd in load(tmp_path / "g.index").items  # and after a save and a load

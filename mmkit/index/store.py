@@ -36,7 +36,15 @@ def read_embeddings(path) -> tuple[np.ndarray, list[str], str | None]:
     job = Path(os.fspath(path) + ".parts") / "job.json"
     if job.exists():
         model = json.loads(job.read_text(encoding="utf-8")).get("model")
-    return np.asarray(vecs, dtype=np.float32), [r["path"] for r in rows], model
+    return np.asarray(vecs, dtype=np.float32), [_exact_path(r) for r in rows], model
+
+
+def _exact_path(row: dict) -> str:
+    """A job row's path as the file system names it: from its image_b64 when the name is not UTF-8 (its "path"
+    then shows those bytes as \\xff text, which opens nothing)."""
+    import base64
+
+    return os.fsdecode(base64.b64decode(row["image_b64"])) if row.get("image_b64") else row["path"]
 
 
 def _pq_bytes(d: int, want: int) -> int:
