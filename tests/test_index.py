@@ -146,3 +146,9 @@ def test_an_index_keeps_file_names_that_are_not_utf8_openable(tmp_path):
     idx = build(tmp_path / "e.jsonl", tmp_path / "g.index")
     assert odd in idx.items and all(os.path.exists(p) for p in idx.items)
     assert odd in load(tmp_path / "g.index").items  # and after a save and a load
+    p = subprocess.run([sys.executable, "-m", "mmkit", "search", str(tmp_path / "g.index"), "a red circle", "-k", "3",
+                        "--json"], env=ENV, capture_output=True, text=True, timeout=300)
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    assert p.returncode == 0 and len(rows) == 3, p.stderr
+    (row,) = [r for r in rows if "image_b64" in r]
+    assert os.fsdecode(__import__("base64").b64decode(row["image_b64"])) == odd and row["path"].endswith("r\\xffd.png")

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from ..cli_output import one_line, say, show_path, utf8
+from ..cli_output import one_line, path_b64, say, show_path, utf8
 from ..errors import InputError
 
 
@@ -63,8 +63,9 @@ def run_index_command(args) -> int:
     hits = idx.search_image(m, args.query, args.k) if is_image else idx.search_text(m, args.query, args.k)
     for rank, h in enumerate(hits, 1):
         if args.json:
-            sys.stdout.write(utf8(json.dumps({"rank": rank, "score": round(h.score, 6), "path": h.item},
-                                             ensure_ascii=False)) + "\n")
+            rec = {"rank": rank, "score": round(h.score, 6), "path": show_path(h.item)}
+            exact = path_b64(h.item)  # a name that is not UTF-8: its bytes, as `mmkit caption --json` gives them
+            sys.stdout.write(utf8(json.dumps({**rec, "image_b64": exact} if exact else rec, ensure_ascii=False)) + "\n")
         else:
             sys.stdout.write(f"{rank}\t{h.score:.4f}\t{one_line(show_path(h.item))}\n")
     sys.stdout.flush()
