@@ -149,8 +149,8 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
     for batch in _batches(frames, batch_size):
         images = [f.image for f in batch]
         if m is not None:
-            f, c = picture_readings(m, images)
-            flags, counts = flags + f, counts + c
+            batch_flags, batch_counts = picture_readings(m, images)
+            flags, counts = flags + batch_flags, counts + batch_counts
         with pictures_checked() if m is not None else nullcontext():
             out += list(fn(images))
         times += [f.time for f in batch]
