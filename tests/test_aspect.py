@@ -110,7 +110,7 @@ def test_maps_of_a_wide_picture_lie_on_the_picture_the_model_was_given_and_boxes
     m = mmkit.load_model("shapes-blip-caption")
     im = wide_drawings[0][2]  # 1024 x 512, a circle in the middle: cropped to 683 x 512 around it
     maps = quiet(mmkit.attention_maps, m, im)
-    assert maps.image.size == (683, 512) and maps.offset == (-170, 0)
+    assert maps.image.size == (683, 512) and maps.offset == (-170, 0) and maps.given_size == (1024, 512)
     assert np.array_equal(np.asarray(maps.image), np.asarray(im)[:, 170:853])
     assert maps.box((200, 20, 230, 40)) == (30, 20, 60, 40)
     fig = mmkit.viz.caption_strip(maps, words=[maps.words[0]], boxes=[SimpleNamespace(box=(200, 20, 230, 40))])
@@ -123,7 +123,14 @@ def test_maps_of_a_wide_picture_lie_on_the_picture_the_model_was_given_and_boxes
     assert maps.box((10, 20, 30, 40)) == (10, 148, 30, 168)
     assert maps.for_token(0, size="image").shape == (768, 1024)
     square = quiet(mmkit.attention_maps, m, Image.new("RGB", (64, 64), SHEET), "a red circle")
-    assert square.offset == (0, 0)
+    assert square.offset == (0, 0) and square.given_size == ()
+    from widgets.base import padding_note
+
+    left = Image.new("RGB", (1024, 512), SHEET)
+    left.paste((200, 40, 40), (10, 200, 110, 300))  # at the left edge: cropped from x = 0, so no offset
+    maps = quiet(mmkit.attention_maps, m, left)
+    assert maps.offset == (0, 0) and maps.image.size == (683, 512) and "683 x 512 part" in padding_note(maps)
+    assert padding_note(square) == "" and "padded to 1024 x 768" in padding_note(quiet(mmkit.attention_maps, m, spread))
 
 
 def test_pointing_on_a_wide_scene_uses_the_moved_boxes():

@@ -68,11 +68,11 @@ def notice_html(notices: list[str]) -> str:
 def padding_note(maps) -> str:
     """A line saying the maps' picture is the one given, padded or cropped (AttentionMaps.offset); "" when it is
     the picture as given."""
-    offset = tuple(getattr(maps, "offset", (0, 0)))
-    if offset == (0, 0):
+    offset, given = tuple(getattr(maps, "offset", (0, 0))), tuple(getattr(maps, "given_size", ()) or ())
+    if offset == (0, 0) and not given:  # no maps, or maps on the picture as given
         return ""
     w, h = maps.image.size
-    if min(offset) < 0:  # the picture reaches past the maps' image: a crop
+    if min(offset) < 0 or (given and (given[0] > w or given[1] > h)):  # the picture reaches past the maps' image
         return (f"The model was given the {w} x {h} part of this picture around its shapes (the rest is only "
                 "background), as it is shown here; the map covers that part.")
     return (f"The model was given this picture padded to {w} x {h} (the bands at its edges), as it is shown here; "

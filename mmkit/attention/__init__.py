@@ -95,4 +95,5 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     with eager_attention(m):  # the model's attention implementation and flag come back after the call
         maps = map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)
     maps.offset = offset  # where the given picture lies in maps.image (negative along a cropped side)
+    maps.given_size = tuple(given.size) if given.size != image.size else ()
     return maps

@@ -80,6 +80,8 @@ class AttentionMaps:
     kind: str = "words"  # "words", or "queries" for BLIP-2 Q-Former queries
     notes: dict = field(default_factory=dict)  # e.g. which layer a Grad-CAM used
     offset: tuple = (0, 0)  # (x, y) of the picture given inside `image`, when the model was given it padded
+    # (negative along a side it was cropped on)
+    given_size: tuple = ()  # (w, h) of the picture given, when it differs from `image`'s (padded or cropped)
 
     def box(self, box) -> tuple:
         """A box (x0, y0, x1, y1) on the picture given, moved onto `image` (on which the maps lie)."""

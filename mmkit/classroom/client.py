@@ -42,6 +42,7 @@ class RemoteMaps:
     methods: list[str]
     maps: dict  # method -> (n_words, gh, gw) array
     offset: tuple = (0, 0)  # (x, y) of the picture given inside `image`, when the model was given it padded
+    given_size: tuple = ()  # (w, h) of the picture given, when the model was given it padded or cropped
 
     def for_token(self, i: int, method: str | None = None) -> np.ndarray:
         method = method or self.methods[0]
@@ -88,14 +89,14 @@ class RemoteCaptioner:
             warn(n, OutOfDomainWarning)
         maps = None
         if res.get("words"):
-            pad, offset = res.get("padded"), (0, 0)
-            if pad:  # the maps lie on the picture padded as the server's model was given it: pad it the same way
+            pad, offset, given = res.get("padded"), (0, 0), ()
+            if pad:  # the maps lie on the picture as the server's model was given it: pad or crop it the same way
                 canvas = Image.new("RGB", tuple(pad["size"]), tuple(pad["fill"]))
-                offset = tuple(pad["offset"])
+                offset, given = tuple(pad["offset"]), tuple(image.size)
                 canvas.paste(image, offset)
                 image = canvas
             maps = RemoteMaps(image, res["words"], res["methods"],
-                              {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()}, offset)
+                              {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()}, offset, given)
         m = res["model"]
         return RemoteResult(res["caption"], RemoteSpec(m["name"], m["source"], m.get("chosen_by", "")), maps,
                             res.get("map_error", "") and f"no attention map: {res['map_error']}")
