@@ -86,14 +86,17 @@ def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT, fill="white") -> 
         return im
     size = (w, _ceil(w / max_ratio)) if w > h else (_ceil(h / max_ratio), h)  # the short side grows
     if fill == "border":
-        a = np.asarray(im)
-        edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])  # (2W + 2H, 3)
-        colour = tuple(int(v) for v in np.median(edge, axis=0))
+        colour = tuple(int(v) for v in edge_colour(np.asarray(im)))
     else:
         colour = (255, 255, 255)
     canvas = Image.new("RGB", size, colour)
     canvas.paste(im, pad_offset(im.size, size))
     return canvas
+
+
+def edge_colour(a: np.ndarray) -> np.ndarray:
+    """The median colour of a picture's edge pixels, (H, W, 3) -> (3,): its background, mostly."""
+    return np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), axis=0)  # over 2W + 2H pixels
 
 
 def content_box(im: Image.Image, side: int = 96, step: int = 40):
@@ -105,7 +108,7 @@ def content_box(im: Image.Image, side: int = 96, step: int = 40):
     w, h = rgb.size
     k = min(1.0, side / max(w, h))
     small = np.asarray(rgb.resize((max(1, round(w * k)), max(1, round(h * k))), Image.BOX, reducing_gap=2.0))
-    fill = np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]), axis=0)
+    fill = edge_colour(small)
     content = np.abs(small.astype(np.int16) - fill).max(-1) > step
     colour = tuple(int(c) for c in fill)
     if not content.any():

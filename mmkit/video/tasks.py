@@ -211,10 +211,11 @@ def masked_halves(image):
     """
     from PIL import Image
 
+    from ..data.images import edge_colour
+
     a = np.asarray(image.convert("RGB"))  # (H, W, 3)
     h, w = a.shape[0] // 2, a.shape[1] // 2
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])  # (2W + 2H, 3)
-    fill = np.median(border, axis=0).astype(np.uint8)  # the background colour, usually
+    fill = edge_colour(a).astype(np.uint8)  # the background colour, usually
     out = [image]
     for keep in [(slice(0, h), slice(None)), (slice(h, None), slice(None)), (slice(None), slice(0, w)),
                  (slice(None), slice(w, None))]:
