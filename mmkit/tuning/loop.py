@@ -20,7 +20,7 @@ from ..errors import InputError, warn
 from ..families import adapter
 from ..models import Loaded, load_model
 from ..train.common import flat_if, param_groups
-from .data import FILE_COLUMNS, Examples, read_examples
+from .data import FILE_COLUMNS, FOLDER_FILES, Examples, read_examples
 from .evaluate import METRIC, MIN_VAL, score, scored_items, word_use
 from .losses import loss_fn, pixels
 from .result import Finetuned
@@ -101,7 +101,12 @@ def wanted_kind(model, task: str | None = None) -> str | None:
     except ValueError:  # no family yet (a hub id) or one mmkit does not know
         return None
     task = task or (tunes[0] if tunes else None)  # every family trains either VQA or caption-row tasks, not both
-    return None if task not in tunes else ("qa" if task == "vqa" else "caption")
+    return None if task not in tunes else _rows_of(task)
+
+
+def _rows_of(task: str) -> str:
+    """The kind of rows a task trains on: "qa" (image, question, answer) for VQA, else "caption"."""
+    return "qa" if task == "vqa" else "caption"
 
 
 def _check_task(m: Loaded, task: str | None, ex: Examples) -> str:
@@ -110,7 +115,7 @@ def _check_task(m: Loaded, task: str | None, ex: Examples) -> str:
     if task not in tunes:
         can = ", ".join(tunes) or "none"
         raise InputError(f"{m.spec.name} ({fam}) cannot be fine-tuned for task={task!r}; it trains: {can}")
-    if (task == "vqa") != (kind == "qa"):
+    if _rows_of(task) != kind:
         need = "(image, question, answer) rows (qa.csv)" if task == "vqa" else "(image, caption) rows (captions.csv)"
         raise InputError(f"task {task!r} needs {need}, but {_origin(ex)} has {kind} rows; {_fix(ex, task)}")
     return task
@@ -122,12 +127,12 @@ def _origin(ex: Examples) -> str:
 
 def _fix(ex: Examples, task: str) -> str:
     """How to pass the rows task needs: the file beside a CSV or COCO file that was passed, or the forms to use."""
-    want = "qa.csv" if task == "vqa" else "captions.csv"
+    rows = _rows_of(task)
     if ex.origin.endswith((".csv", ".json")):
-        other = Path(ex.origin).parent / want
+        other = Path(ex.origin).parent / FOLDER_FILES[rows][0]
         if other.exists():
             return f"pass {str(other)!r} (beside it) or its folder"
-        return f"write {str(other)!r} (columns {FILE_COLUMNS['qa' if task == 'vqa' else 'caption']}) and pass it"
+        return f"write {str(other)!r} (columns {FILE_COLUMNS[rows]}) and pass it"
     return ("pass (image, question, answer) tuples or a qa.csv" if task == "vqa"
             else "pass (image, text) tuples or a captions.csv")
 
