@@ -571,8 +571,8 @@ def check(m, images, task: str = "result") -> list[bool]:
     """
     from .errors import OutOfDomainWarning, warn
 
-    flags, said, _ = picture_findings(m, images, task)
-    for message in said:
+    flags, counts = picture_readings(m, images)  # each picture's own messages (picture_findings) are not needed here
+    for message in reading_notices(getattr(m, "spec", None), flags, counts, task):
         warn(message, OutOfDomainWarning)
     return flags
 
