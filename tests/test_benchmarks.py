@@ -1,6 +1,7 @@
 """The benchmarks' shared timer, the matrix-product floor, the agreement checks, the notebook-times script, and
 the GPU and floor benchmark scripts end to end on a CPU with toy models (their numbers mean nothing there)."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -225,10 +226,11 @@ def test_task_benchmark_runs_and_a_partial_run_keeps_the_other_rows(tmp_path):
                                                        ("answer, 1 image x 8 questions", "shapes-blip-vqa"),
                                                        ("caption, 1 image x 16 samples", "shapes-blip-caption")]
     assert all(r["mmkit_img_s"] > 0 and len(r["vs_pipeline_rounds"]) == 1 for r in rows[:2])
-    assert rows[2]["speedup"] > 1  # cached label embeddings beat re-encoding 100 labels
+    # timings are the benchmark's to judge (benchmarks/README.md), not a unit test's: here, only that each was measured
+    assert math.isfinite(rows[2]["speedup"]) and rows[2]["speedup"] > 0
     assert "| x pipeline at most |" in stdout  # zero-shot: mmkit's matrix products replayed alone
-    assert rows[1]["floor_img_s"] > rows[1]["mmkit_img_s"] > 0 and rows[1]["floor_gflop_s"] > 0
-    assert rows[1]["vs_pipeline_at_most"] > rows[1]["vs_pipeline"] * 0.5
+    assert all(math.isfinite(rows[1][k]) and rows[1][k] > 0
+               for k in ("floor_img_s", "mmkit_img_s", "floor_gflop_s", "vs_pipeline", "vs_pipeline_at_most"))
     assert [r["rows"] for r in rows[3:]] == [128, 8, 16] and all(r["mmkit_rows_s"] > 0 for r in rows[3:])
     assert "| x transformers |" in stdout
     others = [rows[0], *rows[3:]]
