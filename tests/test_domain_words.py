@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 import mmkit
-from mmkit import OutOfDomainWarning, domain
+from mmkit import OutOfDomainWarning, domain_words
 from mmkit.data import ShapesWorld, sample_images
 
 
@@ -23,13 +23,13 @@ def scene():
 
 
 def test_unknown_words_are_the_words_no_shapesworld_text_uses():
-    assert domain.unknown_words(["What is the capital of France?", "a photo of a CAT", "red_circle 1"]) == [
+    assert domain_words.unknown_words(["What is the capital of France?", "a photo of a CAT", "red_circle 1"]) == [
         "capital", "france", "photo", "cat", "1"]
     # every word of every text of the plain look and of the many looks (no-shape pictures included) is known
     worlds = [ShapesWorld(60, seed=0), ShapesWorld(60, seed=0, style="train", empty=0.2)]
     texts = [t for w in worlds for s in w
              for t in [s.caption, s.negative] + [q.question for q in s.qa] + [q.answer for q in s.qa]]
-    assert domain.unknown_words(texts) == []
+    assert domain_words.unknown_words(texts) == []
     assert "shapes" in ShapesWorld.vocabulary(styled=True) and "shapes" not in ShapesWorld.vocabulary()
 
 
@@ -46,11 +46,11 @@ def test_a_question_outside_shapesworld_warns_once_names_the_words_and_still_ans
 
 def test_a_question_in_known_words_but_not_in_a_shapesworld_form_warns(scene, monkeypatch):
     """'what color is the shape?' (the wording #21 itself used) is answered with a shape by the bundled ViLT."""
-    forms = domain.question_forms()
+    forms = domain_words.question_forms()
     assert "what color is the {shape}" in forms and "how many shapes are there" in forms and len(forms) == 11
     # every question of every look's scenes, no-shape pictures included, is in a known form
     worlds = [ShapesWorld(80, seed=5, split="test"), ShapesWorld(40, seed=5, style="test", empty=0.3)]
-    assert {domain.question_form(q.question) for w in worlds for s in w for q in s.qa} <= forms
+    assert {domain_words.question_form(q.question) for w in worlds for s in w for q in s.qa} <= forms
     m = mmkit.load_model("shapes-vilt-vqa")
     for q in ("what color is the shape?", "what color is it?", "is there a small red circle?"):
         ans, said = ood_messages(mmkit.answer, m, scene.image, q)
@@ -78,9 +78,9 @@ def test_a_bundled_models_question_ends_in_a_question_mark_as_shapesworlds_do(mo
         qs = [f"what color is the {s.objects[0].shape}{ending}" for s in scenes]
         answers, notes = ood_messages(mmkit.answer, m, [s.image for s in scenes], qs)
         assert notes == [] and [s.objects[0].color for s in scenes] == answers, ending
-    assert domain.as_asked(m, "What color is the circle. ") == "What color is the circle?"
+    assert domain_words.as_asked(m, "What color is the circle. ") == "What color is the circle?"
     tiny = mmkit.load_model(model_dirs("blip-vqa"))
-    assert domain.as_asked(tiny, "what color is the circle") == "what color is the circle"
+    assert domain_words.as_asked(tiny, "what color is the circle") == "what color is the circle"
     vilt = mmkit.load_model("shapes-vilt-vqa")
     assert mmkit.attention_maps(vilt, scenes[0].image, "what color is the circle").text == "what color is the circle?"
 
@@ -155,8 +155,8 @@ def test_british_colour_is_asked_as_color_and_rewordings_get_the_form_that_asks_
     qs = [f"What colour is the {s.objects[0].shape}" for s in scenes]
     answers, notes = ood_messages(mmkit.answer, m, [s.image for s in scenes], qs)
     assert notes == [] and answers == [s.objects[0].color for s in scenes]
-    assert domain.as_asked(m, "what COLOUR is the colourful circle") == "what color is the colourful circle?"
-    forms = domain.question_forms()
+    assert domain_words.as_asked(m, "what COLOUR is the colourful circle") == "what color is the colourful circle?"
+    forms = domain_words.question_forms()
     cases = {"What's the colour of the circle?": "what color is the circle?",
              "which color is the triangle": "what color is the triangle?",
              "what shape is the red one?": "what shape is the red object?",
@@ -168,10 +168,10 @@ def test_british_colour_is_asked_as_color_and_rewordings_get_the_form_that_asks_
              "what color is it?": "what color is the circle? (with its shape)",
              "What shape is this?": "what shape is the red object? (with its colour)"}
     for typed, form in cases.items():
-        assert domain.suggested_form(typed) == form, typed
-        assert domain.question_form(form.partition("?")[0]) in forms, form  # every suggestion is a taught form
+        assert domain_words.suggested_form(typed) == form, typed
+        assert domain_words.question_form(form.partition("?")[0]) in forms, form  # every suggestion is a taught form
     for other in ("what color is the circle?", "what is the capital of france?", "is the red circle big?"):
-        assert domain.suggested_form(other) is None, other
+        assert domain_words.suggested_form(other) is None, other
     _, said = ood_messages(mmkit.answer, m, scenes[0].image, "what is the color of the circle?")
     assert len(said) == 1 and "('what color is the circle?' for 'what is the color of the circle?')" in said[0]
     _, said = ood_messages(mmkit.answer, m, scenes[0].image, "is there a red square in the image?")  # unknown words

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 from ..data.images import load_image
 from ..domain import check as check_domain
-from ..domain import as_asked, fit_picture_at
-from ..domain import check_words
+from ..domain import fit_picture_at
+from ..domain_words import as_asked, check_words
 from ..errors import InputError
 from ..models import Loaded, load_model, require
 from .maps import AttentionMaps, merge_pieces, rollout, to_grid

@@ -5,7 +5,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from ..domain import check as check_domain
-from ..domain import check_words
+from ..domain_words import check_words
 from ..errors import InputError
 from ..families import adapter
 from ..models import Loaded

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..domain import check as check_domain
-from ..domain import as_asked, check_questions, check_words
+from ..domain_words import as_asked, check_questions, check_words
 from ..errors import InputError, warn
 from ..families import adapter
 from ..options import check_generate_options, check_option
