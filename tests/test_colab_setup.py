@@ -233,7 +233,8 @@ def test_picker_offers_colabs_upload_and_a_path_box_on_colab(fake_colab_files, t
     assert p.label == "upload: holiday.jpg" and p.error.value == ""
     fake_colab_files.append(RuntimeError("the browser refused"))
     p.colab_upload.click()
-    assert "did not finish" in p.error.value and "Files panel" in p.error.value and p.image is not None
+    assert "did not finish" in p.error.value and "Files panel" in p.error.value
+    assert p.image is None and p.label == ""  # a failed upload: no panel answers for the picture before it
     small = ImagePicker(source=None, max_upload_mb=1)
     fake_colab_files.append({"holiday.jpg": big})
     small.colab_upload.click()
@@ -245,13 +246,14 @@ def test_picker_offers_colabs_upload_and_a_path_box_on_colab(fake_colab_files, t
     assert p.error.value == "" and p.label == "file: photo.jpg" and p.image.size == (1600, 1200)
     p.path.value = str(tmp_path / "missing.jpg")
     p.open_path.click()
-    assert "is not a file" in p.error.value and p.label == "file: photo.jpg"
+    assert "is not a file" in p.error.value and p.image is None and p.label == ""
+    p.open_file(tmp_path / "photo.jpg")
     p.path.value = "  "
-    p.open_path.click()
-    assert "type the path" in p.error.value
+    p.open_path.click()  # nothing typed: a hint, and the picture stays
+    assert "type the path" in p.error.value and p.label == "file: photo.jpg"
     (tmp_path / "notes.jpg").write_text("not an image")
     p.open_file(tmp_path / "notes.jpg")
-    assert "Error" in p.error.value and "Traceback" not in p.error.value and p.label == "file: photo.jpg"
+    assert "Error" in p.error.value and "Traceback" not in p.error.value and p.image is None
 
 
 def test_picker_keeps_fileupload_outside_colab(monkeypatch):

@@ -160,14 +160,20 @@ def test_picker_draws_the_same_scene_in_every_look_and_marks_the_held_out_ones()
 
 
 def test_picker_rejects_big_and_broken_uploads(scenes):
+    """A failed choice drops the picture shown before it: a panel must not answer for it as if it were the new one."""
     p = ImagePicker(source="shapes")
-    before = p.image
+    changes = []
+    p.on_change(lambda picker: changes.append(picker.image))
     simulate_upload(p.upload, "huge.png", b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1))
-    assert f"limit is {MAX_UPLOAD_MB} MB" in p.error.value and p.image is before
+    assert f"limit is {MAX_UPLOAD_MB} MB" in p.error.value and p.image is None and p.scene is None
+    assert changes == [None] and "last choice failed" in p.caption.value and p.preview.value == b""
+    with pytest.raises(mmkit.InputError, match="could not be used"):
+        p.require_image()
     simulate_upload(p.upload, "notes.png", b"hello, this is text")
-    assert "Error" in p.error.value and "Traceback" not in p.error.value and p.image is before
+    assert "Error" in p.error.value and "Traceback" not in p.error.value and p.image is None
+    assert changes == [None]  # no picture was shown, so nothing changed
     simulate_upload(p.upload, "ok.png", png_bytes(scenes[0].image))  # still usable
-    assert p.error.value == "" and p.label == "upload: ok.png"
+    assert p.error.value == "" and p.label == "upload: ok.png" and p.image is not None
 
 
 # -- panels on tiny random-init models ------------------------------------------------------------------
@@ -366,12 +372,27 @@ def test_caption_app_flow(model_dirs, scenes, tmp_path):
     assert app.dialog_open and "history is empty" in app.dialog_message.value
 
 
+def test_caption_app_after_a_failed_upload_captions_nothing(model_dirs):
+    """The tester's case: a caption, then an upload that cannot be read, then Caption. The old picture was captioned
+    again and added to the history as if it were the new one."""
+    app = CaptionApp(model_dirs("blip-caption"), background=False)
+    app.decoding.max_tokens.value = 4
+    app.button.click()
+    assert len(app.history) == 1
+    simulate_upload(app.picker.upload, "truncated.jpg", b"\xff\xd8\xff\xe0 not the rest of a jpeg")
+    app.dialog_ok.click()
+    assert "for the previous picture: no picture is chosen now" in app.caption_html.value
+    app.button.click()
+    assert len(app.history) == 1 and app.dialog_open and "could not be used" in app.dialog_message.value
+
+
 def test_caption_app_errors_in_dialog(model_dirs, monkeypatch):
     app = CaptionApp(model_dirs("blip-caption"), background=False)
     simulate_upload(app.picker.upload, "x.png", b"not an image at all")
     assert app.dialog_open and "not an image" in app.dialog_message.value
     app.dialog_ok.click()
     assert not app.dialog_open
+    app.picker.choose_scene(0)  # the failed upload left no picture
     app.model.name.value = "no-such-model"
     app.button.click()
     assert app.dialog_open and "unknown model" in app.dialog_message.value and "Traceback" not in app.dialog_message.value

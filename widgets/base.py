@@ -80,9 +80,11 @@ def padding_note(maps) -> str:
 
 
 def stale_html(shown: str, again: str) -> str:
-    """A result shown for the previous picture: a line saying so, then the result greyed."""
-    return (f"<div style='color:#8a5a00'>for the previous picture: press {esc(again)} for "
-            f"this one</div><div style='opacity:0.45'>{shown}</div>")
+    """A result shown for the previous picture: a line saying so (and, when `again` is a button's label, to press
+    it for the new one), then the result greyed."""
+    line = (f"for the previous picture: press {esc(again)} for this one" if again
+            else "for the previous picture: no picture is chosen now")
+    return f"<div style='color:#8a5a00'>{line}</div><div style='opacity:0.45'>{shown}</div>"
 
 
 LABEL_STYLE = {"description_width": "initial"}  # a description as wide as its text: never cut to "sample p..."
@@ -269,15 +271,17 @@ class Panel(w.VBox):
         as the previous picture's, greyed, until `again` (the button's label) is pressed. A result that comes back
         after the picture changed is marked so too."""
         self._follow = (list(outputs) + [self.notice], again)
-        picker.on_change(lambda _p: self._new_picture())
+        picker.on_change(self._new_picture)
 
-    def _new_picture(self) -> None:
+    def _new_picture(self, picker=None) -> None:
         self._pictures += 1
-        self.mark_stale()
+        self.mark_stale(picker is None or picker.image is not None)
 
-    def mark_stale(self) -> None:
-        """Grey the shown result and say it is the previous picture's (once; the next run replaces it)."""
+    def mark_stale(self, chosen: bool = True) -> None:
+        """Grey the shown result and say it is the previous picture's (once; the next run replaces it); chosen:
+        whether a new picture is shown (False: the last choice failed and none is)."""
         outputs, again = self._follow or ((), "")
+        again = again if chosen else ""
         if not self._fresh:
             return
         self._fresh = False

@@ -55,7 +55,8 @@ def uploaded_files(value) -> list[tuple[str, bytes, int]]:
 class ImagePicker(w.VBox):
     """Upload an image, pick a bundled sample photo, or generate a ShapesWorld scene; shows a preview.
 
-    `image` is the chosen RGB PIL image (None until one is chosen), `label` says where it came from,
+    `image` is the chosen RGB PIL image (None until one is chosen, and after a choice that failed: see refuse),
+    `label` says where it came from,
     `scene` is the ShapesWorld Scene (ground truth) when the image came from the generator.
     Functions registered with `on_change(fn)` are called with the picker when the image changes.
 
@@ -139,7 +140,7 @@ class ImagePicker(w.VBox):
         try:
             im = load_image(image)
         except InputError as e:
-            self.error.value = error_html(e if file_name is None else upload_error(e, image, file_name))
+            self.refuse(e if file_name is None else upload_error(e, image, file_name))
             return
         self.image, self.label, self.scene = im, label, scene
         self.error.value = ""
@@ -153,13 +154,25 @@ class ImagePicker(w.VBox):
         for fn in self._callbacks:
             fn(self)
 
+    def refuse(self, error) -> None:
+        """Show why the last choice failed and drop the picture shown before it: a panel run next says no image is
+        chosen, rather than answering for the previous picture as if it were the new one."""
+        self.error.value = error_html(error)
+        had = self.image is not None
+        self.image, self.label, self.scene = None, "", None
+        self.preview.value = b""
+        self.caption.value = "<i>no image: the last choice failed (see below); choose another</i>"
+        if had:
+            for fn in self._callbacks:
+                fn(self)
+
     def choose_scene(self, index: int | None = None, split: str | None = None, look: str | None = None) -> None:
         """Show ShapesWorld scene `index` of `split`, drawn in `look` (a style of mmkit.data.styles; default:
         the widgets' values). The same index gives the same objects and caption in every look."""
         from mmkit.data import ShapesWorld
 
         if look is not None and look not in STYLES:
-            self.error.value = error_html(InputError(
+            self.error.value = error_html(InputError(  # a caller's mistake, not a choice: the picture stays
                 f"look={look!r} is not a ShapesWorld style; choose one of {', '.join(STYLES)}"))
             return
         if index is not None:
@@ -191,7 +204,7 @@ class ImagePicker(w.VBox):
             self.error.value = error_html("the Colab upload needs Google Colab; use the Upload button elsewhere")
             return
         except Exception as e:  # the dialog was closed, the browser refused ...
-            self.error.value = error_html(f"the upload did not finish ({type(e).__name__}: {e}); try again, or "
+            self.refuse(f"the upload did not finish ({type(e).__name__}: {e}); try again, or "
                                           "upload the file in Colab's Files panel and type its path")
             return
         if got:
@@ -207,12 +220,12 @@ class ImagePicker(w.VBox):
             return
         p = Path(text).expanduser()
         if not p.is_file():
-            self.error.value = error_html(f"{text} is not a file; check the path (Colab's Files panel: right-click "
+            self.refuse(f"{text} is not a file; check the path (Colab's Files panel: right-click "
                                           "a file, Copy path)")
             return
         size = p.stat().st_size
         if size > self.max_upload_mb * 1024 * 1024:
-            self.error.value = error_html(f"{p.name} is {size / 1024 / 1024:.1f} MB; the limit is "
+            self.refuse(f"{p.name} is {size / 1024 / 1024:.1f} MB; the limit is "
                                           f"{self.max_upload_mb:g} MB. Resize the image or save it as JPEG.")
             return
         self.set_image(p, f"file: {p.name}")
@@ -220,6 +233,9 @@ class ImagePicker(w.VBox):
     def require_image(self):
         """The chosen image, or InputError telling the user to choose one."""
         if self.image is None:
+            if self.error.value:
+                raise InputError("no image: the last one chosen could not be used (the picker says why); upload "
+                                 "another, pick a sample photo, or generate a scene")
             raise InputError("no image chosen: upload one, pick a sample photo, or generate a scene")
         return self.image
 
@@ -235,11 +251,11 @@ class ImagePicker(w.VBox):
     def _take_upload(self, name: str, content: bytes, size: int) -> None:
         if max(size, len(content)) > self.max_upload_mb * 1024 * 1024:
             mb = max(size, len(content)) / 1024 / 1024
-            self.error.value = error_html(f"{name!r} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
+            self.refuse(f"{name!r} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
                                           "Resize the image or save it as JPEG, then upload it again.")
             return
         if not content:
-            self.error.value = error_html(f"{name!r} is empty (0 bytes); choose another file")
+            self.refuse(f"{name!r} is empty (0 bytes); choose another file")
             return
         self.set_image(content, f"upload: {name}", file_name=name)
 
@@ -252,7 +268,7 @@ class ImagePicker(w.VBox):
         try:
             path = sample_path(name)
         except InputError as e:
-            self.error.value = error_html(e)
+            self.refuse(e)
             return
         self.set_image(path, f"sample photo: {name}")
 
