@@ -67,6 +67,12 @@ def test_retrieve_and_cli_search_an_embed_job(tmp_path):
     assert p.returncode == 0, p.stderr
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert [x["path"] for x in lines] == [h.item for h in got] and [x["rank"] for x in lines] == [1, 2, 3, 4, 5]
+    assert all("notice" not in x for x in lines) and "note" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "mmkit", "search", str(tmp_path / "g.index"), "a photo of a cat", "-k", "2",
+                        "--json"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr  # words the bundled model never read: said once, as the other commands say it
+    assert p.stderr.count("mmkit: note: ") == 1 and "'photo'" in p.stderr and "OutOfDomainWarning" not in p.stderr
+    assert all("'cat'" in json.loads(x)["notice"] for x in p.stdout.splitlines())
 
 
 
@@ -76,6 +82,19 @@ def test_cli_search_of_a_missing_index_says_so(tmp_path, capsys):
     assert main(["search", str(tmp_path / "none.index"), "x"]) == 2
     err = capsys.readouterr().err
     assert "not an mmkit index" in err and "Traceback" not in err
+
+
+def test_cli_search_refuses_a_query_that_looks_like_a_missing_image(tmp_path, capsys):
+    """A mistyped image path was searched for as the words 'pics red cirle png', with exit 0."""
+    from mmkit.cli import main
+
+    assert main(["search", str(tmp_path / "g.index"), str(tmp_path / "pics" / "red_cirle.PNG")]) == 2
+    err = capsys.readouterr().err
+    assert "no such image file" in err and "red_cirle.PNG" in err and "--text" in err and "Traceback" not in err
+    assert main(["search", str(tmp_path / "g.index"), str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "g.index"), "red_cirle.png", "--text"]) == 2  # as text: on to the index
+    assert "not an mmkit index" in capsys.readouterr().err
 
 
 def test_retrieval_panel_searches_an_index(tmp_path):

@@ -77,8 +77,10 @@ class CaptionApp(Panel):
         self.selected: int | None = None  # index of the word whose map is shown
         self.history: list[dict] = []  # one dict per caption, fields FIELDS
         self.button.on_click(lambda _: self.caption())
-        self.export_json_button.on_click(lambda _: self._offer("captions.json", "application/json", self.export_json()))
-        self.export_csv_button.on_click(lambda _: self._offer("captions.csv", "text/csv", self.export_csv()))
+        # named for what they hold: not captions.csv / captions.json, the names of fine-tuning and COCO files
+        self.export_json_button.on_click(
+            lambda _: self._offer("caption-history.json", "application/json", self.export_json()))
+        self.export_csv_button.on_click(lambda _: self._offer("caption-history.csv", "text/csv", self.export_csv()))
         self.clear_button.on_click(lambda _: self.clear_history())
         self.dialog_ok.on_click(lambda _: self.close_dialog())
         self.method.observe(lambda _: self.selected is not None and self.show_word(self.selected), names="value")
@@ -239,7 +241,8 @@ class CaptionApp(Panel):
         return text
 
     def export_csv(self, path=None) -> str:
-        """The history as CSV text with a header row; also written to path when given."""
+        """The history as CSV text with a header row; also written to path when given. Its image column says
+        where each picture came from ('upload: cat.png'), not a path: it is a record, not a fine-tuning file."""
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(FIELDS)

@@ -1,7 +1,8 @@
 """`mmkit index embeddings.parquet --out gallery.index` and `mmkit search gallery.index QUERY -k 10`.
 
-A query is text, or an image when it names an existing image file. Results are one line per hit
-(`rank  score  path`), or JSON Lines with --json.
+A query is text, or an image when it names an existing image file; a query that looks like an image's path
+(it ends in an image suffix, or names a folder) but is not a file is refused, rather than searched for as text
+(--text searches for it as text). Results are one line per hit (`rank  score  path`), or JSON Lines with --json.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def add_commands(sub) -> None:
     s.add_argument("--model", default=None, help="model to embed the query (default: the index's)")
     s.add_argument("--json", action="store_true", help="one JSON object per hit")
     s.add_argument("--device", default=None, help="cpu, cuda or mps")
+    s.add_argument("--text", action="store_true",
+                   help="search for the query as text even when it looks like a file's path")
 
 
 def run_index_command(args) -> int:
@@ -49,24 +52,46 @@ def run_index_command(args) -> int:
         return 0
     import mmkit
     from ..jobs.source import list_images
+    from ..notices import capture_notices
 
     if not isinstance(args.k, int) or args.k < 1:
         raise InputError(f"-k {args.k}: pass a positive number of hits")
+    is_image = not args.text and os.path.isfile(args.query)
+    if not args.text and not is_image:
+        _refuse_missing_path(args.query)
     idx = store.load(args.index)
     name = args.model or idx.model
     if not name:
         raise InputError(f"the index {show_path(args.index)!r} does not name its model; pass --model NAME")
     m = mmkit.load_model(name, device=args.device)
-    is_image = os.path.isfile(args.query)
     if is_image:
         list_images(args.query)  # InputError for a file that is not an image by name
-    hits = idx.search_image(m, args.query, args.k) if is_image else idx.search_text(m, args.query, args.k)
+    with capture_notices() as notices:  # a bundled model's out-of-domain notice, said as the other commands say it
+        hits = idx.search_image(m, args.query, args.k) if is_image else idx.search_text(m, args.query, args.k)
+    for n in notices:
+        say(f"mmkit: note: {n}")
     for rank, h in enumerate(hits, 1):
         if args.json:
             rec = {"rank": rank, "score": round(h.score, 6), "path": show_path(h.item)}
+            if notices:  # about the query, so every hit carries it
+                rec["notice"] = " ".join(notices)
             exact = path_b64(h.item)  # a name that is not UTF-8: its bytes, as `mmkit caption --json` gives them
             sys.stdout.write(utf8(json.dumps({**rec, "image_b64": exact} if exact else rec, ensure_ascii=False)) + "\n")
         else:
             sys.stdout.write(f"{rank}\t{h.score:.4f}\t{one_line(show_path(h.item))}\n")
     sys.stdout.flush()
     return 0
+
+
+def _refuse_missing_path(query: str) -> None:
+    """InputError when a query that is not a file looks like a path: a folder, or a name with an image suffix (a
+    mistyped file name would otherwise be searched for as the words 'inputs pics red cirle png')."""
+    from pathlib import Path
+
+    from ..annotations import IMAGE_SUFFIXES
+
+    if os.path.isdir(query):
+        raise InputError(f"{show_path(query)!r} is a folder; search takes one image file (or a text) as its query")
+    if Path(query.strip()).suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"no such image file: {show_path(query)!r}; check the path, or pass --text to search for "
+                         "these words")
