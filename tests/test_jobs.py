@@ -132,6 +132,16 @@ def test_resume_rules(folder, tmp_path):
     assert again.done_before == first.images and read_output(out) == read_output(first.out)
     with pytest.raises(InputError, match="batch_size"):
         run("embed", clip, folder, out, shard_size=4, batch_size=2, progress=False)
+    with pytest.raises(InputError, match=r"cannot resume: this job reads .*sub.*the journal's read"):
+        run("embed", clip, folder / "sub", out, shard_size=4, batch_size=4, progress=False)  # another folder
+    assert read_output(out) == read_output(first.out)  # and nothing of it was written
+    here = os.getcwd()
+    try:  # the same folder named another way is the same job
+        os.chdir(folder.parent)
+        same = run("embed", clip, folder.name + "/", out, shard_size=4, batch_size=4, progress=False)
+        assert same.done_before == first.images
+    finally:
+        os.chdir(here)
     parts = Path(str(out) + ".parts")
     before = read_output(out)
     os.remove(parts / "shard-000001.jsonl")  # a lost shard is redone, the same

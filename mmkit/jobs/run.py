@@ -12,7 +12,7 @@ from ..errors import InputError
 from .local import Timing, run_local
 from .output import public_row, write_output
 from .shards import Journal, check_same, out_format
-from .source import list_images
+from .source import list_images, source_paths
 from .tasks import check_options, get_task
 
 ENGINES = ("local", "ray")
@@ -102,7 +102,7 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
     m = model if isinstance(model, Loaded) else load_model(os.fspath(model or spec.model), device=device)
     require(m, spec.requires)
     job = {"task": spec.name, "model": m.spec.name, "options": options, "batch_size": batch_size,
-           "shard_size": shard_size, "draft": bool(draft), "version": 1}
+           "shard_size": shard_size, "draft": bool(draft), "version": 1, "source": source_paths(source)}
     lock = journal.lock()
     try:
         if journal.exists() and resume and not overwrite:

@@ -104,7 +104,20 @@ class Journal:
 
 def check_same(old: dict, new: dict) -> None:
     """InputError when a resumed job's settings differ from the journal's (their results would not mix)."""
+    if "source" in old and old["source"] != new.get("source"):  # journals before 2026-12-07 did not record it
+        raise InputError(f"cannot resume: this job reads {_listed(new.get('source'))}, the journal's read "
+                         f"{_listed(old['source'])}; their results would mix in one output. Pass the journal's "
+                         "folder, another --out for this one, or overwrite=True (--overwrite) to start again")
     for key in ("task", "model", "options", "batch_size", "shard_size", "draft"):
         if old.get(key) != new.get(key):
             raise InputError(f"cannot resume: this job's {key} is {new.get(key)!r}, the journal's is {old.get(key)!r}; "
                              "rerun with the journal's settings, or pass overwrite=True (--overwrite) to start again")
+
+
+def _listed(paths) -> str:
+    """'/a/b' or '/a/b, /c (2 folders or files)' for a job's source."""
+    from ..cli_output import show_path
+
+    paths = list(paths or [])
+    shown = ", ".join(repr(show_path(x)) for x in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    return shown if len(paths) == 1 else f"{shown} ({len(paths)} folders or files)"

@@ -25,6 +25,17 @@ from ..errors import InputError, describe
 MAX_BYTES = 256 * 2**20  # largest file read (the same cap load_image uses by default)
 
 
+def source_paths(source) -> list[str]:
+    """The absolute paths a job's source names (a folder, a file, or a list of them), sorted: what a journal records,
+    so that resuming it on another folder is refused rather than mixing the two in one output."""
+    return sorted({os.path.abspath(os.fspath(x)) for x in _items(source)})
+
+
+def _items(source) -> list:
+    """A job's source as a list: a folder or file alone, or the list given."""
+    return [source] if isinstance(source, (str, os.PathLike)) else list(source or [])
+
+
 def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
     """(absolute paths of the image files in `source`, sorted; how many other files were passed over).
 
@@ -32,7 +43,7 @@ def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
         source: a folder, one file, or a list of files and folders.
         recursive: also look inside sub-folders (hidden ones, starting with ".", are skipped).
     """
-    items = [source] if isinstance(source, (str, os.PathLike)) else list(source or [])
+    items = _items(source)
     if not items:
         raise InputError("no images given; pass a folder of images, a file, or a list of them")
     out: list[str] = []
