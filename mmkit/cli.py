@@ -48,6 +48,7 @@ class Command:
     one_by_one: bool = False  # True: one image per batch (e.g. the command writes a file per image)
     attention: bool = False  # load the model with attention outputs
     check: Callable | None = None  # (args, m) -> None: InputError before any image is read
+    early: Callable | None = None  # (args) -> None: InputError before the model is loaded
     noun: str = "result"  # what it returns, for out-of-domain notices ("caption", "answer", ...)
 
 
@@ -96,6 +97,11 @@ def _answer_args(p) -> None:
     p.add_argument("-q", "--question", required=True, help="the question, e.g. 'what color is the circle?'")
 
 
+def _check_answer(args) -> None:
+    if not args.question.strip():
+        raise InputError("-q/--question is empty; ask a question, e.g. -q 'what color is the circle?'")
+
+
 def _answer(args, m, items) -> list[Record]:
     import mmkit
 
@@ -104,18 +110,20 @@ def _answer(args, m, items) -> list[Record]:
 
 
 def _zero_shot_args(p) -> None:
-    p.add_argument("-l", "--labels", required=True, help="comma-separated class names, e.g. 'cat,dog,bird'")
+    p.add_argument("-l", "--labels", required=True, action="append",
+                   help="comma-separated class names, e.g. 'cat,dog,bird' (or -l once per name)")
     p.add_argument("-t", "--template", action="append", default=None,
                    help="prompt template with {} (repeat to ensemble; default: the model's own)")
 
 
-def _check_zero_shot(args, m) -> None:
+def _check_zero_shot(args) -> None:
     from .options import check_option
 
-    args.label_list = list(dict.fromkeys(x.strip() for x in args.labels.split(",") if x.strip()))
+    given = ",".join(args.labels)  # -l 'cat,dog' or -l cat -l dog
+    args.label_list = list(dict.fromkeys(x.strip() for x in given.split(",") if x.strip()))
     if len(args.label_list) < 2:
-        raise InputError(f"--labels {args.labels!r}: give at least two different comma-separated class names, "
-                         "e.g. 'cat,dog'")
+        raise InputError(f"--labels {given!r}: give at least two different class names, comma-separated or one "
+                         "per -l, e.g. 'cat,dog'")
     args.template = check_option("templates", args.template, label="--template")
 
 
@@ -171,9 +179,9 @@ COMMANDS: dict[str, Command] = {
     "caption": Command("Caption each image.", "blip-caption", "caption", _caption_args, _caption,
                        check=_check_caption, noun="caption"),
     "answer": Command("Answer a question about each image.", "blip-vqa", "answer", _answer_args, _answer,
-                      noun="answer"),
+                      early=_check_answer, noun="answer"),
     "zero-shot": Command("Classify each image among labels with CLIP-style zero-shot classification.", "clip",
-                         "zero_shot", _zero_shot_args, _zero_shot, check=_check_zero_shot, noun="zero-shot result"),
+                         "zero_shot", _zero_shot_args, _zero_shot, early=_check_zero_shot, noun="zero-shot result"),
     "attention": Command("Write a PNG of the per-word attention maps of each image.", "blip-caption",
                          "attention_maps", _attention_args, _attention, one_by_one=True, attention=True,
                          check=_check_attention, noun="attention map"),
@@ -289,6 +297,8 @@ def run(args) -> int:
     cmd = COMMANDS[args.command]
     other: list[Path] = []
     paths = expand(args.images, other, args.recursive)
+    if cmd.early is not None:
+        cmd.early(args)
     m = mmkit.load_model(args.model, device=args.device, attention=cmd.attention)
     require(m, cmd.task)
     if cmd.check is not None:

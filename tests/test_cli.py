@@ -83,6 +83,9 @@ def test_answer_and_zero_shot(capsys, folder, model_dirs):
         assert rec["label"] == max(rec["probs"], key=rec["probs"].get)
     code, lines, _ = run(capsys, "zero-shot", folder / "scene0.png", "--model", model_dirs("clip"), "-l", "cat,dog")
     path, label, prob = lines[0].split("\t")
+    code, again, _ = run(capsys, "zero-shot", folder / "scene0.png", "--model", model_dirs("clip"), "-l", "cat", "-l",
+                         "dog")  # -l once per name: the same two labels (only the last was kept)
+    assert again == lines
     assert code == 0 and label in ("cat", "dog") and 0.5 <= float(prob) <= 1
 
 
@@ -104,6 +107,8 @@ def test_attention_writes_pngs(capsys, folder, model_dirs, tmp_path):
     (["answer", "{img}", "--model", "{clip}", "-q", "what?"], "cannot answer"),
     (["caption", "{missing}"], "does not exist"),
     (["zero-shot", "{img}", "--model", "{clip}", "-l", "cat"], "at least two"),
+    (["answer", "{img}", "--model", "no-such-model", "-q", "  "], "question is empty"),  # before the model loads
+    (["zero-shot", "{img}", "--model", "no-such-model", "-l", "cat", "-l", " "], "at least two"),
     (["caption", "{img}", "--model", "{blip}", "--batch-size", "0"], "batch-size"),
     (["caption", "{img}", "--model", "{blip}", "--max-tokens", "60"], "--max-tokens 39 or less"),
 ])

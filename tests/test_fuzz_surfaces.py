@@ -69,7 +69,9 @@ def assert_clean_exit(code, err):
 
 # -- the CLI ------------------------------------------------------------------------------------------------
 
-NAME_BYTES = st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_"))
+# a leading "." would make the file hidden, which a folder listing leaves out (macOS's '._x.png' metadata)
+NAME_BYTES = st.binary(min_size=1, max_size=40).map(
+    lambda b: b.replace(b"/", b"_").replace(b"\0", b"_")).map(lambda b: b"_" + b[1:] if b.startswith(b".") else b)
 
 
 @settings(FUZZ, max_examples=60)

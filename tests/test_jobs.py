@@ -35,6 +35,9 @@ def folder(tmp_path_factory):
     (d / "text.png").write_text("<html>not an image</html>")
     (d / "README.txt").write_text("not listed: no image suffix")
     (d / ".hidden" / "x.png").write_bytes(b"")  # hidden folders are not walked
+    (d / "._s00.png").write_bytes(b"\0\5\26\7 Mac OS X")  # a zip made on a Mac: metadata, not pictures
+    (d / "__MACOSX").mkdir()
+    (d / "__MACOSX" / "._cat-12mp.jpg").write_bytes(b"\0\5\26\7 Mac OS X")
     os.mkfifo(d / "fifo.jpg")
     locked = d / "locked.png"
     photos["cat"].save(locked)
@@ -55,6 +58,7 @@ def test_listing_is_recursive_sorted_and_skips_hidden(folder):
     paths, other = list_images(folder)
     names = [Path(p).name for p in paths]
     assert len(paths) == 12 + 2 + len(BAD) + 1 and "x.png" not in names and other == 1  # README.txt
+    assert not any(n.startswith("._") for n in names)
     assert paths == sorted(paths) and all(os.path.isabs(p) for p in paths)
     flat, _ = list_images(folder, recursive=False)
     assert {Path(p).name for p in flat} == {"cat-12mp.jpg", "rocket.webp", "locked.png"} | BAD

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "answer":
             p.add_argument("-q", "--question", required=True, help="the question asked of every image")
         if name == "zero-shot":
-            p.add_argument("-l", "--labels", required=True, help="comma-separated class names, e.g. 'cat,dog'")
+            p.add_argument("-l", "--labels", required=True, action="append",
+                           help="comma-separated class names, e.g. 'cat,dog' (or -l once per name)")
             p.add_argument("-t", "--template", action="append", default=None, help="prompt template with {}")
     add_commands(sub)
     return parser
@@ -85,7 +86,7 @@ def _options(args) -> dict:
     if args.command == "answer":
         return dict(question=args.question)
     if args.command == "zero-shot":
-        return dict(labels=args.labels, templates=args.template)
+        return dict(labels=",".join(args.labels), templates=args.template)
     return {}
 
 

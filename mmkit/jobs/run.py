@@ -48,7 +48,7 @@ class JobResult:
         else:
             parts.append("no unreadable files")
         if self.skipped:
-            parts.append(f"{self.skipped} files without an image suffix passed over")
+            parts.append(f"{self.skipped} file{'s' * (self.skipped != 1)} without an image suffix passed over")
         split = ", ".join(f"{k} {t[k]:.1f} s" for k in ("start", "decode", "wait", "model", "write") if k in t)
         return f"{'; '.join(parts)}; {split} -> {show_path(self.out)}"
 

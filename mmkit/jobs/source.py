@@ -70,16 +70,20 @@ def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
     return sorted(dict.fromkeys(out)), len(passed)
 
 
+SKIPPED_FOLDERS = ("__MACOSX",)  # what a zip made on a Mac adds: '._name.png' files of metadata, not pictures
+
+
 def _walk(root: str, recursive: bool) -> tuple[list[str], list[str]]:
-    """(the image files under root, the other files that are not hidden)."""
+    """(the image files under root, the other files); hidden files and folders (starting with '.', e.g. macOS's
+    '._name.png' metadata) and SKIPPED_FOLDERS are left out, as the annotation panel leaves them out."""
     found, other = [], []
     for top, dirs, files in os.walk(root, onerror=None):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        dirs[:] = (sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS)
+                   if recursive else [])
         for f in files:
-            if Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(os.path.join(top, f))
-            elif not f.startswith("."):
-                other.append(os.path.join(top, f))
+            if f.startswith("."):
+                continue
+            (found if Path(f).suffix.lower() in IMAGE_SUFFIXES else other).append(os.path.join(top, f))
     return found, other
 
 
