@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from pathlib import Path
 
 from ..errors import InputError, describe
 
-_URL_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://")
 _CHUNK = 4 * 2**20  # read size: a small file never costs a max_bytes buffer
+
+
+def is_url(x) -> bool:
+    """Whether x is a string such as 'https://...' or 's3://...' (a scheme and '://'): never read as a file."""
+    return isinstance(x, str) and re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://", x) is not None
 
 
 def mb(n: int) -> str:
@@ -36,7 +41,7 @@ def read_path(x, max_bytes: int) -> tuple[bytes, str]:
     s = os.fspath(x)
     if isinstance(s, bytes):
         s = os.fsdecode(s)
-    if s.lower().startswith(_URL_PREFIXES):
+    if is_url(s):
         raise InputError(f"{name} is a URL; mmkit does not download images. Download it first and pass the file path")
     if "\x00" in s:
         raise InputError(f"{name} contains a NUL character, which no file name can hold; check the path")

@@ -8,20 +8,24 @@ Accepted forms:
 - a list of `(image, text)` or `(image, question, answer)` tuples (image: path, bytes, PIL, array);
 - a Hugging Face `datasets.Dataset` with an image column and a text (or question + answer) column.
 
-A bad row (missing file, unreadable image, empty text, duplicate) is skipped and reported with its row
-number and the reason; `read_examples` raises `InputError` only when nothing usable remains, or when the
-input as a whole is wrong (a CSV without the needed columns, a file that is not a caption file).
+A bad row (missing file, unreadable image, empty text, duplicate, a CSV row with more fields than its header) is
+skipped and reported with the line it starts on and the reason, and a missing file's reason names its likely cause
+(a URL, a name that differs only in case); an image path with spaces around it, Windows `\\` separators or
+another Unicode normalisation of an existing file's name reads that file. `read_examples` raises `InputError` only
+when nothing usable remains, or when the input as a whole is wrong (a CSV without the needed columns or with one
+named twice, a picture or a file that is not a caption file).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, describe
+from .csv_rows import check_header, csv_text, delimiter, records, row_problem
+from ..data.image_files import is_url
+from .files import Finder
 
 CAPTION_COLUMNS = ("image", "caption")
 QA_COLUMNS = ("image", "question", "answer")
@@ -77,13 +81,16 @@ def _image(x, base: Path | None):
         x = x.get("bytes") or x.get("path")
     if isinstance(x, str) and not x.strip():
         raise InputError("the image path is empty")
-    if isinstance(x, (str, os.PathLike)) and base is not None and not os.path.isabs(os.fspath(x)):
+    if isinstance(x, (str, os.PathLike)) and base is not None and not os.path.isabs(os.fspath(x)) and not is_url(x):
         x = base / os.fspath(x)
     return load_image(x)
 
 
-def _reason(e: Exception) -> str:
-    return str(e).split("; ")[0] if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+def _reason(e: Exception, value=None) -> str:
+    """A row's reason from the error reading its image: the message's first clause (a URL's message whole)."""
+    if not isinstance(e, InputError):
+        return f"{type(e).__name__}: {e}"
+    return str(e) if is_url(value) else str(e).split("; ")[0]
 
 
 class _Collector:
@@ -92,11 +99,16 @@ class _Collector:
     def __init__(self, kind: str, origin: str, base: Path | None = None):
         self.out = Examples(kind=kind, origin=origin)
         self.base = base
+        self.finder = Finder(base)
         self.images: dict = {}  # key -> PIL image or the InputError it raised
         self.seen: set = set()
+        self.missing: set = set()  # the keys of images not found
 
     def add(self, where: str, image, text: str = "", question: str = "", answer: str = "") -> None:
-        key = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"{where}"
+        written = image
+        if isinstance(image, (str, os.PathLike)) and isinstance(os.fspath(image), str):
+            image = self.finder.locate(os.fspath(image))
+        key = os.path.normpath(image) if isinstance(image, str) and image.strip() else f"{where}"
         texts = (text,) if self.out.kind == "caption" else (question, answer)
         names = ("caption",) if self.out.kind == "caption" else ("question", "answer")
         for name, t in zip(names, texts):
@@ -110,7 +122,11 @@ class _Collector:
                 self.images[key] = e
         im = self.images[key]
         if isinstance(im, Exception):
-            self.out.skipped.append((where, f"image {describe(image)}: {_reason(im)}"))
+            why = _reason(im, image)
+            if isinstance(image, str) and not is_url(image) and not os.path.lexists(self.finder.root / image):
+                self.missing.add(key)
+                why += self.finder.hint(image)
+            self.out.skipped.append((where, f"image {describe(written)}: {why}"))
             return
         dup = (key, text, question, answer)
         if isinstance(image, (str, os.PathLike)) and dup in self.seen:
@@ -120,41 +136,29 @@ class _Collector:
         self.out.items.append(Example(im, text, question, answer, where, key))
 
 
-def _delimiter(text: str, need) -> str:
-    """The separator whose header line names the needed columns: ',' or what spreadsheets also write (';' where
-    the decimal mark is a comma, a tab, '|'); ',' when none does, so the error names the columns found."""
-    first = text.split("\n", 1)[0].rstrip("\r")
-    for sep in (",", ";", "\t", "|"):
-        header = [h.strip().lower() for h in next(csv.reader([first], delimiter=sep), [])]
-        if all(c in header for c in need):
-            return sep
-    return ","
-
-
 def _read_csv(path: Path) -> Examples:
     """captions.csv or qa.csv in a folder -> Examples (image paths relative to the folder)."""
     need = QA_COLUMNS if path.name == "qa.csv" else CAPTION_COLUMNS
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
-        lines = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text, need)))
-    except UnicodeDecodeError:
-        raise InputError(f"{str(path)!r} is not UTF-8 text; save the CSV as UTF-8") from None
-    except (OSError, csv.Error) as e:
-        raise InputError(f"{str(path)!r} could not be read as CSV ({e})") from None
-    header = [h.strip().lower() for h in (lines[0] if lines else [])]
-    rows = [(n, dict(zip(header, r))) for n, r in enumerate(lines[1:], start=2) if any(c.strip() for c in r)]
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise InputError(f"{str(path)!r} has columns {header}, without {missing}; the first line must name the "
-                         f"columns {', '.join(need)}")
+    text = csv_text(path)
+    sep = delimiter(text, need)
+    rows = records(text, sep, path)
+    header = [h.strip().lower() for h in (rows[0][1] if rows else [])]
+    check_header(path, header, need)
     kind = "qa" if path.name == "qa.csv" else "caption"
     col = _Collector(kind, str(path), base=path.parent)
-    for n, row in rows:  # n: the line number (line 1 is the header)
+    for n, fields in rows[1:]:  # n: the line the row starts on (line 1 is the header)
+        where = f"{path.name} line {n}"
+        if not any(c.strip() for c in fields):
+            continue
+        problem = row_problem(fields, header, sep, need, path.parent)
+        if problem:
+            col.out.skipped.append((where, problem))
+            continue
+        row = dict(zip(header, fields))
         if kind == "caption":
-            col.add(f"{path.name} line {n}", row.get("image") or "", text=_clean(row.get("caption")))
+            col.add(where, row.get("image") or "", text=_clean(row.get("caption")))
         else:
-            col.add(f"{path.name} line {n}", row.get("image") or "", question=_clean(row.get("question")),
+            col.add(where, row.get("image") or "", question=_clean(row.get("question")),
                     answer=_clean(row.get("answer")))
     return col.out
 
@@ -182,7 +186,18 @@ def _read_coco(path: Path, image_dir=None) -> Examples:
             col.out.skipped.append((where, "no image_id that 'images' lists"))
             continue
         col.add(where, names[a["image_id"]] or "", text=_clean(a.get("caption")))
+    col.out.origin += _elsewhere(col, path, image_dir)
     return col.out
+
+
+def _elsewhere(col: _Collector, path: Path, image_dir) -> str:
+    """' (... pass image_dir= ...)' when most of a COCO file's pictures are not where they are looked up, else ''."""
+    if 2 * len(col.missing) <= len(col.images):
+        return ""
+    where = f"image_dir {str(col.base)!r}" if image_dir is not None else f"the COCO file's folder {str(path.parent)!r}"
+    return (f" ({len(col.missing)} of its {len(col.images)} pictures are not found: their file names are read "
+            f"relative to {where}; pass image_dir= the folder that holds the pictures, e.g. finetune(model, "
+            f"{str(path)!r}, image_dir='my_pictures/'))")
 
 
 def _read_tuples(rows) -> Examples:
