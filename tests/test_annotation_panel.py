@@ -76,7 +76,7 @@ def test_walk_suggest_accept_skip_and_resume(folder, model_dirs):
     again.accept("a red circle")  # edit an accepted item
     again.accept("x")
     again.accept("y", tags="")
-    assert again.current is None and "All 4 images are done" in again.file_html.value
+    assert again.current is None and "All 4 images are done</b> (3 captioned, 1 skipped)" in again.file_html.value
     assert again.accept_button.disabled
     caps = {a["image_id"]: a["caption"] for a in saved(folder)["annotations"]}
     assert sorted(caps.values()) == ["a red circle", "x", "y"]

@@ -98,8 +98,8 @@ class AnnotationPanel(Panel):
         self.back_button.disabled = self.index == 0
         if done:
             self.preview.value = b""
-            self.file_html.value = (f"<b>All {len(self.files)} images are done.</b> The captions are in "
-                                    f"{esc(self._display(str(self.store.path)))}.")
+            self.file_html.value = (f"<b>All {len(self.files)} images are done</b> ({self._tally()}). The captions "
+                                    f"are in {esc(self._display(str(self.store.path)))}.")
             try:
                 self.store.flush()  # a large file's journal goes into the JSON file now
             except Exception as e:  # noqa: BLE001 - shown in the panel; every save is already on disk
@@ -215,10 +215,15 @@ class AnnotationPanel(Panel):
             self.show(self.index - 1)
 
     # -- display ---------------------------------------------------------------------------------
+    def _tally(self) -> str:
+        """'21 captioned, 3 skipped' of this folder's images (a skipped one has no caption to train on)."""
+        files = set(self.files)
+        skipped = len(self.store.skipped & files)
+        return f"{len(self.store.done & files) - skipped} captioned, {skipped} skipped"
+
     def _render_header(self) -> None:
-        done = len(self.store.done & set(self.files))
         self.header.value = (f"<b>Annotating</b> {esc(self._display(str(self.folder)))}: image "
-                             f"{min(self.index + 1, len(self.files))} of {len(self.files)} &middot; {done} done "
+                             f"{min(self.index + 1, len(self.files))} of {len(self.files)} &middot; {self._tally()} "
                              f"&middot; saving to {esc(self._display(self.store.path.name))}")
 
     def _saved_note(self) -> None:

@@ -236,6 +236,12 @@ class AnnotationStore:
         with self._lock.mutex:
             return {self._names[i] for i, ids in self._by_image.items() if ids} | set(self._skipped)
 
+    @property
+    def skipped(self) -> set[str]:
+        """File names skipped (no caption)."""
+        with self._lock.mutex:
+            return set(self._skipped)
+
     def first_pending(self, files: list[str]) -> int:
         """Index of the first file not yet accepted or skipped (len(files) when all are done)."""
         done = self.done
