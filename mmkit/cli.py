@@ -164,9 +164,9 @@ def _attention(args, m, items) -> list[Record]:
             raise InputError(f"--method {args.method!r} is not available for {m.spec.name}; "
                              f"choose one of {maps.methods}")
         target, k = Path(args.out) / f"{path.stem}.png", 1
-        while target in args.written:
+        while str(target).casefold() in args.written:  # 'A.png' and 'a.png' are one file on macOS and Windows
             target, k = Path(args.out) / f"{path.stem}-{k}.png", k + 1
-        args.written.add(target)
+        args.written.add(str(target).casefold())
         try:
             mmkit.viz.caption_strip(maps, method=args.method).savefig(target, dpi=90)
         except OSError as e:

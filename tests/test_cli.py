@@ -1,6 +1,7 @@
 """The command line `mmkit caption|answer|zero-shot|attention IMAGE... [--model NAME] [--json]`."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,12 @@ def test_attention_writes_pngs(capsys, folder, model_dirs, tmp_path):
         assert png.parent == out and png.read_bytes()[:4] == b"\x89PNG" and rec["words"][:2] == ["red", "circle"]
     code, _, err = run(capsys, "attention", folder, "--model", model_dirs("clip"), "--out", out)
     assert code == 2 and "needs a text" in error_lines(err)[0]
+    (tmp_path / "A").mkdir()
+    shutil.copy(folder / "scene0.png", tmp_path / "A" / "Scene0.png")
+    code, lines, _ = run(capsys, "attention", folder / "scene0.png", tmp_path / "A" / "Scene0.png", folder / "scene0.png",
+                         "--model", model_dirs("clip"), "--text", "red circle", "--out", tmp_path / "two", "--json")
+    names = [Path(json.loads(x)["png"]).name for x in lines]  # one file each, on a file system blind to case too
+    assert code == 0 and names == ["scene0.png", "Scene0-1.png", "scene0-2.png"]
 
 
 @pytest.mark.parametrize("argv, message", [
