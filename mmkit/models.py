@@ -305,9 +305,12 @@ def _offline_message(spec: ModelSpec) -> str:
     alt = FAMILIES.get(spec.family)
     bundled = f" The bundled ShapesWorld model {alt[1]!r} works offline (or use the family name '{spec.family}', " \
               "which picks it automatically when the hub is unreachable)." if alt else ""
+    owner = spec.repo.split("/")[0] if spec.repo.count("/") == 1 else ""
+    here = (f" There is no folder {spec.repo!r} here either ({owner!r} is a folder here: a mistyped path to a saved "
+            "model?).") if owner and Path(owner).is_dir() else ""
     return (f"{spec.name!r} ({spec.repo}) is not in your local Hugging Face cache and the hub is not reachable "
-            f"({config.hub_status().reason}).{bundled} To use the real model, run once while online, or copy its "
-            "folder here and pass the folder's path.")
+            f"({config.hub_status().reason}).{here}{bundled} To use the real model, run once while online, or copy "
+            "its folder here and pass the folder's path.")
 
 
 def clear_cache() -> None:

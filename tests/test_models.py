@@ -40,8 +40,18 @@ def test_unreachable_hub_id_fails_fast_with_offline_advice(monkeypatch):
     assert time.perf_counter() - t0 < 2.0
     msg = str(e.value)
     assert "shapes-blip-caption" in msg and "not reachable" in msg
-    with pytest.raises(InputError, match="not reachable|could not"):
+    with pytest.raises(InputError, match="not reachable|could not") as e:
         mmkit.load_model("someone/some-model")
+    assert "here either" not in str(e.value)
+
+
+def test_a_mistyped_path_that_reads_as_a_hub_id_says_there_is_no_such_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(mmkit.config, "_HUB", None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()  # `finetune(..., save="out/my-model")` was meant, "out/my-modle" typed
+    with pytest.raises(InputError, match="no folder 'out/my-modle' here either"):
+        mmkit.load_model("out/my-modle")
 
 
 def _fake_models_dir(tmp_path, monkeypatch, model_dirs, names=("shapes-clip",), family="clip"):
