@@ -95,17 +95,20 @@ def _refuse(label: str, value, rule: Option, why: str = "") -> InputError:
     return InputError(f"{label}={_show(value)} is not allowed{why}: {label} must be {rule.describe()}")
 
 
-def check_option(name: str, value, *, label: str | None = None):
+def check_option(name: str, value, *, label: str | None = None, rule: Option | None = None):
     """`value` checked against the rule of option `name`, in a plain type (int, float, bool, str, tuple).
 
     Args:
-        name: a key of OPTIONS, e.g. "num_beams".
+        name: a key of OPTIONS, e.g. "num_beams" (any name when rule is given).
         value: what the user gave.
         label: the name to show in the error (e.g. the CLI flag "--beams"); default: name.
+        rule: the Option to check against, for options of one function (finetune's RULES); default: OPTIONS[name].
     """
-    if name not in OPTIONS:
-        raise InputError(f"unknown option {name!r}; the options are {', '.join(OPTIONS)}")
-    rule, label = OPTIONS[name], label or name
+    if rule is None:
+        if name not in OPTIONS:
+            raise InputError(f"unknown option {name!r}; the options are {', '.join(OPTIONS)}")
+        rule = OPTIONS[name]
+    label = label or name
     if value is None:
         if rule.none:
             return None

@@ -33,6 +33,7 @@ def test_check_data_shows_usable_count_and_skipped_rows(folder):
     p.data.value = str(root / "nope")
     p.check()
     assert "does not exist" in p.error.value and "Traceback" not in p.error.value
+    assert p.usable.value == "" and p.examples is None  # the earlier folder's count is gone with it
 
 
 def test_train_compare_save_and_open_in_caption_app(folder, tmp_path):

@@ -87,6 +87,7 @@ class FinetunePanel(Panel):
                                  + (f"; {len(ex.skipped)} rows skipped:<ul>{skipped}{more}</ul>" if ex.skipped else ""))
 
         def read(job):  # a folder with captions.csv and qa.csv: the file the chosen model trains on
+            self.usable.value, self.examples = "", None  # an earlier check's count is not this data's
             model = self.model.loaded if self.model.loaded is not None else typed(self.model.name.value)
             return read_examples(self._data(), kind=wanted_kind(model) if model else None)
 

@@ -1,9 +1,11 @@
 """`finetune`: any loaded model, your own examples, a few epochs -> a `Finetuned` model and what it learnt.
 
-The loop: read the examples (bad rows reported, skipped), split off a validation set (by image, so no
-picture is on both sides), grow the vocabulary for new words, AdamW with linear warm-up then linear decay,
-validation loss and the task metric after every epoch, early stopping on the metric (loss breaks ties), and
-the best weights kept. Ctrl-C or `should_stop()` ends training early with the best weights so far.
+The loop: check the options (RULES), read the examples (bad rows reported, skipped), split off a validation set
+(by image, so no picture is on both sides, with a picture of each new word where it can), grow the vocabulary for
+new words, AdamW with linear warm-up then linear decay, validation loss and the task metric after every epoch,
+early stopping on the metric (loss breaks ties; off on a validation set under evaluate.MIN_VAL items, where the
+last epoch is kept), and the best weights kept. Ctrl-C or `should_stop()` ends training early with the best
+weights so far.
 The loaded model itself is never changed: training works on a copy.
 """
 from __future__ import annotations
@@ -19,11 +21,13 @@ from pathlib import Path
 from ..errors import InputError, warn
 from ..families import adapter
 from ..models import Loaded, load_model
+from ..options import OPTIONS, Option, check_option
 from ..train.common import flat_if, param_groups
 from .data import FILE_COLUMNS, FOLDER_FILES, Examples, read_examples
 from .evaluate import METRIC, MIN_VAL, score, scored_items, word_use
 from .losses import loss_fn, pixels
-from .result import Finetuned
+from .result import Finetuned, leak_notes, once_note, steps_notes, stopping_notes, trust_notes, unseen_words
+from .vocab import unknown_word_counts, word_pictures
 
 
 @dataclass
@@ -48,8 +52,53 @@ class FinetuneConfig:
     max_val: int = 200  # validation examples at most (the metric runs the model's task function on each)
 
 
-def _split(ex: Examples, val_data, share: float, seed: int) -> tuple[list, list]:
-    """(train, val) examples; without val_data, `share` of the distinct images (at least 1) are held out."""
+# the rule of each option (mmkit.options' Option: a bad value raises InputError naming it, the value and the range)
+RULES: dict[str, Option] = {
+    "epochs": Option("int", 1, 10_000, doc="passes over the training examples at most"),
+    "batch_size": OPTIONS["batch_size"],
+    "lr": Option("float", 0, 10, lo_open=True, none=True, doc="peak learning rate (None: picked for the model)"),
+    "warmup": Option("float", 0, 1, doc="share of the steps of linear warm-up"),
+    "weight_decay": Option("float", 0, 1, doc="AdamW decay of the weight matrices"),
+    "val_split": Option("float", 0, 0.9, lo_open=True, doc="share of the pictures held out for validation"),
+    "patience": Option("int", 1, 10_000, doc="epochs without a better validation metric before stopping"),
+    "seed": Option("int", 0, 2**63 - 1, doc="seeds the split, the batch order and the weights' randomness"),
+    "lora": Option("bool", doc="train LoRA adapters instead of every weight"),
+    "lora_r": Option("int", 1, 1024, doc="LoRA rank"),
+    "lora_alpha": Option("int", 1, 65_536, doc="LoRA scale numerator"),
+    "load_in_8bit": Option("bool", doc="with lora=True on a CUDA GPU: the frozen base in int8"),
+    "max_seconds": Option("float", 0, 1e7, lo_open=True, none=True, doc="training time cap in seconds (None: none)"),
+    "progress": Option("bool", doc="show a progress bar"),
+    "max_val": Option("int", 1, 1_000_000, doc="validation examples at most"),
+}
+
+
+def check_config(options: dict) -> FinetuneConfig:
+    """finetune's keyword options checked, each against its rule in RULES, as a FinetuneConfig (InputError on the
+    first unknown option or bad value)."""
+    fields = FinetuneConfig.__dataclass_fields__
+    bad = [k for k in options if k not in fields]
+    if bad:
+        raise InputError(f"finetune() got unknown option(s) {bad}; options: {', '.join(fields)}")
+    return FinetuneConfig(**{k: _checked(k, v) for k, v in options.items()})
+
+
+def _checked(name: str, value):
+    """One option's value checked against its rule, in a plain Python type."""
+    return _check_new_words(value) if name == "new_words" else check_option(name, value, rule=RULES[name])
+
+
+def _check_new_words(value):
+    """new_words: "auto", False (or None) or a list of words."""
+    if (isinstance(value, str) and value == "auto") or value is None or value is False:
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(w, str) and w.strip() for w in value):
+        return list(value)
+    raise InputError(f"new_words={value!r} is not allowed: new_words must be 'auto' (add the words the tokenizer "
+                     "spells in 3+ pieces), False (add none) or a list of words, e.g. ['orange']")
+
+
+def _split(ex: Examples, val_data, share: float, seed: int, words=()) -> tuple[list, list]:
+    """(train, val) examples; without val_data, `share` of the distinct images are held out (_held_keys)."""
     if val_data is not None:
         held = read_examples(val_data, kind=ex.kind)  # a folder with both CSVs: the training data's kind
         if held.skipped:
@@ -62,10 +111,41 @@ def _split(ex: Examples, val_data, share: float, seed: int) -> tuple[list, list]
     if len(keys) < 2:
         raise InputError(f"only {len(keys)} usable image(s): finetune needs at least 2 (one to train on, one to "
                          "validate); add pictures or pass val_data=")
-    rng = random.Random(seed)
-    rng.shuffle(keys)
-    held = set(keys[:max(1, round(share * len(keys)))])
+    random.Random(seed).shuffle(keys)
+    held = _held_keys(keys, word_pictures(ex.items, words), max(1, min(len(keys) - 1, round(share * len(keys)))))
     return [e for e in ex.items if e.key not in held], [e for e in ex.items if e.key in held]
+
+
+def _held_keys(keys: list, has: dict, n: int) -> set:
+    """n of the (shuffled) picture keys to validate on. First, for each new word (has: word -> its pictures' keys),
+    rarest first, one picture with it (the one with the most words not yet held), so the metric can see it, unless
+    that would leave fewer than 2 training pictures with a new word (it would not become a token); then the other
+    keys in order, those that keep every new word on 2+ training pictures first."""
+    words_of: dict = {}
+    for w, ks in has.items():
+        for k in ks:
+            words_of.setdefault(k, []).append(w)
+    left = {w: len(ks) for w, ks in has.items()}  # training pictures with each word
+    held: dict = {}  # key -> None, in the order held
+
+    def keeps(k) -> bool:
+        return all(left[w] > 2 for w in words_of.get(k, ()))
+
+    def hold(k) -> None:
+        held[k] = None
+        for w in words_of.get(k, ()):
+            left[w] -= 1
+
+    for w in sorted(has, key=lambda w: (len(has[w]), w)):
+        if len(held) < n and left[w] == len(has[w]):  # none of its pictures held yet
+            pick = [k for k in keys if k in has[w] and k not in held and keeps(k)]
+            if pick:
+                hold(max(pick, key=lambda k: sum(left[v] == len(has[v]) for v in words_of[k])))
+    for anyway in (False, True):
+        for k in keys:
+            if len(held) < n and k not in held and (anyway or keeps(k)):
+                hold(k)
+    return set(held)
 
 
 def _grouped_order(train: list, rng: random.Random) -> list[int]:
@@ -137,26 +217,12 @@ def _fix(ex: Examples, task: str) -> str:
             else "pass (image, text) tuples or a captions.csv")
 
 
-def _notes(metric: str, n: int, unit: str, task: str, use: dict) -> list[tuple[str, bool]]:
-    """What a learner should know before trusting the scores, each with whether it is a caveat (warned about): a
-    validation set too small to mean much, and whether each new word is actually produced (evaluate.word_use)."""
-    notes = []
-    if n < MIN_VAL:
-        one = unit[:-1]
-        notes.append((f"the {metric} rests on {n} validation {one if n == 1 else unit} (under {MIN_VAL}): one {one} "
-                      f"more or less moves it a lot, so it says little about new pictures; hold out more with "
-                      f"val_data= or a larger val_split=", True))
-    outputs, items = ("captions", "pictures whose captions have it") if task == "caption" else \
-        ("answers", "questions whose answer has it")
-    for w, u in use.items():
-        k, of, on = u["produced"], u["of"], u["on"]
-        verdict = ("the model has not learnt to say it" if k == 0 else
-                   "the model has only partly learnt to say it" if k < of else
-                   "the model says it" if on == "validation" else
-                   "the model says it on pictures it trained on; validate on new pictures with it to see more")
-        where = f"the {on} {items}" + (" (no validation picture has it)" if on == "training" else "")
-        notes.append((f"new word {w!r} in {k} of {of} {outputs} for {where}: {verdict}", k < of))
-    return notes
+def _new_words(tokenizer, items, cfg: FinetuneConfig) -> list[str]:
+    """The words new to the model that the validation split should show: those the tokenizer spells in 3+ pieces
+    occurring twice or more, and those new_words lists."""
+    texts = [t for e in items for t in (e.text, e.question, e.answer) if t]
+    auto = [w for w, c in unknown_word_counts(tokenizer, texts).items() if c >= 2]
+    return auto + [w for w in (cfg.new_words if isinstance(cfg.new_words, list) else []) if w not in auto]
 
 
 FLAT = flat_if("norm", "embed", lower=True)  # no weight decay on norms, embeddings and 1-D tensors
@@ -174,8 +240,10 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     """Fine-tune a model on your own examples; returns Finetuned(model, history, scores, notes, save(path)).
 
     After training it warns (and ft.notes says) when the metric rests on fewer than 20 validation pictures
-    (evaluate.MIN_VAL), and, for each new word, in how many of its captions (answers) for the pictures (questions)
-    that have the word the fine-tuned model says it (scores["new_words"]).
+    (evaluate.MIN_VAL; early stopping is then off and the last epoch kept), when validation pictures are training
+    pictures, and, for each new word, in how many of its captions (answers) for the pictures (questions) that have
+    the word the fine-tuned model says it (scores["new_words"]), with the few training steps a word not learnt had;
+    ft.notes also names the new words too rare (once) to become tokens (mmkit.tuning.result's notes).
 
     Args:
         model: a name or path load_model accepts, or a Loaded (it is not changed: training runs on a copy).
@@ -195,14 +263,9 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     from ..config import seed_everything
     from .eightbit import check_8bit, load_8bit
     from .lora import add_lora, freeze_norm_statistics, trainable_share, unfuse
-    from .vocab import grow_answers, grow_vocabulary, unknown_words
+    from .vocab import grow_answers, grow_vocabulary
 
-    bad = [k for k in options if k not in FinetuneConfig.__dataclass_fields__]
-    if bad:
-        raise InputError(f"finetune() got unknown option(s) {bad}; options: {', '.join(FinetuneConfig.__dataclass_fields__)}")
-    cfg = FinetuneConfig(**options)
-    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.val_split < 1:
-        raise InputError("epochs and batch_size must be >= 1 and val_split between 0 and 1")
+    cfg = check_config(options)
     if cfg.load_in_8bit:
         check_8bit(cfg.lora)  # before any data is read or weight is copied
     base = load_model(model)
@@ -211,8 +274,9 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     if ex.skipped:
         print(ex.report(), file=sys.stderr)
     task = _check_task(base, task, ex)
-    train, val = _split(ex, val_data, cfg.val_split, cfg.seed)
+    train, val = _split(ex, val_data, cfg.val_split, cfg.seed, _new_words(base.processor.tokenizer, ex.items, cfg))
     val = val[:cfg.max_val]
+    few = scored_items(task, val)[0] < MIN_VAL  # too few to pick an epoch by: early stopping is off
     seed_everything(cfg.seed)
     dev = base.device
     if cfg.load_in_8bit:
@@ -224,10 +288,9 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     processor = copy.deepcopy(base.processor)
     # new words (captions, questions, answers) become tokens with their own embedding rows
     texts = [t for e in train for t in (e.text, e.question, e.answer) if t]
-    if cfg.new_words == "auto":
-        words = unknown_words(processor.tokenizer, texts, min_count=2)
-    else:
-        words = list(cfg.new_words or [])
+    counts = unknown_word_counts(processor.tokenizer, texts)
+    once = [w for w, c in counts.items() if c < 2] if cfg.new_words == "auto" else []
+    words = [w for w, c in counts.items() if c >= 2] if cfg.new_words == "auto" else list(cfg.new_words or [])
     grown = grow_vocabulary(net, processor.tokenizer, words) if words else {"added": [], "ids": []}
     answers_added = grow_answers(net, [e.answer for e in train]) if row.classifies else []
     if row.classifies and task == "vqa":
@@ -238,6 +301,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     if grown["added"] or answers_added:
         print(f"finetune: the vocabulary grew by {len(grown['added'])} word(s) {grown['added']}"
               + (f" and {len(answers_added)} answer(s) {answers_added}" if answers_added else ""), file=sys.stderr)
+    if once:
+        print(f"finetune: {once_note(once)}", file=sys.stderr)
     peft_model = add_lora(net, base.spec.family, cfg.lora_r, cfg.lora_alpha, new_ids=grown["ids"],
                           kbit=cfg.load_in_8bit) if cfg.lora else None
     n_train, n_all = trainable_share(net)
@@ -280,7 +345,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     if callback:
         callback(dict(history[0]))
     best, best_state, bad_epochs, stopped = history[0], _snapshot(net), 0, "finished"
-    rng = random.Random(cfg.seed)
+    rng, step = random.Random(cfg.seed), 0
     t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(total=total, desc=f"fine-tuning {base.spec.name}", disable=not cfg.progress, leave=False)
     try:
@@ -298,10 +363,11 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
                 opt.step()
                 sched.step()
                 losses.append(loss.item())
+                step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 if callback:
-                    callback({"step": (epoch - 1) * steps_per_epoch + s + 1, "loss": losses[-1]})
+                    callback({"step": step, "loss": losses[-1]})
                 if should_stop is not None and should_stop():
                     raise KeyboardInterrupt
             rec = {"epoch": epoch, "train_loss": sum(losses) / len(losses), **evaluate(),
@@ -309,7 +375,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
             history.append(rec)
             if callback:
                 callback(dict(rec))
-            if (rec[metric], -rec["val_loss"]) > (best[metric], -best["val_loss"]):
+            if few or (rec[metric], -rec["val_loss"]) > (best[metric], -best["val_loss"]):
                 best, best_state, bad_epochs = rec, _snapshot(net), 0
             else:
                 bad_epochs += 1
@@ -320,7 +386,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
                 stopped = f"time limit ({cfg.max_seconds:.0f} s)"
                 break
     except KeyboardInterrupt:
-        stopped = "stopped by the user (the best epoch so far is kept)"
+        stopped = f"stopped by the user (the {'last finished' if few else 'best'} epoch so far is kept)"
     finally:
         bar.close()
     net.load_state_dict(best_state, strict=False)
@@ -332,7 +398,11 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
     live.cache.clear()
     n_scored, unit = scored_items(task, val)
     use = word_use(live, task, grown["added"] + [a for a in answers_added if a not in grown["added"]], val, train)
-    notes = _notes(metric, n_scored, unit, task, use)
+    unseen = unseen_words(grown["added"], val, task)
+    notes = (leak_notes(train, val) + trust_notes(metric, n_scored, unit, task, use)
+             + stopping_notes(metric, unit, few, best["epoch"], len(history) - 1, unseen)
+             + steps_notes(use, step, len(train), cfg.batch_size, cfg.epochs)
+             + ([(once_note(once), False)] if once else []))
     for note, caveat in notes:
         if caveat:
             warn("finetune: " + note)

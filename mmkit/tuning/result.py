@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .evaluate import MIN_VAL
 
 
 @dataclass
@@ -20,7 +22,9 @@ class Finetuned:
     the metric averages over fewer than evaluate.MIN_VAL (20) pictures (questions for VQA), too few to mean much;
     "new_words": {word: {"produced": k, "of": n, "on": "validation" | "training"}}: the fine-tuned model says the
     new word in k of its n outputs for the pictures (questions) whose captions (answers) have it (evaluate.word_use).
-    `notes` says both in words; print(ft) shows them under its summary line."""
+    `notes` says both in words, and what else to know before trusting the scores (validation pictures that are
+    training pictures, early stopping off on a tiny validation set, too few steps, new words left in pieces); print(ft)
+    shows them under its summary line."""
 
     model: object  # mmkit.Loaded
     history: list = field(default_factory=list)
@@ -49,7 +53,8 @@ class Finetuned:
         if b is None or a is None:
             return "Finetuned(...)"
         return (f"Finetuned({self.base!r} -> task={self.task!r}, {m}: {b:.3f} -> {a:.3f} on {self.scores.get('n_val')} "
-                f"validation examples, {len(self.history) - 1} epochs ({self.stopped}), trained {share:.1%} of the "
+                f"validation examples, {len(self.history) - 1} epoch{'' if len(self.history) == 2 else 's'} "
+                f"({self.stopped}), trained {share:.1%} of the "
                 f"weights, new words {self.added_words})") + "".join(f"\n  note: {n}" for n in self.notes)
 
     def plot(self, ax=None):
@@ -134,3 +139,90 @@ class Finetuned:
         self.model.processor.save_pretrained(str(out))
         (out / "mmkit.json").write_text(json.dumps(self._meta(adapter), indent=1, default=float))
         return out
+
+
+# -- notes: what a learner should know before trusting the scores, each (text, whether it is a caveat to warn of)
+def trust_notes(metric: str, n: int, unit: str, task: str, use: dict) -> list[tuple[str, bool]]:
+    """What a learner should know before trusting the scores, each with whether it is a caveat (warned about): a
+    validation set too small to mean much, and whether each new word is actually produced (evaluate.word_use)."""
+    notes = []
+    if n < MIN_VAL:
+        one = unit[:-1]
+        notes.append((f"the {metric} rests on {n} validation {one if n == 1 else unit} (under {MIN_VAL}): one {one} "
+                      f"more or less moves it a lot, so it says little about new pictures; hold out more with "
+                      f"val_data= or a larger val_split=", True))
+    outputs, items = ("captions", "pictures whose captions have it") if task == "caption" else \
+        ("answers", "questions whose answer has it")
+    for w, u in use.items():
+        k, of, on = u["produced"], u["of"], u["on"]
+        verdict = ("the model has not learnt to say it" if k == 0 else
+                   "the model has only partly learnt to say it" if k < of else
+                   "the model says it" if on == "validation" else
+                   "the model says it on pictures it trained on; validate on new pictures with it to see more")
+        where = f"the {on} {items}" + (" (no validation picture has it)" if on == "training" else "")
+        notes.append((f"new word {w!r} in {k} of {of} {outputs} for {where}: {verdict}", k < of))
+    return notes
+
+
+def _fingerprint(image) -> tuple:
+    """A picture's identity by its pixels (the same picture under two paths gives the same fingerprint)."""
+    import hashlib
+
+    return image.mode, image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+
+
+def leak_notes(train: list, val: list) -> list[tuple[str, bool]]:
+    """A caveat when validation pictures are also training pictures (the same pixels), so no score is held out."""
+    seen = {_fingerprint(e.image) for e in {e.key: e for e in train}.values()}
+    pictures = list({e.key: e for e in val}.values())
+    n = sum(_fingerprint(e.image) in seen for e in pictures)
+    if not n:
+        return []
+    return [(f"{n} of the {len(pictures)} validation pictures are also training pictures (the same pixels): the "
+             "scores are not held-out scores, they say how well the model fits pictures it trained on; validate on "
+             "pictures the training data does not have (val_data=, or leave it out to hold some out)", True)]
+
+
+def unseen_words(words: list, val: list, task: str) -> list[str]:
+    """The new words no validation reference (caption, or answer for VQA) has: the metric cannot see them."""
+    from .evaluate import says
+
+    refs = [e.answer if task == "vqa" else e.text for e in val]
+    return [w for w in words if not any(says(r, w) for r in refs)]
+
+
+def stopping_notes(metric: str, unit: str, few: bool, best: int, run: int, unseen: list) -> list[tuple[str, bool]]:
+    """Caveats on the epoch kept: early stopping is off on a tiny validation set; on a larger one, it cannot see the
+    new words no validation reference has (word_use's notes say which on a tiny one)."""
+    if few:
+        return [(f"early stopping was off and the last epoch ({run}) is kept: under {MIN_VAL} validation {unit} are "
+                 f"too few for the {metric} to pick an epoch by; hold out {MIN_VAL}+ (val_data= or a larger "
+                 "val_split=) to let it stop early and keep the best epoch", True)] if run else []
+    if not unseen:
+        return []
+    kept = f", and early stopping kept epoch {best} of {run} by the old words alone" if best < run else ""
+    return [(f"no validation {unit[:-1]} has the new word(s) {', '.join(map(repr, unseen))}: the {metric} cannot see "
+             f"whether the model learnt them{kept}; validate on pictures with them (val_data=, or a larger val_split= "
+             "once each is in 3+ pictures)", True)]
+
+
+FEW_STEPS = 50  # optimiser steps under which a new word is seldom learnt (30 shape pictures: 16 steps were too few)
+
+
+def steps_notes(use: dict, steps: int, n_train: int, batch_size: int, epochs: int) -> list[tuple[str, bool]]:
+    """Why a new word was not learnt when training ran few optimiser steps, and the batch size that gives more."""
+    if steps >= FEW_STEPS or all(u["produced"] == u["of"] for u in use.values()):
+        return []
+    fits = [b for b in range(batch_size - 1, 0, -1) if math.ceil(n_train / b) * epochs >= FEW_STEPS]
+    more = (f"a smaller batch_size={fits[0]} gives {math.ceil(n_train / fits[0]) * epochs} steps" if fits
+            else "raise epochs= or add examples")
+    return [(f"training ran only {steps} optimiser steps ({n_train} training examples in batches of {batch_size}"
+             f", {epochs} epoch{'' if epochs == 1 else 's'}), too few to learn a new word: {more}", True)]
+
+
+def once_note(once: list) -> str:
+    """The new words left as pieces because they occur only once, and the fix."""
+    shown = ", ".join(map(repr, once[:8])) + (", ..." if len(once) > 8 else "")
+    return (f"{len(once)} new word(s) occur only once in the training texts, too few to be added as tokens (2 "
+            f"needed), so the model can only spell them in pieces: {shown}; add more examples with them (or list "
+            "them in new_words= to add them anyway)")

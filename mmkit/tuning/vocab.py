@@ -27,14 +27,28 @@ def unknown_words(tokenizer, texts, min_count: int = 1, max_pieces: int = 2) -> 
     Args:
         min_count: a word must occur at least this often to be added (typos are left alone).
     """
+    return [w for w, c in unknown_word_counts(tokenizer, texts, max_pieces).items() if c >= min_count]
+
+
+def unknown_word_counts(tokenizer, texts, max_pieces: int = 2) -> dict[str, int]:
+    """{word: occurrences in texts} of the words (lower-cased, sorted) the tokenizer spells as [UNK] or in more
+    than max_pieces pieces."""
     counts = Counter(w for t in texts for w in WORD.findall(t.lower()))
-    out = []
+    out = {}
     for w, c in sorted(counts.items()):
-        if c < min_count:
-            continue
         pieces = tokenizer.tokenize(w)
         if tokenizer.unk_token in pieces or len(pieces) > max_pieces:
-            out.append(w)
+            out[w] = c
+    return out
+
+
+def word_pictures(items, words) -> dict[str, set]:
+    """{word: keys of the pictures whose texts (caption, question or answer) have it} for each of words that items
+    (tuning.data.Example) have."""
+    wanted, out = set(words), {}
+    for e in items:
+        for w in wanted.intersection(WORD.findall(f"{e.text} {e.question} {e.answer}".lower())):
+            out.setdefault(w, set()).add(e.key)
     return out
 
 
