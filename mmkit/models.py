@@ -308,7 +308,7 @@ def _offline_message(spec: ModelSpec) -> str:
     owner = spec.repo.split("/")[0] if spec.repo.count("/") == 1 else ""
     here = (f" There is no folder {spec.repo!r} here either ({owner!r} is a folder here: a mistyped path to a saved "
             "model?).") if owner and Path(owner).is_dir() else ""
-    return (f"{spec.name!r} ({spec.repo}) is not in your local Hugging Face cache and the hub is not reachable "
+    return (f"{_named(spec)} is not in your local Hugging Face cache and the hub is not reachable "
             f"({config.hub_status().reason}).{here}{bundled} To use the real model, run once while online, or copy "
             "its folder here and pass the folder's path.")
 
@@ -353,7 +353,7 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
     except OSError as e:
         if spec.source == "pretrained" and not config.hub_status().online:
             raise InputError(_offline_message(spec)) from None
-        raise InputError(f"could not read the config of {spec.name!r} ({spec.repo}): {e}") from None
+        raise InputError(f"could not read the config of {_named(spec)}: {e}") from None
     family = spec.family or _family_of(cfg.to_dict(), spec.repo)
     arch = next(a for a in (cfg.architectures or []) if a in CLASS_FAMILY) if cfg.architectures else None
     if arch is None:
@@ -368,8 +368,15 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
         if "safetensors" in str(e).lower() or "model.safetensors" in str(e):
             raise InputError(f"{spec.name!r} has no safetensors weights; mmkit only loads safetensors "
                              "(pickle-based .bin files can run code). Convert it with model.save_pretrained()") from None
-        raise InputError(f"could not load the weights of {spec.name!r} ({spec.repo}): {e}") from None
+        raise InputError(f"could not load the weights of {_named(spec)}: {e}") from None
+    except Exception as e:  # safetensors' own error on a damaged file, a shape that does not fit the config, ...
+        if not _damaged(e):
+            raise
+        raise InputError(f"the weights of {_named(spec)} could not be read ({type(e).__name__}: {e}); "
+                         "the file is damaged or incomplete (an interrupted copy or download?): copy or save the "
+                         "model folder again") from None
     processor = AutoProcessor.from_pretrained(spec.repo)
+    _check_tokenizer(processor, spec)
     model.eval().to(dev)
     if not attention:
         from .speedups import fuse_attention
@@ -380,6 +387,34 @@ def _load_quietly(spec: ModelSpec, dev, dt, attention: bool) -> Loaded:
     if not spec.family:
         spec = replace(spec, family=family)
     return Loaded(model, processor, spec, dev, dt, attention)
+
+
+def _named(spec: ModelSpec) -> str:
+    """"'name' (repo)" for messages, or "'name'" alone when the two are the same (a path, a hub id)."""
+    return f"{spec.name!r}" + (f" ({spec.repo})" if spec.repo != spec.name else "")
+
+
+def _damaged(e: Exception) -> bool:
+    """Whether a loading error says the weights file itself is bad (safetensors' error, a size that does not fit)."""
+    return type(e).__module__.split(".")[0].startswith("safetensors") or isinstance(e, (ValueError, RuntimeError))
+
+
+KNOWN_TEXT = "a red circle"  # words every tokenizer mmkit loads knows (the bundled ones too)
+
+
+def _check_tokenizer(processor, spec: ModelSpec) -> None:
+    """InputError when the tokenizer knows none of KNOWN_TEXT's words: its files are missing from the model's folder
+    (a folder copied without tokenizer.json / vocab.txt loads a tokenizer that reads every word as unknown, and the
+    model then scores every text the same)."""
+    tok = getattr(processor, "tokenizer", None)
+    if tok is None or tok.unk_token_id is None:
+        return
+    ids = tok(KNOWN_TEXT, add_special_tokens=False)["input_ids"]
+    if ids and all(i == tok.unk_token_id for i in ids):
+        raise InputError(f"the tokenizer of {_named(spec)} reads every word as unknown "
+                         f"({KNOWN_TEXT!r} -> {len(ids)} x {tok.unk_token!r}, {len(tok)} tokens in all): its tokenizer "
+                         "files (tokenizer.json, vocab.txt or vocab.json and merges.txt) are missing or damaged; copy "
+                         "the whole model folder again")
 
 
 def require(m: Loaded, task: str) -> None:

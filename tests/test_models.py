@@ -173,3 +173,21 @@ def test_attention_maps_restore_the_model_after_an_error(model_dirs, monkeypatch
     with pytest.raises(RuntimeError, match="inside the maps"):
         mmkit.attention_maps(m, mmkit.ShapesWorld(1).images[0], "red circle")
     assert _state(m) == before
+
+
+def test_a_model_folder_without_its_tokenizer_or_with_damaged_weights_is_refused(tmp_path):
+    """A copy of shapes-clip without tokenizer*.json loaded, read every word as one unknown token and scored every
+    label the same (an outside tester got 0.333 for three labels, exit 0); damaged weights raised safetensors' own
+    error."""
+    src = mmkit.config.models_dir() / "shapes-clip"
+    no_tok = shutil.copytree(src, tmp_path / "no-tokenizer")
+    for f in no_tok.glob("tokenizer*.json"):
+        f.unlink()
+    with pytest.raises(InputError, match="reads every word as unknown.*tokenizer files"):
+        mmkit.load_model(str(no_tok))
+    damaged = shutil.copytree(src, tmp_path / "damaged")
+    (damaged / "model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(InputError, match="could not be read.*damaged or incomplete"):
+        mmkit.load_model(str(damaged))
+    assert mmkit.load_model(str(shutil.copytree(src, tmp_path / "whole"))).spec.family == "clip"
+
