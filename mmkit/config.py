@@ -46,16 +46,21 @@ def get_device(device=None):
 
     from .errors import InputError
 
+    env = device is None and bool(os.environ.get("MMKIT_DEVICE"))
     choice = device if device is not None else os.environ.get("MMKIT_DEVICE") or None
+    if isinstance(choice, str):
+        choice = choice.strip().lower()  # 'CPU', 'Cuda:0', as dtype='FP16' is taken too
     if choice is not None and str(choice) != "auto":
+        where = f" (from MMKIT_DEVICE={os.environ['MMKIT_DEVICE']!r}; unset it or set it to 'cpu')" if env else ""
         try:
             dev = torch.device(choice)
         except (RuntimeError, TypeError) as e:
-            raise InputError(f"device {choice!r} is not a torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+            raise InputError(f"device {choice!r}{where} is not a torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or "
+                             "'mps'") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"device {choice!r} was asked for but CUDA is not available here; use device='cpu'")
+            raise InputError(f"device {choice!r}{where} was asked for but CUDA is not available here; use device='cpu'")
         if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise InputError(f"device {choice!r} was asked for but MPS is not available here; use device='cpu'")
+            raise InputError(f"device {choice!r}{where} was asked for but MPS is not available here; use device='cpu'")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

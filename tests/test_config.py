@@ -33,9 +33,13 @@ def test_device_override_and_errors(monkeypatch):
         config.get_device("gpu-please")
     with pytest.raises(InputError, match="dtype"):
         config.get_dtype("cpu", "int3")
+    assert config.get_device(" CPU ") == torch.device("cpu")  # as dtype="FP16" is taken
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             config.get_device("cuda")
+        monkeypatch.setenv("MMKIT_DEVICE", "cuda")  # the variable, not an argument: the message names it
+        with pytest.raises(InputError, match="from MMKIT_DEVICE='cuda'; unset it"):
+            config.get_device()
 
 
 def test_seed_everything_repeats():
