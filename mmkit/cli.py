@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .annotations.files import heic_hint
+from .annotations.files import IMAGE_SUFFIXES, heic_hint
 from .cli_input import expand, read_image, reason
 from .cli_output import encoding_of, json_record, say, show_path, text_line, write
 from .data.video import is_video_path
@@ -147,11 +147,23 @@ def _attention_args(p) -> None:
 
 def _check_attention(args, m) -> None:
     args.written = set()  # PNGs written by this run: two inputs with the same name keep both
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {show_path(args.out)!r} is a file; --out is the folder the PNGs go in (one per "
+                         "image): pass a folder")
+    if not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"--out {show_path(args.out)!r} reads as a file name; --out is the folder the PNGs go in "
+                         f"(one per image, named after it), e.g. --out {show_path(out.with_suffix(''))!r}")
+
+
+def _out_folder(args) -> Path:
+    """--out, made on the first PNG (a run that fails before it leaves no empty folder behind)."""
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
         raise InputError(f"--out {show_path(args.out)!r} cannot be made a folder ({reason(e)}); "
                          "pass a folder you can write to") from None
+    return Path(args.out)
 
 
 def _attention(args, m, items) -> list[Record]:
@@ -163,9 +175,10 @@ def _attention(args, m, items) -> list[Record]:
         if args.method is not None and args.method not in maps.methods:
             raise InputError(f"--method {args.method!r} is not available for {m.spec.name}; "
                              f"choose one of {maps.methods}")
-        target, k = Path(args.out) / f"{path.stem}.png", 1
+        folder = _out_folder(args)
+        target, k = folder / f"{path.stem}.png", 1
         while str(target).casefold() in args.written:  # 'A.png' and 'a.png' are one file on macOS and Windows
-            target, k = Path(args.out) / f"{path.stem}-{k}.png", k + 1
+            target, k = folder / f"{path.stem}-{k}.png", k + 1
         args.written.add(str(target).casefold())
         try:
             mmkit.viz.caption_strip(maps, method=args.method).savefig(target, dpi=90)

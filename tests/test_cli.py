@@ -99,8 +99,12 @@ def test_attention_writes_pngs(capsys, folder, model_dirs, tmp_path):
         rec = json.loads(x)
         png = Path(rec["png"])
         assert png.parent == out and png.read_bytes()[:4] == b"\x89PNG" and rec["words"][:2] == ["red", "circle"]
-    code, _, err = run(capsys, "attention", folder, "--model", model_dirs("clip"), "--out", out)
+    code, _, err = run(capsys, "attention", folder, "--model", model_dirs("clip"), "--out", tmp_path / "failed")
     assert code == 2 and "needs a text" in error_lines(err)[0]
+    assert not (tmp_path / "failed").exists()  # a run that fails before its first PNG leaves no empty folder
+    code, _, err = run(capsys, "attention", folder, "--model", model_dirs("clip"), "--text", "red circle",
+                       "--out", tmp_path / "maps.png")
+    assert code == 2 and "reads as a file name" in error_lines(err)[0] and not (tmp_path / "maps.png").exists()
     (tmp_path / "A").mkdir()
     shutil.copy(folder / "scene0.png", tmp_path / "A" / "Scene0.png")
     code, lines, _ = run(capsys, "attention", folder / "scene0.png", tmp_path / "A" / "Scene0.png", folder / "scene0.png",
