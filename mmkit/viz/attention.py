@@ -48,16 +48,31 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
 
 def caption_strip(maps, words=None, method: str | None = None, layer=None, head=None, agg: str = "mean",
                   alpha: float = 0.55, boxes=None):
-    """Each word of the text shown with its map, left to right. Returns the Figure."""
+    """Each word of the text shown with its map, left to right; one map for the whole text when the method gives
+    every word the same one (CLIP's patch similarity), so it is not read as a map per word. Returns the Figure."""
     idx = [maps.index(w) for w in words] if words is not None else list(range(len(maps.words)))
-    fig = new_figure((1.9 * max(1, len(idx)), 2.3))
+    heats = [maps.for_token(i, layer=layer, head=head, agg=agg, method=method) for i in idx]
+    shown = method or maps.methods[0]
+    title = f"{maps.model}: {shown}"
+    if len(heats) > 1 and all(np.array_equal(h, heats[0]) for h in heats[1:]):
+        other = next((m for m in maps.methods if m != shown and not _same_for_all(maps, idx, m)), None)
+        idx, heats = idx[:1], heats[:1]
+        title += " (one map for the whole text: it does not tell the words apart" + (
+            f"; method={other!r} does)" if other else ")")
+    fig = new_figure((max(1.9 * len(idx), 3.2 if len(heats) == 1 and len(maps.words) > 1 else 0), 2.3))
     axes = np.atleast_1d(fig.subplots(1, max(1, len(idx))))
-    for ax, i in zip(axes, idx):
-        heat = maps.for_token(i, layer=layer, head=head, agg=agg, method=method)
-        overlay(maps.image, heat, ax=ax, alpha=alpha, title=maps.words[i], colorbar=False, boxes=boxes,
-                offset=maps.offset)
-    fig.suptitle(plain(f"{maps.model}: {method or maps.methods[0]}"), fontsize=9)
+    whole = len(idx) == 1 and len(maps.words) > 1 and words is None
+    for ax, i, heat in zip(axes, idx, heats):
+        overlay(maps.image, heat, ax=ax, alpha=alpha, title=repr(maps.text) if whole else maps.words[i],
+                colorbar=False, boxes=boxes, offset=maps.offset)
+    fig.suptitle(plain(title), fontsize=9)
     return fig
+
+
+def _same_for_all(maps, idx: list[int], method: str) -> bool:
+    """Whether a method gives the words at idx one and the same map."""
+    first = maps.for_token(idx[0], method=method)
+    return all(np.array_equal(maps.for_token(i, method=method), first) for i in idx[1:])
 
 
 def layer_head_grid(maps, word, alpha: float = 0.55):
