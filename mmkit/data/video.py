@@ -35,7 +35,7 @@ class VideoInfo:
 
     width: int  # of the decoded, upright picture before scaling
     height: int
-    duration: float | None  # seconds, None when the container does not say
+    duration: float | None  # seconds from the first frame to the end the header declares, None when it does not
     fps: float | None  # average frame rate, None when unknown
     frames: int | None  # frame count the container declares, None when it does not
     rotation: int  # degrees counter-clockwise applied to make the picture upright (0, 90, 180, 270)
@@ -102,6 +102,7 @@ class VideoFrames:
         self.every, self.max_frames, self.cap = every, max_frames, max_side or MAX_SIDE
         self.truncated = False
         self._gen = None
+        self._frames_end = None  # where the decoded frames stop showing, once they have all been read
         try:
             self._container = av.open(target, metadata_errors="ignore")
         except av.FFmpegError as e:
@@ -133,8 +134,7 @@ class VideoFrames:
         f = self._first
         rot = int(round((getattr(f, "rotation", 0) or 0) / 90)) * 90 % 360
         w, h = (f.height, f.width) if rot in (90, 270) else (f.width, f.height)
-        dur = float(c.duration / 1e6) if c.duration else (float(stream.duration * stream.time_base)
-                                                        if stream.duration and stream.time_base else None)
+        dur = _header_length(c, stream, f.time or 0.0)
         rate = stream.average_rate or stream.guessed_rate
         self.info = VideoInfo(w, h, dur, float(rate) if rate else None, stream.frames or None, rot,
                               stream.codec_context.name, _scaled(w, h, self.cap))
@@ -188,19 +188,26 @@ class VideoFrames:
                     if every is not None:
                         next_t += every * max(1, int((t - next_t) // every) + 1)  # the next grid time after t
                 frame, index = self._next_decoded(av), index + 1
-            self._check_end(t, shown)
+            if t is not None:
+                self._frames_end = round(t + (shown or 1.0 / (self.info.fps or 25.0)), 6)
+            self._check_end()
         finally:
             self.close()
 
-    def _check_end(self, last: float | None, shown: float) -> None:
-        """Warn when the frames end well before the duration the header declares (a file cut short).
+    @property
+    def end(self) -> float | None:
+        """Where the clip ends (s from its first frame): the header's duration, or where all the frames stop."""
+        # the frames' end wins when they were all read and the file was cut short or runs past its header
+        frames_end, duration = self._frames_end, self.info.duration
+        if frames_end is None or (duration is not None and not self.truncated and duration >= frames_end):
+            return duration
+        return frames_end
 
-        last: time of the last frame; shown: how long it is shown (0 when unknown: one frame period then).
-        """
-        info = self.info
-        if self.truncated or last is None or not info.duration:
+    def _check_end(self) -> None:
+        """Warn when the frames end well before the duration the header declares (a file cut short)."""
+        info, end = self.info, self._frames_end
+        if self.truncated or end is None or not info.duration:
             return
-        end = last + (shown or 1.0 / (info.fps or 25.0))
         if info.duration - end > max(1.0, 0.1 * info.duration):
             self.truncated = True
             warn(f"{self.name}: the frames end at {end:.2f} s but the file says it lasts {info.duration:.2f} s; it "
@@ -219,6 +226,20 @@ class VideoFrames:
             image = image.transpose({90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
                                      270: Image.Transpose.ROTATE_270}[rot])  # counter-clockwise, like FFmpeg
         return image
+
+
+def _header_length(c, stream, first: float) -> float | None:
+    """Seconds from the first frame to the end the header declares; None when it declares none."""
+    # Matroska and WebM count their duration from timestamp 0, other containers from their start time: a clip
+    # whose timestamps run from 5 s to 13 s says 13 s in an MKV and 8 s in an MP4; both give 8 s here
+    if c.duration:
+        end = c.duration / 1e6 + (0.0 if "matroska" in (c.format.name or "") else (c.start_time or 0) / 1e6)
+    elif stream.duration and stream.time_base:
+        end = float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+    else:
+        return None
+    length = round(end - first, 6)
+    return length if length > 0 else None
 
 
 def _reason(e: BaseException) -> str:

@@ -3,13 +3,15 @@
 `mmkit caption` with video files (by suffix: .mp4, .webm, .mkv, .mov, ...) comes here instead of the image
 command; a GIF counts as a video when it comes alone or with videos, and as a picture among pictures. Text
 output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one object per
-segment or moment, with the video's name; out-of-domain notices go to stderr and into "notice".
+segment or moment, with the video's name; notices (out of domain, a file cut short: Python warnings too) go
+to stderr as `mmkit: note: ...` and into "notice".
 Exit codes: 0 fine, 2 bad input (one line saying why and how to fix it), 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from ..cli_output import json_line, show_path, text_line
 from ..data.video import VIDEO_SUFFIXES, is_video_path
@@ -78,13 +80,50 @@ def _emit(args, record: dict, fields: list[str], notices: list[str]) -> None:
         print(text_line(record["video"], fields), flush=True)
 
 
+def check_args(args) -> None:
+    """The number options checked before the model loads: InputError naming the flag and what it takes."""
+    from ..options import check_option
+
+    if args.every is not None and not args.every > 0:
+        raise InputError(f"--every {args.every} must be a number of seconds > 0")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames {args.max_frames} must be a whole number >= 1 (leave it out for no limit)")
+    if args.command == "caption":
+        check_option("max_new_tokens", args.max_tokens, label="--max-tokens")
+    else:
+        check_option("k", args.k, label="-k")
+
+
+def no_moment(res, args) -> str:
+    """The note for a search whose threshold no frame reached: the best score seen, and what to change."""
+    import numpy as np
+
+    best = int(np.argmax(res.scores))
+    return (f"no frame reached --threshold {args.threshold:g}: the best score was {res.scores[best]:.3f} (at "
+            f"{res.times[best]:.2f} s); lower --threshold, or leave it out for halfway between the clip's lowest "
+            "and highest score")
+
+
+def caught_notes(caught: list, notices: list[str]) -> list[str]:
+    """The notices followed by the messages of the Python warnings caught, each message once."""
+    out = list(notices)
+    for w in caught:
+        if str(w.message) not in out:
+            out.append(str(w.message))
+    return out
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for the command line: `mmkit: note: ...`, not a source line and a class name."""
+    _say(f"mmkit: note: {' '.join(str(message).split())}")
+
+
 def run(args) -> int:
     """Run a parsed video command; 0 when every video worked, 2 when one could not be read."""
     import mmkit
     from ..notices import capture_notices
 
-    if args.every is not None and not args.every > 0:
-        raise InputError(f"--every {args.every} must be a number of seconds > 0")
+    check_args(args)
     videos = args.videos if args.command == "caption" else [args.video]
     other = [p for p in videos if not is_video_path(p)]
     if other:  # before any work: a command that captions the videos, then stops at a picture, loses its turn
@@ -96,7 +135,7 @@ def run(args) -> int:
     failed = 0
     for path in videos:
         try:
-            with capture_notices() as notices:
+            with capture_notices() as notices, warnings.catch_warnings(record=True) as caught:
                 if args.command == "caption":
                     res = mmkit.caption_video(m, path, every=args.every, max_frames=args.max_frames,
                                               max_new_tokens=args.max_tokens)
@@ -109,6 +148,9 @@ def run(args) -> int:
                     rows = [({"video": show_path(path), "text": args.text, "start": mo.start, "end": mo.end,
                               "score": mo.score}, [f"{mo.start:.2f}-{mo.end:.2f}", f"{mo.score:.3f}"])
                             for mo in res.moments]
+                    if not res.moments and args.threshold is not None:
+                        notices.append(no_moment(res, args))
+            notices = caught_notes(caught, notices)
         except InputError as e:  # one bad video does not stop the others
             failed += 1
             _say(f"mmkit: skipped {show_path(path)}: {' '.join(str(e).split())}")
@@ -125,7 +167,9 @@ def run(args) -> int:
 def main(argv: list[str]) -> int:
     """Entry point for the video commands (mmkit.cli.main hands them over); returns the exit code."""
     try:
-        return run(build_parser().parse_args(argv))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_note  # warnings outside a video's work (loading the model, say)
+            return run(build_parser().parse_args(argv))
     except SystemExit as e:  # argparse: --help (0) or a bad argument (2, already reported)
         return e.code if isinstance(e.code, int) else 2
     except InputError as e:

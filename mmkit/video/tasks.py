@@ -103,7 +103,7 @@ def frame_source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], f
     from ..data.video_world import Clip
 
     if isinstance(video, VideoFrames):
-        return video, video.info.duration
+        return video, video.end
     if isinstance(video, Clip):
         if every is not None and every <= 0:
             raise InputError(f"every={every!r} must be a number of seconds > 0 (or None for every frame)")
@@ -162,9 +162,17 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
         names = [f"{t:.1f} s" for t in times]
         for message in reading_notices(getattr(m, "spec", None), flags, counts, task, names if len(times) > 1 else None):
             warn(message, OutOfDomainWarning)
+    return times, out, clip_end(frames, end, times, every)
+
+
+def clip_end(frames, end: float | None, times: list[float], every: float | None) -> float:
+    """Where the last sampled frame stops showing: the clip's end when known, else one sampling step on."""
+    if isinstance(frames, VideoFrames):
+        end = frames.end  # known once the frames have been read: the header's duration or the frames' own end
+    if end is not None and end > times[-1]:
+        return float(end)
     step = float(np.median(np.diff(times))) if len(times) > 1 else (every or 1.0)
-    end = max(end or 0.0, times[-1] + step)  # the last frame is shown until the clip ends
-    return times, out, end
+    return times[-1] + step
 
 
 def runs(values: list, times: list[float], end: float) -> list[tuple[float, float, object]]:
