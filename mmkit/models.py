@@ -188,7 +188,12 @@ def resolve(name_or_path: str) -> ModelSpec:
     if path.is_dir():
         return _path_spec(path)
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
-        return ModelSpec(name, "", "pretrained", name)  # a hub id; family known after its config loads
+        known = next((s for s in PRETRAINED.values() if s.repo == name), None)  # a registered model's hub id
+        return known or ModelSpec(name, "", "pretrained", name)  # a hub id; family known after its config loads
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep in name:
+        where = "" if os.path.isabs(os.path.expanduser(name)) else f" (from {os.getcwd()!r})"
+        raise InputError(f"no such model folder: {name!r}{where}; check the path, or pass a registered name "
+                         "(mmkit.list_models())")
     close = difflib.get_close_matches(name, list(FAMILIES) + list(PRETRAINED) + list(BUNDLED_NAMES), n=4, cutoff=0.5)
     hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
     raise InputError(f"unknown model {name!r}: not a registered name, a directory or a hub id. {hint}"

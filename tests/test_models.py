@@ -191,3 +191,13 @@ def test_a_model_folder_without_its_tokenizer_or_with_damaged_weights_is_refused
         mmkit.load_model(str(damaged))
     assert mmkit.load_model(str(shutil.copytree(src, tmp_path / "whole"))).spec.family == "clip"
 
+
+def test_a_registered_hub_id_offline_names_its_bundled_stand_in_and_a_missing_path_says_no_such_folder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(mmkit.config, "_HUB", None)
+    with pytest.raises(InputError, match="'shapes-clip' works offline"):  # as 'clip-b32' does
+        mmkit.load_model("openai/clip-vit-base-patch32")
+    for path in ("./saved/my-model", "/no/such/model", "runs/a/model"):
+        with pytest.raises(InputError, match="no such model folder"):
+            mmkit.load_model(path)
+
