@@ -3,6 +3,7 @@
 Part of `make test` (about 25 s on a quiet 2-core machine, Ray's start included); `make test-scale` runs it too.
 """
 import base64
+import json
 import os
 import signal
 import threading
@@ -64,6 +65,8 @@ def test_ray_engine_kills_a_worker_and_matches_local(cluster, folder, tmp_path):
     res = run("caption", m, folder, out, engine="ray", batch_size=4, shard_size=4, progress=False, ray_workers=2)
     t.join()
     assert killed, "no worker was killed: the job ended before one had written a shard"
+    written = [json.loads(line) for f in parts.glob("shard-*.jsonl") for line in f.read_text().splitlines()]
+    assert written and all("stat" in r for r in written)  # Ray's actors record each file's size and mtime too
     assert read_output(out) == read_output(local.out)  # every image once, the same captions and errors
     assert res.images == 50 and res.errors == 1 and "start" in res.timing
     odd = [r for r in read_output(out) if r["image_b64"]]  # the exact bytes of the name that is not UTF-8

@@ -11,7 +11,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import InputError
-from .source import decode, input_size, reason
+from .source import decode, file_stat, input_size, reason
 from .tasks import JobTask, run_batch
 
 
@@ -24,30 +24,32 @@ class Timing(dict):
 
 
 def decode_one(path: str, size: int, draft: bool):
-    """(image | None, error | None, seconds) of one file."""
+    """(image | None, error | None, seconds, file_stat before reading) of one file."""
+    st = file_stat(path)  # before the read: a file changed meanwhile is seen as changed on resume
     try:
         im, s = decode(path, size, draft)
-        return im, None, s
+        return im, None, s, st
     except InputError as e:
-        return None, reason(e), 0.0
+        return None, reason(e), 0.0, st
     except MemoryError:
-        return None, "not enough memory to decode it; resize the image", 0.0
+        return None, "not enough memory to decode it; resize the image", 0.0, st
 
 
 def process_shard_batches(task: JobTask, m, options: dict, batches, decoded, timing: Timing):
-    """Rows of consecutive batches: `decoded(i)` gives batch i's [(image | None, error | None)]."""
+    """Rows of consecutive batches: `decoded(i)` gives batch i's [(image | None, error | None, file_stat)]."""
     rows = []
     for i, paths in enumerate(batches):
         t = time.perf_counter()
         got = decoded(i)
         timing["wait"] += time.perf_counter() - t
-        good = [j for j, (im, _) in enumerate(got) if im is not None]
+        good = [j for j, g in enumerate(got) if g[0] is not None]
         t = time.perf_counter()
         records = run_batch(task, m, [got[j][0] for j in good], options) if good else []
         timing["model"] += time.perf_counter() - t
         by_j = dict(zip(good, records))
         for j, p in enumerate(paths):
-            rows.append({"path": p, **by_j[j]} if j in by_j else {"path": p, "error": got[j][1]})
+            row = {"path": p, **by_j[j]} if j in by_j else {"path": p, "error": got[j][1]}
+            rows.append({**row, "stat": got[j][2]})  # the journal's record of the file read (not in the output)
     return rows
 
 
@@ -74,8 +76,8 @@ def run_local(task: JobTask, m, options: dict, plan: list[list[str]], pending: l
         else:
             submit_until(pos + 1 + max(2, workers))  # keep the pool a few batches ahead of the model
             out = [f.result() for f in ahead.popleft()]
-        timing["decode"] += sum(s for _, _, s in out)
-        return [(im, err) for im, err, _ in out]
+        timing["decode"] += sum(g[2] for g in out)
+        return [(im, err, st) for im, err, _, st in out]
 
     rows: list[dict] = []
     try:

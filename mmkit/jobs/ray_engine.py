@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,8 +56,8 @@ class ShardWorker:
                         if j not in ahead:
                             ahead[j] = [pool.submit(decode_one, p, size, self.draft) for p in batches[j]]
                     got = [f.result() for f in ahead.pop(i)]
-                    timing["decode"] += sum(s for _, _, s in got)
-                    return [(im, err) for im, err, _ in got]
+                    timing["decode"] += sum(g[2] for g in got)
+                    return [(im, err, st) for im, err, _, st in got]
 
                 with ThreadPoolExecutor(2, thread_name_prefix="mmkit-decode") as pool:
                     rows = process_shard_batches(self.task, self.m, self.options, batches, decoded, timing)
@@ -66,6 +68,47 @@ class ShardWorker:
                                ("model", timing["model"]), ("write", timing["write"])):
                 out[key].append(value)
         return out
+
+
+CONNECT_TIMEOUT_S = 5.0  # how long the reachability check waits for a cluster's port to answer
+CLIENT_PORT = 10001  # Ray Client's default port, for "ray://host" without one
+
+
+def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """InputError unless HOST:PORT or ray://HOST[:PORT] answers a TCP connect (Ray would retry it for minutes)."""
+    if not _checked(address):
+        return
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise InputError(f"ray_address={address!r} (--ray-address): nothing answers at {host}:{port} ({why}); start "
+                         "the cluster there (`ray start --head`) or check the address, or leave ray_address out "
+                         "(drop --ray-address) to start a local Ray") from None
+
+
+def _checked(address: str | None) -> bool:
+    """Whether check_address tests `address`: not None, "auto", "local", another scheme, or Ray already started."""
+    ray = sys.modules.get("ray")
+    if not address or address in ("auto", "local") or (ray is not None and ray.is_initialized()):
+        return False  # left to Ray (run_ray uses a cluster this process already joined)
+    return address.startswith("ray://") or "://" not in address
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """(host, port) of HOST:PORT, [IPv6]:PORT or ray://HOST[:PORT]; InputError on another form."""
+    client = address.startswith("ray://")
+    rest = address[len("ray://"):] if client else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or "]" in port:  # no port (or only an IPv6 literal's colons)
+        host, port = rest, str(CLIENT_PORT) if client else ""
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"ray_address={address!r} (--ray-address): pass HOST:PORT of the cluster's head (e.g. "
+                         "10.0.0.5:6379), ray://HOST:10001 for Ray Client, or 'auto' for the cluster this node "
+                         "belongs to; leave it out to start a local Ray")
+    return host, int(port)
 
 
 def model_reference(m) -> str:
@@ -85,6 +128,7 @@ def run_ray(task, m, options: dict, plan, pending: list[int], journal, *, batch_
         return
     t0 = time.perf_counter()
     if not ray.is_initialized():
+        check_address(address)
         kw = {"address": address} if address else {"num_cpus": max(2, os.cpu_count() or 1)}
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
     logging.getLogger("ray.data").setLevel(logging.WARNING)

@@ -11,8 +11,8 @@ from ..cli_output import show_path
 from ..errors import InputError
 from .local import Timing, run_local
 from .output import public_row, write_output
-from .shards import Journal, check_same, out_format
-from .source import list_images, source_paths
+from .shards import Journal, check_same, check_writable, out_format
+from .source import file_stat, list_images, source_paths
 from .tasks import check_options, get_task
 
 ENGINES = ("local", "ray")
@@ -68,8 +68,9 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         model: a Loaded model, a name or a folder (default: the task's family: blip-caption, clip, blip-vqa).
         source: a folder (recursive), a file, or a list of them.
         out: a .parquet, .jsonl or .csv file; the journal is kept beside it in `<out>.parts/`.
-        resume: continue the journal of an earlier run of the same job (only missing shards are done). The
-            error rows of finished shards are kept as they are (the result equals an uninterrupted run's).
+        resume: continue the journal of an earlier run of the same job (only missing shards are done, and the
+            shards of files changed since, by size or mtime). The error rows of finished shards are kept as they
+            are (the result equals an uninterrupted run's), as are the rows of files gone since (it says so).
         retry_errors: with resume, also redo the finished shards that hold error rows (files since fixed or
             made readable are then read again; the others stay error rows).
         engine: "local" (threads decode, one model) or "ray" (Ray Data actors, one model per worker).
@@ -77,6 +78,8 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         batch_size: images per forward pass; shard_size: images per shard file (a multiple of batch_size).
         workers: decoding threads (local; default min(4, CPUs)); 0 decodes in the main thread.
         draft: decode JPEGs at the model's input scale (several times faster on photos).
+        ray_address: a cluster to join (HOST:PORT, ray://HOST:PORT, "auto"); one that does not answer is refused
+            at once. ray_workers: model actors on Ray (1 or more).
         options: the task's own: question=, labels=, templates=, prompt=, num_beams=, max_new_tokens=.
     Returns: a JobResult (rows, errors, seconds and the time per stage).
     """
@@ -93,12 +96,20 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         raise InputError(f"shard_size={shard_size!r}: pass a positive whole number of images (e.g. 256)")
     shard_size = max(batch_size, shard_size // batch_size * batch_size)  # whole batches per shard
     workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+    if isinstance(ray_workers, bool) or not isinstance(ray_workers, int) or ray_workers < 1:
+        raise InputError(f"ray_workers={ray_workers!r} (--ray-workers): pass the number of model actors on Ray, "
+                         "1 or more (default 2; one per GPU on a GPU cluster)")
     paths, skipped = list_images(source, recursive)
     out = Path(os.fspath(out)).absolute()
     journal = Journal(out)
     if (journal.exists() or out.exists()) and not (resume or overwrite):  # before the model is loaded
         raise InputError(f"{show_path(out)!r} {'has a journal' if journal.exists() else 'exists'}; pass "
                          "resume=True (--resume) to continue it, or overwrite=True (--overwrite) to start again")
+    check_writable(out)
+    if engine == "ray":
+        from .ray_engine import check_address
+
+        check_address(ray_address)
     m = model if isinstance(model, Loaded) else load_model(os.fspath(model or spec.model), device=device)
     require(m, spec.requires)
     job = {"task": spec.name, "model": m.spec.name, "options": options, "batch_size": batch_size,
@@ -120,8 +131,8 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
             plan = _shards(paths, shard_size)
             journal.start(job, plan)
         done = journal.done()
-        if retry_errors:
-            done -= _retry(journal, done)
+        kept = _check_done(journal, done, retry_errors, progress)  # the rows of the shards kept as they are
+        done = set(kept)
         pending = [k for k in range(len(plan)) if k not in done]
         before = sum(len(plan[k]) for k in done if k < len(plan))
         total = sum(map(len, plan))
@@ -147,7 +158,7 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         t = time.perf_counter()
         rows, errors_before = [], 0
         for k in range(len(plan)):
-            shard = [public_row(r, spec.columns) for r in journal.read_shard(k)]
+            shard = [public_row(r, spec.columns) for r in (kept.pop(k, None) or journal.read_shard(k))]
             if k in done:  # done by an earlier run
                 errors_before += sum(r["error"] is not None for r in shard)
             rows += shard
@@ -165,13 +176,51 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
     return res
 
 
-def _retry(journal: Journal, done: set[int]) -> set[int]:
-    """The finished shards that hold error rows, their files removed so that they are done again (by either
-    engine: a Ray worker skips a shard that has its file). A job killed now simply redoes them on resume."""
-    again = {k for k in done if any(r.get("error") is not None for r in journal.read_shard(k))}
-    for k in sorted(again):
-        journal.shard_path(k).unlink()
-    return again
+def _check_done(journal: Journal, done: set[int], retry_errors: bool, progress: bool) -> dict[int, list[dict]]:
+    """{shard: rows} of the finished shards kept; the others (a file changed since, or error rows to retry) have
+    their files removed so that either engine does them again (a job killed now simply redoes them on resume)."""
+    kept, changed, gone = {}, 0, 0
+    for k in sorted(done):
+        rows = journal.read_shard(k)
+        moved, lost = _file_changes(rows)
+        if moved or (retry_errors and any(r.get("error") is not None for r in rows)):
+            journal.shard_path(k).unlink()
+            changed += moved
+        else:
+            kept[k] = rows
+            gone += lost
+    if changed:
+        _say(progress, f"mmkit: {_files(changed)} changed since: {_plural(changed, 'its shard is', 'their shards are')}"
+                       " done again")
+    if gone:
+        _say(progress, f"mmkit: {_files(gone)} listed in the journal {_plural(gone, 'is', 'are')} gone: "
+                       f"{_plural(gone, 'its row is', 'their rows are')} kept; overwrite=True (--overwrite) starts "
+                       f"again without {_plural(gone, 'it', 'them')}")
+    return kept
+
+
+def _file_changes(rows: list[dict]) -> tuple[int, int]:
+    """(files changed since their rows were made, files gone since) of one shard, by each row's "stat"."""
+    changed = gone = 0
+    for r in rows:
+        if "stat" not in r:  # a journal written before 2026-12: not checked
+            continue
+        now = file_stat(r["path"])
+        if now is None:
+            gone += r["stat"] is not None  # (None: it could not be stat'ed then either; its row is an error)
+        else:
+            changed += now != r["stat"]
+    return changed, gone
+
+
+def _files(n: int) -> str:
+    """'1 file' or '3 files'."""
+    return f"{n} {_plural(n, 'file', 'files')}"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    """`one` for 1, else `many`."""
+    return one if n == 1 else many
 
 
 def _say(progress: bool, text: str) -> None:

@@ -4,7 +4,8 @@
     captions.parquet.parts/     the journal; keep it to resume or extend the job, delete it when done
         job.json                task, model, options, batch and shard sizes: a resume must match them
         plan.json               the images, cut into shards (append-only: a resume adds new files as new shards)
-        shard-000012.jsonl      one finished shard: one JSON line per image, in plan order
+        shard-000012.jsonl      one finished shard: one JSON line per image, in plan order (with "stat": the
+                                file's [size, mtime_ns] before it was read, so a resume redoes changed files)
 
 A shard file appears by rename after its data is flushed to disk, so a SIGKILL or a power cut leaves
 either the whole shard or none of it; a rerun redoes exactly the shards that have no file, in the same
@@ -12,8 +13,10 @@ batches, so its results equal an uninterrupted run's. A lock file keeps two jobs
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from ..cli_output import show_path
@@ -29,6 +32,28 @@ def out_format(out) -> str:
         raise InputError(f"--out {show_path(out)!r}: name a .parquet, .jsonl or .csv file "
                          "(e.g. captions.parquet)")
     return suffix
+
+
+def check_writable(out: Path) -> None:
+    """InputError unless the job can write `out` and its journal: its folder is made if missing, then a probe file
+    is written and removed there (before the model is loaded, so that a bad --out costs nothing)."""
+    try:
+        if out.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder has that name")
+        if out.parent.exists() and not out.parent.is_dir():  # else mkdir would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, f"{show_path(out.parent)} is a file, not a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.probe-", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise _unwritable(out, e) from None
+
+
+def _unwritable(path: Path, e: OSError) -> InputError:
+    """The InputError for an output or journal path that cannot be written."""
+    return InputError(f"cannot write {show_path(path)!r} ({e.strerror or e}); pass another --out (a file in a folder "
+                      "you can write)")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -58,13 +83,15 @@ class Journal:
         """A filelock held while the job runs; InputError when another job holds it."""
         import filelock
 
-        self.dir.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(self.dir / "lock"))
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
             lock.acquire(timeout=0)
         except filelock.Timeout:
             raise InputError(f"another job is writing {show_path(self.out)!r} (its lock {show_path(self.dir)}/lock "
                              "is held); wait for it, or choose another --out") from None
+        except OSError as e:  # a journal folder (or lock file) this user cannot write
+            raise _unwritable(self.dir, e) from None
         return lock
 
     def start(self, job: dict, shards: list[list[str]]) -> None:
@@ -110,8 +137,10 @@ def check_same(old: dict, new: dict) -> None:
                          "folder, another --out for this one, or overwrite=True (--overwrite) to start again")
     for key in ("task", "model", "options", "batch_size", "shard_size", "draft"):
         if old.get(key) != new.get(key):
-            raise InputError(f"cannot resume: this job's {key} is {new.get(key)!r}, the journal's is {old.get(key)!r}; "
-                             "rerun with the journal's settings, or pass overwrite=True (--overwrite) to start again")
+            verb = "are" if key == "options" else "is"
+            raise InputError(f"cannot resume: this job's {key} {verb} {new.get(key)!r}, the journal's {verb} "
+                             f"{old.get(key)!r}; rerun with the journal's settings, or pass overwrite=True "
+                             "(--overwrite) to start again")
 
 
 def _listed(paths) -> str:

@@ -125,6 +125,15 @@ def decode(path: str, size: int = 0, draft: bool = True):
         raise InputError(str(e).replace(describe(x), name, 1)) from None
 
 
+def file_stat(path: str) -> list[int] | None:
+    """[size, mtime_ns] of a file (what tells a resume it changed, cheaply), or None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def reason(e: BaseException) -> str:
     """One line saying why a file could not be read (for the error column)."""
     return " ".join(str(e).split()) or type(e).__name__
