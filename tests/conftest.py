@@ -60,3 +60,19 @@ def draw_shape():
 
     draw.known = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
     return draw
+
+
+@pytest.fixture(scope="module")
+def clip_model():
+    """The bundled shapes-clip (the video tests' zero-shot and search model)."""
+    import mmkit
+
+    return mmkit.load_model("shapes-clip")
+
+
+@pytest.fixture(scope="module")
+def cap_model():
+    """The bundled shapes-blip-caption (the video tests' captioner)."""
+    import mmkit
+
+    return mmkit.load_model("shapes-blip-caption")

@@ -16,16 +16,6 @@ from mmkit.data import ShapesClips, video_frames, write_video  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: as fast, and fairer to a shared CPU
 
 
-@pytest.fixture(scope="module")
-def cap_model():
-    return mmkit.load_model("shapes-blip-caption")
-
-
-@pytest.fixture(scope="module")
-def clip_model():
-    return mmkit.load_model("shapes-clip")
-
-
 def shifted_clip(path, codec: str, start: float = 5.0, seconds: float = 2.0, fps: int = 10):
     """A clip whose frame timestamps run from `start` to `start + seconds` (as a camera or a cut can leave them)."""
     c = av.open(str(path), "w")

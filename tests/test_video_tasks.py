@@ -13,16 +13,6 @@ HELD_OUT = ShapesClips(6, seed=2026)  # seeds no notebook or example uses
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: as fast, and fairer to a shared CPU
 
 
-@pytest.fixture(scope="module")
-def clip_model():
-    return mmkit.load_model("shapes-clip")
-
-
-@pytest.fixture(scope="module")
-def cap_model():
-    return mmkit.load_model("shapes-blip-caption")
-
-
 def test_runs_and_temporal_iou():
     assert runs(["a", "a", "b", "b", "a"], [0, 1, 2, 3, 4], 5) == [(0, 2, "a"), (2, 4, "b"), (4, 5, "a")]
     assert temporal_iou((0, 2), (1, 3)) == pytest.approx(1 / 3)
