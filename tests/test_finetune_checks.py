@@ -115,3 +115,16 @@ def test_new_words_that_occur_once_are_named_with_the_fix(tiny, capsys):
     assert "add more examples with them" in note and "zebra" not in note and "orange" not in note
     assert "orange" in ft.added_words and not set(once) & set(ft.added_words)
     assert f"finetune: {note}" in capsys.readouterr().err and f"note: {note}" in str(ft)
+
+
+def test_the_default_batch_size_gives_a_small_data_set_enough_steps(tiny):
+    """batch_size=None: 16, or fewer (down to 4) so that an epoch has 8 steps; 27 pictures in batches of 16 made 2
+    steps an epoch, too few to learn a new word in 8 epochs."""
+    from mmkit.tuning.loop import auto_batch
+
+    assert [auto_batch(n) for n in (1, 27, 64, 100, 128, 10_000)] == [4, 4, 8, 13, 16, 16]
+    steps = []
+    ft = mmkit.finetune(tiny, _pairs(["red", "blue"] * 9), epochs=1, lr=1e-3, progress=False,
+                        callback=lambda r: steps.append(r["step"]) if "step" in r else None)
+    n_train = 18 - ft.scores["n_val"]
+    assert steps == list(range(1, -(-n_train // 4) + 1))  # batches of 4: one step per 4 pictures (was one step)

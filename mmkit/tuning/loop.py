@@ -35,7 +35,7 @@ class FinetuneConfig:
     """Training options of finetune (each a keyword argument of it)."""
 
     epochs: int = 10  # passes over the training examples at most
-    batch_size: int = 16  # examples per step
+    batch_size: int | None = None  # examples per step; None: auto_batch (16, fewer on a small data set)
     lr: float | None = None  # peak learning rate (None: 1e-3 with LoRA or for models under 20M parameters, else 3e-5)
     warmup: float = 0.1  # share of the steps over which the learning rate rises from 0 to lr
     weight_decay: float = 0.01  # AdamW decay of the weight matrices (not of biases, norms, embeddings)
@@ -55,7 +55,7 @@ class FinetuneConfig:
 # the rule of each option (mmkit.options' Option: a bad value raises InputError naming it, the value and the range)
 RULES: dict[str, Option] = {
     "epochs": Option("int", 1, 10_000, doc="passes over the training examples at most"),
-    "batch_size": OPTIONS["batch_size"],
+    "batch_size": replace(OPTIONS["batch_size"], none=True, doc="examples per step (None: auto_batch)"),
     "lr": Option("float", 0, 10, lo_open=True, none=True, doc="peak learning rate (None: picked for the model)"),
     "warmup": Option("float", 0, 1, doc="share of the steps of linear warm-up"),
     "weight_decay": Option("float", 0, 1, doc="AdamW decay of the weight matrices"),
@@ -70,6 +70,16 @@ RULES: dict[str, Option] = {
     "progress": Option("bool", doc="show a progress bar"),
     "max_val": Option("int", 1, 1_000_000, doc="validation examples at most"),
 }
+
+
+BATCH, MIN_BATCH, MIN_STEPS = 16, 4, 8  # auto_batch: the default, the least it goes to, the steps an epoch should have
+
+
+def auto_batch(n_train: int) -> int:
+    """The default batch size for n_train training examples: 16, or fewer (down to 4) so that an epoch has 8 steps
+    or more. 27 examples in batches of 16 made 2 steps an epoch, and 8 epochs did not teach a new colour; in
+    batches of 4 they did (FINETUNE.md)."""
+    return max(MIN_BATCH, min(BATCH, math.ceil(n_train / MIN_STEPS)))
 
 
 def check_config(options: dict) -> FinetuneConfig:
@@ -275,6 +285,8 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
         print(ex.report(), file=sys.stderr)
     task = _check_task(base, task, ex)
     train, val = _split(ex, val_data, cfg.val_split, cfg.seed, _new_words(base.processor.tokenizer, ex.items, cfg))
+    if cfg.batch_size is None:
+        cfg = replace(cfg, batch_size=auto_batch(len(train)))
     val = val[:cfg.max_val]
     few = scored_items(task, val)[0] < MIN_VAL  # too few to pick an epoch by: early stopping is off
     seed_everything(cfg.seed)
