@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, describe
-from .csv_rows import check_header, csv_text, delimiter, records, row_problem
+from .csv_rows import ACCEPTED, check_header, csv_text, delimiter, records, row_problem
 from ..data.image_files import is_url
 from .files import Finder
 
@@ -317,17 +317,14 @@ def read_examples(data, image_dir=None, kind: str | None = None) -> Examples:
         if p.is_dir():
             p = _folder_file(p, kind)
         if not p.exists():
-            raise InputError(f"{str(p)!r} does not exist; pass a folder with captions.csv or qa.csv, a COCO caption "
-                             "JSON file, or a list of (image, text) tuples")
+            raise InputError(f"{str(p)!r} does not exist; pass {ACCEPTED}")
         out = _read_coco(p, image_dir) if p.suffix.lower() == ".json" else _read_csv(p)
     elif hasattr(data, "column_names") and hasattr(data, "__iter__"):
         out = _read_dataset(data, image_dir)
     elif isinstance(data, (list, tuple)):
         out = _read_tuples(data)
     else:
-        raise InputError(f"cannot read examples from {describe(data)}; pass a folder with captions.csv or qa.csv, "
-                         "a COCO caption JSON file, a list of (image, text) or (image, question, answer) tuples, "
-                         "or a datasets.Dataset")
+        raise InputError(f"cannot read examples from {describe(data)}; pass {ACCEPTED}")
     if not out.items:
         why = f" ({len(out.skipped)} rows skipped; first: {out.skipped[0][0]}: {out.skipped[0][1]})" if out.skipped else ""
         raise InputError(f"no usable examples in {out.origin or describe(data)}{why}; fix the rows or pass other data")
