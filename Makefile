@@ -18,10 +18,13 @@ HUB_SKIP ?=
 # a second environment pinned to Colab's versions (requirements-colab.txt) for `make test-colab`; inside .venv, so ignored
 COLAB  ?= $(VENV)/colab
 # the unit tests `make test-colab` runs under Colab's versions (the speed-up tests among them)
-# (the bundled models' known answers, tasks, maps, speed-ups, registry, hub, tokenizers, panels, Colab setup)
+# (the bundled models' known answers, tasks, maps, speed-ups, registry, hub, tokenizers, panels, Colab setup,
+# fine-tuning's checks and data reading, the words check, wide pictures)
 COLAB_TESTS ?= tests/test_speedups.py tests/test_config.py tests/test_models.py tests/test_hub.py tests/test_tasks.py \
   tests/test_attention.py tests/test_attention_blip2.py tests/test_bundled_blip.py tests/test_bundled_dual.py \
-  tests/test_bundled_vilt.py tests/test_tokenizers.py tests/test_widgets.py tests/test_colab_setup.py
+  tests/test_bundled_vilt.py tests/test_tokenizers.py tests/test_widgets.py tests/test_colab_setup.py \
+  tests/test_finetune_checks.py tests/test_finetune_csv.py tests/test_finetune_panel.py tests/test_domain_words.py \
+  tests/test_aspect.py
 VOILA_ARGS ?=
 LAB_ARGS ?=
 # `make student REPO=https://github.com/you/fork` points the student notebooks' Colab badges and setup cells at a fork
