@@ -147,3 +147,23 @@ def test_resume_mismatch_message_reads_right():
         check_same(job, {**job, "options": {"labels": ["a", "c"]}})
     with pytest.raises(InputError, match="this job's batch_size is 8, the journal's is 16"):
         check_same(job, {**job, "batch_size": 8})
+
+
+def test_a_second_job_on_the_same_output_is_refused_before_its_model_loads(folder, tmp_path, no_model):
+    """It was refused only after loading its model (seconds for nothing)."""
+    from mmkit.jobs.shards import Journal
+
+    out = tmp_path / "x.jsonl"
+    held = Journal(out).lock()  # the first job, still running
+    try:
+        with pytest.raises(InputError, match="another job is writing"):
+            run("embed", "shapes-clip", folder, out, progress=False)
+    finally:
+        held.release()
+
+
+def test_a_job_whose_model_fails_to_load_leaves_nothing_to_resume(folder, tmp_path):
+    out = tmp_path / "x.jsonl"
+    with pytest.raises(InputError, match="unknown model"):
+        run("embed", "no-such-model", folder, out, progress=False)
+    assert run("embed", "shapes-clip", folder, out, progress=False).images == 4  # no --resume asked for

@@ -110,12 +110,12 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
         from .ray_engine import check_address
 
         check_address(ray_address)
-    m = model if isinstance(model, Loaded) else load_model(os.fspath(model or spec.model), device=device)
-    require(m, spec.requires)
-    job = {"task": spec.name, "model": m.spec.name, "options": options, "batch_size": batch_size,
-           "shard_size": shard_size, "draft": bool(draft), "version": 1, "source": source_paths(source)}
-    lock = journal.lock()
+    lock = journal.lock()  # before the model loads: a second job on this output is refused at once
     try:
+        m = model if isinstance(model, Loaded) else load_model(os.fspath(model or spec.model), device=device)
+        require(m, spec.requires)
+        job = {"task": spec.name, "model": m.spec.name, "options": options, "batch_size": batch_size,
+               "shard_size": shard_size, "draft": bool(draft), "version": 1, "source": source_paths(source)}
         if journal.exists() and resume and not overwrite:
             check_same(journal.job(), job)
             plan = journal.plan()
