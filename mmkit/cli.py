@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from .annotations.files import IMAGE_SUFFIXES, heic_hint
-from .cli_input import expand, read_image, reason
+from .cli_input import animated_gif, expand, read_image, reason
 from .cli_output import encoding_of, json_record, say, show_path, text_line, write
 from .data.video import is_video_path
 from .errors import InputError
@@ -353,6 +353,11 @@ def run(args) -> int:
         bar.close()
     for line in concerned(told, len(paths) - failed):
         say(line)
+    moving = [p for p in paths if animated_gif(p)]
+    if moving:  # alone (or with videos) a GIF is captioned as a video: say why these were not
+        say(f"mmkit: note: {len(moving)} animated GIF{'s' * (len(moving) > 1)} ({some_names(moving)}) "
+            f"{'were' if len(moving) > 1 else 'was'} read as a picture, by the first frame, since pictures came with "
+            f"{'them' if len(moving) > 1 else 'it'}; pass a GIF alone to caption it as a video, frame by frame")
     clips = [p for p in other if is_video_path(p)]
     if clips:
         say(f"mmkit: {len(clips)} video{'s' * (len(clips) > 1)} in the folders passed over ({some_names(clips)}); "

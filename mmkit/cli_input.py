@@ -73,3 +73,17 @@ def read_image(path: Path):
                 else "a device or socket")
         raise InputError(f"{show_path(path)!r} is {kind}, not a regular file; pass image files")
     return load_image(path)
+
+
+def animated_gif(path: Path) -> bool:
+    """Whether a .gif file holds more than one frame (False for any other file, or one that cannot be read)."""
+    if Path(path).suffix.lower() != ".gif":
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return bool(getattr(im, "is_animated", False))
+    except Exception:  # unreadable: its own error line says so
+        return False
+

@@ -37,7 +37,9 @@ def test_a_gif_is_a_clip_alone_and_a_picture_among_pictures(tmp_path, capsys):
     assert not handles(pictures) and not handles(["caption", str(tmp_path), str(tmp_path / "b.gif")])
     assert handles(["caption", "a.mp4", str(tmp_path / "a.png")])  # a real video among pictures: told to split them
     assert main(pictures + ["--model", "shapes-blip-caption", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert "1 animated GIF (b.gif) was read as a picture, by the first frame" in err  # and how to get the video
     assert [r["image"].rsplit("/", 1)[-1] for r in rows] == ["a.png", "b.gif"] and all(r["caption"] for r in rows)
     assert scenes[1].objects[0].shape in rows[1]["caption"]  # the GIF's first frame was captioned as a picture
 
