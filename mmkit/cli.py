@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .annotations.files import IMAGE_SUFFIXES, heic_hint
-from .cli_input import animated_gif, expand, read_image, reason
-from .cli_output import encoding_of, json_record, say, show_path, text_line, write
+from .annotations.files import IMAGE_SUFFIXES
+from .cli_input import animated_gif, expand, passed_over, read_image, reason
+from .cli_output import Parser, encoding_of, json_record, say, show_path, some_names, text_line, write
 from .data.video import is_video_path
 from .errors import InputError
 
@@ -219,22 +218,10 @@ def _more(name: str) -> str:
 
 
 # -- parsing ---------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """argparse with its errors as one line on stderr (exit 2) instead of the usage block."""
+class _Parser(Parser):
+    """argparse with its errors as one line on stderr (exit 2), naming mmkit's commands."""
 
-    def error(self, message: str):
-        message = re.sub(r"^argument (\S+): (?=\1[= ])", "", message)  # "argument --beams: --beams=2.5 ..."
-        wrong = re.match(r"argument \{.*\}: invalid choice: '([^']*)'", message)
-        if wrong:  # an unknown command: name them all, and the nearest
-            import difflib
-
-            near = difflib.get_close_matches(wrong.group(1), ALL_COMMANDS, n=1)
-            message = (f"{wrong.group(1)!r} is not a command" + (f" (did you mean {near[0]!r}?)" if near else "")
-                       + f"; the commands are {', '.join(ALL_COMMANDS)}")
-        elif message.startswith("the following arguments are required: {"):
-            message = f"name a command: {', '.join(ALL_COMMANDS)}"
-        say(f"mmkit: error: {message} (see `{self.prog} --help`)")
-        raise SystemExit(2)
+    commands = tuple(ALL_COMMANDS)
 
 
 def _number(name: str, flag: str):
@@ -365,11 +352,7 @@ def run(args) -> int:
             + " ".join(shlex.quote(show_path(p)) for p in clips[:2]) + (" ..." if len(clips) > 2 else ""))
     other = [p for p in other if not is_video_path(p)]
     if other:
-        names = some_names(other)
-        fix = heic_hint(other) or ("; name them .png, .jpg, ... or pass them one by one" if len(other) > 1
-                                   else "; name it .png, .jpg, ... or pass it by its name")
-        say(f"mmkit: {len(other)} file{'s' * (len(other) > 1)} in the folders passed over, not named as a picture "
-            f"mmkit reads ({names}){fix}")
+        say(f"mmkit: {passed_over(other)}")
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0
@@ -395,13 +378,6 @@ def concerned(told: dict, n: int, shown: int = 5) -> list[str]:
         lines.append(f"mmkit: {label} concerns {len(paths)} of {n} images read: {some_names(paths, shown)} "
                      "(--json gives each image its notice)")
     return lines
-
-
-def some_names(paths, shown: int = 5) -> str:
-    """'a.png, b.png, c.png, d.png, e.png and 7 more': the first file names, then a count (never 'and 1 more')."""
-    cut = shown if len(paths) > shown + 1 else len(paths)
-    more = f" and {len(paths) - cut} more" if len(paths) > cut else ""
-    return ", ".join(show_path(Path(p).name) for p in paths[:cut]) + more
 
 
 def _stdout_gone() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .annotations import IMAGE_SUFFIXES  # the image files a folder contributes
 from .annotations.files import heic_hint
-from .cli_output import show_path
+from .cli_output import show_path, some_names
 from .errors import InputError
 
 
@@ -87,3 +87,12 @@ def animated_gif(path: Path) -> bool:
     except Exception:  # unreadable: its own error line says so
         return False
 
+
+def passed_over(paths: list) -> str:
+    """What a listing passed over, in one line: "2 files in the folders passed over, not named as a picture
+    mmkit reads (notes.txt, scan); name them .png, .jpg, ... or pass them one by one" (or how to read HEIC)."""
+    n = len(paths)
+    fix = heic_hint(paths) or ("; name them .png, .jpg, ... or pass them one by one" if n > 1
+                               else "; name it .png, .jpg, ... or pass it by its name")
+    return (f"{n} file{'s' * (n != 1)} in the folders passed over, not named as a picture mmkit reads "
+            f"({some_names(paths)}){fix}")

@@ -6,9 +6,11 @@ a JSON record is valid UTF-8 (pure ASCII when stdout is not UTF-8) and never hol
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +25,13 @@ def show_path(path) -> str:
         return os.fsencode(s).decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
         return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def some_names(paths, shown: int = 5) -> str:
+    """'a.png, b.png, c.png, d.png, e.png and 7 more': the first file names, then a count (never 'and 1 more')."""
+    cut = shown if len(paths) > shown + 1 else len(paths)
+    more = f" and {len(paths) - cut} more" if len(paths) > cut else ""
+    return ", ".join(show_path(Path(p).name) for p in paths[:cut]) + more
 
 
 def one_line(text: str) -> str:
@@ -116,3 +125,24 @@ def write(stream, line: str) -> None:
 def say(message: str) -> None:
     """One line on stderr."""
     write(sys.stderr, one_line(message))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line on stderr (exit 2) instead of the usage block; `commands` (set by a
+    subclass) are named when the command itself is unknown or missing."""
+
+    commands: tuple[str, ...] = ()
+
+    def error(self, message: str):
+        message = re.sub(r"^argument (\S+): (?=\1[= ])", "", message)  # "argument --beams: --beams=2.5 ..."
+        wrong = re.match(r"argument \{.*\}: invalid choice: '([^']*)'", message)
+        if wrong and self.commands:  # an unknown command: name them all, and the nearest
+            import difflib
+
+            near = difflib.get_close_matches(wrong.group(1), self.commands, n=1)
+            message = (f"{wrong.group(1)!r} is not a command" + (f" (did you mean {near[0]!r}?)" if near else "")
+                       + f"; the commands are {', '.join(self.commands)}")
+        elif message.startswith("the following arguments are required: {") and self.commands:
+            message = f"name a command: {', '.join(self.commands)}"
+        say(f"mmkit: error: {message} (see `{self.prog} --help`)")
+        raise SystemExit(2)

@@ -320,6 +320,11 @@ def test_help_and_errors_name_every_command(capsys):
     assert main([]) == 2
     assert "name a command: caption, answer" in capsys.readouterr().err
     assert main(["embed", "--help"]) == 0 and "--resume" in capsys.readouterr().out  # still parsed by its module
+    for bad in (["search-video", "x.mp4", "a red circle", "-k", "abc"], ["embed", ".", "--out", "e.jsonl", "--workers",
+                                                                         "x"]):
+        assert main(bad) == 2  # the routed commands' parsers also say it in one line, not argparse's usage block
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "usage:" not in err and f"invalid int value: '{bad[-1]}'" in err, err
 
 
 def test_folder_files_without_an_image_suffix_are_named_as_passed_over(tmp_path, capsys, model_dirs):

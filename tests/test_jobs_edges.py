@@ -1,5 +1,6 @@
 """Collection jobs at their edges: a Ray address nothing answers, files changed or gone before a resume, an --out
-that cannot be written, --ray-workers below 1, and the resume-mismatch message."""
+that cannot be written, --ray-workers below 1, --workers below 0, a name server that does not answer, the files
+passed over, and the resume-mismatch message."""
 import json
 import os
 import socket
@@ -139,6 +140,49 @@ def test_ray_workers_below_one_are_refused(folder, tmp_path, no_model, capsys):
     assert main(["embed", str(folder), "--out", str(tmp_path / "e.jsonl"), "--engine", "ray", "--ray-workers",
                  "0"]) == 2
     assert "--ray-workers" in capsys.readouterr().err
+
+
+def test_workers_below_zero_are_refused(folder, tmp_path, no_model, capsys):
+    from mmkit.cli import main
+
+    for bad in (-1, 2.5, "3"):
+        with pytest.raises(InputError, match=r"workers=.* \(--workers\).*0 or more"):
+            run("embed", "shapes-clip", folder, tmp_path / "e.jsonl", workers=bad, progress=False)
+    capsys.readouterr()
+    assert main(["embed", str(folder), "--out", str(tmp_path / "e.jsonl"), "--workers", "-2"]) == 2
+    assert "workers=-2 (--workers)" in capsys.readouterr().err
+
+
+def test_a_name_lookup_that_does_not_answer_is_refused_within_the_timeout(monkeypatch):
+    """create_connection's timeout does not cover the DNS lookup: a dead name server blocked for minutes."""
+    import time
+
+    from mmkit.jobs.ray_engine import check_address
+
+    def stuck(*a, **k):
+        time.sleep(3)
+        raise socket.gaierror("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    t = time.perf_counter()
+    with pytest.raises(InputError, match=r"nothing answers at head\.cluster:6379 \(the name lookup of 'head\.cluster' "
+                                         r"took more than 0\.3 s\)"):
+        check_address("head.cluster:6379", timeout=0.3)
+    assert time.perf_counter() - t < 2
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(socket.gaierror(-2, "Name "
+                                                                                                      "unknown")))
+    with pytest.raises(InputError, match="nothing answers at nowhere:1 \\(Name unknown\\)"):
+        check_address("nowhere:1")
+
+
+def test_the_summary_names_the_files_passed_over(folder, tmp_path, capsys):
+    (folder / "notes.txt").write_text("x")
+    (folder / "scan.heic").write_bytes(b"x")
+    res = run("embed", "shapes-clip", folder, tmp_path / "e.jsonl", progress=True)
+    err = capsys.readouterr().err
+    assert res.images == 4 and [Path(p).name for p in res.skipped] == ["notes.txt", "scan.heic"]
+    assert "2 files in the folders passed over, not named as a picture mmkit reads (notes.txt, scan.heic)" in err
+    assert "HEIC" in err  # how to read them
 
 
 def test_resume_mismatch_message_reads_right():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli_output import say, show_path
+from ..cli_output import Parser, say, show_path
 from .tasks import TASKS
 
 JOB_COMMANDS = ("caption", "embed", "answer", "zero-shot")
@@ -34,18 +34,12 @@ def handles(argv: list[str]) -> bool:
     return argv[0] in JOB_COMMANDS and any(a == "--out" or a.startswith("--out=") for a in argv[1:])
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        say(f"mmkit: error: {message} (see `{self.prog} --help`)")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the job commands and of index / search."""
     from ..index.cli import add_commands
 
-    parser = _Parser(prog="mmkit", description="Caption, embed or search a whole image collection.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="mmkit", description="Caption, embed or search a whole image collection.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in JOB_COMMANDS:
         t = TASKS[name]
         p = sub.add_parser(name, help=f"{name} every image of a folder into a results file")

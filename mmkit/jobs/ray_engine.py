@@ -80,12 +80,44 @@ def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> No
         return
     host, port = _host_port(address)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        for family, kind, proto, _, where in _resolve(host, port, timeout):
+            try:
+                with socket.socket(family, kind, proto) as s:
+                    s.settimeout(timeout)
+                    s.connect(where)
+                break
+            except OSError as e:
+                failed = e
+        else:
+            raise failed
     except OSError as e:
         why = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise InputError(f"ray_address={address!r} (--ray-address): nothing answers at {host}:{port} ({why}); start "
                          "the cluster there (`ray start --head`) or check the address, or leave ray_address out "
                          "(drop --ray-address) to start a local Ray") from None
+
+
+def _resolve(host: str, port: int, timeout: float) -> list:
+    """socket.getaddrinfo within `timeout` seconds (a name server that does not answer would block for minutes):
+    OSError when it fails or takes longer. The lookup left behind runs on in a daemon thread."""
+    import threading
+
+    box: dict = {}
+
+    def look() -> None:
+        try:
+            box["found"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            box["error"] = e
+
+    t = threading.Thread(target=look, name="mmkit-resolve", daemon=True)
+    t.start()
+    t.join(timeout)
+    if "error" in box:
+        raise box["error"]
+    if not box.get("found"):
+        raise OSError(f"the name lookup of {host!r} took more than {timeout:g} s")
+    return box["found"]
 
 
 def _checked(address: str | None) -> bool:

@@ -12,6 +12,7 @@ from ..errors import InputError
 from .local import Timing, run_local
 from .output import public_row, write_output
 from .shards import Journal, check_same, check_writable, out_format
+from ..cli_input import passed_over
 from .source import file_stat, list_images, source_paths
 from .tasks import check_options, get_task
 
@@ -28,7 +29,7 @@ class JobResult:
     done_before: int  # images already done by an earlier run (resume)
     seconds: float  # wall clock of this run
     timing: dict = field(default_factory=dict)  # seconds per stage: decode, wait, model, write, total, (ray: start)
-    skipped: int = 0  # files in the folders without an image suffix (not listed)
+    skipped: list[str] = field(default_factory=list)  # files in the folders without an image suffix (not listed)
     errors_before: int = 0  # of the error rows, those an earlier run wrote (a resume keeps them unless retry_errors)
 
     @property
@@ -48,9 +49,17 @@ class JobResult:
         else:
             parts.append("no unreadable files")
         if self.skipped:
-            parts.append(f"{self.skipped} file{'s' * (self.skipped != 1)} without an image suffix passed over")
+            parts.append(passed_over(self.skipped))
         split = ", ".join(f"{k} {t[k]:.1f} s" for k in ("start", "decode", "wait", "model", "write") if k in t)
         return f"{'; '.join(parts)}; {split} -> {show_path(self.out)}"
+
+
+def _count(name: str, value, least: int, what: str) -> int:
+    """value when it is a whole number >= least; InputError naming the option and its flag otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        flag = "--" + name.replace("_", "-")
+        raise InputError(f"{name}={value!r} ({flag}): pass {what}")
+    return value
 
 
 def _shards(paths: list[str], size: int) -> list[list[str]]:
@@ -95,10 +104,11 @@ def run(task: str, model=None, source=".", out="results.parquet", resume: bool =
     if not isinstance(shard_size, int) or shard_size < 1:
         raise InputError(f"shard_size={shard_size!r}: pass a positive whole number of images (e.g. 256)")
     shard_size = max(batch_size, shard_size // batch_size * batch_size)  # whole batches per shard
-    workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
-    if isinstance(ray_workers, bool) or not isinstance(ray_workers, int) or ray_workers < 1:
-        raise InputError(f"ray_workers={ray_workers!r} (--ray-workers): pass the number of model actors on Ray, "
-                         "1 or more (default 2; one per GPU on a GPU cluster)")
+    workers = min(4, os.cpu_count() or 1) if workers is None else _count(
+        "workers", workers, 0, "the number of decoding threads, 0 or more (0 decodes in the main thread; "
+        "default min(4, CPUs))")
+    _count("ray_workers", ray_workers, 1, "the number of model actors on Ray, 1 or more (default 2; one per GPU "
+           "on a GPU cluster)")
     paths, skipped = list_images(source, recursive)
     out = Path(os.fspath(out)).absolute()
     journal = Journal(out)

@@ -36,8 +36,8 @@ def _items(source) -> list:
     return [source] if isinstance(source, (str, os.PathLike)) else list(source or [])
 
 
-def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
-    """(absolute paths of the image files in `source`, sorted; how many other files were passed over).
+def list_images(source, recursive: bool = True) -> tuple[list[str], list[str]]:
+    """(absolute paths of the image files in `source`, sorted; the other files in its folders, passed over).
 
     Args:
         source: a folder, one file, or a list of files and folders.
@@ -67,7 +67,7 @@ def list_images(source, recursive: bool = True) -> tuple[list[str], int]:
         raise InputError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {show_path(source)!r}"
                          + (heic_hint(passed) or ("" if recursive else
                                                    "; pass recursive=True (--recursive) to look in sub-folders")))
-    return sorted(dict.fromkeys(out)), len(passed)
+    return sorted(dict.fromkeys(out)), sorted(passed)
 
 
 SKIPPED_FOLDERS = ("__MACOSX",)  # what a zip made on a Mac adds: '._name.png' files of metadata, not pictures

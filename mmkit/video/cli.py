@@ -13,7 +13,7 @@ import argparse
 import sys
 import warnings
 
-from ..cli_output import json_line, show_path, text_line
+from ..cli_output import Parser, json_line, show_path, text_line
 from ..data.video import VIDEO_SUFFIXES, is_video_path
 from ..errors import InputError
 
@@ -40,7 +40,7 @@ def handles(argv: list[str]) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the two video commands."""
-    parser = argparse.ArgumentParser(prog="mmkit", description="Run mmkit models on videos.")
+    parser = Parser(prog="mmkit", description="Run mmkit models on videos.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, model: str) -> None:
