@@ -125,3 +125,34 @@ def test_a_picture_passed_as_the_data_says_what_the_data_may_be(tmp_path):
     (tmp_path / "red_circle.png").rename(tmp_path / "captions.csv")  # a picture under a CSV's name
     with pytest.raises(mmkit.InputError, match="is a picture, not training data"):
         read_examples(tmp_path)
+
+
+def test_excel_files_are_read_as_saved(tmp_path):
+    """Excel writes a 'sep=;' first line (some locales), UTF-16 for 'Unicode text', and Windows keeps a name's case."""
+    _pictures(tmp_path, "a.png", "b.png")
+    _csv(tmp_path, "sep=;\r\nimage;caption\r\na.png;a red circle, small\r\nb.png;a blue square;by hand\r\n")
+    ex = read_examples(tmp_path)
+    assert [e.text for e in ex.items] == ["a red circle, small"]
+    assert ex.skipped[0][0] == "captions.csv line 4"  # lines counted from the file's first, the sep= line
+    (tmp_path / "captions.csv").write_bytes("image\tcaption\r\na.png\tun cercle rouge\r\n".encode("utf-16"))
+    assert [e.text for e in read_examples(tmp_path).items] == ["un cercle rouge"]
+    (tmp_path / "captions.csv").write_bytes("image,caption\na.png,a red circle\n".encode("utf-16-le"))  # no BOM
+    with pytest.raises(mmkit.InputError, match="not UTF-8 text \\(it looks like UTF-16 text without its byte-order "
+                                               "mark\\); save the CSV as UTF-8"):
+        read_examples(tmp_path)
+    (tmp_path / "captions.csv").rename(tmp_path / "Captions.CSV")
+    _csv(tmp_path, "image,caption\nb.png,a blue square\n", "Captions.CSV")
+    ex = read_examples(tmp_path)
+    assert [e.text for e in ex.items] == ["a blue square"] and ex.origin.endswith("Captions.CSV")
+
+
+def test_a_missing_picture_names_the_file_meant_without_its_extension_or_in_a_sub_folder(tmp_path):
+    _pictures(tmp_path, "img_00.png", "pics/b.png", "c.png", "c.jpg")
+    _csv(tmp_path, "image,caption\nimg_00,a red circle\nb.png,a blue square\nc,a green one\n")
+    with pytest.raises(mmkit.InputError) as e:
+        read_examples(tmp_path)
+    assert "did you mean 'img_00.png'? (write the file's extension too)" in str(e.value)
+    _csv(tmp_path, "image,caption\nimg_00.png,a red circle\nb.png,a blue square\nc,a green one\n")
+    why = dict(read_examples(tmp_path).skipped)
+    assert "did you mean 'pics/b.png'? (image paths are relative to" in why["captions.csv line 3"]
+    assert "did you mean" not in why["captions.csv line 4"]  # c.png or c.jpg: no one file is meant

@@ -53,12 +53,26 @@ def csv_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as e:
         raise InputError(f"{str(path)!r} could not be read as CSV ({e})") from None
+    utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode text" and some exports: UTF-16 with a BOM
+    head = data[:400]
+    if not utf16 and head.count(0) > len(head) // 3:  # ASCII in UTF-16 is valid UTF-8, one NUL a letter
+        raise InputError(f"{str(path)!r} is not UTF-8 text (it looks like UTF-16 text without its byte-order mark); "
+                         "save the CSV as UTF-8 (in Excel: Save As, 'CSV UTF-8')")
     try:
-        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="").read()
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-16" if utf16 else "utf-8-sig", newline="").read()
     except UnicodeDecodeError:
         if _is_picture(path, data):
             raise _picture_error(path) from None
-        raise InputError(f"{str(path)!r} is not UTF-8 text; save the CSV as UTF-8") from None
+        raise InputError(f"{str(path)!r} is not UTF-8 text; save the CSV as UTF-8 (in Excel: Save As, "
+                         "'CSV UTF-8')") from None
+
+
+def declared(text: str) -> tuple[str | None, int]:
+    """(the separator Excel's first line 'sep=;' declares, 1) when there is one, else (None, 0)."""
+    first = text.split("\n", 1)[0].rstrip("\r").strip().strip('"')
+    if first.lower().startswith("sep=") and len(first) == 5:
+        return first[4], 1
+    return None, 0
 
 
 def records(text: str, sep: str, path: Path) -> list[tuple[int, list[str]]]:

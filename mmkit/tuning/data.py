@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, describe
-from .csv_rows import ACCEPTED, check_header, csv_text, delimiter, records, row_problem
+from .csv_rows import ACCEPTED, check_header, csv_text, declared, delimiter, records, row_problem
 from ..data.image_files import is_url
 from .files import Finder
 
@@ -138,13 +138,14 @@ class _Collector:
 
 def _read_csv(path: Path) -> Examples:
     """captions.csv or qa.csv in a folder -> Examples (image paths relative to the folder)."""
-    need = QA_COLUMNS if path.name == "qa.csv" else CAPTION_COLUMNS
+    kind = "qa" if path.name.lower() == "qa.csv" else "caption"
+    need = QA_COLUMNS if kind == "qa" else CAPTION_COLUMNS
     text = csv_text(path)
-    sep = delimiter(text, need)
-    rows = records(text, sep, path)
+    sep, skip = declared(text)  # Excel's 'sep=;' first line
+    sep = sep or delimiter(text, need)
+    rows = records(text, sep, path)[skip:]  # rows keep the line they start on
     header = [h.strip().lower() for h in (rows[0][1] if rows else [])]
     check_header(path, header, need)
-    kind = "qa" if path.name == "qa.csv" else "caption"
     col = _Collector(kind, str(path), base=path.parent)
     for n, fields in rows[1:]:  # n: the line the row starts on (line 1 is the header)
         where = f"{path.name} line {n}"
@@ -281,13 +282,17 @@ def _folder_file(folder: Path, kind: str | None) -> Path:
     """The data file of a folder: the first of captions.csv, qa.csv, captions.json there, or with `kind` ("caption",
     "qa": what the model's task reads) the first of that kind's files; InputError naming the file to write when the
     folder has only the other kind's."""
-    found = [n for n in ("captions.csv", "qa.csv", "captions.json") if (folder / n).exists()]
+    try:  # by name whatever its case ('Captions.CSV', as some editors and Windows save it)
+        names = {n.lower(): n for n in sorted(os.listdir(folder))}  # the lower-case name wins when both exist
+    except OSError:
+        names = {}
+    found = [names.get(n, n) for n in ("captions.csv", "qa.csv", "captions.json") if (folder / names.get(n, n)).exists()]
     if not found:
         raise InputError(f"{str(folder)!r} has no captions.csv (columns image, caption), qa.csv (image, question, "
                          "answer) or captions.json (AnnotationPanel's file); add one")
     if kind is None:
         return folder / found[0]
-    mine = [n for n in found if n in FOLDER_FILES[kind]]
+    mine = [n for n in found if n.lower() in FOLDER_FILES[kind]]
     if mine:
         return folder / mine[0]
     want = FOLDER_FILES[kind][0]
