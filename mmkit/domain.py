@@ -139,7 +139,7 @@ def content_crop(image, side: int = 160):
     there is no content, or when the crop would cover more than 40% of the picture (it would show little more)."""
     from PIL import Image
 
-    from .data.images import content_box
+    from .data.framing import content_box
 
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     w, h = rgb.size
@@ -207,7 +207,7 @@ def fit_picture(m, image):
     return fit_picture_at(m, image)[0]
 
 
-def fit_picture_at(m, image):
+def fit_picture_at(m, image, repaint: bool = True):
     """(the picture as the model is given it, (x, y) of the given picture inside it).
 
     A bundled model gets a picture wider (or taller) than 4:3, the widest canvas the bundled models trained on,
@@ -221,20 +221,39 @@ def fit_picture_at(m, image):
     with its edge colour (0.80 -> 0.86 on those drawings), the other models the picture as it is (padding moved
     their scores by -0.05 to +0.04). Other models only get very thin pictures padded (fit_aspect). The offset is
     negative along a cropped side.
+
+    With `repaint` (the default; and while mmkit.domain.REPAINT is on), a bundled model then gets a one-colour
+    background repainted in ShapesWorld's plain grey (mmkit.data.framing.plain_background): the plain look is the one the bundled models learnt
+    best, and on dark backgrounds they named shapes far more often so (ROBUSTNESS_BOUND.md, "repainted").
+    attention_maps draws its maps on the picture before this step, which has the same pixels' places.
     """
-    from .data.images import content_window, fit_aspect, pad_offset
+    from .data.framing import content_window, fit_aspect, pad_offset
     from .data.styles import TRAINED_ASPECT
 
     spec = getattr(m, "spec", None)
-    if spec is not None and is_bundled(spec):
-        window = content_window(image, TRAINED_ASPECT)
-        if window is not None:
-            return image.crop(window), (-window[0], -window[1])
+    if spec is None or not is_bundled(spec):
+        fitted = fit_aspect(image)
+        return fitted, pad_offset(image.size, fitted.size)
+    window = content_window(image, TRAINED_ASPECT)
+    if window is not None:
+        fitted, offset = image.crop(window), (-window[0], -window[1])
+    else:
         fitted = (fit_aspect(image, TRAINED_ASPECT, fill="border") if spec.family in PADDED_FAMILIES
                   else fit_aspect(image))
-    else:
-        fitted = fit_aspect(image)
-    return fitted, pad_offset(image.size, fitted.size)
+        offset = pad_offset(image.size, fitted.size)
+    return (repainted(m, fitted)[0] if repaint else fitted), offset
+
+
+REPAINT = True  # False gives the bundled models one-colour backgrounds as drawn (to compare; see fit_picture_at)
+
+
+def repainted(m, image) -> tuple:
+    """(the picture with its one-colour background repainted in the plain grey, True) for a bundled model while
+    REPAINT is on (see fit_picture_at); (image, False) for other models and pictures."""
+    from .data.framing import plain_background
+
+    spec = getattr(m, "spec", None)
+    return plain_background(image) if REPAINT and spec is not None and is_bundled(spec) else (image, False)
 
 
 def checked(m) -> bool:

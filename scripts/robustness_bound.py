@@ -1,6 +1,7 @@
 """What bounds the bundled models' held-out scores: where the robustness table's misses come from.
 
     python scripts/robustness_bound.py inout [--n 100]            # every shipped model, training vs held-out looks
+    python scripts/robustness_bound.py inout --given              # the same, one-colour backgrounds not repainted
     python scripts/robustness_bound.py train --variant oracle      # shapes-clip stage 2 with the held-out looks added
     python scripts/robustness_bound.py train --variant budget3     # shapes-clip stage 2 with 3x the steps
     python scripts/robustness_bound.py eval --variant oracle       # score a trained variant again
@@ -27,7 +28,8 @@ The measurements, each separating one cause:
   training looks' 4:3 (up to 4:1), given to each shipped model as its processor alone takes it (squeezed to a
   square; ViLT's keeps the aspect), padded to 4:3 with its edge colour, padded to a square, and as
   mmkit.domain.fit_picture gives it to a bundled model ("crop": a 4:3 window around the shape).
-Results go to build/bound/*.json; `table` writes them up (data/models/ROBUSTNESS_BOUND.md, and .json with the runs).
+Results go to build/bound/*.json; `table` writes them up (data/models/ROBUSTNESS_BOUND.md, and .json with the runs;
+a run not in build/bound is taken from that .json).
 """
 from __future__ import annotations
 
@@ -61,9 +63,14 @@ def variants() -> dict:
             "budget3": [{**r, "steps": 3 * r["steps"]} for r in shipped]}
 
 
-def inout(n: int) -> None:
+def inout(n: int, given: bool = False) -> None:
+    """Writes inout.json; with `given`, inout-given.json: the bundled models given one-colour backgrounds as
+    drawn (mmkit.domain.REPAINT off) instead of repainted in the plain grey."""
     import mmkit
+    import mmkit.domain
     from mmkit.train import robustness as R
+
+    mmkit.domain.REPAINT = not given
 
     rows = {}
     for name in MODELS:
@@ -72,7 +79,7 @@ def inout(n: int) -> None:
         rows[name] = {style: R.score(m, style, n)[KEY[name]] for style in SEEN + TEST_STYLES}
         print(name, json.dumps(rows[name]), f"{time.perf_counter() - t0:.0f} s", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "inout.json").write_text(json.dumps({"n": n, "scores": rows}, indent=2) + "\n")
+    (OUT / f"inout{'-given' if given else ''}.json").write_text(json.dumps({"n": n, "scores": rows}, indent=2) + "\n")
 
 
 def train(variant: str, n: int, threads: int) -> None:
@@ -240,7 +247,7 @@ def aspect() -> None:
     import numpy as np
 
     import mmkit
-    from mmkit.data.images import fit_aspect
+    from mmkit.data.framing import fit_aspect
     from mmkit.domain import fit_picture
     from PIL import Image
 
@@ -460,10 +467,11 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", choices=["oracle", "budget3"])
     ap.add_argument("--n", type=int, default=100, help="new scenes per look")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--given", action="store_true", help="inout: one-colour backgrounds as drawn, not repainted")
     ap.add_argument("--out", default=str(ROOT / "data" / "models" / "ROBUSTNESS_BOUND.md"))
     args = ap.parse_args(argv)
     if args.what == "inout":
-        inout(args.n)
+        inout(args.n, args.given)
     elif args.what == "train":
         train(args.variant, args.n, args.threads)
     elif args.what == "eval":
@@ -473,6 +481,11 @@ def main(argv=None) -> int:
     elif args.what == "aspect":
         aspect()
     else:  # the write-up, and every run's results beside it (build/ is not kept in the repository)
+        saved = Path(args.out).with_suffix(".json")
+        OUT.mkdir(parents=True, exist_ok=True)
+        for stem, run in (json.loads(saved.read_text()) if saved.exists() else {}).items():
+            if not (OUT / f"{stem}.json").exists():  # a run not done again here: its saved results
+                (OUT / f"{stem}.json").write_text(json.dumps(run, indent=2) + "\n")
         Path(args.out).write_text(table())
         runs = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
         Path(args.out).with_suffix(".json").write_text(json.dumps(runs, indent=2) + "\n")

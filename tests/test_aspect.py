@@ -11,7 +11,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 import mmkit
-from mmkit.data.images import MAX_ASPECT, content_window, fit_aspect, pad_offset
+from mmkit.data.framing import MAX_ASPECT, content_window, fit_aspect, pad_offset
 from mmkit.data.styles import TRAINED_ASPECT
 from mmkit.domain import fit_picture, fit_picture_at
 
@@ -57,7 +57,8 @@ def test_bundled_models_get_wide_pictures_cropped_around_their_content_else_the_
     bundled = mmkit.load_model("shapes-blip-caption")
     assert fit_picture(bundled, blank).size == (300, 225) and TRAINED_ASPECT == 4 / 3
     for name in ("shapes-blip-vqa", "shapes-clip", "shapes-vilt-vqa"):  # padding did not help them (ROBUSTNESS_BOUND)
-        assert fit_picture(mmkit.load_model(name), blank) is blank
+        assert fit_picture_at(mmkit.load_model(name), blank, repaint=False)[0] is blank  # (the sheet is then
+        assert fit_picture(mmkit.load_model(name), blank).size == blank.size  # repainted in the plain grey)
     shape = blank.copy()
     shape.paste((200, 40, 40), (20, 50, 70, 100))
     for name in ("shapes-blip-caption", "shapes-blip-vqa", "shapes-clip", "shapes-vilt-vqa", "shapes-align"):
@@ -130,7 +131,10 @@ def test_maps_of_a_wide_picture_lie_on_the_picture_the_model_was_given_and_boxes
     left.paste((200, 40, 40), (10, 200, 110, 300))  # at the left edge: cropped from x = 0, so no offset
     maps = quiet(mmkit.attention_maps, m, left)
     assert maps.offset == (0, 0) and maps.image.size == (683, 512) and "683 x 512 part" in padding_note(maps)
-    assert padding_note(square) == "" and "padded to 1024 x 768" in padding_note(quiet(mmkit.attention_maps, m, spread))
+    assert padding_note(square).startswith("The bundled model was given it with its one-colour background repainted")
+    assert "padded to 1024 x 768" in padding_note(quiet(mmkit.attention_maps, m, spread))
+    plain = quiet(mmkit.attention_maps, m, Image.new("RGB", (64, 64), (240, 240, 240)), "a red circle")
+    assert padding_note(plain) == ""  # given as the model saw it
 
 
 def test_pointing_on_a_wide_scene_uses_the_moved_boxes():

@@ -11,6 +11,7 @@ import torch
 import mmkit
 from mmkit.attention import dual
 from mmkit.attention.cross import image_inputs, stack_layers
+from mmkit.data.framing import fit_aspect
 from mmkit.data.samples import sample_images
 
 
@@ -52,7 +53,7 @@ def images(scenes):
 def test_clip_maps_equal_the_per_word_computation(which, model_dirs, images):
     m = mmkit.load_model(str(model_dirs("clip")) if which == "tiny" else "shapes-clip")
     for image, text in ((images[0], "small red circle"), (images[1], "cat")):
-        ref = reference(m, mmkit.data.images.fit_aspect(image), text)
+        ref = reference(m, fit_aspect(image), text)
         maps = mmkit.attention_maps(m, image, text)
         grid = maps.grid
         n = len(maps.words)

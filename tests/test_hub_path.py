@@ -93,7 +93,7 @@ def test_every_pretrained_name_runs_its_tasks_on_photos(name, photos):
 
 def _patch_grid(m, image) -> tuple:
     """The model's patch grid for this image: its side over the patch size (ALIGN: its last feature map)."""
-    from mmkit.data.images import fit_aspect
+    from mmkit.data.framing import fit_aspect
 
     cfg = m.model.config.vision_config if hasattr(m.model.config, "vision_config") else m.model.config
     if m.spec.family == "align":

@@ -208,7 +208,7 @@ def _odd_images():
     import numpy as np
 
     from mmkit.data import sample_images
-    from mmkit.data.images import fit_aspect
+    from mmkit.data.framing import fit_aspect
 
     rng = np.random.default_rng(0)
     odd = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(1, 5000), (3, 3), (500, 7), (223, 225)]]

@@ -320,7 +320,11 @@ def test_caption_app_says_when_the_model_was_given_the_picture_cropped_or_padded
     assert "padded to 400 x 300" in app.attention_note.value
     app.picker.set_image(draw_shape("circle", draw_shape.known["red"], (240, 235, 220), (200, 200), 0.7), "square")
     app.caption()
-    assert app.attention_note.value == ""
+    assert app.attention_note.value.startswith("The bundled model was given it with its one-colour background "
+                                               "repainted")  # a cream sheet: given as the plain grey
+    app.picker.set_image(draw_shape("circle", draw_shape.known["red"], (240, 240, 240), (200, 200), 0.7), "plain")
+    app.caption()
+    assert app.attention_note.value == ""  # the model saw it as given
 
 
 def test_retrieval_panel(model_dirs, scenes):

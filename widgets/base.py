@@ -66,17 +66,22 @@ def notice_html(notices: list[str]) -> str:
 
 
 def padding_note(maps) -> str:
-    """A line saying the maps' picture is the one given, padded or cropped (AttentionMaps.offset); "" when it is
-    the picture as given."""
+    """A line saying the maps' picture is the one given, padded or cropped (AttentionMaps.offset), and that the
+    bundled model saw its background repainted (AttentionMaps.repainted); "" when the model saw it as given."""
     offset, given = tuple(getattr(maps, "offset", (0, 0))), tuple(getattr(maps, "given_size", ()) or ())
+    plain = ("The bundled model was given it with its one-colour background repainted in the plain grey of "
+             "ShapesWorld, the look it knows best; the map is drawn on the picture as it was given."
+             if getattr(maps, "repainted", False) else "")
     if offset == (0, 0) and not given:  # no maps, or maps on the picture as given
-        return ""
+        return plain
     w, h = maps.image.size
     if min(offset) < 0 or (given and (given[0] > w or given[1] > h)):  # the picture reaches past the maps' image
-        return (f"The model was given the {w} x {h} part of this picture around its shapes (the rest is only "
-                "background), as it is shown here; the map covers that part.")
-    return (f"The model was given this picture padded to {w} x {h} (the bands at its edges), as it is shown here; "
-            "the map covers the bands too.")
+        framed = (f"The model was given the {w} x {h} part of this picture around its shapes (the rest is only "
+                  "background), as it is shown here; the map covers that part.")
+    else:
+        framed = (f"The model was given this picture padded to {w} x {h} (the bands at its edges), as it is shown "
+                  "here; the map covers the bands too.")
+    return f"{framed} {plain}".strip()
 
 
 def stale_html(shown: str, again: str) -> str:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from ..data.images import load_image
 from ..domain import check as check_domain
-from ..domain import fit_picture_at
+from ..domain import fit_picture_at, repainted
 from ..domain_words import as_asked, check_words
 from ..errors import InputError
 from ..models import Loaded, load_model, require
@@ -80,7 +80,8 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     kwargs = check_attention_options(m, kwargs)  # which options each family takes, and their values (mmkit/options.py)
     given = load_image(image)
     check_domain(m, [given], "attention map")  # a bundled model warns on pictures with no shapes
-    image, offset = fit_picture_at(m, given)  # as the task functions give it: very thin pictures padded, and more
+    shown, offset = fit_picture_at(m, given, repaint=False)  # as the task functions give it: very thin pictures
+    image, plain = repainted(m, shown)  # padded, and more (fit_picture_at); the maps are drawn on `shown`
     fam = m.spec.family
     if text is not None:
         if isinstance(text, str) and not text.replace("\x00", "").strip():
@@ -94,6 +95,8 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         raise InputError(f"{m.spec.name} needs a text: a prompt for {fam} maps, e.g. attention_maps(m, image, 'red circle')")
     with eager_attention(m):  # the model's attention implementation and flag come back after the call
         maps = map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)
+    maps.image = shown  # the user's picture, where the model saw it repainted (the same pixels' places)
+    maps.repainted = plain
     maps.offset = offset  # where the given picture lies in maps.image (negative along a cropped side)
     maps.given_size = tuple(given.size) if given.size != image.size else ()
     return maps

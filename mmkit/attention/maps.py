@@ -82,6 +82,7 @@ class AttentionMaps:
     offset: tuple = (0, 0)  # (x, y) of the picture given inside `image`, when the model was given it padded
     # (negative along a side it was cropped on)
     given_size: tuple = ()  # (w, h) of the picture given, when it differs from `image`'s (padded or cropped)
+    repainted: bool = False  # the model was given `image` with its one-colour background repainted (bundled models)
 
     def box(self, box) -> tuple:
         """A box (x0, y0, x1, y1) on the picture given, moved onto `image` (on which the maps lie)."""

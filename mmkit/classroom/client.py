@@ -43,6 +43,7 @@ class RemoteMaps:
     maps: dict  # method -> (n_words, gh, gw) array
     offset: tuple = (0, 0)  # (x, y) of the picture given inside `image`, when the model was given it padded
     given_size: tuple = ()  # (w, h) of the picture given, when the model was given it padded or cropped
+    repainted: bool = False  # the model was given it with its one-colour background repainted (bundled models)
 
     def for_token(self, i: int, method: str | None = None) -> np.ndarray:
         method = method or self.methods[0]
@@ -96,7 +97,8 @@ class RemoteCaptioner:
                 canvas.paste(image, offset)
                 image = canvas
             maps = RemoteMaps(image, res["words"], res["methods"],
-                              {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()}, offset, given)
+                              {k: np.asarray(v, dtype=np.float32) for k, v in res["maps"].items()}, offset, given,
+                              bool(res.get("repainted")))
         m = res["model"]
         return RemoteResult(res["caption"], RemoteSpec(m["name"], m["source"], m.get("chosen_by", "")), maps,
                             res.get("map_error", "") and f"no attention map: {res['map_error']}")

@@ -126,6 +126,7 @@ class ModelServer:
         spec = self.m.spec
         return {"caption": text, "model": {"name": spec.name, "source": spec.source, "chosen_by": spec.chosen_by},
                 "notices": list(notices), "words": words, "methods": methods, "maps": maps, "padded": padded,
+                "repainted": bool(words) and bool(getattr(am, "repainted", False)),
                 "map_error": map_error, "seconds": round(time.perf_counter() - t, 4)}
 
     def start(self) -> "ModelServer":

@@ -22,7 +22,6 @@ are refused without opening them for a blocking read.
 from __future__ import annotations
 
 import io
-import math
 import os
 import sys
 import warnings
@@ -35,7 +34,6 @@ from .image_files import mb, read_file_object, read_path
 
 MAX_PIXELS = 64_000_000  # width * height above which an image is refused (decompression-bomb guard, 8000x8000)
 MAX_BYTES = 256 * 2**20  # bytes read at most from a file or file object, before decoding
-MAX_ASPECT = 5  # models get thinner images padded with white to this width:height (or height:width) ratio
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM", "TGA", "QOI")  # decoders tried
 
 
@@ -72,79 +70,6 @@ def load_image(x, *, max_pixels: int | None = None, max_bytes: int | None = None
         f"cannot read an image from {describe(x)}; pass a file path, bytes, a PIL image, "
         "a numpy array (HxW or HxWx3) or a torch tensor (3xHxW)"
     )
-
-
-def fit_aspect(im: Image.Image, max_ratio: float = MAX_ASPECT, fill="white") -> Image.Image:
-    """Pad an image that is wider (or taller) than max_ratio : 1, centred, to that ratio.
-
-    Model processors resize the shorter side to a fixed size and cap the longer one, which would shrink
-    the short side of a thin image (e.g. 1x5000) to zero pixels; tasks and attention_maps call this before them.
-    fill: "white", or "border" for the median colour of the picture's edge pixels (its background, mostly).
-    """
-    w, h = im.size
-    if max(w, h) <= max_ratio * min(w, h):
-        return im
-    size = (w, _ceil(w / max_ratio)) if w > h else (_ceil(h / max_ratio), h)  # the short side grows
-    if fill == "border":
-        colour = tuple(int(v) for v in edge_colour(np.asarray(im)))
-    else:
-        colour = (255, 255, 255)
-    canvas = Image.new("RGB", size, colour)
-    canvas.paste(im, pad_offset(im.size, size))
-    return canvas
-
-
-def edge_colour(a: np.ndarray) -> np.ndarray:
-    """The median colour of a picture's edge pixels, (H, W, 3) -> (3,): its background, mostly."""
-    return np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), axis=0)  # over 2W + 2H pixels
-
-
-def content_box(im: Image.Image, side: int = 96, step: int = 40):
-    """(box, edge colour): the box (x0, y0, x1, y1), in the picture's pixels, around its content, what differs
-    from its edge colour (the median of its edge pixels, an RGB tuple) by more than `step` in some channel, read
-    on a copy at most `side` pixels long (so it errs by up to one of that copy's pixels, outward); the box is
-    None when nothing differs."""
-    rgb = im.convert("RGB") if im.mode != "RGB" else im
-    w, h = rgb.size
-    k = min(1.0, side / max(w, h))
-    small = np.asarray(rgb.resize((max(1, round(w * k)), max(1, round(h * k))), Image.BOX, reducing_gap=2.0))
-    fill = edge_colour(small)
-    content = np.abs(small.astype(np.int16) - fill).max(-1) > step
-    colour = tuple(int(c) for c in fill)
-    if not content.any():
-        return None, colour
-    rows, cols = np.nonzero(content.any(1))[0], np.nonzero(content.any(0))[0]
-    sy, sx = h / small.shape[0], w / small.shape[1]
-    return (cols[0] * sx, rows[0] * sy, (cols[-1] + 1) * sx, (rows[-1] + 1) * sy), colour
-
-
-def content_window(im: Image.Image, max_ratio: float) -> tuple[int, int, int, int] | None:
-    """For a picture wider (or taller) than max_ratio : 1, the box of a max_ratio : 1 window along its long side
-    that holds all its content (content_box), centred on it as far as the picture allows; None when the picture
-    is within the ratio, has no content, or its content does not fit in such a window."""
-    w, h = im.size
-    if max(w, h) <= max_ratio * min(w, h):
-        return None
-    box, _ = content_box(im)
-    if box is None:
-        return None
-    wide = w > h
-    length, across = (w, h) if wide else (h, w)
-    window = min(length, _ceil(max_ratio * across - 1e-6))
-    lo, hi = (box[0], box[2]) if wide else (box[1], box[3])
-    if hi - lo > window:
-        return None
-    start = int(round(min(max((lo + hi - window) / 2, 0), length - window)))
-    return (start, 0, start + window, h) if wide else (0, start, w, start + window)
-
-
-def _ceil(x: float) -> int:
-    return int(math.ceil(x - 1e-9))  # 400 / (4 / 3) is 300.00000000000006 in floats: 300, not 301
-
-
-def pad_offset(size: tuple[int, int], padded: tuple[int, int]) -> tuple[int, int]:
-    """(x, y) of a picture of `size` inside the `padded` canvas fit_aspect centres it in."""
-    return (padded[0] - size[0]) // 2, (padded[1] - size[1]) // 2
 
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")

@@ -219,7 +219,7 @@ def masked_halves(image):
     """
     from PIL import Image
 
-    from ..data.images import edge_colour
+    from ..data.framing import edge_colour
 
     a = np.asarray(image.convert("RGB"))  # (H, W, 3)
     h, w = a.shape[0] // 2, a.shape[1] // 2
