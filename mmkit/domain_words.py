@@ -38,13 +38,31 @@ def known_words() -> frozenset:
     return frozenset(ShapesWorld.vocabulary(styled=True))
 
 
-def unknown_words(texts) -> list[str]:
-    """The words of the texts that no ShapesWorld text uses, lower-cased, each once, in order of appearance."""
+def _tokens(text: str) -> list[str]:
+    """A text's words (runs of letters and digits) and symbols (runs of emoji, arrows, maths or currency signs:
+    what no ShapesWorld text holds, and which tokenizers often drop without a word), lower-cased, in order.
+    Punctuation ('?', ',', a curly apostrophe) is neither."""
     import re
+    import unicodedata
 
+    out = []
+    for m in re.finditer(r"[^\W_]+|[^\w\s]+", str(text).lower()):
+        run = m.group()
+        if run[0].isalnum():
+            out.append(run)
+            continue
+        symbols = "".join(c for c in run if unicodedata.category(c)[0] == "S" or unicodedata.category(c) in ("Co", "Cn"))
+        if symbols:
+            out.append(symbols)
+    return out
+
+
+def unknown_words(texts) -> list[str]:
+    """The words (and symbols: emoji, arrows, signs) of the texts that no ShapesWorld text uses, lower-cased, each
+    once, in order of appearance."""
     known, seen = known_words(), {}
     for t in texts:
-        for word in re.findall(r"[^\W_]+", str(t).lower()):  # letters and digits; punctuation is not a word
+        for word in _tokens(t):
             if word not in known:
                 seen.setdefault(word)
     return list(seen)
@@ -110,6 +128,84 @@ def question_forms() -> frozenset:
     return frozenset(question_form(qa.question) for world in worlds for scene in world for qa in scene.qa)
 
 
+@lru_cache(maxsize=1)
+def position_forms() -> frozenset:
+    """The forms of ShapesWorld's where-questions ('is the red circle above the blue square?')."""
+    from .data import ShapesWorld
+
+    return frozenset(question_form(qa.question) for scene in ShapesWorld(300, seed=0) for qa in scene.qa
+                     if qa.kind == "position")
+
+
+@lru_cache(maxsize=1)
+def caption_forms() -> frozenset:
+    """The forms of ShapesWorld's captions ('a {size} {color} {shape}', with a second object and where it lies,
+    'there are no shapes'), read off its own scenes as question_forms reads its questions."""
+    from .data import ShapesWorld
+
+    worlds = (ShapesWorld(300, seed=0), ShapesWorld(60, seed=0, style="light", empty=0.3))
+    return frozenset(question_form(scene.caption) for world in worlds for scene in world)
+
+
+def _held_out(spec, kind: str) -> float | None:
+    """A bundled model's held-out accuracy on one question kind, from its mmkit.json ('heldout'), or None."""
+    from pathlib import Path
+
+    from .models import _meta
+
+    held = _meta(Path(spec.repo)).get("heldout", {})
+    value = held.get(f"vqa_accuracy_{kind}", held.get(f"accuracy_{kind}"))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _off_form(texts, forms: frozenset) -> tuple[list[str], str]:
+    """(the texts in known words whose form is not among `forms`, each once; the first three quoted, for a
+    notice). Texts with unknown words are left to check_words."""
+    odd = list(dict.fromkeys(t for t in texts if not unknown_words([t]) and question_form(t) not in forms))
+    return odd, ", ".join(repr(t) for t in odd[:3]) + (", ..." if len(odd) > 3 else "")
+
+
+def check_captions(m, texts, task: str = "match score") -> list[str]:
+    """Warn (mmkit.OutOfDomainWarning) when a bundled image-text matching model scores a text in its words that is
+    not in one of ShapesWorld's caption forms. shapes-blip-itm was trained on those captions, which always name a
+    size: it scored 'a red circle' 0.025 on a red circle ('a large red circle' 0.997). Texts with unknown words
+    are left to check_words. Returns the texts warned about (empty for models that are not checked)."""
+    from .errors import OutOfDomainWarning, warn
+
+    if not checked(m):
+        return []
+    odd, shown = _off_form(texts, caption_forms())
+    if odd:
+        warn(f"{bundled_name(m.spec)} is a bundled teaching model that learnt to match ShapesWorld's captions ('a "
+             "large red circle', 'a small blue square to the left of a large green triangle', 'there are no "
+             f"shapes'), which always name each shape's size; {shown} {'is' if len(odd) == 1 else 'are'} not in "
+             f"that form, so its {task} may be far off (it scores 'a red circle' low even on a red circle). Write "
+             f"the text as its captions are ('a large red circle' or 'a small red circle'), or "
+             f"{pretrained_hint(m.spec)}", OutOfDomainWarning)
+    return odd
+
+
+def check_positions(m, questions) -> list[str]:
+    """Warn (mmkit.OutOfDomainWarning) when a bundled VQA model is asked a where-question ('is the red circle
+    above the blue square?'): the bundled VQA models answer those at about chance (their held-out accuracy is
+    in their mmkit.json). Returns the questions warned about."""
+    from .errors import OutOfDomainWarning, warn
+
+    if not checked(m):
+        return []
+    forms = position_forms()
+    where = list(dict.fromkeys(q for q in questions if question_form(q) in forms))
+    if where:
+        acc = _held_out(m.spec, "position")
+        measured = (f"right {acc:.2f} of the time on held-out ShapesWorld scenes" if acc is not None
+                    else "at about chance")
+        shown = ", ".join(repr(q) for q in where[:2]) + (", ..." if len(where) > 2 else "")
+        warn(f"{bundled_name(m.spec)} answers where-questions ({shown}) {measured}, where guessing yes or no is "
+             "right half the time: its answer is a guess. The bundled captioner says where shapes lie more often "
+             f"right (mmkit.caption with shapes-blip-caption), or {pretrained_hint(m.spec)}", OutOfDomainWarning)
+    return where
+
+
 _IT = r"(?:it|this|that|the (?:shape|object|thing|one)|this (?:shape|object|thing|one))"
 _REWORDINGS = (  # (a question's words, as a pattern) -> the ShapesWorld question that asks the same
     (r"(?:what|which) (?:is|s) the color of the (?P<s>{shape})", "what color is the {s}?"),  # "what's" too
@@ -164,10 +260,8 @@ def check_questions(m, questions) -> list[str]:
 
     if not checked(m):
         return []
-    forms = question_forms()
-    odd = list(dict.fromkeys(q for q in questions if not unknown_words([q]) and question_form(q) not in forms))
+    odd, shown = _off_form(questions, question_forms())
     if odd:
-        shown = ", ".join(repr(q) for q in odd[:3]) + (", ..." if len(odd) > 3 else "")
         near = _suggestions(odd)
         warn(f"{bundled_name(m.spec)} is a bundled teaching model taught ShapesWorld's question forms only ('what "
              "color is the circle?', 'what shape is the red object?', 'what size is the blue square?', 'how many "

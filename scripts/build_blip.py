@@ -94,8 +94,9 @@ def build(head: str, out: Path, seed: int = 0, progress: bool = True, overrides:
                                                                 stats["bf16_autocast"]},
             "params": blip.param_count(model), "final_loss": round(stats["final_loss"], 4),
             "machine": machine()}
-    if head == "itm":  # BLIP-ITM also works as a dual encoder (zero-shot via its contrastive projections)
-        meta = {**dict(list(meta.items())[:5]), "zero_shot_template": "a {}", **dict(list(meta.items())[5:])}
+    if head == "itm":  # BLIP-ITM also works as a dual encoder (zero-shot via its contrastive projections); its
+        # captions always name a size: on 54 PIL drawings of one shape, "a {}" named 22 right, "a large {}" 46
+        meta = {**dict(list(meta.items())[:5]), "zero_shot_template": "a large {}", **dict(list(meta.items())[5:])}
     (path / "mmkit.json").write_text(json.dumps(meta, indent=2) + "\n")
     (path / "README.md").write_text(readme(head, meta, model, init, scenes))
     print(f"{NAMES[head]}: {json.dumps(meta['heldout'])}  train {stats['train_seconds']} s  -> {path}")

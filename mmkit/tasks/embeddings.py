@@ -5,7 +5,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from ..domain import check as check_domain
-from ..domain_words import check_words
+from ..domain_words import check_captions, check_words
 from ..errors import InputError
 from ..families import adapter
 from ..models import Loaded
@@ -130,6 +130,8 @@ def match(m, images, texts, paired: bool = False, batch_size: int = BATCH_SIZE):
     check_domain(m, ims, "match score")
     ts, _ = text_list(texts)
     check_words(m, ts, "match score")
+    if adapter(m).pair_scores is not None:  # a matching head (BLIP-ITM) learnt its captions' form
+        check_captions(m, ts)
     if paired and len(ims) != len(ts):
         raise InputError(f"paired=True needs as many images as texts, got {len(ims)} images and {len(ts)} texts")
     pair_scores = adapter(m).pair_scores

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..domain import check as check_domain
-from ..domain_words import as_asked, check_questions, check_words
+from ..domain_words import as_asked, check_positions, check_questions, check_words
 from ..errors import InputError, warn
 from ..families import adapter
 from ..options import check_generate_options, check_option
@@ -102,6 +102,7 @@ def answer(m, images, questions, batch_size: int = BATCH_SIZE, max_new_tokens: i
     qs = [as_asked(m, q) for q in qs]  # a bundled model's questions end in '?', as ShapesWorld's do
     check_words(m, qs, "answer")
     check_questions(m, qs)  # and on questions in its words but not in ShapesWorld's forms
+    check_positions(m, qs)  # and on where-questions, which the bundled VQA models answer at about chance
     if len(ims) == 1 and len(qs) > 1:
         ims = ims * len(qs)
     elif len(qs) == 1 and len(ims) > 1:
