@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# an editable install on a path entry (setuptools' "compat" mode), not only an import hook: a clone named mmkit/ in the
+# folder a script runs from is otherwise imported as an empty namespace package, ahead of the hook (two outside testers)
+EDITABLE ?= --config-settings editable_mode=compat
 STAMP  := $(VENV)/.mmkit-installed
 # the platform's torch build; 2.13.0 is taken from a local wheel when one is configured
 TORCH  ?= torch==2.13.0
@@ -54,7 +57,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" || $(PY) -m pip install -q torch
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" $(EDITABLE) || $(PY) -m pip install -q -e ".[dev]"
 	@touch $@
 
 install: $(STAMP)
@@ -101,7 +104,7 @@ models: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/build_models.py --out data/models
 
 app: $(STAMP)
-	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]"
+	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]" $(EDITABLE)
 	MPLBACKEND=Agg $(VENV)/bin/voila notebooks/11_caption_app.ipynb $(VOILA_ARGS)
 
 # `make classroom`: the caption app for a whole class from one machine (docs/CLASSROOM.md): one shared model process
@@ -111,14 +114,14 @@ POOL ?= 40
 CLASSROOM_ARGS ?=
 .PHONY: classroom
 classroom: $(STAMP)
-	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]"
+	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[app]" $(EDITABLE)
 	MPLBACKEND=Agg $(PY) -m mmkit.classroom --pool $(POOL) $(CLASSROOM_ARGS)
 
 test-widgets7: $(STAMP)
 	@test -x $(IPYW7)/bin/python || $(PY) -m venv $(IPYW7)
 	@$(IPYW7)/bin/python -c "import ipywidgets, torch, mmkit, pytest, hypothesis, av, filelock; assert ipywidgets.__version__ == '7.7.1'" 2>/dev/null || \
 	  { { $(IPYW7)/bin/python -m pip install -q "$(TORCH)" || $(IPYW7)/bin/python -m pip install -q torch; } && \
-	    $(IPYW7)/bin/python -m pip install -q -e ".[video]" "ipywidgets==7.7.1" "pytest>=8" "hypothesis>=6"; }
+	    $(IPYW7)/bin/python -m pip install -q -e ".[video]" $(EDITABLE) "ipywidgets==7.7.1" "pytest>=8" "hypothesis>=6"; }
 	@$(IPYW7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
 	  tests/test_annotation_panel.py tests/test_safety.py tests/test_video_panel.py tests/test_notices.py \
@@ -142,7 +145,7 @@ test-colab: $(STAMP)
 	@test -x $(COLAB)/bin/python || $(PY) -m venv $(COLAB)
 	@cmp -s requirements-colab.txt $(COLAB)/.pins 2>/dev/null || \
 	  { { $(COLAB)/bin/python -m pip install -q "$(TORCH)" || $(COLAB)/bin/python -m pip install -q torch; } && \
-	    $(COLAB)/bin/python -m pip install -q -e ".[metrics,video,finetune,index]" -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
+	    $(COLAB)/bin/python -m pip install -q -e ".[metrics,video,finetune,index]" $(EDITABLE) -r requirements-colab.txt "nbval>=0.11" "hypothesis>=6" \
 	      "nbformat>=5" "nbclient>=0.10" && cp requirements-colab.txt $(COLAB)/.pins; }
 	@$(COLAB)/bin/python -c "import sys, transformers, ipywidgets, numpy, PIL, matplotlib, torch; \
 	  print('Colab pins:', 'python', sys.version.split()[0], 'transformers', transformers.__version__, 'ipywidgets', \
@@ -163,7 +166,7 @@ student: $(STAMP)
 # unchanged), then checked: a broken internal link, a missing figure or a visible ci-check cell fails. BOOK_ARGS=--only 00 04
 BOOK_ARGS ?=
 book: $(STAMP)
-	@$(PY) -c "import mkdocs_jupyter, material" 2>/dev/null || $(PY) -m pip install -q -e ".[book]"
+	@$(PY) -c "import mkdocs_jupyter, material" 2>/dev/null || $(PY) -m pip install -q -e ".[book]" $(EDITABLE)
 	$(TEST_ENV) $(PY) scripts/make_book.py $(BOOK_ARGS)
 
 instructor: $(STAMP)
@@ -171,7 +174,7 @@ instructor: $(STAMP)
 
 test-browser: $(STAMP)
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-	@$(PY) -c "import playwright, voila" 2>/dev/null || $(PY) -m pip install -q -e ".[browser,app]"
+	@$(PY) -c "import playwright, voila" 2>/dev/null || $(PY) -m pip install -q -e ".[browser,app]" $(EDITABLE)
 	MMKIT_BROWSER_REQUIRED=1 MMKIT_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(PY) -m pytest -q tests_browser $(PYTEST_ARGS)
 
 clean:
