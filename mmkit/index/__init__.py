@@ -9,6 +9,7 @@ IVF-PQ keeps only short codes in memory (`pq_bytes` per vector, plus the list id
 lists per query and re-ranks the top `k * rerank` (20 k) candidates exactly against the float32 vectors, which
 stay on disk (memory-mapped); `idx.tune(nprobe=, rerank=)` trades recall for speed.
 An index is a folder: faiss.index, vectors.npy (IVF-PQ only) and meta.json (model, kind, paths of the images).
+A query embedded by another model than meta.json's is refused (checks.py). To add pictures, build it again (Index).
 """
 from __future__ import annotations
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 from ..cli_output import one_line, path_b64, say, show_path, utf8
 from ..errors import InputError
+from ..options import check_option
 
 
 def add_commands(sub) -> None:
@@ -54,8 +56,7 @@ def run_index_command(args) -> int:
     from ..jobs.source import list_images
     from ..notices import capture_notices
 
-    if not isinstance(args.k, int) or args.k < 1:
-        raise InputError(f"-k {args.k}: pass a positive number of hits")
+    check_option("k", args.k, label="-k")  # the rule of mmkit.retrieve and Index.search
     is_image = not args.text and os.path.isfile(args.query)
     if not args.text and not is_image:
         _refuse_missing_path(args.query)
@@ -63,6 +64,14 @@ def run_index_command(args) -> int:
     name = args.model or idx.model
     if not name:
         raise InputError(f"the index {show_path(args.index)!r} does not name its model; pass --model NAME")
+    if args.model and idx.model:  # another model's embeddings do not compare: refused before its weights load
+        from ..models import resolve
+        from .checks import check_model
+
+        check_model(idx.model, resolve(args.model),
+                    fix=f"leave out --model to use the index's model, or pass --model {shlex.quote(idx.model)} (if "
+                    "it is the same model under another name, build the index again with `mmkit index ... --model "
+                    f"{shlex.quote(args.model)}`)")
     m = mmkit.load_model(name, device=args.device)
     if is_image:
         list_images(args.query)  # InputError for a file that is not an image by name

@@ -4,11 +4,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..cli_output import show_path
 from ..errors import InputError
+from ..options import check_option
+from .checks import check_model, model_name
+
+if TYPE_CHECKING:
+    from ..models import Loaded
 
 FLAT_MAX = 50_000  # vectors up to which build() makes an exact (flat) index
 
@@ -53,11 +59,18 @@ def _pq_bytes(d: int, want: int) -> int:
 
 
 class Index:
-    """A searchable gallery: `search(vectors, k)` -> (scores (Q, k), ids (Q, k)); `items` are the image paths."""
+    """A searchable gallery: `search(vectors, k)` -> (scores (Q, k), ids (Q, k)); `items` are the image paths.
+
+    Queries must be embedded by the index's model (`model`, checked by name when the index knows it).
+    To add pictures, build the index again: `mmkit embed DIR --out e.parquet --resume` embeds only the files new
+    to the folder, then `mmkit index e.parquet --out gallery.index` writes the index over all of them. From
+    arrays: build(np.concatenate([old, mmkit.embed_images(m, new_paths)]), items=old_paths + new_paths, model=m),
+    with `old` the array the index was built from.
+    """
 
     def __init__(self, index, items: list, kind: str, model: str | None, vectors=None, nprobe: int = 32,
                  rerank: int = 20, folder: Path | None = None):
-        self.index, self.items, self.kind, self.model = index, list(items), kind, model
+        self.index, self.items, self.kind, self.model = index, list(items), kind, model_name(model)
         self.vectors = vectors  # (N, D) float32, memory-mapped, for exact re-ranking (IVF-PQ)
         self.folder, self.nprobe, self.rerank = folder, nprobe, rerank
         self.tune(nprobe, rerank)
@@ -98,7 +111,7 @@ class Index:
             raise InputError(f"queries of width {q.shape[-1]} do not fit this index of {self.dim}-dim vectors "
                              f"(model {self.model}); embed the query with the index's model")
         q = np.ascontiguousarray(q)
-        k = max(1, min(int(k), len(self)))
+        k = min(check_option("k", k), len(self))  # retrieve's rule: a whole number from 1; capped at the gallery
         if self.kind == "flat":
             return self.index.search(q, k)
         _, cand = self.index.search(q, min(len(self), k * self.rerank))  # (Q, k * rerank) PQ candidates
@@ -111,10 +124,25 @@ class Index:
             ids[i, :len(order)], scores[i, :len(order)] = np.sort(row)[order], exact[order]
         return scores, ids
 
-    def hits(self, queries, k: int = 10) -> list[list]:
-        """[[Hit(index, score, item=path), ...] per query] for L2-normalised query vectors."""
+    def check_model(self, m):
+        """The loaded model m (a Loaded, or a name to load); InputError when it is not the index's model."""
+        from ..tasks.inputs import task_model
+
+        m = task_model(m, "embed_texts")  # a name or a folder is loaded, as the task functions do
+        check_model(self.model, m.spec)
+        return m
+
+    def hits(self, queries, k: int = 10, model=None) -> list[list]:
+        """[[Hit(index, score, item=path), ...] per query] for L2-normalised query vectors.
+
+        Args:
+            queries: (Q, D) or (D,) query embeddings.
+            model: the model that embedded them; when given, it must be the index's model (InputError).
+        """
         from ..tasks import Hit
 
+        if model is not None:
+            self.check_model(model)
         scores, ids = self.search(queries, k)
         return [[Hit(int(i), float(s), self.items[int(i)]) for s, i in zip(sr, ir) if i >= 0]
                 for sr, ir in zip(scores, ids)]
@@ -123,14 +151,16 @@ class Index:
         """Hits for a text (or a list of texts) embedded by model m, which must be the index's model."""
         import mmkit
 
+        k, m = check_option("k", k), self.check_model(m)  # before any embedding
         many = isinstance(text, (list, tuple))
         res = self.hits(mmkit.embed_texts(m, text).numpy(), k)
         return res if many else res[0]
 
     def search_image(self, m, image, k: int = 10):
-        """Hits for an image (path, PIL, ...) or a list of them, embedded by model m."""
+        """Hits for an image (path, PIL, ...) or a list of them, embedded by model m, the index's model."""
         import mmkit
 
+        k, m = check_option("k", k), self.check_model(m)  # before any embedding
         many = isinstance(image, (list, tuple))
         res = self.hits(mmkit.embed_images(m, image).numpy(), k)
         return res if many else res[0]
@@ -166,7 +196,7 @@ def default_nprobe(nlist: int) -> int:
 
 
 def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None = None, pq_bytes: int = 64,
-          nprobe: int | None = None, rerank: int = 20, items=None, model: str | None = None,
+          nprobe: int | None = None, rerank: int = 20, items=None, model: "str | Loaded | None" = None,
           seed: int = 0) -> Index:
     """An index over embeddings: exact (flat) up to `flat_max` vectors, IVF-PQ with exact re-ranking beyond.
 
@@ -177,8 +207,11 @@ def build(embeddings, out=None, *, flat_max: int = FLAT_MAX, nlist: int | None =
         nprobe: lists searched per query (default nlist / 8, at least 32); rerank: candidates re-ranked
             exactly per result (default 20: k * rerank in all). Both can be changed later with Index.tune.
         items: what each row is (default: the image paths of the job file, else row numbers).
+        model: the model that made the embeddings, a name or the loaded model (default: the job's); searches
+            then refuse queries embedded by another model.
     """
     faiss = _faiss()
+    model = model_name(model)  # InputError for what is not a name, before any work
     if isinstance(embeddings, (str, os.PathLike)):
         vecs, paths, found = read_embeddings(embeddings)
         items, model = items or paths, model or found
@@ -222,9 +255,14 @@ def load(folder) -> Index:
     """An index saved by build(..., out=) or `mmkit index`; InputError when the folder is not one."""
     faiss = _faiss()
     folder = Path(os.fspath(folder))
+    make = "make one with `mmkit index embeddings.parquet --out gallery.index`"
+    if not folder.exists():
+        raise InputError(f"{show_path(folder)!r} is not an mmkit index: no such folder; check the path, or {make}")
+    if not folder.is_dir():
+        raise InputError(f"{show_path(folder)!r} is a file, not an mmkit index; pass the folder that `mmkit index "
+                         f"--out` wrote (it holds meta.json and faiss.index), or {make}")
     if not (folder / "meta.json").is_file() or not (folder / "faiss.index").is_file():
-        raise InputError(f"{show_path(folder)!r} is not an mmkit index (no meta.json / faiss.index); "
-                         "make one with `mmkit index embeddings.parquet --out gallery.index`")
+        raise InputError(f"{show_path(folder)!r} is not an mmkit index (no meta.json / faiss.index); {make}")
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         index = faiss.read_index(str(folder / "faiss.index"))

@@ -225,6 +225,7 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
             or an mmkit.index.Index (FAISS; its hits carry the image paths).
         k: how many hits to return per query.
     """
+    import numpy as np
     import torch
 
     m = task_model(m, "retrieve")
@@ -245,13 +246,15 @@ def retrieve(m, query, gallery, k: int = 5, batch_size: int = BATCH_SIZE):
         check_domain(m, queries, "search result")
         q_emb = image_embeddings(m, queries, batch_size)
     if hasattr(gallery, "hits") and hasattr(gallery, "search"):  # an mmkit.index.Index: FAISS search
-        res = gallery.hits(q_emb.numpy(), k)
+        res = gallery.hits(q_emb.numpy(), k, model=m)
         return res if many else res[0]
+    if isinstance(gallery, np.ndarray) and gallery.dtype.kind in "biuf":  # (N, D) numbers, as mmkit.index.build takes
+        gallery = torch.tensor(gallery)
     if isinstance(gallery, torch.Tensor):
         g_emb, items = _gallery_embeddings(gallery, q_emb.shape[1]), [None] * len(gallery)
     else:
         if not isinstance(gallery, (list, tuple)) or not gallery:
-            raise InputError("the gallery must be a non-empty list of images or texts, or an (N, D) tensor")
+            raise InputError("the gallery must be a non-empty list of images or texts, or an (N, D) tensor or array")
         items = list(gallery)
         if text_query:
             if any(isinstance(g, str) for g in items):
