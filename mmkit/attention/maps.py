@@ -131,9 +131,15 @@ class AttentionMaps:
             layer: a layer index (negative counts from the end); None averages all layers.
             head: a head index; None aggregates the heads with agg.
             agg: "mean" or "max" over heads, or "rollout" (attention rollout across layers).
-            size: None (the patch grid), "image" (the image's size) or (height, width).
+            size: None (the patch grid); "image": maps.image's size, the picture as the model was given it
+                (cropped to a window around the shapes or padded, for a bundled model); "given": the size of the
+                picture you passed, the map moved onto it by offset (padding bands cut away; its pixels that the
+                model was not given are 0); or (height, width) in pixels. "given" is "image" when the model got the
+                picture as it was.
             method: "attention", "rollout", "relevance", "gradcam" or "similarity"; default: raw
                 attention when the model has it, else the first extra method.
+        Returns (gh, gw), or (H, W) for a size; for a cropped or padded picture, a map of maps.image (every size but
+        "given") is a PlacedMap, which mmkit.viz.overlay draws where maps.image lies on the picture you passed.
         """
         pieces = self.groups[self.index(word)]
         if agg == "rollout":
@@ -163,21 +169,82 @@ class AttentionMaps:
         return i
 
     def _resize(self, m: np.ndarray, size) -> np.ndarray:
-        if size is None:
+        """The (gh, gw) map at `size` (see for_token), placed when the maps are of a cropped or padded picture."""
+        if isinstance(size, str) and size == "given":
+            return self.on_given(upsample(m, self.image.size[::-1]))
+        if size is not None:
+            m = upsample(m, self.image.size[::-1] if isinstance(size, str) and size == "image" else pixel_size(size))
+        if not self.given_size:  # the model was given the picture as it is: nothing to place
             return m
-        if size == "image":
-            w, h = self.image.size
-        else:
-            h, w = size
-        import torch
+        out = m.view(PlacedMap)
+        out.placed = (tuple(self.image.size), tuple(self.offset), tuple(self.given_size))
+        return out
 
-        t = torch.from_numpy(m)[None, None]  # (1, 1, gh, gw)
-        up = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
-        return up[0, 0].numpy()
+    def on_given(self, m: np.ndarray) -> np.ndarray:
+        """A map at maps.image's size, (h, w), moved onto the picture given, (H, W): padding bands cut away, pixels
+        of the picture given that the model was not given (outside a crop) 0. Unchanged without crop or padding."""
+        if not self.given_size:
+            return m
+        W, H = self.given_size
+        dx, dy = self.offset  # given pixel (x, y) is image pixel (x + dx, y + dy)
+        out = np.zeros((H, W), dtype=m.dtype)
+        x0, x1 = max(0, -dx), min(W, m.shape[1] - dx)  # the given picture's columns that the image covers
+        y0, y1 = max(0, -dy), min(H, m.shape[0] - dy)
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = m[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        return out
 
     def __repr__(self) -> str:
         return (f"AttentionMaps({self.model!r}, {len(self.words)} {self.kind}, grid={self.grid}, "
                 f"layers={self.layers}, heads={self.heads}, methods={self.methods})")
+
+
+class PlacedMap(np.ndarray):
+    """A map of AttentionMaps.image (a numpy array like any other) for a picture that mmkit cropped or padded for the
+    model: it keeps where that image lies in the picture given, so mmkit.viz.overlay(picture_given, heat) draws it
+    there instead of stretching it over the whole picture. Arithmetic keeps the place (heat / heat.max()); np.asarray
+    gives a plain array.
+
+    placed: ((w, h) of maps.image, (x, y) of the picture given inside it, (w, h) of the picture given), or None.
+    """
+
+    placed: tuple | None = None
+
+    def __array_finalize__(self, obj):
+        # a result of another shape (a slice, a reduction) is no longer a map of the whole picture
+        same = obj is not None and getattr(obj, "shape", None) == self.shape
+        self.placed = getattr(obj, "placed", None) if same else None
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        out = super().__array_wrap__(arr, context)  # numpy 1 takes no return_scalar
+        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out  # heat.max() a number, as ndarray's
+
+    def __reduce__(self):  # pickled (and sent) with its place
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, (state, self.placed)
+
+    def __setstate__(self, state):
+        array_state, self.placed = state
+        super().__setstate__(array_state)
+
+
+def pixel_size(size) -> tuple[int, int]:
+    """size = (height, width) as two positive ints, else an InputError naming the sizes for_token takes."""
+    ok = (isinstance(size, (tuple, list)) and len(size) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v > 0 for v in size))
+    if not ok:
+        raise InputError(f"size={size!r}: use None (the patch grid), 'image' (the picture as the model was given it), "
+                         "'given' (the picture you passed) or (height, width) as two positive whole numbers of pixels")
+    return int(size[0]), int(size[1])
+
+
+def upsample(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (gh, gw) map resized to size = (height, width), bilinear."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(m))[None, None]  # (1, 1, gh, gw)
+    up = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+    return up[0, 0].numpy()  # (height, width)
 
 
 def to_grid(values, index, grid) -> np.ndarray:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+from .headview import require_heads
 from .scenes import draw_boxes, new_figure
 from .text import plain
 
@@ -21,6 +23,10 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
             colorbar: bool = True, boxes=None, offset=(0, 0)):
     """A heatmap drawn over the image (stretched to the image's size), with a colour bar. Returns the Figure.
 
+    A map from AttentionMaps.for_token of a picture that mmkit cropped or padded for the model (a PlacedMap) covers
+    maps.image only: over maps.image it is stretched as any map; over the picture you passed it is drawn where
+    maps.image lies in it (the rest of the picture left uncoloured, padding bands outside the axes); any other
+    picture is refused. for_token(word, size="given") gives a plain map of the picture you passed.
     Every text (title, words) is drawn as typed, never as matplotlib mathtext.
 
     Args:
@@ -29,11 +35,11 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
         boxes: optional ShapesWorld objects whose boxes are drawn dashed.
         offset: (x, y) of the boxes' picture inside `image` (AttentionMaps.offset, when the model got it padded).
     """
-    fig, ax = _fig_ax(ax, (3.2, 3))
     w, h = image.size
+    extent = _extent(image.size, getattr(heat, "placed", None))
+    fig, ax = _fig_ax(ax, (3.2, 3))
     ax.imshow(image)
-    im = ax.imshow(np.asarray(heat, dtype=np.float32), cmap=cmap, alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
-                   interpolation="bilinear")
+    im = ax.imshow(np.asarray(heat, dtype=np.float32), cmap=cmap, alpha=alpha, extent=extent, interpolation="bilinear")
     if boxes:
         draw_boxes(ax, boxes, offset=offset)
     ax.set_xlim(-0.5, w - 0.5)
@@ -44,6 +50,22 @@ def overlay(image, heat: np.ndarray, ax=None, alpha: float = 0.55, cmap: str = "
     if colorbar:
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     return fig
+
+
+def _extent(size: tuple, placed) -> tuple:
+    """imshow's extent (left, right, bottom, top) of a map over a picture of `size` = (w, h): the whole picture, or
+    for a PlacedMap over the picture given, where the picture the model was given lies on it."""
+    w, h = size
+    if placed is None or tuple(size) == tuple(placed[0]):
+        return -0.5, w - 0.5, h - 0.5, -0.5
+    (iw, ih), (dx, dy), given = placed  # given pixel (x, y) is pixel (x + dx, y + dy) of the model's picture
+    if tuple(size) != tuple(given):
+        raise InputError(f"this map is of the {iw} x {ih} picture the model was given (maps.image), cut from or "
+                         f"padded around the {given[0]} x {given[1]} picture you passed; the picture here is "
+                         f"{w} x {h}. "
+                         "Overlay it on maps.image or on the picture you passed, or resize the map yourself from "
+                         "maps.for_token(word, size='given')")
+    return -dx - 0.5, iw - dx - 0.5, ih - dy - 0.5, -dy - 0.5
 
 
 def caption_strip(maps, words=None, method: str | None = None, layer=None, head=None, agg: str = "mean",
@@ -77,9 +99,8 @@ def _same_for_all(maps, idx: list[int], method: str) -> bool:
 
 def layer_head_grid(maps, word, alpha: float = 0.55):
     """One word's raw attention for every layer (rows) and head (columns). Returns the Figure."""
+    require_heads(maps, "layer_head_grid")
     L, H = maps.layers, maps.heads
-    if L == 0:
-        raise ValueError(f"{maps.model} has no attention layers to show; use overlay() with its {maps.methods}")
     fig = new_figure((1.4 * H + 0.5, 1.4 * L + 0.4))
     axes = np.array(fig.subplots(L, H, squeeze=False))
     for l in range(L):

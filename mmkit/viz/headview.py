@@ -9,10 +9,30 @@ import io
 
 import numpy as np
 
+from ..errors import InputError
 from .scenes import new_figure
 from .text import plain
 
 SORTS = ("layer", "entropy", "object")  # heads in model order; most focused first; most mass on the object first
+
+
+def require_heads(maps, what: str) -> None:
+    """InputError unless the maps have raw attention by layer and head (ALIGN's Grad-CAM and CLIP's maps have none)."""
+    if maps.attn is not None:
+        return
+    name = maps.model or "these maps"
+    method = maps.methods[0] if maps.methods else "gradcam"
+    raise InputError(f"{what} needs attention heads, and {name} has no attention heads: its maps are "
+                     f"{', '.join(maps.methods) or 'none'}, one map per word and method. Draw one with "
+                     f"mmkit.viz.overlay(maps.image, maps.for_token(word, method={method!r})), or all of them side "
+                     "by side with mmkit.viz.compare_methods(maps, word)")
+
+
+def _need_box(box, name: str) -> None:
+    """InputError when the head order by object (given as name=, "by" or "sort") has no box."""
+    if box is None:
+        raise InputError(f"{name}='object' needs the object's box=(x0, y0, x1, y1) in maps.image's pixels (maps.box(b) "
+                         f"moves a box b of the picture you passed there); without one use {name}='entropy'")
 
 
 def head_scores(maps, word, by: str = "entropy", box=None) -> np.ndarray:
@@ -20,22 +40,21 @@ def head_scores(maps, word, by: str = "entropy", box=None) -> np.ndarray:
     or the share of its mass inside box = (x0, y0, x1, y1) in image pixels ("object")."""
     from ..metrics import mass_in_box
 
-    if maps.attn is None:
-        raise ValueError(f"{maps.model} has no attention heads; its maps are {maps.methods}")
+    require_heads(maps, "head_scores")
+    if by not in ("entropy", "object"):
+        raise InputError(f"by={by!r}: use 'entropy' or 'object'")
+    if by == "object":
+        _need_box(box, "by")
     L, H = maps.layers, maps.heads
     out = np.zeros((L, H))
     for l in range(L):
         for h in range(H):
             if by == "object":
-                if box is None:
-                    raise ValueError("sorting by object needs the object's box=(x0, y0, x1, y1); use by='entropy'")
                 out[l, h] = mass_in_box(maps.for_token(word, layer=l, head=h, size="image"), box)
-            elif by == "entropy":
-                p = np.clip(maps.for_token(word, layer=l, head=h).astype(np.float64).ravel(), 0, None)
+            else:  # entropy
+                p = np.clip(np.asarray(maps.for_token(word, layer=l, head=h), dtype=np.float64).ravel(), 0, None)
                 p = p / p.sum() if p.sum() > 0 else np.full_like(p, 1.0 / p.size)
                 out[l, h] = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
-            else:
-                raise ValueError(f"by={by!r}: use 'entropy' or 'object'")
     return out
 
 
@@ -43,7 +62,10 @@ def head_order(maps, word, sort: str = "layer", box=None) -> tuple[list[list[int
     """The heads of each layer in display order, and their scores (L, H) (None for sort="layer"): by entropy the
     most focused first, by object the most mass inside box first."""
     if sort not in SORTS:
-        raise ValueError(f"sort={sort!r}: use one of {SORTS}")
+        raise InputError(f"sort={sort!r}: use one of {SORTS}")
+    require_heads(maps, "the head view")
+    if sort == "object":
+        _need_box(box, "sort")
     if sort == "layer":
         return [list(range(maps.heads)) for _ in range(maps.layers)], None
     scores = head_scores(maps, word, sort, box)
@@ -59,7 +81,8 @@ def head_view(maps, word, sort: str = "layer", box=None, alpha: float = 0.6, cel
         word: a word of the text or its index.
         sort: "layer" (heads in model order), "entropy" (each layer's most focused heads first) or "object"
             (each layer's heads with the most mass inside box first).
-        box: the word's object (x0, y0, x1, y1) in image pixels: drawn dashed, and needed for sort="object".
+        box: the word's object (x0, y0, x1, y1) in maps.image's pixels (maps.box(b) moves a box b of the picture
+            you passed there): drawn dashed, and needed for sort="object".
         cell: inches per small map.
         selected: (layer, head) outlined in red (the cell a viewer enlarges).
     """
@@ -94,14 +117,36 @@ def head_view(maps, word, sort: str = "layer", box=None, alpha: float = 0.6, cel
 
 
 def figure_png(fig, path=None, dpi: int = 110) -> bytes:
-    """The Figure as PNG bytes (written to path too when given): a static export for slides."""
+    """The Figure as PNG bytes (written to path too when given; a missing folder is made): a static export for
+    slides."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     data = buf.getvalue()
     if path is not None:
-        with open(path, "wb") as f:
-            f.write(data)
+        write_file(path, data)
     return data
+
+
+def write_file(path, data: bytes) -> None:
+    """Write data to path, making its folder when it is missing (as mmkit's other writers do); an InputError naming
+    the path when it is a folder or cannot be written."""
+    import os
+    from pathlib import Path
+
+    out = Path(os.fspath(path)).expanduser()
+    if out.is_dir():
+        raise InputError(f"{str(out)!r} is a folder; pass the path of a file to write, e.g. one in that folder")
+    for parent in (out.parent, *out.parent.parents):  # the first part of the folder that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {str(out)!r}: {str(parent)!r} is a file, not a folder; "
+                                 "pick another path")
+            break
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except OSError as e:
+        raise InputError(f"cannot write {str(out)!r} ({e.strerror or e}); pick a folder you can write to") from None
 
 
 def cell_image(maps, word, layer: int, head: int, size: int = 160, alpha: float = 0.6):
@@ -109,6 +154,7 @@ def cell_image(maps, word, layer: int, head: int, size: int = 160, alpha: float 
     from matplotlib import colormaps
     from PIL import Image
 
+    require_heads(maps, "cell_image")
     w, h = maps.image.size
     scale = size / max(w, h)
     out = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -140,7 +186,7 @@ def head_view_html(maps, word, sort: str = "layer", box=None, path=None, cell: i
 
     Args:
         maps, word, sort, box: as head_view.
-        path: also write the page there (UTF-8).
+        path: also write the page there (UTF-8); a missing folder is made.
         cell, big: pixels of the longer side of a small map and of an enlarged one.
     Returns the HTML text.
     """
@@ -167,6 +213,5 @@ def head_view_html(maps, word, sort: str = "layer", box=None, path=None, cell: i
             f"<body><h3>{title}</h3><p>{html.escape(maps.text)}</p><p>Click a map to enlarge it.</p>"
             f"<table>{''.join(rows)}</table>{''.join(bigs)}</body></html>\n")
     if path is not None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(page)
+        write_file(path, page.encode("utf-8"))
     return page
