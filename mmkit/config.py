@@ -40,6 +40,10 @@ _DTYPES = {
 }
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # the torch device types mmkit runs models on
+DEVICES = "'cpu', 'cuda', 'cuda:0' or 'mps'"  # the devices a user may name, for messages
+
+
 def get_device(device=None):
     """Pick a torch.device: the argument, else $MMKIT_DEVICE, else cuda > mps > cpu."""
     import torch
@@ -55,10 +59,17 @@ def get_device(device=None):
         try:
             dev = torch.device(choice)
         except (RuntimeError, TypeError) as e:
-            raise InputError(f"device {choice!r}{where} is not a torch device ({e}); use 'cpu', 'cuda', 'cuda:0' or "
-                             "'mps'") from None
+            raise InputError(f"device {choice!r}{where} is not a torch device ({e}); use {DEVICES}") from None
+        if dev.type not in DEVICE_TYPES:
+            why = ("the meta device holds shapes but no values, so no model can run on it" if dev.type == "meta"
+                   else f"mmkit runs models on {', '.join(DEVICE_TYPES)} only")
+            raise InputError(f"device {choice!r}{where} cannot run a model ({why}); use {DEVICES}")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"device {choice!r}{where} was asked for but CUDA is not available here; use device='cpu'")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            n = torch.cuda.device_count()
+            raise InputError(f"device {choice!r}{where} was asked for but this machine has {n} CUDA device(s) "
+                             f"({', '.join(repr(f'cuda:{i}') for i in range(n))}); use one of them, or 'cuda'")
         if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
             raise InputError(f"device {choice!r}{where} was asked for but MPS is not available here; use device='cpu'")
         return dev

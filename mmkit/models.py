@@ -5,7 +5,8 @@ Names come in three kinds, all in one table that `list_models()` prints:
 - explicit bundled names (`shapes-clip`, ...) -> a directory under data/models/;
 - family names (`clip`, `blip-caption`, ...) -> the pretrained model when the hub (or the local cache)
   has it, else the bundled one; the choice is announced once and recorded in `Loaded.spec`.
-Anything else is treated as a local directory or a hub id.
+Anything else is treated as a local directory or a hub id. Registered names ignore case and surrounding spaces
+('CLIP' is 'clip'); hub ids and folders keep their case (the hub's ids are case-sensitive).
 """
 from __future__ import annotations
 
@@ -43,13 +44,6 @@ FAMILY_TASKS = {
     "blip-caption": ("caption", "attention_maps"),
     "blip-vqa": ("answer", "attention_maps"),
     "blip2": ("caption", "answer", "attention_maps"),
-}
-
-# task -> the family names to suggest when a model cannot do it
-TASK_SUGGEST = {
-    "caption": "blip-caption", "answer": "blip-vqa or vilt-vqa", "zero_shot": "clip or align",
-    "embed_images": "clip or align", "embed_texts": "clip or align", "match": "clip, align or blip-itm",
-    "retrieve": "clip or align", "attention_maps": "clip, vilt-vqa or blip-caption",
 }
 
 
@@ -187,6 +181,10 @@ def resolve(name_or_path: str) -> ModelSpec:
     path = Path(name).expanduser()
     if path.is_dir():
         return _path_spec(path)
+    registered = list(FAMILIES) + list(PRETRAINED) + list(BUNDLED_NAMES)
+    same = [r for r in registered if r.casefold() == name.casefold()]  # 'CLIP', 'Shapes-Clip': names ignore case
+    if len(same) == 1:  # (after the folder check: a folder named 'CLIP' here is still that folder)
+        return resolve(same[0])
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
         known = next((s for s in PRETRAINED.values() if s.repo == name), None)  # a registered model's hub id
         return known or ModelSpec(name, "", "pretrained", name)  # a hub id; family known after its config loads
@@ -194,7 +192,7 @@ def resolve(name_or_path: str) -> ModelSpec:
         where = "" if os.path.isabs(os.path.expanduser(name)) else f" (from {os.getcwd()!r})"
         raise InputError(f"no such model folder: {name!r}{where}; check the path, or pass a registered name "
                          "(mmkit.list_models())")
-    close = difflib.get_close_matches(name, list(FAMILIES) + list(PRETRAINED) + list(BUNDLED_NAMES), n=4, cutoff=0.5)
+    close = difflib.get_close_matches(name.casefold(), registered, n=4, cutoff=0.5)
     hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
     raise InputError(f"unknown model {name!r}: not a registered name, a directory or a hub id. {hint}"
                      "mmkit.list_models() shows every name")
@@ -205,10 +203,26 @@ def _path_spec(path: Path) -> ModelSpec:
     if not cfg.exists():
         raise InputError(f"{str(path)!r} is a folder without config.json, so not a Hugging Face model directory; "
                          "save models with model.save_pretrained(folder) and processor.save_pretrained(folder)")
-    family = _family_of(json.loads(cfg.read_text()), str(path))
+    family = _family_of(_read_config(cfg), str(path))
     meta = _meta(path)
     return ModelSpec(str(path), family, "path", str(path.resolve()),
                      zero_shot_template=meta.get("zero_shot_template", "a photo of a {}."))
+
+
+def _read_config(cfg: Path) -> dict:
+    """A model folder's config.json as a dict, or InputError naming the file and the likely cause."""
+    fix = ("the save or download was probably interrupted: save the model again (model.save_pretrained(folder) and "
+           "processor.save_pretrained(folder)) or copy or download the whole folder again")
+    try:
+        data = json.loads(cfg.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise InputError(f"{str(cfg)!r} could not be read ({e.strerror or e}); check its permissions") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{str(cfg)!r} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{str(cfg)!r} is not a JSON object (it holds a {type(data).__name__}), so not a Hugging "
+                         f"Face model config; {fix}")
+    return data
 
 
 def _family_of(cfg: dict, where: str) -> str:
@@ -422,13 +436,29 @@ def _check_tokenizer(processor, spec: ModelSpec) -> None:
                          "the whole model folder again")
 
 
+def suggest_models(task: str) -> list[str]:
+    """Names to load for a task, one per family that does it (FAMILY_TASKS' order): the family name where there is
+    one, else the family's pretrained names."""
+    out = []
+    for family, tasks in FAMILY_TASKS.items():
+        if task in tasks:
+            out += [family] if family in FAMILIES else [s.name for s in PRETRAINED.values() if s.family == family]
+    return out
+
+
+def _or(names: list[str]) -> str:
+    """'a, b or c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def require(m: Loaded, task: str) -> None:
-    """Raise InputError when the loaded model's family cannot do the task."""
+    """Raise InputError when the loaded model's family cannot do the task (task: the function's name)."""
     if not isinstance(m, Loaded):
         raise InputError(f"{task} needs a model from mmkit.load_model(...), got {type(m).__name__}")
     if task not in m.spec.tasks:
-        raise InputError(f"{m.spec.name} ({m.spec.family}) cannot {task.replace('_', '-')}; "
-                         f"try {TASK_SUGGEST.get(task, 'another model')}")
+        names = suggest_models(task)
+        hint = f"try {_or(names)}, e.g. mmkit.load_model({names[0]!r})" if names else "no registered model does"
+        raise InputError(f"{m.spec.name} ({m.spec.family}) cannot {task}; {hint}")
 
 
 def family_choices() -> dict[str, str]:

@@ -412,7 +412,7 @@ def test_any_text_works_or_is_empty(text, models, good):
 def list_cases(models, good):
     clip, vqa, itm = models["clip"], models["blip-vqa"], models["blip-itm"]
     return {
-        "labels_empty": (lambda: mmkit.zero_shot(clip, good, []), "non-empty list"),
+        "labels_empty": (lambda: mmkit.zero_shot(clip, good, []), "at least two"),
         "labels_one": (lambda: mmkit.zero_shot(clip, good, ["cat"]), "at least two"),
         "labels_string": (lambda: mmkit.zero_shot(clip, good, "cat,dog"), "list"),
         "labels_duplicate": (lambda: mmkit.zero_shot(clip, good, ["cat", "dog", "cat"]), "duplicate"),
@@ -431,9 +431,9 @@ def list_cases(models, good):
         "batch_size_zero": (lambda: mmkit.embed_images(clip, good, batch_size=0), "batch_size"),
         "wrong_family_caption": (lambda: mmkit.caption(clip, good), "cannot caption"),
         "wrong_family_answer": (lambda: mmkit.answer(clip, good, "q?"), "cannot answer"),
-        "wrong_family_zero_shot": (lambda: mmkit.zero_shot(vqa, good, ["a", "b"]), "cannot zero-shot"),
-        "wrong_family_embed_images": (lambda: mmkit.embed_images(models["vilt-vqa"], good), "cannot embed-images"),
-        "wrong_family_embed_texts": (lambda: mmkit.embed_texts(models["blip-caption"], "a"), "cannot embed-texts"),
+        "wrong_family_zero_shot": (lambda: mmkit.zero_shot(vqa, good, ["a", "b"]), "cannot zero_shot"),
+        "wrong_family_embed_images": (lambda: mmkit.embed_images(models["vilt-vqa"], good), "cannot embed_images"),
+        "wrong_family_embed_texts": (lambda: mmkit.embed_texts(models["blip-caption"], "a"), "cannot embed_texts"),
         "wrong_family_match": (lambda: mmkit.match(vqa, good, "a"), "cannot match"),
         "wrong_family_retrieve": (lambda: mmkit.retrieve(models["blip-caption"], "a", [good]), "cannot retrieve"),
         "not_a_model": (lambda: mmkit.attention_maps(object(), good, "a"), "load_model"),

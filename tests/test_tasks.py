@@ -100,14 +100,14 @@ def test_wrong_family_names_the_right_one(model_dirs, scenes):
     with pytest.raises(InputError, match="cannot answer"):
         mmkit.answer(clip, scenes[0].image, "what?")
     cap = mmkit.load_model(model_dirs("blip-caption"))
-    with pytest.raises(InputError, match="cannot zero-shot; try clip or align"):
+    with pytest.raises(InputError, match="cannot zero_shot; try clip, align or blip-itm"):
         mmkit.zero_shot(cap, scenes[0].image, ["a", "b"])
 
 
 def test_bad_text_and_label_inputs(model_dirs, scenes):
     m = mmkit.load_model(model_dirs("clip"))
     im = scenes[0].image
-    for labels, words in [([], "non-empty list"), (["cat"], "at least two"), (["cat", "cat"], "duplicate"), (["cat", "  "], "empty"),
+    for labels, words in [([], "at least two"), (["cat"], "at least two"), (["cat", "cat"], "duplicate"), (["cat", "  "], "empty"),
                           ("cat", "list"), (["cat", 3], "string")]:
         with pytest.raises(InputError, match=words):
             mmkit.zero_shot(m, im, labels)

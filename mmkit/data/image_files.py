@@ -1,7 +1,8 @@
 """Reading image files safely: only regular files, capped reads, file objects in any state -> bytes or InputError.
 
 load_image calls these before decoding: a FIFO, a device or a folder is refused without a blocking open,
-and no read goes past `max_bytes` (an endless stream such as /dev/zero stops there).
+and no read goes past `max_bytes` (an endless stream such as /dev/zero stops there). A file:// URL of a local file
+is read as its path; other URLs are refused (mmkit downloads nothing).
 """
 from __future__ import annotations
 
@@ -17,13 +18,26 @@ _CHUNK = 4 * 2**20  # read size: a small file never costs a max_bytes buffer
 
 
 def is_url(x) -> bool:
-    """Whether x is a string such as 'https://...' or 's3://...' (a scheme and '://'): never read as a file."""
+    """Whether x is a string such as 'https://...' or 's3://...' (a scheme and '://'): never read as a file, except
+    a file:// URL of a local file, which read_path reads as its path."""
     return isinstance(x, str) and re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://", x) is not None
 
 
 def mb(n: int) -> str:
     """A byte count for messages: '256 MB', or '73 bytes'."""
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n} bytes"
+
+
+def raise_limit(keyword: str, needed: int | None = None) -> str:
+    """The advice for an input over one of load_image's limits (keyword: "max_pixels" or "max_bytes"), naming both
+    ways to raise it: the module global, which every call reads (the task functions' too, which take no such
+    keyword), and load_image's keyword. needed: the smallest value that lets this input through, when known."""
+    glob = f"mmkit.data.images.{keyword.upper()}"
+    if needed is None:
+        return (f"if you trust the file, raise the limit: set {glob} (read by every call, the task functions' too), "
+                f"or pass load_image(..., {keyword}=) for one call")
+    return (f"if you trust the file, raise the limit: {glob} = {needed:_} (read by every call, the task functions' "
+            f"too), or load_image(..., {keyword}={needed:_}) for one call")
 
 
 def _kind(mode: int) -> str:
@@ -41,7 +55,9 @@ def read_path(x, max_bytes: int) -> tuple[bytes, str]:
     s = os.fspath(x)
     if isinstance(s, bytes):
         s = os.fsdecode(s)
-    if is_url(s):
+    if re.match(r"\s*file://", s, re.IGNORECASE):
+        s = _file_url_path(s, name)  # a local file named as a URL (a browser's address bar, Path.as_uri())
+    elif is_url(s):
         raise InputError(f"{name} is a URL; mmkit does not download images. Download it first and pass the file path")
     if "\x00" in s:
         raise InputError(f"{name} contains a NUL character, which no file name can hold; check the path")
@@ -62,8 +78,8 @@ def read_path(x, max_bytes: int) -> tuple[bytes, str]:
             raise InputError(f"{name} is {_kind(info.st_mode)}, not a regular file; mmkit reads images only from "
                              "regular files: save the picture to a file first")
         if info.st_size > max_bytes:
-            raise InputError(f"{name} is {mb(info.st_size)}, over the {mb(max_bytes)} limit; resize the image, "
-                             "or pass max_bytes=")
+            raise InputError(f"{name} is {mb(info.st_size)} ({info.st_size:,} bytes), over the {mb(max_bytes)} limit; "
+                             f"resize the image, or, {raise_limit('max_bytes', info.st_size)}")
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = _read_capped(f.read, max_bytes, name)
     except OSError as e:
@@ -71,6 +87,19 @@ def read_path(x, max_bytes: int) -> tuple[bytes, str]:
     finally:
         os.close(fd)
     return data, name
+
+
+def _file_url_path(url: str, name: str) -> str:
+    """The local path a file:// URL names ('file:///tmp/my%20cat.png' -> '/tmp/my cat.png'), or InputError when it
+    names a file on another machine."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    parts = urlsplit(url.strip())
+    if parts.netloc not in ("", "localhost"):
+        raise InputError(f"{name} is a file:// URL of a file on another machine ({parts.netloc!r}); mmkit reads "
+                         "local files only: copy the file here and pass its path")
+    return url2pathname(parts.path)
 
 
 def _read_capped(read, max_bytes: int, name: str) -> bytes:
@@ -89,7 +118,8 @@ def _read_capped(read, max_bytes: int, name: str) -> bytes:
         chunks.append(bytes(chunk))
         total += len(chunk)
         if total > max_bytes:
-            raise InputError(f"{name} gives more than the {mb(max_bytes)} limit; resize the image, or pass max_bytes=")
+            raise InputError(f"{name} gives more than the {mb(max_bytes)} limit; resize the image, or, "
+                             f"{raise_limit('max_bytes')}")
 
 
 def read_file_object(f, max_bytes: int) -> tuple[bytes, str]:

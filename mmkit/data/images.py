@@ -1,8 +1,8 @@
 """Robust image input: anything a user is likely to hand us becomes an RGB PIL image, or an InputError.
 
-Accepted: a path (str or Path) to a regular file, bytes, a binary file object, a PIL image, a numpy array
-(HxW, HxWx1, HxWx3, HxWx4; also CxHxW when unambiguous), or a torch tensor (CxHxW, HxW, 1xCxHxW, or HxWxC
-when C is 1, 3 or 4 and the first side is not).
+Accepted: a path (str or Path, or a file:// URL of a local file) to a regular file, bytes, a binary file object,
+a PIL image, a numpy array (HxW, HxWx1, HxWx3, HxWx4; also CxHxW when unambiguous), or a torch tensor (CxHxW, HxW,
+1xCxHxW, or HxWxC when C is 1, 3 or 4 and the first side is not).
 Conversions: EXIF orientation applied; palette, alpha (composited on white), CMYK and YCbCr converted to
 8-bit RGB; animated images give their first frame. Numbers follow one rule whatever their container, so a
 PIL image and the equal numpy array give the same pixels:
@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import warnings
+from collections.abc import ItemsView, KeysView, ValuesView
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError, describe
-from .image_files import mb, read_file_object, read_path
+from .image_files import mb, raise_limit, read_file_object, read_path
 
 MAX_PIXELS = 64_000_000  # width * height above which an image is refused (decompression-bomb guard, 8000x8000)
 MAX_BYTES = 256 * 2**20  # bytes read at most from a file or file object, before decoding
@@ -60,16 +62,28 @@ def load_image(x, *, max_pixels: int | None = None, max_bytes: int | None = None
     if isinstance(x, (bytes, bytearray, memoryview)):
         name = describe(x)
         if len(x) > max_bytes:
-            raise InputError(f"{name} is over the {mb(max_bytes)} limit; resize the image, or pass max_bytes=")
+            raise InputError(f"{name} is over the {mb(max_bytes)} limit; resize the image, or, "
+                             f"{raise_limit('max_bytes', len(x))}")
         return _from_bytes(bytes(x), name, max_pixels)
     if isinstance(x, (str, os.PathLike)):
         return _from_bytes(*read_path(x, max_bytes), max_pixels)
     if hasattr(x, "read"):
         return _from_bytes(*read_file_object(x, max_bytes), max_pixels)
+    if several(x):
+        raise InputError(f"load_image reads one image, and {describe(x)} holds several: load each "
+                         "([mmkit.load_image(x) for x in images]), or pass a list to a task function (list(images))")
     raise InputError(
         f"cannot read an image from {describe(x)}; pass a file path, bytes, a PIL image, "
         "a numpy array (HxW or HxWx3) or a torch tensor (3xHxW)"
     )
+
+
+def several(x) -> bool:
+    """Whether x is an unordered collection or a stream of inputs (a set, a dict or one of its views, a generator,
+    map(...), iter(...)) rather than one image; lists and tuples are not counted (the task functions take them)."""
+    if isinstance(x, (set, frozenset, dict, KeysView, ValuesView, ItemsView)):
+        return True
+    return hasattr(x, "__next__") and hasattr(x, "__iter__") and not hasattr(x, "read")  # an iterator, no file
 
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
@@ -114,11 +128,14 @@ def _formats() -> list[str]:
     return [f for f in FORMATS if f in Image.OPEN]
 
 
-def _bomb(name: str, max_pixels: int) -> InputError:
+def _bomb(name: str, max_pixels: int, e: Exception) -> InputError:
     """PIL's own guard refused the header (over 2 x PIL.Image.MAX_IMAGE_PIXELS, whatever max_pixels says)."""
+    size = re.search(r"\((\d+) pixels\)", str(e))  # PIL: "Image size (900000000 pixels) exceeds limit of ..."
+    n = f"{int(size.group(1)):_}" if size else "N"
     return InputError(f"{name} is too large to decode safely (decompression bomb guard: mmkit's limit is "
                       f"{max_pixels / 1e6:g} megapixels, PIL's {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f}); resize it "
-                      "first, or, if you trust the file, pass max_pixels= and raise PIL.Image.MAX_IMAGE_PIXELS")
+                      f"first, or, if you trust the file, raise both limits: PIL.Image.MAX_IMAGE_PIXELS = {n} and "
+                      f"mmkit.data.images.MAX_PIXELS = {n} (read by every call, the task functions' too)")
 
 
 def _from_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
@@ -132,8 +149,8 @@ def _from_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise InputError(
             f"{name} is not an image PIL can read{_sniff(data)}; use a PNG, JPEG, GIF, BMP, TIFF or WebP file"
         ) from None
-    except Image.DecompressionBombError:
-        raise _bomb(name, max_pixels) from None
+    except Image.DecompressionBombError as e:
+        raise _bomb(name, max_pixels, e) from None
     except Exception as e:  # PIL raises OSError, SyntaxError, struct.error, ... on a broken header
         raise InputError(
             f"{name} could not be opened ({type(e).__name__}: {e}); the file is truncated or corrupt: "
@@ -152,11 +169,22 @@ def _first_frame(im: Image.Image) -> Image.Image:
     return im
 
 
+def megapixels(n: int, limit: int) -> str:
+    """n pixels in megapixels, with the decimals that tell it from the limit (64.02, not 64.0, over a 64 MP limit)."""
+    side = (n > limit) - (n < limit)
+    for decimals in range(1, 7):  # n and limit are whole pixels: six decimals always tell them apart
+        text = f"{n / 1e6:.{decimals}f}"
+        if (float(text) > limit / 1e6) - (float(text) < limit / 1e6) == side:  # on the limit's same side as n
+            return text
+    return f"{n / 1e6:.6f}"
+
+
 def _check_pixels(w: int, h: int, name: str, max_pixels: int) -> None:
     if w * h > max_pixels:
         raise InputError(
-            f"{name} is {w}x{h} = {w * h / 1e6:.1f} megapixels, over the {max_pixels / 1e6:g} MP limit "
-            "(a decompression-bomb guard); resize it first, or pass max_pixels= if you trust the file"
+            f"{name} is {w}x{h} = {megapixels(w * h, max_pixels)} megapixels, over the {max_pixels / 1e6:g} MP limit "
+            f"({w * h:,} pixels > {max_pixels:,}; a decompression-bomb guard); resize it first, or, "
+            f"{raise_limit('max_pixels', w * h)}"
         )
     if w == 0 or h == 0:
         raise InputError(f"{name} has no pixels ({w}x{h}); pass a non-empty image")
@@ -173,8 +201,8 @@ def _to_rgb(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
                 im.load()
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = prev
-    except Image.DecompressionBombError:
-        raise _bomb(name, max_pixels) from None
+    except Image.DecompressionBombError as e:
+        raise _bomb(name, max_pixels, e) from None
     except Exception as e:  # OSError, SyntaxError, ValueError, struct.error, EOFError... from a broken file
         if "closed" in str(e):  # a PIL image after .close(), or read from a file object closed since
             raise InputError(f"{name} is closed ({e}); open the image again") from None

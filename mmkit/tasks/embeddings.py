@@ -98,10 +98,12 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
             default: the model's own (see mmkit.list_models()).
     """
     m = task_model(m, "zero_shot")
-    labs, _ = text_list(labels, "label")
-    if isinstance(labels, str) or len(labs) < 2:
-        raise InputError("labels must be a list of at least two class names, e.g. ['cat', 'dog'] "
+    if not isinstance(labels, (list, tuple)) or len(labels) < 2:
+        if not isinstance(labels, (str, list, tuple)):
+            text_list(labels, "label")  # its message for a set, a generator, ...
+        raise InputError("labels must be a list or tuple of at least two class names, e.g. ['cat', 'dog'] "
                          "(with one label the probability is always 1)")
+    labs, _ = text_list(labels, "label")
     dup = sorted({x for x in labs if labs.count(x) > 1})
     if dup:
         raise InputError(f"duplicate labels {dup}: each class name must appear once")

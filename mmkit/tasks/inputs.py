@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ..data.images import load_image
+from ..data.images import load_image, several
 from ..domain import fit_picture
 from ..errors import InputError, warn
 from ..families import adapter
@@ -34,7 +34,29 @@ def image_list(images) -> tuple[list, bool]:
             raise InputError("the image list is empty; pass at least one image")
         loaded = {}  # an input given several times (one image, many questions) is loaded, and later resized, once
         return [loaded[id(x)] if id(x) in loaded else loaded.setdefault(id(x), load_image(x)) for x in images], False
+    if several(images):
+        raise InputError(f"the images came as {_several_kind(images)}; pass a list or tuple of images "
+                         f"({_as_list(images, 'images')})")
     return [load_image(images)], True
+
+
+def _several_kind(x) -> str:
+    """'a set, which has no order (the results come back in the order given)', 'a generator', ... for messages."""
+    if isinstance(x, (set, frozenset)):
+        return f"a {type(x).__name__}, which has no order (the results come back in the order given)"
+    if isinstance(x, dict):
+        return "a dict"
+    return f"a {type(x).__name__} object (read once, it cannot be indexed)" if hasattr(x, "__next__") else \
+        f"a {type(x).__name__} object"
+
+
+def _as_list(x, what: str) -> str:
+    """How to turn the collection x into a list, for messages."""
+    if isinstance(x, (set, frozenset)):
+        return f"e.g. sorted({what}) for a fixed order" if what != "images" else "in the order you want the results"
+    if isinstance(x, dict):
+        return f"list({what}.values()) or list({what})"
+    return f"list({what})"
 
 
 def clean_text(t, what: str = "text") -> str:
@@ -57,8 +79,13 @@ _text = clean_text
 
 
 def text_list(texts, what: str = "text") -> tuple[list[str], bool]:
+    """(list of cleaned texts, whether a single string was given); InputError naming what to pass instead."""
     if isinstance(texts, str):
         return [_text(texts, what)], True
+    if not isinstance(texts, (list, tuple)) and several(texts):
+        many = what[:-1] + "ies" if what.endswith("y") else what + "s"  # labels, queries, gallery texts
+        raise InputError(f"the {many} came as {_several_kind(texts)}; pass a list or tuple of them "
+                         f"({_as_list(texts, many.replace(' ', '_'))})")
     if not isinstance(texts, (list, tuple)) or len(texts) == 0:
         raise InputError(f"pass a {what} string or a non-empty list of them")
     return [_text(t, what) for t in texts], False

@@ -13,6 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import InputError
+
 FAMILIES = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm", "blip2")
 
 TINY_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -121,7 +123,8 @@ def _blip2(size: str):
     import transformers as tf
 
     if size != "tiny":
-        raise ValueError("BLIP-2 is built tiny only: the real one (OPT-2.7B) has 3.9B parameters")
+        raise InputError(f"BLIP-2 is built tiny only (the real one, OPT-2.7B, has 3.9B parameters); pass size='tiny', "
+                         f"not {size!r}")
     tok = _clip_bpe()  # a byte-level BPE stands in for OPT's GPT-2 tokenizer
     ip = tf.BlipImageProcessor(size={"height": 32, "width": 32})
     processor = tf.Blip2Processor(image_processor=ip, tokenizer=tok, num_query_tokens=32)  # adds <image>
@@ -162,8 +165,12 @@ def build_random(family: str, size: str = "tiny", seed: int = 0):
     """(model, processor) of the family's class with random weights; size is "tiny" or "base"."""
     import torch
 
-    if family not in FAMILIES or size not in ("tiny", "base"):
-        raise ValueError(f"family must be one of {FAMILIES} and size 'tiny' or 'base'")
+    if family not in FAMILIES:
+        raise InputError(f"no random-init builder for family {family!r}; pass one of {', '.join(FAMILIES)} "
+                         "(the families mmkit loads)")
+    if size not in ("tiny", "base"):
+        raise InputError(f"size {size!r} is not a builder size; pass 'tiny' (toy widths, for plumbing tests) or "
+                         "'base' (the real checkpoint's architecture)")
     torch.manual_seed(seed)
     return BUILDERS[family](size)
 

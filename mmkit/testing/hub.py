@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import InputError
 from . import TINY_TEXT, TINY_VIT
 
 REAL_SIZE = ("clip", "align", "vilt-vqa", "vilt-itm", "blip-caption", "blip-vqa", "blip-itm")  # BLIP-2: tiny only
@@ -150,7 +151,7 @@ def _hub_blip2(repo: str, real: bool):
     import transformers as tf
 
     if real:
-        raise ValueError("BLIP-2 OPT-2.7B is simulated tiny only: the real one has 3.9B parameters")
+        raise InputError("BLIP-2 OPT-2.7B is simulated tiny only (the real one has 3.9B parameters); pass size='tiny'")
     tok = _hub_opt_bpe()
     tok.add_tokens(["<image>"], special_tokens=True)  # as the hub's Blip2Processor files carry it
     side = 56  # 4 x 4 patches of 14
@@ -203,7 +204,6 @@ def simulated_hub(folder, size: str = "tiny", repos=None) -> "Path":
     import torch
     import transformers
 
-    from ..errors import InputError
     from ..models import quiet_transformers
 
     if size not in ("tiny", "real"):
