@@ -69,18 +69,11 @@ class DecodingControls(w.VBox):
         return kw
 
     def fit(self, m, kwargs: dict) -> dict:
-        """Lower max_new_tokens to what the model's position table holds (longer captions crash BLIP)."""
-        cfg = getattr(m.model.config, "text_config", m.model.config)
-        limit = getattr(cfg, "max_position_embeddings", None)
-        if not isinstance(limit, int):
-            return kwargs
-        used = 1  # the BOS token
-        if kwargs.get("prompt"):
-            used = len(m.processor.tokenizer(kwargs["prompt"])["input_ids"]) - 1  # generate drops the final [SEP]
-        room = max(1, limit - used)
-        if kwargs["max_new_tokens"] > room:
-            kwargs = dict(kwargs, max_new_tokens=room)
-        return kwargs
+        """Lower max_new_tokens, silently, to the room mmkit.caption leaves (longer captions crash BLIP; caption
+        would lower them with a warning)."""
+        from mmkit.tasks.inputs import fit_new_tokens
+
+        return fit_new_tokens(m, kwargs)
 
     def describe(self) -> str:
         """A short plain-text description of the settings, e.g. 'beam search (3 beams), max 30 tokens'."""

@@ -4,12 +4,14 @@ POST /caption  {"image": base64 PNG, "kwargs": {...mmkit.caption options}}
    -> {"caption", "model": {name, source, chosen_by}, "notices": [...], "words": [...], "methods": [...],
        "maps": {method: (n_words, gh, gw) nested lists}, "map_error": "", "seconds"}
 GET  /health   -> {"ok": true, "model": {name, source, chosen_by}, "served": n}
+A malformed request or a bad option gets 400 {"error": one sentence, "input_error": true}; 500 is for server faults.
 Requests run one at a time (a lock): the model's attention switch and torch's threads are shared, and on
 a small machine two generate calls at once take as long as two in a row. Binds 127.0.0.1 by default.
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 import threading
@@ -23,14 +25,45 @@ MAX_BODY = 40 * 1024 * 1024  # bytes of one request (an image of up to ~20 MB, b
 ALLOWED = {"max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "seed", "prompt"}  # caption kwargs
 
 
-def fit_tokens(m, kwargs: dict) -> dict:
-    """Lower max_new_tokens to what the model's position table holds (as DecodingControls.fit does)."""
-    cfg = getattr(m.model.config, "text_config", m.model.config)
-    limit = getattr(cfg, "max_position_embeddings", None)
-    if not isinstance(limit, int) or "max_new_tokens" not in kwargs:
-        return kwargs
-    used = len(m.processor.tokenizer(kwargs["prompt"])["input_ids"]) - 1 if kwargs.get("prompt") else 1
-    return dict(kwargs, max_new_tokens=min(int(kwargs["max_new_tokens"]), max(1, limit - used)))
+# what POST /caption takes, ending every refusal of a malformed request
+REQUEST = ('POST /caption takes a JSON object {"image": "<a PNG or JPEG file, base64-encoded>", '
+           '"kwargs": {<mmkit.caption options, optional>}}')
+JSON_TYPES = {list: "a JSON list", str: "a JSON string", int: "a JSON number", float: "a JSON number",
+              bool: "JSON true/false", type(None): "JSON null", dict: "a JSON object"}
+
+
+def parse_request(raw: bytes) -> tuple[bytes, dict]:
+    """The image bytes and caption options of a POST /caption body; InputError (a 400) saying what is wrong."""
+    try:
+        req = json.loads(raw)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        raise InputError(f"the body is not JSON (it starts with {raw[:20]!r}); {REQUEST}") from None
+    if not isinstance(req, dict):
+        raise InputError(f"the body is {JSON_TYPES.get(type(req), 'JSON')}, not an object; {REQUEST}")
+    if "image" not in req:
+        fields = ", ".join(map(repr, req)) or "none"
+        raise InputError(f"the request has no 'image' field (its fields: {fields}); {REQUEST}")
+    image = req["image"]
+    if not isinstance(image, str):
+        raise InputError(f"'image' is {JSON_TYPES.get(type(image), 'JSON')}, not a string; {REQUEST}")
+    if image.startswith("data:") and "," in image:  # a data: URL, as a browser's FileReader gives
+        image = image.split(",", 1)[1]
+    if not image.strip():
+        raise InputError(f"'image' is empty; {REQUEST}")
+    try:
+        data = base64.b64decode(image)  # as before: characters outside the alphabet (line breaks) are skipped
+        if not data:
+            raise ValueError("no base64 characters")
+    except (binascii.Error, ValueError):
+        raise InputError(f"'image' is not valid base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple "
+                         f"of 4 characters); {REQUEST}") from None
+    kwargs = req.get("kwargs")
+    if kwargs is None:
+        return data, {}
+    if not isinstance(kwargs, dict):
+        raise InputError(f"'kwargs' is {JSON_TYPES.get(type(kwargs), 'JSON')}, not a JSON object of caption "
+                         f"options; {REQUEST}")
+    return data, kwargs
 
 
 class ModelServer:
@@ -81,13 +114,20 @@ class ModelServer:
                 if self.path != "/caption":
                     self._reply(404, {"error": f"no such path {self.path}; POST /caption"})
                     return
-                n = int(self.headers.get("Content-Length") or 0)
-                if not 0 < n <= MAX_BODY:
+                try:
+                    n = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    n = -1
+                if n > MAX_BODY:
                     self._reply(413, {"error": f"request of {n} bytes; send one image of at most 20 MB"})
                     return
+                if n <= 0:
+                    self._reply(400, {"error": f"the body is empty or its Content-Length header is not a number of "
+                                               f"bytes; {REQUEST}", "input_error": True})
+                    return
                 try:
-                    req = json.loads(self.rfile.read(n))
-                    self._reply(200, server.caption(base64.b64decode(req["image"]), req.get("kwargs") or {}))
+                    image, kwargs = parse_request(self.rfile.read(n))
+                    self._reply(200, server.caption(image, kwargs))
                 except InputError as e:
                     self._reply(400, {"error": str(e), "input_error": True})
                 except Exception as e:  # one bad request must not stop the class's server
@@ -102,6 +142,7 @@ class ModelServer:
     def caption(self, image_bytes: bytes, kwargs: dict) -> dict:
         """Caption one image (bytes of any format load_image reads) and compute each word's maps."""
         import mmkit
+        from ..tasks.inputs import fit_new_tokens
 
         bad = set(kwargs) - ALLOWED
         if bad:
@@ -109,7 +150,7 @@ class ModelServer:
         image = mmkit.load_image(image_bytes)
         t = time.perf_counter()
         with self.lock, capture_notices() as notices:
-            text = mmkit.caption(self.m, image, **fit_tokens(self.m, kwargs))
+            text = mmkit.caption(self.m, image, **fit_new_tokens(self.m, kwargs))
             words, methods, maps, map_error, padded = [], [], {}, "", None
             if text:
                 try:

@@ -248,7 +248,21 @@ class Together:
 
 async def run_students(url: str, users: int, duration: float, seed: int = 0, abort: threading.Event | None = None,
                        assets: list[str] | None = None) -> list[dict]:
-    """`users` students on the app at `url` at once (all open the page together); each one's results."""
+    """`users` students on the app at `url` at once (all open the page together); each one's results.
+
+    A coroutine: run it with `results = asyncio.run(run_students(url, users=6, duration=60))`, or `await` it
+    inside a running event loop (a notebook cell: `results = await run_students(...)`).
+
+    Args:
+        url: the classroom's Voila address, e.g. "http://127.0.0.1:8866/".
+        users: students who open the page together.
+        duration: seconds over which each student's actions spread.
+        seed: seeds every student's think times (student i uses seed * 1000 + i).
+        abort: a threading.Event; once it is set each student stops at their next wait (an 'aborted' error).
+        assets: paths of static files each student also fetches (benchmarks/classroom_assets.json).
+    Returns:
+        one dict of results per student, in the order of their numbers.
+    """
     together = Together(users)
     return await asyncio.gather(*(student(i, url, duration, random.Random(seed * 1000 + i), abort, together, assets)
                                   for i in range(users)))

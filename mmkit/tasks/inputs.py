@@ -102,6 +102,32 @@ def max_text_len(m: Loaded) -> int:
     return int(min(limits))
 
 
+def fit_new_tokens(m, kwargs: dict) -> dict:
+    """Lower max_new_tokens, silently, to the room that mmkit.caption leaves (so caption has nothing to warn about).
+
+    The room is the model's text limit less the prompt's tokens, or less 2 (the start token and a spare) without
+    one, as in mmkit.tasks.generation.caption. The caption app's decoding controls and the classroom server both
+    ask for captions so. A value that is not a whole number is left for caption to refuse.
+    """
+    from ..options import check_option
+
+    n = kwargs.get("max_new_tokens")
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    if not isinstance(n, int) or isinstance(n, bool):
+        return kwargs
+    limit, used = max_text_len(m), 2
+    prompt = kwargs.get("prompt")
+    if isinstance(prompt, str) and prompt.strip():
+        prompt = check_option("prompt", prompt)  # cleaned as caption cleans it (a bad prompt: InputError, 400)
+        tok = getattr(m.processor, "tokenizer", m.processor)
+        used = len(tok(prompt, truncation=True, max_length=limit)["input_ids"])  # as tokenize() counts it
+    room = limit - used
+    if room < 1 or n <= room:  # a prompt that fills the limit: caption says so
+        return kwargs
+    return dict(kwargs, max_new_tokens=room)
+
+
 def tokenize(m: Loaded, texts: list[str]) -> dict:
     """Tokenize with padding and truncation to the model's limit, warning when text is cut."""
     tok = getattr(m.processor, "tokenizer", m.processor)
