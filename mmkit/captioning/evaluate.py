@@ -6,11 +6,13 @@ from collections.abc import Callable, Sequence
 
 from ..metrics import caption_scores, exact_match
 from ..viz.captions import plot_comparison, plot_word_attention  # noqa: F401 (re-exported)
-from .hallucination import hallucination_rate
+from ..errors import InputError
+from .hallucination import check_pairs, hallucination_rate
 
 
 def score_captions(hyps: Sequence[str], scenes: Sequence) -> dict:
     """Exact match, BLEU-1..4, ROUGE-L, CIDEr-D and hallucination (CHAIR) of one caption per scene."""
+    check_pairs(hyps, scenes)
     refs = [s.caption for s in scenes]
     scores = caption_scores({i: [h] for i, h in enumerate(hyps)}, {i: [r] for i, r in enumerate(refs)})
     return {"exact_match": exact_match(hyps, refs), **scores, **hallucination_rate(hyps, scenes), "n": len(hyps)}
@@ -77,8 +79,22 @@ def metric_agreement(per_item: dict, correct) -> dict:
 
     from ..metrics import roc_auc
 
-    correct = np.asarray(correct, dtype=bool)
-    return {k: roc_auc(np.asarray(v)[correct], np.asarray(v)[~correct]) for k, v in per_item.items()}
+    correct = np.asarray(correct, dtype=bool).ravel()  # (N,)
+    if correct.all() or not correct.any():
+        raise InputError(f"correct is {'empty' if not len(correct) else f'all {bool(correct[0])}'}: the agreement AUC "
+                         "compares the scores of right and wrong captions, so it needs some of each")
+    out = {}
+    for k, v in per_item.items():
+        v = np.asarray(v, dtype=np.float64).ravel()  # (N,)
+        if len(v) != len(correct):
+            raise InputError(f"per_item[{k!r}] has {len(v)} scores but correct has {len(correct)} entries; give one "
+                             "score and one right/wrong flag per caption, in the same order")
+        nan = np.flatnonzero(np.isnan(v))
+        if len(nan):
+            raise InputError(f"per_item[{k!r}] is NaN at item {nan[0]} ({len(nan)} NaN of {len(v)}); a NaN score "
+                             "cannot be ranked: find where it comes from, or leave those captions out")
+        out[k] = roc_auc(v[correct], v[~correct])
+    return out
 
 
 def attention_pointing(model, scenes: Sequence, **decoding) -> dict:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..data.shapes import COLORS, SHAPES, SIZES
+from ..errors import InputError
 
 _MENTION = re.compile(r"\b(?:({sizes})\s+)?(?:({colors})\s+)?({shapes})s?\b".format(
     sizes="|".join(SIZES), colors="|".join(COLORS), shapes="|".join(SHAPES)))
@@ -49,14 +50,28 @@ def hallucinated(caption: str, objects) -> list[Mention]:
     return [m for m in mentioned_objects(caption) if not _present(m, objects, with_size=False)]
 
 
+def check_pairs(captions: Sequence[str], scenes: Sequence) -> None:
+    """InputError unless captions is a non-empty list of strings, one per scene."""
+    if isinstance(captions, str):
+        raise InputError("captions is one string; give a list with one caption per scene, e.g. [caption]")
+    if len(captions) != len(scenes):
+        raise InputError(f"{len(captions)} captions but {len(scenes)} scenes; give one caption per scene, in the "
+                         "scenes' order")
+    if not captions:
+        raise InputError("no captions to score: captions and scenes are empty")
+    for i, c in enumerate(captions):
+        if not isinstance(c, str):
+            raise InputError(f"captions[{i}] is {c!r:.40}, not a caption string; give text, e.g. 'a red circle'")
+
+
 def hallucination_rate(captions: Sequence[str], scenes: Sequence) -> dict:
     """CHAIR_i, CHAIR_s, CHAIR_i_size and omission of captions against ground truth.
 
     Args:
         captions: one caption per scene; scenes: ShapesWorld scenes, or lists of objects with .color/.shape/.size.
+    Raises InputError for a bare string, no captions, or a count unlike the scenes'.
     """
-    if len(captions) != len(scenes):
-        raise ValueError(f"{len(captions)} captions but {len(scenes)} scenes")
+    check_pairs(captions, scenes)
     mentions = bad = bad_size = bad_captions = objects_total = missed = 0
     for cap, sc in zip(captions, scenes):
         objs = _objects(sc)
@@ -68,6 +83,6 @@ def hallucination_rate(captions: Sequence[str], scenes: Sequence) -> dict:
         bad_captions += bool(wrong)
         objects_total += len(objs)
         missed += sum(1 for o in objs if not any(m.shape == o.shape and m.color in (None, o.color) for m in ms))
-    n = max(len(captions), 1)
-    return {"CHAIR_i": bad / max(mentions, 1), "CHAIR_s": bad_captions / n, "CHAIR_i_size": bad_size / max(mentions, 1),
-            "omission": missed / max(objects_total, 1), "mentions": mentions}
+    return {"CHAIR_i": bad / max(mentions, 1), "CHAIR_s": bad_captions / len(captions),
+            "CHAIR_i_size": bad_size / max(mentions, 1), "omission": missed / max(objects_total, 1),
+            "mentions": mentions}

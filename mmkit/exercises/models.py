@@ -43,8 +43,9 @@ def _infonce_cases(rng):
 
 @exercise("recall_at_k", "04", "Recall@K: share of queries whose right item (the diagonal) ranks in the top k",
           lambda sim, k: recall_at_k(sim, k),
-          hint="rank of query i's right item = 1 + number of items scoring strictly higher than sim[i, i] "
-               "(ties count in the query's favour); then the share of ranks <= k")
+          hint="h = items scoring strictly higher than sim[i, i], t = other items scoring the same; with ties broken "
+               "at random the right item is in the top k with probability clamp((k - h) / (t + 1), 0, 1); return "
+               "the mean over the queries")
 def _recall_cases(rng):
     yield Case("edge: ties with the right item", (torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 1.0]]), 1))
     yield Case("edge: k as large as the gallery", (randn(rng, 4, 4), 4))
