@@ -57,6 +57,35 @@ class TrapLM:
         return "TrapLM()"
 
 
+class EarlyEndLM:
+    """A model where an early ending wins: 'b <end>' (1.0 * 0.3) beats 'b a <end>' (0.5 * 0.5), the best caption of
+    the round where a finished caption first tops the candidates. A search that stops at that round, or ranks
+    captions by score per word, returns the longer one."""
+
+    vocab = 4  # 0 <start>, 1 <end>, 2 'a', 3 'b'
+
+    def __call__(self, prefix) -> np.ndarray:
+        prefix = tuple(int(t) for t in prefix)
+        table = {(BOS,): [0.0, 0.0, 0.0, 1.0],  # 'b' for sure
+                 (BOS, 3): [0.0, 0.3, 0.5, 0.2],  # <end> only second: it leaves the beam finished
+                 (BOS, 3, 2): [0.0, 0.5, 0.25, 0.25]}  # 'b a <end>' tops its round, below 'b <end>'
+        p = np.array(table.get(prefix, [0.0, 0.5, 0.3, 0.2])) + 1e-12
+        return np.log(p / p.sum())
+
+    def __repr__(self) -> str:
+        return "EarlyEndLM()"
+
+
+class EndlessLM(ToyLM):
+    """A toy model whose end token never wins: decoding must stop at max_len."""
+
+    def __init__(self, vocab: int = 5, seed: int = 7):
+        super().__init__(vocab, seed, eos_bias=-50.0)
+
+    def __repr__(self) -> str:
+        return f"EndlessLM(vocab={self.vocab}, seed={self.seed})"
+
+
 def greedy_decode_reference(step, bos: int, eos: int, max_len: int) -> list[int]:
     """Greedy decoding: from [bos], append the likeliest next token until eos or max_len new tokens.
 
@@ -99,6 +128,9 @@ def _decode_cases(rng, with_beam: bool):
         yield Case("edge: beam 1 is greedy", (ToyLM(6, int(rng.integers(1000))), BOS, EOS, 1, 6))
         yield Case("edge: a trap greedy falls into (beam 2 must find 'b <end>')", (TrapLM(), BOS, EOS, 2, 5))
         yield Case("edge: one step only", (ToyLM(5, int(rng.integers(1000))), BOS, EOS, 3, 1))
+        yield Case("edge: a caption finished in an earlier round beats the best of a later round",
+                   (EarlyEndLM(), BOS, EOS, 2, 5))
+        yield Case("edge: no beam ends within max_len (return the best unfinished one)", (EndlessLM(), BOS, EOS, 3, 4))
         for _ in range(6):
             yield Case("random", (ToyLM(int(rng.integers(3, 9)), int(rng.integers(10**6)), float(rng.uniform(0, 1))),
                                   BOS, EOS, int(rng.integers(2, 5)), int(rng.integers(2, 7))))
@@ -106,6 +138,7 @@ def _decode_cases(rng, with_beam: bool):
         yield Case("edge: the trap (greedy takes 'a')", (TrapLM(), BOS, EOS, 5))
         yield Case("edge: max_len 1", (ToyLM(5, int(rng.integers(1000))), BOS, EOS, 1))
         yield Case("edge: end token likely at once", (ToyLM(4, int(rng.integers(1000)), 5.0), BOS, EOS, 8))
+        yield Case("edge: the end token never comes (stop after max_len tokens)", (EndlessLM(), BOS, EOS, 4))
         for _ in range(6):
             yield Case("random", (ToyLM(int(rng.integers(3, 9)), int(rng.integers(10**6))), BOS, EOS, int(rng.integers(2, 9))))
 
@@ -170,6 +203,8 @@ def _bleu_edges(n: int | None):
     yield Case("edge: several references (max count over them)",
                (["a", "red", "red", "circle"], [["a", "red", "circle"], ["a", "red", "red", "square"]]) + extra)
     yield Case("edge: nothing in common", (["blue", "square"], [["a", "red", "circle"]]) + extra)
+    yield Case("edge: a repeated word counts as often as in the one reference that has it most (not the sum)",
+               (["red", "red", "circle"], [["a", "red", "circle"], ["red", "square"]]) + extra)
 
 
 @exercise("clipped_precision", "10", "BLEU's clipped n-gram precision", clipped_precision_reference,
@@ -192,5 +227,7 @@ def _bleu_cases(rng):
     yield Case("edge: reference lengths 3 and 5 equally close to 4: the shorter counts",
                (["a", "red", "big", "circle"], [["a", "red", "circle"], ["a", "red", "circle", "on", "left"]]))
     yield Case("edge: an empty hypothesis", ([], [["a", "circle"]]))
+    yield Case("edge: the closest reference length (5) is neither the shortest nor the first",
+               (["a", "red", "small", "circle"], [["a", "circle"], ["a", "red", "small", "circle", "left"]]))
     for _ in range(8):
         yield Case("random", (_sentence(rng, 1, 9), [_sentence(rng) for _ in range(int(rng.integers(1, 4)))]))

@@ -184,6 +184,10 @@ def _patch_hit_cases(rng):
     yield Case("edge: box starts exactly where the top cell ends", (peak_at(8 * 2 + 1, 8), (16, 16, 30, 30), 8, 64))
     yield Case("edge: row and column not swapped (cell in row 1, column 5)", (peak_at(13, 8), (40, 8, 48, 16), 8, 64))
     yield Case("edge: the box is the whole image", (peak_at(63, 8), (0, 0, 64, 64), 8, 64))
+    # cell 9 is row 1, column 1: pixels [8, 16) x [8, 16), centre (12, 12)
+    yield Case("edge: the box overlaps the top cell but not its centre (a hit)", (peak_at(9, 8), (14, 14, 30, 30), 8, 64))
+    yield Case("edge: a box smaller than a cell, inside the top cell (a hit)", (peak_at(9, 8), (10, 10, 13, 13), 8, 64))
+    yield Case("edge: the box covers only the top cell's right half (a hit)", (peak_at(9, 8), (12, 0, 40, 64), 8, 64))
     for _ in range(10):
         grid = int(rng.choice([4, 7, 8]))
         size = grid * int(rng.integers(4, 12))
