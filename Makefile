@@ -48,7 +48,7 @@ help:
 	@echo "make test-widgets7  run the panel tests under ipywidgets 7.7.1 (Colab's version) in $(IPYW7)"
 	@echo "make test-hub       the pretrained path on a simulated hub (random weights under the real hub ids, $(HUB))"
 	@echo "make test-colab     unit tests and the simulated-hub notebooks under Colab's versions (requirements-colab.txt)"
-	@echo "make student        student notebooks (solutions and ci-check cells removed) in build/student/; REPO=url for a fork"
+	@echo "make student        student notebooks (solutions and ci-check cells removed) in build/student/ and on branch student; REPO=url for a fork"
 	@echo "make book           the course as a web site in out/book/ from the executed notebooks (links and figures checked)"
 	@echo "make instructor     instructor notebooks (solutions shown, no markers) in build/instructor/"
 	@echo "make test-browser   real-browser tests (chromium + Playwright): JupyterLab runs 00, Voila app clicked through"
@@ -159,7 +159,7 @@ test-colab: $(STAMP)
 	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 student: $(STAMP)
-	$(PY) scripts/make_student.py --out build/student $(if $(REPO),--repo $(REPO))
+	$(PY) scripts/make_student.py --out build/student --branch student $(if $(REPO),--repo $(REPO))
 
 # The course as a static site in out/book/ (mkdocs-material + mkdocs-jupyter, the `book` extra, installed on demand):
 # every notebook executed as the tests run it (executed copies in build/book-src/ reused while the notebook is

@@ -82,7 +82,7 @@ def execute(path: Path, target: Path, timeout: int = 1800) -> float:
 
 def colab_url(name: str) -> str:
     owner_repo = make_student.canonical_repo().split("github.com/", 1)[1].rstrip("/")
-    return f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{name}"
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{make_student.STUDENT_BRANCH}/notebooks/{name}"
 
 
 def book_page(executed, name: str, pages: dict[str, str] | None = None, notebooks: set[str] = frozenset()):

@@ -19,12 +19,21 @@ Any notebook works; one without markers is copied (outputs cleared).
     python scripts/make_student.py                       # notebooks/*.ipynb -> build/student/
     python scripts/make_student.py --instructor          # -> build/instructor/
     python scripts/make_student.py --repo https://github.com/me/fork   # badges and setup cells point at a fork
+    python scripts/make_student.py --branch student      # also commit them to the local branch "student"
+
+The student notebooks' "Open in Colab" badges (and the book's) open the branch STUDENT_BRANCH, where the student
+notebooks are published: the sources on main hold the solutions. `--branch` (what `make student` passes) commits
+the student notebooks over notebooks/ of the current commit onto that branch, without touching the working tree or
+the checked-out branch; `git push origin student` then publishes them.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -33,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 EXERCISE_TAG, CHECK_TAG, SOLUTION_TAG = "exercise", "exercise-check", "solution"
 CI_TAG = "ci-check"  # cells that only check results for the tests: left out of both versions
+STUDENT_BRANCH = "student"  # where the student notebooks are published: their Colab badges open it
 
 
 class MarkerError(ValueError):
@@ -95,6 +105,13 @@ def point_at(source: str, canon: str, repo: str) -> str:
     return source.replace(canon, repo)
 
 
+def student_badges(source: str) -> str:
+    """Colab badge links to the course's notebooks on any branch, pointed at STUDENT_BRANCH (the sources on main
+    hold the solutions: a student's badge must not open them)."""
+    return re.sub(r"(colab\.research\.google\.com/github/[^/\s)\"']+/[^/\s)\"']+/blob/)[^/\s)\"']+(/notebooks/)",
+                  rf"\g<1>{STUDENT_BRANCH}\g<2>", source)
+
+
 def convert(nb, student: bool, repo: str | None = None, name: str = "notebook"):
     """A converted copy of a notebook (nbformat node): solutions removed or unmarked, check cells (ci-check)
     left out, outputs cleared."""
@@ -116,6 +133,8 @@ def convert(nb, student: bool, repo: str | None = None, name: str = "notebook"):
                 raise MarkerError(f"{where}: has solution markers but is not tagged {EXERCISE_TAG!r}")
         if repo:
             cell.source = point_at(cell.source, canon, repo)
+        if student:
+            cell.source = student_badges(cell.source)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
@@ -136,12 +155,47 @@ def write_version(src: Path, out: Path, student: bool, repo: str | None = None) 
     return written
 
 
+def _git(*args: str, env: dict | None = None, check: bool = True) -> str:
+    p = subprocess.run(["git", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    if check and p.returncode:
+        raise RuntimeError(f"git {' '.join(args)}: {p.stderr.strip()}")
+    return p.stdout.strip()
+
+
+def commit_to_branch(written: list[Path], branch: str = STUDENT_BRANCH) -> str:
+    """Commit the student notebooks over notebooks/ of HEAD onto `branch` (made if missing; its last commit the
+    parent), through a temporary index: the working tree and the checked-out branch are not touched. Returns what
+    happened, for the log; nothing is committed when the notebooks equal the branch's already."""
+    if _git("rev-parse", "--is-inside-work-tree", check=False) != "true":
+        return f"not a git checkout: the student notebooks are only in the output folder (no branch {branch!r})"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        for who in ("AUTHOR", "COMMITTER"):  # a machine without git's user.name still gets a commit
+            env.setdefault(f"GIT_{who}_NAME", _git("config", "user.name", check=False) or "make student")
+            env.setdefault(f"GIT_{who}_EMAIL", _git("config", "user.email", check=False) or "make-student@localhost")
+        _git("read-tree", "HEAD", env=env)
+        for p in written:
+            blob = _git("hash-object", "-w", str(p))
+            _git("update-index", "--add", "--cacheinfo", f"100644,{blob},notebooks/{p.name}", env=env)
+        tree = _git("write-tree", env=env)
+        parent = _git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        if parent and _git("rev-parse", f"{parent}^{{tree}}") == tree:
+            return f"branch {branch!r} holds these notebooks already"
+        head = _git("rev-parse", "--short", "HEAD")
+        commit = _git("commit-tree", tree, "-m", f"Student notebooks of {head} (make student)",
+                      *(["-p", parent] if parent else []), env=env)
+        _git("update-ref", f"refs/heads/{branch}", commit)
+    return f"committed to branch {branch!r}; publish it with: git push origin {branch}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("src", nargs="?", default=str(REPO / "notebooks"), help="a folder of notebooks or one notebook")
     ap.add_argument("--out", help="output folder (default build/student or build/instructor)")
     ap.add_argument("--instructor", action="store_true", help="keep the solutions, only drop the markers")
     ap.add_argument("--repo", help="rewrite the Colab badges and setup cells to this repository URL (a fork)")
+    ap.add_argument("--branch", help=f"also commit the student notebooks to this local branch (e.g. {STUDENT_BRANCH}, "
+                                     "which their Colab badges open)")
     a = ap.parse_args(argv)
     student = not a.instructor
     out = Path(a.out or REPO / "build" / ("student" if student else "instructor"))
@@ -152,6 +206,8 @@ def main(argv=None) -> int:
         return 1
     n_ex = sum(sum(EXERCISE_TAG in c.metadata.get("tags", []) for c in nbformat.read(p, 4).cells) for p in written)
     print(f"{'student' if student else 'instructor'} version: {len(written)} notebooks, {n_ex} exercise cells -> {out}")
+    if a.branch and student:
+        print(commit_to_branch(written, a.branch))
     return 0
 
 

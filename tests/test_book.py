@@ -133,7 +133,7 @@ def test_book_page_hides_checks_and_solutions():
     links = page.cells[1].source
     assert mb.colab_url("00_start_here.ipynb") in links and "](../download/00_start_here.ipynb)" in links
     assert mb.colab_url("x.ipynb") == \
-        f"https://colab.research.google.com/github/{mb.make_student.canonical_repo().split('github.com/')[1]}/blob/main/notebooks/x.ipynb"
+        f"https://colab.research.google.com/github/{mb.make_student.canonical_repo().split('github.com/')[1]}/blob/student/notebooks/x.ipynb"  # the student notebooks' branch
 
 
 def test_links_of_repository_pages_are_rewritten():

@@ -156,3 +156,30 @@ def test_make_student_points_a_fork_and_reports_bad_markers(tmp_path):
     assert ms.convert(md, student=True).cells[0].source == "Why?\n*Your answer here.*"
     assert ms.main([str(NOTEBOOKS / "00_start_here.ipynb"), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "00_start_here.ipynb").exists()
+
+
+def test_student_badges_open_the_student_branch_and_make_student_commits_it_there(tmp_path, monkeypatch):
+    """The student notebooks' Colab badges (and the book's) opened the sources on main, solutions included."""
+    import subprocess
+
+    nb = nbformat.read(NOTEBOOKS / "04_clip.ipynb", 4)
+    text = "\n".join(c.source for c in ms.convert(nb, student=True, name="04").cells)
+    assert "/blob/student/notebooks/04_clip.ipynb" in text and "/blob/main/notebooks/" not in text
+    shown = "\n".join(c.source for c in ms.convert(nb, student=False, name="04").cells)
+    assert "/blob/main/notebooks/04_clip.ipynb" in shown  # the instructor version keeps main
+
+    repo = tmp_path / "course"
+    (repo / "notebooks").mkdir(parents=True)
+    nbformat.write(nb, repo / "notebooks" / "04_clip.ipynb")
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, check=True).stdout  # noqa: E731
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "course")
+    monkeypatch.setattr(ms, "REPO", repo)
+    out = tmp_path / "student"
+    written = ms.write_version(repo / "notebooks", out, student=True)
+    assert "publish it with: git push origin student" in ms.commit_to_branch(written)
+    published = git("show", "student:notebooks/04_clip.ipynb")
+    assert "BEGIN SOLUTION" not in published and "(sim > correct).sum" not in published and "blob/student/" in published
+    assert git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main" and git("status", "--porcelain") == ""
+    assert "already" in ms.commit_to_branch(written)  # nothing new: no second commit
