@@ -41,6 +41,9 @@ def test_plain_background_repaints_a_one_colour_background_and_nothing_else():
     assert plain_background(noisy) == (noisy, False)
     grey = draw((240, 240, 240), COLOURS["blue"], "square")
     assert plain_background(grey) == (grey, False)  # the plain look already
+    ground = rng.normal(100, 18, (80, 80, 1)).clip(0, 255)  # a mottled grey ground, no shape: its edge passes
+    mottled = Image.fromarray(np.repeat(ground, 3, -1).astype(np.uint8))  # the one-colour test, but repainting it
+    assert plain_background(mottled)[1] is False  # left blobs that the captioner called shapes
     half = Image.new("RGB", (80, 80), (0, 0, 0))
     half.paste((250, 250, 250), (0, 0, 40, 80))  # two colours at its edges: left alone
     assert plain_background(half)[1] is False

@@ -26,26 +26,26 @@ def held_out(objects=(1, 2)):
     return [s for style in TEST_STYLES for s in R.scenes(style, N, objects=objects, seed=SEED)]
 
 
-@pytest.mark.parametrize("name,floor", [("shapes-clip", 0.55), ("shapes-align", 0.62)])
+@pytest.mark.parametrize("name,floor", [("shapes-clip", 0.60), ("shapes-align", 0.65)])
 def test_zero_shot_on_held_out_looks(name, floor):
     acc = R.zero_shot_accuracy(_model(name), held_out(objects=1))
-    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.65 / 0.77 (targets 0.90 / 0.85)
+    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.72 / 0.79 (targets 0.90 / 0.85)
 
 
 def test_captions_name_colour_and_shape_on_held_out_looks():
     m = _model("shapes-blip-caption")
-    assert R.caption_scores(m, held_out(objects=1))["names"] >= 0.65  # ROBUSTNESS.md: 0.81 (target 0.90)
+    assert R.caption_scores(m, held_out(objects=1))["names"] >= 0.70  # ROBUSTNESS.md: 0.83 (target 0.90)
     assert R.caption_scores(m, R.scenes("plain", 60, seed=SEED))["exact"] >= 0.95  # the plain look is kept
 
 
-@pytest.mark.parametrize("name,floor", [("shapes-blip-vqa", 0.58), ("shapes-vilt-vqa", 0.62)])
+@pytest.mark.parametrize("name,floor", [("shapes-blip-vqa", 0.66), ("shapes-vilt-vqa", 0.66)])
 def test_colour_and_shape_answers_on_held_out_looks(name, floor):
     acc = R.vqa_accuracy(_model(name), held_out())
-    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.71 / 0.73 (target 0.90)
+    assert acc >= floor, f"{name}: {acc:.3f}"  # ROBUSTNESS.md: 0.81 / 0.81 (target 0.90)
 
 
 def test_itm_separates_captions_from_negatives_on_held_out_looks():
-    assert R.itm_auc(_model("shapes-blip-itm"), held_out()) >= 0.70  # ROBUSTNESS.md: 0.81 (target 0.95)
+    assert R.itm_auc(_model("shapes-blip-itm"), held_out()) >= 0.75  # ROBUSTNESS.md: 0.85 (target 0.95)
 
 
 @pytest.mark.parametrize("name", ["shapes-blip-caption", "shapes-vilt-vqa"])
