@@ -103,7 +103,7 @@ def plain_background(im: Image.Image, colour=(240, 240, 240), step: int = STEP, 
     ground's colour is repainted; the rest (the shapes, and the blend at their edges) is kept.
 
     The bundled models learnt the plain look best: on ShapesWorld's dark backgrounds shapes-blip-vqa answered
-    the colour and shape questions right 0.55 of the time as drawn and 0.97 repainted (data/models/
+    the colour and shape questions right 0.55 of the time as drawn and 0.93 repainted (data/models/
     ROBUSTNESS_BOUND.md); mmkit.domain.fit_picture_at gives them pictures so."""
     edge = _edge_pixels(im).astype(np.int16)
     fill = np.median(edge, axis=0)
