@@ -147,8 +147,10 @@ def caption_forms() -> frozenset:
     return frozenset(question_form(scene.caption) for world in worlds for scene in world)
 
 
+@lru_cache(maxsize=32)
 def _held_out(spec, kind: str) -> float | None:
-    """A bundled model's held-out accuracy on one question kind, from its mmkit.json ('heldout'), or None."""
+    """A bundled model's held-out accuracy on one question kind, from its mmkit.json ('heldout'), or None (read
+    once per model and kind: a where-question is asked again and again)."""
     from pathlib import Path
 
     from .models import _meta
