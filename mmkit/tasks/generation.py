@@ -7,7 +7,7 @@ from ..errors import InputError, warn
 from ..families import adapter
 from ..options import check_generate_options, check_option
 from ..speedups import can_decode_greedily, greedy_caption
-from .inputs import BATCH_SIZE, batched, image_list, max_text_len, pixel_inputs, task_model, text_list, tokenize
+from .inputs import BATCH_SIZE, batched, image_list, max_text_len, new_token_room, pixel_inputs, task_model, text_list
 
 
 def check_decoding(max_new_tokens: int = 30, num_beams: int = 1, temperature: float = 1.0, top_p: float = 1.0,
@@ -53,7 +53,7 @@ def caption(m, images, prompt: str | None = None, max_new_tokens: int = 30, num_
     check_domain(m, ims, "caption")  # a bundled model warns on pictures with no shapes
     if prompt:
         check_words(m, [prompt], "caption")  # and on words that no ShapesWorld text uses
-    room = max_text_len(m) - (len(tokenize(m, [prompt])["input_ids"][0]) if prompt else 2)
+    room = new_token_room(m, prompt)
     if kw["max_new_tokens"] > room:  # the decoder has no position embeddings past its limit
         if room < 1:
             raise InputError(f"the prompt fills the model's {max_text_len(m)}-token limit; shorten it")

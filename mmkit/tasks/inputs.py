@@ -116,16 +116,21 @@ def fit_new_tokens(m, kwargs: dict) -> dict:
         n = int(n)
     if not isinstance(n, int) or isinstance(n, bool):
         return kwargs
-    limit, used = max_text_len(m), 2
     prompt = kwargs.get("prompt")
-    if isinstance(prompt, str) and prompt.strip():
-        prompt = check_option("prompt", prompt)  # cleaned as caption cleans it (a bad prompt: InputError, 400)
-        tok = getattr(m.processor, "tokenizer", m.processor)
-        used = len(tok(prompt, truncation=True, max_length=limit)["input_ids"])  # as tokenize() counts it
-    room = limit - used
+    prompt = check_option("prompt", prompt) if isinstance(prompt, str) else None  # as caption cleans it
+    room = new_token_room(m, prompt)
     if room < 1 or n <= room:  # a prompt that fills the limit: caption says so
         return kwargs
     return dict(kwargs, max_new_tokens=room)
+
+
+def new_token_room(m, prompt: str | None) -> int:
+    """How many tokens a caption may add: the model's text limit less the prompt's tokens (counted as tokenize
+    counts them, cut at the limit), or less 2 (the start token and a spare) without a prompt."""
+    if not prompt:
+        return max_text_len(m) - 2
+    limit, tok = max_text_len(m), getattr(m.processor, "tokenizer", m.processor)
+    return limit - len(tok(prompt, truncation=True, max_length=limit)["input_ids"])
 
 
 def tokenize(m: Loaded, texts: list[str]) -> dict:
