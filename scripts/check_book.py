@@ -1,4 +1,5 @@
-"""Check a built book (out/book): every internal link and image resolves, every chapter shows its figures,
+"""Check a built book (out/book): every internal link and image resolves (and none starts at the site's root),
+every image has alt text, every chapter shows its figures,
 has an "Open in Colab" and a download link, shows no check cell (tag "ci-check"), and can draw its panels (a
 page with saved widget views loads require.js, which the widget renderer needs).
 
@@ -24,6 +25,7 @@ CHECK_TAG = "ci-check"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a panel's saved view, drawn online by embed-amd.js
 REQUIRE_JS = re.compile(r"<script[^>]*\bsrc=\"[^\"]*require(\.min)?\.js\"")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+NO_ALT = "No description has been provided for this image"  # what nbconvert writes into an <img> without alt text
 
 
 class Links(HTMLParser):
@@ -34,10 +36,13 @@ class Links(HTMLParser):
         self.refs: list[tuple[str, str]] = []  # (tag, url)
         self.classes: list[str] = []
         self.text: list[str] = []
+        self.images_without_text = 0
         self._skip = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "img" and (not (a.get("alt") or "").strip() or a.get("alt") == NO_ALT):
+            self.images_without_text += 1
         for key in ("href", "src"):
             if a.get(key) and not (tag == "link" and key == "href" and a.get("rel") in ("canonical", "alternate")):
                 self.refs.append((tag, a[key]))
@@ -67,18 +72,28 @@ def parse(page: Path) -> Links:
 
 
 def check_links(site: Path) -> list[str]:
-    """Relative href/src of every page must name a file of the site (anchors and external URLs are not followed)."""
+    """Relative href/src of every page must name a file of the site (anchors and external URLs are not followed);
+    a link from the site's root ("/assets/...") is a fault: it breaks where the book is opened from a folder or
+    served from a sub-path. Every image has alt text other than nbconvert's stand-in."""
     problems = []
     for page in sorted(site.rglob("*.html")):
-        for tag, url in parse(page).refs:
+        parsed = parse(page)
+        for tag, url in parsed.refs:
             parts = urlsplit(url)
             if parts.scheme or parts.netloc or url.startswith(("#", "data:", "mailto:", "javascript:")):
                 continue
-            target = (site / parts.path.lstrip("/")) if url.startswith("/") else (page.parent / unquote(parts.path))
+            if url.startswith("/"):
+                problems.append(f"{page.relative_to(site)}: link from the site's root {url} (breaks from a folder "
+                                "or a sub-path; make it relative)")
+                continue
+            target = page.parent / unquote(parts.path)
             if parts.path and target.is_dir():
                 target = target / "index.html"
             if parts.path and not target.exists():
                 problems.append(f"{page.relative_to(site)}: broken {'image' if tag == 'img' else 'link'} {url}")
+        if parsed.images_without_text:
+            problems.append(f"{page.relative_to(site)}: {parsed.images_without_text} images without alt text "
+                            f"(or with {NO_ALT!r})")
     return problems
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import re
@@ -43,6 +44,44 @@ KERNEL_ENV = {"MMKIT_QUICK": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "P
 
 make_student = load_script(REPO / "scripts" / "make_student.py")
 
+# Run first in the kernel that executes a chapter (and removed from the executed copy): the PNG formatter gives each
+# matplotlib figure it draws the text the figure carries (titles, else axis labels) as output metadata "alt", and a
+# picture its size. book_page writes that into the page's <img alt>, where nbconvert would write "No description
+# has been provided for this image".
+FIGURE_TEXT = """\
+def _mmkit_book_figure_text():
+    import IPython.core.pylabtools as pylab
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    def text_of(fig):
+        titles = [fig.get_suptitle()] + [ax.get_title(loc) for ax in fig.axes for loc in ("left", "center", "right")]
+        said = [t for t in titles if t.strip()]
+        if not said:
+            said = [f"{ax.get_xlabel()} against {ax.get_ylabel()}" if ax.get_ylabel() else ax.get_xlabel()
+                    for ax in fig.axes if ax.get_xlabel()]
+        return "; ".join(dict.fromkeys(" ".join(t.split()) for t in said))
+
+    def with_text(draw, describe):
+        def drawn(obj, *args, **kwargs):
+            data = draw(obj, *args, **kwargs)
+            text = describe(obj) if isinstance(data, (str, bytes)) and kwargs.get("fmt", "png") == "png" else ""
+            return (data, {"alt": text}) if text else data
+        return drawn
+
+    # the inline backend registers partial(pylab.print_figure, fmt=...) for figures when it loads (or has already)
+    png = get_ipython().display_formatter.formatters["image/png"]
+    pylab.print_figure = with_text(pylab.print_figure, text_of)
+    if Figure in png.type_printers:
+        png.for_type(Figure, with_text(png.type_printers[Figure], text_of))
+    png.for_type(Image.Image, with_text(lambda im: im._repr_png_(), lambda im: f"a {im.width} x {im.height} picture"))
+
+
+_mmkit_book_figure_text()
+del _mmkit_book_figure_text
+"""
+
 
 def tags(cell) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
@@ -63,6 +102,7 @@ def execute(path: Path, target: Path, timeout: int = 1800) -> float:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(FIGURE_TEXT))
     old = {k: os.environ.get(k) for k in KERNEL_ENV}
     os.environ.update(KERNEL_ENV)  # the kernel inherits this process's environment
     t0 = time.perf_counter()
@@ -75,6 +115,7 @@ def execute(path: Path, target: Path, timeout: int = 1800) -> float:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    del nb.cells[0]
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     return time.perf_counter() - t0
@@ -90,8 +131,11 @@ def book_page(executed, name: str, pages: dict[str, str] | None = None, notebook
     the outputs of exercise checks cleared (they report on the solution), a Colab and a download link."""
     nb = nbformat.from_dict(executed)
     cells = []
+    section = ""
     for i, cell in enumerate(nb.cells):
         t = tags(cell)
+        if cell.cell_type == "markdown":
+            section = ([h.strip("# ") for h in re.findall(r"^#{1,4} .+$", cell.source, re.M)] or [section])[-1]
         if CHECK_TAG in t:
             continue
         if make_student.SOLUTION_TAG in t:
@@ -101,6 +145,8 @@ def book_page(executed, name: str, pages: dict[str, str] | None = None, notebook
                                                           f"{name}, cell {i}")
         if make_student.CHECK_TAG in t and cell.cell_type == "code":
             cell.outputs = []
+        for output in cell.get("outputs", []):
+            described(output, section)
         if cell.cell_type == "markdown":
             cell.source = rewrite_links(cell.source, f"notebooks/{name}", pages or {}, set(notebooks), in_notebook=True)
         cells.append(cell)
@@ -111,6 +157,23 @@ def book_page(executed, name: str, pages: dict[str, str] | None = None, notebook
     cells.insert(1, links)
     nb.cells = cells
     return nb
+
+
+def described(output, section: str) -> None:
+    """Give an image output an <img> with alt text (the page shows it in place of the bare image): the text its
+    figure carries (FIGURE_TEXT), and the section it is in. nbconvert's lab template drops the output's "alt"."""
+    for kind in ("image/png", "image/jpeg"):
+        data = output.get("data", {}).get(kind)
+        if not data or "text/html" in output["data"]:
+            continue
+        meta = output.get("metadata", {}).get(kind, {})
+        text = meta.get("alt") or output.get("metadata", {}).get("alt") or ""
+        where = f"in the section {section}" if section else "in this chapter"
+        alt = f"Figure {where}: {text}" if text else f"A figure {where}, made by the code above"
+        size = "".join(f' {k}="{meta[k]}"' for k in ("width", "height") if meta.get(k))
+        body = "".join(data) if isinstance(data, list) else data
+        output["data"]["text/html"] = f'<img src="data:{kind};base64,{body.strip()}" alt="{html.escape(alt)}"{size}>'
+        return
 
 
 def rewrite_links(text: str, source: str, pages: dict[str, str], notebooks: set[str], in_notebook: bool = False) -> str:
@@ -180,7 +243,17 @@ def build_site(executed: dict[str, Path], src: Path = SRC, out: Path = OUT) -> i
                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     if built.returncode:
         print("error: mkdocs build failed (warnings count as errors: a broken link, a missing page)", file=sys.stderr)
+    elif (out / "404.html").exists():
+        relative_links(out / "404.html")
     return built.returncode
+
+
+def relative_links(page: Path) -> None:
+    """Make a top-level page's links from the site's root ("/assets/...", mkdocs' 404.html) relative, so that they
+    work where the book is opened from a folder (file://) or served from a sub-path (~lecturer/book/)."""
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(r'\b(href|src)="/(?!/)', r'\1="./', text)
+    page.write_text(text, encoding="utf-8")
 
 
 def main(argv=None) -> int:

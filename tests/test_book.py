@@ -113,7 +113,7 @@ def _executed(png: str):
     """A hand-made 'executed' chapter: a figure, a check cell, an exercise with its solution and check."""
     nb = nbformat.v4.new_notebook()
     figure = nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output(
-        "display_data", data={"image/png": png, "text/plain": "<Figure>"})])
+        "display_data", data={"image/png": png, "text/plain": "<Figure>"}, metadata={"image/png": {"alt": "a line"}})])
     check = nbformat.v4.new_code_cell("assert secret_check_value == 42", metadata={"tags": ["ci-check"]})
     exercise = nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return hidden_solution(x)\n"
                                          "    ### END SOLUTION", metadata={"tags": ["exercise"]})
@@ -163,6 +163,9 @@ def test_one_chapter_book_builds_and_the_checker_catches_each_fault(tmp_path):
     page = site / "notebooks" / "00_start_here.html"
     html = page.read_text()
     assert png[:200] in html and "secret_check_value" not in html
+    assert 'alt="Figure in the section 00 · A chapter: a line"' in html and cb.NO_ALT not in html
+    not_found = (site / "404.html").read_text()
+    assert 'href="./' in not_found and not re.search(r'(href|src)="/[^/]', not_found)  # mkdocs writes "/assets/..."
     assert (site / "download" / "00_start_here.ipynb").exists() and (site / "COURSE.html").exists()
 
     # each fault, alone, fails the check
@@ -181,6 +184,10 @@ def test_one_chapter_book_builds_and_the_checker_catches_each_fault(tmp_path):
     assert without != html  # the book loads require.js
     page.write_text(without.replace("</article>", view, 1))  # the same panel without it: never drawn
     assert cb.main(args) == 1
+    page.write_text(html.replace("</article>", f'<img src="../img/x.png" alt="{cb.NO_ALT}"></article>', 1))
+    assert cb.main(args) == 1  # nbconvert's stand-in alt text
+    page.write_text(html.replace("</article>", '<a href="/index.html">home</a></article>', 1))
+    assert cb.main(args) == 1  # a link from the site's root: broken from a folder or a sub-path
     page.write_text(html)
     shutil.rmtree(site / "download")
     assert cb.main(args) == 1
