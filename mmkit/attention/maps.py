@@ -59,8 +59,44 @@ class LazyMaps(dict):
         return [(k, self[k]) for k in self]
 
 
+class OnPicture:
+    """Maps of `image`, the picture as the model was given it, placed on the picture given (which mmkit cropped or
+    padded for the model): for AttentionMaps and the classroom's RemoteMaps, which have image, offset and given_size."""
+
+    def box(self, box) -> tuple:
+        """A box (x0, y0, x1, y1) on the picture given, moved onto `image` (on which the maps lie)."""
+        dx, dy = self.offset
+        return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
+
+    def _resize(self, m: np.ndarray, size) -> np.ndarray:
+        """The (gh, gw) map at `size` (see for_token), placed when the maps are of a cropped or padded picture."""
+        if isinstance(size, str) and size == "given":
+            return self.on_given(upsample(m, self.image.size[::-1]))
+        if size is not None:
+            m = upsample(m, self.image.size[::-1] if isinstance(size, str) and size == "image" else pixel_size(size))
+        if not self.given_size:  # the model was given the picture as it is: nothing to place
+            return m
+        out = m.view(PlacedMap)
+        out.placed = (tuple(self.image.size), tuple(self.offset), tuple(self.given_size))
+        return out
+
+    def on_given(self, m: np.ndarray) -> np.ndarray:
+        """A map at maps.image's size, (h, w), moved onto the picture given, (H, W): padding bands cut away, pixels
+        of the picture given that the model was not given (outside a crop) 0. Unchanged without crop or padding."""
+        if not self.given_size:
+            return m
+        W, H = self.given_size
+        dx, dy = self.offset  # given pixel (x, y) is image pixel (x + dx, y + dy)
+        out = np.zeros((H, W), dtype=m.dtype)
+        x0, x1 = max(0, -dx), min(W, m.shape[1] - dx)  # the given picture's columns that the image covers
+        y0, y1 = max(0, -dy), min(H, m.shape[0] - dy)
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = m[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        return out
+
+
 @dataclass
-class AttentionMaps:
+class AttentionMaps(OnPicture):
     """Maps from text tokens (or queries) to image patches.
 
     attn:  raw attention, (layers, heads, n_pieces, gh, gw), or None when the model has none (ALIGN).
@@ -83,11 +119,6 @@ class AttentionMaps:
     # (negative along a side it was cropped on)
     given_size: tuple = ()  # (w, h) of the picture given, when it differs from `image`'s (padded or cropped)
     repainted: bool = False  # the model was given `image` with its one-colour background repainted (bundled models)
-
-    def box(self, box) -> tuple:
-        """A box (x0, y0, x1, y1) on the picture given, moved onto `image` (on which the maps lie)."""
-        dx, dy = self.offset
-        return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
     def __post_init__(self):
         self.extra = LazyMaps(self.extra)  # methods such as "relevance" are computed when first read
@@ -128,9 +159,11 @@ class AttentionMaps:
 
         Args:
             word: a word of the text (resolved to its sub-word pieces, averaged) or its index.
-            layer: a layer index (negative counts from the end); None averages all layers.
-            head: a head index; None aggregates the heads with agg.
-            agg: "mean" or "max" over heads, or "rollout" (attention rollout across layers).
+            layer: a layer index (negative counts from the end); None averages all layers. Raw attention only:
+                the other methods give one map per word, not one per layer and head, and refuse layer and head.
+            head: a head index; None aggregates the heads with agg (raw attention only).
+            agg: "mean" or "max" over heads (raw attention only; the other methods have no heads to aggregate), or
+                "rollout" (attention rollout across layers: method "rollout").
             size: None (the patch grid); "image": maps.image's size, the picture as the model was given it
                 (cropped to a window around the shapes or padded, for a bundled model); "given": the size of the
                 picture you passed, the map moved onto it by offset (padding bands cut away; its pixels that the
@@ -157,42 +190,27 @@ class AttentionMaps:
             else:
                 m = a[self._check(head, self.heads, "head")]
         elif method in self.extra:
+            self._one_map(method, layer, head)
             m = self.extra[method][pieces].mean(axis=0)
         else:
             raise InputError(f"method {method!r} is not available for {self.model}; choose one of {self.methods}")
         return self._resize(np.asarray(m, dtype=np.float32), size)
+
+    def _one_map(self, method: str, layer, head) -> None:
+        """InputError when a layer or head is asked of a method that gives one map per word."""
+        asked = [f"{k}={v!r}" for k, v in (("layer", layer), ("head", head)) if v is not None]
+        if not asked:
+            return
+        fix = ("use method='attention' for one layer or head (mmkit.viz.layer_head_grid draws them all)"
+               if self.attn is not None else f"{self.model or 'these maps'} has no attention heads: drop them")
+        raise InputError(f"method {method!r} gives one map per word, not one per layer and head, so "
+                         f"{', '.join(asked)} cannot choose one; {fix}")
 
     @staticmethod
     def _check(i: int, n: int, what: str) -> int:
         if not -n <= i < n:
             raise InputError(f"{what} {i} out of range: the model has {n} {what}s")
         return i
-
-    def _resize(self, m: np.ndarray, size) -> np.ndarray:
-        """The (gh, gw) map at `size` (see for_token), placed when the maps are of a cropped or padded picture."""
-        if isinstance(size, str) and size == "given":
-            return self.on_given(upsample(m, self.image.size[::-1]))
-        if size is not None:
-            m = upsample(m, self.image.size[::-1] if isinstance(size, str) and size == "image" else pixel_size(size))
-        if not self.given_size:  # the model was given the picture as it is: nothing to place
-            return m
-        out = m.view(PlacedMap)
-        out.placed = (tuple(self.image.size), tuple(self.offset), tuple(self.given_size))
-        return out
-
-    def on_given(self, m: np.ndarray) -> np.ndarray:
-        """A map at maps.image's size, (h, w), moved onto the picture given, (H, W): padding bands cut away, pixels
-        of the picture given that the model was not given (outside a crop) 0. Unchanged without crop or padding."""
-        if not self.given_size:
-            return m
-        W, H = self.given_size
-        dx, dy = self.offset  # given pixel (x, y) is image pixel (x + dx, y + dy)
-        out = np.zeros((H, W), dtype=m.dtype)
-        x0, x1 = max(0, -dx), min(W, m.shape[1] - dx)  # the given picture's columns that the image covers
-        y0, y1 = max(0, -dy), min(H, m.shape[0] - dy)
-        if x1 > x0 and y1 > y0:
-            out[y0:y1, x0:x1] = m[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
-        return out
 
     def __repr__(self) -> str:
         return (f"AttentionMaps({self.model!r}, {len(self.words)} {self.kind}, grid={self.grid}, "
@@ -239,12 +257,18 @@ def pixel_size(size) -> tuple[int, int]:
 
 
 def upsample(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A (gh, gw) map resized to size = (height, width), bilinear."""
-    import torch
+    """A (gh, gw) map resized to size = (height, width), bilinear: torch's interpolate(mode="bilinear",
+    align_corners=False) in numpy, so the classroom's kernels place maps without torch."""
+    m = np.asarray(m, dtype=np.float32)
 
-    t = torch.from_numpy(np.ascontiguousarray(m))[None, None]  # (1, 1, gh, gw)
-    up = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
-    return up[0, 0].numpy()  # (height, width)
+    def axis(n_in: int, n_out: int):  # for each output pixel: the two input pixels it lies between, and the weight
+        src = np.maximum((np.arange(n_out, dtype=np.float32) + 0.5) * np.float32(n_in / n_out) - 0.5, 0)
+        lo = np.minimum(src.astype(np.int64), n_in - 1)
+        return lo, np.minimum(lo + 1, n_in - 1), (src - lo).astype(np.float32)
+
+    (r0, r1, wr), (c0, c1, wc) = axis(m.shape[0], size[0]), axis(m.shape[1], size[1])
+    rows = m[r0] * (1 - wr)[:, None] + m[r1] * wr[:, None]  # (height, gw)
+    return rows[:, c0] * (1 - wc) + rows[:, c1] * wc  # (height, width)
 
 
 def to_grid(values, index, grid) -> np.ndarray:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..attention.maps import OnPicture
 from ..errors import InputError, OutOfDomainWarning, warn
 
 ENV = "MMKIT_MODEL_SERVER"  # e.g. http://127.0.0.1:8867: the app captions through this server when set
@@ -34,10 +35,10 @@ class RemoteSpec:
 
 
 @dataclass
-class RemoteMaps:
-    """Per-word maps sent by the server: `for_token(i, method)` -> (gh, gw), like AttentionMaps."""
+class RemoteMaps(OnPicture):
+    """Per-word maps sent by the server: `for_token(i, method, size)` -> (gh, gw), placed like AttentionMaps'."""
 
-    image: object  # the RGB PIL image
+    image: object  # the RGB PIL image as the server's model was given it (the picture passed, cropped or padded)
     words: list[str]
     methods: list[str]
     maps: dict  # method -> (n_words, gh, gw) array
@@ -45,13 +46,16 @@ class RemoteMaps:
     given_size: tuple = ()  # (w, h) of the picture given, when the model was given it padded or cropped
     repainted: bool = False  # the model was given it with its one-colour background repainted (bundled models)
 
-    def for_token(self, i: int, method: str | None = None) -> np.ndarray:
+    def for_token(self, i: int, method: str | None = None, size=None) -> np.ndarray:
+        """Word i's map, (gh, gw), or at size: None, "image", "given" or (height, width), as in AttentionMaps.for_token;
+        for a picture the server's model was given cropped or padded, a PlacedMap (every size but "given") that
+        mmkit.viz.overlay draws where `image` lies on the picture you passed."""
         method = method or self.methods[0]
         if method not in self.maps:
             raise InputError(f"method {method!r} is not available; choose one of {self.methods}")
         if not 0 <= i < len(self.words):
             raise InputError(f"token index {i} out of range: there are {len(self.words)} tokens")
-        return self.maps[method][i]
+        return self._resize(np.asarray(self.maps[method][i], dtype=np.float32), size)
 
 
 @dataclass

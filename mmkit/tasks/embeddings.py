@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..families import adapter
 from ..models import Loaded
 from ..options import check_option, check_templates
-from .inputs import BATCH_SIZE, batched, image_list, task_model, pixel_inputs, text_list, tokenize
+from .inputs import BATCH_SIZE, batched, image_list, max_text_len, task_model, pixel_inputs, text_list, tokenize
 
 
 def pooled_feature(out):
@@ -89,6 +89,22 @@ def _label_embeddings(m: Loaded, labels: tuple[str, ...], templates: tuple[str, 
     return e
 
 
+def read_alike(tok, labels: list[str], templates, limit: int) -> list[list[str]]:
+    """Groups of labels whose prompts `tok` turns into the same ids (cut at `limit`): one text to the model."""
+    first = tok([templates[0].format(lab) for lab in labels], truncation=True, max_length=limit)["input_ids"]
+    groups: dict = {}
+    for lab, ids in zip(labels, first):
+        groups.setdefault(tuple(ids), []).append(lab)
+    out = []
+    for g in (g for g in groups.values() if len(g) > 1):  # alike in the first template: check every template
+        ids = tok([t.format(lab) for lab in g for t in templates], truncation=True, max_length=limit)["input_ids"]
+        keys: dict = {}
+        for i, lab in enumerate(g):
+            keys.setdefault(tuple(map(tuple, ids[i * len(templates):(i + 1) * len(templates)])), []).append(lab)
+        out += [k for k in keys.values() if len(k) > 1]
+    return out
+
+
 def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
     """Zero-shot classification: {label: probability} for one image, or a list of such dicts.
 
@@ -108,6 +124,12 @@ def zero_shot(m, images, labels, templates=None, batch_size: int = BATCH_SIZE):
     if dup:
         raise InputError(f"duplicate labels {dup}: each class name must appear once")
     templates = check_templates(templates) or (m.spec.zero_shot_template,)
+    alike = read_alike(getattr(m.processor, "tokenizer", m.processor), labs, templates, max_text_len(m))
+    if alike:
+        same = " and ".join(repr(x) for x in alike[0])
+        case = " (it does not tell upper from lower case)" if len({x.lower() for x in alike[0]}) == 1 else ""
+        raise InputError(f"duplicate labels {same}: {m.spec.name} reads them alike{case}, as its tokenizer gives "
+                         "their prompts the same tokens; each class must appear once, so keep one spelling")
     batch_size = check_option("batch_size", batch_size)
     ims, single = image_list(images)
     check_domain(m, ims, "zero-shot result")

@@ -1,8 +1,8 @@
 """The video commands of `mmkit`: `mmkit caption clip.mp4` (timed segments) and `mmkit search-video clip.mp4 TEXT`.
 
 `mmkit caption` with video files (by suffix: .mp4, .webm, .mkv, .mov, ...) comes here instead of the image
-command; a GIF counts as a video when it comes alone or with videos, and as a picture among pictures. Text
-output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one object per
+command; a GIF that moves counts as a video when it comes alone or with videos, and as a picture among pictures.
+Text output is one line per segment or moment (`start-end  caption`); `--json` is JSON Lines, one object per
 segment or moment, with the video's name; notices (out of domain, a file cut short: Python warnings too) go
 to stderr as `mmkit: note: ...` and into "notice".
 Exit codes: 0 fine, 2 bad input (one line saying why and how to fix it), 130 interrupted.
@@ -29,11 +29,13 @@ def handles(argv: list[str]) -> bool:
     import os
 
     from ..annotations import IMAGE_SUFFIXES
+    from ..cli_input import animated_gif
 
     words = [a for a in argv[1:] if not a.startswith("-")]
-    clips = [a for a in words if is_video_path(a)]
+    still = [a for a in words if a.lower().endswith(".gif") and os.path.isfile(a) and not animated_gif(a)]
+    clips = [a for a in words if is_video_path(a) and a not in still]  # a GIF that does not move is a picture
     pictures = [a for a in words if os.path.isdir(a) or (os.path.splitext(a)[1].lower() in IMAGE_SUFFIXES
-                                                         and not is_video_path(a))]
+                                                         and not is_video_path(a))] + still
     # a GIF is a clip alone or among clips, and a picture among pictures (as in a folder, which lists GIFs)
     return any(not a.lower().endswith(".gif") for a in clips) or bool(clips) and not pictures
 

@@ -7,6 +7,8 @@ frames is in memory at a time. The models see one frame at a time: nothing here 
 """
 from __future__ import annotations
 
+import io
+import os
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..data.video import Frame, VideoFrames, video_frames
-from ..errors import InputError
+from ..errors import InputError, describe
 from ..families import adapter
 from ..tasks.inputs import task_model
 
@@ -98,7 +100,44 @@ class VideoAnswers:
         return f"{self.answer}  ({self.rule}; per frame: {dict(self.counts)}; {self.limits})"
 
 
-def frame_source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], float | None]:
+STILL = {"caption": "mmkit.caption(m, image)", "search result": "mmkit.match(m, image, texts)",
+         "answer": "mmkit.answer(m, image, question)"}  # _run's task -> the image function for one picture
+
+
+ANIMATIONS = ("GIF", "PNG", "WEBP", "FLI")  # formats whose frames are an animation (APNG for PNG); TIFF pages are not
+
+
+def still_picture(video) -> str | None:
+    """The format of a one-frame picture file (PNG, JPEG, a GIF that does not move, ...) given as a video, else None
+    (an animated GIF, a video or anything PIL does not read: video_frames reads it, or says what is wrong)."""
+    from PIL import Image
+
+    at = None
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(video))
+    elif isinstance(video, (str, os.PathLike)):
+        if not os.path.isfile(video):
+            return None
+        source = video
+    elif hasattr(video, "read") and hasattr(video, "seek"):
+        try:
+            at, source = video.tell(), video
+        except (OSError, ValueError, io.UnsupportedOperation):  # a pipe or socket: left to video_frames
+            return None
+    else:
+        return None
+    try:
+        with Image.open(source) as im:
+            moving = getattr(im, "is_animated", False) and im.format in ANIMATIONS
+            return None if moving or im.format == "MPEG" else im.format  # PIL names an MPEG-1 video by its header
+    except Exception:  # not a picture PIL reads (a video, or text): video_frames says what it is
+        return None
+    finally:
+        if at is not None:
+            video.seek(at)
+
+
+def frame_source(video, every, max_frames, max_side, task: str = "result") -> tuple[Iterable[Frame], float | None]:
     """(iterable of Frames, clip end in seconds if known) for a path/bytes/file, a VideoFrames, a Clip or Frames."""
     from ..data.video_world import Clip
 
@@ -116,6 +155,13 @@ def frame_source(video, every, max_frames, max_side) -> tuple[Iterable[Frame], f
                              "list(mmkit.data.video_frames(path)); pass a file path or bytes for a video file")
         frames = sorted(video, key=lambda f: f.time)  # in time order, whatever order they came in
         return frames[:max_frames] if max_frames else frames, None
+    fmt = still_picture(video)
+    if fmt is not None:
+        name = describe(video) if isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) else \
+            f"file object {getattr(video, 'name', type(video).__name__)!r}"
+        raise InputError(f"{name} is a picture ({fmt}, one still frame), not a video; pass it to "
+                         f"{STILL.get(task, 'the image function, e.g. mmkit.caption(m, image)')} instead (the video "
+                         "functions read clips that move: MP4, WebM, MOV, an animated GIF, ...)")
     return video_frames(video, every=every, max_frames=max_frames, max_side=max_side), None
 
 
@@ -141,7 +187,7 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size={batch_size!r} must be a whole number >= 1")
-    frames, end = frame_source(video, every, max_frames, max_side)
+    frames, end = frame_source(video, every, max_frames, max_side, task)
     times: list[float] = []
     out: list = []
     flags: list[bool] = []
@@ -194,7 +240,7 @@ def caption_video(m, video, every: float | None = 1.0, max_frames: int | None = 
     Args:
         m: a captioning model (Loaded or name), e.g. "shapes-blip-caption".
         video: a file path, bytes, a binary file object, a `video_frames(...)` iterator, a list of Frames, or a
-            synthetic `Clip`.
+            synthetic `Clip`. A still picture (PNG, JPEG, a GIF that does not move) is refused: use mmkit.caption.
         every: seconds between sampled frames (None: every frame); max_frames: as in video_frames.
         max_side: frames are scaled so the longer side is at most this many pixels (default 640).
         progress: called as progress(frames_done, last_time) after each batch (raise in it to stop).
