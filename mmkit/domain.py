@@ -9,7 +9,9 @@ still returns its result. A flagged picture gets a second look at its
 content, cropped (second_look): a small shape on a big sheet is a few pixels in the detector's thumbnail; one still
 flagged is read again as the bundled models see it, its one-colour background repainted (repainted_look). A picture
 that seems to show more than two shapes (count_shapes) gets the warning too: the models learnt from scenes of one
-or two, and answer 'two' to a count of three or four. A bundled model also gets a picture wider than 4:3 cropped
+or two, and answer 'two' to a count of three or four; so does one with a square or triangle turned further than the
+training looks turn them (turned_shapes, on one-colour backgrounds: a square at 45 degrees is a circle to all six
+models). A bundled model also gets a picture wider than 4:3 cropped
 around its content (fit_picture_at). Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the checks off.
 """
 from __future__ import annotations
@@ -405,6 +407,31 @@ def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = 
             f"many objects are there?'). Draw one or two shapes, or {pretrained_hint(spec)}")
 
 
+def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str = "result",
+                  names: list[str] | None = None) -> str:
+    """The message for `which` of `n` pictures that seem to show a square or triangle turned further than the
+    training looks turn them (turns: each such picture's mmkit.data.turns.ShapeTurn list)."""
+    from .data.turns import TURN_LIMIT
+
+    if n == 1:
+        where = "the picture seems to show " + " and ".join(  # a triangle's turn is read modulo 120 degrees
+            f"a square turned {t.turn:.0f} degrees" if t.shape == "square" else "a triangle that does not point up"
+            for t in turns[0][:2])
+    else:
+        where = f"{_which(which, n, names)} seem to show a square or triangle turned more than {TURN_LIMIT:.0f} degrees"
+    return (f"{bundled_name(spec)} is a bundled teaching model that learnt squares and triangles turned by 20 "
+            f"degrees at most; {where}, so its {task} may misname it (the bundled models call a square turned 45 "
+            f"degrees a circle). Draw the shapes upright, or {pretrained_hint(spec)}")
+
+
+def turned_shapes(images, flags: list[bool]) -> list[list]:
+    """Per picture, the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (read on a one-colour
+    background only: mmkit.data.turns); [] for a picture the detector flags, where nothing more is said."""
+    from .data.turns import TURN_LIMIT, turned_shapes as read
+
+    return [[] if flag else [t for t in read(im) or () if t.turn > TURN_LIMIT] for im, flag in zip(images, flags)]
+
+
 _CALLER_CHECKED = ContextVar("mmkit_pictures_checked_by_caller", default=False)
 
 
@@ -420,41 +447,48 @@ def pictures_checked():
         _CALLER_CHECKED.reset(token)
 
 
-def picture_readings(m, images) -> tuple[list[bool], list[int]]:
-    """(per-image out-of-domain flags, per-image shape counts) of the pictures a bundled model is given; no flags
-    and no counts for models that are not checked, or inside pictures_checked()."""
+def picture_readings(m, images) -> tuple[list[bool], list[int], list[list]]:
+    """(per-image out-of-domain flags, per-image shape counts, per-image shapes turned past the training looks'
+    turns (turned_shapes)) of the pictures a bundled model is given; nothing for models that are not checked, or
+    inside pictures_checked()."""
     if not checked(m) or not images or _CALLER_CHECKED.get():
-        return [False] * len(images), [0] * len(images)
+        return [False] * len(images), [0] * len(images), [[] for _ in images]
     net = (load_detector() or (None,))[0]
     pixels = _pixels(images, net.side, net.thumbnail) if net else _pixels(images, SIDE, THUMBNAIL)  # read once
-    return out_of_domain(images, pixels), [int(c) for c in _count(pixels)]
+    flags = out_of_domain(images, pixels)
+    return flags, [int(c) for c in _count(pixels)], turned_shapes(images, flags)
 
 
 def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "result",
-                    names: list[str] | None = None) -> list[str]:
+                    names: list[str] | None = None, turns: list[list] | None = None) -> list[str]:
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
-    about those that seem to show more than MOST_SHAPES shapes (flagged pictures are not counted)."""
+    about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
+    the models learnt (flagged pictures are neither counted nor read for turns)."""
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
+    turned = [i for i, t in enumerate(turns or ()) if t and not flags[i]]
     said = []
     if any(flags):
         said.append(picture_notice(spec, [i for i, f in enumerate(flags) if f], len(flags), task, names))
     if crowded:
         said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], len(flags), task, names))
+    if turned:
+        said.append(turned_notice(spec, turned, [turns[i] for i in turned], len(flags), task, names))
     return said
 
 
 def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[str], list[list[str]]]:
     """What a bundled model's pictures get said of them: (per-image out-of-domain flags, the batch's messages,
     each picture's own one-picture messages). Pictures the detector flags are not counted."""
-    flags, counts = picture_readings(m, images)
+    flags, counts, turns = picture_readings(m, images)
     spec = getattr(m, "spec", None)
-    own = [reading_notices(spec, [f], [c], task) for f, c in zip(flags, counts)]  # [] where nothing is said
-    return flags, reading_notices(spec, flags, counts, task), own
+    own = [reading_notices(spec, [f], [c], task, turns=[t]) for f, c, t in zip(flags, counts, turns)]  # [] if none
+    return flags, reading_notices(spec, flags, counts, task, turns=turns), own
 
 
 def check(m, images, task: str = "result") -> list[bool]:
-    """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes, and
-    when it is given pictures that seem to show more shapes than its scenes held (count_shapes).
+    """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes, when it
+    is given pictures that seem to show more shapes than its scenes held (count_shapes), and when a square or
+    triangle seems turned further than its scenes turn them (turned_shapes).
 
     Args:
         m: the Loaded model; only bundled models are checked.
@@ -464,8 +498,8 @@ def check(m, images, task: str = "result") -> list[bool]:
     """
     from .errors import OutOfDomainWarning, warn
 
-    flags, counts = picture_readings(m, images)  # each picture's own messages (picture_findings) are not needed here
-    for message in reading_notices(getattr(m, "spec", None), flags, counts, task):
+    flags, counts, turns = picture_readings(m, images)  # each picture's own messages (picture_findings): not here
+    for message in reading_notices(getattr(m, "spec", None), flags, counts, task, turns=turns):
         warn(message, OutOfDomainWarning)
     return flags
 

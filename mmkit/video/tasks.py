@@ -192,11 +192,12 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
     out: list = []
     flags: list[bool] = []
     counts: list[int] = []
+    turns: list[list] = []
     for batch in _batches(frames, batch_size):
         images = [f.image for f in batch]
         if m is not None:
-            batch_flags, batch_counts = picture_readings(m, images)
-            flags, counts = flags + batch_flags, counts + batch_counts
+            batch_flags, batch_counts, batch_turns = picture_readings(m, images)
+            flags, counts, turns = flags + batch_flags, counts + batch_counts, turns + batch_turns
         with pictures_checked() if m is not None else nullcontext():
             out += list(fn(images))
         times += [f.time for f in batch]
@@ -206,7 +207,8 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
         raise InputError("no frames were sampled from the video; use a smaller `every` or check the file")
     if m is not None:
         names = [f"{t:.1f} s" for t in times]
-        for message in reading_notices(getattr(m, "spec", None), flags, counts, task, names if len(times) > 1 else None):
+        for message in reading_notices(getattr(m, "spec", None), flags, counts, task,
+                                       names if len(times) > 1 else None, turns):
             warn(message, OutOfDomainWarning)
     return times, out, clip_end(frames, end, times, every)
 
