@@ -62,6 +62,40 @@ def _implementations(model) -> dict:
     return {k: getattr(c, "_attn_implementation", None) or "eager" for k, c in _configs(model).items()}
 
 
+def _size_of(size, key: str):
+    """A processor size entry (a dict or transformers' SizeDict) by key, or None."""
+    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+
+
+def processor_window(m, image) -> tuple[int, int, int, int] | None:
+    """The part (x0, y0, x1, y1) of `image` that the model's image processor keeps when it centre-crops (the real
+    CLIP resizes the short side to 224 and keeps the middle 224 x 224, so of a 2:1 picture it sees the middle
+    half); None when the processor keeps the whole picture."""
+    ip = getattr(m.processor, "image_processor", m.processor)
+    crop = getattr(ip, "crop_size", None)
+    if not getattr(ip, "do_center_crop", False) or crop is None:
+        return None
+    ch, cw = _size_of(crop, "height"), _size_of(crop, "width")
+    size, (w, h) = getattr(ip, "size", None), image.size
+    short = _size_of(size, "shortest_edge") if size is not None else None
+    if not ch or not cw:
+        return None
+    if not getattr(ip, "do_resize", True) or size is None:
+        rw, rh = w, h
+    elif short:  # the short side resized to `short`, the long side in proportion (transformers rounds it down)
+        rw, rh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    elif _size_of(size, "height") and _size_of(size, "width"):
+        rw, rh = _size_of(size, "width"), _size_of(size, "height")
+    else:
+        return None
+    if cw >= rw and ch >= rh:  # nothing cut (a smaller picture is padded)
+        return None
+    x0, y0 = max(0.0, (rw - cw) / 2), max(0.0, (rh - ch) / 2)
+    x1, y1 = min(rw, x0 + cw), min(rh, y0 + ch)
+    sx, sy = w / rw, h / rh
+    return round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)
+
+
 def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps:
     """Cross-modal maps of one image and one text.
 
@@ -96,7 +130,12 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
     with eager_attention(m):  # the model's attention implementation and flag come back after the call
         maps = map_function(m)(m, image, text, **kwargs)  # the family's extractor (mmkit.families)
     maps.image = shown  # the user's picture, where the model saw it repainted (the same pixels' places)
+    window = processor_window(m, image)
+    if window is not None:  # the maps cover the part the processor kept
+        maps.image = shown.crop(window)
+        offset = (offset[0] - window[0], offset[1] - window[1])
+        maps.notes["centre_crop"] = window
     maps.repainted = plain
     maps.offset = offset  # where the given picture lies in maps.image (negative along a cropped side)
-    maps.given_size = tuple(given.size) if given.size != image.size else ()
+    maps.given_size = tuple(given.size) if given.size != maps.image.size else ()
     return maps
