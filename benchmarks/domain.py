@@ -7,7 +7,8 @@ picture and for a batch of 32; the check alone on the same pictures (the detecto
 share one thumbnail per picture), and the detector alone (`out_of_domain`). The target is a check under 5% of the
 caption call. Pictures: ShapesWorld scenes in the held-out styles, whose canvases run from 32 to 512 px.
 Also timed: the repaint of one-colour backgrounds (mmkit.domain.repainted), which is part of the caption call
-(its preprocessing), not of the check.
+(its preprocessing), not of the check; and the check's reading of turned shapes (mmkit.domain.turned_shapes,
+part of the check) alone.
 """
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bundled shapes-blip-caption; detector "
           f"{domain.DETECTOR_DIR} ({net.side} px {net.thumbnail} thumbnails, channels {net.channels})")
     print("| pictures | caption (check off) | check alone | detector alone | check / caption | detector / caption "
-          "| repaint alone | repaint / caption |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| repaint alone | repaint / caption | turns alone | turns / caption |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in (1, 32):
         ims = scenes[:n]
 
@@ -60,11 +61,12 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore", mmkit.OutOfDomainWarning)  # held-out looks are flagged now and then
             t = timed_together({"caption": plain, "check": lambda: domain.check(m, ims, "caption"),
                                 "detector": lambda: domain.out_of_domain(ims),
-                                "repaint": lambda: [domain.repainted(m, im) for im in ims]},
+                                "repaint": lambda: [domain.repainted(m, im) for im in ims],
+                                "turns": lambda: domain.turned_shapes(ims, [False] * len(ims))},
                                repeats=args.repeats, min_round_s=0.5)
         print(f"| {n} | {t['caption'] * 1e3:.2f} ms | {t['check'] * 1e3:.3f} ms | {t['detector'] * 1e3:.3f} ms | "
               f"{t['check'] / t['caption']:.1%} | {t['detector'] / t['caption']:.1%} | {t['repaint'] * 1e3:.3f} ms | "
-              f"{t['repaint'] / t['caption']:.1%} |")
+              f"{t['repaint'] / t['caption']:.1%} | {t['turns'] * 1e3:.3f} ms | {t['turns'] / t['caption']:.1%} |")
     return 0
 
 

@@ -429,7 +429,7 @@ def turned_shapes(images, flags: list[bool]) -> list[list]:
     background only: mmkit.data.turns); [] for a picture the detector flags, where nothing more is said."""
     from .data.turns import TURN_LIMIT, turned_shapes as read
 
-    return [[] if flag else [t for t in read(im) or () if t.turn > TURN_LIMIT] for im, flag in zip(images, flags)]
+    return [[] if flag else read(im, TURN_LIMIT) or [] for im, flag in zip(images, flags)]
 
 
 _CALLER_CHECKED = ContextVar("mmkit_pictures_checked_by_caller", default=False)

@@ -47,12 +47,14 @@ class ShapeTurn:
     resultant: float  # |mean exp(4i theta)| for a square, |mean exp(3i theta)| for a triangle, 0-1
 
 
-def turned_shapes(image: Image.Image) -> list[ShapeTurn] | None:
+def turned_shapes(image: Image.Image, past: float | None = None) -> list[ShapeTurn] | None:
     """The squares and triangles of a picture on a one-colour background, with their turns; None (no opinion) when
     the background is not one colour (framing.plain_background's test).
 
     Args:
         image: a PIL image (any mode; read as RGB).
+        past: only the shapes turned more than this many degrees (folded); the others are not checked against the
+            ideal shape, which is most of the cost when a picture's shapes are upright.
     """
     from scipy import ndimage
 
@@ -82,7 +84,7 @@ def turned_shapes(image: Image.Image) -> list[ShapeTurn] | None:
     sy, sx = h / small.height, w / small.width
     for _, i, sl in sorted(candidates, key=lambda c: -c[0])[:MAX_SHAPES]:
         rows, cols = sl
-        read = _read(dist, labels, i, sl)
+        read = _read(dist, labels, i, sl, past)
         if read is not None:
             shape, turn, match, r = read
             box = (int(cols.start * sx), int(rows.start * sy),
@@ -98,12 +100,12 @@ def turned_past(image: Image.Image, limit: float = TURN_LIMIT) -> bool:
         image: a PIL image.
         limit: degrees, folded as turned_shapes folds them (at most 45 tells of squares, at most 60 of triangles).
     """
-    return any(s.turn > limit for s in turned_shapes(image) or ())
+    return bool(turned_shapes(image, limit))
 
 
-def _read(dist: np.ndarray, labels: np.ndarray, i: int, sl) -> tuple[str, float, float, float] | None:
+def _read(dist: np.ndarray, labels: np.ndarray, i: int, sl, past: float | None = None):
     """(shape, folded turn, match, resultant) of component i of `labels`, or None when it is no clear square or
-    triangle."""
+    triangle (or, with `past`, is turned `past` degrees or less)."""
     from scipy import ndimage
 
     pad = 3
@@ -130,8 +132,6 @@ def _read(dist: np.ndarray, labels: np.ndarray, i: int, sl) -> tuple[str, float,
     s3 = np.sum(mag * u ** 3) / mag.sum()
     if max(abs(s4), abs(s3)) < MIN_RESULTANT:
         return None
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    centre = (float((soft * xs).sum() / area), float((soft * ys).sum() / area))
     if abs(s4) >= abs(s3):  # upright square: inward normals at 0, 90, 180, 270 degrees, 4 theta = 0
         shape, r, signed = "square", abs(s4), np.degrees(np.angle(s4)) / 4
     else:  # apex-up triangle: its base's inward normal points up (-90 degrees), 3 theta = 90
@@ -139,6 +139,10 @@ def _read(dist: np.ndarray, labels: np.ndarray, i: int, sl) -> tuple[str, float,
         signed = (np.degrees(np.angle(s3)) - 90) / 3
     half = SYMMETRY[shape] / 2
     signed = (signed + half) % SYMMETRY[shape] - half  # in [-half, half)
+    if past is not None and abs(signed) <= past:
+        return None
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    centre = (float((soft * xs).sum() / area), float((soft * ys).sum() / area))
     match = _match(soft, shape, signed, centre, area, (x0, y0))
     if match < MIN_MATCH:
         return None
