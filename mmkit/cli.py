@@ -141,7 +141,8 @@ def _attention_args(p) -> None:
                    help="the text whose words are mapped (a prompt, question or caption); captioning models "
                         "caption the image when it is left out")
     p.add_argument("--out", default="attention", help="folder for the PNG files (default: ./attention)")
-    p.add_argument("--method", default=None, help="map method: attention, rollout, gradcam, ... (default: the first)")
+    p.add_argument("--method", default=None, help="map method: attention, rollout, relevance, gradcam, ... (default: "
+                   "raw attention, or relevance where raw attention ignores the text, as CLIP's does)")
 
 
 def _check_attention(args, m) -> None:

@@ -240,7 +240,14 @@ def check_attention_options(m, kwargs: dict) -> dict:
         n = _cross_layers(m)
         if n and not -n <= out["layer"] < n:
             raise InputError(f"layer={out['layer']} is not allowed: {m.spec.name} has {n} cross-attention layers, "
-                             f"so layer must be a whole number from {-n} to {n - 1}, or None")
+                             f"so layer must be a whole number from {-n} to {n - 1}, not the last ({n - 1} or -1: "
+                             "every word's Grad-CAM there is 0), or None")
+        if n and out["layer"] % n == n - 1:  # blip-itm's Grad-CAM layer (the one family that takes layer)
+            works = ("it has no other: read method='relevance' or 'attention' instead" if n == 1
+                     else "pass layer=0 (or -2), or None (the default)" if n == 2
+                     else f"pass a layer from 0 to {n - 2} ({-n} to -2 from the end), or None (the default)")
+            raise InputError(f"layer={out['layer']} is the last of {m.spec.name}'s {n} cross-attention layers: only "
+                             f"its [CLS] row reaches the ITM head, so every word's Grad-CAM there is 0; {works}")
     return out
 
 

@@ -210,10 +210,10 @@ def test_good_options_still_work(bundled, image):
     assert math.isclose(sum(probs.values()), 1, rel_tol=1e-5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a good layer index is taken silently
-        assert mmkit.attention_maps(bundled["blip-itm"], image, "red", layer=-1).notes["gradcam_layer"] == -1
+        assert mmkit.attention_maps(bundled["blip-itm"], image, "red", layer=-2).notes["gradcam_layer"] == -2
 
 
 def test_attention_options_per_family(bundled):
-    assert check_attention_options(bundled["blip-itm"], {"layer": np.int64(1)}) == {"layer": 1}
+    assert check_attention_options(bundled["blip-itm"], {"layer": np.int64(0)}) == {"layer": 0}
     assert check_attention_options(bundled["clip"], {}) == {}
     assert check_attention_options(bundled["blip-caption"], {"num_beams": 2}) == {"num_beams": 2}

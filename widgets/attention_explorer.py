@@ -64,6 +64,8 @@ class AttentionExplorer(Panel):
         self.enlarge_button.on_click(lambda _: self.enlarge())
         self.export_button.on_click(lambda _: self.export())
         self.html_button.on_click(lambda _: self.export(fmt="html"))
+        for w in (self.method, self.head_view):  # first: controls the method ignores are turned off, then it draws
+            w.observe(lambda _: self._controls(), names="value")
         for w in (self.words, self.method, self.layer, self.head, self.agg, self.opacity, self.head_view, self.sort):
             w.observe(lambda _: self.render(), names="value")
         super().__init__([
@@ -104,13 +106,13 @@ class AttentionExplorer(Panel):
                     return
                 self.words.value = 0
                 self.method.options = maps.methods
-                self.method.value = maps.methods[0]
+                self.method.value = maps.default_method  # CLIP: relevance (its raw attention ignores the text)
                 self.layer.max = max(0, maps.layers - 1)
                 self.head.max = max(0, maps.heads - 1)
-                self.layer.disabled = self.head.disabled = self.agg.disabled = maps.attn is None
                 self.head_view.disabled = maps.attn is None
                 if maps.attn is None:
                     self.head_view.value = False
+                self._controls(maps)
             finally:
                 self._quiet = False
         except Exception as e:  # shown in the panel; the explorer stays usable
@@ -121,6 +123,21 @@ class AttentionExplorer(Panel):
                                          + (f"  |  answer: {maps.notes['answer']}" if "answer" in maps.notes else "")
                                          + (f"  |  {padding_note(maps)}" if padding_note(maps) else ""))
         self.render()
+
+    def _controls(self, maps=None) -> None:
+        """Turn off, saying why on hover, the controls the current method ignores: layer and head choose raw attention's
+        map (or the head view's outlined cell); heads (mean/max) aggregates raw attention's heads."""
+        maps = maps or self.maps
+        if maps is None:
+            return
+        method, heads = self.method.value, maps.attn is not None and self.head_view.value
+        raw = maps.attn is not None and method == "attention"
+        why = (f"{maps.model} has no attention heads" if maps.attn is None
+               else f"{method!r} gives one map per word: layer, head and heads apply to method 'attention' only")
+        for w, tip in ((self.layer, "-1: mean of all layers"), (self.head, "-1: mean of all heads"),
+                       (self.agg, "mean or max over the heads")):
+            w.disabled = not (raw or (heads and w is not self.agg))
+            _tip(w, why if w.disabled else tip)
 
     def heat(self):
         """The current map on the patch grid, for the selected word, method, layer and head."""
@@ -174,8 +191,9 @@ class AttentionExplorer(Panel):
     def _show_enlarged(self) -> None:
         l, h = max(self.layer.value, 0), max(self.head.value, 0)
         word = self.maps.words[self.words.value]
-        fig = mmkit.viz.overlay(self.maps.image, self.maps.for_token(self.words.value, layer=l, head=h),
-                                alpha=self.opacity.value, title=f"'{word}' · layer {l}, head {h}")
+        heat = self.maps.for_token(self.words.value, layer=l, head=h, method="attention")
+        fig = mmkit.viz.overlay(self.maps.image, heat, alpha=self.opacity.value,
+                                title=f"'{word}' · layer {l}, head {h}")
         self.enlarged.value = png(fig, dpi=110)
 
     def _cell_buttons(self) -> None:
@@ -230,3 +248,11 @@ class AttentionExplorer(Panel):
                 self.enlarged.value = b""
         except Exception as e:  # a map that cannot be drawn is reported, the explorer goes on
             self._error(e)
+
+
+def _tip(w, text: str) -> None:
+    """A control's hover text: `tooltip` in ipywidgets 8, `description_tooltip` in 7."""
+    if w.has_trait("tooltip"):
+        w.tooltip = text
+    else:
+        w.description_tooltip = text

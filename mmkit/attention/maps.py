@@ -80,6 +80,17 @@ class OnPicture:
         out.placed = (tuple(self.image.size), tuple(self.offset), tuple(self.given_size))
         return out
 
+    def framing_note(self) -> str:
+        """A line saying that `image` is the picture given cropped or padded for the model; "" when it is not."""
+        if not self.given_size:
+            return ""
+        (w, h), (gw, gh) = self.image.size, self.given_size
+        if "centre_crop" in getattr(self, "notes", {}):  # the model's image processor cut it (mmkit.attention)
+            return f"shown: the middle {w} x {h} of the {gw} x {gh} picture given, which the model's processor keeps"
+        if min(self.offset) < 0 or gw > w or gh > h:  # the picture given reaches past `image`: cropped
+            return f"shown: the {w} x {h} part of the {gw} x {gh} picture given, around its shapes: what the model got"
+        return f"shown: the {gw} x {gh} picture given, padded to {w} x {h} for the model (the bands at its edges)"
+
     def on_given(self, m: np.ndarray) -> np.ndarray:
         """A map at maps.image's size, (h, w), moved onto the picture given, (H, W): padding bands cut away, pixels
         of the picture given that the model was not given (outside a crop) 0. Unchanged without crop or padding."""
@@ -134,6 +145,16 @@ class AttentionMaps(OnPicture):
         return (["attention"] if self.attn is not None else []) + list(self.extra)
 
     @property
+    def default_method(self) -> str:
+        """The method for_token, caption_strip, the CLI and the explorer use when none is given: raw attention, unless
+        it does not depend on the text (CLIP's is its image's own CLS attention, the same for every word): then
+        relevance, or the first method that depends on the text."""
+        if not self.notes.get("attention_is_text_independent"):
+            return self.methods[0]
+        text = [m for m in self.methods if m not in ("attention", "rollout")]  # CLIP's rollout is the CLS row's too
+        return "relevance" if "relevance" in text else (text or self.methods)[0]
+
+    @property
     def layers(self) -> int:
         return 0 if self.attn is None else self.attn.shape[0]
 
@@ -163,23 +184,20 @@ class AttentionMaps(OnPicture):
                 the other methods give one map per word, not one per layer and head, and refuse layer and head.
             head: a head index; None aggregates the heads with agg (raw attention only).
             agg: "mean" or "max" over heads (raw attention only; the other methods have no heads to aggregate), or
-                "rollout" (attention rollout across layers: method "rollout").
+                "rollout" (attention rollout across layers: method "rollout"; refused with another method).
             size: None (the patch grid); "image": maps.image's size, the picture as the model was given it
                 (cropped to a window around the shapes or padded, for a bundled model); "given": the size of the
                 picture you passed, the map moved onto it by offset (padding bands cut away; its pixels that the
                 model was not given are 0); or (height, width) in pixels. "given" is "image" when the model got the
                 picture as it was.
-            method: "attention", "rollout", "relevance", "gradcam" or "similarity"; default: raw
-                attention when the model has it, else the first extra method.
+            method: "attention", "rollout", "relevance", "gradcam" or "similarity"; default: raw attention when a layer,
+                head or agg="max" is given, else default_method (raw attention when the model has it and it depends
+                on the text; else relevance or the first extra method).
         Returns (gh, gw), or (H, W) for a size; for a cropped or padded picture, a map of maps.image (every size but
         "given") is a PlacedMap, which mmkit.viz.overlay draws where maps.image lies on the picture you passed.
         """
         pieces = self.groups[self.index(word)]
-        if agg == "rollout":
-            method = "rollout"
-        elif agg not in ("mean", "max"):
-            raise InputError(f"agg={agg!r}: use 'mean', 'max' or 'rollout'")
-        method = method or self.methods[0]
+        method = self.method_for(method, layer, head, agg)
         if method == "attention":
             if self.attn is None:
                 raise InputError(f"{self.model} has no attention maps; use one of {self.methods}")
@@ -195,6 +213,19 @@ class AttentionMaps(OnPicture):
         else:
             raise InputError(f"method {method!r} is not available for {self.model}; choose one of {self.methods}")
         return self._resize(np.asarray(m, dtype=np.float32), size)
+
+    def method_for(self, method: str | None = None, layer=None, head=None, agg: str = "mean") -> str:
+        """The method for_token uses for these arguments: agg="rollout" is "rollout" (refused with another method);
+        a layer, head or agg="max" with no method is raw attention; else default_method."""
+        if agg == "rollout":
+            if method not in (None, "rollout"):
+                raise InputError(f"agg='rollout' asks for method 'rollout', and method={method!r} was given: drop "
+                                 "one of them (agg='rollout' is method='rollout'; agg is 'mean' or 'max' otherwise)")
+            return "rollout"
+        if agg not in ("mean", "max"):
+            raise InputError(f"agg={agg!r}: use 'mean', 'max' or 'rollout'")
+        raw = self.attn is not None and (layer is not None or head is not None or agg == "max")  # raw attention's own
+        return method or ("attention" if raw else self.default_method)
 
     def _one_map(self, method: str, layer, head) -> None:
         """InputError when a layer or head is asked of a method that gives one map per word."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .headview import require_heads
+from .headview import heads_note, require_heads
 from .scenes import draw_boxes, new_figure
-from .text import plain
+from .text import plain, wrapped
 
 
 def _fig_ax(ax, figsize):
@@ -71,24 +71,38 @@ def _extent(size: tuple, placed) -> tuple:
 def caption_strip(maps, words=None, method: str | None = None, layer=None, head=None, agg: str = "mean",
                   alpha: float = 0.55, boxes=None):
     """Each word of the text shown with its map, left to right; one map for the whole text when the method gives
-    every word the same one (CLIP's patch similarity), so it is not read as a map per word. Returns the Figure."""
+    every word the same one (CLIP's image attention), so it is not read as a map per word. The title fits the figure;
+    a picture cropped or padded for the model says so below the maps. Returns the Figure."""
     idx = [maps.index(w) for w in words] if words is not None else list(range(len(maps.words)))
     heats = [maps.for_token(i, layer=layer, head=head, agg=agg, method=method) for i in idx]
-    shown = method or maps.methods[0]
+    shown = maps.method_for(method, layer, head, agg)
     title = f"{maps.model}: {shown}"
     if len(heats) > 1 and all(np.array_equal(h, heats[0]) for h in heats[1:]):
-        other = next((m for m in maps.methods if m != shown and not _same_for_all(maps, idx, m)), None)
+        other = _telling(maps, idx, shown)
         idx, heats = idx[:1], heats[:1]
         title += " (one map for the whole text: it does not tell the words apart" + (
             f"; method={other!r} does)" if other else ")")
-    fig = new_figure((max(1.9 * len(idx), 3.2 if len(heats) == 1 and len(maps.words) > 1 else 0), 2.3))
+    width = max(1.9 * len(idx), 3.2 if len(heats) == 1 and len(maps.words) > 1 else 0)
+    title = wrapped(title, width)
+    note = wrapped(maps.framing_note(), width, 7)
+    lines = title.count("\n") + (note.count("\n") + 1 if note else 0)
+    fig = new_figure((width, 2.3 + 0.15 * lines))  # room for the title's extra lines and the note
     axes = np.atleast_1d(fig.subplots(1, max(1, len(idx))))
     whole = len(idx) == 1 and len(maps.words) > 1 and words is None
     for ax, i, heat in zip(axes, idx, heats):
         overlay(maps.image, heat, ax=ax, alpha=alpha, title=repr(maps.text) if whole else maps.words[i],
                 colorbar=False, boxes=boxes, offset=maps.offset)
-    fig.suptitle(plain(title), fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    if note:
+        fig.supxlabel(note, fontsize=7)
     return fig
+
+
+def _telling(maps, idx: list[int], shown: str) -> str | None:
+    """The method that best tells the words at idx apart, other than `shown`: the maps' default, then relevance,
+    then the others in order; None when every method gives them one map."""
+    order = dict.fromkeys([maps.default_method, "relevance", *maps.methods])
+    return next((m for m in order if m != shown and m in maps.methods and not _same_for_all(maps, idx, m)), None)
 
 
 def _same_for_all(maps, idx: list[int], method: str) -> bool:
@@ -98,20 +112,23 @@ def _same_for_all(maps, idx: list[int], method: str) -> bool:
 
 
 def layer_head_grid(maps, word, alpha: float = 0.55):
-    """One word's raw attention for every layer (rows) and head (columns). Returns the Figure."""
+    """One word's raw attention for every layer (rows) and head (columns); the title says when the heads do not
+    depend on the word (CLIP's). Returns the Figure."""
     require_heads(maps, "layer_head_grid")
     L, H = maps.layers, maps.heads
-    fig = new_figure((1.4 * H + 0.5, 1.4 * L + 0.4))
+    title = wrapped(f"'{maps.words[maps.index(word)]}': attention by layer and head{heads_note(maps)}", 1.4 * H + 0.5)
+    fig = new_figure((1.4 * H + 0.5, 1.4 * L + 0.4 + 0.15 * title.count("\n")))
     axes = np.array(fig.subplots(L, H, squeeze=False))
     for l in range(L):
         for h in range(H):
             ax = axes[l, h]
-            overlay(maps.image, maps.for_token(word, layer=l, head=h), ax=ax, alpha=alpha, colorbar=False)
+            overlay(maps.image, maps.for_token(word, layer=l, head=h, method="attention"), ax=ax, alpha=alpha,
+                    colorbar=False)
             if l == 0:
                 ax.set_title(f"head {h}", fontsize=7)
             if h == 0:
                 ax.text(-0.15, 0.5, f"layer {l}", transform=ax.transAxes, rotation=90, va="center", fontsize=7)
-    fig.suptitle(plain(f"'{maps.words[maps.index(word)]}': attention by layer and head"), fontsize=9)
+    fig.suptitle(title, fontsize=9)
     return fig
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from .scenes import new_figure
-from .text import plain
+from .text import wrapped
 
 SORTS = ("layer", "entropy", "object")  # heads in model order; most focused first; most mass on the object first
 
@@ -26,6 +26,14 @@ def require_heads(maps, what: str) -> None:
                      f"{', '.join(maps.methods) or 'none'}, one map per word and method. Draw one with "
                      f"mmkit.viz.overlay(maps.image, maps.for_token(word, method={method!r})), or all of them side "
                      "by side with mmkit.viz.compare_methods(maps, word)")
+
+
+def heads_note(maps) -> str:
+    """" (...)" saying the heads do not depend on the word, for maps whose raw attention is the image's own (CLIP's
+    CLS attention); "" for others."""
+    if not getattr(maps, "notes", {}).get("attention_is_text_independent"):
+        return ""
+    return f" ({maps.model or 'this model'}'s heads are its image's CLS attention: the same for every word)"
 
 
 def _need_box(box, name: str) -> None:
@@ -50,9 +58,10 @@ def head_scores(maps, word, by: str = "entropy", box=None) -> np.ndarray:
     for l in range(L):
         for h in range(H):
             if by == "object":
-                out[l, h] = mass_in_box(maps.for_token(word, layer=l, head=h, size="image"), box)
+                out[l, h] = mass_in_box(maps.for_token(word, layer=l, head=h, size="image", method="attention"), box)
             else:  # entropy
-                p = np.clip(np.asarray(maps.for_token(word, layer=l, head=h), dtype=np.float64).ravel(), 0, None)
+                heat = maps.for_token(word, layer=l, head=h, method="attention")
+                p = np.clip(np.asarray(heat, dtype=np.float64).ravel(), 0, None)
                 p = p / p.sum() if p.sum() > 0 else np.full_like(p, 1.0 / p.size)
                 out[l, h] = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
     return out
@@ -97,7 +106,7 @@ def head_view(maps, word, sort: str = "layer", box=None, alpha: float = 0.6, cel
         for col, hd in enumerate(orders[l]):
             ax = axes[l, col]
             ax.imshow(maps.image)
-            ax.imshow(maps.for_token(word, layer=l, head=int(hd)), cmap="jet", alpha=alpha,
+            ax.imshow(maps.for_token(word, layer=l, head=int(hd), method="attention"), cmap="jet", alpha=alpha,
                       extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="bilinear")
             ax.set_xticks([]), ax.set_yticks([])
             label = f"h{hd}" if scores is None else f"h{hd} {scores[l, hd]:.2f}"
@@ -112,7 +121,8 @@ def head_view(maps, word, sort: str = "layer", box=None, alpha: float = 0.6, cel
                 ax.set_ylabel(f"layer {l}", fontsize=6)
     how = {"layer": "heads in order", "entropy": "heads by entropy (bits, focused first)",
            "object": "heads by mass on the object"}[sort]
-    fig.suptitle(plain(f"'{maps.words[maps.index(word)]}' ({maps.model}): {how}"), fontsize=8)
+    title = f"'{maps.words[maps.index(word)]}' ({maps.model}): {how}{heads_note(maps)}"
+    fig.suptitle(wrapped(title, cell * H + 0.6, 8), fontsize=8)
     return fig
 
 
@@ -158,7 +168,8 @@ def cell_image(maps, word, layer: int, head: int, size: int = 160, alpha: float 
     w, h = maps.image.size
     scale = size / max(w, h)
     out = (max(1, round(w * scale)), max(1, round(h * scale)))
-    heat = maps.for_token(word, layer=layer, head=head, size=(out[1], out[0])).astype(np.float64)  # (H, W)
+    heat = maps.for_token(word, layer=layer, head=head, size=(out[1], out[0]), method="attention")
+    heat = heat.astype(np.float64)  # (H, W)
     lo, hi = heat.min(), heat.max()
     heat = (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
     color = colormaps["jet"](heat)[..., :3]  # (H, W, 3) in 0..1
