@@ -42,7 +42,7 @@ class Example:
     question: str = ""  # vqa
     answer: str = ""  # vqa
     source: str = ""  # where it came from, for reports: 'captions.csv row 3'
-    key: str = ""  # the image's identity (path or row), so the split keeps one image's rows together
+    key: str = ""  # the image's identity (path, or the first row with its pixels), so the split keeps its rows together
 
 
 @dataclass
@@ -103,6 +103,7 @@ class _Collector:
         self.images: dict = {}  # key -> PIL image or the InputError it raised
         self.seen: set = set()
         self.missing: set = set()  # the keys of images not found
+        self.by_pixels: dict = {}  # fingerprint of a picture in memory -> the key of the first row with it
 
     def add(self, where: str, image, text: str = "", question: str = "", answer: str = "") -> None:
         written = image
@@ -120,6 +121,13 @@ class _Collector:
                 self.images[key] = _image(image, self.base)
             except (InputError, OSError, ValueError) as e:
                 self.images[key] = e
+            if not isinstance(image, str) and not isinstance(self.images[key], Exception):
+                # a picture in memory: its rows (one per question or caption) share the key of the first row with
+                # the same pixels, so the validation split never puts one picture on both sides
+                first = self.by_pixels.setdefault(_fingerprint(self.images[key]), key)
+                if first != key:
+                    del self.images[key]
+                    key = first
         im = self.images[key]
         if isinstance(im, Exception):
             why = _reason(im, image)
@@ -134,6 +142,13 @@ class _Collector:
             return
         self.seen.add(dup)
         self.out.items.append(Example(im, text, question, answer, where, key))
+
+
+def _fingerprint(image) -> tuple:
+    """A picture's identity by its pixels (the same picture in two rows, or under two paths, gives the same one)."""
+    import hashlib
+
+    return image.mode, image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest()
 
 
 def _read_csv(path: Path) -> Examples:

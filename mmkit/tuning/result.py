@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .data import _fingerprint
 from .evaluate import MIN_VAL
 
 
@@ -21,7 +22,9 @@ class Finetuned:
     "new_words"}, on the validation examples; "after" is the best epoch, whose weights the model has; "few_val":
     the metric averages over fewer than evaluate.MIN_VAL (20) pictures (questions for VQA), too few to mean much;
     "new_words": {word: {"produced": k, "of": n, "on": "validation" | "training"}}: the fine-tuned model says the
-    new word in k of its n outputs for the pictures (questions) whose captions (answers) have it (evaluate.word_use).
+    new word in k of its n outputs for the pictures (questions) whose captions (answers) have it (evaluate.word_use);
+    "old_scenes" (a bundled base only): {"metric", "before", "after", "n", "seconds"} of the base and the fine-tuned
+    model on 30 ordinary ShapesWorld scenes (forgetting.py), what it forgot.
     `notes` says both in words, and what else to know before trusting the scores (validation pictures that are
     training pictures, early stopping off on a tiny validation set, too few steps, new words left in pieces); print(ft)
     shows them under its summary line."""
@@ -164,13 +167,6 @@ def trust_notes(metric: str, n: int, unit: str, task: str, use: dict) -> list[tu
     return notes
 
 
-def _fingerprint(image) -> tuple:
-    """A picture's identity by its pixels (the same picture under two paths gives the same fingerprint)."""
-    import hashlib
-
-    return image.mode, image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-
-
 def leak_notes(train: list, val: list) -> list[tuple[str, bool]]:
     """A caveat when validation pictures are also training pictures (the same pixels), so no score is held out."""
     seen = {_fingerprint(e.image) for e in {e.key: e for e in train}.values()}
@@ -209,15 +205,24 @@ def stopping_notes(metric: str, unit: str, few: bool, best: int, run: int, unsee
 FEW_STEPS = 50  # optimiser steps under which a new word is seldom learnt (30 shape pictures: 16 steps were too few)
 
 
-def steps_notes(use: dict, steps: int, n_train: int, batch_size: int, epochs: int) -> list[tuple[str, bool]]:
-    """Why a new word was not learnt when training ran few optimiser steps, and the batch size that gives more."""
+def steps_notes(use: dict, steps: int, n_train: int, batch_size: int, epochs: int, ran: int | None = None,
+                cut: tuple = ()) -> list[tuple[str, bool]]:
+    """Why a new word was not learnt when training ran few optimiser steps: stopped before its end (cut: (by what,
+    the fix), e.g. ("the time limit (max_seconds=3)", "raise max_seconds=")), train longer; else the batch size
+    that gives more steps over the epochs that ran (ran: epochs finished; None: all of them)."""
     if steps >= FEW_STEPS or all(u["produced"] == u["of"] for u in use.values()):
         return []
-    fits = [b for b in range(batch_size - 1, 0, -1) if math.ceil(n_train / b) * epochs >= FEW_STEPS]
-    more = (f"a smaller batch_size={fits[0]} gives {math.ceil(n_train / fits[0]) * epochs} steps" if fits
+    ran = epochs if ran is None else ran
+    if cut:
+        total = math.ceil(n_train / batch_size) * epochs
+        return [(f"training was stopped by {cut[0]} after {steps} of {total} optimiser steps ({ran} of {epochs} "
+                 f"epoch{'' if epochs == 1 else 's'}), too few to learn a new word: train longer ({cut[1]})", True)]
+    fits = [b for b in range(batch_size - 1, 0, -1) if math.ceil(n_train / b) * ran >= FEW_STEPS]
+    more = (f"a smaller batch_size={fits[0]} gives {math.ceil(n_train / fits[0]) * ran} steps" if fits
             else "raise epochs= or add examples")
+    of = f"{ran} of {epochs} epochs" if ran < epochs else f"{epochs} epoch{'' if epochs == 1 else 's'}"
     return [(f"training ran only {steps} optimiser steps ({n_train} training examples in batches of {batch_size}"
-             f", {epochs} epoch{'' if epochs == 1 else 's'}), too few to learn a new word: {more}", True)]
+             f", {of}), too few to learn a new word: {more}", True)]
 
 
 def once_note(once: list) -> str:

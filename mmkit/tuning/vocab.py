@@ -5,14 +5,26 @@ o ##r ##a ##n ##g ##e), which a caption decoder can learn, but slowly. `grow_voc
 as one token, and gives it an embedding row initialised at the mean of the rows of the pieces it used to be
 spelled with (so it starts close to what the model read before), in every word-embedding table and every
 output layer over the vocabulary (BLIP's decoder head, tied or not). ViLT's answer classifier grows with
-`grow_answers` when answers are new.
+`grow_answers` when answers are new. Symbols used as words (emoji such as 🟧 for a colour), which the tokenizer
+reads as [UNK], count as words too and become tokens the same way.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 
 WORD = re.compile(r"[a-z][a-z'-]*")
+# a symbol outside ASCII with its variation selector, skin tone and zero-width-joined parts (🟧, 👩‍🔬)
+_ONE = r"[^\w\s\x00-\x7f][\ufe0f\U0001F3FB-\U0001F3FF]*"  # a non-ASCII non-letter, its selector and skin tone
+SYMBOL = re.compile(rf"{_ONE}(?:\u200d{_ONE})*")
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a text (lower-cased) that new_words may add: runs of letters, and symbols (emoji, ©, €; not
+    punctuation such as curly quotes or dashes), each on its own."""
+    text = text.lower()
+    return WORD.findall(text) + [s for s in SYMBOL.findall(text) if unicodedata.category(s[0]).startswith("S")]
 
 
 def text_vocab_size(config) -> int:
@@ -33,7 +45,7 @@ def unknown_words(tokenizer, texts, min_count: int = 1, max_pieces: int = 2) -> 
 def unknown_word_counts(tokenizer, texts, max_pieces: int = 2) -> dict[str, int]:
     """{word: occurrences in texts} of the words (lower-cased, sorted) the tokenizer spells as [UNK] or in more
     than max_pieces pieces."""
-    counts = Counter(w for t in texts for w in WORD.findall(t.lower()))
+    counts = Counter(w for t in texts for w in words_of(t))
     out = {}
     for w, c in sorted(counts.items()):
         pieces = tokenizer.tokenize(w)
@@ -47,7 +59,7 @@ def word_pictures(items, words) -> dict[str, set]:
     (tuning.data.Example) have."""
     wanted, out = set(words), {}
     for e in items:
-        for w in wanted.intersection(WORD.findall(f"{e.text} {e.question} {e.answer}".lower())):
+        for w in wanted.intersection(words_of(f"{e.text} {e.question} {e.answer}")):
             out.setdefault(w, set()).add(e.key)
     return out
 
