@@ -12,7 +12,9 @@ that seems to show more than two shapes (count_shapes) gets the warning too: the
 or two, and answer 'two' to a count of three or four; so does one with a square or triangle turned further than the
 training looks turn them (turned_shapes, on one-colour backgrounds: a square at 45 degrees is a circle to all six
 models). A bundled model also gets a picture wider than 4:3 cropped
-around its content (fit_picture_at). Pretrained models are never checked; MMKIT_DOMAIN_CHECK=0 turns the checks off.
+around its content (fit_picture_at). A model fine-tuned from a bundled one is checked as its base is, with the words
+fine-tuning taught it known (finetuned_from); it gets pictures as given, as it was trained. Pretrained models are never
+checked; MMKIT_DOMAIN_CHECK=0 turns the checks off.
 """
 from __future__ import annotations
 
@@ -235,9 +237,79 @@ def is_bundled(spec) -> bool:
 
 
 def bundled_name(spec) -> str:
-    """The name a notice gives a bundled model: its folder's name when it was loaded by path (as collection
-    workers load it), so every notice names it the same way."""
+    """The name a notice gives a bundled model (or the Loaded model): its folder's name when it was loaded by path
+    (as collection workers load it), so every notice names it the same way."""
+    spec = getattr(spec, "spec", spec)
     return Path(spec.repo).name if spec.source == "path" else spec.name
+
+
+FINETUNE_DEPTH = 8  # the most fine-tunes of fine-tunes followed back to their bundled base
+
+
+def _bundled_folder(path) -> str | None:
+    """The bundled model's name when `path` is its folder in data/models; None otherwise."""
+    from .config import models_dir
+
+    try:
+        folder = Path(path).expanduser().resolve()
+        return folder.name if folder.parent == models_dir().resolve() else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def finetuned_from(m) -> tuple[str, list[str]] | None:
+    """(the bundled model a fine-tuned model started from, the words fine-tuning taught it), or None for a model
+    that is not a fine-tune of a bundled one.
+
+    A saved fine-tune (Finetuned.save) names its base and added words in its mmkit.json ("finetuned", "base",
+    "added_words"); a base that is itself a saved fine-tune is followed back. A fine-tune still in memory (source
+    "finetuned") keeps its base's folder as its repo, and its new words are the tokenizer's added tokens.
+
+    Args:
+        m: the Loaded model (a ModelSpec alone gives the saved words only).
+    """
+    from .models import BUNDLED_NAMES, _meta
+
+    spec = getattr(m, "spec", m)
+    if spec is None or spec.source not in ("path", "finetuned"):
+        return None
+    words, ref = [], spec.repo
+    if spec.source == "finetuned":
+        tokenizer = getattr(getattr(m, "processor", None), "tokenizer", None)
+        if tokenizer is not None:  # the bundled tokenizers add no words of their own (only special tokens)
+            special = set(tokenizer.all_special_tokens)
+            words = [t for t in tokenizer.get_added_vocab() if t not in special]
+    name = _bundled_folder(ref) if spec.source == "finetuned" else None
+    for _ in range(FINETUNE_DEPTH):
+        if name is not None:
+            return name, list(dict.fromkeys(str(w).lower() for w in words))
+        meta = _meta(Path(ref)) if isinstance(ref, str) and Path(ref).is_dir() else {}
+        base = meta.get("base")
+        if not meta.get("finetuned") or not isinstance(base, str):
+            return None
+        words = list(meta.get("added_words") or ()) + words  # the earliest fine-tune's first
+        name, ref = (base if base in BUNDLED_NAMES else _bundled_folder(base)), base
+    return None
+
+
+def teaching_model(spec) -> str:
+    """How a notice starts: 'shapes-clip is a bundled teaching model', or 'ft, fine-tuned from the bundled
+    shapes-clip, is a teaching model' (spec: the ModelSpec or the Loaded model)."""
+    lineage = finetuned_from(spec)
+    if lineage is None:
+        return f"{bundled_name(spec)} is a bundled teaching model"
+    return f"{bundled_name(spec)}, fine-tuned from the bundled {lineage[0]}, is a teaching model"
+
+
+def taught(spec) -> str:
+    """What fine-tuning added to what a fine-tuned model knows ("" for a bundled one): ', and the words fine-tuning
+    taught it ('orange')'."""
+    lineage = finetuned_from(spec)
+    if lineage is None:
+        return ""
+    words = lineage[1]
+    shown = ", ".join(repr(w) for w in words[:8]) + (", ..." if len(words) > 8 else "")
+    return f", and the words fine-tuning taught it ({shown})" if words else ", and what fine-tuning taught it"
 
 
 PADDED_FAMILIES = ("blip-caption",)  # the bundled models fit_picture pads to TRAINED_ASPECT
@@ -261,7 +333,8 @@ def fit_picture_at(m, image, repaint: bool = True):
     their size against it. When the content does not fit, the bundled captioner gets the picture padded to 4:3
     with its edge colour (0.80 -> 0.86 on those drawings), the other models the picture as it is (padding moved
     their scores by -0.05 to +0.04). Other models only get very thin pictures padded (fit_aspect). The offset is
-    negative along a cropped side.
+    negative along a cropped side. A model fine-tuned from a bundled one gets pictures as other models do: it was
+    fine-tuned on them as given (mmkit.tuning.losses hands them to the processor), not cropped or repainted.
 
     With `repaint` (the default; and while mmkit.domain.REPAINT is on), a bundled model then gets a one-colour
     background repainted in ShapesWorld's plain grey (mmkit.data.framing.plain_background): the plain look is the one the bundled models learnt
@@ -298,11 +371,13 @@ def repainted(m, image) -> tuple:
 
 
 def checked(m) -> bool:
-    """Whether the domain checks apply to a model: a bundled one, unless MMKIT_DOMAIN_CHECK=0."""
+    """Whether the domain checks apply to a model: a bundled one, or one fine-tuned from a bundled one
+    (finetuned_from), unless MMKIT_DOMAIN_CHECK=0."""
     import os
 
     spec = getattr(m, "spec", None)
-    return spec is not None and is_bundled(spec) and os.environ.get("MMKIT_DOMAIN_CHECK") != "0"
+    return (spec is not None and os.environ.get("MMKIT_DOMAIN_CHECK") != "0"
+            and (is_bundled(spec) or finetuned_from(spec) is not None))
 
 
 def pretrained_hint(spec) -> str:
@@ -319,16 +394,20 @@ def _which(which: list[int], n: int, names: list[str] | None) -> str:
 
 
 def picture_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
-    """The out-of-domain message for `which` of `n` pictures given to the bundled model `spec` (names: what to
-    call each picture instead of its index, e.g. a video frame's time)."""
+    """The out-of-domain message for `which` of `n` pictures given to the bundled (or fine-tuned bundled) model
+    `spec`, its ModelSpec or the Loaded model (names: what to call each picture instead of its index, e.g. a video
+    frame's time)."""
     if n == 1:
         where = "the picture seems to show"  # the detector's reading, not a certainty
     else:
         where = f"{_which(which, n, names)} seem to show"
-    taught = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
-              "them)") if task == "caption" else ""
-    return (f"{bundled_name(spec)} is a bundled teaching model that only knows {KNOWS}; {where} no such shapes, "
-            f"so its {task} is a guess{taught}. For photos, {pretrained_hint(spec)}")
+    said = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
+            "them)") if task == "caption" else ""
+    lineage = finetuned_from(spec)
+    flags_new = (f" The check was made for {lineage[0]}'s shapes, so it may flag pictures of the colours or shapes "
+                 "fine-tuning added." if lineage else "")  # the detector learnt red, green and blue only
+    return (f"{teaching_model(spec)} that only knows {KNOWS}{taught(spec)}; {where} no such shapes, so its {task} is "
+            f"a guess{said}.{flags_new} For photos, {pretrained_hint(getattr(spec, 'spec', spec))}")
 
 
 MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds (ShapesWorld's objects=(1, 2))
@@ -402,9 +481,9 @@ def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = 
         where = f"the picture seems to show {counts[0]} shapes"
     else:
         where = f"{_which(which, n, names)} seem to show more"
-    return (f"{bundled_name(spec)} is a bundled teaching model that learnt from ShapesWorld scenes of one or two "
+    return (f"{teaching_model(spec)} that learnt from ShapesWorld scenes of one or two "
             f"shapes; {where}, so its {task} may leave some of them out (the bundled VQA models answer 'two' to 'how "
-            f"many objects are there?'). Draw one or two shapes, or {pretrained_hint(spec)}")
+            f"many objects are there?'). Draw one or two shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
 
 
 def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str = "result",
@@ -419,9 +498,9 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
             for t in turns[0][:2])
     else:
         where = f"{_which(which, n, names)} seem to show a square or triangle turned more than {TURN_LIMIT:.0f} degrees"
-    return (f"{bundled_name(spec)} is a bundled teaching model that learnt squares and triangles turned by 20 "
+    return (f"{teaching_model(spec)} that learnt squares and triangles turned by 20 "
             f"degrees at most; {where}, so its {task} may misname it (the bundled models call a square turned 45 "
-            f"degrees a circle). Draw the shapes upright, or {pretrained_hint(spec)}")
+            f"degrees a circle). Draw the shapes upright, or {pretrained_hint(getattr(spec, 'spec', spec))}")
 
 
 def turned_shapes(images, flags: list[bool]) -> list[list]:
@@ -463,7 +542,8 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
                     names: list[str] | None = None, turns: list[list] | None = None) -> list[str]:
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
-    the models learnt (flagged pictures are neither counted nor read for turns)."""
+    the models learnt (flagged pictures are neither counted nor read for turns). spec: the model's ModelSpec, or
+    the Loaded model (which names the words a fine-tune still in memory was taught)."""
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
     turned = [i for i, t in enumerate(turns or ()) if t and not flags[i]]
     said = []
@@ -480,9 +560,8 @@ def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[
     """What a bundled model's pictures get said of them: (per-image out-of-domain flags, the batch's messages,
     each picture's own one-picture messages). Pictures the detector flags are not counted."""
     flags, counts, turns = picture_readings(m, images)
-    spec = getattr(m, "spec", None)
-    own = [reading_notices(spec, [f], [c], task, turns=[t]) for f, c, t in zip(flags, counts, turns)]  # [] if none
-    return flags, reading_notices(spec, flags, counts, task, turns=turns), own
+    own = [reading_notices(m, [f], [c], task, turns=[t]) for f, c, t in zip(flags, counts, turns)]  # [] if none
+    return flags, reading_notices(m, flags, counts, task, turns=turns), own
 
 
 def check(m, images, task: str = "result") -> list[bool]:
@@ -491,7 +570,7 @@ def check(m, images, task: str = "result") -> list[bool]:
     triangle seems turned further than its scenes turn them (turned_shapes).
 
     Args:
-        m: the Loaded model; only bundled models are checked.
+        m: the Loaded model; only bundled models (and fine-tunes of them) are checked.
         images: the RGB PIL images the task is about to run on.
         task: what the model returns, for the message ("caption", "answer", ...).
     Returns: the per-image out-of-domain flags (all False for models that are not checked).
@@ -499,7 +578,7 @@ def check(m, images, task: str = "result") -> list[bool]:
     from .errors import OutOfDomainWarning, warn
 
     flags, counts, turns = picture_readings(m, images)  # each picture's own messages (picture_findings): not here
-    for message in reading_notices(getattr(m, "spec", None), flags, counts, task, turns=turns):
+    for message in reading_notices(m, flags, counts, task, turns=turns):
         warn(message, OutOfDomainWarning)
     return flags
 

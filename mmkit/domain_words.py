@@ -6,13 +6,15 @@ is the capital of France?", "a photo of a cat") gets `mmkit.OutOfDomainWarning`,
 A question in ShapesWorld's words but not in one of the forms ShapesWorld asks ("what color is the shape?" where it
 asks "what color is the circle?") gets the warning too: the VQA models were only taught those forms, and ViLT
 answers that question with a shape. For common rewordings the warning names the ShapesWorld question that asks the
-same (suggested_form); the model still answers the question as typed. Pretrained models are never checked.
+same (suggested_form); the model still answers the question as typed. A model fine-tuned from a bundled one is
+checked as its base is, with the words fine-tuning taught it known (mmkit.domain.finetuned_from). Pretrained models
+are never checked.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
-from .domain import bundled_name, checked, is_bundled, pretrained_hint
+from .domain import bundled_name, checked, finetuned_from, is_bundled, pretrained_hint, taught, teaching_model
 
 
 def as_asked(m, question: str) -> str:
@@ -57,13 +59,14 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def unknown_words(texts) -> list[str]:
-    """The words (and symbols: emoji, arrows, signs) of the texts that no ShapesWorld text uses, lower-cased, each
-    once, in order of appearance."""
+def unknown_words(texts, also=()) -> list[str]:
+    """The words (and symbols: emoji, arrows, signs) of the texts that no ShapesWorld text uses, nor `also` (the
+    words a fine-tune taught, lower-cased), lower-cased, each once, in order of appearance."""
     known, seen = known_words(), {}
+    also = frozenset(also)
     for t in texts:
         for word in _tokens(t):
-            if word not in known:
+            if word not in known and word not in also:
                 seen.setdefault(word)
     return list(seen)
 
@@ -91,19 +94,39 @@ def check_words(m, texts, task: str = "result") -> list[str]:
 
     if not checked(m):
         return []
-    unknown = unknown_words(texts)
+    new = _taught_words(m)
+    unknown = unknown_words(texts, new)
     if unknown:
         spec = m.spec
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
         near = [f"{form!r} for {w!r}" for w in unknown if (form := known_form(w))]
-        asked = _suggestions([t for t in texts if unknown_words([t])])  # a question reworded as ShapesWorld asks it
-        name = bundled_name(spec)
-        warn(f"{name} is a bundled teaching model that has only read ShapesWorld's {len(known_words())} words "
-             f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True)); "
-             f"it has never read {shown}, so its {task} is a guess. Say it in those words"
+        asked = _suggestions([t for t in texts if unknown_words([t], new)])  # reworded as ShapesWorld asks it
+        warn(f"{teaching_model(m)} that has only read ShapesWorld's {len(known_words())} words "
+             f"(colours, shapes, sizes, places, counts, yes and no: mmkit.data.ShapesWorld.vocabulary(styled=True))"
+             f"{taught(m)}; {_never_read(m, shown, len(unknown), task)}. Say it in those words"
              + (f" ({', '.join(near)})" if near else "") + (f"; ask {'; '.join(asked)}" if asked else "")
              + f", or {pretrained_hint(spec)}", OutOfDomainWarning)
     return unknown
+
+
+def _and_fine_tuning(m) -> str:
+    """', and those its fine-tuning data used' for a fine-tuned model, whose data's forms are not recorded."""
+    return ", and those its fine-tuning data used" if finetuned_from(m) else ""
+
+
+def _never_read(m, shown: str, n: int, task: str) -> str:
+    """'it has never read 'cat', so its answer is a guess'; for a fine-tuned model, which may have read words its
+    data used that the tokenizer knew (its mmkit.json lists only the words it added), a 'may'."""
+    if not finetuned_from(m):
+        return f"it has never read {shown}, so its {task} is a guess"
+    return (f"{shown} {'is' if n == 1 else 'are'} none of those, so its {task} may be a guess (unless the fine-tuning "
+            "data used them: only the words it added to the tokenizer are recorded)")
+
+
+def _taught_words(m) -> list[str]:
+    """The words a model fine-tuned from a bundled one was taught ([] for a bundled model)."""
+    lineage = finetuned_from(m)
+    return lineage[1] if lineage else []
 
 
 def question_form(question: str) -> str:
@@ -162,7 +185,8 @@ def _held_out(spec, kind: str) -> float | None:
 
 def _off_form(texts, forms: frozenset) -> tuple[list[str], str]:
     """(the texts in known words whose form is not among `forms`, each once; the first three quoted, for a
-    notice). Texts with unknown words are left to check_words."""
+    notice). Texts with unknown words are left to check_words; so are texts with words a fine-tune taught (their
+    forms are the fine-tune's, which are not recorded)."""
     odd = list(dict.fromkeys(t for t in texts if not unknown_words([t]) and question_form(t) not in forms))
     return odd, ", ".join(repr(t) for t in odd[:3]) + (", ..." if len(odd) > 3 else "")
 
@@ -178,9 +202,10 @@ def check_captions(m, texts, task: str = "match score") -> list[str]:
         return []
     odd, shown = _off_form(texts, caption_forms())
     if odd:
-        warn(f"{bundled_name(m.spec)} is a bundled teaching model that learnt to match ShapesWorld's captions ('a "
+        warn(f"{teaching_model(m)} that learnt to match ShapesWorld's captions ('a "
              "large red circle', 'a small blue square to the left of a large green triangle', 'there are no "
-             f"shapes'), which always name each shape's size; {shown} {'is' if len(odd) == 1 else 'are'} not in "
+             f"shapes'), which always name each shape's size{_and_fine_tuning(m)}; {shown} "
+             f"{'is' if len(odd) == 1 else 'are'} not in "
              f"that form, so its {task} may be far off (it scores 'a red circle' low even on a red circle). Write "
              f"the text as its captions are ('a large red circle' or 'a small red circle'), or "
              f"{pretrained_hint(m.spec)}", OutOfDomainWarning)
@@ -198,12 +223,18 @@ def check_positions(m, questions) -> list[str]:
     forms = position_forms()
     where = list(dict.fromkeys(q for q in questions if question_form(q) in forms))
     if where:
-        acc = _held_out(m.spec, "position")
+        from .models import bundled_spec
+
+        lineage = finetuned_from(m)
+        acc = _held_out(bundled_spec(lineage[0]) if lineage else m.spec, "position")
         measured = (f"right {acc:.2f} of the time on held-out ShapesWorld scenes" if acc is not None
                     else "at about chance")
         shown = ", ".join(repr(q) for q in where[:2]) + (", ..." if len(where) > 2 else "")
-        warn(f"{bundled_name(m.spec)} answers where-questions ({shown}) {measured}, where guessing yes or no is "
-             "right half the time: its answer is a guess. The bundled captioner says where shapes lie more often "
+        who = (f"{bundled_name(m)} was fine-tuned from the bundled {lineage[0]}, which" if lineage
+               else bundled_name(m))
+        guess = "likely a guess, unless fine-tuning taught it where shapes lie" if lineage else "a guess"
+        warn(f"{who} answers where-questions ({shown}) {measured}, where guessing yes or no is "
+             f"right half the time: its answer is {guess}. The bundled captioner says where shapes lie more often "
              f"right (mmkit.caption with shapes-blip-caption), or {pretrained_hint(m.spec)}", OutOfDomainWarning)
     return where
 
@@ -265,9 +296,10 @@ def check_questions(m, questions) -> list[str]:
     odd, shown = _off_form(questions, question_forms())
     if odd:
         near = _suggestions(odd)
-        warn(f"{bundled_name(m.spec)} is a bundled teaching model taught ShapesWorld's question forms only ('what "
+        warn(f"{teaching_model(m)} taught ShapesWorld's question forms{'' if finetuned_from(m) else ' only'} ('what "
              "color is the circle?', 'what shape is the red object?', 'what size is the blue square?', 'how many "
-             "objects are there?', 'is there a green triangle?', 'is the red circle above the blue square?'); "
+             "objects are there?', 'is there a green triangle?', 'is the red circle above the blue square?')"
+             f"{_and_fine_tuning(m)}; "
              f"{shown} {'is not one of them' if len(odd) == 1 else 'are not'}, so its answer may be a guess. Ask in "
              "one of those forms" + (f" ({'; '.join(near)})" if near else "") + f", or {pretrained_hint(m.spec)}",
              OutOfDomainWarning)

@@ -35,11 +35,14 @@ class AnnotationPanel(Panel):
     def __init__(self, folder, out=None, caption_model="blip-caption", tag_model="clip", labels=DEFAULT_TAGS,
                  background: bool = True):
         from mmkit.annotations import AnnotationStore, display_name, image_files
+        from mmkit.annotations.files import left_out, left_out_note
 
         self._display = display_name
 
         self.folder = Path(folder).expanduser()
-        self.files = image_files(self.folder)
+        self.files = image_files(self.folder)  # none: InputError, naming the HEIC photos and PDFs it leaves out
+        note = left_out_note(left_out(self.folder))  # HEIC photos and PDFs: named, with the fix, under the header
+        self.left_out = w.HTML(f"<span style='color:#7a4f00'>{esc(note)}.</span>" if note else "")
         self.store = AnnotationStore(out if out is not None else self.folder / "captions.json")
         self.caption_model = ModelChoice(caption_model, "caption model") if caption_model is not None else None
         self.tag_model = ModelChoice(tag_model, "tag model") if tag_model is not None else None
@@ -65,7 +68,7 @@ class AnnotationPanel(Panel):
         self.back_button.on_click(lambda _: self.back())
         models = [c.box for c in (self.caption_model, self.tag_model) if c is not None]
         super().__init__([
-            self.header, *models,
+            self.header, self.left_out, *models,
             w.HBox([self.preview, w.VBox([self.file_html, self.suggested, self.notice, self.caption, self.tags,
                                           w.HBox([self.back_button, self.skip_button, self.accept_button])])]),
             self.saved,

@@ -53,6 +53,18 @@ def upload_error(e: BaseException, content: bytes, file_name: str) -> str:
     return repr(file_name) + text[len(subject):] if text.startswith(subject) else text
 
 
+MB = 1_000_000  # bytes in the MB an upload limit is given in (what file managers and phones show), not 2**20
+
+
+def over_limit(size: int, limit_mb: float) -> str | None:
+    """The size of a file over an upload limit of `limit_mb` MB, for its message ('27.0 MB', or '20,000,001 bytes'
+    where one decimal would show the limit itself); None when it is within the limit."""
+    if size <= limit_mb * MB:
+        return None
+    shown = f"{size / MB:.1f}"
+    return f"{shown} MB" if float(shown) > limit_mb else f"{size:,} bytes"
+
+
 def error_html(e: BaseException | str) -> str:
     """An error as escaped red text (never a traceback)."""
     text = e if isinstance(e, str) else error_text(e)

@@ -14,10 +14,10 @@ from mmkit.errors import InputError
 
 from mmkit.data.styles import STYLES, TEST_STYLES
 
-from .base import (IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, preview_png, typed, upload_error,
-                   wrap_row)
+from .base import (IPYWIDGETS_MAJOR, LABEL_STYLE, control_layout, error_html, esc, over_limit, preview_png, typed,
+                   upload_error, wrap_row)
 
-MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB)
+MAX_UPLOAD_MB = 20  # larger uploads are refused with a message (a phone photo is 2-8 MB); MB: 10**6 bytes
 SPLITS = ("test", "val", "train", "comp_test")  # ShapesWorld splits offered; "test" is held out from training
 NONE = "(choose)"  # first entry of the samples list
 
@@ -66,7 +66,8 @@ class ImagePicker(w.VBox):
     Args:
         source: "shapes" (a held-out ShapesWorld scene is chosen at start), "sample" or None (nothing yet).
         preview_size: the preview's longer side in pixels.
-        max_upload_mb: larger uploads are refused with a message (FileUpload's stay in memory, never on disk).
+        max_upload_mb: larger uploads are refused with a message (FileUpload's stay in memory, never on disk);
+            in MB of 10**6 bytes, as file managers count them.
         colab: use Colab's upload controls; default: whether this runs on Colab (on_colab()).
     """
 
@@ -223,9 +224,9 @@ class ImagePicker(w.VBox):
             self.refuse(f"{text} is not a file; check the path (Colab's Files panel: right-click "
                                           "a file, Copy path)")
             return
-        size = p.stat().st_size
-        if size > self.max_upload_mb * 1024 * 1024:
-            self.refuse(f"{p.name} is {size / 1024 / 1024:.1f} MB; the limit is "
+        shown = over_limit(p.stat().st_size, self.max_upload_mb)
+        if shown:
+            self.refuse(f"{p.name} is {shown}; the limit is "
                                           f"{self.max_upload_mb:g} MB. Resize the image or save it as JPEG.")
             return
         self.set_image(p, f"file: {p.name}")
@@ -249,9 +250,9 @@ class ImagePicker(w.VBox):
         self._take_upload(*files[-1])
 
     def _take_upload(self, name: str, content: bytes, size: int) -> None:
-        if max(size, len(content)) > self.max_upload_mb * 1024 * 1024:
-            mb = max(size, len(content)) / 1024 / 1024
-            self.refuse(f"{name!r} is {mb:.1f} MB; the limit is {self.max_upload_mb:g} MB. "
+        shown = over_limit(max(size, len(content)), self.max_upload_mb)
+        if shown:
+            self.refuse(f"{name!r} is {shown}; the limit is {self.max_upload_mb:g} MB. "
                                           "Resize the image or save it as JPEG, then upload it again.")
             return
         if not content:

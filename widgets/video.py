@@ -6,10 +6,11 @@ import ipywidgets as w
 
 from mmkit.errors import InputError
 
-from .base import IPYWIDGETS_MAJOR, ModelChoice, Panel, control_layout, esc, png, preview_png, upload_error, wrap_row
+from .base import (IPYWIDGETS_MAJOR, ModelChoice, Panel, control_layout, esc, over_limit, png, preview_png,
+                   upload_error, wrap_row)
 from .picker import uploaded_files
 
-MAX_UPLOAD_MB = 200  # uploads stay in memory; longer videos are better read from a path in code
+MAX_UPLOAD_MB = 200  # MB of 10**6 bytes; uploads stay in memory; longer videos are better read from a path in code
 
 
 class VideoPanel(Panel):
@@ -84,8 +85,9 @@ class VideoPanel(Panel):
         if not content:
             self.show_error(f"{name!r} is empty (0 bytes); choose another file")
             return
-        if max(size, len(content)) > MAX_UPLOAD_MB * 1024 * 1024:
-            self.show_error(f"{name!r} is {max(size, len(content)) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB. "
+        shown = over_limit(max(size, len(content)), MAX_UPLOAD_MB)
+        if shown:
+            self.show_error(f"{name!r} is {shown}; the limit is {MAX_UPLOAD_MB} MB. "
                             "Cut or re-encode the video smaller, or pass its path to mmkit.caption_video in code.")
             return
         self.clear_error()

@@ -31,8 +31,41 @@ def image_files(folder) -> list[str]:
     found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not found:
-        raise InputError(f"folder {str(folder)!r} has no image files ({', '.join(IMAGE_SUFFIXES)})")
+        note = left_out_note(left_out(root))
+        raise InputError(f"folder {str(folder)!r} has no image files ({', '.join(IMAGE_SUFFIXES)})"
+                         + (f"; {note}" if note else ""))
     return found
+
+
+NOT_PICTURES = (".pdf",)  # documents a folder of pictures often holds: named, with the fix, when left out
+
+
+def left_out(folder) -> list[str]:
+    """The files image_files passes over that someone meant as pictures: HEIC/HEIF photos (CANNOT_DECODE) and
+    PDFs (NOT_PICTURES), as sorted '/'-separated paths relative to folder."""
+    root = Path(folder).expanduser()
+    kinds = CANNOT_DECODE + NOT_PICTURES
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.suffix.lower() in kinds and not p.name.startswith(".") and p.is_file())
+
+
+def left_out_note(files) -> str:
+    """'4 files left out: IMG_1.HEIC, ...: 3 are HEIC photos (...), ...; scan.pdf (it is a PDF document: export the
+    page as PNG)', in load_image's own words (mmkit.data.images); '' when there are none."""
+    from ..data.images import _sniff
+
+    def names(some):
+        shown = [display_name(f) for f in some[:5]]
+        return ", ".join(shown) + (f", ... ({len(some)} in all)" if len(some) > 5 else "")
+
+    heic = [f for f in files if Path(f).suffix.lower() in CANNOT_DECODE]
+    pdf = [f for f in files if Path(f).suffix.lower() in NOT_PICTURES]
+    parts = [f"{names(heic)}: {heic_hint(heic)[2:]}"] if heic else []
+    if pdf:
+        why = _sniff(b"%PDF")  # ' (it is a PDF document: export the page as PNG)'
+        parts.append(names(pdf) + (why if len(pdf) == 1 else why.replace("(it is", "(each is", 1)))
+    n = len(heic) + len(pdf)
+    return f"{n} file{'' if n == 1 else 's'} left out: " + "; ".join(parts) if parts else ""
 
 
 def check_file_name(name, what: str = "file_name") -> str:
