@@ -7,8 +7,8 @@ picture and for a batch of 32; the check alone on the same pictures (the detecto
 share one thumbnail per picture), and the detector alone (`out_of_domain`). The target is a check under 5% of the
 caption call. Pictures: ShapesWorld scenes in the held-out styles, whose canvases run from 32 to 512 px.
 Also timed: the repaint of one-colour backgrounds (mmkit.domain.repainted), which is part of the caption call
-(its preprocessing), not of the check; and the check's reading of turned shapes (mmkit.domain.turned_shapes,
-part of the check) alone.
+(its preprocessing), not of the check; and the check's reading of the shapes on a one-colour ground, their turns
+and colours (mmkit.domain.shape_readings, part of the check), alone.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bundled shapes-blip-caption; detector "
           f"{domain.DETECTOR_DIR} ({net.side} px {net.thumbnail} thumbnails, channels {net.channels})")
     print("| pictures | caption (check off) | check alone | detector alone | check / caption | detector / caption "
-          "| repaint alone | repaint / caption | turns alone | turns / caption |")
+          "| repaint alone | repaint / caption | shapes alone | shapes / caption |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in (1, 32):
         ims = scenes[:n]
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             t = timed_together({"caption": plain, "check": lambda: domain.check(m, ims, "caption"),
                                 "detector": lambda: domain.out_of_domain(ims),
                                 "repaint": lambda: [domain.repainted(m, im) for im in ims],
-                                "turns": lambda: domain.turned_shapes(ims, [False] * len(ims))},
+                                "turns": lambda: domain.shape_readings(ims, [False] * len(ims))},
                                repeats=args.repeats, min_round_s=0.5)
         print(f"| {n} | {t['caption'] * 1e3:.2f} ms | {t['check'] * 1e3:.3f} ms | {t['detector'] * 1e3:.3f} ms | "
               f"{t['check'] / t['caption']:.1%} | {t['detector'] / t['caption']:.1%} | {t['repaint'] * 1e3:.3f} ms | "

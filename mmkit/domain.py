@@ -503,12 +503,34 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
             f"degrees a circle). Draw the shapes upright, or {pretrained_hint(getattr(spec, 'spec', spec))}")
 
 
-def turned_shapes(images, flags: list[bool]) -> list[list]:
-    """Per picture, the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (read on a one-colour
-    background only: mmkit.data.turns); [] for a picture the detector flags, where nothing more is said."""
-    from .data.turns import TURN_LIMIT, turned_shapes as read
+def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "result",
+                  names: list[str] | None = None) -> str:
+    """The message for `which` of `n` pictures that seem to show a shape in a colour ShapesWorld never draws (odd:
+    each such picture's mmkit.data.hues.OddColour list)."""
+    if n == 1:
+        where = "the picture seems to show " + " and ".join(dict.fromkeys(
+            f"{'an' if o.name[0] in 'aeiou' else 'a'} {o.name} shape" for o in odd[0][:2]))
+    else:
+        where = f"{_which(which, n, names)} seem to show shapes in other colours"
+    return (f"{teaching_model(spec)} that learnt red, green and blue shapes{taught(spec)}; {where}, so its {task} "
+            "may give it the nearest of those colours (the bundled models call dark orange red). Draw red, green or "
+            f"blue shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
 
-    return [[] if flag else read(im, TURN_LIMIT) or [] for im, flag in zip(images, flags)]
+
+def shape_readings(images, flags: list[bool]) -> list[list]:
+    """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
+    ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn) and the shapes in
+    colours ShapesWorld never draws (mmkit.data.hues.OddColour); [] for a picture the detector flags, where nothing
+    more is said, and for other backgrounds."""
+    from .data.hues import odd_colours
+    from .data.turns import TURN_LIMIT, ground_shapes, turned_shapes
+
+    out = []
+    for im, flag in zip(images, flags):
+        found = None if flag else ground_shapes(im)
+        out.append([] if found is None else
+                   (turned_shapes(im, TURN_LIMIT, found) or []) + (odd_colours(im, found) or []))
+    return out
 
 
 _CALLER_CHECKED = ContextVar("mmkit_pictures_checked_by_caller", default=False)
@@ -528,24 +550,32 @@ def pictures_checked():
 
 def picture_readings(m, images) -> tuple[list[bool], list[int], list[list]]:
     """(per-image out-of-domain flags, per-image shape counts, per-image shapes turned past the training looks'
-    turns (turned_shapes)) of the pictures a bundled model is given; nothing for models that are not checked, or
+    turns and colours ShapesWorld never draws (shape_readings)) of the pictures a bundled model is given; nothing for
+    models that are not checked, or
     inside pictures_checked()."""
     if not checked(m) or not images or _CALLER_CHECKED.get():
         return [False] * len(images), [0] * len(images), [[] for _ in images]
     net = (load_detector() or (None,))[0]
     pixels = _pixels(images, net.side, net.thumbnail) if net else _pixels(images, SIDE, THUMBNAIL)  # read once
     flags = out_of_domain(images, pixels)
-    return flags, [int(c) for c in _count(pixels)], turned_shapes(images, flags)
+    return flags, [int(c) for c in _count(pixels)], shape_readings(images, flags)
 
 
 def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "result",
-                    names: list[str] | None = None, turns: list[list] | None = None) -> list[str]:
+                    names: list[str] | None = None, shapes: list[list] | None = None) -> list[str]:
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
-    the models learnt (flagged pictures are neither counted nor read for turns). spec: the model's ModelSpec, or
+    the models learnt, one about those with a shape in another colour (shapes: shape_readings; flagged pictures
+    are neither counted nor read for shapes). spec: the model's ModelSpec, or
     the Loaded model (which names the words a fine-tune still in memory was taught)."""
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
-    turned = [i for i, t in enumerate(turns or ()) if t and not flags[i]]
+    from .data.hues import OddColour
+    from .data.turns import ShapeTurn
+
+    turns = [[f for f in found if isinstance(f, ShapeTurn)] for found in shapes or ()]
+    odd = [[f for f in found if isinstance(f, OddColour)] for found in shapes or ()]
+    turned = [i for i, t in enumerate(turns) if t and not flags[i]]
+    coloured = [i for i, o in enumerate(odd) if o and not flags[i]]
     said = []
     if any(flags):
         said.append(picture_notice(spec, [i for i, f in enumerate(flags) if f], len(flags), task, names))
@@ -553,21 +583,24 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
         said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], len(flags), task, names))
     if turned:
         said.append(turned_notice(spec, turned, [turns[i] for i in turned], len(flags), task, names))
+    if coloured and finetuned_from(spec) is None:  # a fine-tune may have learnt the colour (notebook 13: orange)
+        said.append(colour_notice(spec, coloured, [odd[i] for i in coloured], len(flags), task, names))
     return said
 
 
 def picture_findings(m, images, task: str = "result") -> tuple[list[bool], list[str], list[list[str]]]:
     """What a bundled model's pictures get said of them: (per-image out-of-domain flags, the batch's messages,
     each picture's own one-picture messages). Pictures the detector flags are not counted."""
-    flags, counts, turns = picture_readings(m, images)
-    own = [reading_notices(m, [f], [c], task, turns=[t]) for f, c, t in zip(flags, counts, turns)]  # [] if none
-    return flags, reading_notices(m, flags, counts, task, turns=turns), own
+    flags, counts, shapes = picture_readings(m, images)
+    own = [reading_notices(m, [f], [c], task, shapes=[t]) for f, c, t in zip(flags, counts, shapes)]  # [] if none
+    return flags, reading_notices(m, flags, counts, task, shapes=shapes), own
 
 
 def check(m, images, task: str = "result") -> list[bool]:
     """Warn (mmkit.OutOfDomainWarning) when a bundled model is given pictures with no ShapesWorld shapes, when it
     is given pictures that seem to show more shapes than its scenes held (count_shapes), and when a square or
-    triangle seems turned further than its scenes turn them (turned_shapes).
+    triangle seems turned further than its scenes turn them, and when a shape is in a colour they never drew
+    (shape_readings).
 
     Args:
         m: the Loaded model; only bundled models (and fine-tunes of them) are checked.
@@ -577,8 +610,8 @@ def check(m, images, task: str = "result") -> list[bool]:
     """
     from .errors import OutOfDomainWarning, warn
 
-    flags, counts, turns = picture_readings(m, images)  # each picture's own messages (picture_findings): not here
-    for message in reading_notices(m, flags, counts, task, turns=turns):
+    flags, counts, shapes = picture_readings(m, images)  # each picture's own messages (picture_findings): not here
+    for message in reading_notices(m, flags, counts, task, shapes=shapes):
         warn(message, OutOfDomainWarning)
     return flags
 

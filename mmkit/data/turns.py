@@ -47,7 +47,7 @@ class ShapeTurn:
     resultant: float  # |mean exp(4i theta)| for a square, |mean exp(3i theta)| for a triangle, 0-1
 
 
-def turned_shapes(image: Image.Image, past: float | None = None) -> list[ShapeTurn] | None:
+def turned_shapes(image: Image.Image, past: float | None = None, found=None) -> list[ShapeTurn] | None:
     """The squares and triangles of a picture on a one-colour background, with their turns; None (no opinion) when
     the background is not one colour (framing.plain_background's test).
 
@@ -55,7 +55,31 @@ def turned_shapes(image: Image.Image, past: float | None = None) -> list[ShapeTu
         image: a PIL image (any mode; read as RGB).
         past: only the shapes turned more than this many degrees (folded); the others are not checked against the
             ideal shape, which is most of the cost when a picture's shapes are upright.
+        found: ground_shapes(image), when already read.
     """
+    found = ground_shapes(image) if found is None else found
+    if found is None:
+        return None
+    small, dist, labels, candidates = found
+    w, h = image.size
+    out = []
+    sy, sx = h / small.height, w / small.width
+    for _, i, sl in candidates:
+        rows, cols = sl
+        read = _read(dist, labels, i, sl, past)
+        if read is not None:
+            shape, turn, match, r = read
+            box = (int(cols.start * sx), int(rows.start * sy),
+                   int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))  # in the picture's pixels
+            out.append(ShapeTurn(shape, round(float(turn), 1), box, round(float(match), 3), round(float(r), 3)))
+    return out
+
+
+def ground_shapes(image: Image.Image):
+    """The shapes of a picture on a one-colour background, for turned_shapes and mmkit.data.hues: (the picture at most
+    WORK_SIDE long, each pixel's distance from the ground (h, w) uint8, the connected shapes' labels (h, w), the
+    largest MAX_SHAPES shapes as (area, label, (rows, cols) slices)); None when the background is not one colour
+    (framing.plain_background's tests). Shapes touching the edge, specks and strokes are left out."""
     from scipy import ndimage
 
     fill = ground_colour(image)
@@ -69,8 +93,7 @@ def turned_shapes(image: Image.Image, past: float | None = None) -> list[ShapeTu
     if ground_varies(far.histogram()):  # not shapes on a flat ground (plain_background's test)
         return None
     dist = np.asarray(far)  # (h, w) uint8, largest channel difference from the ground
-    content = dist > STEP
-    labels, found = ndimage.label(content, np.ones((3, 3), bool))
+    labels, found = ndimage.label(dist > STEP, np.ones((3, 3), bool))
     areas = np.bincount(labels.ravel(), minlength=found + 1)  # (found + 1,) pixels of each component, 0 the ground
     candidates = []
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
@@ -79,18 +102,8 @@ def turned_shapes(image: Image.Image, past: float | None = None) -> list[ShapeTu
             continue  # runs off the picture: not a whole shape
         if areas[i] < MIN_SIDE ** 2 / 2 or areas[i] < MIN_FILL * (rows.stop - rows.start) * (cols.stop - cols.start):
             continue  # a speck, or a stroke or letter that fills little of its box
-        candidates.append((areas[i], i, sl))
-    out = []
-    sy, sx = h / small.height, w / small.width
-    for _, i, sl in sorted(candidates, key=lambda c: -c[0])[:MAX_SHAPES]:
-        rows, cols = sl
-        read = _read(dist, labels, i, sl, past)
-        if read is not None:
-            shape, turn, match, r = read
-            box = (int(cols.start * sx), int(rows.start * sy),
-                   int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))  # in the picture's pixels
-            out.append(ShapeTurn(shape, round(float(turn), 1), box, round(float(match), 3), round(float(r), 3)))
-    return out
+        candidates.append((int(areas[i]), i, sl))
+    return small, dist, labels, sorted(candidates, key=lambda c: -c[0])[:MAX_SHAPES]
 
 
 def turned_past(image: Image.Image, limit: float = TURN_LIMIT) -> bool:

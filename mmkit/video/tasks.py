@@ -192,12 +192,12 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
     out: list = []
     flags: list[bool] = []
     counts: list[int] = []
-    turns: list[list] = []
+    shapes: list[list] = []
     for batch in _batches(frames, batch_size):
         images = [f.image for f in batch]
         if m is not None:
-            batch_flags, batch_counts, batch_turns = picture_readings(m, images)
-            flags, counts, turns = flags + batch_flags, counts + batch_counts, turns + batch_turns
+            batch_flags, batch_counts, batch_shapes = picture_readings(m, images)
+            flags, counts, shapes = flags + batch_flags, counts + batch_counts, shapes + batch_shapes
         with pictures_checked() if m is not None else nullcontext():
             out += list(fn(images))
         times += [f.time for f in batch]
@@ -208,7 +208,7 @@ def _run(video, every, max_frames, max_side, batch_size, fn, progress: Progress 
     if m is not None:
         names = [f"{t:.1f} s" for t in times]
         for message in reading_notices(getattr(m, "spec", None), flags, counts, task,
-                                       names if len(times) > 1 else None, turns):
+                                       names if len(times) > 1 else None, shapes):
             warn(message, OutOfDomainWarning)
     return times, out, clip_end(frames, end, times, every)
 

@@ -1,0 +1,104 @@
+"""Is a shape in a colour the bundled models know? ShapesWorld's objects are red, green and blue, each jittered
+within its hue band (styles.object_colour: brightness x0.75-1.15, each channel +-18, so hues within 15, 22 and 16
+degrees of red's, green's and blue's). A dark orange shape (255, 140, 0) passed the picture check, and the bundled
+models called it red without a word; purple, yellow and cyan pictures were flagged by the detector already.
+
+odd_colours reads each shape of a picture on a one-colour background (turns.ground_shapes) and names those whose
+colour lies outside the bands (HUE_MARGIN degrees beyond each band's widest jitter) or is too grey for any of them.
+Pictures on any other background get no opinion (None).
+"""
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .framing import STEP
+from .styles import OBJECT_RGB
+
+HUE_MARGIN = 7.0  # degrees beyond the widest hue jitter of ShapesWorld's colour that still count as that colour
+MIN_SATURATION = 0.3  # ShapesWorld's least saturated object is 0.58; light green (144, 238, 144) is 0.39
+MIN_VALUE = 0.2  # darker is black
+MIN_CORE = 30  # pixels of a shape's fill (beyond its blended edge) needed to read its colour
+
+
+def _bands() -> list[tuple[float, float]]:
+    """(hue in degrees, how far from it the jittered colour goes) for each of ShapesWorld's object colours, measured
+    on 4,000 draws of styles.object_colour."""
+    from .styles import object_colour
+
+    rng = np.random.default_rng(0)
+    out = []
+    for rgb in OBJECT_RGB:
+        hue = colorsys.rgb_to_hsv(*(np.array(rgb) / 255))[0] * 360
+        drawn = np.array([object_colour(rgb, rng) for _ in range(4000)]) / 255
+        hues = np.array([colorsys.rgb_to_hsv(*c)[0] * 360 for c in drawn])
+        out.append((hue, float(np.abs((hues - hue + 180) % 360 - 180).max())))
+    return out
+
+
+BANDS = _bands()  # red (0, 14.8), green (132.0, 22.2), blue (226.3, 16.3) on the draws above
+
+
+@dataclass
+class OddColour:
+    """A shape whose colour the bundled models never saw."""
+
+    name: str  # what to call the colour in a message: "orange", "yellow", "purple", "grey", ...
+    rgb: tuple[int, int, int]  # the shape's median colour
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
+
+
+def colour_name(rgb) -> str:
+    """A plain name for a colour outside ShapesWorld's three: black, white, grey, brown, orange, yellow, ..."""
+    h, s, v = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255))
+    h *= 360
+    if v < MIN_VALUE:
+        return "black"
+    if s < MIN_SATURATION:
+        return "white" if v > 0.85 else "grey"
+    for upto, name in ((15, "red"), (45, "orange"), (70, "yellow"), (100, "yellow-green"), (160, "green"),
+                       (200, "cyan"), (250, "blue"), (310, "purple"), (345, "pink"), (360, "red")):
+        if h < upto:
+            return "brown" if name == "orange" and v < 0.6 else name
+    return "red"
+
+
+def known(rgb) -> bool:
+    """Whether a colour lies in one of ShapesWorld's hue bands (with HUE_MARGIN), or is no colour at all (black,
+    white, grey: the detector flags shapes so drawn, and photo and texture grounds leave grey pieces, in 15 and 10
+    of 150 ShapesWorld scenes, that are no shapes)."""
+    h, s, v = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255))
+    if s < MIN_SATURATION or v < MIN_VALUE:
+        return True
+    return any(abs((h * 360 - hue + 180) % 360 - 180) <= spread + HUE_MARGIN for hue, spread in BANDS)
+
+
+def odd_colours(image: Image.Image, found=None) -> list[OddColour] | None:
+    """The shapes of a picture on a one-colour background whose colour the bundled models do not know; None (no
+    opinion) when the background is not one colour.
+
+    Args:
+        image: a PIL image (any mode).
+        found: turns.ground_shapes(image), when already read.
+    """
+    from .turns import ground_shapes
+
+    found = ground_shapes(image) if found is None else found
+    if found is None:
+        return None
+    small, dist, labels, candidates = found
+    pixels = np.asarray(small.convert("RGB") if small.mode != "RGB" else small)  # (h, w, 3)
+    sy, sx = image.size[1] / small.height, image.size[0] / small.width
+    out = []
+    for _, i, (rows, cols) in candidates:
+        core = (labels[rows, cols] == i) & (dist[rows, cols] > 2 * STEP)  # the fill, not its blended edge
+        if core.sum() < MIN_CORE:
+            continue  # too few pixels of its own fill to read its colour: tiny shapes blend with the ground
+        rgb = tuple(int(c) for c in np.median(pixels[rows, cols][core], axis=0))
+        if not known(rgb):
+            box = (int(cols.start * sx), int(rows.start * sy), int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))
+            out.append(OddColour(colour_name(rgb), rgb, box))
+    return out

@@ -1,0 +1,61 @@
+"""mmkit.data.hues: a shape in a colour ShapesWorld never draws (orange, yellow, purple, cyan, pink, brown) is named;
+red, green and blue in their shades are not, nor are ShapesWorld's own scenes. Pictures drawn with PIL."""
+import pytest
+from PIL import Image, ImageDraw
+
+from mmkit.data import ShapesWorld, sample_images
+from mmkit.data.hues import colour_name, known, odd_colours
+
+
+def drawing(colour, sheet="white", side=200, shape="circle"):
+    im = Image.new("RGB", (side, side), sheet)
+    d, r, c = ImageDraw.Draw(im), side * 0.2, side / 2
+    if shape == "circle":
+        d.ellipse([c - r, c - r, c + r, c + r], fill=colour)
+    else:
+        d.polygon([(c, c - r), (c - r, c + r), (c + r, c + r)], fill=colour)
+    return im
+
+
+@pytest.mark.parametrize("colour, name", [((255, 140, 0), "orange"), ((255, 120, 0), "orange"),
+                                          ((255, 255, 0), "yellow"), ((128, 0, 128), "purple"),
+                                          ((255, 105, 180), "pink"), ((0, 255, 255), "cyan"), ((139, 69, 19), "brown")])
+def test_colours_shapesworld_never_draws_are_named(colour, name):
+    for sheet in ("white", (240, 240, 240), (20, 20, 40)):
+        found = odd_colours(drawing(colour, sheet, shape="triangle"))
+        assert [o.name for o in found] == [name], (colour, sheet, found)
+    assert colour_name(colour) == name
+
+
+@pytest.mark.parametrize("colour", [(255, 0, 0), (220, 20, 60), (139, 0, 0), (0, 128, 0), (50, 205, 50),
+                                    (144, 238, 144), (0, 0, 255), (0, 0, 128), (30, 144, 255), (65, 105, 225)])
+def test_shades_of_red_green_and_blue_are_known(colour):
+    assert known(colour)
+    assert odd_colours(drawing(colour)) == []
+
+
+def test_shapesworld_scenes_and_photos():
+    for style in ("plain", "light", "dark", "big"):
+        assert not any(odd_colours(s.image) for s in ShapesWorld(20, seed=2, style=style, split="test")), style
+    assert all(not odd_colours(p) for p in sample_images().values())  # no opinion, or no shape
+    gradient = Image.linear_gradient("L").convert("RGB").resize((120, 120))
+    assert odd_colours(gradient) is None
+
+
+def test_a_bundled_model_says_when_a_shape_is_in_a_colour_it_never_saw():
+    """An outside lecturer's dark orange shapes were called red by the captioner and the VQA models, without a word."""
+    import warnings
+
+    import mmkit
+
+    m = mmkit.load_model("shapes-blip-caption")
+
+    def said(picture):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mmkit.caption(m, picture)
+        return [str(w.message) for w in caught if issubclass(w.category, mmkit.OutOfDomainWarning)]
+
+    notices = said(drawing((255, 140, 0), shape="triangle"))
+    assert any("the picture seems to show an orange shape" in n for n in notices), notices
+    assert said(drawing((215, 40, 40))) == [] and said(drawing((40, 80, 215), (20, 20, 40))) == []
