@@ -260,7 +260,7 @@ def test_reads_are_capped_before_decoding(tmp_path):
 def test_limits_are_stated_settable_and_checked(monkeypatch):
     from mmkit.data import images
 
-    assert images.MAX_PIXELS == 64_000_000 and images.MAX_BYTES == 256 * 2**20
+    assert images.MAX_PIXELS == 64_000_000 and images.MAX_BYTES == 256 * 10**6
     monkeypatch.setattr(images, "MAX_PIXELS", 40)  # the module global is read at every call: tasks follow it
     with pytest.raises(InputError, match="over the 4e-05 MP limit"):
         load_image(RED)

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..errors import InputError
 from ..notices import capture_notices
 
-MAX_BODY = 40 * 1024 * 1024  # bytes of one request (an image of up to ~20 MB, base64)
+MAX_BODY = 40 * 10**6  # bytes of one request (an image of up to 20 MB, as base64, and its options)
 ALLOWED = {"max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "seed", "prompt"}  # caption kwargs
 
 

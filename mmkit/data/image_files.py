@@ -24,8 +24,12 @@ def is_url(x) -> bool:
 
 
 def mb(n: int) -> str:
-    """A byte count for messages: '256 MB', or '73 bytes'."""
-    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n} bytes"
+    """A byte count for messages, a MB being 10^6 bytes (as the panels' upload limits count): '256 MB', '1.5 MB',
+    or '73 bytes'."""
+    if n < 10**6:
+        return f"{n} bytes"
+    x = n / 10**6
+    return f"{x:.0f} MB" if abs(x - round(x)) < 0.05 else f"{x:.1f} MB"
 
 
 def raise_limit(keyword: str, needed: int | None = None) -> str:

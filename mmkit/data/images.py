@@ -35,7 +35,7 @@ from ..errors import InputError, describe
 from .image_files import mb, raise_limit, read_file_object, read_path
 
 MAX_PIXELS = 64_000_000  # width * height above which an image is refused (decompression-bomb guard, 8000x8000)
-MAX_BYTES = 256 * 2**20  # bytes read at most from a file or file object, before decoding
+MAX_BYTES = 256 * 10**6  # bytes (256 MB) read at most from a file or file object, before decoding
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM", "TGA", "QOI")  # decoders tried
 
 
