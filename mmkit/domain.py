@@ -517,19 +517,30 @@ def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "
             f"blue shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
 
 
+def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
+    """The message for `which` of `n` pictures whose shapes are all smaller than ShapesWorld draws them."""
+    from .data.turns import SMALL
+
+    where = ("the picture's shapes seem" if n == 1 else f"{_which(which, n, names)} seem to show shapes") + \
+        f" smaller than that (under {SMALL:.0%} of the picture's short side)"
+    return (f"{teaching_model(spec)} that learnt shapes at least a seventh as wide as their picture; {where}, so its "
+            f"{task} may miss or misname them (the bundled captioner named 0.72 of such drawings right at a tenth). "
+            f"Crop the picture around the shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
+
+
 def shape_readings(images, flags: list[bool]) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
     ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn) and the shapes in
     colours ShapesWorld never draws (mmkit.data.hues.OddColour); [] for a picture the detector flags, where nothing
-    more is said, and for other backgrounds."""
+    more is said, and for other backgrounds; and SmallShape when all its shapes are smaller than ShapesWorld's."""
     from .data.hues import odd_colours
-    from .data.turns import TURN_LIMIT, ground_shapes, turned_shapes
+    from .data.turns import TURN_LIMIT, ground_shapes, small_shapes, turned_shapes
 
     out = []
     for im, flag in zip(images, flags):
         found = None if flag else ground_shapes(im)
-        out.append([] if found is None else
-                   (turned_shapes(im, TURN_LIMIT, found) or []) + (odd_colours(im, found) or []))
+        out.append([] if found is None else (turned_shapes(im, TURN_LIMIT, found) or []) +
+                   (odd_colours(im, found) or []) + (small_shapes(im, found) or []))
     return out
 
 
@@ -570,8 +581,9 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     the Loaded model (which names the words a fine-tune still in memory was taught)."""
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
     from .data.hues import OddColour
-    from .data.turns import ShapeTurn
+    from .data.turns import ShapeTurn, SmallShape
 
+    small = [i for i, found in enumerate(shapes or ()) if any(isinstance(f, SmallShape) for f in found) and not flags[i]]
     turns = [[f for f in found if isinstance(f, ShapeTurn)] for found in shapes or ()]
     odd = [[f for f in found if isinstance(f, OddColour)] for found in shapes or ()]
     turned = [i for i, t in enumerate(turns) if t and not flags[i]]
@@ -583,6 +595,8 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
         said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], len(flags), task, names))
     if turned:
         said.append(turned_notice(spec, turned, [turns[i] for i in turned], len(flags), task, names))
+    if small:
+        said.append(small_notice(spec, small, len(flags), task, names))
     if coloured and finetuned_from(spec) is None:  # a fine-tune may have learnt the colour (notebook 13: orange)
         said.append(colour_notice(spec, coloured, [odd[i] for i in coloured], len(flags), task, names))
     return said

@@ -132,3 +132,21 @@ def test_a_bundled_model_warns_of_a_turned_shape_and_not_of_upright_ones():
     _, per_picture = notices_per_image(m, pictures, "zero-shot result", lambda: mmkit.zero_shot(m, pictures, labels))
     assert [bool(n) for n in per_picture] == [False, True, False]
     assert "a square turned 45 degrees" in per_picture[1][0]
+
+
+def test_a_picture_whose_shapes_are_all_small_gets_a_notice():
+    """An outside lecturer's 8-16 px shapes on 128 px sheets were captioned 'there are no shapes' or misnamed,
+    without a word: ShapesWorld draws shapes a sixth to a third as wide as the picture."""
+    import warnings
+
+    import mmkit
+    from mmkit.data.turns import small_shapes
+
+    tiny = drawing(0, 0, side=128, frac=0.1)
+    assert [s.share < 0.135 for s in small_shapes(tiny)] == [True]
+    assert small_shapes(drawing(4, 0, side=128, frac=0.3)) == []
+    assert not any(small_shapes(s.image) for s in ShapesWorld(20, seed=6, style="tiny"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mmkit.caption(mmkit.load_model("shapes-blip-caption"), tiny)
+    assert any("smaller than that" in str(w.message) for w in caught)
