@@ -104,6 +104,9 @@ def attention_maps(m, image, text: str | None = None, **kwargs) -> AttentionMaps
         image: anything load_image accepts.
         text: the prompt (CLIP/ALIGN), question (VQA), caption (ITM, ViLT-ITM); for captioning models
             (and BLIP-2, whose maps are per Q-Former query) None generates the caption first (kwargs go to generate), or give a caption to inspect.
+            A word of a text you give gets a map whether or not the picture shows what it names: given "a blue
+            square" for a red circle, the maps of "blue" and "square" lie on the circle, where the model looked. A map
+            says where the model looked for a word, not that the word is true of the picture.
     """
     from ..families import adapter, map_function
     from ..options import check_attention_options
