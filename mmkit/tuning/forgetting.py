@@ -73,7 +73,8 @@ def forgetting_notes(old: dict | None, task: str = "caption") -> list[tuple[str,
             f"knew) the {old['metric']} went {old['before']:.0%} -> {old['after']:.0%}")
     if old["before"] - old["after"] <= DROP:
         return [(said + ": it kept what it knew", False)]
-    return [(said + ": the model forgot much of what it knew while it learnt your pictures (it may now call a red "
-             "circle by a new colour); mix ordinary pictures into the training data, e.g. "
-             f"{MIX.get(task, MIX['caption'])} with concept_scenes, caption_pairs, qa_triples and label_pairs from "
-             "mmkit.tuning.concepts (notebook 13 does), or train fewer epochs or with a lower lr=", True)]
+    return [(said + ": the model forgot some of what it knew while it learnt your pictures (it may now call a red "
+             "circle by a new colour); to keep more of it, mix ordinary ShapesWorld scenes into the training data, "
+             f"or more of them if it has some already (e.g. {MIX.get(task, MIX['caption'])}, with concept_scenes, "
+             "caption_pairs, qa_triples and label_pairs from mmkit.tuning.concepts; notebook 13 shows how), or train "
+             "for fewer epochs or with a lower learning rate (lr=).", True)]
