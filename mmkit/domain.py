@@ -474,6 +474,13 @@ def _count(pixels: np.ndarray) -> np.ndarray:
     return counts
 
 
+def _reading_notice(spec, learnt: str, where: str, task: str, risk: str, fix: str) -> str:
+    """A notice about what the pictures seem to show beside what the model learnt: '<model> is a bundled teaching
+    model that learnt <learnt>; <where>, so its <task> <risk>. <fix>, or load a pretrained model: ...'."""
+    return (f"{teaching_model(spec)} that learnt {learnt}; {where}, so its {task} {risk}. {fix}, or "
+            f"{pretrained_hint(getattr(spec, 'spec', spec))}")
+
+
 def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = "result",
                  names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures that seem to show `counts` shapes, more than MOST_SHAPES."""
@@ -481,9 +488,9 @@ def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = 
         where = f"the picture seems to show {counts[0]} shapes"
     else:
         where = f"{_which(which, n, names)} seem to show more"
-    return (f"{teaching_model(spec)} that learnt from ShapesWorld scenes of one or two "
-            f"shapes; {where}, so its {task} may leave some of them out (the bundled VQA models answer 'two' to 'how "
-            f"many objects are there?'). Draw one or two shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
+    return _reading_notice(spec, "from ShapesWorld scenes of one or two shapes", where, task,
+                           "may leave some of them out (the bundled VQA models answer 'two' to 'how many objects are "
+                           "there?')", "Draw one or two shapes")
 
 
 def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str = "result",
@@ -498,9 +505,9 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
             for t in turns[0][:2])
     else:
         where = f"{_which(which, n, names)} seem to show a square or triangle turned more than {TURN_LIMIT:.0f} degrees"
-    return (f"{teaching_model(spec)} that learnt squares and triangles turned by 20 "
-            f"degrees at most; {where}, so its {task} may misname it (the bundled models call a square turned 45 "
-            f"degrees a circle). Draw the shapes upright, or {pretrained_hint(getattr(spec, 'spec', spec))}")
+    return _reading_notice(spec, "squares and triangles turned by 20 degrees at most", where, task,
+                           "may misname it (the bundled models call a square turned 45 degrees a circle)",
+                           "Draw the shapes upright")
 
 
 def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "result",
@@ -512,9 +519,9 @@ def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "
             f"{'an' if o.name[0] in 'aeiou' else 'a'} {o.name} shape" for o in odd[0][:2]))
     else:
         where = f"{_which(which, n, names)} seem to show shapes in other colours"
-    return (f"{teaching_model(spec)} that learnt red, green and blue shapes{taught(spec)}; {where}, so its {task} "
-            "may give it the nearest of those colours (the bundled models call dark orange red). Draw red, green or "
-            f"blue shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
+    return _reading_notice(spec, f"red, green and blue shapes{taught(spec)}", where, task,
+                           "may give it the nearest of those colours (the bundled models call dark orange red)",
+                           "Draw red, green or blue shapes")
 
 
 def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
@@ -523,9 +530,9 @@ def small_notice(spec, which: list[int], n: int, task: str = "result", names: li
 
     where = ("the picture's shapes seem" if n == 1 else f"{_which(which, n, names)} seem to show shapes") + \
         f" smaller than that (under {SMALL:.0%} of the picture's short side)"
-    return (f"{teaching_model(spec)} that learnt shapes at least a seventh as wide as their picture; {where}, so its "
-            f"{task} may miss or misname them (the bundled captioner named 0.72 of such drawings right at a tenth). "
-            f"Crop the picture around the shapes, or {pretrained_hint(getattr(spec, 'spec', spec))}")
+    return _reading_notice(spec, "shapes at least a seventh as wide as their picture", where, task,
+                           "may miss or misname them (the bundled captioner named 0.72 of such drawings right at a "
+                           "tenth)", "Crop the picture around the shapes")
 
 
 def shape_readings(images, flags: list[bool]) -> list[list]:
