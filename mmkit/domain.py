@@ -13,7 +13,7 @@ or two, and answer 'two' to a count of three or four; so does one with a square 
 training looks turn them (turned_shapes, on one-colour backgrounds: a square at 45 degrees is a circle to all six
 models). A bundled model also gets a picture wider than 4:3 cropped
 around its content (fit_picture_at). A model fine-tuned from a bundled one is checked as its base is, with the words
-fine-tuning taught it known (finetuned_from); it gets pictures as given, as it was trained. Pretrained models are never
+fine-tuning taught it known (mmkit.domain_notices.finetuned_from, which also writes what the notices say); it gets pictures as given, as it was trained. Pretrained models are never
 checked; MMKIT_DOMAIN_CHECK=0 turns the checks off.
 """
 from __future__ import annotations
@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .domain_notices import (colour_notice, crowd_notice, finetuned_from, picture_notice, small_notice,
+                             turned_notice)
+
 SIDE = 40  # thumbnail side the detector reads (the default; a saved detector records its own)
 CHANNELS = (16, 32, 32, 32)  # its four convolutions' widths (likewise)
 THUMBNAIL = "nearest2-box"  # how the thumbnail is made: "box", or "nearest2-box" (likewise)
 DETECTOR_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "shapes-domain"
-KNOWS = "filled red, green and blue circles, squares and triangles (ShapesWorld)"  # outlines: CLIP 2 of 9 right
 
 
 def detector_module(side: int = SIDE, channels=CHANNELS, thumbnail: str = THUMBNAIL):
@@ -236,82 +238,6 @@ def is_bundled(spec) -> bool:
         return False
 
 
-def bundled_name(spec) -> str:
-    """The name a notice gives a bundled model (or the Loaded model): its folder's name when it was loaded by path
-    (as collection workers load it), so every notice names it the same way."""
-    spec = getattr(spec, "spec", spec)
-    return Path(spec.repo).name if spec.source == "path" else spec.name
-
-
-FINETUNE_DEPTH = 8  # the most fine-tunes of fine-tunes followed back to their bundled base
-
-
-def _bundled_folder(path) -> str | None:
-    """The bundled model's name when `path` is its folder in data/models; None otherwise."""
-    from .config import models_dir
-
-    try:
-        folder = Path(path).expanduser().resolve()
-        return folder.name if folder.parent == models_dir().resolve() else None
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def finetuned_from(m) -> tuple[str, list[str]] | None:
-    """(the bundled model a fine-tuned model started from, the words fine-tuning taught it), or None for a model
-    that is not a fine-tune of a bundled one.
-
-    A saved fine-tune (Finetuned.save) names its base and added words in its mmkit.json ("finetuned", "base",
-    "added_words"); a base that is itself a saved fine-tune is followed back. A fine-tune still in memory (source
-    "finetuned") keeps its base's folder as its repo, and its new words are the tokenizer's added tokens.
-
-    Args:
-        m: the Loaded model (a ModelSpec alone gives the saved words only).
-    """
-    from .models import BUNDLED_NAMES, _meta
-
-    spec = getattr(m, "spec", m)
-    if spec is None or spec.source not in ("path", "finetuned"):
-        return None
-    words, ref = [], spec.repo
-    if spec.source == "finetuned":
-        tokenizer = getattr(getattr(m, "processor", None), "tokenizer", None)
-        if tokenizer is not None:  # the bundled tokenizers add no words of their own (only special tokens)
-            special = set(tokenizer.all_special_tokens)
-            words = [t for t in tokenizer.get_added_vocab() if t not in special]
-    name = _bundled_folder(ref) if spec.source == "finetuned" else None
-    for _ in range(FINETUNE_DEPTH):
-        if name is not None:
-            return name, list(dict.fromkeys(str(w).lower() for w in words))
-        meta = _meta(Path(ref)) if isinstance(ref, str) and Path(ref).is_dir() else {}
-        base = meta.get("base")
-        if not meta.get("finetuned") or not isinstance(base, str):
-            return None
-        words = list(meta.get("added_words") or ()) + words  # the earliest fine-tune's first
-        name, ref = (base if base in BUNDLED_NAMES else _bundled_folder(base)), base
-    return None
-
-
-def teaching_model(spec) -> str:
-    """How a notice starts: 'shapes-clip is a bundled teaching model', or 'ft, fine-tuned from the bundled
-    shapes-clip, is a teaching model' (spec: the ModelSpec or the Loaded model)."""
-    lineage = finetuned_from(spec)
-    if lineage is None:
-        return f"{bundled_name(spec)} is a bundled teaching model"
-    return f"{bundled_name(spec)}, fine-tuned from the bundled {lineage[0]}, is a teaching model"
-
-
-def taught(spec) -> str:
-    """What fine-tuning added to what a fine-tuned model knows ("" for a bundled one): ', and the words fine-tuning
-    taught it ('orange')'."""
-    lineage = finetuned_from(spec)
-    if lineage is None:
-        return ""
-    words = lineage[1]
-    shown = ", ".join(repr(w) for w in words[:8]) + (", ..." if len(words) > 8 else "")
-    return f", and the words fine-tuning taught it ({shown})" if words else ", and what fine-tuning taught it"
-
-
 PADDED_FAMILIES = ("blip-caption",)  # the bundled models fit_picture pads to TRAINED_ASPECT
 
 
@@ -380,36 +306,6 @@ def checked(m) -> bool:
             and (is_bundled(spec) or finetuned_from(spec) is not None))
 
 
-def pretrained_hint(spec) -> str:
-    """The end of both notices: how to get the real model of the same family."""
-    return (f"load a pretrained model: mmkit.load_model('{spec.family}') picks the real checkpoint when the "
-            "Hugging Face hub is reachable (or cached).")
-
-
-def _which(which: list[int], n: int, names: list[str] | None) -> str:
-    """'3 of 10 pictures (index 2, 4, 7)', or with names (a video's frame times) '3 of 10 frames (at 2.0 s, ...)'."""
-    shown = [names[i] for i in which] if names else list(map(str, which))
-    listed = ", ".join(shown[:8]) + (", ..." if len(which) > 8 else "")
-    return f"{len(which)} of {n} frames (at {listed})" if names else f"{len(which)} of {n} pictures (index {listed})"
-
-
-def picture_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
-    """The out-of-domain message for `which` of `n` pictures given to the bundled (or fine-tuned bundled) model
-    `spec`, its ModelSpec or the Loaded model (names: what to call each picture instead of its index, e.g. a video
-    frame's time)."""
-    if n == 1:
-        where = "the picture seems to show"  # the detector's reading, not a certainty
-    else:
-        where = f"{_which(which, n, names)} seem to show"
-    said = (" (unless it says 'there are no shapes', which is what it was taught to say of a picture without "
-            "them)") if task == "caption" else ""
-    lineage = finetuned_from(spec)
-    flags_new = (f" The check was made for {lineage[0]}'s shapes, so it may flag pictures of the colours or shapes "
-                 "fine-tuning added." if lineage else "")  # the detector learnt red, green and blue only
-    return (f"{teaching_model(spec)} that only knows {KNOWS}{taught(spec)}; {where} no such shapes, so its {task} is "
-            f"a guess{said}.{flags_new} For photos, {pretrained_hint(getattr(spec, 'spec', spec))}")
-
-
 MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds (ShapesWorld's objects=(1, 2))
 _ONE_PICTURE = np.zeros((3, 3, 3), bool)  # 4-connected within a picture, never across pictures of a stack
 _ONE_PICTURE[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
@@ -472,67 +368,6 @@ def _count(pixels: np.ndarray) -> np.ndarray:
         if area[i] >= 0.4 * (rows.stop - rows.start) * (cols.stop - cols.start):
             counts[picture.start % n] += 1
     return counts
-
-
-def _reading_notice(spec, learnt: str, where: str, task: str, risk: str, fix: str) -> str:
-    """A notice about what the pictures seem to show beside what the model learnt: '<model> is a bundled teaching
-    model that learnt <learnt>; <where>, so its <task> <risk>. <fix>, or load a pretrained model: ...'."""
-    return (f"{teaching_model(spec)} that learnt {learnt}; {where}, so its {task} {risk}. {fix}, or "
-            f"{pretrained_hint(getattr(spec, 'spec', spec))}")
-
-
-def crowd_notice(spec, which: list[int], counts: list[int], n: int, task: str = "result",
-                 names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures that seem to show `counts` shapes, more than MOST_SHAPES."""
-    if n == 1:
-        where = f"the picture seems to show {counts[0]} shapes"
-    else:
-        where = f"{_which(which, n, names)} seem to show more"
-    return _reading_notice(spec, "from ShapesWorld scenes of one or two shapes", where, task,
-                           "may leave some of them out (the bundled VQA models answer 'two' to 'how many objects are "
-                           "there?')", "Draw one or two shapes")
-
-
-def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str = "result",
-                  names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures that seem to show a square or triangle turned further than the
-    training looks turn them (turns: each such picture's mmkit.data.turns.ShapeTurn list)."""
-    from .data.turns import TURN_LIMIT
-
-    if n == 1:
-        where = "the picture seems to show " + " and ".join(  # a triangle's turn is read modulo 120 degrees
-            f"a square turned {t.turn:.0f} degrees" if t.shape == "square" else "a triangle that does not point up"
-            for t in turns[0][:2])
-    else:
-        where = f"{_which(which, n, names)} seem to show a square or triangle turned more than {TURN_LIMIT:.0f} degrees"
-    return _reading_notice(spec, "squares and triangles turned by 20 degrees at most", where, task,
-                           "may misname it (the bundled models call a square turned 45 degrees a circle)",
-                           "Draw the shapes upright")
-
-
-def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "result",
-                  names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures that seem to show a shape in a colour ShapesWorld never draws (odd:
-    each such picture's mmkit.data.hues.OddColour list)."""
-    if n == 1:
-        where = "the picture seems to show " + " and ".join(dict.fromkeys(
-            f"{'an' if o.name[0] in 'aeiou' else 'a'} {o.name} shape" for o in odd[0][:2]))
-    else:
-        where = f"{_which(which, n, names)} seem to show shapes in other colours"
-    return _reading_notice(spec, f"red, green and blue shapes{taught(spec)}", where, task,
-                           "may give it the nearest of those colours (the bundled models call dark orange red)",
-                           "Draw red, green or blue shapes")
-
-
-def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures whose shapes are all smaller than ShapesWorld draws them."""
-    from .data.turns import SMALL
-
-    where = ("the picture's shapes seem" if n == 1 else f"{_which(which, n, names)} seem to show shapes") + \
-        f" smaller than that (under {SMALL:.0%} of the picture's short side)"
-    return _reading_notice(spec, "shapes at least a seventh as wide as their picture", where, task,
-                           "may miss or misname them (the bundled captioner named 0.72 of such drawings right at a "
-                           "tenth)", "Crop the picture around the shapes")
 
 
 def shape_readings(images, flags: list[bool]) -> list[list]:

@@ -7,14 +7,15 @@ A question in ShapesWorld's words but not in one of the forms ShapesWorld asks (
 asks "what color is the circle?") gets the warning too: the VQA models were only taught those forms, and ViLT
 answers that question with a shape. For common rewordings the warning names the ShapesWorld question that asks the
 same (suggested_form); the model still answers the question as typed. A model fine-tuned from a bundled one is
-checked as its base is, with the words fine-tuning taught it known (mmkit.domain.finetuned_from). Pretrained models
+checked as its base is, with the words fine-tuning taught it known (mmkit.domain_notices.finetuned_from). Pretrained models
 are never checked.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
-from .domain import bundled_name, checked, finetuned_from, is_bundled, pretrained_hint, taught, teaching_model
+from .domain import checked, is_bundled
+from .domain_notices import bundled_name, finetuned_from, pretrained_hint, taught, teaching_model
 
 
 def as_asked(m, question: str) -> str:
