@@ -372,9 +372,10 @@ def _count(pixels: np.ndarray) -> np.ndarray:
 
 def shape_readings(images, flags: list[bool]) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
-    ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn) and the shapes in
-    colours ShapesWorld never draws (mmkit.data.hues.OddColour); [] for a picture the detector flags, where nothing
-    more is said, and for other backgrounds; and SmallShape when all its shapes are smaller than ShapesWorld's."""
+    ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn), the shapes in
+    colours ShapesWorld never draws (mmkit.data.hues.OddColour), and, when all its shapes are smaller than
+    ShapesWorld draws them, each of them (SmallShape); [] for a picture the detector flags, where nothing more is
+    said, and for other backgrounds."""
     from .data.hues import odd_colours
     from .data.turns import TURN_LIMIT, ground_shapes, small_shapes, turned_shapes
 
@@ -402,10 +403,9 @@ def pictures_checked():
 
 
 def picture_readings(m, images) -> tuple[list[bool], list[int], list[list]]:
-    """(per-image out-of-domain flags, per-image shape counts, per-image shapes turned past the training looks'
-    turns and colours ShapesWorld never draws (shape_readings)) of the pictures a bundled model is given; nothing for
-    models that are not checked, or
-    inside pictures_checked()."""
+    """(per-image out-of-domain flags, per-image shape counts, per-image readings of the shapes: turned, in other
+    colours or small (shape_readings)) of the pictures a bundled model is given; nothing for models that are not
+    checked, or inside pictures_checked()."""
     if not checked(m) or not images or _CALLER_CHECKED.get():
         return [False] * len(images), [0] * len(images), [[] for _ in images]
     net = (load_detector() or (None,))[0]
@@ -418,12 +418,13 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
                     names: list[str] | None = None, shapes: list[list] | None = None) -> list[str]:
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
-    the models learnt, one about those with a shape in another colour (shapes: shape_readings; flagged pictures
-    are neither counted nor read for shapes). spec: the model's ModelSpec, or
-    the Loaded model (which names the words a fine-tune still in memory was taught)."""
-    crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
+    the models learnt, one about those whose shapes are all small, one about those with a shape in another colour
+    (shapes: shape_readings; flagged pictures are neither counted nor read for shapes). spec: the model's
+    ModelSpec, or the Loaded model (which names the words a fine-tune still in memory was taught)."""
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
+
+    crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
 
     small = [i for i, found in enumerate(shapes or ()) if any(isinstance(f, SmallShape) for f in found) and not flags[i]]
     turns = [[f for f in found if isinstance(f, ShapeTurn)] for found in shapes or ()]
