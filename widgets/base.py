@@ -78,20 +78,20 @@ def notice_html(notices: list[str]) -> str:
 
 
 def padding_note(maps) -> str:
-    """A line saying the maps' picture is the one given, padded or cropped (AttentionMaps.offset; cropped by mmkit
+    """A line saying the maps' picture is the one given, padded or cropped (OnPicture.framing: cropped by mmkit
     around the shapes, or by the model's processor to its middle square), and that the
     bundled model saw its background repainted (AttentionMaps.repainted); "" when the model saw it as given."""
-    offset, given = tuple(getattr(maps, "offset", (0, 0))), tuple(getattr(maps, "given_size", ()) or ())
     plain = ("The bundled model was given it with its one-colour background repainted in the plain grey of "
              "ShapesWorld, the look it knows best; the map is drawn on the picture as it was given."
              if getattr(maps, "repainted", False) else "")
-    if offset == (0, 0) and not given:  # no maps, or maps on the picture as given
+    how = maps.framing() if hasattr(maps, "framing") else ""
+    if not how:  # no maps, or maps on the picture as given
         return plain
     w, h = maps.image.size
-    if "centre_crop" in getattr(maps, "notes", {}):  # the model's own image processor cut it (mmkit.attention)
+    if how == "processor":  # the model's own image processor cut it (mmkit.attention)
         framed = (f"The model's image processor keeps the middle {w} x {h} of this picture (it crops to its square), "
                   "as it is shown here; the map covers that part.")
-    elif min(offset) < 0 or (given and (given[0] > w or given[1] > h)):  # the picture reaches past the maps' image
+    elif how == "crop":
         framed = (f"The model was given the {w} x {h} part of this picture around its shapes (the rest is only "
                   "background), as it is shown here; the map covers that part.")
     else:

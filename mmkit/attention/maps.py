@@ -80,14 +80,27 @@ class OnPicture:
         out.placed = (tuple(self.image.size), tuple(self.offset), tuple(self.given_size))
         return out
 
+    def framing(self) -> str:
+        """How `image` came from the picture given: "" (as it was), "processor" (the model's image processor kept
+        its middle: mmkit.attention.processor_window), "crop" (mmkit cut it around its shapes) or "pad"."""
+        offset, given = tuple(self.offset), tuple(self.given_size or ())
+        if offset == (0, 0) and not given:
+            return ""
+        w, h = self.image.size
+        if "centre_crop" in getattr(self, "notes", {}):
+            return "processor"
+        if min(offset) < 0 or (given and (given[0] > w or given[1] > h)):  # the picture given reaches past `image`
+            return "crop"
+        return "pad"
+
     def framing_note(self) -> str:
         """A line saying that `image` is the picture given cropped or padded for the model; "" when it is not."""
         if not self.given_size:
             return ""
-        (w, h), (gw, gh) = self.image.size, self.given_size
-        if "centre_crop" in getattr(self, "notes", {}):  # the model's image processor cut it (mmkit.attention)
+        (w, h), (gw, gh), how = self.image.size, self.given_size, self.framing()
+        if how == "processor":
             return f"shown: the middle {w} x {h} of the {gw} x {gh} picture given, which the model's processor keeps"
-        if min(self.offset) < 0 or gw > w or gh > h:  # the picture given reaches past `image`: cropped
+        if how == "crop":
             return f"shown: the {w} x {h} part of the {gw} x {gh} picture given, around its shapes: what the model got"
         return f"shown: the {gw} x {gh} picture given, padded to {w} x {h} for the model (the bands at its edges)"
 
