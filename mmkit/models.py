@@ -17,6 +17,8 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from . import config
 from .errors import InputError
@@ -101,12 +103,26 @@ FAMILIES = {
 }
 
 
-def _meta(path: Path) -> dict:
+_METAS: dict[str, tuple[tuple[int, int], Mapping]] = {}  # mmkit.json's path -> ((mtime, size) read, its content)
+
+
+def _meta(path: Path) -> Mapping:
+    """A model folder's mmkit.json, read-only ({} when it has none, or it cannot be read or holds no object), read
+    again only when the file changes: the domain check asks a model loaded from a folder for it on every task call
+    (finetuned_from)."""
     f = path / "mmkit.json"
     try:
-        return json.loads(f.read_text()) if f.exists() else {}
-    except (OSError, json.JSONDecodeError):
+        st = f.stat()
+    except OSError:
         return {}
+    stamp, seen = (st.st_mtime_ns, st.st_size), _METAS.get(str(f))
+    if seen is None or seen[0] != stamp:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        seen = _METAS[str(f)] = stamp, MappingProxyType(data if isinstance(data, dict) else {})
+    return seen[1]
 
 
 def bundled_spec(name: str) -> ModelSpec:
