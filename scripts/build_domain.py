@@ -310,8 +310,9 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in detector_module(**arch).parameters())
     meta = {"family": "shapes-domain", "threshold": threshold, "params": n_params, "side": arch["side"],
             "channels": list(arch["channels"]), "thumbnail": arch["thumbnail"],
-            "held_out": {name: {"n": n, "share": round(r, 4), "share_second_look": round(r2, 4), "counts_as": what}
-                         for name, n, what, r, r2, _ in rows},
+            "held_out": {name: {"n": n, "share": round(r, 4), "share_second_look": round(r2, 4),
+                                "share_repainted": round(r3, 4), "counts_as": what}
+                         for name, n, what, r, r2, r3 in rows},
             "tradeoff": [{"validation_pass": v, "threshold": round(t, 6), "held_out_scenes_pass": round(hp, 4),
                           "other_pictures_flagged": round(fl, 4)} for v, t, hp, fl in trade],
             "recipe": {"steps": args.steps, "batch": BATCH, "lr": LR, "n_pos": N_POS, "n_neg": N_NEG, "n_pairs": N_PAIRS,

@@ -80,3 +80,19 @@ def test_a_photo_is_still_flagged(captioner):
     assert all(domain.out_of_domain(photos))
     _, said = ood_warnings(mmkit.caption, captioner, photos[0])
     assert len(said) == 1 and "no such shapes" in str(said[0].message)
+
+
+def test_the_detectors_record_holds_the_repainted_column_its_readme_shows():
+    """shapes-domain's mmkit.json records what the check decides with the repainted look, as its README's last
+    column does (scripts/build_domain.py writes both from one run)."""
+    import json
+    import re
+
+    folder = domain.DETECTOR_DIR
+    held = json.loads((folder / "mmkit.json").read_text())["held_out"]
+    rows = {m[0]: float(m[1]) for m in re.findall(r"^\| ([^|]+?) \| \d+ \| \w+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|$",
+                                                   (folder / "README.md").read_text(), re.M)}
+    assert rows and set(rows) == set(held)
+    for name, row in held.items():
+        assert row["share_repainted"] == pytest.approx(rows[name], abs=5e-4), name
+        assert row["share_second_look"] <= row["share_repainted"] or row["counts_as"] == "flagged", name
