@@ -59,3 +59,39 @@ def test_a_bundled_model_says_when_a_shape_is_in_a_colour_it_never_saw():
     notices = said(drawing((255, 140, 0), shape="triangle"))
     assert any("the picture seems to show an orange shape" in n for n in notices), notices
     assert said(drawing((215, 40, 40))) == [] and said(drawing((40, 80, 215), (20, 20, 40))) == []
+
+
+
+def test_all_shapes_medians_read_at_once_are_each_shapes_median():
+    """odd_colours reads every shape's median fill colour with one sort per channel: the same as np.median of each
+    shape's fill, on touching shapes of two colours, JPEG noise and shapes too small to read."""
+    import io
+
+    import numpy as np
+
+    from mmkit.data.framing import STEP
+    from mmkit.data.hues import MIN_CORE, _fill_medians
+    from mmkit.data.turns import ground_shapes
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for t in range(30):
+        side = int(rng.integers(40, 300))
+        im = Image.new("RGB", (side, side), ["white", (20, 20, 30), (240, 240, 240)][t % 3])
+        d = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(1, 5))):
+            r, (x, y) = rng.uniform(0.04, 0.2) * side, rng.uniform(0.25, 0.75, 2) * side
+            d.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        if t % 2:
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=40)
+            im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+        g = ground_shapes(im)
+        if g is None:
+            continue
+        for (_, i, _), got in zip(g.shapes, _fill_medians(g)):
+            fill = g.pixels[(g.labels == i) & (g.dist > 2 * STEP)]
+            want = None if len(fill) < MIN_CORE else tuple(int(c) for c in np.median(fill, axis=0))
+            assert got == want, (t, i)
+            checked += want is not None
+    assert checked > 30

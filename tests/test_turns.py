@@ -150,3 +150,43 @@ def test_a_picture_whose_shapes_are_all_small_gets_a_notice():
         warnings.simplefilter("always")
         mmkit.caption(mmkit.load_model("shapes-blip-caption"), tiny)
     assert any("smaller than that" in str(w.message) for w in caught)
+
+
+
+def scattered(rng, side: int, shapes: int, smooth: bool, jpeg: int, sheet):
+    """`shapes` squares, triangles and circles at random turns, sizes and places on one sheet, drawn with PIL."""
+    k = 4 if smooth else 1
+    im = Image.new("RGB", (side * k, side * k), sheet)
+    d = ImageDraw.Draw(im)
+    for _ in range(shapes):
+        n, R = int(rng.choice([0, 3, 4])), rng.uniform(0.07, 0.22) * side
+        cx, cy = rng.uniform(R + 2, side - R - 2, 2)
+        colour = [RED, GREEN, BLUE][rng.integers(3)]
+        if n:
+            d.polygon([((cx + x) * k, (cy + y) * k) for x, y in polygon(n, rng.uniform(0, 120), R, 0)], fill=colour)
+        else:
+            d.ellipse([(cx - R) * k, (cy - R) * k, (cx + R) * k, (cy + R) * k], fill=colour)
+    if smooth:
+        im = im.resize((side, side), Image.LANCZOS)
+    if jpeg:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=jpeg)
+        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return im
+
+
+def test_small_pictures_are_read_with_numpy_as_larger_ones_are_with_pil(monkeypatch):
+    """ground_shapes reads pictures up to NUMPY_PIXELS with numpy and larger ones with PIL's C loops: the same
+    distances, shapes and readings either way."""
+    from mmkit.data import turns
+
+    rng = np.random.default_rng(3)
+    pictures = [scattered(rng, 100, 3, smooth=True, jpeg=0, sheet=(30, 40, 90)), drawing(4, 40, side=90, jpeg=50),
+                drawing(3, 10, side=64, smooth=True, sheet=(240, 240, 240))]
+    small = [turns.ground_shapes(im) for im in pictures]
+    monkeypatch.setattr(turns, "NUMPY_PIXELS", 0)
+    for im, a in zip(pictures, small):
+        b = turns.ground_shapes(im)
+        assert np.array_equal(a.dist, b.dist) and np.array_equal(a.labels, b.labels) and a.shapes == b.shapes
+        assert np.array_equal(a.pixels, b.pixels) and a.scale == b.scale
+        assert turns.turned_shapes(im, TURN_LIMIT, a) == turns.turned_shapes(im, TURN_LIMIT, b)

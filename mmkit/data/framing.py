@@ -119,7 +119,12 @@ def plain_background(im: Image.Image, colour=(240, 240, 240), step: int = STEP, 
 def ground_colour(im: Image.Image, step: int = STEP, share: float = 0.9) -> np.ndarray | None:
     """The median colour (3,) of a picture's edge pixels when `share` of them lie within `step` of it (the first
     test of a one-colour background, plain_background's); None when they do not."""
-    edge = _edge_pixels(im).astype(np.int16)
+    return edge_ground(_edge_pixels(im), step, share)
+
+
+def edge_ground(edge: np.ndarray, step: int = STEP, share: float = 0.9) -> np.ndarray | None:
+    """ground_colour's test on a picture's edge pixels (n, 3), in any order."""
+    edge = edge.astype(np.int16)
     fill = np.median(edge, axis=0)
     return fill if np.mean(np.abs(edge - fill).max(-1) <= step) >= share else None
 
@@ -128,16 +133,27 @@ def ground_varies(counts, step: int = STEP) -> bool:
     """The second test (plain_background's): given the 256-bin histogram of the pixels' distances from the edge
     colour (_distance), True when under half of the pixels further than `step` lie further than 2 * step, as on a
     gradient, noise or a photo, where solid shapes on a flat ground leave most content far from it."""
-    content, far = sum(counts[step + 1:]), sum(counts[2 * step + 1:])
+    content, far = int(np.sum(counts[step + 1:])), int(np.sum(counts[2 * step + 1:]))  # a list or an array
     return bool(content) and far < 0.5 * content
 
 
 _LEVELS = np.arange(256, dtype=np.float64)
 
 
+def _tables(fill: np.ndarray) -> np.ndarray:
+    """(3, 256) uint8: for each channel, each level's difference from `fill`'s, rounded."""
+    return np.minimum(255, np.abs(_LEVELS[None] - np.asarray(fill, np.float64)[:, None]) + 0.5).astype(np.uint8)
+
+
 def _distance(rgb: Image.Image, fill: np.ndarray) -> Image.Image:
     """A mode "L" picture of each pixel's largest channel difference from `fill` (PIL's C loops: a 12 MP photo
     takes about 0.1 s, where numpy took 1 s)."""
-    r, g, b = (band.point(np.minimum(255, (np.abs(_LEVELS - f) + 0.5).astype(np.int64)).tolist())
-               for f, band in zip(map(float, fill), rgb.split()))  # lookup tables from numpy: 10x faster than a loop
+    r, g, b = (band.point(table.tolist()) for table, band in zip(_tables(fill), rgb.split()))
     return ImageChops.lighter(ImageChops.lighter(r, g), b)
+
+
+def distance_array(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """_distance of a small picture's pixels (h, w, 3) uint8, as an (h, w) uint8 array: numpy's lookups, about
+    20 us on 64 x 64 pixels against PIL's 60 us (PIL's calls are faster from about 256 x 256 pixels on)."""
+    r, g, b = _tables(fill)
+    return np.maximum(np.maximum(r[a[..., 0]], g[a[..., 1]]), b[a[..., 2]])

@@ -1,7 +1,8 @@
-"""Is a shape turned further than ShapesWorld turns them (or smaller than it draws them: small_shapes)? The bundled models learnt upright squares and apex-up
-triangles turned by 20 degrees at most (styles.make_look); a square at 45 degrees (a diamond) they call a circle,
-a triangle pointing down they misname. turned_shapes reads each square and triangle on a one-colour background
-and says how far it is turned; turned_past says whether any is turned past TURN_LIMIT.
+"""Is a shape turned further than ShapesWorld turns them (or smaller than it draws them: small_shapes)? The bundled
+models learnt upright squares and apex-up triangles turned by 20 degrees at most (styles.make_look); a square at 45
+degrees (a diamond) they call a circle, a triangle pointing down they misname. turned_shapes reads each square and
+triangle on a one-colour background and says how far it is turned; turned_past says whether any is turned past
+TURN_LIMIT.
 
 The method: the pixels far from the background's colour (framing.STEP) are grouped into connected shapes; along
 each shape's edge the gradient directions theta of its soft mask, weighted by their strength, give the
@@ -24,10 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .framing import STEP, _distance, ground_colour, ground_varies
+from .framing import STEP, _distance, distance_array, edge_ground, ground_colour, ground_varies
 
 TURN_LIMIT = 25.0  # degrees: ShapesWorld turns by 20 at most, read as 20.1 at most (3,500 scenes); reading errs by < 3
 WORK_SIDE = 256  # pictures are read on a copy at most this many pixels long
+NUMPY_PIXELS = 128 * 128  # pictures up to this many pixels are read with numpy, larger ones with PIL
 MIN_SIDE = 6  # a shape less than this many pixels across (on that copy, sqrt of its area) is too small to read
 MIN_RESULTANT = 0.45  # |mean exp(4i theta)| (square) or |mean exp(3i theta)| (triangle) a shape needs
 MIN_MATCH = 0.75  # overlap (intersection over union) of the shape with the square or triangle it is read as
@@ -47,7 +49,31 @@ class ShapeTurn:
     resultant: float  # |mean exp(4i theta)| for a square, |mean exp(3i theta)| for a triangle, 0-1
 
 
-def turned_shapes(image: Image.Image, past: float | None = None, found=None) -> list[ShapeTurn] | None:
+@dataclass
+class Ground:
+    """The shapes of a picture on a one-colour background, read once (ground_shapes) for turned_shapes,
+    small_shapes and mmkit.data.hues.odd_colours."""
+
+    pixels: np.ndarray  # (h, w, 3) uint8: the picture, at most WORK_SIDE long
+    scale: tuple[float, float]  # (sx, sy): the picture's pixels per pixel of that copy
+    dist: np.ndarray  # (h, w) uint8: each pixel's largest channel difference from the ground's colour
+    labels: np.ndarray  # (h, w) int32: the connected shapes (pixels further than STEP from the ground), 0 the ground
+    shapes: list  # the largest MAX_SHAPES whole shapes, largest first: (area, label, (rows, cols) slices)
+    index: np.ndarray  # (labels + 1,) uint8: 1 + the place in `shapes` of each label's shape, 0 for the others
+
+    def box(self, sl) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) in the picture's pixels (x1/y1 exclusive) of (rows, cols) slices of the copy."""
+        (rows, cols), (sx, sy) = sl, self.scale
+        return (int(cols.start * sx), int(rows.start * sy), int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))
+
+    def window(self) -> tuple[slice, slice]:
+        """The (rows, cols) slices of the copy around all of `shapes`."""
+        rows, cols = zip(*(sl for _, _, sl in self.shapes))
+        return (slice(min(r.start for r in rows), max(r.stop for r in rows)),
+                slice(min(c.start for c in cols), max(c.stop for c in cols)))
+
+
+def turned_shapes(image: Image.Image, past: float | None = None, found: Ground | None = None) -> list[ShapeTurn] | None:
     """The squares and triangles of a picture on a one-colour background, with their turns; None (no opinion) when
     the background is not one colour (framing.plain_background's test).
 
@@ -60,50 +86,58 @@ def turned_shapes(image: Image.Image, past: float | None = None, found=None) -> 
     found = ground_shapes(image) if found is None else found
     if found is None:
         return None
-    small, dist, labels, candidates = found
-    w, h = image.size
     out = []
-    sy, sx = h / small.height, w / small.width
-    for _, i, sl in candidates:
-        rows, cols = sl
-        read = _read(dist, labels, i, sl, past)
+    for _, i, sl in found.shapes:
+        read = _read(found.dist, found.labels, i, sl, past)
         if read is not None:
             shape, turn, match, r = read
-            box = (int(cols.start * sx), int(rows.start * sy),
-                   int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))  # in the picture's pixels
-            out.append(ShapeTurn(shape, round(float(turn), 1), box, round(float(match), 3), round(float(r), 3)))
+            out.append(ShapeTurn(shape, round(float(turn), 1), found.box(sl), round(float(match), 3),
+                                 round(float(r), 3)))
     return out
 
 
-def ground_shapes(image: Image.Image):
-    """The shapes of a picture on a one-colour background, for turned_shapes and mmkit.data.hues: (the picture at most
-    WORK_SIDE long, each pixel's distance from the ground (h, w) uint8, the connected shapes' labels (h, w), the
-    largest MAX_SHAPES shapes as (area, label, (rows, cols) slices)); None when the background is not one colour
+_EIGHT = np.ones((3, 3), bool)  # 8-connected
+
+
+def ground_shapes(image: Image.Image) -> Ground | None:
+    """The shapes of a picture on a one-colour background (Ground); None when the background is not one colour
     (framing.plain_background's tests). Shapes touching the edge, specks and strokes are left out."""
     from scipy import ndimage
 
-    fill = ground_colour(image)
-    if fill is None:
-        return None
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     w, h = rgb.size
-    k = min(1.0, WORK_SIDE / max(w, h))
-    small = rgb if k == 1 else rgb.resize((max(1, round(w * k)), max(1, round(h * k))), Image.BOX, reducing_gap=2.0)
-    far = _distance(small, fill)
-    if ground_varies(far.histogram()):  # not shapes on a flat ground (plain_background's test)
+    if w * h <= NUMPY_PIXELS:  # numpy's calls: fewer, and faster on small pictures than PIL's
+        a = np.asarray(rgb)  # (h, w, 3)
+        fill = edge_ground(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]))
+        if fill is None:
+            return None
+        dist = distance_array(a, fill)  # (h, w) uint8
+        counts = np.bincount(dist.ravel(), minlength=256)
+    else:
+        fill = ground_colour(image)
+        if fill is None:
+            return None
+        k = min(1.0, WORK_SIDE / max(w, h))
+        small = rgb if k == 1 else rgb.resize((max(1, round(w * k)), max(1, round(h * k))), Image.BOX, reducing_gap=2.0)
+        far = _distance(small, fill)
+        a, dist, counts = np.asarray(small), np.asarray(far), far.histogram()
+    if ground_varies(counts):  # not shapes on a flat ground
         return None
-    dist = np.asarray(far)  # (h, w) uint8, largest channel difference from the ground
-    labels, found = ndimage.label(dist > STEP, np.ones((3, 3), bool))
+    labels, found = ndimage.label(dist > STEP, _EIGHT)
     areas = np.bincount(labels.ravel(), minlength=found + 1)  # (found + 1,) pixels of each component, 0 the ground
-    candidates = []
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        rows, cols = sl
-        if rows.start == 0 or cols.start == 0 or rows.stop == small.height or cols.stop == small.width:
+    shapes = []
+    boxes = ndimage.find_objects(labels)
+    for i in np.nonzero(areas[1:] >= MIN_SIDE ** 2 / 2)[0] + 1:  # no specks
+        rows, cols = boxes[i - 1]
+        if rows.start == 0 or cols.start == 0 or rows.stop == a.shape[0] or cols.stop == a.shape[1]:
             continue  # runs off the picture: not a whole shape
-        if areas[i] < MIN_SIDE ** 2 / 2 or areas[i] < MIN_FILL * (rows.stop - rows.start) * (cols.stop - cols.start):
-            continue  # a speck, or a stroke or letter that fills little of its box
-        candidates.append((int(areas[i]), i, sl))
-    return small, dist, labels, sorted(candidates, key=lambda c: -c[0])[:MAX_SHAPES]
+        if areas[i] < MIN_FILL * (rows.stop - rows.start) * (cols.stop - cols.start):
+            continue  # a stroke or letter that fills little of its box
+        shapes.append((int(areas[i]), int(i), (rows, cols)))
+    shapes = sorted(shapes, key=lambda c: -c[0])[:MAX_SHAPES]
+    index = np.zeros(found + 1, np.uint8)
+    index[[i for _, i, _ in shapes]] = np.arange(1, len(shapes) + 1)
+    return Ground(a, (w / a.shape[1], h / a.shape[0]), dist, labels, shapes, index)
 
 
 SMALL = 0.135  # a shape's longest side under this share of the picture's short side is smaller than ShapesWorld draws
@@ -132,17 +166,13 @@ def small_shapes(image: Image.Image, found=None, below: float = SMALL) -> list[S
     found = ground_shapes(image) if found is None else found
     if found is None:
         return None
-    small, _, _, candidates = found
-    sx, sy = image.size[0] / small.width, image.size[1] / small.height
-    short = min(small.size)
+    short = min(found.dist.shape)
     out = []
-    for _, _, (rows, cols) in candidates:
+    for _, _, (rows, cols) in found.shapes:
         share = max(rows.stop - rows.start, cols.stop - cols.start) / short
-        if share < below:
-            out.append(SmallShape(round(share, 3), (int(cols.start * sx), int(rows.start * sy),
-                                                    int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))))
-        else:
+        if share >= below:
             return []
+        out.append(SmallShape(round(share, 3), found.box((rows, cols))))
     return out
 
 
@@ -181,8 +211,9 @@ def _read(dist: np.ndarray, labels: np.ndarray, i: int, sl, past: float | None =
     keep = mag > 1e-3 * mag.max()
     z, mag = z[keep], mag[keep]
     u = z / mag  # unit directions
-    s4 = np.sum(mag * u ** 4) / mag.sum()
-    s3 = np.sum(mag * u ** 3) / mag.sum()
+    u2 = u * u  # (products: complex powers take twice as long)
+    s4 = np.sum(mag * u2 * u2) / mag.sum()
+    s3 = np.sum(mag * u2 * u) / mag.sum()
     if max(abs(s4), abs(s3)) < MIN_RESULTANT:
         return None
     if abs(s4) >= abs(s3):  # upright square: inward normals at 0, 90, 180, 270 degrees, 4 theta = 0
