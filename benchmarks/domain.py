@@ -33,17 +33,17 @@ def main(argv=None) -> int:
     import torch
 
     import mmkit
-    from mmkit import domain
+    from mmkit import domain, domain_detector
     from mmkit.data import load_image
 
     if args.detector:
-        domain.DETECTOR_DIR = Path(args.detector).resolve()
+        domain_detector.DETECTOR_DIR = Path(args.detector).resolve()
         domain.load_detector.cache_clear()
     net, _ = domain.load_detector()
     m = mmkit.load_model("shapes-blip-caption")
     scenes = [load_image(s.image) for s in mmkit.ShapesWorld(32, seed=0, split="test", style="test")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bundled shapes-blip-caption; detector "
-          f"{domain.DETECTOR_DIR} ({net.side} px {net.thumbnail} thumbnails, channels {net.channels})")
+          f"{domain_detector.DETECTOR_DIR} ({net.side} px {net.thumbnail} thumbnails, channels {net.channels})")
     print("| pictures | caption (check off) | check alone | detector alone | check / caption | detector / caption "
           "| repaint alone | repaint / caption | shapes alone | shapes / caption |")
     print("|---|---|---|---|---|---|---|---|---|---|")
