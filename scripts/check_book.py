@@ -1,7 +1,8 @@
 """Check a built book (out/book): every internal link and image resolves (and none starts at the site's root),
 every image has alt text, every chapter shows its figures,
-has an "Open in Colab" and a download link, shows no check cell (tag "ci-check"), and can draw its panels (a
-page with saved widget views loads require.js, which the widget renderer needs).
+has an "Open in Colab" and a download link, shows no check cell (tag "ci-check"), can draw its panels (a
+page with saved widget views loads require.js, which the widget renderer needs), and shows no progress bar frozen
+at its start ("contrastive:   0%|          | 0/50": a bar's text as first shown, never updated in the saved page).
 
     python scripts/check_book.py out/book --sources build/book-src/executed
 
@@ -25,6 +26,8 @@ CHECK_TAG = "ci-check"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a panel's saved view, drawn online by embed-amd.js
 REQUIRE_JS = re.compile(r"<script[^>]*\bsrc=\"[^\"]*require(\.min)?\.js\"")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+# a tqdm bar at its start: "  0%|" (not "100%|") and "| 0/50 [" (a "?" where 0/0 has no total)
+FROZEN_BAR = re.compile(r"(?<![\d.])0%\|.*\| ?0(?:/[\d.]+[kMG]?)? \[", re.M)
 NO_ALT = "No description has been provided for this image"  # what nbconvert writes into an <img> without alt text
 
 
@@ -112,6 +115,21 @@ def image_payloads(nb) -> list[list[str]]:
     return out
 
 
+def frozen_bars(nb) -> list[str]:
+    """The progress bars of a notebook's saved outputs (outside its check cells) still showing their start, each
+    as "cell N: text". A stream is read as a terminal shows it: each line's text after its last carriage return."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or CHECK_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        for o in cell.get("outputs", []):
+            text = o.get("text") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain")
+            text = "".join(text) if isinstance(text, list) else text or ""
+            shown = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+            found += [f"cell {i}: {m.group(0).strip()}" for m in FROZEN_BAR.finditer(shown)]
+    return found
+
+
 def check_chapter(site: Path, executed: Path) -> list[str]:
     """One chapter page against its executed notebook: figures, no check cell, the Colab and download links."""
     name = executed.name
@@ -127,6 +145,8 @@ def check_chapter(site: Path, executed: Path) -> list[str]:
         keys = [squash(img)[:200] for img in encodings] + [squash(html.escape(img))[:200] for img in encodings]
         if not any(key in squashed_raw for key in keys):
             problems.append(f"{name}: figure {i + 1} of the executed notebook is missing from its page")
+    for bar in frozen_bars(nb):
+        problems.append(f"{name}: a progress bar frozen at its start in {bar} (make it with mmkit.progress.bar)")
     if any(c.startswith("celltag_") and CHECK_TAG in c for c in parsed.classes):
         problems.append(f"{name}: the page shows a cell tagged {CHECK_TAG}")
     text = squash(html.unescape("".join(parsed.text)))
@@ -178,7 +198,8 @@ def main(argv=None) -> int:
         for p in problems:
             print("  " + p, file=sys.stderr)
         return 1
-    print(f"book check: {pages} pages, {len(executed)} chapters, {n_fig} figures, links resolve, no {CHECK_TAG} cell shown")
+    print(f"book check: {pages} pages, {len(executed)} chapters, {n_fig} figures, links resolve, no {CHECK_TAG} cell "
+          "shown, no frozen progress bar")
     return 0
 
 

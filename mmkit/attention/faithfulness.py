@@ -151,10 +151,12 @@ class FaithfulnessTable(list):
 
     def __str__(self) -> str:
         f = lambda x: f"{x:.3f}" if np.isfinite(x) else "-"  # noqa: E731
-        head = (f"{'model':<38} {'method':<11} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8} "
+        w = max([38] + [len(s.model) for s in self])  # a longer name (a folder, "... (re-initialised)") widens it
+        m = max([11] + [len(s.method) for s in self])
+        head = (f"{'model':<{w}} {'method':<{m}} {'words':>5} {'pointing':>9} {'mass':>6} {'uniform':>8} "
                 f"{'del AUC':>8} {'random':>7} {'ins AUC':>8} {'random':>7} "
                 f"{'txt del':>8} {'random':>7} {'txt ins':>8} {'random':>7}")
-        lines = [head] + [f"{s.model:<38} {s.method:<11} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
+        lines = [head] + [f"{s.model:<{w}} {s.method:<{m}} {s.words:>5} {s.pointing:>9.1%} {s.mass:>6.1%} "
                           f"{s.baseline:>8.1%} {f(s.deletion):>8} {f(s.random_deletion):>7} {f(s.insertion):>8} "
                           f"{f(s.random_insertion):>7} {f(s.text_deletion):>8} {f(s.text_random_deletion):>7} "
                           f"{f(s.text_insertion):>8} {f(s.text_random_insertion):>7}" for s in self]

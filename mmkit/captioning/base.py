@@ -154,7 +154,7 @@ class Captioner(nn.Module):
                 (each reference becomes one training pair).
         Returns: {"loss": per-step losses, "seconds": wall time, "steps": steps}.
         """
-        from tqdm.auto import tqdm
+        from ..progress import bar as tqdm  # tqdm.auto's bar; honours TQDM_DISABLE, ends finished in a saved notebook
         from transformers import get_linear_schedule_with_warmup
 
         from ..config import seed_everything

@@ -60,7 +60,7 @@ def scst(model, images, refs, config: SCSTConfig | None = None, progress: bool =
         images: N training images; refs: N reference captions (str) or lists of them.
     Returns: {"reward": mean sampled CIDEr per step, "greedy": mean greedy CIDEr per step, "seconds": ...}.
     """
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm  # tqdm.auto's bar; honours TQDM_DISABLE, ends finished in a saved notebook
 
     cfg = config or SCSTConfig()
     refs = [[r] if isinstance(r, str) else list(r) for r in refs]

@@ -294,7 +294,7 @@ def train(head: str, model, tokenizer, data: ShapesTensors, cfg: BlipTrainConfig
         tokenizer: the processor's tokenizer; data: ShapesTensors of training scenes.
     """
     import torch
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm  # tqdm.auto's bar; honours TQDM_DISABLE, ends finished in a saved notebook
 
     from ..config import seed_everything
 

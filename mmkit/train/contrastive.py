@@ -293,7 +293,7 @@ def train_contrastive(model, processor, cfg: ContrastiveConfig | None = None,
         "cpu_seconds": CPU time, "config": asdict(cfg)}.
     """
     import torch
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm  # tqdm.auto's bar; honours TQDM_DISABLE, ends finished in a saved notebook
 
     cfg = cfg or ContrastiveConfig()
     torch.manual_seed(cfg.seed)

@@ -254,7 +254,7 @@ def train_vilt_vqa(arch: ViltShapesConfig = ViltShapesConfig(), train: ViltTrain
     Returns: (model in eval mode, processor, info dict with seconds, losses and the recipe).
     """
     import torch
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm  # tqdm.auto's bar; honours TQDM_DISABLE, ends finished in a saved notebook
 
     from ..data import ShapesWorld
 

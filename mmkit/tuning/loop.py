@@ -273,7 +273,7 @@ def finetune(model, data, task: str | None = None, val_data=None, callback=None,
         **options: FinetuneConfig fields (epochs, batch_size, lr, lora, new_words, ...).
     """
     import torch
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm  # tqdm.auto's bar; honours TQDM_DISABLE, ends finished in a saved notebook
 
     from ..config import seed_everything
     from .eightbit import check_8bit, load_8bit

@@ -118,6 +118,7 @@ class Finetuned:
                 A model trained with load_in_8bit=True merges into the full-precision base (read again from its
                 folder), never into the int8 weights it trained on.
         """
+        from ..progress import transformers_bars
         from .lora import merged
 
         out = Path(os.fspath(path)).expanduser()
@@ -131,14 +132,15 @@ class Finetuned:
         if (adapter or self.quantized) and not self.base_ref:
             raise InputError(f"the base model {self.base!r} exists only in memory, so an adapter folder could not name "
                              "it; save with merge=True, or save the base first and fine-tune its folder")
-        if adapter:
-            self.peft_model.save_pretrained(str(out))
-            self.model.model.config.save_pretrained(str(out))  # family and grown sizes, for load_model's resolver
-        elif self.quantized:
-            self._merged_in_full_precision().save_pretrained(str(out))
-        else:
-            model = merged(self.peft_model) if self.peft_model is not None else self.model.model
-            model.save_pretrained(str(out))
+        with transformers_bars():  # "Writing model shards": live in Jupyter, finished in a saved notebook
+            if adapter:
+                self.peft_model.save_pretrained(str(out))
+                self.model.model.config.save_pretrained(str(out))  # family and grown sizes, for load_model's resolver
+            elif self.quantized:
+                self._merged_in_full_precision().save_pretrained(str(out))
+            else:
+                model = merged(self.peft_model) if self.peft_model is not None else self.model.model
+                model.save_pretrained(str(out))
         self.model.processor.save_pretrained(str(out))
         (out / "mmkit.json").write_text(json.dumps(self._meta(adapter), indent=1, default=float))
         return out
