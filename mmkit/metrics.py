@@ -429,8 +429,22 @@ def _spice(gts: dict, res: dict) -> tuple:
 # -- attention maps against ground-truth boxes (image-sized maps; box = (x0, y0, x1, y1)) ----------------
 
 def pointing_hit(heat: np.ndarray, box) -> bool:
-    """True when the peak of an image-sized map lies inside box = (x0, y0, x1, y1)."""
-    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    """True when the peak of an image-sized map lies inside box = (x0, y0, x1, y1).
+
+    The peak is the pixel of highest value; where several pixels share it, the one nearest the map's centre. A map
+    upsampled from a patch grid (mmkit.attention.maps.upsample) is flat from a top patch at the picture's edge out to
+    that edge, and np.argmax alone takes the first of those pixels, on the picture's left or top edge, which can lie
+    outside the object the patch covers. A flat map (every pixel equal) has no peak: a miss.
+    """
+    h = np.asarray(heat)
+    y, x = np.unravel_index(int(np.argmax(h)), h.shape)
+    tied = h == h[y, x]
+    if tied.all():
+        return False
+    if tied.sum() > 1:  # a plateau: the tied pixel nearest the centre (the first in row-major order on a tie)
+        ys, xs = np.nonzero(tied)
+        i = int(np.argmin((ys - (h.shape[0] - 1) / 2) ** 2 + (xs - (h.shape[1] - 1) / 2) ** 2))
+        y, x = ys[i], xs[i]
     x0, y0, x1, y1 = box
     return bool(x0 <= x < x1 and y0 <= y < y1)
 

@@ -130,7 +130,9 @@ directly) is measured in `ROBUSTNESS_BOUND.md` (`scripts/robustness_bound.py`).
 ## Do the maps still point at the right object?
 The pointing game on held-out scenes of each style ({n_pointing} scenes per style;
 `mmkit.attention.faithfulness.score_maps`): the share of word maps whose peak lies inside the named object's box.
-A uniform map scores about 0.1. The captioner is scored on each scene's own caption, fed to it as if it had
+The peak is the map's highest pixel, the one nearest the centre where several share it (`mmkit.metrics.pointing_hit`:
+a top patch at the picture's edge is flat out to the edge; until 2026-12-07 its edge pixel was taken, and these
+scores were 0.01-0.02 lower). A uniform map scores about 0.1. The captioner is scored on each scene's own caption, fed to it as if it had
 written it (teacher forcing), so that every colour or shape word names an object of the scene; the captions
 it writes itself may name another object or none.
 

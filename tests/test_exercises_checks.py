@@ -469,7 +469,10 @@ WRONG["rollout"] = [(h, _rollout(h)) for h in ("wrong order", "no identity", "ma
 def _ph(how):
     def f(heat, box):
         h = np.asarray(heat)
-        i = int(np.argmax(h)) if how != "argmin" else int(np.argmin(h))
+        if how == "last of the tied pixels":
+            i = h.size - 1 - int(np.argmax(h.ravel()[::-1]))
+        else:  # "first of the tied pixels" is np.argmax alone, the reference before plateaus were handled
+            i = int(np.argmax(h)) if how != "argmin" else int(np.argmin(h))
         shape = h.shape[::-1] if how == "shape reversed" else h.shape
         y, x = np.unravel_index(i, shape)
         if how == "x and y swapped":
@@ -481,7 +484,8 @@ def _ph(how):
     return f
 
 
-WRONG["pointing_hit"] = [(h, _ph(h)) for h in ("x and y swapped", "inclusive", "argmin", "shape reversed")]
+WRONG["pointing_hit"] = [(h, _ph(h)) for h in ("x and y swapped", "inclusive", "argmin", "shape reversed",
+                                               "first of the tied pixels", "last of the tied pixels")]
 
 
 def _mib(how):

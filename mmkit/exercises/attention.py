@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import mass_in_box, pointing_hit
-from ..attention.maps import rollout
+from ..attention.maps import rollout, upsample
 from .core import Case, exercise
 
 
@@ -30,7 +30,10 @@ def _rollout_cases(rng):
 @exercise("pointing_hit", "08", "pointing game: is the map's peak inside box = (x0, y0, x1, y1)?",
           pointing_hit,
           hint="np.argmax gives a flat index: np.unravel_index turns it into (row, col) = (y, x); the box holds "
-               "x0 <= x < x1 and y0 <= y < y1 (x1 and y1 are exclusive, as in Python slices)")
+               "x0 <= x < x1 and y0 <= y < y1 (x1 and y1 are exclusive, as in Python slices). np.argmax takes the "
+               "first of several pixels with the top value: when several share it (np.nonzero(heat == heat.max())), "
+               "take the one nearest the centre ((H - 1) / 2, (W - 1) / 2), the first of them on a tie; a flat map "
+               "(every pixel equal) has no peak: False")
 def _hit_cases(rng):
     def heat(h, w, y, x):
         m = rng.random((h, w)) * 0.5
@@ -41,6 +44,18 @@ def _hit_cases(rng):
     yield Case("edge: peak just right of the box (x1 is exclusive)", (heat(32, 32, 10, 12), (4, 8, 12, 16)))
     yield Case("edge: a non-square map, x and y not swapped", (heat(20, 50, 3, 40), (35, 0, 50, 6)))
     yield Case("edge: swapped x and y would hit", (heat(40, 40, 30, 5), (25, 0, 40, 10)))
+
+    def patch_peak(r, c):  # an 8 x 8 map with one top cell, upsampled to 64 x 64 px as the models' maps are
+        g = rng.random((8, 8)).astype(np.float32) * 0.5
+        g[r, c] = 1.0
+        return upsample(g, (64, 64))  # cell (r, c) covers pixels [8r, 8r + 8) x [8c, 8c + 8)
+
+    yield Case("edge: a top patch at the left edge, upsampled: x = 0..3 tie (the one nearest the centre, x = 3, is "
+               "in the box)", (patch_peak(3, 0), (2, 16, 14, 40)))
+    yield Case("edge: a top patch at the bottom edge: y = 60..63 tie (y = 60, nearest the centre, is in the box)",
+               (patch_peak(7, 4), (28, 40, 44, 61)))
+    yield Case("edge: a flat map has no peak (a miss, even with the whole picture as the box)",
+               (np.full((16, 16), 0.25), (0, 0, 16, 16)))
     for _ in range(10):
         h, w = int(rng.integers(8, 64)), int(rng.integers(8, 64))
         x0, y0 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
