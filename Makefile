@@ -29,7 +29,8 @@ COLAB_TESTS ?= tests/test_speedups.py tests/test_config.py tests/test_models.py 
   tests/test_finetune_checks.py tests/test_finetune_csv.py tests/test_finetune_panel.py tests/test_domain_words.py \
   tests/test_aspect.py tests/test_framing.py tests/test_maps_given.py tests/test_messages_f.py tests/test_metrics_checks.py \
   tests/test_exercises_checks.py tests/test_turns.py tests/test_hues.py tests/test_centre_crop.py tests/test_maps_q.py \
-  tests/test_checks_g.py tests/test_leftovers_f.py tests/test_domain_repaint.py tests/test_progress.py
+  tests/test_checks_g.py tests/test_leftovers_f.py tests/test_domain_repaint.py tests/test_progress.py \
+  tests/test_notices_t.py tests/test_domain_explained.py tests/test_pointing_ties.py
 VOILA_ARGS ?=
 LAB_ARGS ?=
 # `make student REPO=https://github.com/you/fork` points the student notebooks' Colab badges and setup cells at a fork
@@ -128,7 +129,7 @@ test-widgets7: $(STAMP)
 	$(TEST_ENV) $(IPYW7)/bin/python -m pytest -q tests/test_widgets.py tests/test_attention_explorer.py tests/test_fusion_lab.py \
 	  tests/test_annotation_panel.py tests/test_safety.py tests/test_video_panel.py tests/test_notices.py \
 	  tests/test_fuzz_surfaces.py tests/test_head_view.py tests/test_finetune_panel.py tests/test_classroom.py \
-  tests/test_progress.py \
+  tests/test_progress.py tests/test_notices_t.py \
 	  -W ignore::DeprecationWarning $(PYTEST_ARGS)
 
 # The pretrained path: every family name resolves to its real hub id through a simulated hub (random weights), and

@@ -10,7 +10,8 @@ Output never breaks a reader (mmkit/cli_output.py): one text line per image what
 any terminal encoding, and --json always valid UTF-8 JSON Lines (`json_record`). An out-of-domain
 notice (`mmkit.OutOfDomainWarning`, e.g. a bundled ShapesWorld model given a photo) is printed on
 stderr once per distinct message, when it first comes; the JSON records of the images it concerns get a
-"notice" field, and in text output a line at the end names them (`concerned`).
+"notice" field (a string: several notices one per line, `notice_field`), and in text output a line at the end names
+them (`concerned`).
 
 Adding a command: write its `batch` function and register a `Command` in COMMANDS; `process` is the one
 place where the per-file work of a command is chosen.
@@ -278,6 +279,17 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="image", file=sys.stderr, leave=False)
 
 
+NOTICE_SEP = "\n"  # between the notices of one image in its --json "notice" (each is one line of text)
+
+
+def notice_field(notices: list[str]) -> dict:
+    """The --json record's "notice" field of an image's notices: {"notice": the notices, one per line (a script
+    splits them at NOTICE_SEP, "\\n")}; {} with none. A notice's own line breaks, if any, become spaces."""
+    if not notices:
+        return {}
+    return {"notice": NOTICE_SEP.join(" ".join(n.splitlines()) for n in notices)}
+
+
 def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:
     """Run the command on one batch of (path, image): each image's record and its out-of-domain notices.
 
@@ -335,7 +347,8 @@ def run(args) -> int:
                         bar.clear()
                         say(f"mmkit: note: {n}")
                     told[n].append(p)
-                write(sys.stdout, json_record(p, record, notices, ascii_only) if args.json else text_line(p, fields))
+                write(sys.stdout, json_record(p, {**record, **notice_field(notices)}, [], ascii_only) if args.json
+                      else text_line(p, fields))
             bar.update(len(batch))
     finally:
         bar.close()

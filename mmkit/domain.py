@@ -163,21 +163,35 @@ def checked(m) -> bool:
 
 
 MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds (ShapesWorld's objects=(1, 2))
-def shape_readings(images, flags: list[bool]) -> list[list]:
+
+
+def shape_readings(images, flags: list[bool] | None = None) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
     ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn), the shapes in
     colours ShapesWorld never draws (mmkit.data.hues.OddColour), and, when all its shapes are smaller than
-    ShapesWorld draws them, each of them (SmallShape); [] for a picture the detector flags, where nothing more is
-    said, and for other backgrounds."""
+    ShapesWorld draws them, each of them (SmallShape); [] for other backgrounds. Pictures the detector flags are read
+    too: a turned square or an orange shape that fills the picture is flagged, and its reading says why better than
+    "no such shapes" (explained). flags: unused, kept for callers that pass the detector's."""
     from .data.hues import odd_colours
     from .data.turns import TURN_LIMIT, ground_shapes, small_shapes, turned_shapes
 
     out = []
-    for im, flag in zip(images, flags):
-        found = None if flag else ground_shapes(im)
+    for im in images:
+        found = ground_shapes(im)
         out.append([] if found is None else (turned_shapes(im, TURN_LIMIT, found) or []) +
                    (odd_colours(im, found) or []) + (small_shapes(im, found) or []))
     return out
+
+
+def explained(flag: bool, found: list) -> bool:
+    """Whether a picture the detector flags is better described by its shape readings (shape_readings) than by "no
+    such shapes": a square or triangle turned too far, or a shape in another colour, read on a one-colour ground,
+    and not only small shapes (text and specks on a sheet read as small shapes)."""
+    from .data.hues import OddColour
+    from .data.turns import ShapeTurn, SmallShape
+
+    return (flag and any(isinstance(f, (ShapeTurn, OddColour)) for f in found)
+            and not any(isinstance(f, SmallShape) for f in found))
 
 
 _CALLER_CHECKED = ContextVar("mmkit_pictures_checked_by_caller", default=False)
@@ -212,21 +226,25 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
     the models learnt, one about those whose shapes are all small, one about those with a shape in another colour
-    (shapes: shape_readings; flagged pictures are neither counted nor read for shapes). spec: the model's
+    (shapes: shape_readings). A flagged picture is not counted, and its readings are said instead of the detector's
+    "no such shapes" only when they explain it (explained). spec: the model's
     ModelSpec, or the Loaded model (which names the words a fine-tune still in memory was taught)."""
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
 
     crowded = [i for i, (f, c) in enumerate(zip(flags, counts)) if not f and c > MOST_SHAPES]
-
-    small = [i for i, found in enumerate(shapes or ()) if any(isinstance(f, SmallShape) for f in found) and not flags[i]]
-    turns = [[f for f in found if isinstance(f, ShapeTurn)] for found in shapes or ()]
-    odd = [[f for f in found if isinstance(f, OddColour)] for found in shapes or ()]
-    turned = [i for i, t in enumerate(turns) if t and not flags[i]]
-    coloured = [i for i, o in enumerate(odd) if o and not flags[i]]
+    shapes = shapes or [[] for _ in flags]
+    why = [explained(f, found) for f, found in zip(flags, shapes)]  # flagged, and the readings say why
+    read = [not f or w for f, w in zip(flags, why)]  # the pictures whose readings are said
+    small = [i for i, found in enumerate(shapes) if any(isinstance(f, SmallShape) for f in found) and read[i]]
+    turns = [[f for f in found if isinstance(f, ShapeTurn)] for found in shapes]
+    odd = [[f for f in found if isinstance(f, OddColour)] for found in shapes]
+    turned = [i for i, t in enumerate(turns) if t and read[i]]
+    coloured = [i for i, o in enumerate(odd) if o and read[i]]
     said = []
-    if any(flags):
-        said.append(picture_notice(spec, [i for i, f in enumerate(flags) if f], len(flags), task, names))
+    if any(f and not w for f, w in zip(flags, why)):
+        said.append(picture_notice(spec, [i for i, (f, w) in enumerate(zip(flags, why)) if f and not w], len(flags),
+                                   task, names))
     if crowded:
         said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], len(flags), task, names))
     if turned:

@@ -7,6 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 
 KNOWS = "filled red, green and blue circles, squares and triangles (ShapesWorld)"  # outlines: CLIP 2 of 9 right
+SMALLEST_DRAWN = 0.147  # ShapesWorld's smallest shape: its longest side over its picture's short side (SmallShape)
+
+# What the bundled models called shapes the notices name (the examples in their brackets), as measured:
+# a turned square or triangle (an outside tester's PIL and matplotlib drawings on white, grey and black, all six
+# models: every 45-degree square a circle; every triangle turned 180 degrees a square or a circle, 36 of 36 answers)
+TURNED_CALLED = {"square": "a square turned 45 degrees a circle",
+                 "triangle": "a triangle pointing down a square or a circle"}
+# a colour outside ShapesWorld's bands, by mmkit.data.hues.colour_name's name: "mostly" (the bundled captioner,
+# shapes-clip and shapes-vilt-vqa, 2 shades x 3 PIL shapes on white each: 18 of 18 answers for each name; the
+# tester's pictures on white, grey and black, all six models: orange 32 of 36 red, brown 18 of 18, hot pink 16 of
+# 18, deep sky blue 18 of 18 blue, indigo 14 of 18 blue, yellow-green 12 of 18 green); yellow, cyan and purple
+# shapes got different colours from different models, and the notice says so
+COLOUR_CALLED = {"orange-red": "red", "orange": "red", "brown": "red", "pink": "red", "yellow-green": "green",
+                 "blue-green": "green", "sky blue": "blue", "blue-violet": "blue"}
 
 
 def bundled_name(spec) -> str:
@@ -146,9 +160,12 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
             for t in turns[0][:2])
     else:
         where = f"{_which(which, n, names)} seem to show a square or triangle turned more than {TURN_LIMIT:.0f} degrees"
-    return _reading_notice(spec, "squares and triangles turned by 20 degrees at most", where, task,
-                           "may misname it (the bundled models call a square turned 45 degrees a circle)",
-                           "Draw the shapes upright")
+    shapes = {t.shape for t in turns[0][:2]} if n == 1 else {t.shape for found in turns for t in found}
+    examples = [TURNED_CALLED[s] for s in ("square", "triangle") if s in shapes]
+    return _reading_notice(spec, f"upright squares and triangles (few turned more than {TURN_LIMIT - 1:.0f} degrees)",
+                           where, task,
+                           f"may misname it (the bundled models call {', and '.join(examples)})"
+                           if examples else "may misname it", "Draw the shapes upright")
 
 
 def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "result",
@@ -160,9 +177,21 @@ def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "
             f"{'an' if o.name[0] in 'aeiou' else 'a'} {o.name} shape" for o in odd[0][:2]))
     else:
         where = f"{_which(which, n, names)} seem to show shapes in other colours"
+    seen = list(dict.fromkeys(o.name for found in (odd[:1] if n == 1 else odd) for o in found[:2]))[:3]  # as named
     return _reading_notice(spec, f"red, green and blue shapes{taught(spec)}", where, task,
-                           "may give it the nearest of those colours (the bundled models call dark orange red)",
+                           f"may give it the nearest of those colours{_colours_called(seen)}",
                            "Draw red, green or blue shapes")
+
+
+def _colours_called(names: list[str]) -> str:
+    """What the bundled models were seen to call shapes of these colours (mmkit.data.hues.colour_name's names), in
+    brackets: ' (in tests the bundled models mostly called orange shapes red)', or, for a colour they split on, that
+    they differ; "" with no names."""
+    called = [f"{name} shapes {COLOUR_CALLED[name]}" for name in names if name in COLOUR_CALLED]
+    split = [name for name in names if name not in COLOUR_CALLED]
+    said = ([f"the bundled models mostly called {' and '.join(called)}"] if called else []) + \
+        ([f"{' and '.join(split)} shapes got different ones from different models"] if split else [])
+    return f" (in tests {'; '.join(said)})" if said else ""
 
 
 def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
@@ -170,7 +199,8 @@ def small_notice(spec, which: list[int], n: int, task: str = "result", names: li
     from .data.turns import SMALL
 
     where = ("the picture's shapes seem" if n == 1 else f"{_which(which, n, names)} seem to show shapes") + \
-        f" smaller than that (under {SMALL:.0%} of the picture's short side)"
-    return _reading_notice(spec, "shapes at least a seventh as wide as their picture", where, task,
+        f" smaller than that (under {SMALL:.1%} of the picture's short side)"
+    return _reading_notice(spec, f"shapes at least {SMALLEST_DRAWN:.1%} of their picture's short side across",
+                           where, task,
                            "may miss or misname them (the bundled captioner named 0.72 of such drawings right at a "
                            "tenth)", "Crop the picture around the shapes")

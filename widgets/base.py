@@ -77,12 +77,28 @@ def notice_html(notices: list[str]) -> str:
                    f"white-space:pre-wrap'><b>Note:</b> {esc(n)}</div>" for n in notices)
 
 
+REPAINTED = ("The bundled model was given {it} with its one-colour background repainted in the plain grey of "
+             "ShapesWorld, the look it knows best")  # padding_note's and repaint_html's
+
+
+def repaint_html(m, image) -> str:
+    """A grey line saying a bundled model was given the picture with its one-colour background repainted, as the
+    task functions give it (mmkit.domain.fit_picture_at, then mmkit.domain.repainted); "" when it was given the
+    picture's own background (other models and backgrounds, or mmkit.domain.REPAINT off)."""
+    from mmkit.domain import fit_picture_at, repainted
+
+    try:
+        done = repainted(m, fit_picture_at(m, image, repaint=False)[0])[1]
+    except Exception:  # the note is an aside: never an error of its own
+        return ""
+    return f"<div style='color:#666'>{esc(REPAINTED.format(it='this picture'))}.</div>" if done else ""
+
+
 def padding_note(maps) -> str:
     """A line saying the maps' picture is the one given, padded or cropped (OnPicture.framing: cropped by mmkit
     around the shapes, or by the model's processor to its middle square), and that the
     bundled model saw its background repainted (AttentionMaps.repainted); "" when the model saw it as given."""
-    plain = ("The bundled model was given it with its one-colour background repainted in the plain grey of "
-             "ShapesWorld, the look it knows best; the map is drawn on the picture as it was given."
+    plain = (REPAINTED.format(it="it") + "; the map is drawn on the picture as it was given."
              if getattr(maps, "repainted", False) else "")
     how = maps.framing() if hasattr(maps, "framing") else ""
     if not how:  # no maps, or maps on the picture as given

@@ -145,12 +145,15 @@ class CaptionApp(Panel):
             return
 
         def work(job):
+            from mmkit.domain import pictures_checked
+
             m, image, text = caption_picked(self.picker, self.decoding, self.model, job)
             job.check()
             maps, note = None, ""
             if text:
                 try:
-                    maps = mmkit.attention_maps(m, image, text=text)
+                    with pictures_checked():  # the caption's check said what there is to say of this picture, once
+                        maps = mmkit.attention_maps(m, image, text=text)
                 except Exception as e:  # the caption still counts; say why there is no map
                     note = f"no attention map: {error_text(e)}"
             return m, text, maps, note

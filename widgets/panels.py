@@ -11,7 +11,7 @@ import ipywidgets as w
 from mmkit.errors import InputError
 from mmkit.viz import prob_chart
 
-from .base import ModelChoice, Panel, control_layout, esc, png, wrap_row
+from .base import ModelChoice, Panel, control_layout, esc, png, repaint_html, wrap_row
 from .decoding import DecodingControls, caption_picked
 from .picker import ImagePicker
 
@@ -52,14 +52,16 @@ class CaptionPanel(Panel):
         """Caption the picked image (the Caption button does this)."""
 
         def work(job):
-            return caption_picked(self.picker, self.decoding, self.model, job)[2]
+            m, image, text = caption_picked(self.picker, self.decoding, self.model, job)
+            return text, repaint_html(m, image)
 
-        def done(text):
+        def done(res):
+            text, repaint = res
             self.result = text
             scene = self.picker.scene
             self.output.value = (f"<div style='font-size:1.25em'>{esc(text) or '<i>(empty caption)</i>'}</div>"
                                  f"<div style='color:#666'>{esc(self.decoding.describe())}</div>"
-                                 + truth_html(scene, text, scene.caption if scene is not None else None))
+                                 + truth_html(scene, text, scene.caption if scene is not None else None) + repaint)
 
         self.run(work, done, "captioning...")
 
@@ -120,15 +122,15 @@ class VQAPanel(Panel):
                 raise InputError("the question is empty; type a question about the image, e.g. 'how many shapes are there?'")
             m = self.model.get("answer")
             job.check()
-            return q, mmkit.answer(m, image, q)
+            return q, mmkit.answer(m, image, q), repaint_html(m, image)
 
         def done(res):
-            q, a = res
+            q, a, repaint = res
             self.result = a
             scene = self.picker.scene
             truth = next((qa.answer for qa in scene.qa if qa.question == q), None) if scene is not None else None
             self.output.value = (f"<div>Q: {esc(q)}</div><div style='font-size:1.25em'>A: <b>{esc(a)}</b></div>"
-                                 + truth_html(scene, a, truth))
+                                 + truth_html(scene, a, truth) + repaint)
 
         self.run(work, done, "answering...")
 
@@ -184,14 +186,14 @@ class ZeroShotPanel(Panel):
             m = self.model.get("zero_shot")
             job.check()
             used = templates or [m.spec.zero_shot_template]
-            return mmkit.zero_shot(m, image, labels, templates=templates), used
+            return mmkit.zero_shot(m, image, labels, templates=templates), used, repaint_html(m, image)
 
         def done(res):
-            probs, used = res
+            probs, used, repaint = res
             self.result = probs
             best = max(probs, key=probs.get)
             self.output.value = (f"<div style='font-size:1.2em'>best: <b>{esc(best)}</b> ({probs[best]:.2f})</div>"
-                                 f"<div style='color:#666'>templates: {esc(' | '.join(used))}</div>")
+                                 f"<div style='color:#666'>templates: {esc(' | '.join(used))}</div>" + repaint)
             self.chart.value = png(prob_chart(probs, "zero-shot probabilities"))
 
         self.run(work, done, "classifying...")

@@ -142,6 +142,7 @@ class ModelServer:
     def caption(self, image_bytes: bytes, kwargs: dict) -> dict:
         """Caption one image (bytes of any format load_image reads) and compute each word's maps."""
         import mmkit
+        from ..domain import pictures_checked
         from ..tasks.inputs import fit_new_tokens
 
         bad = set(kwargs) - ALLOWED
@@ -154,7 +155,8 @@ class ModelServer:
             words, methods, maps, map_error, padded = [], [], {}, "", None
             if text:
                 try:
-                    am = mmkit.attention_maps(self.m, image, text=text)
+                    with pictures_checked():  # the caption's check said what there is to say of this picture, once
+                        am = mmkit.attention_maps(self.m, image, text=text)
                     words, methods = list(am.words), list(am.methods)
                     maps = {k: [am.for_token(i, method=k).round(5).tolist() for i in range(len(words))]
                             for k in methods}  # each (gh, gw)
