@@ -21,6 +21,17 @@ def polygon(n: int, turn: float, R: float, c: float):
     return [(c + R * math.cos(a), c + R * math.sin(a)) for a in angles]
 
 
+def finished(im: Image.Image, side: int, smooth: bool, jpeg: int) -> Image.Image:
+    """A drawing made at 4x (smooth) brought to side x side pixels, then JPEG-compressed at quality `jpeg` (0: not)."""
+    if smooth:
+        im = im.resize((side, side), Image.LANCZOS)
+    if jpeg:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=jpeg)
+        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return im
+
+
 def drawing(n: int, turn: float, side: int = 256, colour=RED, sheet="white", smooth=False, jpeg=0, frac=0.4):
     """One shape (n = 3 triangle, 4 square, 0 circle) of circumradius frac * side / 2 in the middle of a sheet."""
     k = 4 if smooth else 1
@@ -30,13 +41,7 @@ def drawing(n: int, turn: float, side: int = 256, colour=RED, sheet="white", smo
         d.polygon(polygon(n, turn, R, c), fill=colour)
     else:
         d.ellipse([c - R, c - R, c + R, c + R], fill=colour)
-    if smooth:
-        im = im.resize((side, side), Image.LANCZOS)
-    if jpeg:
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=jpeg)
-        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    return im
+    return finished(im, side, smooth, jpeg)
 
 
 @pytest.mark.parametrize("n, turn, folded", [(4, 45, 45), (3, 180, 60), (3, 90, 30), (4, 120, 30)])
@@ -181,13 +186,7 @@ def scattered(rng, side: int, shapes: int, smooth: bool, jpeg: int, sheet):
             d.polygon([((cx + x) * k, (cy + y) * k) for x, y in polygon(n, rng.uniform(0, 120), R, 0)], fill=colour)
         else:
             d.ellipse([(cx - R) * k, (cy - R) * k, (cx + R) * k, (cy + R) * k], fill=colour)
-    if smooth:
-        im = im.resize((side, side), Image.LANCZOS)
-    if jpeg:
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=jpeg)
-        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    return im
+    return finished(im, side, smooth, jpeg)
 
 
 def test_small_pictures_are_read_with_numpy_as_larger_ones_are_with_pil(monkeypatch):
