@@ -8,9 +8,9 @@ emits `mmkit.OutOfDomainWarning` and still returns its result. A flagged picture
 cropped (second_look): a small shape on a big sheet is a few pixels in the detector's thumbnail; one still flagged is
 read again as the bundled models see it, its one-colour background repainted (repainted_look). A picture that seems
 to show more than two shapes (count_shapes) gets the warning too: the models learnt from scenes of one or two, and
-answer 'two' to a count of three or four; so does one with a square or triangle turned further than the training
-looks turn them, a shape in a colour they never saw, or shapes all smaller than they were drawn (shape_readings, on
-one-colour backgrounds: a square at 45 degrees is a circle to all six models).
+answer 'two' to a count of three or four; so does one with a square or triangle turned more than the models know
+(mmkit.data.turns.TURN_LIMIT, 16 degrees), a shape in a colour they never saw, or shapes all smaller than they were
+drawn (shape_readings, on one-colour backgrounds: a square at 45 degrees is a circle to all six models).
 
 A bundled model also gets a picture wider than 4:3 cropped around its content (fit_picture_at). A model fine-tuned
 from a bundled one is checked as its base is, with the words fine-tuning taught it known
