@@ -28,7 +28,8 @@ from typing import Callable
 
 from .annotations.files import IMAGE_SUFFIXES
 from .cli_input import animated_gif, expand, passed_over, read_image, reason
-from .cli_output import Parser, encoding_of, json_record, say, show_path, some_names, text_line, write
+from .cli_output import (NOTICE_SEP, Parser, encoding_of, json_record, notice_text, say, show_path,  # noqa: F401
+                         some_names, text_line, write)
 from .data.video import is_video_path
 from .errors import InputError
 
@@ -279,15 +280,10 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="image", file=sys.stderr, leave=False)
 
 
-NOTICE_SEP = "\n"  # between the notices of one image in its --json "notice" (each is one line of text)
-
-
 def notice_field(notices: list[str]) -> dict:
-    """The --json record's "notice" field of an image's notices: {"notice": the notices, one per line (a script
-    splits them at NOTICE_SEP, "\\n")}; {} with none. A notice's own line breaks, if any, become spaces."""
-    if not notices:
-        return {}
-    return {"notice": NOTICE_SEP.join(" ".join(n.splitlines()) for n in notices)}
+    """The --json record's "notice" field of an image's notices: {"notice": the notices, one per line
+    (cli_output.notice_text)}; {} with none."""
+    return {"notice": notice_text(notices)} if notices else {}
 
 
 def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:

@@ -146,3 +146,12 @@ class Parser(argparse.ArgumentParser):
             message = f"name a command: {', '.join(self.commands)}"
         say(f"mmkit: error: {message} (see `{self.prog} --help`)")
         raise SystemExit(2)
+
+
+NOTICE_SEP = "\n"  # between the out-of-domain notices of one record's "notice" (each is one line of text)
+
+
+def notice_text(notices: list[str]) -> str | None:
+    """A record's "notice": its notices one per line (a script splits them at NOTICE_SEP), a notice's own line
+    breaks, if any, made spaces; None with none. The image and video CLIs' --json and the jobs' columns use it."""
+    return NOTICE_SEP.join(" ".join(n.splitlines()) for n in notices) or None

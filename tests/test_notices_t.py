@@ -198,3 +198,23 @@ def test_the_classroom_server_says_each_picture_notice_once():
     finally:
         server.httpd.server_close()
     assert len(notices) == 1 and "no such shapes" in notices[0], notices
+
+
+def test_the_video_cli_and_the_jobs_keep_two_notices_on_two_lines(monkeypatch, capsys):
+    """As the image CLI's --json: the video CLI's "notice" and a collection job's "notice" column hold one notice per
+    line (they were joined with a space, the second notice's preamble running on from the first)."""
+    import json
+    from types import SimpleNamespace
+
+    from mmkit import domain
+    from mmkit.cli_output import NOTICE_SEP
+    from mmkit.jobs.tasks import run_batch
+    from mmkit.video.cli import _emit
+
+    two = ["first notice.", "second\nnotice."]
+    _emit(SimpleNamespace(json=True), {"video": "clip.mp4"}, [], two)
+    assert json.loads(capsys.readouterr().out)["notice"].split(NOTICE_SEP) == ["first notice.", "second notice."]
+    monkeypatch.setattr(domain, "notices_per_image", lambda m, images, noun, run: (run(), [two, []]))
+    task = SimpleNamespace(noun="caption", batch=lambda m, images, options: [{"caption": "a"}, {"caption": "b"}])
+    rows = run_batch(task, None, [object(), object()], {})
+    assert rows[0]["notice"].split(NOTICE_SEP) == ["first notice.", "second notice."] and rows[1]["notice"] is None

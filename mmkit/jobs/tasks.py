@@ -109,9 +109,10 @@ def check_options(task: JobTask, options: dict) -> dict:
 
 def run_batch(task: JobTask, m, images: list, options: dict) -> list[dict]:
     """Records for a batch of RGB images, each with a "notice" (None, or the out-of-domain messages)."""
+    from ..cli_output import notice_text
     from ..domain import notices_per_image
 
     records, notices = notices_per_image(m, images, task.noun, lambda: task.batch(m, images, options))
     for r, said in zip(records, notices):
-        r["notice"] = " ".join(said) or None
+        r["notice"] = notice_text(said)
     return records

@@ -13,7 +13,7 @@ import argparse
 import sys
 import warnings
 
-from ..cli_output import Parser, json_line, show_path, text_line
+from ..cli_output import Parser, json_line, notice_text, show_path, text_line
 from ..data.video import VIDEO_SUFFIXES, is_video_path
 from ..errors import InputError
 
@@ -76,7 +76,7 @@ def _emit(args, record: dict, fields: list[str], notices: list[str]) -> None:
     """One segment or moment: a JSON line (valid UTF-8 whatever the file name) or a tab-separated text line."""
     if args.json:
         if notices:
-            record["notice"] = " ".join(notices)
+            record["notice"] = notice_text(notices)
         print(json_line(record), flush=True)
     else:
         print(text_line(record["video"], fields), flush=True)
