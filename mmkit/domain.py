@@ -165,13 +165,13 @@ def checked(m) -> bool:
 MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds (ShapesWorld's objects=(1, 2))
 
 
-def shape_readings(images, flags: list[bool] | None = None) -> list[list]:
+def shape_readings(images) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
     ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn), the shapes in
     colours ShapesWorld never draws (mmkit.data.hues.OddColour), and, when all its shapes are smaller than
     ShapesWorld draws them, each of them (SmallShape); [] for other backgrounds. Pictures the detector flags are read
     too: a turned square or an orange shape that fills the picture is flagged, and its reading says why better than
-    "no such shapes" (explained). flags: unused, kept for callers that pass the detector's."""
+    "no such shapes" (explained)."""
     from .data.hues import odd_colours
     from .data.turns import TURN_LIMIT, ground_shapes, small_shapes, turned_shapes
 
@@ -218,7 +218,7 @@ def picture_readings(m, images) -> tuple[list[bool], list[int], list[list]]:
     net = (load_detector() or (None,))[0]
     pixels = _pixels(images, net.side, net.thumbnail) if net else _pixels(images, SIDE, THUMBNAIL)  # read once
     flags = out_of_domain(images, pixels)
-    return flags, [int(c) for c in _count(pixels)], shape_readings(images, flags)
+    return flags, [int(c) for c in _count(pixels)], shape_readings(images)
 
 
 def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "result",

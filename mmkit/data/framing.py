@@ -39,9 +39,14 @@ def _edge_pixels(im: Image.Image) -> np.ndarray:
     return np.concatenate([np.asarray(s.convert("RGB")).reshape(-1, 3) for s in strips])
 
 
+def edges_of(a: np.ndarray) -> np.ndarray:
+    """The (2W + 2H, 3) pixels along the four edges of a picture's pixels (H, W, 3)."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
 def edge_colour(a: np.ndarray) -> np.ndarray:
     """The median colour of a picture's edge pixels, (H, W, 3) -> (3,): its background, mostly."""
-    return np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), axis=0)  # over 2W + 2H pixels
+    return np.median(edges_of(a), axis=0)
 
 
 def content_box(im: Image.Image, side: int = 96, step: int = STEP):

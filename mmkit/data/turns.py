@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .framing import STEP, _distance, distance_array, edge_ground, ground_colour, ground_varies
+from .framing import STEP, _distance, distance_array, edge_ground, edges_of, ground_colour, ground_varies
 
 TURN_LIMIT = 16.0  # degrees: the bundled models misname most shapes turned further (see the module docstring)
 WORK_SIDE = 256  # pictures are read on a copy at most this many pixels long
@@ -117,7 +117,7 @@ def ground_shapes(image: Image.Image) -> Ground | None:
     w, h = rgb.size
     if w * h <= NUMPY_PIXELS:  # numpy's calls: fewer, and faster on small pictures than PIL's
         a = np.asarray(rgb)  # (h, w, 3)
-        fill = edge_ground(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]))
+        fill = edge_ground(edges_of(a))
         if fill is None:
             return None
         dist = distance_array(a, fill)  # (h, w) uint8
