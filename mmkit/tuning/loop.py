@@ -1,6 +1,6 @@
 """`finetune`: any loaded model, your own examples, a few epochs -> a `Finetuned` model and what it learnt.
 
-The loop: check the options (RULES), read the examples (bad rows reported, skipped), split off a validation set
+The loop: check the options (settings.RULES), read the examples (bad rows reported, skipped), split off a validation set
 (by image, so no picture is on both sides, with a picture of each new word where it can), grow the vocabulary for
 new words, AdamW with linear warm-up then linear decay, validation loss and the task metric after every epoch,
 early stopping on the metric (loss breaks ties; off on a validation set under evaluate.MIN_VAL items, where the
@@ -16,163 +16,21 @@ import random
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError, warn
 from ..families import adapter
 from ..models import Loaded, load_model
-from ..options import OPTIONS, Option, check_option
 from ..train.common import flat_if, param_groups
 from .data import FILE_COLUMNS, FOLDER_FILES, Examples, read_examples
 from .evaluate import METRIC, MIN_VAL, score, scored_items, word_use
 from .forgetting import forgetting_notes, old_scenes_score
 from .losses import loss_fn, pixels
 from .result import Finetuned, leak_notes, once_note, steps_notes, stopping_notes, trust_notes, unseen_words
-from .vocab import unknown_word_counts, word_pictures
-
-
-@dataclass
-class FinetuneConfig:
-    """Training options of finetune (each a keyword argument of it)."""
-
-    epochs: int = 10  # passes over the training examples at most
-    batch_size: int | None = None  # examples per step; None: auto_batch (16, fewer on a small data set)
-    lr: float | None = None  # peak learning rate (None: 1e-3 with LoRA or for models under 20M parameters, else 3e-5)
-    warmup: float = 0.1  # share of the steps over which the learning rate rises from 0 to lr
-    weight_decay: float = 0.01  # AdamW decay of the weight matrices (not of biases, norms, embeddings)
-    val_split: float = 0.1  # share of the images held out for validation when val_data is not given
-    patience: int = 3  # epochs without a better validation metric before training stops
-    seed: int = 0  # seeds the split, the batch order and the weights' randomness
-    lora: bool = False  # train LoRA adapters (peft) instead of every weight
-    lora_r: int = 8  # LoRA rank
-    lora_alpha: int = 16  # LoRA scale numerator (the update is alpha / r * B A)
-    load_in_8bit: bool = False  # with lora=True on a CUDA GPU with bitsandbytes: the frozen base in int8 (eightbit.py)
-    new_words: object = "auto"  # "auto": add words the tokenizer spells in 3+ pieces; False; or a list of words
-    max_seconds: float | None = None  # stop after this much training time (the best epoch is kept)
-    progress: bool = True  # show a tqdm bar
-    max_val: int = 200  # validation examples at most (the metric runs the model's task function on each)
-    old_scenes: bool = True  # a bundled base: score it and the result on 30 ordinary ShapesWorld scenes (forgetting.py)
-
-
-# the rule of each option (mmkit.options' Option: a bad value raises InputError naming it, the value and the range)
-RULES: dict[str, Option] = {
-    "epochs": Option("int", 1, 10_000, doc="passes over the training examples at most"),
-    "batch_size": replace(OPTIONS["batch_size"], none=True, doc="examples per step (None: auto_batch)"),
-    "lr": Option("float", 0, 10, lo_open=True, none=True, doc="peak learning rate (None: picked for the model)"),
-    "warmup": Option("float", 0, 1, doc="share of the steps of linear warm-up"),
-    "weight_decay": Option("float", 0, 1, doc="AdamW decay of the weight matrices"),
-    "val_split": Option("float", 0, 0.9, lo_open=True, doc="share of the pictures held out for validation"),
-    "patience": Option("int", 1, 10_000, doc="epochs without a better validation metric before stopping"),
-    "seed": Option("int", 0, 2**63 - 1, doc="seeds the split, the batch order and the weights' randomness"),
-    "lora": Option("bool", doc="train LoRA adapters instead of every weight"),
-    "lora_r": Option("int", 1, 1024, doc="LoRA rank"),
-    "lora_alpha": Option("int", 1, 65_536, doc="LoRA scale numerator"),
-    "load_in_8bit": Option("bool", doc="with lora=True on a CUDA GPU: the frozen base in int8"),
-    "max_seconds": Option("float", 0, 1e7, lo_open=True, none=True, doc="training time cap in seconds (None: none)"),
-    "progress": Option("bool", doc="show a progress bar"),
-    "max_val": Option("int", 1, 1_000_000, doc="validation examples at most"),
-    "old_scenes": Option("bool", doc="with a bundled base: check what it forgot on ordinary ShapesWorld scenes"),
-}
-
-
-BATCH, MIN_BATCH, MIN_STEPS = 16, 4, 8  # auto_batch: the default, the least it goes to, the steps an epoch should have
-
-
-def auto_batch(n_train: int) -> int:
-    """The default batch size for n_train training examples: 16, or fewer (down to 4) so that an epoch has 8 steps
-    or more. 27 examples in batches of 16 made 2 steps an epoch, and 8 epochs did not teach a new colour; in
-    batches of 4 they did (FINETUNE.md)."""
-    return max(MIN_BATCH, min(BATCH, math.ceil(n_train / MIN_STEPS)))
-
-
-def check_config(options: dict) -> FinetuneConfig:
-    """finetune's keyword options checked, each against its rule in RULES, as a FinetuneConfig (InputError on the
-    first unknown option or bad value)."""
-    fields = FinetuneConfig.__dataclass_fields__
-    bad = [k for k in options if k not in fields]
-    if bad:
-        raise InputError(f"finetune() got unknown option(s) {bad}; options: {', '.join(fields)}")
-    return FinetuneConfig(**{k: _checked(k, v) for k, v in options.items()})
-
-
-def _checked(name: str, value):
-    """One option's value checked against its rule, in a plain Python type."""
-    return _check_new_words(value) if name == "new_words" else check_option(name, value, rule=RULES[name])
-
-
-def _check_new_words(value):
-    """new_words: "auto", False (or None) or a list of words."""
-    if (isinstance(value, str) and value == "auto") or value is None or value is False:
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(w, str) and w.strip() for w in value):
-        return list(value)
-    raise InputError(f"new_words={value!r} is not allowed: new_words must be 'auto' (add the words the tokenizer "
-                     "spells in 3+ pieces), False (add none) or a list of words, e.g. ['orange']")
-
-
-def _split(ex: Examples, val_data, share: float, seed: int, words=()) -> tuple[list, list]:
-    """(train, val) examples; without val_data, `share` of the distinct images are held out (_held_keys)."""
-    if val_data is not None:
-        held = read_examples(val_data, kind=ex.kind)  # a folder with both CSVs: the training data's kind
-        if held.skipped:
-            print("validation data: " + held.report(), file=sys.stderr)
-        if held.kind != ex.kind:
-            raise InputError(f"the training data has {ex.kind} rows but val_data has {held.kind} rows; give both the "
-                             "same form ((image, text) or (image, question, answer))")
-        return ex.items, held.items
-    keys = list(dict.fromkeys(e.key for e in ex.items))
-    if len(keys) < 2:
-        raise InputError(f"only {len(keys)} usable image(s): finetune needs at least 2 (one to train on, one to "
-                         "validate); add pictures or pass val_data=")
-    random.Random(seed).shuffle(keys)
-    held = _held_keys(keys, word_pictures(ex.items, words), max(1, min(len(keys) - 1, round(share * len(keys)))))
-    return [e for e in ex.items if e.key not in held], [e for e in ex.items if e.key in held]
-
-
-def _held_keys(keys: list, has: dict, n: int) -> set:
-    """n of the (shuffled) picture keys to validate on. First, for each new word (has: word -> its pictures' keys),
-    rarest first, one picture with it (the one with the most words not yet held), so the metric can see it, unless
-    that would leave fewer than 2 training pictures with a new word (it would not become a token); then the other
-    keys in order, those that keep every new word on 2+ training pictures first."""
-    words_of: dict = {}
-    for w, ks in has.items():
-        for k in ks:
-            words_of.setdefault(k, []).append(w)
-    left = {w: len(ks) for w, ks in has.items()}  # training pictures with each word
-    held: dict = {}  # key -> None, in the order held
-
-    def keeps(k) -> bool:
-        return all(left[w] > 2 for w in words_of.get(k, ()))
-
-    def hold(k) -> None:
-        held[k] = None
-        for w in words_of.get(k, ()):
-            left[w] -= 1
-
-    for w in sorted(has, key=lambda w: (len(has[w]), w)):
-        if len(held) < n and left[w] == len(has[w]):  # none of its pictures held yet
-            pick = [k for k in keys if k in has[w] and k not in held and keeps(k)]
-            if pick:
-                hold(max(pick, key=lambda k: sum(left[v] == len(has[v]) for v in words_of[k])))
-    for anyway in (False, True):
-        for k in keys:
-            if len(held) < n and k not in held and (anyway or keeps(k)):
-                hold(k)
-    return set(held)
-
-
-def _grouped_order(train: list, rng: random.Random) -> list[int]:
-    """A shuffled order of the examples in which one picture's rows follow each other (its questions share a
-    batch, so BLIP-VQA encodes the picture once for all of them); pictures and rows within one are shuffled."""
-    by_key: dict = {}
-    for i, e in enumerate(train):
-        by_key.setdefault(e.key, []).append(i)
-    groups = list(by_key.values())
-    rng.shuffle(groups)
-    for g in groups:
-        rng.shuffle(g)
-    return [i for g in groups for i in g]
+from .settings import RULES, FinetuneConfig, auto_batch, check_config  # noqa: F401 (finetune's options, as before)
+from .split import _grouped_order, _held_keys, _split  # noqa: F401
+from .vocab import unknown_word_counts
 
 
 def wanted_kind(model, task: str | None = None) -> str | None:
