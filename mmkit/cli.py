@@ -10,7 +10,7 @@ Output never breaks a reader (mmkit/cli_output.py): one text line per image what
 any terminal encoding, and --json always valid UTF-8 JSON Lines (`json_record`). An out-of-domain
 notice (`mmkit.OutOfDomainWarning`, e.g. a bundled ShapesWorld model given a photo) is printed on
 stderr once per distinct message, when it first comes; the JSON records of the images it concerns get a
-"notice" field (a string: several notices one per line, `notice_field`), and in text output a line at the end names
+"notice" field (a string: several notices one per line, cli_output.notice_text), and in text output a line at the end names
 them (`concerned`).
 
 Adding a command: write its `batch` function and register a `Command` in COMMANDS; `process` is the one
@@ -28,8 +28,7 @@ from typing import Callable
 
 from .annotations.files import IMAGE_SUFFIXES
 from .cli_input import animated_gif, expand, passed_over, read_image, reason
-from .cli_output import (NOTICE_SEP, Parser, encoding_of, json_record, notice_text, say, show_path,  # noqa: F401
-                         some_names, text_line, write)
+from .cli_output import Parser, encoding_of, json_record, say, show_path, some_names, text_line, write
 from .data.video import is_video_path
 from .errors import InputError
 
@@ -280,12 +279,6 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="image", file=sys.stderr, leave=False)
 
 
-def notice_field(notices: list[str]) -> dict:
-    """The --json record's "notice" field of an image's notices: {"notice": the notices, one per line
-    (cli_output.notice_text)}; {} with none."""
-    return {"notice": notice_text(notices)} if notices else {}
-
-
 def process(cmd: Command, args, m, items: list) -> list[tuple[Record, list[str]]]:
     """Run the command on one batch of (path, image): each image's record and its out-of-domain notices.
 
@@ -343,8 +336,7 @@ def run(args) -> int:
                         bar.clear()
                         say(f"mmkit: note: {n}")
                     told[n].append(p)
-                write(sys.stdout, json_record(p, {**record, **notice_field(notices)}, [], ascii_only) if args.json
-                      else text_line(p, fields))
+                write(sys.stdout, json_record(p, record, notices, ascii_only) if args.json else text_line(p, fields))
             bar.update(len(batch))
     finally:
         bar.close()

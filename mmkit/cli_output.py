@@ -74,7 +74,8 @@ def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool =
     """One JSON Lines record: always valid UTF-8 (and pure ASCII with ascii_only), never more than one line.
 
     "image" is the path as text (bytes that are not UTF-8 shown as \\xff); when the name is not valid UTF-8,
-    "image_b64" holds its exact bytes in base64. "notice" is there only when the image raised one.
+    "image_b64" holds its exact bytes in base64. "notice" is there only when the image raised one or more, one per
+    line (notice_text).
     """
     rec = {"image": show_path(path)}
     exact = path_b64(path)
@@ -82,7 +83,7 @@ def json_record(path: Path, fields: dict, notices: list[str], ascii_only: bool =
         rec["image_b64"] = exact
     rec.update(fields)
     if notices:
-        rec["notice"] = " ".join(notices)
+        rec["notice"] = notice_text(notices)
     return json_line(rec, ascii_only)
 
 

@@ -141,7 +141,8 @@ def test_caption_app_shows_each_picture_notice_once(picture):
 
 def test_cli_json_keeps_two_notices_of_one_image_apart(monkeypatch, tmp_path, capsys, model_dirs):
     import mmkit.domain
-    from mmkit.cli import NOTICE_SEP, main, notice_field
+    from mmkit.cli import main
+    from mmkit.cli_output import NOTICE_SEP, notice_text
     from mmkit.errors import warn
 
     first, second = "the picture seems to show a square turned 45 degrees", "the picture seems to show an orange shape"
@@ -160,7 +161,11 @@ def test_cli_json_keeps_two_notices_of_one_image_apart(monkeypatch, tmp_path, ca
     assert isinstance(record["notice"], str)
     assert record["notice"].split(NOTICE_SEP) == [first, second]
     assert err.count("mmkit: note:") == 2
-    assert notice_field([]) == {} and notice_field(["one\nline"]) == {"notice": "one line"}
+    assert notice_text([]) is None and notice_text(["one\nline"]) == "one line"
+    from mmkit.cli_output import json_record
+
+    assert "notice" not in json.loads(json_record(tmp_path / "a.png", {}, []))
+    assert json.loads(json_record(tmp_path / "a.png", {}, ["one\nline"]))["notice"] == "one line"
 
 
 # -- finding 10: the panels say the model saw the picture repainted ----------------------------------------------
