@@ -21,15 +21,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 
 import numpy as np
 
 from .domain_detector import (CHANNELS, DETECTOR_DIR, SIDE, THUMBNAIL, ZOOM, _count, _pixels,  # noqa: F401
                               content_crop, count_shapes, detector_module, load_detector, second_look, shape_scores,
                               thumbnails)
-from .domain_notices import (colour_notice, crowd_notice, finetuned_from, picture_notice, small_notice,
-                             turned_notice)
+from .domain_notices import (_bundled_folder, colour_notice, crowd_notice, finetuned_from, picture_notice,
+                             small_notice, turned_notice)
 
 
 def out_of_domain(images, pixels: np.ndarray | None = None, detector=None) -> list[bool]:
@@ -82,16 +81,7 @@ def repainted_look(images, flags: list[bool], detector) -> list[bool]:
 
 def is_bundled(spec) -> bool:
     """Whether a model spec is one of the bundled ShapesWorld models: by name, or by its folder in data/models."""
-    if spec.source == "bundled":
-        return True
-    if spec.source != "path":
-        return False
-    from .config import models_dir
-
-    try:
-        return Path(spec.repo).resolve().parent == models_dir().resolve()
-    except (OSError, ValueError):
-        return False
+    return spec.source == "bundled" or (spec.source == "path" and _bundled_folder(spec.repo) is not None)
 
 
 PADDED_FAMILIES = ("blip-caption",)  # the bundled models fit_picture pads to TRAINED_ASPECT
