@@ -27,8 +27,9 @@ import numpy as np
 from .domain_detector import (CHANNELS, DETECTOR_DIR, SIDE, THUMBNAIL, ZOOM, _count, _pixels,  # noqa: F401
                               content_crop, count_shapes, detector_module, load_detector, second_look, shape_scores,
                               thumbnails)
-from .domain_notices import (_bundled_folder, colour_notice, crowd_notice, finetuned_from, picture_notice,
+from .domain_notices import (colour_notice, crowd_notice, finetuned_from, picture_notice,
                              small_notice, turned_notice)
+from .models import bundled_folder
 
 
 def out_of_domain(images, pixels: np.ndarray | None = None, detector=None) -> list[bool]:
@@ -81,7 +82,7 @@ def repainted_look(images, flags: list[bool], detector) -> list[bool]:
 
 def is_bundled(spec) -> bool:
     """Whether a model spec is one of the bundled ShapesWorld models: by name, or by its folder in data/models."""
-    return spec.source == "bundled" or (spec.source == "path" and _bundled_folder(spec.repo) is not None)
+    return spec.source == "bundled" or (spec.source == "path" and bundled_folder(spec.repo) is not None)
 
 
 PADDED_FAMILIES = ("blip-caption",)  # the bundled models fit_picture pads to TRAINED_ASPECT

@@ -33,17 +33,6 @@ def bundled_name(spec) -> str:
 FINETUNE_DEPTH = 8  # the most fine-tunes of fine-tunes followed back to their bundled base
 
 
-def _bundled_folder(path) -> str | None:
-    """The bundled model's name when `path` is its folder in data/models; None otherwise."""
-    from .config import models_dir
-
-    try:
-        folder = Path(path).expanduser().resolve()
-        return folder.name if folder.parent == models_dir().resolve() else None
-    except (OSError, ValueError, TypeError):
-        return None
-
-
 def finetuned_from(m) -> tuple[str, list[str]] | None:
     """(the bundled model a fine-tuned model started from, the words fine-tuning taught it), or None for a model
     that is not a fine-tune of a bundled one.
@@ -55,7 +44,7 @@ def finetuned_from(m) -> tuple[str, list[str]] | None:
     Args:
         m: the Loaded model (a ModelSpec alone gives the saved words only).
     """
-    from .models import BUNDLED_NAMES, _meta
+    from .models import BUNDLED_NAMES, _meta, bundled_folder
 
     spec = getattr(m, "spec", m)
     if spec is None or spec.source not in ("path", "finetuned"):
@@ -66,7 +55,7 @@ def finetuned_from(m) -> tuple[str, list[str]] | None:
         if tokenizer is not None:  # the bundled tokenizers add no words of their own (only special tokens)
             special = set(tokenizer.all_special_tokens)
             words = [t for t in tokenizer.get_added_vocab() if t not in special]
-    name = _bundled_folder(ref) if spec.source == "finetuned" else None
+    name = bundled_folder(ref) if spec.source == "finetuned" else None
     for _ in range(FINETUNE_DEPTH):
         if name is not None:
             return name, list(dict.fromkeys(str(w).lower() for w in words))
@@ -75,7 +64,7 @@ def finetuned_from(m) -> tuple[str, list[str]] | None:
         if not meta.get("finetuned") or not isinstance(base, str):
             return None
         words = list(meta.get("added_words") or ()) + words  # the earliest fine-tune's first
-        name, ref = (base if base in BUNDLED_NAMES else _bundled_folder(base)), base
+        name, ref = (base if base in BUNDLED_NAMES else bundled_folder(base)), base
     return None
 
 

@@ -136,6 +136,15 @@ def bundled_spec(name: str) -> ModelSpec:
                      meta.get("zero_shot_template", "a {}"))
 
 
+def bundled_folder(path) -> str | None:
+    """The bundled model's name when `path` is its folder in data/models; None otherwise."""
+    try:
+        folder = Path(path).expanduser().resolve()
+        return folder.name if folder.parent == config.models_dir().resolve() else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def list_models(kind: str | None = None) -> "ModelTable":
     """The table of model names: name, kind, family, source/repo, size, tasks. kind filters it."""
     rows = []
@@ -196,7 +205,8 @@ def resolve(name_or_path: str) -> ModelSpec:
         return spec
     path = Path(name).expanduser()
     if path.is_dir():
-        return _path_spec(path)
+        bundled = bundled_folder(path)  # data/models/shapes-clip given by its path is still shapes-clip: one spec
+        return resolve(bundled) if bundled in BUNDLED_NAMES else _path_spec(path)  # (and one cache entry) per folder
     registered = list(FAMILIES) + list(PRETRAINED) + list(BUNDLED_NAMES)
     same = [r for r in registered if r.casefold() == name.casefold()]  # 'CLIP', 'Shapes-Clip': names ignore case
     if len(same) == 1:  # (after the folder check: a folder named 'CLIP' here is still that folder)

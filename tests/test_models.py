@@ -1,5 +1,6 @@
 """The registry and load_model: names, families, offline behaviour, caching, safety."""
 import json
+import os
 import shutil
 import time
 
@@ -201,3 +202,15 @@ def test_a_registered_hub_id_offline_names_its_bundled_stand_in_and_a_missing_pa
         with pytest.raises(InputError, match="no such model folder"):
             mmkit.load_model(path)
 
+
+
+def test_a_bundled_model_given_by_its_folder_is_that_bundled_model():
+    """data/models/shapes-clip by path resolves to shapes-clip itself: one spec and one cache entry, so a panel
+    that later asks for it by name does not show it as "local model: <path>" (it did when the path came first)."""
+    folder = mmkit.config.models_dir() / "shapes-clip"
+    by_path = models.resolve(str(folder))
+    assert by_path.source == "bundled" and by_path.name == "shapes-clip"
+    assert models.resolve(os.path.relpath(folder)) == models.resolve("shapes-clip") == by_path
+    assert models.bundled_folder(folder) == "shapes-clip" and models.bundled_folder(folder.parent) is None
+    m = mmkit.load_model(str(folder))
+    assert mmkit.load_model("shapes-clip") is m and m.spec.source == "bundled"
