@@ -1,0 +1,77 @@
+"""The "more than two shapes" notice counts shapes in other colours (an outside tester's finding: three shapes,
+one of them orange, got no such notice, since the colour count reads only red, green and blue). Pictures drawn
+with PIL, on sheets of several colours and sizes."""
+import warnings
+
+import pytest
+from PIL import Image, ImageDraw
+
+import mmkit
+from mmkit.domain import picture_readings, reading_notices, shape_counts
+
+CROWD = "scenes of one or two shapes"
+RED, GREEN, BLUE = (220, 30, 30), (30, 170, 40), (40, 60, 220)
+ORANGE, DARK_ORANGE, PURPLE, YELLOW = (255, 140, 0), (255, 100, 0), (128, 0, 128), (255, 220, 0)
+
+
+def row(colours, bg=(255, 255, 255), side=96):
+    """One circle per colour, in a row across the middle of a square picture (four: two rows of two, so that
+    they are not smaller than ShapesWorld draws its shapes)."""
+    im = Image.new("RGB", (side, side), bg)
+    d = ImageDraw.Draw(im)
+    across = 2 if len(colours) == 4 else len(colours)
+    s = side // (2 * across + 1)
+    for i, c in enumerate(colours):
+        x, y = s * (2 * (i % across) + 1), (side // 2 - s // 2) if len(colours) < 4 else s * (2 * (i // across) + 1)
+        d.ellipse([x, y, x + s, y + s], fill=c)
+    return im
+
+
+def notices(image, model="shapes-blip-caption"):
+    m = mmkit.load_model(model)
+    flags, counts, shapes = picture_readings(m, [image])
+    return counts[0], reading_notices(m, flags, counts, "caption", shapes=shapes)
+
+
+@pytest.mark.parametrize("bg", [(255, 255, 255), (240, 240, 240), (30, 30, 30)])
+@pytest.mark.parametrize("side", [96, 300])
+@pytest.mark.parametrize("colours", [(RED, GREEN, ORANGE), (ORANGE, PURPLE, YELLOW), (BLUE, ORANGE, PURPLE, RED)])
+def test_shapes_in_other_colours_are_counted(colours, side, bg):
+    if bg == (30, 30, 30) and PURPLE in colours:
+        colours = tuple(c for c in colours if c != PURPLE) + (YELLOW,)  # purple on near-black is hardly a shape
+    count, said = notices(row(colours, bg, side))
+    assert count == len(colours)
+    assert any(CROWD in n and f"{len(colours)} shapes" in n for n in said)
+
+
+@pytest.mark.parametrize("colours", [(RED, DARK_ORANGE), (GREEN, ORANGE), (PURPLE, YELLOW), (DARK_ORANGE,)])
+@pytest.mark.parametrize("side", [96, 300])
+def test_one_or_two_shapes_are_not_counted_twice(colours, side):
+    """A dark orange reads as red to the colour count and as another colour to the shape reading: counting both
+    said "3 shapes" of two."""
+    count, said = notices(row(colours, side=side))
+    assert count == len(colours)
+    assert not any(CROWD in n for n in said)
+
+
+def test_the_task_call_says_it_once():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mmkit.caption("shapes-blip-caption", row((RED, GREEN, ORANGE)))
+    crowd = [w for w in caught if issubclass(w.category, mmkit.OutOfDomainWarning) and CROWD in str(w.message)]
+    assert len(crowd) == 1 and "3 shapes" in str(crowd[0].message)
+
+
+def test_the_colour_count_stands_without_a_shape_in_another_colour():
+    from mmkit.data.hues import OddColour
+
+    odd = OddColour(name="orange", rgb=ORANGE, box=(0, 0, 9, 9))
+    assert shape_counts([2, 1, 3], [([], 5), ([odd], 3), ([odd], 1)]) == [2, 3, 3]
+
+
+def test_shapesworld_scenes_keep_their_count():
+    from mmkit.data import ShapesWorld
+
+    images = ShapesWorld(24, seed=3, split="test", style=["plain", "dark", "solid", "sketch"]).images
+    flags, counts, _ = picture_readings(mmkit.load_model("shapes-clip"), images)
+    assert not any(flags) and max(counts) <= 2
