@@ -3,8 +3,10 @@
 Images are files or folders (a folder means the image files directly inside it, sorted by name).
 One line (or one JSON object with --json) per image goes to stdout; a progress bar and messages go
 to stderr. Exit codes: 0 all fine (also when the reader of stdout stops early, as `head` does), 2 bad
-input (an unknown model, an option out of range, a missing file, an unreadable image: each reported in
-one line), 1 an unexpected error (one line too), 130 interrupted.
+input (an unknown model, an option out of range, no path given that exists: one line), or some images
+missing or unreadable (one line each, and an error record with --json; the others are done), 1 an
+unexpected error (one line too), 130 interrupted. Sub-folders (without --recursive) and hidden pictures
+that folders held are named in one line at the end (cli_input.LeftOut).
 
 Output never breaks a reader (mmkit/cli_output.py): one text line per image whatever a file name holds,
 any terminal encoding, and --json always valid UTF-8 JSON Lines (`json_record`). An out-of-domain
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .annotations.files import IMAGE_SUFFIXES
-from .cli_input import animated_gif, expand, passed_over, read_image, reason
+from .cli_input import LeftOut, animated_gif, expand, passed_over, read_image, reason
 from .cli_output import Parser, encoding_of, json_record, say, show_path, some_names, text_line, write
 from .data.video import is_video_path
 from .errors import InputError
@@ -298,7 +300,8 @@ def run(args) -> int:
 
     cmd = COMMANDS[args.command]
     other: list[Path] = []
-    paths = expand(args.images, other, args.recursive)
+    left = LeftOut()  # sub-folders (without --recursive) and hidden pictures: named at the end
+    paths = expand(args.images, other, args.recursive, left)
     if cmd.early is not None:
         cmd.early(args)
     m = mmkit.load_model(args.model, device=args.device, attention=cmd.attention)
@@ -355,12 +358,21 @@ def run(args) -> int:
     other = [p for p in other if not is_video_path(p)]
     if other:
         say(f"mmkit: {passed_over(other)}")
+    if left.line() is not None:  # sub-folders without --recursive, hidden pictures
+        say(f"mmkit: {left.line()}")
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0
 
 
-ORDINALS = ("first", "second", "third", "fourth")
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def ordinal(n: int) -> str:
+    """The n-th (from 1) in words while ORDINALS last, then in figures: 'first', ..., 'tenth', '11th', '21st'."""
+    if n <= len(ORDINALS):
+        return ORDINALS[n - 1]
+    return f"{n}{'th' if n % 100 in (11, 12, 13) else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def concerned(told: dict, n: int, shown: int = 5) -> list[str]:
@@ -373,7 +385,7 @@ def concerned(told: dict, n: int, shown: int = 5) -> list[str]:
         return []  # one image: the note can only be about it
     lines = []
     for k, paths in enumerate(told.values()):
-        label = "the note" if len(told) == 1 else f"the {ORDINALS[k]} note" if k < len(ORDINALS) else f"note {k + 1}"
+        label = "the note" if len(told) == 1 else f"the {ordinal(k + 1)} note"  # "the first note", "the 11th note"
         if len(paths) == n:
             lines.append(f"mmkit: {label} concerns all {n} images read")
             continue

@@ -291,7 +291,7 @@ def test_cli_text_output_ends_by_naming_the_images_each_note_concerns(fakes, tmp
     assert concerned(told, 3) == ["mmkit: the first note concerns all 3 images read",
                                   "mmkit: the second note concerns 2 of 3 images read: b.png, c.png "
                                   "(--json gives each image its notice)"]
-    assert concerned({f"n{k}": ["a.png"] for k in range(5)}, 2)[4].startswith("mmkit: note 5 concerns 1 of 2")
+    assert concerned({f"n{k}": ["a.png"] for k in range(5)}, 2)[4].startswith("mmkit: the fifth note concerns 1 of 2")
 
 
 def test_cli_a_batch_notice_no_single_image_explains_goes_to_every_image(monkeypatch, tmp_path, capsys, model_dirs):
