@@ -27,7 +27,7 @@ import numpy as np
 from .domain_detector import (CHANNELS, DETECTOR_DIR, SIDE, THUMBNAIL, ZOOM, _count, _pixels,  # noqa: F401
                               content_crop, count_shapes, detector_module, load_detector, second_look, shape_scores,
                               thumbnails)
-from .domain_notices import (colour_notice, crowd_notice, finetuned_from, picture_notice,
+from .domain_notices import (colour_notice, crowd_notice, finetuned_from, form_notice, picture_notice,
                              small_notice, turned_notice)
 from .models import bundled_folder
 
@@ -159,52 +159,60 @@ MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds 
 def shape_readings(images) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
     ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn), the shapes in
-    colours ShapesWorld never draws (mmkit.data.hues.OddColour), and, when all its shapes are smaller than
-    ShapesWorld draws them, each of them (SmallShape); [] for other backgrounds. Pictures the detector flags are read
+    colours ShapesWorld never draws (mmkit.data.hues.OddColour), the coloured shapes that are no circle, square or
+    triangle (mmkit.data.forms.OtherForm), and, when all its shapes are smaller than ShapesWorld draws them, each of
+    them (SmallShape); [] for other backgrounds. Pictures the detector flags are read
     too: a turned square or an orange shape that fills the picture is flagged, and its reading says why better than
     "no such shapes" (explained)."""
     return [found for found, _ in _readings(images)]
 
 
 def _readings(images) -> list[tuple[list, int]]:
-    """Per picture: (shape_readings' findings, how many whole shapes its one-colour ground holds; 0 for other
-    backgrounds)."""
-    from .data.hues import odd_colours
+    """Per picture: (shape_readings' findings, how many shapes it shows by its one-colour ground when the colour
+    count cannot see them all: its whole shapes when one is in another colour, or the coloured shapes drawn on a
+    shape of no colour (mmkit.data.forms.nested_count); 0 otherwise and for other backgrounds)."""
+    from .data.forms import nested_count, other_forms
+    from .data.hues import OddColour, odd_colours
     from .data.turns import TURN_LIMIT, ground_shapes, small_shapes, turned_shapes
 
     out = []
     for im in images:
         found = ground_shapes(im)
-        out.append(([], 0) if found is None else ((turned_shapes(im, TURN_LIMIT, found) or []) +
-                                                  (odd_colours(im, found) or []) + (small_shapes(im, found) or []),
-                                                  len(found.shapes)))
+        if found is None:
+            out.append(([], 0))
+            continue
+        odd = odd_colours(im, found) or []
+        read = ((turned_shapes(im, TURN_LIMIT, found) or []) + odd + (small_shapes(im, found) or []) +
+                (other_forms(im, found) or []))
+        out.append((read, max(len(found.shapes) if any(isinstance(f, OddColour) for f in odd) else 0,
+                              nested_count(found))))
     return out
 
 
 def shape_counts(colour_counts, readings) -> list[int]:
     """Per picture, how many shapes it seems to show: count_shapes' count, which sees red, green and blue shapes
-    only, or, where a shape in another colour was read (OddColour), the whole shapes on its one-colour ground if
-    more. Measured on 192 PIL drawings of one to four circles, squares and triangles in ShapesWorld's and other
+    only, or the count its one-colour ground gives when that sees more (_readings): all its whole shapes where one is
+    in another colour, or the coloured shapes drawn on a shape of no colour, as a traffic light's lamps in their
+    housing. Measured on 192 PIL drawings of one to four circles, squares and triangles in ShapesWorld's and other
     colours on four sheets at 96-400 px: a crowd notice on 48 of the 48 three-shape drawings (15 by colour alone;
     the detector flags 8 of them, whose other colours explain it, explained), 22 of 48 four-shape ones (the
     detector flags the other 26) and none of the 96 with one or two. Counting the other-coloured shapes on top of
     the colour count said "3 shapes" of 17 two-shape drawings: a dark orange is read as red too. Over ShapesWorld's
     held-out looks it adds a crowd notice to 3 of 60 texture scenes, which read a piece of the texture as a shape in
     another colour and so had a colour notice already. readings: _readings' pairs."""
-    from .data.hues import OddColour
-
-    return [max(int(c), n) if any(isinstance(f, OddColour) for f in found) else int(c)
-            for c, (found, n) in zip(colour_counts, readings)]
+    return [max(int(c), n) for c, (_, n) in zip(colour_counts, readings)]
 
 
 def explained(flag: bool, found: list) -> bool:
     """Whether a picture the detector flags is better described by its shape readings (shape_readings) than by "no
-    such shapes": a square or triangle turned too far, or a shape in another colour, read on a one-colour ground,
-    and not only small shapes (text and specks on a sheet read as small shapes)."""
+    such shapes": a square or triangle turned too far, a shape in another colour, or a shape that is no circle,
+    square or triangle, read on a one-colour ground, and not only small shapes (text and specks on a sheet read as
+    small shapes)."""
+    from .data.forms import OtherForm
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
 
-    return (flag and any(isinstance(f, (ShapeTurn, OddColour)) for f in found)
+    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm)) for f in found)
             and not any(isinstance(f, SmallShape) for f in found))
 
 
@@ -239,34 +247,41 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
                     names: list[str] | None = None, shapes: list[list] | None = None) -> list[str]:
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
-    the models learnt, one about those whose shapes are all small, one about those with a shape in another colour
-    (shapes: shape_readings). A flagged picture's readings and count are said instead of the detector's "no such
+    the models learnt, one about those with a shape that is no circle, square or triangle, one about those whose
+    shapes are all small, one about those with a shape in another colour (shapes: shape_readings). A flagged picture's readings and count are said instead of the detector's "no such
     shapes" only when its readings explain it (explained). spec: the model's
     ModelSpec, or the Loaded model (which names the words a fine-tune still in memory was taught)."""
+    from .data.forms import OtherForm
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
 
     shapes = shapes or [[] for _ in flags]
     why = [explained(f, found) for f, found in zip(flags, shapes)]  # flagged, and the readings say why
     read = [not f or w for f, w in zip(flags, why)]  # the pictures whose readings (and count) are said
-    crowded = [i for i, c in enumerate(counts) if read[i] and c > MOST_SHAPES]
-    small = [i for i, found in enumerate(shapes) if any(isinstance(f, SmallShape) for f in found) and read[i]]
-    turns = [[f for f in found if isinstance(f, ShapeTurn)] for found in shapes]
-    odd = [[f for f in found if isinstance(f, OddColour)] for found in shapes]
-    turned = [i for i, t in enumerate(turns) if t and read[i]]
-    coloured = [i for i, o in enumerate(odd) if o and read[i]]
+    n = len(flags)
+
+    def found_as(kind) -> tuple[list[int], list[list]]:  # the pictures said to show `kind`, and theirs
+        per = [[f for f in found if isinstance(f, kind)] for found in shapes]
+        which = [i for i, p in enumerate(per) if p and read[i]]
+        return which, [per[i] for i in which]
+
     said = []
     if any(f and not w for f, w in zip(flags, why)):
-        said.append(picture_notice(spec, [i for i, (f, w) in enumerate(zip(flags, why)) if f and not w], len(flags),
-                                   task, names))
+        said.append(picture_notice(spec, [i for i, (f, w) in enumerate(zip(flags, why)) if f and not w], n, task,
+                                   names))
+    crowded = [i for i, c in enumerate(counts) if read[i] and c > MOST_SHAPES]
     if crowded:
-        said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], len(flags), task, names))
-    if turned:
-        said.append(turned_notice(spec, turned, [turns[i] for i in turned], len(flags), task, names))
+        said.append(crowd_notice(spec, crowded, [counts[i] for i in crowded], n, task, names))
+    for kind, notice in ((ShapeTurn, turned_notice), (OtherForm, form_notice)):
+        which, found = found_as(kind)
+        if which:
+            said.append(notice(spec, which, found, n, task, names))
+    small = found_as(SmallShape)[0]
     if small:
-        said.append(small_notice(spec, small, len(flags), task, names))
-    if coloured and finetuned_from(spec) is None:  # a fine-tune may have learnt the colour (notebook 13: orange)
-        said.append(colour_notice(spec, coloured, [odd[i] for i in coloured], len(flags), task, names))
+        said.append(small_notice(spec, small, n, task, names))
+    which, odd = found_as(OddColour)
+    if which and finetuned_from(spec) is None:  # a fine-tune may have learnt the colour (notebook 13: orange)
+        said.append(colour_notice(spec, which, odd, n, task, names))
     return said
 
 

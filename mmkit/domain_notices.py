@@ -157,6 +157,24 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
                            if examples else "may misname it", "Draw the shapes upright")
 
 
+FORM_LOOKS = {"long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
+              "hollow": "one with a hole, like a ring"}  # mmkit.data.forms.OtherForm's kinds
+
+
+def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "result",
+                names: list[str] | None = None) -> str:
+    """The message for `which` of `n` pictures that seem to show a shape that is no circle, square or triangle
+    (forms: each such picture's mmkit.data.forms.OtherForm list)."""
+    kinds = list(dict.fromkeys(f.kind for found in (forms[:1] if n == 1 else forms) for f in found))
+    looks = " or ".join(FORM_LOOKS[k] for k in kinds[:2])
+    where = (f"the picture seems to show a shape that is none of them ({looks})" if n == 1 else
+             f"{_which(which, n, names)} seem to show shapes that are none of them ({looks})")
+    return _reading_notice(spec, "circles, squares and triangles", where, task,
+                           "may call it the nearest of those, or see two shapes in it (in tests the bundled models "
+                           "called stars, hearts and crosses circles or squares, most often with 0.9 or more of "
+                           "shapes-clip's probability)", "Draw circles, squares or triangles")
+
+
 def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "result",
                   names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures that seem to show a shape in a colour ShapesWorld never draws (odd:

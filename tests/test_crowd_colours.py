@@ -62,11 +62,14 @@ def test_the_task_call_says_it_once():
     assert len(crowd) == 1 and "3 shapes" in str(crowd[0].message)
 
 
-def test_the_colour_count_stands_without_a_shape_in_another_colour():
-    from mmkit.data.hues import OddColour
+def test_the_ground_counts_only_where_the_colour_count_cannot_see():
+    """_readings gives a ground count only with a shape in another colour (or lamps on a housing, test_forms);
+    shape_counts keeps the larger of the two counts."""
+    from mmkit.domain import _readings
 
-    odd = OddColour(name="orange", rgb=ORANGE, box=(0, 0, 9, 9))
-    assert shape_counts([2, 1, 3], [([], 5), ([odd], 3), ([odd], 1)]) == [2, 3, 3]
+    assert shape_counts([2, 1, 3], [([], 0), ([], 3), ([], 1)]) == [2, 3, 3]
+    (_, plain), (_, odd) = _readings([row((RED, GREEN)), row((RED, GREEN, ORANGE))])
+    assert plain == 0 and odd == 3
 
 
 def test_shapesworld_scenes_keep_their_count():

@@ -91,13 +91,19 @@ def _off_band_name(h: float, v: float) -> str:
     return "pink"
 
 
+def vivid(rgb) -> bool:
+    """Whether a colour is a colour at all: not black, white or grey (MIN_SATURATION, MIN_VALUE)."""
+    _, s, v = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255))
+    return s >= MIN_SATURATION and v >= MIN_VALUE
+
+
 def known(rgb) -> bool:
     """Whether a colour lies in one of ShapesWorld's hue bands (with HUE_MARGIN), or is no colour at all (black,
     white, grey: the detector flags shapes so drawn, and photo and texture grounds leave grey pieces, in 15 and 10
     of 150 ShapesWorld scenes, that are no shapes)."""
-    h, s, v = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255))
-    if s < MIN_SATURATION or v < MIN_VALUE:
+    if not vivid(rgb):
         return True
+    h = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255))[0]
     return any(abs((h * 360 - hue + 180) % 360 - 180) <= spread + HUE_MARGIN for hue, spread in BANDS)
 
 
@@ -116,10 +122,17 @@ def odd_colours(image: Image.Image, found=None) -> list[OddColour] | None:
     if found is None:
         return None
     out = []
-    for j, rgb in enumerate(_fill_medians(found)):
+    for j, rgb in enumerate(fill_colours(found)):
         if rgb is not None and not known(rgb):  # None: too few pixels of its own fill to read (tiny shapes blend)
             out.append(OddColour(colour_name(rgb), rgb, found.box(found.shapes[j][2])))
     return out
+
+
+def fill_colours(found) -> list[tuple[int, int, int] | None]:
+    """Each shape's median fill colour of a turns.ground_shapes reading (_fill_medians), read once per reading."""
+    if found.fills is None:
+        found.fills = _fill_medians(found)
+    return found.fills
 
 
 def _fill_medians(found) -> list[tuple[int, int, int] | None]:

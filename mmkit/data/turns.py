@@ -29,7 +29,7 @@ background 0.2 ms.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -69,6 +69,7 @@ class Ground:
     labels: np.ndarray  # (h, w) int32: the connected shapes (pixels further than STEP from the ground), 0 the ground
     shapes: list  # the largest MAX_SHAPES whole shapes, largest first: (area, label, (rows, cols) slices)
     index: np.ndarray  # (labels + 1,) uint8: 1 + the place in `shapes` of each label's shape, 0 for the others
+    fills: list | None = field(default=None, repr=False)  # each shape's fill colour, once read (hues.fill_colours)
 
     def box(self, sl) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) in the picture's pixels (x1/y1 exclusive) of (rows, cols) slices of the copy."""
