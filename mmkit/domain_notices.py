@@ -158,21 +158,26 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
 
 
 FORM_LOOKS = {"long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
-              "hollow": "one with a hole, like a ring"}  # mmkit.data.forms.OtherForm's kinds
+              "hollow": "one with a hole, like a ring"}  # mmkit.data.forms.OtherForm's kinds but "outline"
 
 
 def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "result",
                 names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures that seem to show a shape that is no circle, square or triangle
-    (forms: each such picture's mmkit.data.forms.OtherForm list)."""
+    """The message for `which` of `n` pictures that seem to show a shape that is no filled circle, square or
+    triangle (forms: each such picture's mmkit.data.forms.OtherForm list)."""
     kinds = list(dict.fromkeys(f.kind for found in (forms[:1] if n == 1 else forms) for f in found))
-    looks = " or ".join(FORM_LOOKS[k] for k in kinds[:2])
-    where = (f"the picture seems to show a shape that is none of them ({looks})" if n == 1 else
-             f"{_which(which, n, names)} seem to show shapes that are none of them ({looks})")
-    return _reading_notice(spec, "circles, squares and triangles", where, task,
+    shown = "the picture seems to show" if n == 1 else f"{_which(which, n, names)} seem to show"
+    said = []
+    if any(k != "outline" for k in kinds):
+        looks = " or ".join(FORM_LOOKS[k] for k in kinds if k != "outline")
+        said.append(f"a shape that is none of them ({looks})")
+    if "outline" in kinds:
+        said.append("a shape drawn as an outline, not filled")
+    return _reading_notice(spec, "filled circles, squares and triangles", f"{shown} {' and '.join(said)}", task,
                            "may call it the nearest of those, or see two shapes in it (in tests the bundled models "
                            "called stars, hearts and crosses circles or squares, most often with 0.9 or more of "
-                           "shapes-clip's probability)", "Draw circles, squares or triangles")
+                           "shapes-clip's probability, and an outlined triangle a small triangle above a square)",
+                           "Draw filled circles, squares or triangles")
 
 
 def colour_notice(spec, which: list[int], odd: list[list], n: int, task: str = "result",

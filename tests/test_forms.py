@@ -169,3 +169,43 @@ def test_a_flagged_ring_gets_the_form_notice_instead_of_no_such_shapes():
 
 def test_a_circle_gets_no_notice():
     assert said("shapes-blip-caption", draw("circle", 256)) == []
+
+
+def outlined(kind, mark=False, side=256, colour=RED):
+    """A closed outline (a warning sign's triangle with a '!' inside when mark), not filled."""
+    im = Image.new("RGB", (side, side), "white")
+    d = ImageDraw.Draw(im)
+    s = side / 256
+    if kind == "triangle":
+        d.polygon([(128 * s, 25 * s), (40 * s, 200 * s), (216 * s, 200 * s)], fill=colour)
+        d.polygon([(128 * s, 62 * s), (70 * s, 182 * s), (186 * s, 182 * s)], fill="white")
+    else:
+        d.ellipse([50 * s, 50 * s, 206 * s, 206 * s], outline=colour, width=max(2, round(6 * s)))
+    if mark:
+        d.rectangle([124 * s, 110 * s, 132 * s, 150 * s], fill="black")
+        d.rectangle([124 * s, 158 * s, 132 * s, 166 * s], fill="black")
+    return im
+
+
+@pytest.mark.parametrize("side", [128, 256, 400])
+@pytest.mark.parametrize("kind, mark", [("triangle", True), ("triangle", False), ("circle", False)])
+def test_an_outline_is_read_and_its_mark_is_no_small_shape(kind, mark, side):
+    """The tester's outlined warning sign got "the shapes seem smaller than that (under 13.5% ...)": its '!' was the
+    only filled shape; without the '!' it got no notice at all."""
+    im = outlined(kind, mark, side)
+    m = mmkit.load_model("shapes-blip-caption")
+    flags, counts, shapes = picture_readings(m, [im])
+    notes = reading_notices(m, flags, counts, "caption", shapes=shapes)
+    assert [f.kind for f in other_forms(im)] == ["outline"]
+    assert any("drawn as an outline, not filled" in n for n in notes)
+    assert not any("smaller than that" in n or "no such shapes" in n for n in notes)
+
+
+def test_small_markers_inside_a_charts_axes_are_not_called_small_shapes():
+    from mmkit.data.turns import small_shapes
+
+    im = Image.new("RGB", (300, 300), "white")
+    d = ImageDraw.Draw(im)
+    d.rectangle([30, 30, 270, 270], outline=(30, 30, 30), width=2)  # the axes' frame: a large black stroke
+    d.ellipse([100, 100, 125, 125], fill=RED)
+    assert small_shapes(im) == [] and other_forms(im) == []  # a black frame is left to the detector

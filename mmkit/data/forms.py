@@ -15,6 +15,11 @@ detector and hues.odd_colours speak for black, white and grey ones), at least as
 Octagons, hexagons and pentagons pass as circles, and a heart (1.28, 0.92) as its nearest shape: the models'
 answers for them are the nearest of their shapes, which is what a learner would say too.
 
+A closed outline in a colour (a circle, square or triangle drawn and not filled, an outlined warning sign) as large
+as a shape is read too ("outline"): ShapesWorld draws its shapes filled, and the tester's outlined triangles were
+captioned "a small red triangle above a large red square" with no notice. No ShapesWorld scene has one (1,950 held
+out); an outline in black or grey (a chart's axes) is left to the detector.
+
 nested_count counts the coloured shapes drawn on a shape that has no colour of its own (the lamps of a traffic light
 in its housing), which the picture check's colour count misses: a housing and its lamps are one shape on the ground.
 
@@ -46,6 +51,7 @@ HOLES = 0.15  # share of a shape (holes filled) that is holes (ShapesWorld's at 
 NEAR = 96  # a shape's pixels are those this close to its fill colour in every channel (red and blue differ by 180)
 TOUCHING = 0.2  # a shape whose fill colour leaves out this share of it, and makes a known form, is two touching shapes
 FORM_SIDE = 64  # a shape's form is read on every k-th pixel, so that it is at most this many pixels across
+CLOSED = 0.45  # share of its box a filled outline covers (a triangle 0.5, a circle 0.78)
 MIN_WIDTH = 4  # pixels of the work copy: a thinner piece is a line, not a shape to judge
 
 
@@ -53,7 +59,7 @@ MIN_WIDTH = 4  # pixels of the work copy: a thinner piece is a line, not a shape
 class OtherForm:
     """A shape none of ShapesWorld's circle, square and triangle is."""
 
-    kind: str  # "long" | "pointed" | "hollow"
+    kind: str  # "long" | "pointed" | "hollow" | "outline" (a closed outline, not filled)
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
     elongation: float  # sqrt of the ratio of its second moments' axes: 1 for a circle, square or regular polygon
     solidity: float  # share of its convex hull it fills (holes filled): about 1 for convex shapes
@@ -89,6 +95,22 @@ def other_forms(image: Image.Image, found=None) -> list[OtherForm] | None:
         if own.sum() < (1 - TOUCHING) * whole.sum() and _kind(_form(own)) is None:
             continue  # two shapes of different colours that touch: each may be a circle, square or triangle
         out.append(OtherForm(kind, found.box((rows, cols)), *(round(float(v), 3) for v in form)))
+    return out + _outlines(found)
+
+
+def _outlines(found) -> list[OtherForm]:
+    """The coloured closed outlines among a reading's strokes (turns.Ground.strokes): filled, they cover CLOSED of
+    their box or more, as a drawn circle, square or triangle would."""
+    from scipy import ndimage
+
+    from .hues import vivid
+
+    out = []
+    for _, i, (rows, cols) in found.strokes:
+        own = found.labels[rows, cols] == i
+        colour = np.median(found.pixels[rows, cols][own], 0)
+        if vivid(colour) and ndimage.binary_fill_holes(own).mean() >= CLOSED:
+            out.append(OtherForm("outline", found.box((rows, cols)), *(round(float(v), 3) for v in _form(own))))
     return out
 
 

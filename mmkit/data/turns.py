@@ -44,6 +44,7 @@ MIN_RESULTANT = 0.45  # |mean exp(4i theta)| (square) or |mean exp(3i theta)| (t
 MIN_MATCH = 0.75  # overlap (intersection over union) of the shape with the square or triangle it is read as
 MIN_FILL = 0.3  # share of its box a shape must fill (a square or triangle, at any turn, fills 0.45 or more)
 MAX_SHAPES = 8  # the largest this many shapes of a picture are read
+SMALL = 0.135  # a shape's longest side under this share of the picture's short side is smaller than ShapesWorld draws
 SYMMETRY = {"square": 90.0, "triangle": 120.0}  # degrees after which each shape looks the same again
 
 
@@ -69,6 +70,7 @@ class Ground:
     labels: np.ndarray  # (h, w) int32: the connected shapes (pixels further than STEP from the ground), 0 the ground
     shapes: list  # the largest MAX_SHAPES whole shapes, largest first: (area, label, (rows, cols) slices)
     index: np.ndarray  # (labels + 1,) uint8: 1 + the place in `shapes` of each label's shape, 0 for the others
+    strokes: list = field(default_factory=list)  # outlines, lines and letters as large as a shape, as `shapes` lists
     fills: list | None = field(default=None, repr=False)  # each shape's fill colour, once read (hues.fill_colours)
 
     def box(self, sl) -> tuple[int, int, int, int]:
@@ -111,7 +113,8 @@ _EIGHT = np.ones((3, 3), bool)  # 8-connected
 
 def ground_shapes(image: Image.Image) -> Ground | None:
     """The shapes of a picture on a one-colour background (Ground); None when the background is not one colour
-    (framing.plain_background's tests). Shapes touching the edge, specks and strokes are left out."""
+    (framing.plain_background's tests). Shapes touching the edge and specks are left out; strokes (filling less
+    than MIN_FILL of their box: outlines, lines, letters) are listed apart when as large as a shape (SMALL)."""
     from scipy import ndimage
 
     rgb = image.convert("RGB") if image.mode != "RGB" else image
@@ -135,22 +138,23 @@ def ground_shapes(image: Image.Image) -> Ground | None:
         return None
     labels, found = ndimage.label(dist > STEP, _EIGHT)
     areas = np.bincount(labels.ravel(), minlength=found + 1)  # (found + 1,) pixels of each component, 0 the ground
-    shapes = []
+    shapes, strokes = [], []
     boxes = ndimage.find_objects(labels)
+    short = min(a.shape[:2])
     for i in np.nonzero(areas[1:] >= MIN_SIDE ** 2 / 2)[0] + 1:  # no specks
         rows, cols = boxes[i - 1]
         if rows.start == 0 or cols.start == 0 or rows.stop == a.shape[0] or cols.stop == a.shape[1]:
             continue  # runs off the picture: not a whole shape
-        if areas[i] < MIN_FILL * (rows.stop - rows.start) * (cols.stop - cols.start):
-            continue  # a stroke or letter that fills little of its box
-        shapes.append((int(areas[i]), int(i), (rows, cols)))
+        tall, wide = rows.stop - rows.start, cols.stop - cols.start
+        if areas[i] >= MIN_FILL * tall * wide:
+            shapes.append((int(areas[i]), int(i), (rows, cols)))
+        elif max(tall, wide) >= SMALL * short:  # a stroke or letter that fills little of its box, as large as a shape
+            strokes.append((int(areas[i]), int(i), (rows, cols)))
     shapes = sorted(shapes, key=lambda c: -c[0])[:MAX_SHAPES]
     index = np.zeros(found + 1, np.uint8)
     index[[i for _, i, _ in shapes]] = np.arange(1, len(shapes) + 1)
-    return Ground(a, (w / a.shape[1], h / a.shape[0]), dist, labels, shapes, index)
-
-
-SMALL = 0.135  # a shape's longest side under this share of the picture's short side is smaller than ShapesWorld draws
+    return Ground(a, (w / a.shape[1], h / a.shape[0]), dist, labels, shapes, index,
+                  sorted(strokes, key=lambda c: -c[0])[:MAX_SHAPES])
 
 
 @dataclass
@@ -163,7 +167,8 @@ class SmallShape:
 
 def small_shapes(image: Image.Image, found=None, below: float = SMALL) -> list[SmallShape] | None:
     """The shapes of a picture on a one-colour background when all of them are small: their longest side under
-    `below` of the picture's short side ([] when one is larger: specks beside a shape are no small shapes); None
+    `below` of the picture's short side ([] when one is larger, or an outline or line is: specks beside a shape are
+    no small shapes, nor is the mark inside an outlined warning sign); None
     (no opinion) on other backgrounds. ShapesWorld's shapes are 0.147 of it at least (400 scenes of
     the plain, tiny, big and light looks; none of 400 scenes in each one-colour look, nor of 150 in each other look,
     is flagged); the bundled captioner named one shape drawn with PIL right 0.11 of the
@@ -176,6 +181,8 @@ def small_shapes(image: Image.Image, found=None, below: float = SMALL) -> list[S
     found = ground_shapes(image) if found is None else found
     if found is None:
         return None
+    if found.strokes:  # an outline or a line as large as a shape (a sign, a chart's axes): the shapes are not all small
+        return []
     short = min(found.dist.shape)
     out = []
     for _, _, (rows, cols) in found.shapes:
