@@ -78,3 +78,32 @@ def test_shapesworld_scenes_keep_their_count():
     images = ShapesWorld(24, seed=3, split="test", style=["plain", "dark", "solid", "sketch"]).images
     flags, counts, _ = picture_readings(mmkit.load_model("shapes-clip"), images)
     assert not any(flags) and max(counts) <= 2
+
+
+@pytest.mark.parametrize("field", [RED, GREEN, BLUE])
+@pytest.mark.parametrize("shape", ["circle", "square", "cross"])
+def test_a_white_shape_on_a_coloured_field_is_a_shape_in_another_colour(field, shape):
+    """An outside tester's white shapes on red, green and blue fields (a Swiss flag among them): 4 of 10 got no
+    notice, and shapes-clip answered "green square"."""
+    from mmkit.data.hues import odd_colours
+
+    im = Image.new("RGB", (300, 200), field)
+    d = ImageDraw.Draw(im)
+    if shape == "circle":
+        d.ellipse([110, 60, 190, 140], fill="white")
+    elif shape == "square":
+        d.rectangle([110, 60, 190, 140], fill="white")
+    else:
+        d.rectangle([135, 45, 165, 155], fill="white")
+        d.rectangle([95, 85, 205, 115], fill="white")
+    assert [o.name for o in odd_colours(im)] == ["white"]
+    count, said = notices(im)
+    assert any("a white shape" in n for n in said) and not any("no such shapes" in n for n in said)
+
+
+def test_a_grey_piece_on_a_grey_ground_is_left_to_the_detector():
+    from mmkit.data.hues import odd_colours
+
+    im = Image.new("RGB", (200, 200), (240, 240, 240))
+    ImageDraw.Draw(im).rectangle([60, 60, 140, 140], fill=(110, 110, 110))
+    assert odd_colours(im) == []

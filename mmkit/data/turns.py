@@ -71,6 +71,7 @@ class Ground:
     shapes: list  # the largest MAX_SHAPES whole shapes, largest first: (area, label, (rows, cols) slices)
     index: np.ndarray  # (labels + 1,) uint8: 1 + the place in `shapes` of each label's shape, 0 for the others
     strokes: list = field(default_factory=list)  # outlines, lines and letters as large as a shape, as `shapes` lists
+    colour: tuple = (240, 240, 240)  # the ground's colour (the median of the picture's edge)
     fills: list | None = field(default=None, repr=False)  # each shape's fill colour, once read (hues.fill_colours)
 
     def box(self, sl) -> tuple[int, int, int, int]:
@@ -154,7 +155,7 @@ def ground_shapes(image: Image.Image) -> Ground | None:
     index = np.zeros(found + 1, np.uint8)
     index[[i for _, i, _ in shapes]] = np.arange(1, len(shapes) + 1)
     return Ground(a, (w / a.shape[1], h / a.shape[0]), dist, labels, shapes, index,
-                  sorted(strokes, key=lambda c: -c[0])[:MAX_SHAPES])
+                  sorted(strokes, key=lambda c: -c[0])[:MAX_SHAPES], tuple(int(v) for v in fill))
 
 
 @dataclass
