@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .domain_detector import (CHANNELS, DETECTOR_DIR, SIDE, THUMBNAIL, ZOOM, _co
                               content_crop, count_shapes, detector_module, load_detector, second_look, shape_scores,
                               thumbnails)
 from .domain_notices import (colour_notice, crowd_notice, finetuned_from, form_notice, picture_notice,
-                             small_notice, turned_notice)
+                             size_notice, small_notice, turned_notice)
 from .models import bundled_folder
 
 
@@ -154,14 +155,26 @@ def checked(m) -> bool:
 
 
 MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds (ShapesWorld's objects=(1, 2))
+SMALLEST_DRAWN = 32  # pixels a side: ShapesWorld draws no smaller canvas (its held-out "tiny" look, 32-40 px)
+# Below this many pixels a side a picture gets a notice: shapes-clip named 8 of 18 PIL shapes right at 8 px, 14 at 12,
+# 13 at 16, 17 at 24 and 16 at 32 (on white and grey, downscaled from 256 px); the captioner 17, 15, 18, 18 and 18.
+TINY_SIDE = 20
+
+
+@dataclass
+class TinyPicture:
+    """A picture smaller than TINY_SIDE, where the bundled models misname more shapes (ShapesWorld draws 32 px at
+    least)."""
+
+    size: tuple[int, int]  # (width, height) in pixels
 
 
 def shape_readings(images) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
     ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn), the shapes in
     colours ShapesWorld never draws (mmkit.data.hues.OddColour), the coloured shapes that are no circle, square or
-    triangle (mmkit.data.forms.OtherForm), and, when all its shapes are smaller than ShapesWorld draws them, each of
-    them (SmallShape); [] for other backgrounds. Pictures the detector flags are read
+    triangle (mmkit.data.forms.OtherForm), when all its shapes are smaller than ShapesWorld draws them, each of
+    them (SmallShape), and, on any background, whether the picture is smaller than ShapesWorld draws (TinyPicture). Pictures the detector flags are read
     too: a turned square or an orange shape that fills the picture is flagged, and its reading says why better than
     "no such shapes" (explained)."""
     return [found for found, _ in _readings(images)]
@@ -177,13 +190,14 @@ def _readings(images) -> list[tuple[list, int]]:
 
     out = []
     for im in images:
+        tiny = [TinyPicture(im.size)] if min(im.size) < TINY_SIDE else []
         found = ground_shapes(im)
         if found is None:
-            out.append(([], 0))
+            out.append((tiny, 0))
             continue
         odd = odd_colours(im, found) or []
         read = ((turned_shapes(im, TURN_LIMIT, found) or []) + odd + (small_shapes(im, found) or []) +
-                (other_forms(im, found) or []))
+                (other_forms(im, found) or []) + tiny)
         out.append((read, max(len(found.shapes) if any(isinstance(f, OddColour) for f in odd) else 0,
                               nested_count(found))))
     return out
@@ -206,13 +220,13 @@ def shape_counts(colour_counts, readings) -> list[int]:
 def explained(flag: bool, found: list) -> bool:
     """Whether a picture the detector flags is better described by its shape readings (shape_readings) than by "no
     such shapes": a square or triangle turned too far, a shape in another colour, or a shape that is no circle,
-    square or triangle, read on a one-colour ground, and not only small shapes (text and specks on a sheet read as
-    small shapes)."""
+    square or triangle, read on a one-colour ground, or a picture smaller than ShapesWorld draws, and not only small
+    shapes (text and specks on a sheet read as small shapes)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
 
-    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm)) for f in found)
+    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm, TinyPicture)) for f in found)
             and not any(isinstance(f, SmallShape) for f in found))
 
 
@@ -248,7 +262,8 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
     the models learnt, one about those with a shape that is no circle, square or triangle, one about those whose
-    shapes are all small, one about those with a shape in another colour (shapes: shape_readings). A flagged picture's readings and count are said instead of the detector's "no such
+    shapes are all small, one about pictures smaller than ShapesWorld draws, one about those with a shape in another
+    colour (shapes: shape_readings). A flagged picture's readings and count are said instead of the detector's "no such
     shapes" only when its readings explain it (explained). spec: the model's
     ModelSpec, or the Loaded model (which names the words a fine-tune still in memory was taught)."""
     from .data.forms import OtherForm
@@ -279,6 +294,9 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     small = found_as(SmallShape)[0]
     if small:
         said.append(small_notice(spec, small, n, task, names))
+    which, tiny = found_as(TinyPicture)
+    if which:
+        said.append(size_notice(spec, which, [t[0].size for t in tiny], n, task, names))
     which, odd = found_as(OddColour)
     if which and finetuned_from(spec) is None:  # a fine-tune may have learnt the colour (notebook 13: orange)
         said.append(colour_notice(spec, which, odd, n, task, names))
