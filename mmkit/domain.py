@@ -28,7 +28,7 @@ import numpy as np
 from .domain_detector import (CHANNELS, DETECTOR_DIR, SIDE, THUMBNAIL, ZOOM, _count, _pixels,  # noqa: F401
                               content_crop, count_shapes, detector_module, load_detector, second_look, shape_scores,
                               thumbnails)
-from .domain_notices import (colour_notice, crowd_notice, finetuned_from, form_notice, picture_notice,
+from .domain_notices import (colour_notice, crowd_notice, finetuned_from, form_notice, grey_notice, picture_notice,
                              size_notice, small_notice, turned_notice)
 from .models import bundled_folder
 
@@ -161,6 +161,15 @@ SMALLEST_DRAWN = 32  # pixels a side: ShapesWorld draws no smaller canvas (its h
 TINY_SIDE = 20
 
 
+GREY_SPREAD = 12  # a picture whose pixels' channels all lie within this of each other has no colours
+
+
+@dataclass
+class GreyPicture:
+    """A drawing with no colours (black, white and grey only): shapes as large as ShapesWorld's on a one-colour
+    ground, in grey (text on a sheet, its letters small, keeps the detector's notice)."""
+
+
 @dataclass
 class TinyPicture:
     """A picture smaller than TINY_SIDE, where the bundled models misname more shapes (ShapesWorld draws 32 px at
@@ -195,12 +204,24 @@ def _readings(images) -> list[tuple[list, int]]:
         if found is None:
             out.append((tiny, 0))
             continue
+        sample = found.pixels[::4, ::4].astype(np.int16)  # enough to see a shape's colour
+        if _drawn_shapes(found) and int((sample.max(-1) - sample.min(-1)).max()) <= GREY_SPREAD:
+            out.append(([GreyPicture()] + tiny, 0))  # its shapes' forms may be right, their colours cannot be
+            continue
         odd = odd_colours(im, found) or []
         read = ((turned_shapes(im, TURN_LIMIT, found) or []) + odd + (small_shapes(im, found) or []) +
                 (other_forms(im, found) or []) + tiny)
         out.append((read, max(len(found.shapes) if any(isinstance(f, OddColour) for f in odd) else 0,
                               nested_count(found))))
     return out
+
+
+def _drawn_shapes(found) -> bool:
+    """Whether a one-colour ground holds a shape as large as ShapesWorld draws them (not only letters and specks)."""
+    from .data.turns import SMALL
+
+    short = min(found.labels.shape)
+    return any(max(r.stop - r.start, c.stop - c.start) >= SMALL * short for _, _, (r, c) in found.shapes)
 
 
 def shape_counts(colour_counts, readings) -> list[int]:
@@ -220,13 +241,13 @@ def shape_counts(colour_counts, readings) -> list[int]:
 def explained(flag: bool, found: list) -> bool:
     """Whether a picture the detector flags is better described by its shape readings (shape_readings) than by "no
     such shapes": a square or triangle turned too far, a shape in another colour, or a shape that is no circle,
-    square or triangle, read on a one-colour ground, or a picture smaller than ShapesWorld draws, and not only small
+    square or triangle, read on a one-colour ground, a drawing in grey, or a picture under TINY_SIDE, and not only small
     shapes (text and specks on a sheet read as small shapes)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
 
-    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm, TinyPicture)) for f in found)
+    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm, TinyPicture, GreyPicture)) for f in found)
             and not any(isinstance(f, SmallShape) for f in found))
 
 
@@ -294,6 +315,9 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     small = found_as(SmallShape)[0]
     if small:
         said.append(small_notice(spec, small, n, task, names))
+    grey = found_as(GreyPicture)[0]
+    if grey:
+        said.append(grey_notice(spec, grey, n, task, names))
     which, tiny = found_as(TinyPicture)
     if which:
         said.append(size_notice(spec, which, [t[0].size for t in tiny], n, task, names))

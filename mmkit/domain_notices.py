@@ -206,6 +206,15 @@ def _colours_called(names: list[str]) -> str:
     return f" (in tests {'; '.join(said)})" if said else ""
 
 
+def grey_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
+    """The message for `which` of `n` pictures that are drawings in grey (mmkit.domain.GreyPicture)."""
+    where = ("the picture has no colours (its shapes are black, white or grey)" if n == 1 else
+             f"{_which(which, n, names)} have no colours")
+    return _reading_notice(spec, "red, green and blue shapes", where, task,
+                           "may name colours the picture does not have (in tests a grey circle and square were "
+                           "captioned green and red)", "Use a colour picture")
+
+
 def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, task: str = "result",
                 names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures under mmkit.domain.TINY_SIDE pixels a side (sizes: each one's
