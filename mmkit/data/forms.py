@@ -5,7 +5,7 @@ models name the nearest of their three shapes with confidence: an outside tester
 
 other_forms reads each whole shape of a picture on a one-colour background (turns.ground_shapes) in a colour (the
 detector and hues.odd_colours speak for black, white and grey ones), at least as large as ShapesWorld draws them
-(turns.SMALL), and names those whose outline none of the three has:
+(turns.SMALL) and MIN_FORM pixels of the reading's copy, and names those whose outline none of the three has:
 - "long": its second moments' axes differ by more than ELONGATION (ShapesWorld's triangle 1.15; ellipses, bars,
   half discs, arrows and crescents 1.8-7);
 - "pointed": it fills less than SOLIDITY of its convex hull (its pixels over the area of their centres' hull, a
@@ -52,6 +52,7 @@ NEAR = 96  # a shape's pixels are those this close to its fill colour in every c
 TOUCHING = 0.2  # a shape whose fill colour leaves out this share of it, and makes a known form, is two touching shapes
 FORM_SIDE = 64  # a shape's form is read on every k-th pixel, so that it is at most this many pixels across
 CLOSED = 0.45  # share of its box a filled outline covers (a triangle 0.5, a circle 0.78)
+MIN_FORM = 16  # pixels of the work copy a shape's longest side needs to be judged (a smaller one's outline is jagged)
 MIN_WIDTH = 4  # pixels of the work copy: a thinner piece is a line, not a shape to judge
 
 
@@ -62,7 +63,8 @@ class OtherForm:
     kind: str  # "long" | "pointed" | "hollow" | "outline" (a closed outline, not filled)
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
     elongation: float  # sqrt of the ratio of its second moments' axes: 1 for a circle, square or regular polygon
-    solidity: float  # share of its convex hull it fills (holes filled): about 1 for convex shapes
+    solidity: float  # share of its convex hull it fills (holes filled): about 1 for convex shapes; the share of its
+    # box (less) when that is SOLIDITY or more already, and 1 for a hollow shape (neither read)
     holes: float  # share of it (holes filled) that is holes
 
 
@@ -84,7 +86,7 @@ def other_forms(image: Image.Image, found=None) -> list[OtherForm] | None:
     out = []
     for (_, i, (rows, cols)), rgb in zip(found.shapes, fill_colours(found)):
         h, w = rows.stop - rows.start, cols.stop - cols.start
-        if rgb is None or not vivid(rgb) or max(h, w) < SMALL * short or min(h, w) < MIN_WIDTH:
+        if rgb is None or not vivid(rgb) or max(h, w) < max(SMALL * short, MIN_FORM) or min(h, w) < MIN_WIDTH:
             continue
         whole = found.labels[rows, cols] == i
         form = _form(whole)
@@ -128,7 +130,8 @@ def _near(pixels: np.ndarray, rgb) -> np.ndarray:
 
 
 def _form(own: np.ndarray) -> tuple[float, float, float]:
-    """(elongation, solidity, holes) of a shape's mask (its box's window)."""
+    """(elongation, solidity, holes) of a shape's mask (its box's window); solidity only as far as SOLIDITY tells
+    (OtherForm.solidity)."""
     from scipy import ndimage
 
     step = -(-max(own.shape) // FORM_SIDE)  # read at most FORM_SIDE pixels across: the same form, less work
@@ -136,11 +139,15 @@ def _form(own: np.ndarray) -> tuple[float, float, float]:
     filled = ndimage.binary_fill_holes(own)
     area = float(filled.sum())
     ys, xs = np.nonzero(filled)
-    small, large = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(float)))
-    elongation = float(np.sqrt(large / max(small, 1e-6)))
+    x, y = xs - xs.mean(), ys - ys.mean()
+    a, b, c = float(np.dot(x, x)), float(np.dot(x, y)), float(np.dot(y, y))  # second moments (times the area)
+    root = float(np.hypot(a - c, 2 * b))
+    elongation = float(np.sqrt((a + c + root) / max(a + c - root, 1e-6)))  # the axes' ratio, squared under the root
     holes = 1.0 - float(own.sum()) / max(area, 1.0)
-    if holes > HOLES:  # decided (hollow): the hull, most of the cost, is not needed
+    if holes > HOLES:  # hollow: the hull, most of the cost, is not needed
         return elongation, 1.0, holes
+    if area >= SOLIDITY * filled.size:  # fills SOLIDITY of its box, so of its hull too (a circle, an upright square)
+        return elongation, area / filled.size, holes
     return elongation, area / max(_hull_area(filled), 1.0), holes
 
 
