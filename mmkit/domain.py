@@ -155,7 +155,7 @@ def checked(m) -> bool:
 
 
 MOST_SHAPES = 2  # the most shapes a scene the bundled models learnt from holds (ShapesWorld's objects=(1, 2))
-SMALLEST_DRAWN = 32  # pixels a side: ShapesWorld draws no smaller canvas (its held-out "tiny" look, 32-40 px)
+SMALLEST_CANVAS = 32  # pixels a side: ShapesWorld draws no smaller canvas (its held-out "tiny" look, 32-40 px)
 # Below this many pixels a side a picture gets a notice: shapes-clip named 8 of 18 PIL shapes right at 8 px, 14 at 12,
 # 13 at 16, 17 at 24 and 16 at 32 (on white and grey, downscaled from 256 px); the captioner 17, 15, 18, 18 and 18.
 TINY_SIDE = 20
@@ -195,7 +195,7 @@ def _readings(images) -> list[tuple[list, int]]:
     shape of no colour (mmkit.data.forms.nested_count); 0 otherwise and for other backgrounds)."""
     from .data.forms import nested_count, other_forms
     from .data.hues import OddColour, odd_colours
-    from .data.turns import TURN_LIMIT, ground_shapes, small_shapes, turned_shapes
+    from .data.turns import TURN_LIMIT, ground_shapes, small_beside, small_shapes, turned_shapes
 
     out = []
     for im in images:
@@ -210,7 +210,7 @@ def _readings(images) -> list[tuple[list, int]]:
             continue
         odd = odd_colours(im, found) or []
         read = ((turned_shapes(im, TURN_LIMIT, found) or []) + odd + (small_shapes(im, found) or []) +
-                (other_forms(im, found) or []) + tiny)
+                (small_beside(im, found) or []) + (other_forms(im, found) or []) + tiny)
         out.append((read, max(len(found.shapes) if any(isinstance(f, OddColour) for f in odd) else 0,
                               nested_count(found))))
     return out
@@ -248,7 +248,7 @@ def explained(flag: bool, found: list) -> bool:
     from .data.turns import ShapeTurn, SmallShape
 
     return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm, TinyPicture, GreyPicture)) for f in found)
-            and not any(isinstance(f, SmallShape) for f in found))
+            and not any(isinstance(f, SmallShape) and not f.beside for f in found))
 
 
 _CALLER_CHECKED = ContextVar("mmkit_pictures_checked_by_caller", default=False)
@@ -312,9 +312,9 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
         which, found = found_as(kind)
         if which:
             said.append(notice(spec, which, found, n, task, names))
-    small = found_as(SmallShape)[0]
+    small, found = found_as(SmallShape)
     if small:
-        said.append(small_notice(spec, small, n, task, names))
+        said.append(small_notice(spec, small, n, task, names, beside=all(f.beside for f in sum(found, []))))
     grey = found_as(GreyPicture)[0]
     if grey:
         said.append(grey_notice(spec, grey, n, task, names))

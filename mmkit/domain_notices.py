@@ -219,23 +219,30 @@ def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, ta
                 names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures under mmkit.domain.TINY_SIDE pixels a side (sizes: each one's
     (width, height))."""
-    from .domain import SMALLEST_DRAWN, TINY_SIDE
+    from .domain import SMALLEST_CANVAS, TINY_SIDE
 
     where = (f"the picture is {sizes[0][0]} x {sizes[0][1]} pixels" if n == 1 else
              f"{_which(which, n, names)} are smaller than {TINY_SIDE} pixels a side")
-    return _reading_notice(spec, f"pictures of {SMALLEST_DRAWN} to 512 pixels a side", where, task,
+    return _reading_notice(spec, f"pictures of {SMALLEST_CANVAS} to 512 pixels a side", where, task,
                            "may misname its shapes (in tests shapes-clip named 8 of 18 drawn shapes right at 8 pixels "
                            "and 13 of 18 at 16, against 16 of 18 at 32)",
-                           f"Use a picture of {SMALLEST_DRAWN} pixels a side or more")
+                           f"Use a picture of {SMALLEST_CANVAS} pixels a side or more")
 
 
-def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures whose shapes are all smaller than ShapesWorld draws them."""
+def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None,
+                 beside: bool = False) -> str:
+    """The message for `which` of `n` pictures whose shapes are all smaller than ShapesWorld draws them, or, with
+    beside, that show such a shape beside a larger one (mmkit.data.turns.small_beside)."""
     from .data.turns import SMALL
 
-    where = ("the picture's shapes seem" if n == 1 else f"{_which(which, n, names)} seem to show shapes") + \
-        f" smaller than that (under {SMALL:.1%} of the picture's short side)"
-    return _reading_notice(spec, f"shapes at least {SMALLEST_DRAWN:.1%} of their picture's short side across",
-                           where, task,
+    under = f"smaller than that (under {SMALL:.1%} of the picture's short side)"
+    learnt = f"shapes at least {SMALLEST_DRAWN:.1%} of their picture's short side across"
+    if beside:
+        where = (f"the picture seems to show a shape {under} beside a larger one" if n == 1 else
+                 f"{_which(which, n, names)} seem to show a shape {under} beside a larger one")
+        return _reading_notice(spec, learnt, where, task, "may leave it out or misname it (the bundled captioner did "
+                               "with 24 of 54 such drawings)", "Draw the small shape larger")
+    where = ("the picture's shapes seem" if n == 1 else f"{_which(which, n, names)} seem to show shapes") + f" {under}"
+    return _reading_notice(spec, learnt, where, task,
                            "may miss or misname them (the bundled captioner named 0.72 of such drawings right at a "
                            "tenth)", "Crop the picture around the shapes")

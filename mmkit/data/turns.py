@@ -164,6 +164,46 @@ class SmallShape:
 
     share: float  # its longest side over the picture's short side (ShapesWorld's: 0.147 at least, 0.24 typical)
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
+    beside: bool = False  # beside a shape of ShapesWorld's sizes (small_beside), not one of a picture's all small
+
+
+def small_beside(image: Image.Image, found=None) -> list[SmallShape] | None:
+    """The small shapes in ShapesWorld's colours beside a shape of its sizes, on a one-colour background: a small
+    red, green or blue shape (under SMALL) where another shape is SMALL or larger; None (no opinion) on other
+    backgrounds. The bundled captioner left out or misnamed the small one of 24 of 54 PIL drawings of a shape of
+    0.25-0.35 of the picture beside one of 0.06-0.12 (96-400 px; white, grey and dark sheets). Only shapes in those
+    colours count, since photo crops leave grey and brown pieces on a ground that passes for one colour: 5 of 1,040
+    ShapesWorld scenes (80 per look, all on the photo looks) read one, and none of those in its one-colour looks.
+
+    Args:
+        image: a PIL image.
+        found: ground_shapes(image), when already read.
+    """
+    from .hues import fill_colours, known, vivid
+
+    found = ground_shapes(image) if found is None else found
+    if found is None:
+        return None
+    short = min(found.dist.shape)
+    shares = [max(rows.stop - rows.start, cols.stop - cols.start) / short for _, _, (rows, cols) in found.shapes]
+    if not any(share >= SMALL for share in shares):
+        return []
+    small = [SmallShape(round(share, 3), found.box(sl), beside=True)
+             for share, (_, i, sl), rgb in zip(shares, found.shapes, fill_colours(found))
+             if share < SMALL and rgb is not None and vivid(rgb) and known(rgb) and not _enclosed(found, i)]
+    return small
+
+
+def _enclosed(found: Ground, i: int) -> bool:
+    """Whether shape label i lies in a hole of another shape (the inside of a letter O on a sign, not a shape)."""
+    from scipy import ndimage
+
+    (rows, cols), = ndimage.find_objects((found.labels == i).astype(np.int8))
+    for _, j, (r, c) in found.shapes:
+        if j != i and r.start <= rows.start and rows.stop <= r.stop and c.start <= cols.start and cols.stop <= c.stop:
+            if ndimage.binary_fill_holes(found.labels[r, c] == j)[rows.start - r.start, cols.start - c.start]:
+                return True
+    return False
 
 
 def small_shapes(image: Image.Image, found=None, below: float = SMALL) -> list[SmallShape] | None:
