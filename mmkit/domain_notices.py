@@ -158,7 +158,7 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
 
 
 FORM_LOOKS = {"long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
-              "hollow": "one with a hole, like a ring"}  # mmkit.data.forms.OtherForm's kinds but "outline"
+              "hollow": "one with a hole, like a ring", "marked": "one with marks on it, like a letter or a face"}  # mmkit.data.forms.OtherForm's kinds but "outline"
 
 
 def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "result",

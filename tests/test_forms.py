@@ -209,3 +209,31 @@ def test_small_markers_inside_a_charts_axes_are_not_called_small_shapes():
     d.rectangle([30, 30, 270, 270], outline=(30, 30, 30), width=2)  # the axes' frame: a large black stroke
     d.ellipse([100, 100, 125, 125], fill=RED)
     assert small_shapes(im) == [] and other_forms(im) == []  # a black frame is left to the detector
+
+
+def marked(kind, side=256, colour=BLUE):
+    """A filled shape with marks drawn on it in the sheet's colour: a letter F on a square, a face on a circle."""
+    im = Image.new("RGB", (side, side), "white")
+    d = ImageDraw.Draw(im)
+    s = side / 256
+    if kind == "letter":
+        d.rectangle([60 * s, 60 * s, 196 * s, 196 * s], fill=colour)
+        d.rectangle([110 * s, 90 * s, 124 * s, 170 * s], fill="white")
+        d.rectangle([110 * s, 90 * s, 150 * s, 102 * s], fill="white")
+        d.rectangle([110 * s, 124 * s, 144 * s, 136 * s], fill="white")
+    else:
+        d.ellipse([50 * s, 50 * s, 206 * s, 206 * s], fill=colour)
+        d.ellipse([95 * s, 95 * s, 112 * s, 112 * s], fill="white")
+        d.ellipse([144 * s, 95 * s, 161 * s, 112 * s], fill="white")
+        d.arc([90 * s, 100 * s, 166 * s, 170 * s], 20, 160, fill="white", width=max(2, round(8 * s)))
+    return im
+
+
+@pytest.mark.parametrize("side", [128, 256, 400])
+@pytest.mark.parametrize("kind", ["letter", "face"])
+def test_marks_drawn_on_a_shape_are_read(kind, side):
+    """The tester's logo letter and smiley were captioned as two shapes of one colour, with no notice."""
+    assert [f.kind for f in other_forms(marked(kind, side))] == ["marked"]
+    m = mmkit.load_model("shapes-blip-caption")
+    flags, counts, shapes = picture_readings(m, [marked(kind, side)])
+    assert any("marks on it" in n for n in reading_notices(m, flags, counts, "caption", shapes=shapes))

@@ -11,7 +11,10 @@ detector and hues.odd_colours speak for black, white and grey ones), at least as
 - "pointed": it fills less than SOLIDITY of its convex hull (its pixels over the area of their centres' hull, a
   little over 1 for a convex shape: stars 0.54-0.61, crosses 0.69-0.72, crescents 0.5; 99% of ShapesWorld's shapes
   0.9 or more in its one-colour looks, the hand-drawn held-out look included);
-- "hollow": holes (the background inside it) make more than HOLES of it (rings 0.35, ShapesWorld's 0.06 at most).
+- "hollow": holes (the background inside it) make more than HOLES of it (rings 0.35, ShapesWorld's 0.06 at most);
+- "marked": holes make more than MARKS of it, a letter, a face or a sign drawn on it in the background's colour (an
+  outside tester's logo letter 0.056, smiley 0.075, play button 0.14, stop sign 0.062; the models made up a second
+  shape of the same colour for most such pictures, "a large blue square above a large blue square").
 Octagons, hexagons and pentagons pass as circles, and a heart (1.28, 0.92) as its nearest shape: the models'
 answers for them are the nearest of their shapes, which is what a learner would say too.
 
@@ -47,7 +50,8 @@ from .turns import MIN_FILL, MIN_SIDE, SMALL, _EIGHT
 
 ELONGATION = 1.6  # square root of the ratio of a shape's second moments' axes (ShapesWorld's at most 1.46, sketched)
 SOLIDITY = 0.75  # its pixels over the area of their centres' convex hull (see the module docstring)
-HOLES = 0.15  # share of a shape (holes filled) that is holes (ShapesWorld's at most 0.06)
+HOLES = 0.15  # share of a shape (holes filled) that is holes (ShapesWorld's at most 0.06): a ring
+MARKS = 0.04  # less, but more than this: marks on it (a letter, a face; ShapesWorld's sketched shapes 0.026 at p99)
 NEAR = 96  # a shape's pixels are those this close to its fill colour in every channel (red and blue differ by 180)
 TOUCHING = 0.2  # a shape whose fill colour leaves out this share of it, and makes a known form, is two touching shapes
 FORM_SIDE = 64  # a shape's form is read on every k-th pixel, so that it is at most this many pixels across
@@ -60,7 +64,7 @@ MIN_WIDTH = 4  # pixels of the work copy: a thinner piece is a line, not a shape
 class OtherForm:
     """A shape none of ShapesWorld's circle, square and triangle is."""
 
-    kind: str  # "long" | "pointed" | "hollow" | "outline" (a closed outline, not filled)
+    kind: str  # "long" | "pointed" | "hollow" | "marked" | "outline" (a closed outline, not filled)
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
     elongation: float  # sqrt of the ratio of its second moments' axes: 1 for a circle, square or regular polygon
     solidity: float  # share of its convex hull it fills (holes filled): about 1 for convex shapes; the share of its
@@ -119,7 +123,7 @@ def _outlines(found) -> list[OtherForm]:
 def _kind(form: tuple[float, float, float]) -> str | None:
     """OtherForm's kind for (elongation, solidity, holes), or None for a circle, square or triangle's."""
     elongation, solidity, holes = form
-    return ("hollow" if holes > HOLES else "pointed" if solidity < SOLIDITY else
+    return ("hollow" if holes > HOLES else "marked" if holes > MARKS else "pointed" if solidity < SOLIDITY else
             "long" if elongation > ELONGATION else None)
 
 
