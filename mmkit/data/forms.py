@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .turns import MIN_FILL, MIN_SIDE, SMALL, _EIGHT
+from .turns import _EIGHT, MIN_FILL, MIN_SIDE, SMALL, Ground, on_ground
 
 ELONGATION = 1.6  # square root of the ratio of a shape's second moments' axes (ShapesWorld's at most 1.46, sketched)
 SOLIDITY = 0.75  # its pixels over the area of their centres' convex hull (see the module docstring)
@@ -72,20 +72,12 @@ class OtherForm:
     holes: float  # share of it (holes filled) that is holes
 
 
-def other_forms(image: Image.Image, found=None) -> list[OtherForm] | None:
+@on_ground
+def other_forms(image: Image.Image, found: Ground) -> list[OtherForm]:
     """The coloured whole shapes of a picture on a one-colour background that are no circle, square or triangle;
-    None (no opinion) on other backgrounds.
-
-    Args:
-        image: a PIL image (any mode).
-        found: turns.ground_shapes(image), when already read.
-    """
+    None (no opinion) on other backgrounds (turns.on_ground)."""
     from .hues import fill_colours, vivid
-    from .turns import ground_shapes
 
-    found = ground_shapes(image) if found is None else found
-    if found is None:
-        return None
     short = min(found.labels.shape)
     out = []
     for (_, i, (rows, cols)), rgb in zip(found.shapes, fill_colours(found)):

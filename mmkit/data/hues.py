@@ -18,6 +18,7 @@ from PIL import Image
 
 from .framing import STEP
 from .styles import OBJECT_RGB
+from .turns import Ground, on_ground
 
 HUE_MARGIN = 7.0  # degrees beyond the widest hue jitter of ShapesWorld's colour that still count as that colour
 MIN_SATURATION = 0.3  # ShapesWorld's least saturated object is 0.58; light green (144, 238, 144) is 0.39
@@ -107,24 +108,17 @@ def known(rgb) -> bool:
     return any(abs((h * 360 - hue + 180) % 360 - 180) <= spread + HUE_MARGIN for hue, spread in BANDS)
 
 
-def odd_colours(image: Image.Image, found=None) -> list[OddColour] | None:
+@on_ground
+def odd_colours(image: Image.Image, found: Ground) -> list[OddColour]:
     """The shapes of a picture on a one-colour background whose colour the bundled models do not know; None (no
     opinion) when the background is not one colour. A shape's colour is the median, in each channel, of its fill:
     its pixels further than 2 * STEP from the ground. Black, white and grey shapes count on a coloured ground only (a
     white cross on a red flag; ShapesWorld draws none), as large as a shape: on other grounds they are left to the
     detector, since photo crops leave grey pieces on a ground that passes for one colour (21 of 300 scenes of the
     photo looks the detector passes), and a white shape on a coloured field got "green square" from shapes-clip and
-    "zero" from shapes-vilt-vqa to "what color is the square?" with no notice (an outside tester, 4 of 10).
+    "zero" from shapes-vilt-vqa to "what color is the square?" with no notice (an outside tester, 4 of 10)."""
+    from .turns import SMALL
 
-    Args:
-        image: a PIL image (any mode).
-        found: turns.ground_shapes(image), when already read.
-    """
-    from .turns import SMALL, ground_shapes
-
-    found = ground_shapes(image) if found is None else found
-    if found is None:
-        return None
     field = vivid(found.colour)  # a flag's field: a white shape on it is a shape, not a photo's grey piece
     short = min(found.labels.shape)
     out = []

@@ -158,6 +158,20 @@ def ground_shapes(image: Image.Image) -> Ground | None:
                   sorted(strokes, key=lambda c: -c[0])[:MAX_SHAPES], tuple(int(v) for v in fill))
 
 
+def on_ground(read):
+    """Make read(image, found, ...) a reading of a picture on a one-colour background: read(image, found=None, ...)
+    reads the picture's ground once (ground_shapes) when `found` is not given, and gives None (no opinion) on other
+    backgrounds. image: a PIL image (any mode); found: ground_shapes(image), when already read."""
+    from functools import wraps
+
+    @wraps(read)
+    def reading(image: Image.Image, found: Ground | None = None, *args, **kwargs):
+        found = ground_shapes(image) if found is None else found
+        return None if found is None else read(image, found, *args, **kwargs)
+
+    return reading
+
+
 @dataclass
 class SmallShape:
     """A shape smaller, against its picture, than any ShapesWorld draws."""
@@ -167,23 +181,16 @@ class SmallShape:
     beside: bool = False  # beside a shape of ShapesWorld's sizes (small_beside), not one of a picture's all small
 
 
-def small_beside(image: Image.Image, found=None) -> list[SmallShape] | None:
+@on_ground
+def small_beside(image: Image.Image, found: Ground) -> list[SmallShape]:
     """The small shapes in ShapesWorld's colours beside a shape of its sizes, on a one-colour background: a small
     red, green or blue shape (under SMALL) where another shape is SMALL or larger; None (no opinion) on other
     backgrounds. The bundled captioner left out or misnamed the small one of 24 of 54 PIL drawings of a shape of
     0.25-0.35 of the picture beside one of 0.06-0.12 (96-400 px; white, grey and dark sheets). Only shapes in those
     colours count, since photo crops leave grey and brown pieces on a ground that passes for one colour: 5 of 1,040
-    ShapesWorld scenes (80 per look, all on the photo looks) read one, and none of those in its one-colour looks.
-
-    Args:
-        image: a PIL image.
-        found: ground_shapes(image), when already read.
-    """
+    ShapesWorld scenes (80 per look, all on the photo looks) read one, and none of those in its one-colour looks."""
     from .hues import fill_colours, known, vivid
 
-    found = ground_shapes(image) if found is None else found
-    if found is None:
-        return None
     short = min(found.dist.shape)
     shares = [max(rows.stop - rows.start, cols.stop - cols.start) / short for _, _, (rows, cols) in found.shapes]
     if not any(share >= SMALL for share in shares):
@@ -206,22 +213,15 @@ def _enclosed(found: Ground, i: int) -> bool:
     return False
 
 
-def small_shapes(image: Image.Image, found=None, below: float = SMALL) -> list[SmallShape] | None:
+@on_ground
+def small_shapes(image: Image.Image, found: Ground, below: float = SMALL) -> list[SmallShape]:
     """The shapes of a picture on a one-colour background when all of them are small: their longest side under
     `below` of the picture's short side ([] when one is larger, or an outline or line is: specks beside a shape are
     no small shapes, nor is the mark inside an outlined warning sign); None
     (no opinion) on other backgrounds. ShapesWorld's shapes are 0.147 of it at least (400 scenes of
     the plain, tiny, big and light looks; none of 400 scenes in each one-colour look, nor of 150 in each other look,
     is flagged); the bundled captioner named one shape drawn with PIL right 0.11 of the
-    time at 0.06 of a 128 px sheet, 0.72 at 0.10, 0.89 at 0.12 and always from 0.15 (18 drawings each).
-
-    Args:
-        image: a PIL image.
-        found: ground_shapes(image), when already read.
-    """
-    found = ground_shapes(image) if found is None else found
-    if found is None:
-        return None
+    time at 0.06 of a 128 px sheet, 0.72 at 0.10, 0.89 at 0.12 and always from 0.15 (18 drawings each)."""
     if found.strokes:  # an outline or a line as large as a shape (a sign, a chart's axes): the shapes are not all small
         return []
     short = min(found.dist.shape)
