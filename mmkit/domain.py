@@ -172,8 +172,9 @@ class GreyPicture:
 
 @dataclass
 class TinyPicture:
-    """A picture smaller than TINY_SIDE, where the bundled models misname more shapes (ShapesWorld draws 32 px at
-    least)."""
+    """A picture smaller than ShapesWorld draws (SMALLEST_CANVAS). Its notice is said under TINY_SIDE, where the
+    bundled models misname more shapes, and from there up when the detector flags the picture (instead of "no such
+    shapes": an outside tester's 20 and 24 px circles were named right and flagged)."""
 
     size: tuple[int, int]  # (width, height) in pixels
 
@@ -199,7 +200,7 @@ def _readings(images) -> list[tuple[list, int]]:
 
     out = []
     for im in images:
-        tiny = [TinyPicture(im.size)] if min(im.size) < TINY_SIDE else []
+        tiny = [TinyPicture(im.size)] if min(im.size) < SMALLEST_CANVAS else []
         found = ground_shapes(im)
         if found is None:
             out.append((tiny, 0))
@@ -318,7 +319,9 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     grey = found_as(GreyPicture)[0]
     if grey:
         said.append(grey_notice(spec, grey, n, task, names))
-    which, tiny = found_as(TinyPicture)
+    which, tiny = found_as(TinyPicture)  # under TINY_SIDE always; from it to SMALLEST_CANVAS when the detector flags it
+    keep = [k for k, (i, t) in enumerate(zip(which, tiny)) if min(t[0].size) < TINY_SIDE or flags[i]]
+    which, tiny = [which[k] for k in keep], [tiny[k] for k in keep]
     if which:
         said.append(size_notice(spec, which, [t[0].size for t in tiny], n, task, names))
     which, odd = found_as(OddColour)

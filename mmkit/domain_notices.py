@@ -175,7 +175,7 @@ def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "
         said.append("a shape drawn as an outline, not filled")
     return _reading_notice(spec, "filled circles, squares and triangles", f"{shown} {' and '.join(said)}", task,
                            "may call it the nearest of those, or see two shapes in it (in tests the bundled models "
-                           "called stars, hearts and crosses circles or squares, most often with 0.9 or more of "
+                           "called stars and crosses circles or squares, most often with 0.9 or more of "
                            "shapes-clip's probability, and an outlined triangle a small triangle above a square)",
                            "Draw filled circles, squares or triangles")
 
@@ -217,12 +217,12 @@ def grey_notice(spec, which: list[int], n: int, task: str = "result", names: lis
 
 def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, task: str = "result",
                 names: list[str] | None = None) -> str:
-    """The message for `which` of `n` pictures under mmkit.domain.TINY_SIDE pixels a side (sizes: each one's
-    (width, height))."""
-    from .domain import SMALLEST_CANVAS, TINY_SIDE
+    """The message for `which` of `n` pictures smaller than ShapesWorld draws (mmkit.domain.TinyPicture; sizes: each
+    one's (width, height))."""
+    from .domain import SMALLEST_CANVAS
 
     where = (f"the picture is {sizes[0][0]} x {sizes[0][1]} pixels" if n == 1 else
-             f"{_which(which, n, names)} are smaller than {TINY_SIDE} pixels a side")
+             f"{_which(which, n, names)} are smaller than {SMALLEST_CANVAS} pixels a side")
     return _reading_notice(spec, f"pictures of {SMALLEST_CANVAS} to 512 pixels a side", where, task,
                            "may misname its shapes (in tests shapes-clip named 8 of 18 drawn shapes right at 8 pixels "
                            "and 13 of 18 at 16, against 16 of 18 at 32)",

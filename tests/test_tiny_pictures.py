@@ -44,3 +44,14 @@ def test_the_task_call_warns_once_and_a_batch_names_the_pictures():
         mmkit.caption("shapes-blip-caption", [triangle(8), triangle(64), triangle(10)])
     sizes = [str(w.message) for w in caught if "pixels a side" in str(w.message)]
     assert len(sizes) == 1 and "2 of 3 pictures (index 0, 2)" in sizes[0]
+
+
+def test_a_flagged_picture_under_32_px_gets_the_size_notice_not_no_such_shapes():
+    """From TINY_SIDE to 32 px the size notice replaces the detector's "no such shapes" (a 24 px blue circle was named
+    right and told it showed no such shapes)."""
+    from mmkit.domain import TinyPicture, reading_notices
+
+    m = mmkit.load_model("shapes-clip")
+    said = reading_notices(m, [True], [1], "result", shapes=[[TinyPicture((24, 24))]])
+    assert len(said) == 1 and "the picture is 24 x 24 pixels" in said[0]
+    assert reading_notices(m, [False], [1], "result", shapes=[[TinyPicture((24, 24))]]) == []  # not flagged: none

@@ -7,7 +7,8 @@ other_forms reads each whole shape of a picture on a one-colour background (turn
 detector and hues.odd_colours speak for black, white and grey ones), at least as large as ShapesWorld draws them
 (turns.SMALL) and MIN_FORM pixels of the reading's copy, and names those whose outline none of the three has:
 - "long": its second moments' axes differ by more than ELONGATION (ShapesWorld's triangle 1.15; ellipses, bars,
-  half discs, arrows and crescents 1.8-7);
+  half discs, arrows and crescents 1.8-7), unless it is a convex shape filling about half its box, a triangle: an
+  outside tester's tall triangles (base 0.6-0.7 of the height, elongation about 1.9) were named right by every model;
 - "pointed": it fills less than SOLIDITY of its convex hull (its pixels over the area of their centres' hull, a
   little over 1 for a convex shape: stars 0.54-0.61, crosses 0.69-0.72, crescents 0.5; 99% of ShapesWorld's shapes
   0.9 or more in its one-colour looks, the hand-drawn held-out look included);
@@ -56,6 +57,7 @@ NEAR = 96  # a shape's pixels are those this close to its fill colour in every c
 TOUCHING = 0.2  # a shape whose fill colour leaves out this share of it, and makes a known form, is two touching shapes
 FORM_SIDE = 64  # a shape's form is read on every k-th pixel, so that it is at most this many pixels across
 CLOSED = 0.45  # share of its box a filled outline covers (a triangle 0.5, a circle 0.78)
+TRIANGLE = (0.4, 0.6)  # the share of its box an upright triangle fills (a half), read as a triangle however tall
 MIN_FORM = 16  # pixels of the work copy a shape's longest side needs to be judged (a smaller one's outline is jagged)
 MIN_WIDTH = 4  # pixels of the work copy: a thinner piece is a line, not a shape to judge
 
@@ -76,11 +78,11 @@ class OtherForm:
 def other_forms(image: Image.Image, found: Ground) -> list[OtherForm]:
     """The coloured whole shapes of a picture on a one-colour background that are no circle, square or triangle;
     None (no opinion) on other backgrounds (turns.on_ground)."""
-    from .hues import fill_colours, vivid
+    from .hues import fill_colours, two_colours, vivid
 
     short = min(found.labels.shape)
     out = []
-    for (_, i, (rows, cols)), rgb in zip(found.shapes, fill_colours(found)):
+    for j, ((_, i, (rows, cols)), rgb) in enumerate(zip(found.shapes, fill_colours(found))):
         h, w = rows.stop - rows.start, cols.stop - cols.start
         if rgb is None or not vivid(rgb) or max(h, w) < max(SMALL * short, MIN_FORM) or min(h, w) < MIN_WIDTH:
             continue
@@ -90,9 +92,9 @@ def other_forms(image: Image.Image, found: Ground) -> list[OtherForm]:
         if kind is None:
             continue
         own = whole & _near(found.pixels[rows, cols], rgb)  # its fill colour's part
-        if own.sum() < (1 - TOUCHING) * whole.sum() and _kind(_form(own)) is None:
+        if (own.sum() < (1 - TOUCHING) * whole.sum() and _kind(_form(own)) is None) or two_colours(found, j):
             continue  # two shapes of different colours that touch: each may be a circle, square or triangle
-        out.append(OtherForm(kind, found.box((rows, cols)), *(round(float(v), 3) for v in form)))
+        out.append(OtherForm(kind, found.box((rows, cols)), *(round(float(v), 3) for v in form[:3])))
     return out + _outlines(found)
 
 
@@ -108,15 +110,18 @@ def _outlines(found) -> list[OtherForm]:
         own = found.labels[rows, cols] == i
         colour = np.median(found.pixels[rows, cols][own], 0)
         if vivid(colour) and ndimage.binary_fill_holes(own).mean() >= CLOSED:
-            out.append(OtherForm("outline", found.box((rows, cols)), *(round(float(v), 3) for v in _form(own))))
+            out.append(OtherForm("outline", found.box((rows, cols)), *(round(float(v), 3) for v in _form(own)[:3])))
     return out
 
 
-def _kind(form: tuple[float, float, float]) -> str | None:
-    """OtherForm's kind for (elongation, solidity, holes), or None for a circle, square or triangle's."""
-    elongation, solidity, holes = form
+def _kind(form: tuple[float, float, float, float]) -> str | None:
+    """OtherForm's kind for _form's (elongation, solidity, holes, box share), or None for a circle, square or
+    triangle's. A tall or right-angled triangle is long too, but not "long" (TRIANGLE: a convex shape that fills
+    about half its box): the models name a tall one right."""
+    elongation, solidity, holes, fill = form
+    triangle = TRIANGLE[0] <= fill <= TRIANGLE[1] and solidity >= 0.9
     return ("hollow" if holes > HOLES else "marked" if holes > MARKS else "pointed" if solidity < SOLIDITY else
-            "long" if elongation > ELONGATION else None)
+            "long" if elongation > ELONGATION and not triangle else None)
 
 
 def _near(pixels: np.ndarray, rgb) -> np.ndarray:
@@ -125,26 +130,29 @@ def _near(pixels: np.ndarray, rgb) -> np.ndarray:
     return (np.abs(pixels.astype(np.int16) - np.asarray(rgb, np.int16)) <= NEAR).all(-1)
 
 
-def _form(own: np.ndarray) -> tuple[float, float, float]:
-    """(elongation, solidity, holes) of a shape's mask (its box's window); solidity only as far as SOLIDITY tells
-    (OtherForm.solidity)."""
+def _form(own: np.ndarray) -> tuple[float, float, float, float]:
+    """(elongation, solidity, holes, the share of its box it fills) of a shape's mask (its box's window); solidity
+    only as far as SOLIDITY tells (OtherForm.solidity)."""
     from scipy import ndimage
 
     step = -(-max(own.shape) // FORM_SIDE)  # read at most FORM_SIDE pixels across: the same form, less work
     own = own[::step, ::step]
     filled = ndimage.binary_fill_holes(own)
     area = float(filled.sum())
+    if not area:  # nothing left of it at this step
+        return 1.0, 1.0, 0.0, 1.0
     ys, xs = np.nonzero(filled)
     x, y = xs - xs.mean(), ys - ys.mean()
     a, b, c = float(np.dot(x, x)), float(np.dot(x, y)), float(np.dot(y, y))  # second moments (times the area)
     root = float(np.hypot(a - c, 2 * b))
     elongation = float(np.sqrt((a + c + root) / max(a + c - root, 1e-6)))  # the axes' ratio, squared under the root
     holes = 1.0 - float(own.sum()) / max(area, 1.0)
+    fill = area / filled.size
     if holes > HOLES:  # hollow: the hull, most of the cost, is not needed
-        return elongation, 1.0, holes
-    if area >= SOLIDITY * filled.size:  # fills SOLIDITY of its box, so of its hull too (a circle, an upright square)
-        return elongation, area / filled.size, holes
-    return elongation, area / max(_hull_area(filled), 1.0), holes
+        return elongation, 1.0, holes, fill
+    if fill >= SOLIDITY:  # fills SOLIDITY of its box, so of its hull too (a circle, an upright square)
+        return elongation, fill, holes, fill
+    return elongation, area / max(_hull_area(filled), 1.0), holes, fill
 
 
 def _hull_area(mask: np.ndarray) -> float:

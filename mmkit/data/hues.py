@@ -126,10 +126,38 @@ def odd_colours(image: Image.Image, found: Ground) -> list[OddColour]:
         if rgb is None:  # too few pixels of its own fill to read (tiny shapes blend)
             continue
         rows, cols = found.shapes[j][2]
-        if not known(rgb) or (field and not vivid(rgb) and
-                              max(rows.stop - rows.start, cols.stop - cols.start) >= SMALL * short):
+        if (not known(rgb) or (field and not vivid(rgb) and
+                               max(rows.stop - rows.start, cols.stop - cols.start) >= SMALL * short)) \
+                and not two_colours(found, j):  # two touching shapes' median is a blend, no colour drawn
             out.append(OddColour(colour_name(rgb), rgb, found.box(found.shapes[j][2])))
     return out
+
+
+def band_of(pixels: np.ndarray) -> np.ndarray:
+    """(m,) int: for RGB pixels (m, 3) uint8, 0, 1 or 2 for those in ShapesWorld's red, green or blue band (known's
+    test), -1 for the others (other hues, black, white, grey)."""
+    x = pixels.astype(np.float32) / 255
+    top, low = x.max(1), x.min(1)
+    c = top - low
+    safe = np.where(c > 0, c, 1)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    hue = np.where(top == r, ((g - b) / safe) % 6, np.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60
+    out = np.full(len(x), -1, np.int8)
+    colour = (c >= MIN_SATURATION * np.maximum(top, 1e-6)) & (top >= MIN_VALUE)
+    for k, (centre, spread) in enumerate(BANDS):
+        out[colour & (np.abs((hue - centre + 180) % 360 - 180) <= spread + HUE_MARGIN)] = k
+    return out
+
+
+def two_colours(found, j: int) -> bool:
+    """Whether shape j of a ground reading is two shapes of ShapesWorld's colours that touch (two of its bands hold a
+    quarter of its fill each): its median colour, and its outline, are then those of neither. A red and a green
+    circle drawn side by side, anti-aliased, read as one shape on the ground, "a yellow shape" of a long form
+    (an outside tester's pairs: 94 of 162 got both notices, every caption right)."""
+    _, i, (rows, cols) = found.shapes[j]
+    core = (found.labels[rows, cols] == i) & (found.dist[rows, cols] > 2 * STEP)
+    counts = np.bincount(band_of(found.pixels[rows, cols][core]) + 1, minlength=4)[1:]  # red, green, blue
+    return bool(np.sort(counts)[-2] >= 0.25 * max(int(core.sum()), 1))
 
 
 def fill_colours(found) -> list[tuple[int, int, int] | None]:
