@@ -181,12 +181,12 @@ class TinyPicture:
 
 def shape_readings(images) -> list[list]:
     """Per picture, what reading its shapes on a one-colour background finds (one pass, mmkit.data.turns.
-    ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn), the shapes in
-    colours ShapesWorld never draws (mmkit.data.hues.OddColour), the coloured shapes that are no circle, square or
-    triangle (mmkit.data.forms.OtherForm), when all its shapes are smaller than ShapesWorld draws them, each of
-    them (SmallShape), and, on any background, whether the picture is smaller than ShapesWorld draws (TinyPicture). Pictures the detector flags are read
-    too: a turned square or an orange shape that fills the picture is flagged, and its reading says why better than
-    "no such shapes" (explained)."""
+    ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn); the shapes in
+    colours ShapesWorld never draws (mmkit.data.hues.OddColour); the coloured shapes that are no circle, square or
+    triangle (mmkit.data.forms.OtherForm); the shapes smaller than ShapesWorld draws them, all of them or one beside
+    a larger one (SmallShape); a drawing in grey (GreyPicture); and, on any background, a picture smaller than
+    ShapesWorld draws (TinyPicture). Pictures the detector flags are read too: a turned square or an orange shape
+    that fills the picture is flagged, and its reading says why better than "no such shapes" (explained)."""
     return [found for found, _ in _readings(images)]
 
 
@@ -242,8 +242,8 @@ def shape_counts(colour_counts, readings) -> list[int]:
 def explained(flag: bool, found: list) -> bool:
     """Whether a picture the detector flags is better described by its shape readings (shape_readings) than by "no
     such shapes": a square or triangle turned too far, a shape in another colour, or a shape that is no circle,
-    square or triangle, read on a one-colour ground, a drawing in grey, or a picture under TINY_SIDE, and not only small
-    shapes (text and specks on a sheet read as small shapes)."""
+    square or triangle, read on a one-colour ground, a drawing in grey, or a picture smaller than ShapesWorld draws,
+    and not only small shapes (text and specks on a sheet read as small shapes)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape
@@ -283,11 +283,11 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
                     names: list[str] | None = None, shapes: list[list] | None = None) -> list[str]:
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
-    the models learnt, one about those with a shape that is no circle, square or triangle, one about those whose
-    shapes are all small, one about pictures smaller than ShapesWorld draws, one about those with a shape in another
-    colour (shapes: shape_readings). A flagged picture's readings and count are said instead of the detector's "no such
-    shapes" only when its readings explain it (explained). spec: the model's
-    ModelSpec, or the Loaded model (which names the words a fine-tune still in memory was taught)."""
+    the models learnt, one about those with a shape that is no circle, square or triangle, one about those with
+    small shapes, one about drawings in grey, one about pictures smaller than ShapesWorld draws, one about those with
+    a shape in another colour (shapes: shape_readings). A flagged picture's readings and count are said instead of
+    the detector's "no such shapes" only when its readings explain it (explained). spec: the model's ModelSpec, or
+    the Loaded model (which names the words a fine-tune still in memory was taught)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour
     from .data.turns import ShapeTurn, SmallShape

@@ -157,8 +157,9 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
                            if examples else "may misname it", "Draw the shapes upright")
 
 
-FORM_LOOKS = {"long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
-              "hollow": "one with a hole, like a ring", "marked": "one with marks on it, like a letter or a face"}  # mmkit.data.forms.OtherForm's kinds but "outline"
+FORM_LOOKS = {  # what each of mmkit.data.forms.OtherForm's kinds looks like ("outline" is said apart)
+    "long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
+    "hollow": "one with a hole, like a ring", "marked": "one with marks on it, like a letter or a face"}
 
 
 def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "result",
