@@ -221,8 +221,7 @@ def _drawn_shapes(found) -> bool:
     """Whether a one-colour ground holds a shape as large as ShapesWorld draws them (not only letters and specks)."""
     from .data.turns import SMALL
 
-    short = min(found.labels.shape)
-    return any(max(r.stop - r.start, c.stop - c.start) >= SMALL * short for _, _, (r, c) in found.shapes)
+    return any(found.share(sl) >= SMALL for _, _, sl in found.shapes)
 
 
 def shape_counts(colour_counts, readings) -> list[int]:

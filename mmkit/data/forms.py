@@ -192,10 +192,8 @@ def nested_count(found) -> int:
 
     if found is None or not found.shapes:
         return 0
-    short = min(found.labels.shape)
-    hosts = [i for (_, i, (rows, cols)), rgb in zip(found.shapes, fill_colours(found))
-             if rgb is not None and not vivid(rgb)
-             and max(rows.stop - rows.start, cols.stop - cols.start) >= SMALL * short]
+    hosts = [i for (_, i, sl), rgb in zip(found.shapes, fill_colours(found))
+             if rgb is not None and not vivid(rgb) and found.share(sl) >= SMALL]
     if not hosts:
         return 0
     x = found.pixels.astype(np.int16)

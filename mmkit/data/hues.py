@@ -120,16 +120,14 @@ def odd_colours(image: Image.Image, found: Ground) -> list[OddColour]:
     from .turns import SMALL
 
     field = vivid(found.colour)  # a flag's field: a white shape on it is a shape, not a photo's grey piece
-    short = min(found.labels.shape)
     out = []
     for j, rgb in enumerate(fill_colours(found)):
         if rgb is None:  # too few pixels of its own fill to read (tiny shapes blend)
             continue
-        rows, cols = found.shapes[j][2]
-        if (not known(rgb) or (field and not vivid(rgb) and
-                               max(rows.stop - rows.start, cols.stop - cols.start) >= SMALL * short)) \
-                and not two_colours(found, j):  # two touching shapes' median is a blend, no colour drawn
-            out.append(OddColour(colour_name(rgb), rgb, found.box(found.shapes[j][2])))
+        sl = found.shapes[j][2]
+        odd = not known(rgb) or (field and not vivid(rgb) and found.share(sl) >= SMALL)
+        if odd and not two_colours(found, j):  # two touching shapes' median is a blend, no colour drawn
+            out.append(OddColour(colour_name(rgb), rgb, found.box(sl)))
     return out
 
 

@@ -79,6 +79,11 @@ class Ground:
         (rows, cols), (sx, sy) = sl, self.scale
         return (int(cols.start * sx), int(rows.start * sy), int(np.ceil(cols.stop * sx)), int(np.ceil(rows.stop * sy)))
 
+    def share(self, sl) -> float:
+        """The longest side of (rows, cols) slices of the copy over the copy's short side (SMALL's measure)."""
+        rows, cols = sl
+        return max(rows.stop - rows.start, cols.stop - cols.start) / min(self.labels.shape)
+
     def window(self) -> tuple[slice, slice]:
         """The (rows, cols) slices of the copy around all of `shapes`."""
         rows, cols = zip(*(sl for _, _, sl in self.shapes))
@@ -191,8 +196,7 @@ def small_beside(image: Image.Image, found: Ground) -> list[SmallShape]:
     ShapesWorld scenes (80 per look, all on the photo looks) read one, and none of those in its one-colour looks."""
     from .hues import fill_colours, known, vivid
 
-    short = min(found.dist.shape)
-    shares = [max(rows.stop - rows.start, cols.stop - cols.start) / short for _, _, (rows, cols) in found.shapes]
+    shares = [found.share(sl) for _, _, sl in found.shapes]
     if not any(share >= SMALL for share in shares):
         return []
     small = [SmallShape(round(share, 3), found.box(sl), beside=True)
@@ -224,13 +228,12 @@ def small_shapes(image: Image.Image, found: Ground, below: float = SMALL) -> lis
     time at 0.06 of a 128 px sheet, 0.72 at 0.10, 0.89 at 0.12 and always from 0.15 (18 drawings each)."""
     if found.strokes:  # an outline or a line as large as a shape (a sign, a chart's axes): the shapes are not all small
         return []
-    short = min(found.dist.shape)
     out = []
-    for _, _, (rows, cols) in found.shapes:
-        share = max(rows.stop - rows.start, cols.stop - cols.start) / short
+    for _, _, sl in found.shapes:
+        share = found.share(sl)
         if share >= below:
             return []
-        out.append(SmallShape(round(share, 3), found.box((rows, cols))))
+        out.append(SmallShape(round(share, 3), found.box(sl)))
     return out
 
 
