@@ -358,8 +358,9 @@ def run(args) -> int:
     other = [p for p in other if not is_video_path(p)]
     if other:
         say(f"mmkit: {passed_over(other)}")
-    if left.line() is not None:  # sub-folders without --recursive, hidden pictures
-        say(f"mmkit: {left.line()}")
+    unread = left.line()  # sub-folders without --recursive, hidden pictures
+    if unread is not None:
+        say(f"mmkit: {unread}")
     if failed:
         say(f"mmkit: {failed} of {len(paths)} images could not be read")
     return 2 if failed else 0

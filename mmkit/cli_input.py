@@ -44,8 +44,9 @@ def expand(paths: list[str], passed_over: list | None = None, recursive: bool = 
             os.listdir(p)  # os.walk would pass over a folder it cannot list without a word
         except OSError as e:
             raise InputError(f"folder {show_path(p)!r} cannot be listed ({reason(e)})") from None
-        found, other = (sorted(map(Path, names)) for names in _walk(os.fspath(p), recursive))
-        folders, hidden = _not_walked(p, recursive)
+        left: tuple[list, list] = ([], [])  # the sub-folders not read (without recursive), the hidden pictures
+        found, other = (sorted(map(Path, names)) for names in _walk(os.fspath(p), recursive, left))
+        folders, hidden = (sorted(map(Path, names)) for names in left)
         if passed_over is not None:
             passed_over += other
         if left_out is not None:
@@ -86,29 +87,6 @@ def _not_found(path: Path) -> str:
     except (OSError, ValueError):
         return f"{show_path(path)!r} does not exist (check the name)"
     return f"{show_path(path)!r} is a broken link: its target {show_path(target)!r} does not exist"
-
-
-def _hidden_picture(name: str) -> bool:
-    """A hidden file named as a picture; not macOS's '._name.png' metadata files, which are not pictures."""
-    return name.startswith(".") and not name.startswith("._") and Path(name).suffix.lower() in IMAGE_SUFFIXES
-
-
-def _not_walked(root: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
-    """(the sub-folders of root not read, the hidden pictures left out), both sorted, as the listing leaves them.
-
-    Without recursive, root's own sub-folders (not the hidden ones, nor SKIPPED_FOLDERS, which --recursive does not
-    read either); with it, none, and the hidden pictures of every folder read.
-    """
-    from .jobs.source import SKIPPED_FOLDERS
-
-    folders, hidden = [], []
-    for top, dirs, files in os.walk(root):
-        hidden += [Path(top, f) for f in files if _hidden_picture(f)]
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS)
-        if not recursive:
-            folders += [Path(top, d) for d in dirs]
-            dirs[:] = []
-    return folders, sorted(hidden)
 
 
 @dataclass

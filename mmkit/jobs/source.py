@@ -73,18 +73,32 @@ def list_images(source, recursive: bool = True) -> tuple[list[str], list[str]]:
 SKIPPED_FOLDERS = ("__MACOSX",)  # what a zip made on a Mac adds: '._name.png' files of metadata, not pictures
 
 
-def _walk(root: str, recursive: bool) -> tuple[list[str], list[str]]:
+def _walk(root: str, recursive: bool, left_out: tuple[list, list] | None = None) -> tuple[list[str], list[str]]:
     """(the image files under root, the other files); hidden files and folders (starting with '.', e.g. macOS's
-    '._name.png' metadata) and SKIPPED_FOLDERS are left out, as the annotation panel leaves them out."""
+    '._name.png' metadata) and SKIPPED_FOLDERS are left out, as the annotation panel leaves them out.
+
+    left_out: a (folders, hidden) pair of lists that receives what the walk did not read: the sub-folders of root
+    (without recursive; not the hidden ones, nor SKIPPED_FOLDERS, which recursive does not read either) and the
+    hidden pictures of the folders read (hidden_picture), in walking order."""
     found, other = [], []
     for top, dirs, files in os.walk(root, onerror=None):
-        dirs[:] = (sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS)
-                   if recursive else [])
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS)
+        if not recursive:
+            if left_out is not None:
+                left_out[0].extend(os.path.join(top, d) for d in dirs)
+            dirs[:] = []
         for f in files:
             if f.startswith("."):
+                if left_out is not None and hidden_picture(f):
+                    left_out[1].append(os.path.join(top, f))
                 continue
             (found if Path(f).suffix.lower() in IMAGE_SUFFIXES else other).append(os.path.join(top, f))
     return found, other
+
+
+def hidden_picture(name: str) -> bool:
+    """A hidden file named as a picture; not macOS's '._name.png' metadata files, which are not pictures."""
+    return name.startswith(".") and not name.startswith("._") and Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
 def input_size(m) -> int:
