@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .turns import _EIGHT, MIN_FILL, MIN_SIDE, SMALL, Ground, on_ground
+from .turns import _EIGHT, SMALL, Ground, on_ground, whole_parts
 
 ELONGATION = 1.6  # square root of the ratio of a shape's second moments' axes (ShapesWorld's at most 1.46, sketched)
 SOLIDITY = 0.75  # its pixels over the area of their centres' convex hull (see the module docstring)
@@ -198,18 +198,11 @@ def nested_count(found) -> int:
         return 0
     x = found.pixels.astype(np.int16)
     top = x.max(-1)
-    coloured = (x.max(-1) - x.min(-1) >= 0.45 * top) & (top >= 51) & (found.dist > 2 * STEP)
+    coloured = (top - x.min(-1) >= 0.45 * top) & (top >= 51) & (found.dist > 2 * STEP)
     labels, n = ndimage.label(coloured, _EIGHT)
     if not n:
         return 0
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    H, W = coloured.shape
-    kept = []
-    for i, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
-        if (areas[i] < MIN_SIDE ** 2 / 2 or 0 in (rows.start, cols.start) or rows.stop == H or cols.stop == W
-                or areas[i] < MIN_FILL * (rows.stop - rows.start) * (cols.stop - cols.start)):
-            continue
-        kept.append(i)
+    kept = [(area, i) for area, i, _, filled in whole_parts(labels, n) if filled]  # whole shapes, as on the ground
     host_of = np.bincount(labels.ravel(), weights=np.isin(found.labels, hosts).ravel(), minlength=n + 1)
-    on_host = [i for i in kept if host_of[i] > areas[i] / 2]
+    on_host = [i for area, i in kept if host_of[i] > area / 2]
     return len(kept) if len(on_host) >= 2 else 0

@@ -143,24 +143,37 @@ def ground_shapes(image: Image.Image) -> Ground | None:
     if ground_varies(counts):  # not shapes on a flat ground
         return None
     labels, found = ndimage.label(dist > STEP, _EIGHT)
-    areas = np.bincount(labels.ravel(), minlength=found + 1)  # (found + 1,) pixels of each component, 0 the ground
     shapes, strokes = [], []
-    boxes = ndimage.find_objects(labels)
     short = min(a.shape[:2])
-    for i in np.nonzero(areas[1:] >= MIN_SIDE ** 2 / 2)[0] + 1:  # no specks
-        rows, cols = boxes[i - 1]
-        if rows.start == 0 or cols.start == 0 or rows.stop == a.shape[0] or cols.stop == a.shape[1]:
-            continue  # runs off the picture: not a whole shape
-        tall, wide = rows.stop - rows.start, cols.stop - cols.start
-        if areas[i] >= MIN_FILL * tall * wide:
-            shapes.append((int(areas[i]), int(i), (rows, cols)))
-        elif max(tall, wide) >= SMALL * short:  # a stroke or letter that fills little of its box, as large as a shape
-            strokes.append((int(areas[i]), int(i), (rows, cols)))
+    for area, i, (rows, cols), filled in whole_parts(labels, found):
+        if filled:
+            shapes.append((area, i, (rows, cols)))
+        elif max(rows.stop - rows.start, cols.stop - cols.start) >= SMALL * short:  # a stroke or letter, shape-sized
+            strokes.append((area, i, (rows, cols)))
     shapes = sorted(shapes, key=lambda c: -c[0])[:MAX_SHAPES]
     index = np.zeros(found + 1, np.uint8)
     index[[i for _, i, _ in shapes]] = np.arange(1, len(shapes) + 1)
     return Ground(a, (w / a.shape[1], h / a.shape[0]), dist, labels, shapes, index,
                   sorted(strokes, key=lambda c: -c[0])[:MAX_SHAPES], tuple(int(v) for v in fill))
+
+
+def whole_parts(labels: np.ndarray, found: int) -> list[tuple[int, int, tuple[slice, slice], bool]]:
+    """(area, label, (rows, cols) slices, whether it fills MIN_FILL of its box) of each of ndimage.label's `found`
+    parts that is no speck (MIN_SIDE) and does not run off the picture: a whole shape when it fills its box, else a
+    stroke or letter."""
+    from scipy import ndimage
+
+    areas = np.bincount(labels.ravel(), minlength=found + 1)  # (found + 1,) pixels of each part, 0 the rest
+    boxes = ndimage.find_objects(labels)
+    h, w = labels.shape
+    out = []
+    for i in np.nonzero(areas[1:] >= MIN_SIDE ** 2 / 2)[0] + 1:  # no specks
+        rows, cols = boxes[i - 1]
+        if rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w:
+            continue  # runs off the picture: not a whole shape
+        filled = areas[i] >= MIN_FILL * (rows.stop - rows.start) * (cols.stop - cols.start)
+        out.append((int(areas[i]), int(i), (rows, cols), bool(filled)))
+    return out
 
 
 def on_ground(read):
