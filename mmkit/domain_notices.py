@@ -159,7 +159,8 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
 
 FORM_LOOKS = {  # what each of mmkit.data.forms.OtherForm's kinds looks like ("outline" is said apart)
     "long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
-    "hollow": "one with a hole, like a ring", "marked": "one with marks on it, like a letter or a face"}
+    "hollow": "one with a hole, like a ring", "marked": "one with marks on it, like a letter or a face",
+    "leaning": "a triangle whose tip is not above the middle of its base, like a right-angled one"}
 
 
 def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "result",

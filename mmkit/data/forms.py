@@ -16,6 +16,11 @@ detector and hues.odd_colours speak for black, white and grey ones), at least as
 - "marked": holes make more than MARKS of it, a letter, a face or a sign drawn on it in the background's colour (an
   outside tester's logo letter 0.056, smiley 0.075, play button 0.14, stop sign 0.062; the models made up a second
   shape of the same colour for most such pictures, "a large blue square above a large blue square").
+- "leaning": a triangle with its base below whose tip lies more than LEAN of its width from above the base's middle
+  (a right-angled one: the models called an outside tester's circles or squares; see _form_kind).
+Squares with rounded corners are not read: ShapesWorld's own squares read as rounded as the drawings the captioner
+called circles (31 of 196 of 32 px or more in its held-out looks read a corner radius over 0.085 of the side, up to
+0.26: blur rounds a small square's corners), while the models named those right.
 Octagons, hexagons and pentagons pass as circles, and a heart (1.28, 0.92) as its nearest shape: the models'
 answers for them are the nearest of their shapes, which is what a learner would say too.
 
@@ -60,13 +65,14 @@ CLOSED = 0.45  # share of its box a filled outline covers (a triangle 0.5, a cir
 TRIANGLE = (0.4, 0.6)  # the share of its box an upright triangle fills (a half), read as a triangle however tall
 MIN_FORM = 16  # pixels of the work copy a shape's longest side needs to be judged (a smaller one's outline is jagged)
 MIN_WIDTH = 4  # pixels of the work copy: a thinner piece is a line, not a shape to judge
+LEAN = 0.3  # a triangle whose tip lies further than this share of its width from its middle leans (right-angled: 0.47)
 
 
 @dataclass
 class OtherForm:
     """A shape none of ShapesWorld's circle, square and triangle is."""
 
-    kind: str  # "long" | "pointed" | "hollow" | "marked" | "outline" (a closed outline, not filled)
+    kind: str  # "long" | "pointed" | "hollow" | "marked" | "leaning" (a triangle) | "outline" (not filled)
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
     elongation: float  # sqrt of the ratio of its second moments' axes: 1 for a circle, square or regular polygon
     solidity: float  # share of its convex hull it fills (holes filled): about 1 for convex shapes; the share of its
@@ -87,12 +93,12 @@ def other_forms(image: Image.Image, found: Ground) -> list[OtherForm]:
         if rgb is None or not vivid(rgb) or max(h, w) < max(SMALL * short, MIN_FORM) or min(h, w) < MIN_WIDTH:
             continue
         whole = found.labels[rows, cols] == i
-        form = _form(whole)
-        kind = _kind(form)
+        kind, form = _form_kind(whole, found.dist[rows, cols])
         if kind is None:
             continue
         own = whole & _near(found.pixels[rows, cols], rgb)  # its fill colour's part
-        if (own.sum() < (1 - TOUCHING) * whole.sum() and _kind(_form(own)) is None) or two_colours(found, j):
+        if ((own.sum() < (1 - TOUCHING) * whole.sum() and _form_kind(own, found.dist[rows, cols])[0] is None)
+                or two_colours(found, j)):
             continue  # two shapes of different colours that touch: each may be a circle, square or triangle
         out.append(OtherForm(kind, found.box((rows, cols)), *(round(float(v), 3) for v in form[:3])))
     return out + _outlines(found)
@@ -112,6 +118,50 @@ def _outlines(found) -> list[OtherForm]:
         if vivid(colour) and ndimage.binary_fill_holes(own).mean() >= CLOSED:
             out.append(OtherForm("outline", found.box((rows, cols)), *(round(float(v), 3) for v in _form(own)[:3])))
     return out
+
+
+def _form_kind(whole: np.ndarray, dist: np.ndarray) -> tuple[str | None, tuple]:
+    """(OtherForm's kind or None, _form's reading) of a shape's mask (its box's window) and its pixels' distances from
+    the ground (turns.Ground.dist there): its outline's kind (_kind), or, for one that reads as a triangle, whether it
+    leans (_lean). On PIL triangles at 48-300 px, anti-aliased, with and without JPEG (q40), the lean read is 0.93 of
+    the drawn one, within 0.015. The models named triangles right whose tip lay up to 0.25 of the base from its
+    middle; from 0.3 shapes-vilt-vqa called them squares or circles at half the picture's side, and from 0.4 (0.5 is
+    a right-angled one) every model mostly did (18 drawings each: shapes-clip 0 right from 0.4, the captioner 4 at
+    0.5). So LEAN is 0.3 as read: drawn leans of 0.35 or more are read, 0.3 or less not."""
+    form = _form(whole)
+    kind = _kind(form)
+    _, solidity, _, fill = form
+    if kind is not None or not (TRIANGLE[0] <= fill <= TRIANGLE[1] and solidity >= 0.9):
+        return kind, form
+    core = _core(whole, dist)
+    return ("leaning" if core is not None and _lean(core) > LEAN else None), form
+
+
+def _core(whole: np.ndarray, dist: np.ndarray) -> np.ndarray | None:
+    """A shape's mask (its box's window) where it covers at least half of each pixel (its distance from the ground
+    over half its median: no blurred or JPEG-rung rim), read at most FORM_SIDE across and cropped to its own box."""
+    step = -(-max(whole.shape) // FORM_SIDE)
+    whole, dist = whole[::step, ::step], dist[::step, ::step]
+    if not whole.any():
+        return None
+    core = whole & (dist > 0.5 * float(np.median(dist[whole])))
+    rows, cols = np.nonzero(core.any(1))[0], np.nonzero(core.any(0))[0]
+    if len(rows) < 2 or len(cols) < 2:
+        return None
+    return core[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _lean(core: np.ndarray) -> float:
+    """How far a triangle's tip lies from above its base's middle, as a share of its width (0 for ShapesWorld's, 0.47
+    read for a right-angled one); 0 when its lowest tenth of rows spans under half its width (it has no base
+    below: turned, or pointing down, which turns.turned_shapes reads)."""
+    h, w = core.shape
+    band = max(1, h // 10)
+    base = np.nonzero(core[-band:].any(0))[0]
+    if not len(base) or base[-1] - base[0] + 1 < 0.5 * w:
+        return 0.0
+    xs = np.nonzero(core[:band])[1]
+    return float(abs(xs.mean() + 0.5 - w / 2) / w) if len(xs) else 0.0
 
 
 def _kind(form: tuple[float, float, float, float]) -> str | None:
@@ -234,7 +284,7 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
     out = []
     for j, ((_, i, sl), rgb) in enumerate(zip(shapes, fill_colours(found))):
         if (rgb is None or not vivid(rgb) or not known(rgb) or found.share(sl) < SMALL or two_colours(found, j)
-                or _kind(_form(found.labels[sl] == i)) is not None):
+                or _form_kind(found.labels[sl] == i, found.dist[sl])[0] is not None):
             return []
         read = _read(found.dist, found.labels, i, sl)
         if read is not None and read[2] >= PLAIN_MATCH and read[1] <= TURN_LIMIT:
