@@ -68,9 +68,10 @@ def draw(kind, side=128, colour=RED, bg=(255, 255, 255)):
         t = np.linspace(0, 2 * math.pi, 200)
         poly(list(zip(16 * np.sin(t) ** 3 / 17,
                       -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 17)))
-    elif kind == "traffic light":
+    elif kind.startswith("traffic light"):  # "traffic light red only": the other two lamps grey (unlit)
         d.rounded_rectangle([c - R * .45, c - R * 1.5, c + R * .45, c + R * 1.5], R * .15, fill=(20, 20, 20))
-        for j, lamp in enumerate([(230, 0, 0), (255, 190, 0), (0, 200, 60)]):
+        lamps = [(230, 0, 0), (255, 190, 0), (0, 200, 60)] if kind == "traffic light" else [(230, 0, 0)] + [(80,) * 3] * 2
+        for j, lamp in enumerate(lamps):
             y = c + (j - 1) * R * .95
             d.ellipse([c - R * .33, y - R * .33, c + R * .33, y + R * .33], fill=lamp)
     return im.resize((side, side), Image.LANCZOS)
@@ -320,3 +321,34 @@ def test_a_right_angled_triangle_gets_the_form_notice():
     flags, counts, shapes = picture_readings(m, [triangle(0.5, 160, GREEN)])
     said = reading_notices(m, flags, counts, "caption", shapes=shapes)
     assert len(said) == 1 and "tip is not above the middle of its base" in said[0]
+
+
+@pytest.mark.parametrize("bg", [(255, 255, 255), (200, 200, 200)])
+@pytest.mark.parametrize("kind", ["traffic light", "traffic light red only"])
+def test_a_housing_that_holds_lamps_is_a_black_shape(kind, bg):
+    """The housing is a shape in a colour ShapesWorld never draws: with only the red lamp lit an outside tester's
+    traffic lights were captioned "a large red square above a large red circle" (3 of 3) with no notice."""
+    from mmkit.data.hues import odd_colours
+
+    im = draw(kind, 200, bg=bg)
+    assert [o.name for o in odd_colours(im)] == ["black"]
+    assert said("shapes-blip-caption", im)[-1].count("a black shape") == 1
+
+
+def test_a_coloured_shape_beside_a_black_one_or_specks_on_grey_are_not_held():
+    """A shape touching a black dot from outside (ShapesWorld's dotted texture), or a grey piece with coloured specks
+    (a photo of stars), holds no shape; a black shape alone on a light sheet is left to the detector."""
+    from mmkit.data.hues import odd_colours
+
+    im = Image.new("RGB", (160, 160), (200, 210, 200))
+    d = ImageDraw.Draw(im)
+    d.ellipse([40, 40, 80, 80], fill=(20, 30, 30))
+    d.rectangle([75, 40, 115, 80], fill=GREEN)
+    specks = Image.new("RGB", (160, 160), (240, 240, 240))
+    d = ImageDraw.Draw(specks)
+    d.rectangle([30, 30, 110, 110], fill=(120, 120, 120))
+    for j in range(12):
+        d.point([(40 + 6 * j, 40 + 5 * j), (41 + 6 * j, 40 + 5 * j)], fill=(255, 40, 40))
+    alone = Image.new("RGB", (160, 160), "white")
+    ImageDraw.Draw(alone).rectangle([40, 40, 110, 110], fill=(20, 20, 20))
+    assert [o.name for o in odd_colours(im)] == [] and odd_colours(specks) == [] and odd_colours(alone) == []
