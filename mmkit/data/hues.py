@@ -102,10 +102,7 @@ def known(rgb) -> bool:
     """Whether a colour lies in one of ShapesWorld's hue bands (with HUE_MARGIN), or is no colour at all (black,
     white, grey: the detector flags shapes so drawn, and photo and texture grounds leave grey pieces, in 15 and 10
     of 150 ShapesWorld scenes, that are no shapes)."""
-    if not vivid(rgb):
-        return True
-    h = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255))[0]
-    return any(abs((h * 360 - hue + 180) % 360 - 180) <= spread + HUE_MARGIN for hue, spread in BANDS)
+    return not vivid(rgb) or bool(band_of(np.asarray([rgb], np.float64).clip(0, 255))[0] >= 0)
 
 
 @on_ground
@@ -163,9 +160,9 @@ def holds_colour(found, j: int) -> bool:
 
 
 def band_of(pixels: np.ndarray) -> np.ndarray:
-    """(m,) int: for RGB pixels (m, 3) uint8, 0, 1 or 2 for those in ShapesWorld's red, green or blue band (known's
-    test), -1 for the others (other hues, black, white, grey)."""
-    x = pixels.astype(np.float32) / 255
+    """(m,) int: for RGB pixels (m, 3), 0-255, 0, 1 or 2 for those in ShapesWorld's red, green or blue band (with
+    HUE_MARGIN; known's test), -1 for the others (other hues, black, white, grey)."""
+    x = pixels.astype(np.float64) / 255
     top, low = x.max(1), x.min(1)
     c = top - low
     safe = np.where(c > 0, c, 1)
