@@ -336,8 +336,9 @@ def test_a_housing_that_holds_lamps_is_a_black_shape(kind, bg):
 
 
 def test_a_coloured_shape_beside_a_black_one_or_specks_on_grey_are_not_held():
-    """A shape touching a black dot from outside (ShapesWorld's dotted texture), or a grey piece with coloured specks
-    (a photo of stars), holds no shape; a black shape alone on a light sheet is left to the detector."""
+    """A shape touching a black dot from outside (ShapesWorld's dotted texture), a grey piece with coloured specks
+    (a photo of stars) or a thick black outline holds no shape; a black shape alone on a light sheet is left to the
+    detector."""
     from mmkit.data.hues import odd_colours
 
     im = Image.new("RGB", (160, 160), (200, 210, 200))
@@ -351,4 +352,7 @@ def test_a_coloured_shape_beside_a_black_one_or_specks_on_grey_are_not_held():
         d.point([(40 + 6 * j, 40 + 5 * j), (41 + 6 * j, 40 + 5 * j)], fill=(255, 40, 40))
     alone = Image.new("RGB", (160, 160), "white")
     ImageDraw.Draw(alone).rectangle([40, 40, 110, 110], fill=(20, 20, 20))
+    outlined = Image.new("RGB", (160, 160), (113, 113, 113))  # ShapesWorld's outlined look: a thick black outline
+    ImageDraw.Draw(outlined).polygon([(40, 120), (120, 120), (80, 40)], fill=(50, 80, 200), outline=(0, 0, 0), width=8)
     assert [o.name for o in odd_colours(im)] == [] and odd_colours(specks) == [] and odd_colours(alone) == []
+    assert odd_colours(outlined) == []
