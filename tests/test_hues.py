@@ -1,5 +1,6 @@
 """mmkit.data.hues: a shape in a colour ShapesWorld never draws (orange, yellow, purple, cyan, pink, brown) is named;
 red, green and blue in their shades are not, nor are ShapesWorld's own scenes. Pictures drawn with PIL."""
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -95,3 +96,34 @@ def test_all_shapes_medians_read_at_once_are_each_shapes_median():
             assert got == want, (t, i)
             checked += want is not None
     assert checked > 30
+
+
+def logo(lens=(255, 95, 0), second=(247, 158, 27), side=300, sheet="white"):
+    """Two overlapping discs, red and another colour, their overlap painted a third (an outside tester's card logo)."""
+    im = Image.new("RGB", (side, side), sheet)
+    mask = Image.new("L", (side, side), 0)
+    d, r = ImageDraw.Draw(im), side * 0.2
+    a, b = (side * 0.38, side / 2), (side * 0.62, side / 2)
+    d.ellipse([a[0] - r, a[1] - r, a[0] + r, a[1] + r], fill=(235, 0, 27))
+    d.ellipse([b[0] - r, b[1] - r, b[0] + r, b[1] + r], fill=second)
+    ImageDraw.Draw(mask).ellipse([a[0] - r, a[1] - r, a[0] + r, a[1] + r], fill=255)
+    lensed = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(lensed).ellipse([b[0] - r, b[1] - r, b[0] + r, b[1] + r], fill=255)
+    im.paste(lens, mask=Image.fromarray((np.asarray(mask) & np.asarray(lensed))))
+    return im
+
+
+@pytest.mark.parametrize("sheet", ["white", (240, 240, 240), (20, 20, 40)])
+@pytest.mark.parametrize("side", [160, 300, 600])
+def test_a_shape_painted_partly_in_another_colour_is_named(side, sheet):
+    """Its median colour was red (247, 95, 27), and it got no notice."""
+    found = odd_colours(logo(side=side, sheet=sheet))
+    assert len(found) == 1 and found[0].name in ("orange", "orange-red")
+
+
+def test_two_shapesworld_colours_or_a_thick_outline_are_no_other_colour():
+    touching = logo(lens=(30, 170, 40), second=(30, 170, 40))  # red and green, overlapping
+    outlined = Image.new("RGB", (200, 200), (240, 0, 200))  # a dark outline blurred on a magenta sheet is purple
+    ImageDraw.Draw(outlined).ellipse([80, 80, 120, 120], fill=(220, 30, 30), outline=(20, 20, 20), width=6)
+    from PIL import ImageFilter
+    assert odd_colours(touching) == [] and odd_colours(outlined.filter(ImageFilter.GaussianBlur(2))) == []

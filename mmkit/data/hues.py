@@ -130,7 +130,44 @@ def odd_colours(image: Image.Image, found: Ground) -> list[OddColour]:
         odd = not known(rgb) or (not vivid(rgb) and found.share(sl) >= SMALL and (field or holds_colour(found, j)))
         if odd and not two_colours(found, j):  # two touching shapes' median is a blend, no colour drawn
             out.append(OddColour(colour_name(rgb), rgb, found.box(sl)))
+        elif vivid(rgb) and (part := off_band(found, j)) is not None:
+            out.append(OddColour(colour_name(part), part, found.box(sl)))
     return out
+
+
+OFF_BAND = 0.25  # share of a shape's fill in a colour outside ShapesWorld's bands that is a part in another colour
+PARTED = 32  # pixels of the reading's copy a shape's short side needs for its parts' colours to be read (a smaller
+# one's blurred outline is much of it)
+PAINTED = 0.6  # saturation a part in another colour needs: a colour drawn, not a photo's pale patch (ShapesWorld's
+# least saturated object 0.58; a retina photo's optic disc (254, 200, 133) is 0.48)
+EDGE = 2  # pixels of a shape's edge (on the reading's copy), or an eighth of its side, left out of that fill: blended
+# with the ground's colour, and with a drawn outline (a dark outline blurred on a pink ground is purple)
+
+
+def off_band(found, j: int) -> tuple[int, int, int] | None:
+    """The median colour of the part of shape j's fill that is a colour outside ShapesWorld's bands (not black, white
+    or grey, and saturated PAINTED or more), when that part is OFF_BAND of the fill or more, read inside its edge, on a
+    shape PARTED pixels across or more; None otherwise. A shape's median colour is one of its
+    parts' only when one colour fills most of it: a red disc overlapping an orange one, their overlap painted a third
+    colour (an outside tester's card logo), had the median (247, 95, 27), a red, and got no notice."""
+    from scipy import ndimage
+
+    _, i, (rows, cols) = found.shapes[j]
+    side = min(rows.stop - rows.start, cols.stop - cols.start)
+    if side < PARTED:
+        return None
+    edge = max(EDGE, side // 8)
+    inner = ndimage.binary_erosion(found.labels[rows, cols] == i, iterations=edge)  # no edge blended with the ground
+    pixels = found.pixels[rows, cols][inner & (found.dist[rows, cols] > 2 * STEP)]
+    if len(pixels) < MIN_CORE:
+        return None
+    x = pixels.astype(np.int16)
+    top = x.max(1)
+    off = (band_of(pixels) < 0) & (top - x.min(1) >= MIN_SATURATION * top) & (top >= MIN_VALUE * 255)
+    if off.sum() < max(MIN_CORE, OFF_BAND * len(pixels)):
+        return None
+    part = np.median(pixels[off], 0)
+    return tuple(int(v) for v in part) if part.max() - part.min() >= PAINTED * part.max() else None
 
 
 HELD = (0.03, 0.4)  # share of a shape of no colour that the red, green or blue shape drawn inside it makes (more: it is
