@@ -169,13 +169,19 @@ def form_notice(spec, which: list[int], forms: list[list], n: int, task: str = "
     triangle (forms: each such picture's mmkit.data.forms.OtherForm list)."""
     kinds = list(dict.fromkeys(f.kind for found in (forms[:1] if n == 1 else forms) for f in found))
     shown = "the picture seems to show" if n == 1 else f"{_which(which, n, names)} seem to show"
+    learnt = "filled circles, squares and triangles"
+    if kinds == ["leaning"]:  # the learner drew a triangle: say which triangles the models know
+        return _reading_notice(spec, learnt, f"{shown} {FORM_LOOKS['leaning']}", task,
+                               "may call it a circle or a square (in tests every bundled model mostly did with "
+                               "right-angled triangles, which they never saw: their triangles' tips are above the "
+                               "middle of the base)", "Draw the triangle with its tip above the middle of its base")
     said = []
     if any(k != "outline" for k in kinds):
         looks = " or ".join(FORM_LOOKS[k] for k in kinds if k != "outline")
         said.append(f"a shape that is none of them ({looks})")
     if "outline" in kinds:
         said.append("a shape drawn as an outline, not filled")
-    return _reading_notice(spec, "filled circles, squares and triangles", f"{shown} {' and '.join(said)}", task,
+    return _reading_notice(spec, learnt, f"{shown} {' and '.join(said)}", task,
                            "may call it the nearest of those, or see two shapes in it (in tests the bundled models "
                            "called stars and crosses circles or squares, most often with 0.9 or more of "
                            "shapes-clip's probability, and an outlined triangle a small triangle above a square)",

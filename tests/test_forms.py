@@ -321,6 +321,7 @@ def test_a_right_angled_triangle_gets_the_form_notice():
     flags, counts, shapes = picture_readings(m, [triangle(0.5, 160, GREEN)])
     said = reading_notices(m, flags, counts, "caption", shapes=shapes)
     assert len(said) == 1 and "tip is not above the middle of its base" in said[0]
+    assert "Draw the triangle with its tip above the middle of its base" in said[0]
 
 
 @pytest.mark.parametrize("bg", [(255, 255, 255), (200, 200, 200)])
