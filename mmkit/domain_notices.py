@@ -224,17 +224,26 @@ def grey_notice(spec, which: list[int], n: int, task: str = "result", names: lis
 
 
 def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, task: str = "result",
-                names: list[str] | None = None) -> str:
+                names: list[str] | None = None, enlarged: list | None = None) -> str:
     """The message for `which` of `n` pictures smaller than ShapesWorld draws (mmkit.domain.TinyPicture; sizes: each
-    one's (width, height))."""
+    one's (width, height); enlarged: each one's own size when it is a drawing that small enlarged, else None)."""
     from .domain import SMALLEST_CANVAS
 
-    where = (f"the picture is {sizes[0][0]} x {sizes[0][1]} pixels" if n == 1 else
-             f"{_which(which, n, names)} are smaller than {SMALLEST_CANVAS} pixels a side")
+    grown = any(enlarged or [])
+    if n == 1 and grown:
+        where = (f"the picture seems to be a drawing of {sizes[0][0]} x {sizes[0][1]} pixels enlarged to "
+                 f"{enlarged[0][0]} x {enlarged[0][1]} (its pixels are blocks)")
+    elif n == 1:
+        where = f"the picture is {sizes[0][0]} x {sizes[0][1]} pixels"
+    else:
+        where = (f"{_which(which, n, names)} are smaller than {SMALLEST_CANVAS} pixels a side"
+                 + (", or enlarged from drawings that small" if grown else ""))
+    tests = ("shapes-clip named 8 of 18 drawn shapes right at 8 pixels and 13 of 18 at 16, against 16 of 18 at 32"
+             + ("; circles and triangles drawn at 12-16 pixels and enlarged were called squares" if grown else ""))
     return _reading_notice(spec, f"pictures of {SMALLEST_CANVAS} to 512 pixels a side", where, task,
-                           "may misname its shapes (in tests shapes-clip named 8 of 18 drawn shapes right at 8 pixels "
-                           "and 13 of 18 at 16, against 16 of 18 at 32)",
-                           f"Use a picture of {SMALLEST_CANVAS} pixels a side or more")
+                           f"may misname its shapes (in tests {tests})",
+                           f"Use a picture of {SMALLEST_CANVAS} pixels a side or more"
+                           + (", drawn at that size" if grown else ""))
 
 
 def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None,

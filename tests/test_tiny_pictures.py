@@ -55,3 +55,41 @@ def test_a_flagged_picture_under_32_px_gets_the_size_notice_not_no_such_shapes()
     said = reading_notices(m, [True], [1], "result", shapes=[[TinyPicture((24, 24))]])
     assert len(said) == 1 and "the picture is 24 x 24 pixels" in said[0]
     assert reading_notices(m, [False], [1], "result", shapes=[[TinyPicture((24, 24))]]) == []  # not flagged: none
+
+
+def pixel_art(drawn, side, shape="circle", colour=(30, 150, 40)):
+    """A shape drawn at `drawn` pixels and enlarged to `side` without smoothing (NEAREST): pixel art."""
+    im = Image.new("RGB", (drawn, drawn), "white")
+    d, a, b = ImageDraw.Draw(im), drawn * 0.2, drawn * 0.8
+    if shape == "circle":
+        d.ellipse((a, a, b, b), fill=colour)
+    else:
+        d.polygon([(drawn / 2, a), (b, b), (a, b)], fill=colour)
+    return im.resize((side, side), Image.NEAREST)
+
+
+@pytest.mark.parametrize("side", [128, 200, 512])
+@pytest.mark.parametrize("drawn", [8, 12, 16])
+@pytest.mark.parametrize("shape", ["circle", "triangle"])
+def test_pixel_art_says_the_size_it_was_drawn_at(shape, drawn, side):
+    """An outside tester's circles and triangles drawn at 12-16 px and enlarged were called squares by every bundled
+    model with no notice (the captioner 16 of 16)."""
+    from mmkit.domain import enlarged_from
+
+    im = pixel_art(drawn, side, shape)
+    assert enlarged_from(im) == (drawn, drawn)
+    said = notes("shapes-blip-caption", im)
+    assert any(f"a drawing of {drawn} x {drawn} pixels enlarged to {side} x {side}" in n for n in said), said
+
+
+def test_pixel_art_drawn_at_32_px_or_smoothed_pictures_are_not_enlarged():
+    from mmkit.data import ShapesWorld
+    from mmkit.domain import enlarged_from
+
+    assert enlarged_from(pixel_art(32, 256)) == (32, 32)
+    assert not any("pixels a side" in n for n in notes("shapes-clip", pixel_art(32, 256)))
+    hard = Image.new("RGB", (200, 200), "white")  # a lone square drawn sharp: two steps each way
+    ImageDraw.Draw(hard).rectangle([40, 40, 120, 120], fill=(200, 30, 30))
+    scenes = ShapesWorld(40, seed=3, split="test", style=["plain", "sketch", "big", "dark"]).images
+    assert enlarged_from(hard) is None and enlarged_from(triangle(256)) is None
+    assert [enlarged_from(im) for im in scenes] == [None] * len(scenes)

@@ -260,12 +260,16 @@ def nested_count(found) -> int:
 
 PLAIN_MATCH = 0.85  # overlap (IoU) a shape needs with the circle, square or triangle of its area and centre
 PLAIN_SHARE = 0.9  # share of a picture's pixels off its ground that its plain shapes must hold (the rest: their specks)
+PLAIN_SATURATION = 0.55  # ShapesWorld's least saturated object is 0.58: a paler one (pink, light blue) is not plain
+FLAT = 0.9  # share of a plain shape's fill within STEP of its median colour (not a gradient, a hatching or a pattern)
 
 
 @on_ground
 def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
     """The shapes ("circle", "square", "triangle") of a picture on a one-colour background that shows nothing else:
-    one or two whole filled shapes, in ShapesWorld's colours, at least as large as it draws them (turns.SMALL), each
+    one or two whole filled shapes, each flat one of ShapesWorld's colours (FLAT, PLAIN_SATURATION: not a pale
+    shape, nor one filled with a gradient, which the models misnamed more often), at least as large as it draws
+    them (turns.SMALL), each
     overlapping a circle, square or triangle of its area and centre, upright within turns.TURN_LIMIT, by PLAIN_MATCH,
     and holding PLAIN_SHARE of the pixels off the ground (nothing cut off by the picture's edge, no text); [] when it
     shows anything else; None (no opinion) on other backgrounds.
@@ -283,7 +287,8 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
         return []  # parts off the edge, specks of text, a shape cut by the picture's edge
     out = []
     for j, ((_, i, sl), rgb) in enumerate(zip(shapes, fill_colours(found))):
-        if (rgb is None or not vivid(rgb) or not known(rgb) or found.share(sl) < SMALL or two_colours(found, j)
+        if (rgb is None or not vivid(rgb) or not known(rgb) or max(rgb) - min(rgb) < PLAIN_SATURATION * max(rgb)
+                or found.share(sl) < SMALL or not _flat(found, i, sl, rgb) or two_colours(found, j)
                 or _form_kind(found.labels[sl] == i, found.dist[sl])[0] is not None):
             return []
         read = _read(found.dist, found.labels, i, sl)
@@ -294,6 +299,20 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
         else:
             return []
     return out
+
+
+def _flat(found: Ground, i: int, sl, rgb) -> bool:
+    """Whether shape label i's fill (its pixels further than 2 * STEP from the ground, inside its edge, which blends
+    with the ground or rings after a resize) is FLAT one colour, rgb."""
+    from scipy import ndimage
+
+    from .framing import STEP
+
+    edge = max(2, min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) // 6)  # blended, or rung by a resize
+    inner = ndimage.minimum_filter(found.labels[sl] == i, size=2 * edge + 1, mode="constant")  # (0 off the box)
+    fill = inner & (found.dist[sl] > 2 * STEP)
+    near = np.abs(found.pixels[sl][fill].astype(np.int16) - np.asarray(rgb, np.int16)).max(-1) <= STEP
+    return bool(near.mean() >= FLAT) if len(near) else False
 
 
 def _disc_match(own: np.ndarray) -> float:

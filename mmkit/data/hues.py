@@ -166,7 +166,8 @@ def off_band(found, j: int) -> tuple[int, int, int] | None:
     if far.sum() < max(MIN_CORE, OFF_BAND * fill.sum()):  # one colour (most shapes): no part to read
         return None
     edge = -(-max(EDGE, min(h, w) // 8) // step)
-    inner = ndimage.minimum_filter(found.labels[window] == i, size=2 * edge + 1)  # no edge blended with the ground
+    inner = ndimage.minimum_filter(found.labels[window] == i, size=2 * edge + 1,
+                                   mode="constant")  # no edge blended with the ground (0 off the box)
     pixels = found.pixels[window][fill & inner]
     least = max(MIN_CORE, OFF_BAND * len(pixels))
     x = pixels.astype(np.int16)
