@@ -45,6 +45,17 @@ def one(shape, colour=RED, side=96, bg=(255, 255, 255), at=(0.3, 0.7)):
     return drawn(side, bg, draw)
 
 
+def gradient_disc(side=160):
+    """A disc whose fill runs from dark red to pink, left to right."""
+    import numpy as np
+
+    yy, xx = np.mgrid[:side, :side]
+    inside = (xx - side / 2) ** 2 + (yy - side / 2) ** 2 <= (side * 0.3) ** 2
+    t = np.clip((xx - side * 0.2) / (side * 0.6), 0, 1)[..., None]
+    shade = np.array([130, 0, 0]) + t * np.array([125, 170, 170])
+    return Image.fromarray(np.where(inside[..., None], shade, 255).astype(np.uint8))
+
+
 def notes(image, model="shapes-blip-caption"):
     m = mmkit.load_model(model)
     flags, counts, shapes = domain.picture_readings(m, [image])
@@ -77,6 +88,8 @@ def test_plain_shapes_names_them(shape, side):
     lambda: one("circle", (128, 128, 128)),  # no colour
     lambda: one("square", at=(0.45, 0.52)),  # smaller than ShapesWorld draws
     lambda: one("circle", side=200, at=(0.6, 1.2)),  # cut by the picture's edge
+    lambda: one("circle", (232, 115, 115)),  # pale: red mixed with 35% white (captioned with a made-up second shape)
+    lambda: gradient_disc(),  # a gradient fill
 ])
 def test_plain_shapes_finds_nothing_plain_in_others(picture):
     assert plain_shapes(picture()) in ([], None)

@@ -308,7 +308,7 @@ def _flat(found: Ground, i: int, sl, rgb) -> bool:
 
     from .framing import STEP
 
-    edge = max(2, min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) // 6)  # blended, or rung by a resize
+    edge = max(2, min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) // 16)  # blended, or rung by a resize
     inner = ndimage.minimum_filter(found.labels[sl] == i, size=2 * edge + 1, mode="constant")  # (0 off the box)
     fill = inner & (found.dist[sl] > 2 * STEP)
     near = np.abs(found.pixels[sl][fill].astype(np.int16) - np.asarray(rgb, np.int16)).max(-1) <= STEP
