@@ -160,6 +160,7 @@ def turned_notice(spec, which: list[int], turns: list[list], n: int, task: str =
 FORM_LOOKS = {  # what each of mmkit.data.forms.OtherForm's kinds looks like ("outline" is said apart)
     "long": "a long one, like an ellipse or a bar", "pointed": "one with points or dents, like a star or a cross",
     "hollow": "one with a hole, like a ring", "marked": "one with marks on it, like a letter or a face",
+    "patterned": "one filled with lines or a pattern, not one flat colour",
     "leaning": "a triangle whose tip is not above the middle of its base, like a right-angled one"}
 
 

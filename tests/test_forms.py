@@ -357,3 +357,21 @@ def test_a_coloured_shape_beside_a_black_one_or_specks_on_grey_are_not_held():
     ImageDraw.Draw(outlined).polygon([(40, 120), (120, 120), (80, 40)], fill=(50, 80, 200), outline=(0, 0, 0), width=8)
     assert [o.name for o in odd_colours(im)] == [] and odd_colours(specks) == [] and odd_colours(alone) == []
     assert odd_colours(outlined) == []
+
+
+@pytest.mark.parametrize("side", [128, 300])
+@pytest.mark.parametrize("shape", ["square", "circle"])
+def test_a_hatched_shape_is_patterned_not_a_ring(shape, side):
+    """An outlined shape filled with diagonal lines: an outside tester's 12 of 12 were told "one with a hole, like a
+    ring". A ring keeps its word, and a word on a sign stays "marks"."""
+    im = Image.new("RGB", (side, side), "white")
+    d, a, b = ImageDraw.Draw(im), side * 0.25, side * 0.75
+    mask = Image.new("L", (side, side), 0)
+    (ImageDraw.Draw(mask).rectangle if shape == "square" else ImageDraw.Draw(mask).ellipse)([a, a, b, b], fill=255)
+    lines = Image.new("RGB", (side, side), "white")
+    for k in range(-side, side, max(6, side // 16)):
+        ImageDraw.Draw(lines).line([(k, 0), (k + side, side)], fill=GREEN, width=max(2, side // 40))
+    im.paste(lines, mask=mask)
+    (d.rectangle if shape == "square" else d.ellipse)([a, a, b, b], outline=GREEN, width=max(2, side // 64))
+    assert [f.kind for f in other_forms(im)] == ["patterned"]
+    assert [f.kind for f in other_forms(draw("ring", side))] == ["hollow"]

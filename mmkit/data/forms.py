@@ -16,6 +16,8 @@ detector and hues.odd_colours speak for black, white and grey ones), at least as
 - "marked": holes make more than MARKS of it, a letter, a face or a sign drawn on it in the background's colour (an
   outside tester's logo letter 0.056, smiley 0.075, play button 0.14, stop sign 0.062; the models made up a second
   shape of the same colour for most such pictures, "a large blue square above a large blue square").
+- "patterned": holes make more than HOLES of it and there are PATTERN of them or more: a shape hatched with lines
+  inside its outline (an outside tester's were told "one with a hole, like a ring", 12 of 12);
 - "leaning": a triangle with its base below whose tip lies more than LEAN of its width from above the base's middle
   (a right-angled one: the models called an outside tester's circles or squares; see _form_kind).
 Squares with rounded corners are not read: ShapesWorld's own squares read as rounded as the drawings the captioner
@@ -58,6 +60,8 @@ ELONGATION = 1.6  # square root of the ratio of a shape's second moments' axes (
 SOLIDITY = 0.75  # its pixels over the area of their centres' convex hull (see the module docstring)
 HOLES = 0.15  # share of a shape (holes filled) that is holes (ShapesWorld's at most 0.06): a ring
 MARKS = 0.04  # less, but more than this: marks on it (a letter, a face; ShapesWorld's sketched shapes 0.026 at p99)
+PATTERN = 8  # holes in a shape, more than HOLES of it, that make it a pattern (hatching), not a ring (the letters of a
+# word on a sign, split in pieces at FORM_SIDE, make less than HOLES of it: marks)
 NEAR = 96  # a shape's pixels are those this close to its fill colour in every channel (red and blue differ by 180)
 TOUCHING = 0.2  # a shape whose fill colour leaves out this share of it, and makes a known form, is two touching shapes
 FORM_SIDE = 64  # a shape's form is read on every k-th pixel, so that it is at most this many pixels across
@@ -72,7 +76,7 @@ LEAN = 0.3  # a triangle whose tip lies further than this share of its width fro
 class OtherForm:
     """A shape none of ShapesWorld's circle, square and triangle is."""
 
-    kind: str  # "long" | "pointed" | "hollow" | "marked" | "leaning" (a triangle) | "outline" (not filled)
+    kind: str  # "long" | "pointed" | "hollow" | "marked" | "patterned" | "leaning" (a triangle) | "outline"
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the picture's pixels, x1/y1 exclusive
     elongation: float  # sqrt of the ratio of its second moments' axes: 1 for a circle, square or regular polygon
     solidity: float  # share of its convex hull it fills (holes filled): about 1 for convex shapes; the share of its
@@ -130,7 +134,7 @@ def _form_kind(whole: np.ndarray, dist: np.ndarray) -> tuple[str | None, tuple]:
     0.5). So LEAN is 0.3 as read: drawn leans of 0.35 or more are read, 0.3 or less not."""
     form = _form(whole)
     kind = _kind(form)
-    _, solidity, _, fill = form
+    _, solidity, _, fill, _ = form
     if kind is not None or not (TRIANGLE[0] <= fill <= TRIANGLE[1] and solidity >= 0.9):
         return kind, form
     core = _core(whole, dist)
@@ -164,13 +168,15 @@ def _lean(core: np.ndarray) -> float:
     return float(abs(xs.mean() + 0.5 - w / 2) / w) if len(xs) else 0.0
 
 
-def _kind(form: tuple[float, float, float, float]) -> str | None:
-    """OtherForm's kind for _form's (elongation, solidity, holes, box share), or None for a circle, square or
-    triangle's. A tall or right-angled triangle is long too, but not "long" (TRIANGLE: a convex shape that fills
-    about half its box): the models name a tall one right."""
-    elongation, solidity, holes, fill = form
+def _kind(form: tuple[float, float, float, float, int]) -> str | None:
+    """OtherForm's kind for _form's (elongation, solidity, holes, box share, number of holes), or None for a circle,
+    square or triangle's. A tall or right-angled triangle is long too, but not "long" (TRIANGLE: a convex shape that
+    fills about half its box): the models name a tall one right. A shape with PATTERN holes or more is "patterned"
+    (an outlined shape hatched with lines: an outside tester's 12 of 12 were "one with a hole, like a ring")."""
+    elongation, solidity, holes, fill, pieces = form
     triangle = TRIANGLE[0] <= fill <= TRIANGLE[1] and solidity >= 0.9
-    return ("hollow" if holes > HOLES else "marked" if holes > MARKS else "pointed" if solidity < SOLIDITY else
+    return ("patterned" if holes > HOLES and pieces >= PATTERN else "hollow" if holes > HOLES else
+            "marked" if holes > MARKS else "pointed" if solidity < SOLIDITY else
             "long" if elongation > ELONGATION and not triangle else None)
 
 
@@ -180,9 +186,10 @@ def _near(pixels: np.ndarray, rgb) -> np.ndarray:
     return (np.abs(pixels.astype(np.int16) - np.asarray(rgb, np.int16)) <= NEAR).all(-1)
 
 
-def _form(own: np.ndarray) -> tuple[float, float, float, float]:
-    """(elongation, solidity, holes, the share of its box it fills) of a shape's mask (its box's window); solidity
-    only as far as SOLIDITY tells (OtherForm.solidity)."""
+def _form(own: np.ndarray) -> tuple[float, float, float, float, int]:
+    """(elongation, solidity, holes, the share of its box it fills, how many holes: counted only when they make more
+    than HOLES of it) of a shape's mask (its box's window); solidity only as far as SOLIDITY tells
+    (OtherForm.solidity)."""
     from scipy import ndimage
 
     step = -(-max(own.shape) // FORM_SIDE)  # read at most FORM_SIDE pixels across: the same form, less work
@@ -190,7 +197,7 @@ def _form(own: np.ndarray) -> tuple[float, float, float, float]:
     filled = ndimage.binary_fill_holes(own)
     area = float(filled.sum())
     if not area:  # nothing left of it at this step
-        return 1.0, 1.0, 0.0, 1.0
+        return 1.0, 1.0, 0.0, 1.0, 0
     ys, xs = np.nonzero(filled)
     x, y = xs - xs.mean(), ys - ys.mean()
     a, b, c = float(np.dot(x, x)), float(np.dot(x, y)), float(np.dot(y, y))  # second moments (times the area)
@@ -198,11 +205,12 @@ def _form(own: np.ndarray) -> tuple[float, float, float, float]:
     elongation = float(np.sqrt((a + c + root) / max(a + c - root, 1e-6)))  # the axes' ratio, squared under the root
     holes = 1.0 - float(own.sum()) / max(area, 1.0)
     fill = area / filled.size
+    pieces = ndimage.label(filled & ~own)[1] if holes > HOLES else 0
     if holes > HOLES:  # hollow: the hull, most of the cost, is not needed
-        return elongation, 1.0, holes, fill
+        return elongation, 1.0, holes, fill, pieces
     if fill >= SOLIDITY:  # fills SOLIDITY of its box, so of its hull too (a circle, an upright square)
-        return elongation, fill, holes, fill
-    return elongation, area / max(_hull_area(filled), 1.0), holes, fill
+        return elongation, fill, holes, fill, pieces
+    return elongation, area / max(_hull_area(filled), 1.0), holes, fill, pieces
 
 
 def _hull_area(mask: np.ndarray) -> float:
