@@ -31,7 +31,7 @@ COLAB_TESTS ?= tests/test_speedups.py tests/test_config.py tests/test_models.py 
   tests/test_exercises_checks.py tests/test_turns.py tests/test_hues.py tests/test_centre_crop.py tests/test_maps_q.py \
   tests/test_checks_g.py tests/test_leftovers_f.py tests/test_domain_repaint.py tests/test_progress.py \
   tests/test_notices_t.py tests/test_domain_explained.py tests/test_pointing_ties.py tests/test_crowd_colours.py tests/test_forms.py tests/test_tiny_pictures.py tests/test_grey_pictures.py tests/test_small_beside.py \
-  tests/test_plain_drawn.py
+  tests/test_plain_drawn.py tests/test_words.py
 VOILA_ARGS ?=
 LAB_ARGS ?=
 # `make student REPO=https://github.com/you/fork` points the student notebooks' Colab badges and setup cells at a fork

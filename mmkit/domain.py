@@ -29,7 +29,7 @@ from .domain_detector import (CHANNELS, DETECTOR_DIR, SIDE, THUMBNAIL, ZOOM, _co
                               content_crop, count_shapes, detector_module, load_detector, second_look, shape_scores,
                               thumbnails)
 from .domain_notices import (colour_notice, crowd_notice, finetuned_from, form_notice, grey_notice, picture_notice,
-                             size_notice, small_notice, turned_notice)
+                             size_notice, small_notice, turned_notice, words_notice)
 from .models import bundled_folder
 
 
@@ -230,7 +230,7 @@ def _readings(images) -> list[tuple[list, int]]:
     shape of no colour (mmkit.data.forms.nested_count); 0 otherwise and for other backgrounds)."""
     from .data.forms import nested_count, other_forms
     from .data.hues import OddColour, odd_colours
-    from .data.turns import TURN_LIMIT, ground_shapes, small_beside, small_shapes, turned_shapes
+    from .data.turns import TURN_LIMIT, ground_shapes, small_beside, small_shapes, turned_shapes, words
 
     out = []
     for im in images:
@@ -245,12 +245,22 @@ def _readings(images) -> list[tuple[list, int]]:
         if _drawn_shapes(found) and int((sample.max(-1) - sample.min(-1)).max()) <= GREY_SPREAD:
             out.append(([GreyPicture()] + tiny, 0))  # its shapes' forms may be right, their colours cannot be
             continue
-        odd = odd_colours(im, found) or []
+        said = words(im, found) or []
+        odd = _off_words(odd_colours(im, found) or [], said)
         read = ((turned_shapes(im, TURN_LIMIT, found) or []) + odd + (small_shapes(im, found) or []) +
-                (small_beside(im, found) or []) + (other_forms(im, found) or []) + tiny)
+                _off_words((small_beside(im, found) or []) + (other_forms(im, found) or []), said) + said + tiny)
         out.append((read, max(len(found.shapes) if any(isinstance(f, OddColour) for f in odd) else 0,
                               nested_count(found))))
     return out
+
+
+def _off_words(found: list, said: list) -> list:
+    """The findings (with a box) that do not lie within a row of letters (mmkit.data.turns.Words): a letter of a
+    coloured title is no small shape, nor a shape in another colour."""
+    def inside(box, row):
+        return row[0] <= box[0] and row[1] <= box[1] and box[2] <= row[2] and box[3] <= row[3]
+
+    return [f for f in found if not any(inside(f.box, w.box) for w in said)]
 
 
 def _drawn_shapes(found) -> bool:
@@ -281,9 +291,10 @@ def explained(flag: bool, found: list) -> bool:
     and not only small shapes (text and specks on a sheet read as small shapes)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour
-    from .data.turns import ShapeTurn, SmallShape
+    from .data.turns import ShapeTurn, SmallShape, Words
 
-    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm, TinyPicture, GreyPicture)) for f in found)
+    return (flag and any(isinstance(f, (ShapeTurn, OddColour, OtherForm, TinyPicture, GreyPicture, Words))
+                         for f in found)
             and not any(isinstance(f, SmallShape) and not f.beside for f in found))
 
 
@@ -337,7 +348,7 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     the Loaded model (which names the words a fine-tune still in memory was taught)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour
-    from .data.turns import ShapeTurn, SmallShape
+    from .data.turns import ShapeTurn, SmallShape, Words
 
     shapes = shapes or [[] for _ in flags]
     why = [explained(f, found) for f, found in zip(flags, shapes)]  # flagged, and the readings say why
@@ -366,6 +377,9 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     grey = found_as(GreyPicture)[0]
     if grey:
         said.append(grey_notice(spec, grey, n, task, names))
+    lettered = found_as(Words)[0]
+    if lettered:
+        said.append(words_notice(spec, lettered, n, task, names))
     which, tiny = found_as(TinyPicture)  # under TINY_SIDE always; from it to SMALLEST_CANVAS when the detector flags it
     keep = [k for k, (i, t) in enumerate(zip(which, tiny)) if min(t[0].size) < TINY_SIDE or flags[i]]
     which, tiny = [which[k] for k in keep], [tiny[k] for k in keep]

@@ -247,6 +247,15 @@ def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, ta
                            + (", drawn at that size" if grown else ""))
 
 
+def words_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
+    """The message for `which` of `n` pictures that seem to show words beside their shapes (mmkit.data.turns.Words)."""
+    where = ("the picture seems to show words beside its shapes (a title or a label)" if n == 1 else
+             f"{_which(which, n, names)} seem to show words beside their shapes")
+    return _reading_notice(spec, "pictures of shapes alone", where, task,
+                           "may read the letters as a shape (in tests a title above one shape drew a second, made-up "
+                           "shape into 16 of 52 captions)", "Crop the picture to its shapes")
+
+
 def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None,
                  beside: bool = False) -> str:
     """The message for `which` of `n` pictures whose shapes are all smaller than ShapesWorld draws them, or, with
