@@ -29,7 +29,7 @@ def test_colours_shapesworld_never_draws_are_named(colour, name):
 
 
 @pytest.mark.parametrize("colour", [(255, 0, 0), (220, 20, 60), (139, 0, 0), (0, 128, 0), (50, 205, 50),
-                                    (144, 238, 144), (0, 0, 255), (0, 0, 128), (30, 144, 255), (65, 105, 225)])
+                                    (0, 0, 255), (0, 0, 128), (30, 144, 255), (65, 105, 225)])
 def test_shades_of_red_green_and_blue_are_known(colour):
     assert known(colour)
     assert odd_colours(drawing(colour)) == []
@@ -127,3 +127,23 @@ def test_two_shapesworld_colours_or_a_thick_outline_are_no_other_colour():
     ImageDraw.Draw(outlined).ellipse([80, 80, 120, 120], fill=(220, 30, 30), outline=(20, 20, 20), width=6)
     from PIL import ImageFilter
     assert odd_colours(touching) == [] and odd_colours(outlined.filter(ImageFilter.GaussianBlur(2))) == []
+
+
+@pytest.mark.parametrize("colour, name", [((255, 182, 193), "pale red"), ((144, 238, 144), "pale green"),
+                                          ((170, 190, 245), "pale blue"), ((240, 170, 170), "pale red")])
+def test_a_pale_shape_is_named_pale(colour, name):
+    """A third outside tester's pastel shapes were captioned wrong 23 of 43 times, 11 with no notice, and most others
+    were told "no such shapes". (On white a shape this pale lies within 2 * STEP of the sheet, and the ground is not
+    read: the detector's "no such shapes" stays; light green and light blue are far enough from it.)"""
+    for sheet in ((60, 60, 60), (20, 20, 40)) + (("white",) if max(colour) - min(colour) > 80 else ()):
+        assert [o.name for o in odd_colours(drawing(colour, sheet))] == [name], (colour, sheet)
+
+
+def test_shapesworld_colours_and_a_varied_pale_piece_are_not_pale():
+    import numpy as np
+
+    assert odd_colours(drawing((220, 30, 30))) == [] and odd_colours(drawing((232, 115, 115))) == []
+    noisy = np.array(drawing((255, 182, 193), (60, 60, 60)), np.int16)
+    rng = np.random.default_rng(0)
+    noisy[noisy[..., 0] > 150] += rng.integers(-60, 60, (int((noisy[..., 0] > 150).sum()), 3), dtype=np.int16)
+    assert odd_colours(Image.fromarray(noisy.clip(0, 255).astype(np.uint8))) in ([], None)  # a photo's pale piece
