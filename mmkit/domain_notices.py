@@ -217,13 +217,17 @@ def _colours_called(names: list[str]) -> str:
     return f" (in tests {'; '.join(said)})" if said else ""
 
 
+def _said_of(spec, which: list[int], n: int, task: str, names, one: str, many: str, learnt: str, risk: str,
+             fix: str) -> str:
+    """A reading's notice (_reading_notice) that says `one` of a single picture, or `many` after naming `which`."""
+    return _reading_notice(spec, learnt, one if n == 1 else f"{_which(which, n, names)} {many}", task, risk, fix)
+
+
 def grey_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures that are drawings in grey (mmkit.domain.GreyPicture)."""
-    where = ("the picture has no colours (its shapes are black, white or grey)" if n == 1 else
-             f"{_which(which, n, names)} have no colours")
-    return _reading_notice(spec, "red, green and blue shapes", where, task,
-                           "may name colours the picture does not have (in tests a grey circle and square were "
-                           "captioned green and red)", "Use a colour picture")
+    return _said_of(spec, which, n, task, names, "the picture has no colours (its shapes are black, white or grey)",
+                    "have no colours", "red, green and blue shapes", "may name colours the picture does not have (in "
+                    "tests a grey circle and square were captioned green and red)", "Use a colour picture")
 
 
 def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, task: str = "result",
@@ -251,11 +255,10 @@ def size_notice(spec, which: list[int], sizes: list[tuple[int, int]], n: int, ta
 
 def words_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None) -> str:
     """The message for `which` of `n` pictures that seem to show words beside their shapes (mmkit.data.turns.Words)."""
-    where = ("the picture seems to show words beside its shapes (a title or a label)" if n == 1 else
-             f"{_which(which, n, names)} seem to show words beside their shapes")
-    return _reading_notice(spec, "pictures of shapes alone", where, task,
-                           "may read the letters as a shape (in tests a title above one shape drew a second, made-up "
-                           "shape into 16 of 52 captions)", "Crop the picture to its shapes")
+    return _said_of(spec, which, n, task, names, "the picture seems to show words beside its shapes (a title or a "
+                    "label)", "seem to show words beside their shapes", "pictures of shapes alone", "may read the "
+                    "letters as a shape (in tests a title above one shape drew a second, made-up shape into 16 of 52 "
+                    "captions)", "Crop the picture to its shapes")
 
 
 def small_notice(spec, which: list[int], n: int, task: str = "result", names: list[str] | None = None,
