@@ -218,9 +218,10 @@ def shape_readings(images) -> list[list]:
     ground_shapes): the squares and triangles turned past mmkit.data.turns.TURN_LIMIT (ShapeTurn); the shapes in
     colours ShapesWorld never draws (mmkit.data.hues.OddColour); the coloured shapes that are no circle, square or
     triangle (mmkit.data.forms.OtherForm); the shapes smaller than ShapesWorld draws them, all of them or one beside
-    a larger one (SmallShape); a drawing in grey (GreyPicture); and, on any background, a picture smaller than
-    ShapesWorld draws (TinyPicture). Pictures the detector flags are read too: a turned square or an orange shape
-    that fills the picture is flagged, and its reading says why better than "no such shapes" (explained)."""
+    a larger one (SmallShape); words beside the shapes (mmkit.data.turns.Words); a drawing in grey (GreyPicture); and,
+    on any background, a picture smaller than ShapesWorld draws, or a drawing that small enlarged (TinyPicture).
+    Pictures the detector flags are read too: a turned square or an orange shape that fills the picture is flagged,
+    and its reading says why better than "no such shapes" (explained)."""
     return [found for found, _ in _readings(images)]
 
 
@@ -342,9 +343,10 @@ def reading_notices(spec, flags: list[bool], counts: list[int], task: str = "res
     """The messages a set of pictures' readings (picture_readings) give: one about those the detector flags, one
     about those that seem to show more than MOST_SHAPES shapes, one about those with a shape turned further than
     the models learnt, one about those with a shape that is no circle, square or triangle, one about those with
-    small shapes, one about drawings in grey, one about pictures smaller than ShapesWorld draws, one about those with
-    a shape in another colour (shapes: shape_readings). A flagged picture's readings and count are said instead of
-    the detector's "no such shapes" only when its readings explain it (explained). spec: the model's ModelSpec, or
+    small shapes, one about drawings in grey, one about words beside the shapes, one about pictures smaller than
+    ShapesWorld draws, one about those with a shape in another colour (shapes: shape_readings). A flagged picture's
+    readings and count are said instead of the detector's "no such shapes" only when its readings explain it
+    (explained). spec: the model's ModelSpec, or
     the Loaded model (which names the words a fine-tune still in memory was taught)."""
     from .data.forms import OtherForm
     from .data.hues import OddColour

@@ -70,7 +70,8 @@ def draw(kind, side=128, colour=RED, bg=(255, 255, 255)):
                       -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 17)))
     elif kind.startswith("traffic light"):  # "traffic light red only": the other two lamps grey (unlit)
         d.rounded_rectangle([c - R * .45, c - R * 1.5, c + R * .45, c + R * 1.5], R * .15, fill=(20, 20, 20))
-        lamps = [(230, 0, 0), (255, 190, 0), (0, 200, 60)] if kind == "traffic light" else [(230, 0, 0)] + [(80,) * 3] * 2
+        lit = [(230, 0, 0), (255, 190, 0), (0, 200, 60)]
+        lamps = lit if kind == "traffic light" else lit[:1] + [(80, 80, 80)] * 2
         for j, lamp in enumerate(lamps):
             y = c + (j - 1) * R * .95
             d.ellipse([c - R * .33, y - R * .33, c + R * .33, y + R * .33], fill=lamp)

@@ -248,14 +248,16 @@ class Words:
 def words(image: Image.Image, found: Ground) -> list[Words]:
     """The rows of letters on a one-colour background that also shows a shape of ShapesWorld's sizes: LETTERS small
     parts or more (turns.Ground.pieces) of like heights on one line, each at most one of their heights from the next,
-    and of varied sizes (_varied); [] with none, or with no such shape (a page of text is the detector's: "no such shapes"); None (no opinion)
-    on other backgrounds. A third outside tester's slides with a black title above one shape were captioned with a
-    made-up second shape 16 of 52 times, with no notice, and a coloured title was told it was a small shape."""
+    and of varied sizes (_varied); [] with none, or with no such shape (a page of text is the detector's: "no such
+    shapes"); None (no opinion) on other backgrounds. Letters under about MIN_SIDE pixels tall on the reading's copy
+    (at most WORK_SIDE long) are specks, not read. A third outside tester's slides with a black title above one
+    shape were captioned with a made-up second shape 16 of 52 times, with no notice, and a coloured title was told it
+    was a small shape."""
     if not any(found.share(sl) >= SMALL for _, _, sl in found.shapes) or len(found.pieces) < LETTERS:
         return []
     boxes = sorted(((c.start, r.start, c.stop, r.stop) for r, c in found.pieces), key=lambda b: (b[1] + b[3], b[0]))
     out, used = [], set()
-    for k, (x0, y0, x1, y1) in enumerate(boxes):
+    for k, (_, y0, _, y1) in enumerate(boxes):
         if k in used:
             continue
         h, mid = y1 - y0, (y0 + y1) / 2
@@ -263,7 +265,7 @@ def words(image: Image.Image, found: Ground) -> list[Words]:
                 and 1 / 3 <= (b[3] - b[1]) / max(h, 1) <= 3]
         line.sort(key=lambda j: boxes[j][0])
         run = [line[0]] if line else []
-        for j in line[1:] + [None]:  # split the line where two letters are further apart than two heights
+        for j in line[1:] + [None]:  # split the line where two letters are further apart than a letter's height
             if j is not None and boxes[j][0] - boxes[run[-1]][2] <= max(h, 2):
                 run.append(j)
                 continue
