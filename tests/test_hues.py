@@ -2,7 +2,7 @@
 red, green and blue in their shades are not, nor are ShapesWorld's own scenes. Pictures drawn with PIL."""
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from mmkit.data import ShapesWorld, sample_images
 from mmkit.data.hues import colour_name, known, odd_colours
@@ -125,7 +125,6 @@ def test_two_shapesworld_colours_or_a_thick_outline_are_no_other_colour():
     touching = logo(lens=(30, 170, 40), second=(30, 170, 40))  # red and green, overlapping
     outlined = Image.new("RGB", (200, 200), (240, 0, 200))  # a dark outline blurred on a magenta sheet is purple
     ImageDraw.Draw(outlined).ellipse([80, 80, 120, 120], fill=(220, 30, 30), outline=(20, 20, 20), width=6)
-    from PIL import ImageFilter
     assert odd_colours(touching) == [] and odd_colours(outlined.filter(ImageFilter.GaussianBlur(2))) == []
 
 
@@ -140,8 +139,6 @@ def test_a_pale_shape_is_named_pale(colour, name):
 
 
 def test_shapesworld_colours_and_a_varied_pale_piece_are_not_pale():
-    import numpy as np
-
     assert odd_colours(drawing((220, 30, 30))) == [] and odd_colours(drawing((232, 115, 115))) == []
     noisy = np.array(drawing((255, 182, 193), (60, 60, 60)), np.int16)
     rng = np.random.default_rng(0)
