@@ -311,15 +311,12 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
 
 def _flat(found: Ground, i: int, sl, rgb) -> bool:
     """Whether shape label i's fill (its pixels further than 2 * STEP from the ground, inside its edge, which blends
-    with the ground or rings after a resize) is FLAT one colour, rgb."""
-    from scipy import ndimage
-
+    with the ground or rings after a resize: hues.inner_fill) is FLAT one colour, rgb."""
     from .framing import STEP
+    from .hues import inner_fill
 
-    edge = max(2, min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) // 16)  # blended, or rung by a resize
-    inner = ndimage.minimum_filter(found.labels[sl] == i, size=2 * edge + 1, mode="constant")  # (0 off the box)
-    fill = inner & (found.dist[sl] > 2 * STEP)
-    near = np.abs(found.pixels[sl][fill].astype(np.int16) - np.asarray(rgb, np.int16)).max(-1) <= STEP
+    pixels = inner_fill(found, i, sl, max(2, min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) // 16))
+    near = np.abs(pixels.astype(np.int16) - np.asarray(rgb, np.int16)).max(-1) <= STEP
     return bool(near.mean() >= FLAT) if len(near) else False
 
 

@@ -177,8 +177,6 @@ def off_band(found, j: int) -> tuple[int, int, int] | None:
     colour fills most of it: a red disc overlapping an orange one, their overlap painted a third colour (an outside
     tester's card logo), had the median (247, 95, 27), a red, and got no notice. Most shapes are one colour: when
     under OFF_BAND of the fill, edge and all, lies further than STEP from its median colour, nothing more is read."""
-    from scipy import ndimage
-
     _, i, (rows, cols) = found.shapes[j]
     h, w = rows.stop - rows.start, cols.stop - cols.start
     if min(h, w) < PARTED:
@@ -190,10 +188,7 @@ def off_band(found, j: int) -> tuple[int, int, int] | None:
                   .max(-1) > STEP)  # not the shape's own colour
     if far.sum() < max(MIN_CORE, OFF_BAND * fill.sum()):  # one colour (most shapes): no part to read
         return None
-    edge = -(-max(EDGE, min(h, w) // 8) // step)
-    inner = ndimage.minimum_filter(found.labels[window] == i, size=2 * edge + 1,
-                                   mode="constant")  # no edge blended with the ground (0 off the box)
-    pixels = found.pixels[window][fill & inner]
+    pixels = inner_fill(found, i, (rows, cols), -(-max(EDGE, min(h, w) // 8) // step), step)
     least = max(MIN_CORE, OFF_BAND * len(pixels))
     x = pixels.astype(np.int16)
     top = x.max(1)
@@ -202,6 +197,17 @@ def off_band(found, j: int) -> tuple[int, int, int] | None:
         return None
     part = np.median(pixels[off], 0)
     return tuple(int(v) for v in part) if part.max() - part.min() >= PAINTED * part.max() else None
+
+
+def inner_fill(found, i: int, sl, edge: int, step: int = 1) -> np.ndarray:
+    """The pixels (m, 3) of shape label i's fill, (rows, cols) slices sl of a ground reading, inside its edge: further
+    than 2 * STEP from the ground and `edge` pixels or more from the shape's border (an edge blends with the ground,
+    with a drawn outline, or rings after a resize), read on every step-th pixel."""
+    from scipy import ndimage
+
+    window = (slice(sl[0].start, sl[0].stop, step), slice(sl[1].start, sl[1].stop, step))
+    inner = ndimage.minimum_filter(found.labels[window] == i, size=2 * edge + 1, mode="constant")  # (0 off the box)
+    return found.pixels[window][inner & (found.dist[window] > 2 * STEP)]
 
 
 HELD = (0.03, 0.4)  # share of a shape of no colour that the red, green or blue shape drawn inside it makes (more: it is
