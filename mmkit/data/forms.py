@@ -269,13 +269,12 @@ def nested_count(found) -> int:
 PLAIN_MATCH = 0.85  # overlap (IoU) a shape needs with the circle, square or triangle of its area and centre
 PLAIN_SHARE = 0.9  # share of a picture's pixels off its ground that its plain shapes must hold (the rest: their specks)
 PLAIN_SATURATION = 0.55  # ShapesWorld's least saturated object is 0.58: a paler one (pink, light blue) is not plain
-FLAT = 0.9  # share of a plain shape's fill within STEP of its median colour (not a gradient, a hatching or a pattern)
 
 
 @on_ground
 def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
     """The shapes ("circle", "square", "triangle") of a picture on a one-colour background that shows nothing else:
-    one or two whole filled shapes, each flat one of ShapesWorld's colours (FLAT, PLAIN_SATURATION: not a pale
+    one or two whole filled shapes, each flat one of ShapesWorld's colours (hues.flat, PLAIN_SATURATION: not a pale
     shape, nor one filled with a gradient, which the models misnamed more often), at least as large as it draws
     them (turns.SMALL), each
     overlapping a circle, square or triangle of its area and centre, upright within turns.TURN_LIMIT, by PLAIN_MATCH,
@@ -285,7 +284,7 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
     What it is for: the detector flagged a fair drawing now and then (an outside tester's blue square 1-2 px from the
     edge of a pale-blue sheet, named right by every model: 6 of 6), and its notice, "no such shapes", was untrue of
     it. mmkit.domain.picture_readings passes a flagged picture that this reading finds plain."""
-    from .hues import fill_colours, known, two_colours, vivid
+    from .hues import fill_colours, flat, known, two_colours, vivid
     from .turns import TURN_LIMIT, _read
 
     shapes = found.shapes
@@ -296,7 +295,7 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
     out = []
     for j, ((_, i, sl), rgb) in enumerate(zip(shapes, fill_colours(found))):
         if (rgb is None or not vivid(rgb) or not known(rgb) or max(rgb) - min(rgb) < PLAIN_SATURATION * max(rgb)
-                or found.share(sl) < SMALL or not _flat(found, i, sl, rgb) or two_colours(found, j)
+                or found.share(sl) < SMALL or not flat(found, j) or two_colours(found, j)
                 or _form_kind(found.labels[sl] == i, found.dist[sl])[0] is not None):
             return []
         read = _read(found.dist, found.labels, i, sl)
@@ -307,17 +306,6 @@ def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
         else:
             return []
     return out
-
-
-def _flat(found: Ground, i: int, sl, rgb) -> bool:
-    """Whether shape label i's fill (its pixels further than 2 * STEP from the ground, inside its edge, which blends
-    with the ground or rings after a resize: hues.inner_fill) is FLAT one colour, rgb."""
-    from .framing import STEP
-    from .hues import inner_fill
-
-    pixels = inner_fill(found, i, sl, max(2, min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) // 16))
-    near = np.abs(pixels.astype(np.int16) - np.asarray(rgb, np.int16)).max(-1) <= STEP
-    return bool(near.mean() >= FLAT) if len(near) else False
 
 
 def _disc_match(own: np.ndarray) -> float:

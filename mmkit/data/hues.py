@@ -135,7 +135,7 @@ def odd_colours(image: Image.Image, found: Ground) -> list[OddColour]:
             out.append(OddColour(colour_name(rgb), rgb, found.box(sl)))
         elif vivid(rgb) and (part := off_band(found, j)) is not None:
             out.append(OddColour(colour_name(part), part, found.box(sl)))
-        elif pale(rgb) and found.share(sl) >= SMALL and _flat(found, j):
+        elif pale(rgb) and found.share(sl) >= SMALL and flat(found, j):
             out.append(OddColour(colour_name(rgb), rgb, found.box(sl)))
     return out
 
@@ -151,13 +151,17 @@ def pale(rgb) -> bool:
     return v >= 0.6 and PALE[0] <= s < PALE[1]
 
 
-def _flat(found, j: int) -> bool:
-    """Whether shape j of a ground reading is one flat colour (mmkit.data.forms' test for plain shapes): not a
-    photo's pale piece, which varies."""
-    from .forms import _flat as flat
+FLAT = 0.9  # share of a flat shape's fill within STEP of its median colour (not a gradient, a hatching or a pattern)
 
-    _, i, sl = found.shapes[j]
-    return flat(found, i, sl, fill_colours(found)[j])
+
+def flat(found, j: int) -> bool:
+    """Whether shape j of a ground reading is one flat colour: FLAT of its fill inside its edge (inner_fill, a
+    sixteenth of its side) within STEP of its median colour. Not a photo's pale piece nor a gradient, which vary
+    (mmkit.data.forms.plain_shapes asks it too)."""
+    _, i, (rows, cols) = found.shapes[j]
+    pixels = inner_fill(found, i, (rows, cols), max(2, min(rows.stop - rows.start, cols.stop - cols.start) // 16))
+    near = np.abs(pixels.astype(np.int16) - np.asarray(fill_colours(found)[j], np.int16)).max(-1) <= STEP
+    return bool(near.mean() >= FLAT) if len(near) else False
 
 
 OFF_BAND = 0.25  # share of a shape's fill in a colour outside ShapesWorld's bands that is a part in another colour
