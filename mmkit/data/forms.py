@@ -275,11 +275,10 @@ PLAIN_SATURATION = 0.55  # ShapesWorld's least saturated object is 0.58: a paler
 def plain_shapes(image: Image.Image, found: Ground) -> list[str]:
     """The shapes ("circle", "square", "triangle") of a picture on a one-colour background that shows nothing else:
     one or two whole filled shapes, each flat one of ShapesWorld's colours (hues.flat, PLAIN_SATURATION: not a pale
-    shape, nor one filled with a gradient, which the models misnamed more often), at least as large as it draws
-    them (turns.SMALL), each
-    overlapping a circle, square or triangle of its area and centre, upright within turns.TURN_LIMIT, by PLAIN_MATCH,
-    and holding PLAIN_SHARE of the pixels off the ground (nothing cut off by the picture's edge, no text); [] when it
-    shows anything else; None (no opinion) on other backgrounds.
+    shape, nor one filled with a gradient, which the models misnamed more often), at least as large as it draws them
+    (turns.SMALL), each overlapping a circle, square or triangle of its area and centre, upright within
+    turns.TURN_LIMIT, by PLAIN_MATCH, and holding PLAIN_SHARE of the pixels off the ground (nothing cut off by the
+    picture's edge, no text); [] when it shows anything else; None (no opinion) on other backgrounds.
 
     What it is for: the detector flagged a fair drawing now and then (an outside tester's blue square 1-2 px from the
     edge of a pale-blue sheet, named right by every model: 6 of 6), and its notice, "no such shapes", was untrue of
